@@ -1,0 +1,44 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Each creates .venv if needed and installs the project with pinned versions.
+
+PYTHON ?= python3
+VENV ?= .venv
+PIP = $(VENV)/bin/pip
+CONSTRAINTS = requirements/constraints.txt
+# What napari's Qt needs on a headless Debian/Ubuntu machine (tests run under Xvfb).
+APT_PACKAGES = xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 \
+	libxcb-randr0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxcb-cursor0 libxkbcommon-x11-0 \
+	libgl1 libegl1 libfontconfig1 libdbus-1-3
+
+.PHONY: demo test system-packages lint clean
+
+demo: $(VENV)/.demo-installed
+	$(VENV)/bin/anomalymatch demo
+
+test: system-packages $(VENV)/.test-installed
+	$(VENV)/bin/python -m pytest
+
+$(VENV)/bin/pip:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.demo-installed: $(VENV)/bin/pip pyproject.toml $(CONSTRAINTS)
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[demo]"
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/bin/pip pyproject.toml $(CONSTRAINTS)
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[testing,demo]"
+	touch $@
+
+system-packages:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+lint: $(VENV)/.test-installed
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) anomalymatch-demo build src/*.egg-info
