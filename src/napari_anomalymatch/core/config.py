@@ -1,0 +1,243 @@
+"""Settings of a session, validated once and stored as TOML.
+
+Each dataclass is frozen and checks its own fields in ``__post_init__``; the
+rest of the engine trusts what it receives.  ``SessionConfig.to_toml`` and
+``SessionConfig.from_toml`` round-trip every field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from .errors import ConfigError
+
+NORMALISATIONS = ("auto", "none", "linear", "percentile", "log", "asinh", "zscale")
+ON_ERROR = ("raise", "skip")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+WEAK_PASSES = ("joint", "separate")
+
+
+def _check_range(owner: str, name: str, value: float, low: float, high: float,
+                 low_open: bool = False, high_open: bool = False) -> None:
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        raise ConfigError(
+            f"{owner}.{name} must lie in {left}{low}, {high}{right}; got {value!r}"
+        )
+
+
+def _check_choice(owner: str, name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{owner}.{name} must be one of {list(choices)}; got {value!r}")
+
+
+def _check_int(owner: str, name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{owner}.{name} must be an integer >= {minimum}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class NormalisationConfig:
+    """How raw pixel values become the [0, 1] range the model and display see.
+
+    ``method``: ``auto`` (fixed range for 8/16-bit images, else ``asinh``),
+    ``none`` (values used as they are, clipped to [0, 1]), ``linear`` (min-max),
+    ``percentile`` (linear between two percentiles), ``log``, ``asinh``
+    (both between the percentiles) or ``zscale`` (IRAF's zscale limits).
+    """
+
+    method: str = "auto"
+    low_percentile: float = 0.5
+    high_percentile: float = 99.5
+    asinh_a: float = 0.1
+    log_a: float = 1000.0
+
+    def __post_init__(self) -> None:
+        owner = "normalisation"
+        _check_choice(owner, "method", self.method, NORMALISATIONS)
+        _check_range(owner, "low_percentile", self.low_percentile, 0.0, 100.0)
+        _check_range(owner, "high_percentile", self.high_percentile, 0.0, 100.0)
+        if self.low_percentile >= self.high_percentile:
+            raise ConfigError(
+                f"normalisation.low_percentile ({self.low_percentile}) must be below "
+                f"high_percentile ({self.high_percentile})"
+            )
+        _check_range(owner, "asinh_a", self.asinh_a, 0.0, 1.0, low_open=True)
+        _check_range(owner, "log_a", self.log_a, 0.0, 1e9, low_open=True)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how bad images are treated.
+
+    ``options`` are passed to the reader (``hdu``, ``dataset``, ``array`` ...).
+    ``on_error``: ``raise`` stops at the first unreadable image with an error
+    naming it; ``skip`` warns, leaves the image out of training and gives it no
+    score.
+    """
+
+    source: str = ""
+    reader: str = "auto"
+    options: dict[str, Any] = field(default_factory=dict)
+    on_error: str = "raise"
+    normalisation: NormalisationConfig = field(default_factory=NormalisationConfig)
+
+    def __post_init__(self) -> None:
+        _check_choice("data", "on_error", self.on_error, ON_ERROR)
+        if not isinstance(self.options, dict):
+            raise ConfigError(f"data.options must be a table of reader options; got {self.options!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network: any timm model name, its input size and weights."""
+
+    name: str = "tf_efficientnet_lite0"
+    pretrained: bool = True
+    image_size: int = 64
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise ConfigError(f"model.name must be a timm model name; got {self.name!r}")
+        _check_int("model", "image_size", self.image_size, 16)
+        _check_choice("model", "device", self.device, DEVICES)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """FixMatch training settings; the defaults are the AnomalyMatch paper's."""
+
+    iterations: int = 100
+    batch_size: int = 16
+    unlabelled_ratio: int = 5
+    confidence_threshold: float = 0.95
+    temperature: float = 0.5
+    lambda_u: float = 1.0
+    ema_decay: float = 0.99
+    learning_rate: float = 0.0075
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    unlabelled_pool_size: int = 10_000
+    strong_ops: int = 2
+    strong_magnitude: int = 10
+    weak_pass: str = "joint"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        owner = "train"
+        _check_int(owner, "iterations", self.iterations, 1)
+        _check_int(owner, "batch_size", self.batch_size, 2)
+        _check_int(owner, "unlabelled_ratio", self.unlabelled_ratio, 0)
+        _check_range(owner, "confidence_threshold", self.confidence_threshold, 0.5, 1.0)
+        _check_range(owner, "temperature", self.temperature, 0.0, 10.0, low_open=True)
+        _check_range(owner, "lambda_u", self.lambda_u, 0.0, 100.0)
+        _check_range(owner, "ema_decay", self.ema_decay, 0.0, 1.0, high_open=True)
+        _check_range(owner, "learning_rate", self.learning_rate, 0.0, 10.0, low_open=True)
+        _check_range(owner, "momentum", self.momentum, 0.0, 1.0, high_open=True)
+        _check_range(owner, "weight_decay", self.weight_decay, 0.0, 1.0)
+        _check_int(owner, "unlabelled_pool_size", self.unlabelled_pool_size, 0)
+        _check_int(owner, "strong_ops", self.strong_ops, 0)
+        _check_range(owner, "strong_magnitude", self.strong_magnitude, 0, 30)
+        _check_choice(owner, "weak_pass", self.weak_pass, WEAK_PASSES)
+        _check_int(owner, "seed", self.seed, 0)
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """How a collection is streamed through the model."""
+
+    batch_size: int = 256
+    num_workers: int = -1
+    top_k: int = 1000
+    precision: str = "auto"
+    tta: bool = False
+    part_size: int = 16_384
+
+    def __post_init__(self) -> None:
+        _check_int("score", "batch_size", self.batch_size, 1)
+        if not isinstance(self.num_workers, int) or self.num_workers < -1:
+            raise ConfigError(
+                f"score.num_workers must be -1 (automatic) or >= 0; got {self.num_workers!r}"
+            )
+        _check_int("score", "top_k", self.top_k, 0)
+        _check_choice("score", "precision", self.precision, PRECISIONS)
+        _check_int("score", "part_size", self.part_size, 1)
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Everything a session needs to be re-opened and continued."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SessionConfig:
+        """Build a config from nested dictionaries, rejecting unknown keys."""
+        sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
+                    "score": ScoreConfig}
+        _reject_unknown("session", values, sections)
+        built = {}
+        for name, kind in sections.items():
+            section = dict(values.get(name, {}))
+            if kind is DataConfig and "normalisation" in section:
+                norm = section["normalisation"]
+                _reject_unknown("data.normalisation", norm, _field_names(NormalisationConfig))
+                section["normalisation"] = NormalisationConfig(**norm)
+            _reject_unknown(name, section, _field_names(kind))
+            built[name] = kind(**section)
+        return cls(**built)
+
+    def to_toml(self, path: str | Path) -> None:
+        """Write the config to ``path`` atomically."""
+        import tomli_w
+
+        from .atomic import atomic_write_bytes
+
+        atomic_write_bytes(Path(path), tomli_w.dumps(_drop_none(self.to_dict())).encode())
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> SessionConfig:
+        path = Path(path)
+        try:
+            values = tomllib.loads(path.read_text())
+        except FileNotFoundError as err:
+            raise ConfigError(f"{path}: no such config file") from err
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: not valid TOML ({err})") from err
+        return cls.from_dict(values)
+
+    def replace(self, **sections: Any) -> SessionConfig:
+        """Return a copy with some sections replaced, e.g. ``train=TrainConfig(...)``."""
+        return dataclasses.replace(self, **sections)
+
+
+def _field_names(kind: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(kind)}
+
+
+def _reject_unknown(owner: str, values: dict[str, Any], known: Any) -> None:
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{owner}: unknown setting(s) {unknown}; known: {sorted(known)}")
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    return value

@@ -1,0 +1,5 @@
+"""Image collections: one lazy, random-access interface over every supported format."""
+
+from .base import ImageCollection, open_collection, reader_names
+
+__all__ = ["ImageCollection", "open_collection", "reader_names"]

@@ -1,0 +1,104 @@
+"""CSV/ECSV catalogues: one row per image file, with optional ids, labels and coordinates.
+
+Columns (case-insensitive): ``path`` (or ``file``/``filename``, required;
+relative paths are relative to the catalogue), ``id``, ``label`` (``anomaly``,
+``normal``, ``1``, ``0`` or empty) and ``ra``/``dec`` in degrees.  Any other
+column is kept and returned by ``metadata``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, CorruptFileError, EmptyCollectionError, SourceNotFoundError
+from ..labels import UNLABELED, parse_label
+from .files import FileListCollection
+
+PATH_COLUMNS = ("path", "file", "filename", "filepath", "image")
+
+
+class CatalogueCollection(FileListCollection):
+    """A ``FileListCollection`` built from a table; ``labels`` holds the table's labels."""
+
+    labels: dict[str, int]
+    table_path: Path
+
+
+def read_table(path: Path) -> Any:
+    """Read a CSV or ECSV file into an astropy ``Table``, naming the file on failure."""
+    from astropy.table import Table
+
+    path = Path(path)
+    if not path.exists():
+        raise SourceNotFoundError(f"{path}: no such catalogue file")
+    fmt = "ascii.ecsv" if path.suffix.lower() == ".ecsv" else "ascii.csv"
+    try:
+        table = Table.read(path, format=fmt)
+    except Exception as err:
+        raise CorruptFileError(
+            f"{path}: cannot read it as a {fmt.split('.')[1].upper()} table "
+            f"({type(err).__name__}: {err})"
+        ) from err
+    if len(table) == 0:
+        raise EmptyCollectionError(f"{path}: the catalogue has no rows")
+    return table
+
+
+def column(table: Any, names: tuple[str, ...], path: Path, required: bool = False) -> np.ndarray | None:
+    """A column by any of its accepted names (case-insensitive), as a NumPy array."""
+    lower = {name.lower(): name for name in table.colnames}
+    for name in names:
+        if name in lower:
+            values = table[lower[name]]
+            mask = np.ma.getmaskarray(values)
+            if mask.any():
+                return np.array(["" if m else v for v, m in zip(np.asarray(values), mask, strict=True)],
+                                dtype=object)
+            return np.asarray(values)
+    if required:
+        raise ConfigError(
+            f"{path}: no column {names[0]!r} (also accepted: {list(names[1:])}); "
+            f"columns found: {table.colnames}"
+        )
+    return None
+
+
+def open_catalogue(source: str | Path, on_error: str = "raise", hdu: Any = None) -> CatalogueCollection:
+    """Open a catalogue of image paths as a collection carrying its labels."""
+    path = Path(source)
+    table = read_table(path)
+    raw_paths = column(table, PATH_COLUMNS, path, required=True)
+    files = [_resolve(path.parent, str(p)) for p in raw_paths]
+    id_values = column(table, ("id", "image_id", "name"), path)
+    ids = [str(v) for v in id_values] if id_values is not None else None
+    columns = {}
+    for name, aliases in (("ra", ("ra", "ra_deg")), ("dec", ("dec", "dec_deg"))):
+        values = column(table, aliases, path)
+        if values is not None:
+            columns[name] = np.array([float(v) if str(v).strip() else np.nan for v in values])
+    collection = CatalogueCollection(files, root=path.parent, ids=ids, columns=columns,
+                                     on_error=on_error, source=str(path),
+                                     fits_options={"hdu": hdu} if hdu is not None else {})
+    collection.table_path = path
+    collection.labels = _labels(table, collection, path)
+    return collection
+
+
+def _resolve(base: Path, text: str) -> Path:
+    candidate = Path(text).expanduser()
+    return candidate if candidate.is_absolute() else base / candidate
+
+
+def _labels(table: Any, collection: FileListCollection, path: Path) -> dict[str, int]:
+    values = column(table, ("label", "labels", "class"), path)
+    if values is None:
+        return {}
+    labels = {}
+    for row, value in enumerate(values):
+        label = parse_label(value, f"{path}, row {row + 2}")
+        if label != UNLABELED:
+            labels[collection.id_of(row)] = label
+    return labels

@@ -1,0 +1,231 @@
+"""The label store: every label a person gave, kept in SQLite, never overwritten.
+
+Each change is an appended event (image id, label, previous label, time,
+cycle, source); the current label of every image is kept beside the events in
+the same transaction.  ``undo`` appends an event that restores the previous
+label, so the history itself is never lost.  Each call commits before it
+returns (WAL journal, ``synchronous=FULL``): a process killed at any moment
+keeps every label whose call returned.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import LabelError, SessionError
+
+UNLABELED = -1
+NORMAL = 0
+ANOMALY = 1
+UNSURE = 2
+LABEL_NAMES = {UNLABELED: "unlabelled", NORMAL: "normal", ANOMALY: "anomaly", UNSURE: "unsure"}
+_LABEL_WORDS = {
+    "anomaly": ANOMALY, "anomalous": ANOMALY, "1": ANOMALY, "true": ANOMALY, "yes": ANOMALY,
+    "normal": NORMAL, "0": NORMAL, "false": NORMAL, "no": NORMAL,
+    "unsure": UNSURE, "skip": UNSURE, "2": UNSURE,
+    "": UNLABELED, "-1": UNLABELED, "unlabelled": UNLABELED, "unlabeled": UNLABELED,
+    "none": UNLABELED, "nan": UNLABELED,
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    image_id TEXT NOT NULL,
+    label INTEGER NOT NULL,
+    previous INTEGER NOT NULL,
+    time REAL NOT NULL,
+    cycle INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    reverts INTEGER,
+    undone INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS current (
+    image_id TEXT PRIMARY KEY,
+    label INTEGER NOT NULL,
+    seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_id ON events (image_id);
+"""
+
+
+def parse_label(value: Any, where: str = "label") -> int:
+    """Turn ``'anomaly'``, ``'normal'``, ``1``, ``0``, ``''`` ... into a label code."""
+    if isinstance(value, bool):
+        return ANOMALY if value else NORMAL
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value != value:  # NaN
+            return UNLABELED
+        if float(value) in (-1.0, 0.0, 1.0, 2.0):
+            return int(value)
+    text = str(value).strip().lower()
+    if text in _LABEL_WORDS:
+        return _LABEL_WORDS[text]
+    try:
+        return parse_label(float(text), where)
+    except ValueError:
+        pass
+    raise LabelError(
+        f"{where}: label {str(value)!r} is not understood; expected anomaly, normal, unsure, "
+        "1, 0 or empty"
+    )
+
+
+@dataclass(frozen=True)
+class LabelEvent:
+    """One change of one image's label."""
+
+    seq: int
+    image_id: str
+    label: int
+    previous: int
+    time: float
+    cycle: int
+    source: str
+    reverts: int | None
+    undone: bool
+
+
+class LabelStore:
+    """Labels of one session in an SQLite file; safe to use from several threads."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as err:
+            raise SessionError(
+                f"{self.path}: not a readable label store ({err}); move it aside and re-import "
+                "labels from an export, or restore it from a backup"
+            ) from err
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> LabelStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- changing labels ---------------------------------------------------------
+
+    def set(self, image_id: str, label: int | str, cycle: int = 0,
+            source: str = "user") -> LabelEvent | None:
+        """Give ``image_id`` a label; returns the event, or None if nothing changed."""
+        events = self.set_many([(image_id, label)], cycle=cycle, source=source)
+        return events[0] if events else None
+
+    def set_many(self, items: Iterable[tuple[str, int | str]], cycle: int = 0,
+                 source: str = "user") -> list[LabelEvent]:
+        """Label several images in one transaction (all or none are stored)."""
+        parsed = [(str(i), parse_label(v, f"label of {i!r}")) for i, v in items]
+        now = time.time()
+        events = []
+        with self._lock, self._transaction():
+            for image_id, label in parsed:
+                previous = self._current_label(image_id)
+                if previous == label:
+                    continue
+                events.append(self._append(image_id, label, previous, now, cycle, source, None))
+        return events
+
+    def undo(self) -> LabelEvent | None:
+        """Revert the latest change not yet undone; returns the reverting event."""
+        with self._lock, self._transaction():
+            row = self._db.execute(
+                "SELECT seq, image_id, previous, cycle FROM events "
+                "WHERE undone = 0 AND reverts IS NULL ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            seq, image_id, previous, cycle = row
+            current = self._current_label(image_id)
+            self._db.execute("UPDATE events SET undone = 1 WHERE seq = ?", (seq,))
+            return self._append(image_id, previous, current, time.time(), cycle, "undo", seq)
+
+    # -- reading labels ------------------------------------------------------------
+
+    def get(self, image_id: str) -> int:
+        with self._lock:
+            return self._current_label(str(image_id))
+
+    def current(self, include_unsure: bool = False) -> dict[str, int]:
+        """Every labelled image's current label (normal/anomaly, and unsure if asked)."""
+        wanted = (NORMAL, ANOMALY, UNSURE) if include_unsure else (NORMAL, ANOMALY)
+        marks = ",".join("?" * len(wanted))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT image_id, label FROM current WHERE label IN ({marks})", wanted
+            ).fetchall()
+        return dict(rows)
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT label, COUNT(*) FROM current GROUP BY label").fetchall()
+        counts = {name: 0 for code, name in LABEL_NAMES.items() if code != UNLABELED}
+        for code, count in rows:
+            if code != UNLABELED:
+                counts[LABEL_NAMES[code]] = count
+        return counts
+
+    def history(self, image_id: str | None = None) -> list[LabelEvent]:
+        """All events, oldest first (of one image if given)."""
+        query = "SELECT seq, image_id, label, previous, time, cycle, source, reverts, undone FROM events"
+        args: tuple[Any, ...] = ()
+        if image_id is not None:
+            query += " WHERE image_id = ?"
+            args = (str(image_id),)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY seq", args).fetchall()
+        return [LabelEvent(*row[:8], undone=bool(row[8])) for row in rows]
+
+    def __len__(self) -> int:
+        return len(self.current())
+
+    # -- internals -------------------------------------------------------------------
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def _current_label(self, image_id: str) -> int:
+        row = self._db.execute("SELECT label FROM current WHERE image_id = ?", (image_id,)).fetchone()
+        return row[0] if row else UNLABELED
+
+    def _append(self, image_id: str, label: int, previous: int, when: float, cycle: int,
+                source: str, reverts: int | None) -> LabelEvent:
+        cursor = self._db.execute(
+            "INSERT INTO events (image_id, label, previous, time, cycle, source, reverts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (image_id, label, previous, when, cycle, source, reverts),
+        )
+        seq = int(cursor.lastrowid)
+        self._db.execute(
+            "INSERT INTO current (image_id, label, seq) VALUES (?, ?, ?) "
+            "ON CONFLICT(image_id) DO UPDATE SET label = excluded.label, seq = excluded.seq",
+            (image_id, label, seq),
+        )
+        return LabelEvent(seq, image_id, label, previous, when, cycle, source, reverts, False)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,80 @@
+"""Shared fixtures: small real files written by the tests, and data shipped in wheels."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ASTROPY_FITS = Path(__import__("astropy").__file__).parent / "io" / "fits"
+M13 = ASTROPY_FITS / "hdu" / "compressed" / "tests" / "data"
+
+
+@pytest.fixture(scope="session")
+def m13_dir() -> Path:
+    """The folder of astropy's M13 FITS images (plain and tile-compressed)."""
+    assert (M13 / "m13.fits").exists(), "astropy's wheel should ship m13.fits"
+    return M13
+
+
+def write_pngs(folder: Path, images: np.ndarray, names: list[str] | None = None) -> list[Path]:
+    """Write uint8/uint16 arrays (N, H, W[, C]) as PNG files and return their paths."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, image in enumerate(images):
+        path = folder / (names[i] if names else f"img_{i:03d}.png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        array = image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
+        Image.fromarray(array).save(path)
+        paths.append(path)
+    return paths
+
+
+def blob_images(n: int, size: int = 32, anomaly_every: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Grey uint8 images of a faint round blob; every ``anomaly_every``-th one is a bright ring."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    radius = np.hypot(yy, xx)
+    images = np.empty((n, size, size), dtype=np.uint8)
+    truth = np.zeros(n, dtype=bool)
+    for i in range(n):
+        noise = rng.normal(20, 5, (size, size))
+        if i % anomaly_every == 0:
+            truth[i] = True
+            signal = 200 * np.exp(-((radius - size / 4) ** 2) / 4)
+        else:
+            signal = 120 * np.exp(-(radius**2) / (2 * (size / 10) ** 2))
+        images[i] = np.clip(noise + signal, 0, 255).astype(np.uint8)
+    return images, truth
+
+
+@pytest.fixture
+def blob_folder(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    """A folder of 40 PNG blobs (8 rings = anomalies) and the truth."""
+    images, truth = blob_images(40)
+    write_pngs(tmp_path / "blobs", images)
+    return tmp_path / "blobs", truth
+
+
+@pytest.fixture
+def blob_manifest(tmp_path: Path) -> Path:
+    """An evaluate manifest over 80 PNG blobs (16 rings): 2 anomalies and 4 normal images labelled."""
+    images, truth = blob_images(80)
+    paths = write_pngs(tmp_path / "bench" / "images", images)
+    manifest = tmp_path / "bench" / "manifest.csv"
+    labelled_anomalies = set(np.flatnonzero(truth)[:2])
+    labelled_normal = set(np.flatnonzero(~truth)[:4])
+    with open(manifest, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "is_anomaly", "initial_label"])
+        for i, path in enumerate(paths):
+            initial = "anomaly" if i in labelled_anomalies else "normal" if i in labelled_normal else ""
+            writer.writerow([f"images/{path.name}", int(truth[i]), initial])
+    return manifest
+
+
+TINY_TRAINING = {"iterations": 2, "batch_size": 4, "unlabelled_ratio": 1, "unlabelled_pool_size": 16}

@@ -1,0 +1,1 @@
+"""Core tests run without napari: nothing here may import it."""
