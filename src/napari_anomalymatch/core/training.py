@@ -1,0 +1,235 @@
+"""FixMatch training in cycles that continue the same model.
+
+``Trainer.run`` is a generator: it yields a ``TrainProgress`` after every
+iteration, so a caller can show progress and stop between iterations simply
+by not asking for the next one; the model, its EMA and the optimiser are then
+consistent and usable.  All randomness (head initialisation, sampling,
+augmentation) follows ``TrainConfig.seed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from .augment import strong_augment, weak_augment
+from .config import ModelConfig, TrainConfig
+from .errors import ConfigError
+from .fixmatch import FixMatchBatch, fixmatch_step
+from .labels import ANOMALY, NORMAL
+from .models import AnomalyClassifier, build_model, choose_device
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """State after one iteration of a cycle."""
+
+    cycle: int
+    iteration: int
+    iterations: int
+    loss: float
+    sup_loss: float
+    unsup_loss: float
+    mask_ratio: float
+    pseudo_anomaly_ratio: float
+    seconds_per_iteration: float
+
+    @property
+    def fraction_done(self) -> float:
+        return self.iteration / self.iterations
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Preprocessed images of one cycle, ``(N, C, S, S)`` in [0, 1]."""
+
+    labelled: torch.Tensor
+    labels: torch.Tensor
+    unlabelled: torch.Tensor
+
+    def __post_init__(self) -> None:
+        labels = set(self.labels.tolist())
+        if not labels <= {NORMAL, ANOMALY}:
+            raise ConfigError(f"training labels must be 0 (normal) or 1 (anomaly); got {sorted(labels)}")
+        if len(self.labelled) == 0:
+            raise ConfigError("training needs at least one labelled image; label some first")
+        if len(self.labelled) != len(self.labels):
+            raise ConfigError(f"{len(self.labelled)} labelled images but {len(self.labels)} labels")
+
+
+class Trainer:
+    """Owns the model, its EMA copy (used for scoring) and the optimiser."""
+
+    def __init__(self, model_config: ModelConfig, train_config: TrainConfig, in_chans: int,
+                 device: torch.device | None = None) -> None:
+        self.model_config = model_config
+        self.config = train_config
+        self.in_chans = in_chans
+        self.device = device or choose_device(model_config.device)
+        torch.manual_seed(train_config.seed)
+        built = build_model(model_config, in_chans)
+        self.weights_source = built.weights
+        self.model: AnomalyClassifier = built.model.to(self.device, memory_format=torch.channels_last)
+        from timm.utils import ModelEmaV3
+
+        self.ema = ModelEmaV3(self.model, decay=train_config.ema_decay)
+        self.optimizer = _make_optimizer(self.model, train_config)
+        self.cycle = 0
+        self.iterations_done = 0
+        self._sampling = torch.Generator().manual_seed(train_config.seed)
+        self._augmenting = torch.Generator(device=self.device).manual_seed(train_config.seed + 1)
+        self._scaler = torch.amp.GradScaler("cuda") if self._amp_dtype() == torch.float16 else None
+
+    @property
+    def scoring_model(self) -> AnomalyClassifier:
+        """The EMA model in eval mode: what scores the collection."""
+        return self.ema.module.eval()
+
+    def set_config(self, train_config: TrainConfig) -> None:
+        """Use new settings (learning rate, threshold ...) from the next iteration on."""
+        self.config = train_config
+        self.ema.decay = train_config.ema_decay
+        for group in self.optimizer.param_groups:
+            group["lr"] = train_config.learning_rate
+            group["momentum"] = train_config.momentum
+
+    def run(self, data: TrainingData, iterations: int | None = None) -> Iterator[TrainProgress]:
+        """Train one cycle, yielding progress after each iteration."""
+        iterations = iterations or self.config.iterations
+        self.cycle += 1
+        labelled, labels, unlabelled = self._to_device(data)
+        weights = _balancing_weights(labels)
+        order = _Cycler(len(unlabelled), self._sampling)
+        batch_size = self.config.batch_size
+        n_unlabelled = self.config.unlabelled_ratio * batch_size if len(unlabelled) else 0
+        self.model.train()
+        for iteration in range(1, iterations + 1):
+            started = time.perf_counter()
+            picked = torch.multinomial(weights, batch_size, replacement=True, generator=self._sampling)
+            unlabelled_batch = unlabelled[order.take(n_unlabelled)] if n_unlabelled else unlabelled[:0]
+            batch = self._augment(labelled[picked], labels[picked], unlabelled_batch)
+            result = self._step(batch)
+            self.iterations_done += 1
+            yield TrainProgress(
+                cycle=self.cycle, iteration=iteration, iterations=iterations,
+                loss=float(result.loss.detach()), sup_loss=result.sup_loss,
+                unsup_loss=result.unsup_loss, mask_ratio=result.mask_ratio,
+                pseudo_anomaly_ratio=result.pseudo_anomaly_ratio,
+                seconds_per_iteration=time.perf_counter() - started,
+            )
+
+    def _step(self, batch: FixMatchBatch):
+        with self._autocast():
+            result = fixmatch_step(self.model, batch, self.config)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self._scaler is not None:
+            self._scaler.scale(result.loss).backward()
+            self._scaler.step(self.optimizer)
+            self._scaler.update()
+        else:
+            result.loss.backward()
+            self.optimizer.step()
+        self.ema.update(self.model)
+        return result
+
+    def _augment(self, labelled: torch.Tensor, labels: torch.Tensor,
+                 unlabelled: torch.Tensor) -> FixMatchBatch:
+        def prepare(x: torch.Tensor) -> torch.Tensor:
+            return x.to(self.device, non_blocking=True).float().contiguous(
+                memory_format=torch.channels_last)
+
+        gen = self._augmenting
+        cfg = self.config
+        labelled = prepare(weak_augment(prepare(labelled), gen))
+        weak = prepare(weak_augment(prepare(unlabelled), gen))
+        strong = prepare(strong_augment(prepare(unlabelled), gen, cfg.strong_ops, cfg.strong_magnitude))
+        return FixMatchBatch(labelled, labels.to(self.device), weak, strong)
+
+    def _to_device(self, data: TrainingData) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.device.type == "cpu":
+            return data.labelled, data.labels.long(), data.unlabelled
+        return (data.labelled.to(self.device), data.labels.long(), data.unlabelled.to(self.device))
+
+    def _amp_dtype(self) -> torch.dtype | None:
+        if self.device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    def _autocast(self):
+        dtype = self._amp_dtype()
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=dtype)
+
+    # -- persistence -------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Model, EMA and optimiser tensors under prefixed keys (for safetensors)."""
+        state = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        state.update({f"ema.{k}": v for k, v in self.ema.module.state_dict().items()})
+        for index, param in enumerate(self.optimizer.param_groups[0]["params"]
+                                      + self.optimizer.param_groups[1]["params"]):
+            buffer = self.optimizer.state.get(param, {}).get("momentum_buffer")
+            if buffer is not None:
+                state[f"optimizer.momentum.{index}"] = buffer
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor], cycle: int, iterations_done: int) -> None:
+        """Restore what ``state_dict`` returned (strictly: every tensor must fit)."""
+        model_state = {k[6:]: v for k, v in state.items() if k.startswith("model.")}
+        ema_state = {k[4:]: v for k, v in state.items() if k.startswith("ema.")}
+        self.model.load_state_dict(model_state, strict=True)
+        self.ema.module.load_state_dict(ema_state, strict=True)
+        params = self.optimizer.param_groups[0]["params"] + self.optimizer.param_groups[1]["params"]
+        for index, param in enumerate(params):
+            key = f"optimizer.momentum.{index}"
+            if key in state:
+                self.optimizer.state[param]["momentum_buffer"] = state[key].to(param.device).clone()
+        self.cycle = cycle
+        self.iterations_done = iterations_done
+        self._sampling.manual_seed(self.config.seed + 1000 * cycle)
+        self._augmenting.manual_seed(self.config.seed + 1000 * cycle + 1)
+
+
+class _Cycler:
+    """Indices of a pool in a fresh random order each pass, taken ``k`` at a time."""
+
+    def __init__(self, size: int, generator: torch.Generator) -> None:
+        self.size = size
+        self.generator = generator
+        self.order = torch.randperm(size, generator=generator) if size else torch.zeros(0, dtype=torch.long)
+        self.position = 0
+
+    def take(self, k: int) -> torch.Tensor:
+        taken = []
+        while k > 0:
+            if self.position >= self.size:
+                self.order = torch.randperm(self.size, generator=self.generator)
+                self.position = 0
+            chunk = self.order[self.position:self.position + k]
+            self.position += len(chunk)
+            k -= len(chunk)
+            taken.append(chunk)
+        return torch.cat(taken)
+
+
+def _balancing_weights(labels: torch.Tensor) -> torch.Tensor:
+    """Sampling weights that draw anomalies and normal images equally often."""
+    counts = torch.bincount(labels, minlength=2).float()
+    present = counts > 0
+    per_class = torch.where(present, 1.0 / counts.clamp_min(1.0), torch.zeros_like(counts))
+    return per_class[labels]
+
+
+def _make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.SGD:
+    """SGD with Nesterov momentum; no weight decay on biases and normalisation weights."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        (no_decay if param.ndim <= 1 else decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.SGD(groups, lr=config.learning_rate, momentum=config.momentum, nesterov=True)

@@ -1,0 +1,160 @@
+"""From raw pixels to what the model and the display see: one code path.
+
+``Normaliser`` maps a batch of raw images ``(N, H, W, C)`` to [0, 1] with
+``astropy.visualization`` stretches between per-image, per-channel limits;
+``to_model_input`` resizes the result to the model's input size.  Training,
+scoring and the napari display all call ``prepare_batch``/``Normaliser``, so
+what a person labels is exactly what the model was shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import NormalisationConfig
+
+# Percentiles of large images are estimated from at most this many pixels
+# (a regular subsample), as astropy's PercentileInterval(n_samples=...) does.
+MAX_LIMIT_SAMPLES = 16_384
+
+
+@dataclass(frozen=True)
+class Normaliser:
+    """Map raw pixel batches to [0, 1]; NaN/inf pixels become 0 (the background).
+
+    Parameters
+    ----------
+    config
+        The method and its parameters.
+    value_range
+        The collection's fixed pixel range (e.g. ``(0, 255)``), used by
+        ``method='auto'``; ``None`` for data without one (FITS, float arrays).
+    """
+
+    config: NormalisationConfig
+    value_range: tuple[float, float] | None = None
+
+    @property
+    def method(self) -> str:
+        if self.config.method != "auto":
+            return self.config.method
+        return "fixed" if self.value_range is not None else "asinh"
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """Normalise ``batch`` (``(N, H, W, C)`` or one ``(H, W, C)`` image)."""
+        single = batch.ndim == 3
+        x = np.array(batch[None] if single else batch, dtype=np.float32, copy=True)
+        non_finite = ~np.isfinite(x)
+        if non_finite.any():
+            x[non_finite] = np.nan  # inf is as unusable as NaN: both end as background
+        method = self.method
+        if method == "fixed":
+            low, high = self.value_range  # type: ignore[misc]
+            x -= np.float32(low)
+            x *= np.float32(1.0 / (high - low))
+        elif method != "none":
+            low, high = self.limits(x)
+            x -= low
+            x /= np.maximum(high - low, np.float32(1e-12))
+        np.clip(x, 0.0, 1.0, out=x)
+        np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        stretch = self._stretch()
+        if stretch is not None:
+            stretch(x, out=x, clip=True)
+        return x[0] if single else x
+
+    def limits(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-image, per-channel lower and upper limits, shaped ``(N, 1, 1, C)``."""
+        method = self.method
+        if method == "linear":
+            return _nan_extrema(x)
+        if method == "zscale":
+            return _zscale_limits(x)
+        return _percentile_limits(x, self.config.low_percentile, self.config.high_percentile)
+
+    def _stretch(self):
+        from astropy.visualization import AsinhStretch, LogStretch
+
+        if self.method == "asinh":
+            return AsinhStretch(a=self.config.asinh_a)
+        if self.method == "log":
+            return LogStretch(a=self.config.log_a)
+        return None
+
+
+def to_model_input(images: np.ndarray, image_size: int):
+    """``(N, H, W, C)`` [0, 1] images -> float32 torch tensor ``(N, C, S, S)``.
+
+    Downsampling is antialiased (bilinear), so small sources are not aliased away.
+    """
+    import torch
+
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+    return resize(tensor, image_size).contiguous()
+
+
+def resize(tensor, image_size: int):
+    """Resize an ``(N, C, H, W)`` tensor to ``image_size`` square (no-op if already)."""
+    import torch.nn.functional as F
+
+    if tuple(tensor.shape[-2:]) == (image_size, image_size):
+        return tensor
+    antialias = tensor.shape[-1] > image_size or tensor.shape[-2] > image_size
+    dtype = tensor.dtype
+    out = F.interpolate(tensor.float(), size=(image_size, image_size), mode="bilinear",
+                        align_corners=False, antialias=antialias)
+    return out.clamp_(0.0, 1.0).to(dtype)
+
+
+def prepare_batch(raw: np.ndarray, normaliser: Normaliser, image_size: int):
+    """Raw images -> normalised, resized model input (the one shared code path)."""
+    return to_model_input(normaliser(raw), image_size)
+
+
+def _nan_extrema(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    flat = x.reshape(x.shape[0], -1, x.shape[-1])
+    finite = np.isfinite(flat)
+    low = np.where(finite, flat, np.inf).min(axis=1)
+    high = np.where(finite, flat, -np.inf).max(axis=1)
+    return _shape_limits(low, x), _shape_limits(high, x)
+
+
+def _percentile_limits(x: np.ndarray, low_pct: float, high_pct: float) -> tuple[np.ndarray, np.ndarray]:
+    flat = x.reshape(x.shape[0], -1, x.shape[-1])
+    if flat.shape[1] > MAX_LIMIT_SAMPLES:
+        step = int(np.ceil(flat.shape[1] / MAX_LIMIT_SAMPLES))
+        flat = flat[:, ::step]
+    finite = np.isfinite(flat)
+    if finite.all():
+        low, high = np.percentile(flat, [low_pct, high_pct], axis=1)
+    else:
+        masked = np.where(finite, flat, np.nan)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels give NaN limits
+            low, high = np.nanpercentile(masked, [low_pct, high_pct], axis=1)
+    return _shape_limits(low, x), _shape_limits(high, x)
+
+
+def _zscale_limits(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from astropy.visualization import ZScaleInterval
+
+    interval = ZScaleInterval()
+    n, _, _, c = x.shape
+    low = np.zeros((n, c), dtype=np.float32)
+    high = np.ones((n, c), dtype=np.float32)
+    for i in range(n):
+        for channel in range(c):
+            plane = x[i, :, :, channel]
+            finite = plane[np.isfinite(plane)]
+            if finite.size:
+                low[i, channel], high[i, channel] = interval.get_limits(finite)
+    return _shape_limits(low, x), _shape_limits(high, x)
+
+
+def _shape_limits(values: np.ndarray, x: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float32).reshape(x.shape[0], 1, 1, x.shape[-1])
+    return np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
