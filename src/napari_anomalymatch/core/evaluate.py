@@ -1,0 +1,224 @@
+"""The paper's simulated active-learning protocol on a labelled benchmark.
+
+The manifest is a CSV with columns ``path,is_anomaly,initial_label``
+(``initial_label``: ``anomaly``, ``normal`` or empty).  Training starts from
+the initial labels; after each cycle but the last an oracle labels the
+``oracle_anomalies`` highest-scoring still-unlabelled true anomalies and the
+``oracle_normals`` highest-scoring still-unlabelled normal images; after the
+last cycle every never-labelled image is scored and the ranking is measured.
+
+All images are preprocessed once into memory, so each cycle costs only its
+training iterations and one pass of the model over the collection.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import SessionConfig
+from .errors import ConfigError, LabelError
+from .io.catalogue import CatalogueCollection, column, open_catalogue, read_table
+from .labels import ANOMALY, NORMAL, UNLABELED, parse_label
+from .loading import LoadProgress, load_images
+from .metrics import ranking_metrics
+from .scoring import score_images
+from .training import Trainer, TrainingData, TrainProgress
+from .transforms import Normaliser
+
+# Preprocessed images are held in memory; refuse sizes that would not fit comfortably.
+MAX_PREPARED_BYTES = 12 * 1024**3
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A manifest's images, ground truth and initial labels."""
+
+    collection: CatalogueCollection
+    is_anomaly: np.ndarray
+    initial_labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class OracleSettings:
+    """How many images the simulated expert labels after each cycle."""
+
+    anomalies: int = 10
+    normals: int = 10
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    """Quality of the ranking of still-unlabelled images after one cycle."""
+
+    cycle: int
+    metrics: dict[str, float]
+    n_labelled_anomalies: int
+    n_labelled_normal: int
+    train_seconds_per_iteration: float
+    score_images_per_second: float
+    mean_mask_ratio: float
+
+
+@dataclass
+class EvaluationResult:
+    """Final figures of a protocol run, its per-cycle history and the final scores."""
+
+    metrics: dict[str, float]
+    cycles: list[CycleReport]
+    settings: dict[str, Any]
+    timings: dict[str, float]
+    scores: np.ndarray = field(repr=False)
+    ever_labelled: np.ndarray = field(repr=False)
+    benchmark: Benchmark = field(repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-ready record (``anomalymatch evaluate --json``)."""
+        last = self.cycles[-1]
+        return {
+            **{k: _plain(v) for k, v in self.metrics.items()},
+            "train_seconds_per_iteration": last.train_seconds_per_iteration,
+            "score_images_per_second": last.score_images_per_second,
+            **{k: _plain(v) for k, v in self.timings.items()},
+            "cycles": [{**asdict(c), "metrics": {k: _plain(v) for k, v in c.metrics.items()}}
+                       for c in self.cycles],
+            "settings": self.settings,
+        }
+
+
+def read_benchmark(path: str | Path, on_error: str = "raise") -> Benchmark:
+    """Open a ``path,is_anomaly,initial_label`` manifest."""
+    path = Path(path)
+    table = read_table(path)
+    truth_column = column(table, ("is_anomaly", "anomaly", "truth"), path, required=True)
+    initial_column = column(table, ("initial_label",), path)
+    truth = np.array([parse_label(v, f"{path}, row {i + 2}, is_anomaly") for i, v in
+                      enumerate(truth_column)], dtype=np.int64)
+    if not np.isin(truth, (NORMAL, ANOMALY)).all():
+        bad = int(np.flatnonzero(~np.isin(truth, (NORMAL, ANOMALY)))[0])
+        raise LabelError(f"{path}, row {bad + 2}: is_anomaly must be 1/0 (or true/false); "
+                         f"got {truth_column[bad]!r}")
+    initial = np.full(len(truth), UNLABELED, dtype=np.int64)
+    if initial_column is not None:
+        initial = np.array([parse_label(v, f"{path}, row {i + 2}, initial_label")
+                            for i, v in enumerate(initial_column)], dtype=np.int64)
+    collection = open_catalogue(path, on_error=on_error)
+    return Benchmark(collection, truth.astype(bool), initial)
+
+
+def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
+                 oracle: OracleSettings = OracleSettings(),
+                 ) -> Generator[LoadProgress | TrainProgress | CycleReport, None, EvaluationResult]:
+    """Run the protocol, yielding loading, training and per-cycle progress."""
+    if cycles < 1:
+        raise ConfigError(f"cycles must be at least 1; got {cycles}")
+    started = time.perf_counter()
+    collection = benchmark.collection
+    size = config.model.image_size
+    _check_memory(len(collection), collection.shape[2], size)
+    normaliser = Normaliser(config.data.normalisation, collection.value_range)
+    load_started = time.perf_counter()
+    images, valid = yield from load_images(collection, normaliser, size, np.arange(len(collection)),
+                                           num_workers=config.score.num_workers)
+    load_seconds = time.perf_counter() - load_started
+    labels = benchmark.initial_labels.copy()
+    labels[~valid] = UNLABELED
+    ever_labelled = labels != UNLABELED
+    trainer = Trainer(config.model, config.train, collection.shape[2])
+    rng = np.random.default_rng(config.train.seed)
+    reports: list[CycleReport] = []
+    scores = np.full(len(collection), np.nan, dtype=np.float32)
+    for cycle in range(1, cycles + 1):
+        data = _training_data(images, labels, valid, config.train.unlabelled_pool_size, rng)
+        timings, masks = [], []
+        for progress in trainer.run(data):
+            timings.append(progress.seconds_per_iteration)
+            masks.append(progress.mask_ratio)
+            yield progress
+        score_started = time.perf_counter()
+        scores = score_images(trainer.scoring_model, images, config.score, trainer.device)
+        score_rate = len(images) / (time.perf_counter() - score_started)
+        scores[~valid] = np.nan
+        unlabelled = ~ever_labelled & valid
+        report = CycleReport(
+            cycle=cycle,
+            metrics=ranking_metrics(scores[unlabelled], benchmark.is_anomaly[unlabelled]),
+            n_labelled_anomalies=int((labels == ANOMALY).sum()),
+            n_labelled_normal=int((labels == NORMAL).sum()),
+            train_seconds_per_iteration=float(np.median(timings)),
+            score_images_per_second=score_rate,
+            mean_mask_ratio=float(np.mean(masks)),
+        )
+        reports.append(report)
+        yield report
+        if cycle < cycles:
+            newly = _oracle_picks(scores, benchmark.is_anomaly, unlabelled, oracle)
+            labels[newly] = np.where(benchmark.is_anomaly[newly], ANOMALY, NORMAL)
+            ever_labelled[newly] = True
+    final = ~ever_labelled & valid
+    settings = _settings(config, cycles, oracle, benchmark, trainer)
+    timings_out = {"load_seconds": load_seconds, "total_seconds": time.perf_counter() - started,
+                   "load_images_per_second": len(collection) / max(load_seconds, 1e-9)}
+    return EvaluationResult(ranking_metrics(scores[final], benchmark.is_anomaly[final]), reports,
+                            settings, timings_out, scores, ever_labelled, benchmark)
+
+
+def _training_data(images: torch.Tensor, labels: np.ndarray, valid: np.ndarray, pool_size: int,
+                   rng: np.random.Generator) -> TrainingData:
+    labelled = np.flatnonzero(labels != UNLABELED)
+    candidates = np.flatnonzero((labels == UNLABELED) & valid)
+    pool = np.sort(rng.choice(candidates, size=min(pool_size, len(candidates)), replace=False))
+    return TrainingData(images[torch.from_numpy(labelled)], torch.from_numpy(labels[labelled]),
+                        images[torch.from_numpy(pool)])
+
+
+def _oracle_picks(scores: np.ndarray, truth: np.ndarray, unlabelled: np.ndarray,
+                  oracle: OracleSettings) -> np.ndarray:
+    """The highest-scoring unlabelled true anomalies and normal images."""
+    candidates = np.flatnonzero(unlabelled)
+    ranked = candidates[np.lexsort((candidates, -scores[candidates]))]
+    anomalies = ranked[truth[ranked]][:oracle.anomalies]
+    normals = ranked[~truth[ranked]][:oracle.normals]
+    return np.concatenate([anomalies, normals])
+
+
+def _check_memory(n: int, channels: int, size: int) -> None:
+    needed = n * channels * size * size * 2
+    if needed > MAX_PREPARED_BYTES:
+        raise ConfigError(
+            f"the benchmark's {n} images at {size}x{size}x{channels} need {needed / 1e9:.1f} GB in "
+            f"memory (limit {MAX_PREPARED_BYTES / 1e9:.0f} GB); use a smaller --size or manifest"
+        )
+
+
+def _settings(config: SessionConfig, cycles: int, oracle: OracleSettings, benchmark: Benchmark,
+              trainer: Trainer) -> dict[str, Any]:
+    return {
+        "manifest": benchmark.collection.source,
+        "n_images": len(benchmark.collection),
+        "n_anomalies": int(benchmark.is_anomaly.sum()),
+        "initial_anomalies": int((benchmark.initial_labels == ANOMALY).sum()),
+        "initial_normal": int((benchmark.initial_labels == NORMAL).sum()),
+        "cycles": cycles,
+        "oracle": asdict(oracle),
+        "device": str(trainer.device),
+        "weights": trainer.weights_source,
+        "torch_threads": torch.get_num_threads(),
+        **{section: _plain(values) for section, values in config.to_dict().items()},
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (np.floating, float)):
+        return None if not np.isfinite(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

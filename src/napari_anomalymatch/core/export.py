@@ -1,0 +1,69 @@
+"""Writing rankings as tables: CSV, ECSV, FITS, VOTable or Parquet through astropy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError
+from .io.base import ImageCollection
+from .labels import LABEL_NAMES, UNLABELED
+
+FORMATS = {".csv": "ascii.csv", ".ecsv": "ascii.ecsv", ".fits": "fits", ".fit": "fits",
+           ".xml": "votable", ".vot": "votable", ".votable": "votable", ".parquet": "parquet"}
+
+
+def ranking_table(collection: ImageCollection, scores: np.ndarray, labels: dict[str, int],
+                  cycle: int, model_hash: str = "", indices: np.ndarray | None = None):
+    """An astropy ``Table`` of the ranking: id, path, score, rank, label, cycle, RA/Dec."""
+    from astropy.table import Table
+
+    if indices is None:
+        indices = np.arange(len(collection))
+    indices = np.asarray(indices, dtype=np.int64)
+    values = scores[indices].astype(np.float64)
+    order = np.lexsort((indices, np.where(np.isfinite(values), -values, np.inf)))
+    indices, values = indices[order], values[order]
+    ids = [collection.id_of(int(i)) for i in indices]
+    meta = collection.metadata(indices)
+    table = Table()
+    table["rank"] = np.arange(1, len(indices) + 1)
+    table["id"] = ids
+    table["path"] = [str(p) for p in meta.get("path", [collection.describe(int(i)) for i in indices])]
+    table["score"] = values
+    codes = [labels.get(i, UNLABELED) for i in ids]
+    table["label"] = [LABEL_NAMES[c] for c in codes]
+    table["cycle"] = np.full(len(indices), cycle, dtype=np.int32)
+    if model_hash:
+        table["model_hash"] = [model_hash] * len(indices)
+    for name in ("ra", "dec"):
+        if name in meta:
+            table[name] = np.asarray(meta[name], dtype=np.float64)
+            table[name].unit = "deg"
+    table["score"].description = "P(anomaly) from the EMA model"
+    return table
+
+
+def write_table(table, path: str | Path) -> Path:
+    """Write ``table`` in the format its suffix names."""
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"{path}: unknown export format; use one of {sorted(FORMATS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        _write_parquet(table, path)
+    else:
+        table.write(path, format=fmt, overwrite=True)
+    return path
+
+
+def _write_parquet(table, path: Path) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as err:
+        raise ConfigError("writing Parquet needs pyarrow: pip install pyarrow") from err
+    columns = {name: np.asarray(table[name]) for name in table.colnames}
+    pq.write_table(pa.table(columns), path)

@@ -1,0 +1,69 @@
+"""Reading label files (CSV/ECSV): which image, which label."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from .errors import LabelError, UnknownIdError
+from .io.base import ImageCollection
+from .io.catalogue import column, read_table
+from .labels import UNLABELED, parse_label
+
+
+class UnknownIdWarning(UserWarning):
+    """A label file named an image that is not in the collection; the row was skipped."""
+
+
+def read_label_file(path: Path, collection: ImageCollection,
+                    skip_unknown: bool = False) -> list[tuple[str, int]]:
+    """``(id, label)`` pairs of a label file, every id checked against ``collection``.
+
+    The file needs a ``label`` column and an ``id`` column (or ``path``, matched
+    against the collection's file paths).  Empty labels are ignored.
+
+    Raises
+    ------
+    UnknownIdError
+        Naming the file, the row and the id, unless ``skip_unknown``.
+    LabelError
+        For a label value that is not understood.
+    """
+    table = read_table(path)
+    labels = column(table, ("label", "labels", "class"), path)
+    if labels is None:
+        raise LabelError(f"{path}: no 'label' column; columns found: {table.colnames}")
+    ids = column(table, ("id", "image_id", "name"), path)
+    by_path = None
+    if ids is None:
+        paths = column(table, ("path", "file", "filename"), path, required=True)
+        by_path = _path_lookup(collection)
+        ids = [by_path.get(_normal_path(path.parent, str(p)), f"<path {p}>") for p in paths]
+    pairs = []
+    for row, (image_id, value) in enumerate(zip(ids, labels, strict=True), start=2):
+        label = parse_label(value, f"{path}, row {row}")
+        if label == UNLABELED:
+            continue
+        image_id = str(image_id)
+        try:
+            collection.index_of(image_id)
+        except UnknownIdError as err:
+            message = f"{path}, row {row}: {err}"
+            if not skip_unknown:
+                raise UnknownIdError(message + "; fix the id or pass --skip-bad") from None
+            warnings.warn(message + "; row skipped", UnknownIdWarning, stacklevel=2)
+            continue
+        pairs.append((image_id, label))
+    return pairs
+
+
+def _path_lookup(collection: ImageCollection) -> dict[str, str]:
+    paths = getattr(collection, "paths", None)
+    if paths is None:
+        return {}
+    return {str(Path(p).resolve()): collection.id_of(i) for i, p in enumerate(paths)}
+
+
+def _normal_path(base: Path, text: str) -> str:
+    candidate = Path(text).expanduser()
+    return str((candidate if candidate.is_absolute() else base / candidate).resolve())

@@ -1,0 +1,326 @@
+"""A session: one folder holding everything of one search for anomalies.
+
+::
+
+    session.toml              the settings (SessionConfig)
+    labels.sqlite             every label given, with its history (LabelStore)
+    checkpoints/cycle-NNNN.safetensors   the model after each training cycle
+    scores/cycle-NNNN/        the scores of the whole collection after that cycle
+
+Every write is atomic or transactional, so a session killed at any moment
+re-opens with every label already given and continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoints import CheckpointInfo, load_checkpoint, read_checkpoint_info, save_checkpoint
+from .config import SessionConfig, TrainConfig
+from .errors import CheckpointError, ConfigError, NotTrainedError, SessionError
+from .io.base import ImageCollection, open_collection
+from .labels import ANOMALY, NORMAL, LabelEvent, LabelStore, parse_label
+from .loading import LoadProgress, load_images
+from .scorestore import ScoreManifest, ScoreStore, open_scores, read_manifest
+from .scoring import ScoreBatch, ScoreResult, model_fingerprint, score_collection
+from .training import Trainer, TrainingData, TrainProgress
+from .transforms import Normaliser
+
+CONFIG_FILE = "session.toml"
+LABELS_FILE = "labels.sqlite"
+ORDERS = ("score", "uncertainty", "random")
+FILTERS = ("unlabelled", "labelled", "all")
+
+
+class Session:
+    """Labels, models and scores of one collection, kept in ``path``.
+
+    Open one with ``Session.create`` or ``Session.open``; pass it explicitly
+    to whatever needs it (there is no global session).
+    """
+
+    def __init__(self, path: Path, config: SessionConfig) -> None:
+        self.path = Path(path)
+        self.config = config
+        self.labels = LabelStore(self.path / LABELS_FILE)
+        self._collection: ImageCollection | None = None
+        self._trainer: Trainer | None = None
+
+    # -- opening -----------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | Path, config: SessionConfig, exist_ok: bool = False) -> Session:
+        """Make a new session folder (or reuse one with ``exist_ok``, updating its settings)."""
+        path = Path(path)
+        if (path / CONFIG_FILE).exists() and not exist_ok:
+            raise SessionError(f"{path}: a session exists here already; open it, or choose a new folder")
+        if not config.data.source:
+            raise ConfigError("a session needs a data source (data.source)")
+        path.mkdir(parents=True, exist_ok=True)
+        config.to_toml(path / CONFIG_FILE)
+        return cls(path, config)
+
+    @classmethod
+    def open(cls, path: str | Path) -> Session:
+        """Re-open a session folder."""
+        path = Path(path)
+        if not (path / CONFIG_FILE).exists():
+            raise SessionError(f"{path}: not a session folder (no {CONFIG_FILE}); create one first "
+                               "with 'anomalymatch init'")
+        return cls(path, SessionConfig.from_toml(path / CONFIG_FILE))
+
+    def close(self) -> None:
+        self.labels.close()
+        if self._collection is not None:
+            self._collection.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def update_config(self, config: SessionConfig) -> None:
+        """Change the settings; a new data source or model starts the models afresh."""
+        data_changed = config.data != self.config.data
+        model_changed = config.model != self.config.model
+        config.to_toml(self.path / CONFIG_FILE)
+        self.config = config
+        if data_changed:
+            self._collection = None
+        if data_changed or model_changed:
+            self._trainer = None
+        elif self._trainer is not None:
+            self._trainer.set_config(config.train)
+
+    # -- data --------------------------------------------------------------------------
+
+    @property
+    def collection(self) -> ImageCollection:
+        if self._collection is None:
+            data = self.config.data
+            self._collection = open_collection(data.source, reader=data.reader,
+                                               on_error=data.on_error, **data.options)
+        return self._collection
+
+    @property
+    def normaliser(self) -> Normaliser:
+        return Normaliser(self.config.data.normalisation, self.collection.value_range)
+
+    def display_image(self, index: int) -> np.ndarray:
+        """Image ``index`` normalised exactly as the model sees it, at full resolution."""
+        return self.normaliser(self.collection.read_one(index))
+
+    # -- labels ------------------------------------------------------------------------
+
+    def label(self, image_id: str, label: int | str, source: str = "user") -> LabelEvent | None:
+        """Label one image by id (checked against the collection) and store it at once."""
+        self.collection.index_of(image_id)  # raises UnknownIdError naming the source
+        return self.labels.set(image_id, label, cycle=self.cycle, source=source)
+
+    def label_index(self, index: int, label: int | str, source: str = "user") -> LabelEvent | None:
+        return self.labels.set(self.collection.id_of(int(index)), label, cycle=self.cycle, source=source)
+
+    def undo(self) -> LabelEvent | None:
+        return self.labels.undo()
+
+    def import_labels(self, path: str | Path, source: str = "import") -> int:
+        """Import labels from a CSV/ECSV with ``id`` (or ``path``) and ``label`` columns.
+
+        Every id is checked before anything is stored: an unknown id stops the
+        import (naming the file and row) unless the data's ``on_error`` is
+        ``skip``.  Returns the number of labels that changed.
+        """
+        from .labelfiles import read_label_file
+
+        pairs = read_label_file(Path(path), self.collection, skip_unknown=self.config.data.on_error == "skip")
+        return len(self.labels.set_many(pairs, cycle=self.cycle, source=source))
+
+    def labelled(self) -> tuple[np.ndarray, np.ndarray]:
+        """Indices and labels (0 normal, 1 anomaly) of every labelled image."""
+        current = self.labels.current()
+        if not current:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        ids = list(current)
+        return self.collection.indices_of(ids), np.array([current[i] for i in ids], dtype=np.int64)
+
+    # -- models ------------------------------------------------------------------------
+
+    @property
+    def cycle(self) -> int:
+        """The number of training cycles run so far (that of the latest checkpoint)."""
+        latest = self.latest_checkpoint()
+        return 0 if latest is None else _cycle_of(latest)
+
+    def checkpoint_path(self, cycle: int) -> Path:
+        return self.path / "checkpoints" / f"cycle-{cycle:04d}.safetensors"
+
+    def latest_checkpoint(self) -> Path | None:
+        found = sorted((self.path / "checkpoints").glob("cycle-*.safetensors"))
+        return found[-1] if found else None
+
+    @property
+    def trainer(self) -> Trainer:
+        """The trainer, restored from the latest checkpoint when there is one."""
+        if self._trainer is None:
+            trainer = Trainer(self.config.model, self.config.train, self.collection.shape[2])
+            latest = self.latest_checkpoint()
+            if latest is not None:
+                self._restore(trainer, latest)
+            self._trainer = trainer
+        return self._trainer
+
+    def _restore(self, trainer: Trainer, path: Path) -> None:
+        tensors, info = load_checkpoint(path)
+        expected = (self.config.model.name, self.collection.shape[2])
+        if (info.model_name, info.in_chans) != expected:
+            raise CheckpointError(
+                f"{path}: made for {info.model_name} on {info.in_chans}-channel images, but the "
+                f"session uses {expected[0]} on {expected[1]}-channel images; start a new session"
+            )
+        trainer.load_state_dict(tensors, info.cycle, info.iterations_done)
+
+    def save_checkpoint(self) -> Path:
+        trainer = self.trainer
+        info = CheckpointInfo(cycle=trainer.cycle, iterations_done=trainer.iterations_done,
+                              model_name=self.config.model.name, in_chans=trainer.in_chans,
+                              image_size=self.config.model.image_size,
+                              weights_source=trainer.weights_source)
+        return save_checkpoint(self.checkpoint_path(trainer.cycle), trainer.state_dict(), info)
+
+    # -- training ----------------------------------------------------------------------
+
+    def train(self, iterations: int | None = None) -> Iterator[LoadProgress | TrainProgress]:
+        """Run one training cycle, yielding loading then training progress.
+
+        The model continues from the previous cycle.  Stopping early (closing
+        the generator) still saves a usable checkpoint of the iterations done.
+        """
+        labelled_idx, labels = self.labelled()
+        _check_trainable(labels)
+        pool = self._unlabelled_pool(labelled_idx)
+        data = yield from self._load_training_data(labelled_idx, labels, pool)
+        trainer = self.trainer
+        done_before = trainer.iterations_done
+        try:
+            yield from trainer.run(data, iterations)
+        finally:
+            if trainer.iterations_done > done_before:
+                self.save_checkpoint()
+
+    def _unlabelled_pool(self, labelled_idx: np.ndarray) -> np.ndarray:
+        n = len(self.collection)
+        wanted = self.config.train.unlabelled_pool_size
+        rng = np.random.default_rng([self.config.train.seed, self.cycle + 1])
+        draw = rng.choice(n, size=min(n, wanted + len(labelled_idx)), replace=False)
+        pool = draw[~np.isin(draw, labelled_idx)][:wanted]
+        return np.sort(pool)
+
+    def _load_training_data(self, labelled_idx: np.ndarray, labels: np.ndarray, pool: np.ndarray,
+                            ) -> Generator[LoadProgress, None, TrainingData]:
+        size = self.config.model.image_size
+        everything = np.concatenate([labelled_idx, pool])
+        images, valid = yield from load_images(self.collection, self.normaliser, size, everything,
+                                               num_workers=self.config.score.num_workers)
+        n = len(labelled_idx)
+        keep_labelled = torch.from_numpy(valid[:n])
+        keep_pool = torch.from_numpy(valid[n:])
+        return TrainingData(images[:n][keep_labelled], torch.from_numpy(labels)[keep_labelled],
+                            images[n:][keep_pool])
+
+    # -- scoring -----------------------------------------------------------------------
+
+    def score_directory(self, cycle: int) -> Path:
+        return self.path / "scores" / f"cycle-{cycle:04d}"
+
+    def score(self) -> Generator[ScoreBatch, None, ScoreResult]:
+        """Score the whole collection with the latest model, resuming a stopped run."""
+        if self.cycle == 0:
+            raise NotTrainedError(f"{self.path}: no model yet; run a training cycle before scoring")
+        trainer = self.trainer
+        model = trainer.scoring_model
+        manifest = ScoreManifest(
+            collection=self.collection.fingerprint(), n_images=len(self.collection),
+            model_hash=model_fingerprint(model), cycle=trainer.cycle,
+            part_size=self.config.score.part_size, preprocessing=self._preprocessing_key())
+        store = ScoreStore(self.score_directory(trainer.cycle), manifest)
+        return (yield from score_collection(model, self.collection, self.normaliser,
+                                            self.config.model.image_size, self.config.score,
+                                            trainer.device, store=store))
+
+    def _preprocessing_key(self) -> str:
+        return repr((self.config.data.normalisation, self.config.model.image_size,
+                     self.config.score.tta))
+
+    def scores(self) -> tuple[int, np.ndarray] | None:
+        """(cycle, scores) of the newest score run, or None before any scoring."""
+        for directory in sorted((self.path / "scores").glob("cycle-*"), reverse=True):
+            if read_manifest(directory) is not None:
+                manifest, scores = open_scores(directory)
+                if manifest.n_images == len(self.collection):
+                    return manifest.cycle, scores
+        return None
+
+    def ranking(self, order: str = "score", which: str = "unlabelled", seed: int = 0) -> np.ndarray:
+        """Collection indices in review order.
+
+        ``order``: ``score`` (most anomalous first), ``uncertainty`` (closest
+        to 0.5 first) or ``random``; ``which``: ``unlabelled``, ``labelled`` or
+        ``all`` images.  Images without a score come last.
+        """
+        if order not in ORDERS:
+            raise ConfigError(f"order must be one of {ORDERS}; got {order!r}")
+        if which not in FILTERS:
+            raise ConfigError(f"which must be one of {FILTERS}; got {which!r}")
+        n = len(self.collection)
+        found = self.scores()
+        scores = found[1] if found is not None else np.full(n, np.nan, dtype=np.float32)
+        candidates = self._filtered(which, n)
+        return rank(scores, candidates, order, seed)
+
+    def _filtered(self, which: str, n: int) -> np.ndarray:
+        if which == "all":
+            return np.arange(n)
+        labelled = np.zeros(n, dtype=bool)
+        ids = list(self.labels.current(include_unsure=True))
+        if ids:
+            labelled[self.collection.indices_of(ids)] = True
+        return np.flatnonzero(labelled if which == "labelled" else ~labelled)
+
+
+def rank(scores: np.ndarray, candidates: np.ndarray, order: str, seed: int = 0) -> np.ndarray:
+    """Order ``candidates`` by ``order`` (see ``Session.ranking``); ties by index."""
+    values = scores[candidates].astype(np.float64)
+    missing = ~np.isfinite(values)
+    if order == "random":
+        key = np.random.default_rng(seed).random(len(candidates))
+    elif order == "uncertainty":
+        key = np.abs(values - 0.5)
+    else:
+        key = -values
+    key = np.where(missing, np.inf, key)
+    return candidates[np.lexsort((candidates, key))]
+
+
+def _check_trainable(labels: np.ndarray) -> None:
+    anomalies, normal = int((labels == ANOMALY).sum()), int((labels == NORMAL).sum())
+    if anomalies == 0 or normal == 0:
+        raise ConfigError(
+            f"training needs at least one anomaly and one normal label; the session has {anomalies} "
+            f"anomalies and {normal} normal images. Label some (or import a label file) first"
+        )
+
+
+def _cycle_of(path: Path) -> int:
+    match = re.search(r"cycle-(\d+)", path.name)
+    if match is None:
+        raise CheckpointError(f"{path}: checkpoint name does not say its cycle")
+    return int(match.group(1))
+
+
+__all__ = ["Session", "TrainConfig", "parse_label", "rank", "read_checkpoint_info"]
