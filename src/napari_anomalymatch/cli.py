@@ -1,0 +1,480 @@
+"""The ``anomalymatch`` command line: argparse -> config -> core generators + tqdm.
+
+Sub-commands: ``demo``, ``init``, ``label``, ``train``, ``score``, ``export``,
+``evaluate``, ``info``.  Errors the user can fix are printed as one line
+(exit status 2); Ctrl-C during training keeps the iterations done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 1
+    from .core.errors import AnomalyMatchError
+
+    warnings.simplefilter("default")
+    try:
+        return int(args.run(args) or 0)
+    except AnomalyMatchError as err:
+        print(f"anomalymatch {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"anomalymatch {args.command}: interrupted; work done so far is saved", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="anomalymatch",
+        description="Find rare objects in large image collections from a handful of labels "
+                    "(FixMatch semi-supervised active learning, as in AnomalyMatch).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_demo(commands)
+    _add_init(commands)
+    _add_label(commands)
+    _add_train(commands)
+    _add_score(commands)
+    _add_export(commands)
+    _add_evaluate(commands)
+    _add_info(commands)
+    return parser
+
+
+# -- shared options ----------------------------------------------------------------------
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model and training")
+    group.add_argument("--size", type=int, default=None, help="model input size in pixels (64)")
+    group.add_argument("--model", default=None, help="timm model name (tf_efficientnet_lite0)")
+    group.add_argument("--iterations", type=int, default=None, help="iterations per cycle (100)")
+    group.add_argument("--batch-size", type=int, default=None, help="labelled images per iteration (16)")
+    group.add_argument("--unlabelled-ratio", type=int, default=None,
+                       help="unlabelled images per labelled image in a batch (5)")
+    group.add_argument("--pool-size", type=int, default=None,
+                       help="unlabelled images drawn per cycle for training (10000)")
+    group.add_argument("--threshold", type=float, default=None, help="pseudo-label confidence (0.95)")
+    group.add_argument("--lr", type=float, default=None, help="learning rate (0.0075)")
+    group.add_argument("--seed", type=int, default=None, help="random seed (0)")
+    group.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"])
+
+
+def _score_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("scoring")
+    group.add_argument("--score-batch-size", type=int, default=None, help="images per batch (256)")
+    group.add_argument("--workers", type=int, default=None,
+                       help="loader processes (-1: automatic)")
+    group.add_argument("--precision", default=None, choices=["auto", "float32", "bfloat16", "float16"])
+    group.add_argument("--tta", action="store_true", default=None,
+                       help="average scores over the 8 flips/rotations")
+
+
+def _data_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--reader", default=None, help="reader name (auto)")
+    group.add_argument("--hdu", default=None,
+                       help="FITS HDU(s): index, name, comma-separated list, or 'all'")
+    group.add_argument("--dataset", default=None, help="HDF5 dataset of the images")
+    group.add_argument("--array", default=None, help="Zarr array of the images")
+    group.add_argument("--normalisation", default=None,
+                       choices=["auto", "none", "linear", "percentile", "log", "asinh", "zscale"])
+    group.add_argument("--skip-bad", action="store_true", default=None,
+                       help="warn about and skip unreadable images instead of stopping")
+
+
+def _apply_options(config: Any, args: argparse.Namespace) -> Any:
+    """A new SessionConfig with the options given on the command line."""
+    import dataclasses
+
+    from .core.config import NormalisationConfig
+
+    def pick(section: Any, **names: str) -> Any:
+        changes = {field: getattr(args, arg) for field, arg in names.items()
+                   if getattr(args, arg, None) is not None}
+        return dataclasses.replace(section, **changes) if changes else section
+
+    model = pick(config.model, image_size="size", name="model", device="device")
+    train = pick(config.train, iterations="iterations", batch_size="batch_size",
+                 unlabelled_ratio="unlabelled_ratio", unlabelled_pool_size="pool_size",
+                 confidence_threshold="threshold", learning_rate="lr", seed="seed")
+    score = pick(config.score, batch_size="score_batch_size", num_workers="workers",
+                 precision="precision", tta="tta")
+    data = config.data
+    options = dict(data.options)
+    if getattr(args, "hdu", None) is not None:
+        options["hdu"] = _parse_hdu(args.hdu)
+    for name in ("dataset", "array"):
+        if getattr(args, name, None) is not None:
+            options[name] = getattr(args, name)
+    changes: dict[str, Any] = {"options": options}
+    if getattr(args, "reader", None):
+        changes["reader"] = args.reader
+    if getattr(args, "skip_bad", None):
+        changes["on_error"] = "skip"
+    if getattr(args, "normalisation", None):
+        changes["normalisation"] = dataclasses.replace(
+            data.normalisation or NormalisationConfig(), method=args.normalisation)
+    data = dataclasses.replace(data, **changes)
+    return config.replace(data=data, model=model, train=train, score=score)
+
+
+def _parse_hdu(text: str) -> Any:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    values: list[Any] = [int(p) if p.lstrip("-").isdigit() else p for p in parts]
+    return values[0] if len(values) == 1 else values
+
+
+def _progress_bar(total: int, description: str, unit: str = "it"):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit=unit, dynamic_ncols=True, leave=True,
+                disable=None)
+
+
+def _drive_training(events, on_event: Callable[[Any], None] | None = None) -> Any:
+    """Show loading/training progress bars while a generator runs; return its value."""
+    from .core.loading import LoadProgress
+    from .core.training import TrainProgress
+
+    bars: dict[str, Any] = {}
+    try:
+        while True:
+            try:
+                event = next(events)
+            except StopIteration as stop:
+                return stop.value
+            if isinstance(event, LoadProgress):
+                bar = bars.get("load") or bars.setdefault(
+                    "load", _progress_bar(event.n_total, "loading images", "img"))
+                bar.update(event.n_done - bar.n)
+            elif isinstance(event, TrainProgress):
+                key = f"train{event.cycle}"
+                bar = bars.get(key) or bars.setdefault(
+                    key, _progress_bar(event.iterations, f"cycle {event.cycle}"))
+                bar.set_postfix(loss=f"{event.loss:.3f}", mask=f"{event.mask_ratio:.2f}",
+                                s_per_it=f"{event.seconds_per_iteration:.2f}", refresh=False)
+                bar.update(1)
+                if event.iteration == event.iterations:
+                    bar.close()
+                    bars.pop("load", None)
+            if on_event is not None:
+                on_event(event)
+    finally:
+        events.close()
+        for bar in bars.values():
+            bar.close()
+
+
+def _drive_scoring(events) -> Any:
+    bar = None
+    try:
+        while True:
+            try:
+                batch = next(events)
+            except StopIteration as stop:
+                return stop.value
+            if bar is None:
+                bar = _progress_bar(batch.n_total, "scoring", "img")
+                bar.update(batch.n_done - len(batch.indices))
+            bar.set_postfix(img_per_s=f"{batch.images_per_second:.0f}", refresh=False)
+            bar.update(len(batch.indices))
+    finally:
+        events.close()
+        if bar is not None:
+            bar.close()
+
+
+# -- demo ------------------------------------------------------------------------------------
+
+
+def _add_demo(commands: Any) -> None:
+    parser = commands.add_parser(
+        "demo", help="find bent-tailed radio galaxies among real FIRST images (offline)",
+        description="Run AnomalyMatch on 1,905 real FIRST radio galaxies (package firstgalaxydata): "
+                    "bent-tailed galaxies are the anomalies (5 %%); start from 10 labelled "
+                    "anomalies and 30 normal images; three cycles with a simulated expert. "
+                    "Writes ranking.csv, gallery.png and metrics.json.")
+    parser.add_argument("--out", type=Path, default=Path("anomalymatch-demo"),
+                        help="output folder (anomalymatch-demo)")
+    parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--anomaly-class", default="Bent", choices=["FRI", "FRII", "Compact", "Bent"])
+    _model_options(parser)
+    _score_options(parser)
+    parser.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .core.config import SessionConfig
+    from .core.demo import write_first_benchmark
+    from .core.evaluate import read_benchmark
+
+    seed = args.seed if args.seed is not None else 0
+    manifest = write_first_benchmark(args.out, anomaly_class=args.anomaly_class, seed=seed)
+    print(f"demo data: {manifest}")
+    benchmark = read_benchmark(manifest)
+    config = _apply_options(SessionConfig(), args)
+    result = _run_and_report(benchmark, config, args.cycles, args.out)
+    print(f"ranking: {args.out / 'ranking.csv'}\ngallery: {args.out / 'gallery.png'}")
+    return 0 if result is not None else 1
+
+
+def _run_and_report(benchmark: Any, config: Any, cycles: int, out: Path | None) -> Any:
+    from .core.evaluate import CycleReport, run_protocol
+    from .core.report import write_evaluation_report
+    from .core.transforms import Normaliser
+
+    def report(event: Any) -> None:
+        if isinstance(event, CycleReport):
+            m = event.metrics
+            print(f"cycle {event.cycle}: AUROC {m['auroc']:.3f}  AUPRC {m['auprc']:.3f}  "
+                  f"top-1% precision {m['precision_top1pct']:.2f}  "
+                  f"anomalies in top 50: {m['anomalies_in_top50']}  "
+                  f"({event.n_labelled_anomalies} anomalies, {event.n_labelled_normal} normal labelled)")
+
+    result = _drive_training(run_protocol(benchmark, config, cycles), report)
+    m = result.metrics
+    print(f"final ranking of {m['n_scored']} never-labelled images ({m['n_anomalies']} anomalies): "
+          f"AUROC {m['auroc']:.3f}, AUPRC {m['auprc']:.3f}, "
+          f"top-1% precision {m['precision_top1pct']:.2f}")
+    if out is not None:
+        normaliser = Normaliser(config.data.normalisation, benchmark.collection.value_range)
+        write_evaluation_report(result, out, normaliser)
+    return result
+
+
+# -- sessions --------------------------------------------------------------------------------
+
+
+def _add_init(commands: Any) -> None:
+    parser = commands.add_parser("init", help="create a session folder for a data source",
+                                 description="Create a session: a folder holding settings, "
+                                             "labels, checkpoints and scores for one collection.")
+    parser.add_argument("session", type=Path, help="session folder to create")
+    parser.add_argument("source", help="folder, glob, FITS, HDF5, Zarr or CSV/ECSV catalogue")
+    parser.add_argument("--labels", type=Path, default=None, help="import labels from this CSV")
+    _data_options(parser)
+    _model_options(parser)
+    _score_options(parser)
+    parser.set_defaults(run=_run_init)
+
+
+def _run_init(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .core.config import DataConfig, SessionConfig
+    from .core.session import Session
+
+    config = SessionConfig(data=DataConfig(source=str(args.source)))
+    config = _apply_options(config, args)
+    config = config.replace(data=dataclasses.replace(config.data, source=str(Path(args.source).absolute())
+                                                     if not _is_glob(args.source) else args.source))
+    with Session.create(args.session, config) as session:
+        collection = session.collection
+        print(f"session {args.session}: {len(collection)} images of "
+              f"{'x'.join(map(str, collection.shape))} from {collection.source}")
+        imported = _import_catalogue_labels(session)
+        if args.labels is not None:
+            imported += session.import_labels(args.labels)
+        if imported:
+            print(f"imported {imported} labels; {session.labels.counts()}")
+    return 0
+
+
+def _is_glob(text: str) -> bool:
+    import glob
+
+    return glob.has_magic(text)
+
+
+def _import_catalogue_labels(session: Any) -> int:
+    labels = getattr(session.collection, "labels", None)
+    if not labels:
+        return 0
+    return len(session.labels.set_many(labels.items(), source="catalogue"))
+
+
+def _add_label(commands: Any) -> None:
+    parser = commands.add_parser("label", help="import labels from a CSV/ECSV file",
+                                 description="Import labels (columns id or path, and label: "
+                                             "anomaly/normal/unsure) into a session.")
+    parser.add_argument("session", type=Path)
+    parser.add_argument("file", type=Path, help="CSV/ECSV with id (or path) and label columns")
+    parser.set_defaults(run=_run_label)
+
+
+def _run_label(args: argparse.Namespace) -> int:
+    from .core.session import Session
+
+    with Session.open(args.session) as session:
+        changed = session.import_labels(args.file)
+        print(f"{changed} labels changed; now {session.labels.counts()}")
+    return 0
+
+
+def _add_train(commands: Any) -> None:
+    parser = commands.add_parser("train", help="run training cycles (each followed by scoring)",
+                                 description="Continue training the session's model for one or "
+                                             "more cycles; after each, score the collection.")
+    parser.add_argument("session", type=Path)
+    parser.add_argument("--cycles", type=int, default=1)
+    parser.add_argument("--no-score", action="store_true", help="do not score after training")
+    _model_options(parser)
+    _score_options(parser)
+    parser.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .core.session import Session
+
+    with Session.open(args.session) as session:
+        config = _apply_options(session.config, args)
+        if config != session.config:
+            session.update_config(config)
+        for _ in range(args.cycles):
+            _drive_training(session.train())
+            print(f"cycle {session.cycle} saved: {session.latest_checkpoint()}")
+            if not args.no_score:
+                _report_scores(session, _drive_scoring(session.score()))
+    return 0
+
+
+def _add_score(commands: Any) -> None:
+    parser = commands.add_parser("score", help="score every image with the latest model",
+                                 description="Score the whole collection with the latest model; "
+                                             "an interrupted run resumes where it stopped.")
+    parser.add_argument("session", type=Path)
+    parser.add_argument("--top", type=int, default=10, help="print the N best candidates")
+    _score_options(parser)
+    parser.set_defaults(run=_run_score)
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    from .core.session import Session
+
+    with Session.open(args.session) as session:
+        config = _apply_options(session.config, args)
+        if config != session.config:
+            session.update_config(config)
+        _report_scores(session, _drive_scoring(session.score()), args.top)
+    return 0
+
+
+def _report_scores(session: Any, result: Any, top: int = 10) -> None:
+    print(f"scored {result.n_scored} images at {result.images_per_second:.0f} images/s "
+          f"(model {result.model_hash}); scores in {session.score_directory(session.cycle)}")
+    ranking = session.ranking("score", "unlabelled")[:top]
+    for rank, index in enumerate(ranking, start=1):
+        print(f"{rank:4d}  {result.scores[index]:.4f}  {session.collection.id_of(int(index))}")
+
+
+def _add_export(commands: Any) -> None:
+    parser = commands.add_parser("export", help="write the ranking as CSV, ECSV, FITS or VOTable",
+                                 description="Write id, path, score, rank, label, cycle and "
+                                             "RA/Dec (when known) of every image, best first. "
+                                             "The format follows the suffix: .csv .ecsv .fits "
+                                             ".xml/.vot .parquet")
+    parser.add_argument("session", type=Path)
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--top", type=int, default=None, help="only the N best images")
+    parser.set_defaults(run=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .core.errors import NotTrainedError
+    from .core.export import ranking_table, write_table
+    from .core.session import Session
+
+    with Session.open(args.session) as session:
+        found = session.scores()
+        if found is None:
+            raise NotTrainedError(f"{args.session}: nothing scored yet; run 'anomalymatch train' first")
+        cycle, scores = found
+        indices = session.ranking("score", "all")
+        if args.top is not None:
+            indices = indices[:args.top]
+        table = ranking_table(session.collection, scores, session.labels.current(include_unsure=True),
+                              cycle, indices=np.sort(indices))
+        path = write_table(table, args.output)
+        print(f"wrote {len(table)} rows to {path}")
+    return 0
+
+
+def _add_info(commands: Any) -> None:
+    parser = commands.add_parser("info", help="summarise a session")
+    parser.add_argument("session", type=Path)
+    parser.set_defaults(run=_run_info)
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from .core.session import Session
+
+    with Session.open(args.session) as session:
+        collection = session.collection
+        found = session.scores()
+        info = {
+            "source": collection.source,
+            "images": len(collection),
+            "shape": list(collection.shape),
+            "labels": session.labels.counts(),
+            "cycles": session.cycle,
+            "scored_cycle": found[0] if found else None,
+        }
+        print(json.dumps(info, indent=1))
+    return 0
+
+
+# -- evaluate ----------------------------------------------------------------------------------
+
+
+def _add_evaluate(commands: Any) -> None:
+    parser = commands.add_parser(
+        "evaluate", help="run the paper's simulated active-learning protocol on a manifest",
+        description="MANIFEST is a CSV with columns path,is_anomaly,initial_label. Train from the "
+                    "initial labels; after each cycle but the last an oracle labels the 10 "
+                    "highest-scoring unlabelled true anomalies and normal images; finally every "
+                    "never-labelled image is scored and the ranking measured.")
+    parser.add_argument("manifest", type=Path)
+    parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write ranking.csv, gallery.png and metrics.json here")
+    _model_options(parser)
+    _score_options(parser)
+    parser.add_argument("--normalisation", default=None,
+                        choices=["auto", "none", "linear", "percentile", "log", "asinh", "zscale"])
+    parser.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .core.config import SessionConfig
+    from .core.evaluate import read_benchmark
+
+    benchmark = read_benchmark(args.manifest)
+    config = _apply_options(SessionConfig(), args)
+    result = _run_and_report(benchmark, config, args.cycles, args.out)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.summary(), indent=1))
+        print(f"results: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

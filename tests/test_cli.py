@@ -1,0 +1,142 @@
+"""Every sub-command of ``anomalymatch`` end to end, on tiny settings and real files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from napari_anomalymatch.cli import build_parser, main
+
+TINY = ["--iterations", "2", "--batch-size", "4", "--unlabelled-ratio", "1", "--pool-size", "16",
+        "--size", "32", "--workers", "0"]
+COMMANDS = ["demo", "init", "label", "train", "score", "export", "evaluate", "info"]
+
+
+def test_console_script_is_installed():
+    from pathlib import Path
+
+    beside_python = Path(sys.executable).parent / "anomalymatch"
+    exe = str(beside_python) if beside_python.exists() else shutil.which("anomalymatch")
+    assert exe, "the anomalymatch console script is not installed"
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
+    for command in COMMANDS:
+        assert command in out
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: anomalymatch " + command in capsys.readouterr().out
+
+
+def test_session_workflow(tmp_path, blob_folder, capsys):
+    folder, truth = blob_folder
+    session = tmp_path / "session"
+    assert main(["init", str(session), str(folder), "--normalisation", "percentile", *TINY]) == 0
+    assert "40 images of 32x32x1" in capsys.readouterr().out
+    labels = tmp_path / "labels.csv"
+    with open(labels, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "label"])
+        for i in np.flatnonzero(truth)[:2]:
+            writer.writerow([f"img_{i:03d}.png", "anomaly"])
+        for i in np.flatnonzero(~truth)[:4]:
+            writer.writerow([f"img_{i:03d}.png", "normal"])
+    assert main(["label", str(session), str(labels)]) == 0
+    assert "6 labels changed" in capsys.readouterr().out
+
+    assert main(["train", str(session), "--cycles", "2", "--no-score"]) == 0
+    assert (session / "checkpoints" / "cycle-0002.safetensors").exists()
+    assert main(["score", str(session), "--top", "3", "--workers", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "scored 40 images" in out and len([line for line in out.splitlines() if ".png" in line]) == 3
+
+    for suffix in ("csv", "ecsv", "fits", "xml"):
+        target = tmp_path / f"ranking.{suffix}"
+        assert main(["export", str(session), str(target)]) == 0
+        table = Table.read(target)
+        assert len(table) == 40
+        assert np.all(np.diff(np.asarray(table["score"], dtype=float)) <= 0)
+        assert set(map(str, table["label"])) >= {"anomaly", "normal", "unlabelled"}
+        assert int(np.asarray(table["cycle"])[0]) == 2
+
+    capsys.readouterr()
+    assert main(["info", str(session)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["images"] == 40 and info["cycles"] == 2 and info["labels"]["anomaly"] == 2
+
+
+def test_errors_are_one_clear_line(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("anomalymatch info: error:") and "not a session folder" in err
+    assert main(["init", str(tmp_path / "s"), str(tmp_path / "nothing.fits")]) == 2
+    assert "nothing.fits: no such file" in capsys.readouterr().err
+
+
+def test_label_import_with_unknown_id_fails_without_storing(tmp_path, blob_folder, capsys):
+    session = tmp_path / "session"
+    main(["init", str(session), str(blob_folder[0]), *TINY])
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,label\nimg_000.png,anomaly\nimg_999.png,normal\n")
+    assert main(["label", str(session), str(labels)]) == 2
+    assert "labels.csv, row 3" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["info", str(session)]) == 0
+    assert json.loads(capsys.readouterr().out)["labels"]["anomaly"] == 0
+
+
+def test_fits_session_from_real_m13(tmp_path, m13_dir, capsys):
+    folder = tmp_path / "fits"
+    folder.mkdir()
+    for name in ("m13.fits", "m13_rice.fits", "m13_gzip.fits", "m13_plio.fits"):
+        shutil.copy(m13_dir / name, folder / name)
+    assert main(["init", str(tmp_path / "s"), str(folder), "--normalisation", "zscale", *TINY]) == 0
+    assert "4 images of 300x300x1" in capsys.readouterr().out
+
+
+def test_evaluate_writes_the_promised_json(tmp_path, blob_manifest):
+    out = tmp_path / "result.json"
+    assert main(["evaluate", str(blob_manifest), "--cycles", "2", "--seed", "0", "--json", str(out),
+                 "--out", str(tmp_path / "report"), *TINY]) == 0
+    result = json.loads(out.read_text())
+    for key in ("auroc", "auprc", "precision_top1pct", "precision_top5pct", "anomalies_in_top50",
+                "n_scored", "train_seconds_per_iteration", "score_images_per_second", "settings"):
+        assert key in result, key
+    # 6 initial labels, then the oracle labels 10 anomalies and 10 normal images
+    assert result["n_scored"] == 80 - 6 - 20
+    assert result["cycles"][1]["n_labelled_anomalies"] == 12
+    assert result["settings"]["train"]["iterations"] == 2 and result["settings"]["cycles"] == 2
+    assert 0.0 <= result["auroc"] <= 1.0
+    ranking = Table.read(tmp_path / "report" / "ranking.csv")
+    assert len(ranking) == 54 and (tmp_path / "report" / "gallery.png").stat().st_size > 1000
+
+
+def test_demo_on_real_radio_galaxies(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--cycles", "1", *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "AUROC" in printed and "AUPRC" in printed and "top-1% precision" in printed
+    manifest = Table.read(out / "manifest.csv", format="ascii.csv")
+    assert len(manifest) == 1905 and int(np.sum(manifest["is_anomaly"])) == 95
+    ranking = Table.read(out / "ranking.csv", format="ascii.csv")
+    assert len(ranking) == 1905 - 40
+    assert np.isfinite(np.asarray(ranking["ra"], dtype=float)).all()
+    from PIL import Image
+
+    with Image.open(out / "gallery.png") as gallery:
+        assert gallery.size[0] > 600 and np.asarray(gallery).std() > 10
+
+
+def test_parser_has_no_duplicate_options():
+    parser = build_parser()  # argparse raises on conflicting option strings
+    assert parser.prog == "anomalymatch"
