@@ -86,3 +86,13 @@ def test_other_timm_models_start_random_without_local_weights(monkeypatch):
 def test_unknown_model_suggests_names():
     with pytest.raises(ConfigError, match=r"'tf_efficientnet_lite' is not a timm model; did you mean"):
         build_model(ModelConfig(name="tf_efficientnet_lite"), in_chans=3)
+
+
+def test_new_head_starts_near_even_odds():
+    """timm's EfficientNet head init gives two-class logits in the tens; ours starts near zero."""
+    model = build_model(ModelConfig(), in_chans=3).model.eval()
+    with torch.no_grad():
+        logits = model(torch.rand(16, 3, 64, 64))
+    assert float(logits.abs().max()) < 1.0
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1] * 8))
+    assert abs(float(loss) - np.log(2)) < 0.1

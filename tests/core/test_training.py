@@ -116,3 +116,10 @@ def test_state_dict_round_trip(trainer):
 def test_training_needs_both_kinds_of_label():
     with pytest.raises(ValueError, match="at least one labelled image"):
         TrainingData(torch.zeros(0, 1, 8, 8), torch.zeros(0, dtype=torch.long), torch.zeros(1, 1, 8, 8))
+
+
+def test_supervised_only_training_when_the_ratio_is_zero():
+    config = TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=0)
+    trainer = Trainer(ModelConfig(image_size=32), config, in_chans=1)
+    steps = list(trainer.run(_data()))
+    assert [s.unsup_loss for s in steps] == [0.0, 0.0] and all(s.sup_loss > 0 for s in steps)

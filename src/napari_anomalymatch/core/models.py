@@ -27,11 +27,20 @@ class PretrainedWeightsWarning(UserWarning):
 
 
 class AnomalyClassifier(nn.Module):
-    """A backbone whose input is [0, 1] images and whose output is two logits."""
+    """A backbone whose input is [0, 1] images and whose output is two logits.
+
+    The new two-class head starts near zero (normal, std 0.01): timm's default initialisation
+    for EfficientNet scales with 1/sqrt(num_classes), which for two classes gives logits in the
+    tens and makes the first iterations of fine-tuning diverge.
+    """
 
     def __init__(self, backbone: nn.Module, mean: list[float], std: list[float]) -> None:
         super().__init__()
         self.backbone = backbone
+        head = backbone.get_classifier()
+        if isinstance(head, nn.Linear):
+            nn.init.normal_(head.weight, std=0.01)
+            nn.init.zeros_(head.bias)
         channels = len(mean)
         self.register_buffer("mean", torch.tensor(mean).view(1, channels, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, channels, 1, 1), persistent=False)

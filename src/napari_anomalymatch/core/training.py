@@ -145,6 +145,9 @@ class Trainer:
         gen = self._augmenting
         cfg = self.config
         labelled = prepare(weak_augment(prepare(labelled), gen))
+        if len(unlabelled) == 0:
+            empty = prepare(unlabelled)
+            return FixMatchBatch(labelled, labels.to(self.device), empty, empty)
         weak = prepare(weak_augment(prepare(unlabelled), gen))
         strong = prepare(strong_augment(prepare(unlabelled), gen, cfg.strong_ops, cfg.strong_magnitude))
         return FixMatchBatch(labelled, labels.to(self.device), weak, strong)
