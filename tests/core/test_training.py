@@ -100,7 +100,7 @@ def test_training_is_reproducible_from_a_seed():
         t = Trainer(ModelConfig(image_size=32), TINY, in_chans=1)
         for _ in t.run(_data()):
             pass
-        return t.scoring_model.state_dict()["backbone.classifier.weight"]
+        return t.scoring_model.state_dict()["model.backbone.classifier.weight"]
 
     torch.testing.assert_close(final_weights(), final_weights(), rtol=0, atol=0)
 

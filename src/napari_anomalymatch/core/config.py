@@ -21,6 +21,7 @@ ON_ERROR = ("raise", "skip")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 WEAK_PASSES = ("joint", "separate")
+HEADS = ("classifier", "probe", "ensemble")
 
 
 def _check_range(owner: str, name: str, value: float, low: float, high: float,
@@ -125,12 +126,15 @@ class TrainConfig:
     lambda_u: float = 1.0
     ema_decay: float = 0.99
     learning_rate: float = 0.0075
+    backbone_lr_scale: float = 1.0
     momentum: float = 0.9
     weight_decay: float = 5e-4
     unlabelled_pool_size: int = 10_000
     strong_ops: int = 2
     strong_magnitude: int = 10
     weak_pass: str = "joint"
+    head: str = "ensemble"
+    probe_regularisation: float = 0.1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -143,12 +147,15 @@ class TrainConfig:
         _check_range(owner, "lambda_u", self.lambda_u, 0.0, 100.0)
         _check_range(owner, "ema_decay", self.ema_decay, 0.0, 1.0, high_open=True)
         _check_range(owner, "learning_rate", self.learning_rate, 0.0, 10.0, low_open=True)
+        _check_range(owner, "backbone_lr_scale", self.backbone_lr_scale, 0.0, 10.0)
         _check_range(owner, "momentum", self.momentum, 0.0, 1.0, high_open=True)
         _check_range(owner, "weight_decay", self.weight_decay, 0.0, 1.0)
         _check_int(owner, "unlabelled_pool_size", self.unlabelled_pool_size, 0)
         _check_int(owner, "strong_ops", self.strong_ops, 0)
         _check_range(owner, "strong_magnitude", self.strong_magnitude, 0, 30)
         _check_choice(owner, "weak_pass", self.weak_pass, WEAK_PASSES)
+        _check_choice(owner, "head", self.head, HEADS)
+        _check_range(owner, "probe_regularisation", self.probe_regularisation, 0.0, 1e6, low_open=True)
         _check_int(owner, "seed", self.seed, 0)
 
 

@@ -28,7 +28,7 @@ from .io.catalogue import CatalogueCollection, column, open_catalogue, read_tabl
 from .labels import ANOMALY, NORMAL, UNLABELED, parse_label
 from .loading import LoadProgress, load_images
 from .metrics import ranking_metrics
-from .scoring import score_images
+from .scoring import score_components
 from .training import Trainer, TrainingData, TrainProgress
 from .transforms import Normaliser
 
@@ -64,6 +64,7 @@ class CycleReport:
     train_seconds_per_iteration: float
     score_images_per_second: float
     mean_mask_ratio: float
+    head_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -86,7 +87,7 @@ class EvaluationResult:
             "train_seconds_per_iteration": last.train_seconds_per_iteration,
             "score_images_per_second": last.score_images_per_second,
             **{k: _plain(v) for k, v in self.timings.items()},
-            "cycles": [{**asdict(c), "metrics": {k: _plain(v) for k, v in c.metrics.items()}}
+            "cycles": [{**asdict(c), "metrics": _plain(c.metrics), "head_metrics": _plain(c.head_metrics)}
                        for c in self.cycles],
             "settings": self.settings,
         }
@@ -142,8 +143,10 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
             masks.append(progress.mask_ratio)
             yield progress
         score_started = time.perf_counter()
-        scores = score_images(trainer.scoring_model, images, config.score, trainer.device)
+        parts = score_components(trainer.scoring_model, images, config.score, trainer.device)
         score_rate = len(images) / (time.perf_counter() - score_started)
+        heads = _head_scores(parts)
+        scores = _sigmoid(heads[trainer.scoring_model.head])
         scores[~valid] = np.nan
         unlabelled = ~ever_labelled & valid
         report = CycleReport(
@@ -154,6 +157,8 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
             train_seconds_per_iteration=float(np.median(timings)),
             score_images_per_second=score_rate,
             mean_mask_ratio=float(np.mean(masks)),
+            head_metrics={name: _brief(ranking_metrics(values[unlabelled], benchmark.is_anomaly[unlabelled]))
+                          for name, values in heads.items()},
         )
         reports.append(report)
         yield report
@@ -167,6 +172,23 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
                    "load_images_per_second": len(collection) / max(load_seconds, 1e-9)}
     return EvaluationResult(ranking_metrics(scores[final], benchmark.is_anomaly[final]), reports,
                             settings, timings_out, scores, ever_labelled, benchmark)
+
+
+def _head_scores(parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Log-odds of every head the scorer can give: classifier, probe and their ensemble."""
+    heads = dict(parts)
+    if "probe" in parts:
+        heads["ensemble"] = (parts["classifier"] + parts["probe"]) / 2
+    return heads
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))).astype(np.float32)
+
+
+def _brief(metrics: dict[str, float]) -> dict[str, float]:
+    keys = ("auroc", "auprc", "precision_top1pct", "anomalies_in_top50")
+    return {k: metrics[k] for k in keys}
 
 
 def _training_data(images: torch.Tensor, labels: np.ndarray, valid: np.ndarray, pool_size: int,

@@ -226,3 +226,27 @@ def score_images(model: torch.nn.Module, images: torch.Tensor, config: ScoreConf
         out[start:start + len(batch)] = _score_batch(model, batch, valid[:len(batch)], device,
                                                      dtype, config.tta)
     return out
+
+
+@torch.inference_mode()
+def score_components(scorer: torch.nn.Module, images: torch.Tensor, config: ScoreConfig,
+                     device: torch.device | None = None) -> dict[str, np.ndarray]:
+    """Anomaly log-odds of each part of an ``AnomalyScorer`` (classifier, probe) for images
+    in memory, averaged over the eight flips/quarter turns when ``config.tta``."""
+    device = device or next(scorer.parameters()).device
+    scorer.eval()
+    dtype = choose_precision(config.precision, device)
+    context = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    parts: dict[str, list[np.ndarray]] = {}
+    views = range(8) if config.tta else range(1)
+    for start in range(0, len(images), config.batch_size):
+        batch = images[start:start + config.batch_size].to(device).float()
+        totals: dict[str, torch.Tensor] = {}
+        for k in views:
+            view = dihedral(batch, k).contiguous(memory_format=torch.channels_last)
+            with context:
+                for name, value in scorer.components(view).items():
+                    totals[name] = totals.get(name, 0) + value.float()
+        for name, value in totals.items():
+            parts.setdefault(name, []).append((value / len(views)).cpu().numpy())
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}

@@ -22,6 +22,7 @@ from .errors import ConfigError
 from .fixmatch import FixMatchBatch, fixmatch_step
 from .labels import ANOMALY, NORMAL
 from .models import AnomalyClassifier, build_model, choose_device
+from .probe import AnomalyScorer, LinearProbe, fit_probe
 
 
 @dataclass(frozen=True)
@@ -80,21 +81,22 @@ class Trainer:
         self.optimizer = _make_optimizer(self.model, train_config)
         self.cycle = 0
         self.iterations_done = 0
+        self.probe: LinearProbe | None = None
         self._sampling = torch.Generator().manual_seed(train_config.seed)
         self._augmenting = torch.Generator(device=self.device).manual_seed(train_config.seed + 1)
         self._scaler = torch.amp.GradScaler("cuda") if self._amp_dtype() == torch.float16 else None
 
     @property
-    def scoring_model(self) -> AnomalyClassifier:
-        """The EMA model in eval mode: what scores the collection."""
-        return self.ema.module.eval()
+    def scoring_model(self) -> AnomalyScorer:
+        """What scores the collection: the EMA model (and the probe fitted on it), in eval mode."""
+        return AnomalyScorer(self.ema.module, self.probe, self.config.head).eval()
 
     def set_config(self, train_config: TrainConfig) -> None:
         """Use new settings (learning rate, threshold ...) from the next iteration on."""
         self.config = train_config
         self.ema.decay = train_config.ema_decay
         for group in self.optimizer.param_groups:
-            group["lr"] = train_config.learning_rate
+            group["lr"] = train_config.learning_rate * group["lr_scale"]
             group["momentum"] = train_config.momentum
 
     def run(self, data: TrainingData, iterations: int | None = None) -> Iterator[TrainProgress]:
@@ -107,20 +109,30 @@ class Trainer:
         batch_size = self.config.batch_size
         n_unlabelled = self.config.unlabelled_ratio * batch_size if len(unlabelled) else 0
         self.model.train()
-        for iteration in range(1, iterations + 1):
-            started = time.perf_counter()
-            picked = torch.multinomial(weights, batch_size, replacement=True, generator=self._sampling)
-            unlabelled_batch = unlabelled[order.take(n_unlabelled)] if n_unlabelled else unlabelled[:0]
-            batch = self._augment(labelled[picked], labels[picked], unlabelled_batch)
-            result = self._step(batch)
-            self.iterations_done += 1
-            yield TrainProgress(
-                cycle=self.cycle, iteration=iteration, iterations=iterations,
-                loss=float(result.loss.detach()), sup_loss=result.sup_loss,
-                unsup_loss=result.unsup_loss, mask_ratio=result.mask_ratio,
-                pseudo_anomaly_ratio=result.pseudo_anomaly_ratio,
-                seconds_per_iteration=time.perf_counter() - started,
-            )
+        done_before = self.iterations_done
+        try:
+            for iteration in range(1, iterations + 1):
+                started = time.perf_counter()
+                picked = torch.multinomial(weights, batch_size, replacement=True, generator=self._sampling)
+                unlabelled_batch = unlabelled[order.take(n_unlabelled)] if n_unlabelled else unlabelled[:0]
+                batch = self._augment(labelled[picked], labels[picked], unlabelled_batch)
+                result = self._step(batch)
+                self.iterations_done += 1
+                yield TrainProgress(
+                    cycle=self.cycle, iteration=iteration, iterations=iterations,
+                    loss=float(result.loss.detach()), sup_loss=result.sup_loss,
+                    unsup_loss=result.unsup_loss, mask_ratio=result.mask_ratio,
+                    pseudo_anomaly_ratio=result.pseudo_anomaly_ratio,
+                    seconds_per_iteration=time.perf_counter() - started,
+                )
+        finally:  # also when the caller stops early: the model it keeps is complete
+            if self.iterations_done > done_before and self.config.head != "classifier":
+                self.refit_probe(labelled, labels)
+
+    def refit_probe(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        """Fit the linear probe on the EMA model's embeddings of the labelled images."""
+        self.probe = fit_probe(self.ema.module, images, labels, self.device,
+                               self.config.probe_regularisation)
 
     def _step(self, batch: FixMatchBatch):
         with self._autocast():
@@ -174,12 +186,18 @@ class Trainer:
         """Model, EMA and optimiser tensors under prefixed keys (for safetensors)."""
         state = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         state.update({f"ema.{k}": v for k, v in self.ema.module.state_dict().items()})
-        for index, param in enumerate(self.optimizer.param_groups[0]["params"]
-                                      + self.optimizer.param_groups[1]["params"]):
+        for index, param in enumerate(self._all_params()):
             buffer = self.optimizer.state.get(param, {}).get("momentum_buffer")
             if buffer is not None:
                 state[f"optimizer.momentum.{index}"] = buffer
+        if self.probe is not None:
+            state["probe.weight"] = self.probe.weight
+            state["probe.bias"] = self.probe.bias
         return state
+
+    def _all_params(self) -> list[torch.nn.Parameter]:
+        """The parameters in a fixed order (optimiser state is saved by this position)."""
+        return list(self.model.parameters())
 
     def load_state_dict(self, state: dict[str, torch.Tensor], cycle: int, iterations_done: int) -> None:
         """Restore what ``state_dict`` returned (strictly: every tensor must fit)."""
@@ -187,11 +205,12 @@ class Trainer:
         ema_state = {k[4:]: v for k, v in state.items() if k.startswith("ema.")}
         self.model.load_state_dict(model_state, strict=True)
         self.ema.module.load_state_dict(ema_state, strict=True)
-        params = self.optimizer.param_groups[0]["params"] + self.optimizer.param_groups[1]["params"]
-        for index, param in enumerate(params):
+        for index, param in enumerate(self._all_params()):
             key = f"optimizer.momentum.{index}"
             if key in state:
                 self.optimizer.state[param]["momentum_buffer"] = state[key].to(param.device).clone()
+        self.probe = (LinearProbe(state["probe.weight"], state["probe.bias"]).to(self.device)
+                      if "probe.weight" in state else None)
         self.cycle = cycle
         self.iterations_done = iterations_done
         self._sampling.manual_seed(self.config.seed + 1000 * cycle)
@@ -228,11 +247,16 @@ def _balancing_weights(labels: torch.Tensor) -> torch.Tensor:
     return per_class[labels]
 
 
-def _make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.SGD:
-    """SGD with Nesterov momentum; no weight decay on biases and normalisation weights."""
-    decay, no_decay = [], []
+def _make_optimizer(model: AnomalyClassifier, config: TrainConfig) -> torch.optim.SGD:
+    """SGD with Nesterov momentum; no weight decay on biases and normalisation weights; the
+    backbone's learning rate scaled by ``backbone_lr_scale`` (the new head keeps the full rate)."""
+    head_ids = {id(p) for p in model.backbone.get_classifier().parameters()}
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for param in model.parameters():
-        (no_decay if param.ndim <= 1 else decay).append(param)
-    groups = [{"params": decay, "weight_decay": config.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.SGD(groups, lr=config.learning_rate, momentum=config.momentum, nesterov=True)
+        groups.setdefault((id(param) in head_ids, param.ndim <= 1), []).append(param)
+    param_groups = []
+    for (is_head, no_decay), params in sorted(groups.items()):
+        scale = 1.0 if is_head else config.backbone_lr_scale
+        param_groups.append({"params": params, "weight_decay": 0.0 if no_decay else config.weight_decay,
+                             "lr": config.learning_rate * scale, "lr_scale": scale})
+    return torch.optim.SGD(param_groups, lr=config.learning_rate, momentum=config.momentum, nesterov=True)
