@@ -27,7 +27,6 @@ PHOTOMETRIC_OPS = ("identity", "autocontrast", "brightness", "contrast", "color"
 STRONG_OPS = GEOMETRIC_OPS + PHOTOMETRIC_OPS
 MAX_MAGNITUDE = 30.0
 CUTOUT_MAX_FRACTION = 0.5
-CUTOUT_FILL = 0.5
 
 
 def dihedral(images: torch.Tensor, k: int) -> torch.Tensor:
@@ -71,7 +70,9 @@ def strong_augment(images: torch.Tensor, generator: torch.Generator, n_ops: int 
 
 def cutout(images: torch.Tensor, generator: torch.Generator,
            max_fraction: float = CUTOUT_MAX_FRACTION) -> torch.Tensor:
-    """Fill one random square (side up to ``max_fraction`` of the image) per image with grey."""
+    """Fill one random square (side up to ``max_fraction`` of the image) per image with its
+    median, the sky background of a cutout (a fixed grey would paint a bright square on a dark
+    sky, which the network then learns to spot)."""
     n, _, h, w = images.shape
     device = images.device
     size = (_uniform(generator, (n,), device) * max_fraction * min(h, w)).round()
@@ -81,7 +82,8 @@ def cutout(images: torch.Tensor, generator: torch.Generator,
     xs = torch.arange(w, device=device).view(1, 1, w)
     half = (size / 2).view(n, 1, 1)
     inside = ((ys - cy.view(n, 1, 1)).abs() < half) & ((xs - cx.view(n, 1, 1)).abs() < half)
-    return images.masked_fill(inside.unsqueeze(1), CUTOUT_FILL)
+    background = images.flatten(2).median(dim=2).values.view(n, -1, 1, 1)
+    return torch.where(inside.unsqueeze(1), background, images)
 
 
 # -- geometry ----------------------------------------------------------------------
