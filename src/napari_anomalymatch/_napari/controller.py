@@ -28,6 +28,7 @@ from ..core.session import CONFIG_FILE, Session
 from ..core.testset import TestReport, TestSet, evaluate_test_set, read_test_set
 from ..core.training import TrainProgress
 from ..core.transforms import Normaliser
+from .compat import avoid_triton_llvm_clash
 from .keys import ReviewKeys
 from .review_layers import CANDIDATE_LAYER, ReviewLayers
 from .workers import RunOutcome, start_cycle_worker
@@ -65,6 +66,7 @@ class AnomalyMatchController:
     test_set_changed = Signal(object)
 
     def __init__(self, viewer: napari.Viewer) -> None:
+        avoid_triton_llvm_clash()
         self.viewer = viewer
         self.session: Session | None = None
         self.queue: ReviewQueue | None = None
@@ -309,6 +311,7 @@ class AnomalyMatchController:
     def _start(self, train: bool, score: bool, iterations: int | None = None):
         session = self._require_session()
         self._refuse_while_busy("start another run")
+        avoid_triton_llvm_clash()  # before the worker imports the model stack
         self._stop.clear()
         connect = {"yielded": self._on_progress, "returned": self._on_returned, "finished": self._on_finished}
         self._worker = start_cycle_worker(session, self._stop, connect, iterations=iterations,
