@@ -35,6 +35,7 @@ class DataWidget(Container):
         self.source = FileEdit(mode="r", label="Source")
         self.hdu = LineEdit(label="FITS extension(s)", tooltip="index, name, list (1,2,3 or G,R,I) or 'all'")
         self.array_name = LineEdit(label="HDF5 dataset / Zarr array", tooltip="guessed when empty")
+        self.ids_name = LineEdit(label="Ids dataset / array", tooltip="image ids beside the images (optional)")
         self.from_layer = PushButton(text="Use the selected layer as source")
         self.normalisation = ComboBox(choices=list(NORMALISATIONS), value="auto", label="Normalisation")
         self.low = FloatSpinBox(value=0.5, min=0.0, max=100.0, step=0.5, label="Low percentile")
@@ -44,7 +45,8 @@ class DataWidget(Container):
         self.labels_file = FileEdit(mode="r", filter="*.csv *.ecsv", label="Label file")
         self.import_button = PushButton(text="Import labels")
         self.status = Label(value="no session open")
-        self.extend([self.session_dir, self.reader, self.source, self.hdu, self.array_name, self.from_layer,
+        self.extend([self.session_dir, self.reader, self.source, self.hdu, self.array_name, self.ids_name,
+                     self.from_layer,
                      self.normalisation, self.low, self.high, self.apply_normalisation, self.load_button,
                      self.labels_file, self.import_button, self.status])
         self.reader.changed.connect(self._on_reader_changed)
@@ -71,6 +73,9 @@ class DataWidget(Container):
             if reader == "auto":
                 reader = "zarr" if text_of(self.source).rstrip("/").endswith(".zarr") else "hdf5"
             options["array" if reader == "zarr" else "dataset"] = name
+        ids = self.ids_name.value.strip()
+        if ids:
+            options["ids"] = ids
         return options
 
     def normalisation_config(self) -> NormalisationConfig:
@@ -98,8 +103,10 @@ class DataWidget(Container):
             source = self._write_layer_stack(layer)
         self.source.value = source["path"]
         self.reader.value = source.get("reader", "auto")
-        for key, value in source.get("options", {}).items():
-            (self.hdu if key == "hdu" else self.array_name).value = str(value)
+        options = source.get("options", {})
+        self.hdu.value = format_hdu(options.get("hdu"))
+        self.array_name.value = str(options.get("dataset") or options.get("array") or "")
+        self.ids_name.value = str(options.get("ids") or "")
 
     def _write_layer_stack(self, layer: Any) -> dict[str, Any]:
         """Store a layer's image stack (N x H x W[ x C]) as HDF5 in the session folder."""
@@ -178,3 +185,10 @@ def parse_hdu(text: str) -> Any:
     parts = [p.strip() for p in text.split(",") if p.strip()]
     values: list[Any] = [int(p) if p.lstrip("-").isdigit() else p for p in parts]
     return values[0] if len(values) == 1 else values
+
+
+def format_hdu(hdu: Any) -> str:
+    """The inverse of ``parse_hdu``: [1, 2] -> '1,2'; None -> ''."""
+    if hdu is None:
+        return ""
+    return ",".join(str(h) for h in hdu) if isinstance(hdu, (list, tuple)) else str(hdu)

@@ -17,8 +17,8 @@ import numpy as np
 from .base import ImageCollection
 
 FLOAT_BYTES = 4
-# Images read per chunk by array wrappers: a few MiB, as for a chunked HDF5 read.
-CHUNK_BYTES = 4 * 1024 * 1024
+# Images read per chunk by array wrappers: about a MiB, a fast read that still spans many images.
+CHUNK_BYTES = 1024 * 1024
 # Collections whose images are decoded one by one (files, encoded bytes) use small chunks.
 DECODED_CHUNK_LENGTH = 8
 
