@@ -39,6 +39,19 @@ def test_indexing_reads_only_what_is_asked(counted):
     assert reads == [[3], [49], [10, 15], [7, 2], [1, 4]]
 
 
+def test_one_channel_collections_can_drop_the_channel_axis(tmp_path, counted):
+    with pytest.raises(ValueError, match="drop_channel needs one-channel images; they have 2"):
+        CollectionArray(counted[0].collection, drop_channel=True)
+    path = tmp_path / "grey.h5"
+    images = np.arange(4 * 3 * 2, dtype=np.uint8).reshape(4, 3, 2)
+    with h5py.File(path, "w") as handle:
+        handle["images"] = images
+    grey = CollectionArray(open_collection(path), drop_channel=True)
+    assert grey.shape == (4, 3, 2) and grey.ndim == 3
+    np.testing.assert_array_equal(grey[1:3, :, 1], images[1:3, :, 1])
+    np.testing.assert_array_equal(grey[..., 0], images[..., 0])
+
+
 def test_dask_wraps_it_lazily(counted):
     da = pytest.importorskip("dask.array")
     array, images, reads = counted

@@ -191,7 +191,14 @@ class AnomalyMatchController:
         QTimer.singleShot(1, self._prefetch_one)
 
     def _prefetch_one(self) -> None:
-        if self.queue is not None and self.layers.prefetch(self.queue.upcoming(PREFETCH)):
+        """Render one image ahead (the next candidates, then the next gallery page) per idle moment."""
+        if self.queue is None:
+            return
+        size = self.layers.grid.size
+        start, _ = self.queue.page(size)
+        next_page = self.queue.ranking[start + size:start + 2 * size]
+        if self.layers.prefetch(self.queue.upcoming(PREFETCH)) or (
+                self.layers.gallery_visible and self.layers.prefetch_tile(next_page)):
             self._schedule_prefetch()
 
     def move(self, step: int) -> Candidate | None:

@@ -27,15 +27,17 @@ def collection_layer_data(collection: ImageCollection, name: str, source: dict[s
     """
     import dask.array as da
 
-    n, (h, w, c) = len(collection), collection.shape
-    lazy = da.from_array(CollectionArray(collection), chunks=(chunk_length(collection), h, w, c),
-                         name=f"anomalymatch-{collection.fingerprint()}", meta=np.empty((0, 0, 0, 0), np.float32))
+    n, c = len(collection), collection.shape[2]
+    array = CollectionArray(collection, drop_channel=c == 1)  # one channel: N x H x W, sliced by napari
+    lazy = da.from_array(array, chunks=(chunk_length(collection), *array.shape[1:]),
+                         name=f"anomalymatch-{collection.fingerprint()}",
+                         meta=np.empty((0,) * array.ndim, np.float32))
     data = lazy[0] if n == 1 else lazy
     limits = _channel_limits(collection.read_one(0))
     meta: dict[str, Any] = {"name": name, "metadata": {SOURCE_KEY: dict(source)}}
     if c == 1:
         meta["contrast_limits"] = limits[0]
-        return [(data[..., 0], meta, "image")]
+        return [(data, meta, "image")]
     if c in (3, 4) and collection.value_range == (0.0, 255.0):
         meta.update(rgb=True, contrast_limits=(0.0, 255.0))
         return [(data, meta, "image")]

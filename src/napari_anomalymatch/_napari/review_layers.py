@@ -87,6 +87,14 @@ class ReviewLayers:
                 return True
         return False
 
+    def prefetch_tile(self, indices: np.ndarray) -> bool:
+        """Make the gallery tile of the first of ``indices`` without one; False when all have one."""
+        for index in indices:
+            if int(index) not in self._tiles:
+                self._tile(int(index))
+                return True
+        return False
+
     def _tile(self, index: int) -> np.ndarray:
         tile = self._tiles.get(index)
         if tile is None:

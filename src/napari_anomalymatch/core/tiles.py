@@ -48,16 +48,16 @@ def paint_border(canvas: np.ndarray, colour: Sequence[int], width: int) -> None:
 
 
 def resize_rgb(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Resize a uint8 RGB image to ``size`` x ``size`` (area-averaged when shrinking)."""
+    """Resize a uint8 RGB image to ``size`` x ``size`` (box-averaged when shrinking)."""
     h, w = rgb.shape[:2]
     if (h, w) == (size, size):
         return rgb
-    if h == w and h % size == 0:
-        factor = h // size
-        return rgb.reshape(size, factor, size, factor, 3).mean(axis=(1, 3)).round().astype(np.uint8)
     from PIL import Image
 
-    return np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
+    image = Image.fromarray(np.ascontiguousarray(rgb))
+    if h == w and h % size == 0:
+        return np.asarray(image.reduce(h // size))
+    return np.asarray(image.resize((size, size), Image.BOX if h > size else Image.BILINEAR))
 
 
 @dataclass(frozen=True)

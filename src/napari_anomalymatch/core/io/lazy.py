@@ -24,14 +24,21 @@ DECODED_CHUNK_LENGTH = 8
 
 
 class CollectionArray:
-    """``collection`` as an ``(N, H, W, C)`` float32 array-like; nothing is read until indexed."""
+    """``collection`` as an ``(N, H, W, C)`` float32 array-like; nothing is read until indexed.
+
+    With ``drop_channel`` a one-channel collection is seen as ``(N, H, W)``.
+    """
 
     dtype = np.dtype(np.float32)
-    ndim = 4
 
-    def __init__(self, collection: ImageCollection) -> None:
+    def __init__(self, collection: ImageCollection, drop_channel: bool = False) -> None:
+        if drop_channel and collection.shape[2] != 1:
+            raise ValueError(f"{collection.source}: drop_channel needs one-channel images; "
+                             f"they have {collection.shape[2]}")
         self.collection = collection
-        self.shape = (len(collection), *collection.shape)
+        self.drop_channel = drop_channel
+        self.shape = (len(collection), *collection.shape[: 2 if drop_channel else 3])
+        self.ndim = len(self.shape)
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -44,14 +51,18 @@ class CollectionArray:
         first, rest = _split_key(key, self.ndim)
         if isinstance(first, (int, np.integer)):
             index = int(first) + (len(self) if first < 0 else 0)
-            return self.collection.read([index])[0][rest]
+            return self._read([index])[0][rest]
         if isinstance(first, slice):
             indices = np.arange(*first.indices(len(self)))
         else:
             selector = np.asarray(first)
             indices = np.flatnonzero(selector) if selector.dtype == bool else selector.astype(np.int64)
             indices = np.where(indices < 0, indices + len(self), indices)
-        return self.collection.read(indices)[(slice(None), *rest)]
+        return self._read(indices)[(slice(None), *rest)]
+
+    def _read(self, indices: Any) -> np.ndarray:
+        images = self.collection.read(indices)
+        return images[..., 0] if self.drop_channel else images
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         data = self[:]
