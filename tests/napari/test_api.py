@@ -38,7 +38,7 @@ def test_scripted_session(tmp_path, viewer, blobs):
         app.order("uncertainty")
         assert abs(app.current.score - 0.5) <= abs(app.next().score - 0.5)
         shown = app.display(gamma=0.7)
-        assert shown.gamma == 0.7
+        assert shown.gamma == 0.7 and app.widget.display_panel.gamma.value == 0.7  # the panel follows
         shot = app.screenshot(tmp_path / "shot.png")
         assert (tmp_path / "shot.png").exists() and shot[..., :3].std() > 5
         path = app.export(tmp_path / "ranking.csv")

@@ -49,7 +49,9 @@ def test_a_cycle_in_a_worker_updates_the_ranking_while_the_viewer_answers_keys(
     ranked = queue.scores[queue.ranking]
     assert np.all(np.diff(ranked) <= 0)  # most anomalous first
     assert controller.current.index == answered[0][2]  # re-ranked, still on the image reached by the key
-    assert len(widget.train_panel.plot.history["loss"]) == 2
+    plot = widget.train_panel.plot
+    assert len(plot.history["loss"]) == 2 and plot.loss_axes.get_xlim() == (0.5, 2.5)
+    assert list(plot.lines["mask_ratio"].get_xdata()) == [1, 2]
     assert widget.train_panel.train_button.enabled
 
 

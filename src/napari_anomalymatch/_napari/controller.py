@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,17 +20,14 @@ from ..core.config import DataConfig, NormalisationConfig, SessionConfig
 from ..core.display import DisplayRenderer, DisplaySettings
 from ..core.errors import AnomalyMatchError, ConfigError, SessionError
 from ..core.export import export_session
-from ..core.loading import LoadProgress
 from ..core.review import Candidate, ReviewQueue
-from ..core.scoring import ScoreBatch
 from ..core.session import CONFIG_FILE, Session
 from ..core.testset import TestReport, TestSet, evaluate_test_set, read_test_set
-from ..core.training import TrainProgress
 from ..core.transforms import Normaliser
 from .compat import avoid_triton_llvm_clash
 from .keys import ReviewKeys
 from .review_layers import CANDIDATE_LAYER, ReviewLayers
-from .workers import RunOutcome, start_cycle_worker
+from .workers import CycleRunner, RunOutcome
 
 if TYPE_CHECKING:
     import napari
@@ -76,9 +72,7 @@ class AnomalyMatchController:
         self.defaults = SessionConfig()
         self.test_set: TestSet | None = None
         self._preview: NormalisationConfig | None = None
-        self._worker: Any = None
-        self._stop = threading.Event()
-        self._bars: dict[str, Any] = {}
+        self.runner = CycleRunner(self.progress.emit, self._on_outcome, self.busy_changed.emit)
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -293,7 +287,7 @@ class AnomalyMatchController:
 
     @property
     def busy(self) -> bool:
-        return self._worker is not None
+        return self.runner.busy
 
     def train_cycle(self, iterations: int | None = None, score: bool = True):
         """Start a training cycle (then scoring) in a worker thread; returns the worker.
@@ -319,51 +313,19 @@ class AnomalyMatchController:
         session = self._require_session()
         self._refuse_while_busy("start another run")
         avoid_triton_llvm_clash()  # before the worker imports the model stack
-        self._stop.clear()
-        connect = {"yielded": self._on_progress, "returned": self._on_returned, "finished": self._on_finished}
-        self._worker = start_cycle_worker(session, self._stop, connect, iterations=iterations,
-                                          train=train, score=score)
-        self.busy_changed.emit(True)
-        return self._worker
+        return self.runner.start(session, train=train, score=score, iterations=iterations)
 
     def stop(self, wait: bool = False) -> None:
         """Ask the running worker to stop after its current iteration or batch."""
-        self._stop.set()
+        self.runner.stop()
         if wait:
             self.wait()
 
     def wait(self, timeout_ms: int = 600_000) -> None:
         """Process Qt events until the running worker has finished."""
-        from qtpy.QtCore import QElapsedTimer
-        from qtpy.QtWidgets import QApplication
+        self.runner.wait(timeout_ms)
 
-        clock = QElapsedTimer()
-        clock.start()
-        while self._worker is not None:
-            if clock.elapsed() > timeout_ms:
-                raise SessionError(f"the run did not finish within {timeout_ms / 1000:.0f} s")
-            QApplication.processEvents()
-            threading.Event().wait(0.005)
-
-    def _on_progress(self, event: Any) -> None:
-        if isinstance(event, LoadProgress):
-            self._bar("load", event.n_total, "loading images").n = event.n_done
-            self._bars["load"].refresh()
-        elif isinstance(event, TrainProgress):
-            self._bar("train", event.iterations, f"training cycle {event.cycle}").update(1)
-        elif isinstance(event, ScoreBatch):
-            bar = self._bar("score", event.n_total, "scoring")
-            bar.update(event.n_done - bar.n)
-        self.progress.emit(event)
-
-    def _bar(self, key: str, total: int, description: str):
-        if key not in self._bars:
-            from napari.utils import progress
-
-            self._bars[key] = progress(total=total, desc=description)
-        return self._bars[key]
-
-    def _on_returned(self, outcome: RunOutcome) -> None:
+    def _on_outcome(self, outcome: RunOutcome) -> None:
         from napari.utils.notifications import show_error, show_info
 
         if outcome.error:
@@ -374,13 +336,6 @@ class AnomalyMatchController:
             self.queue.refresh(reload_scores=True)
             self.show()
         self.run_finished.emit(outcome)
-
-    def _on_finished(self) -> None:
-        for bar in self._bars.values():
-            bar.close()
-        self._bars.clear()
-        self._worker = None
-        self.busy_changed.emit(False)
 
     # -- results -----------------------------------------------------------------------
 

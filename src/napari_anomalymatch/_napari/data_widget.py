@@ -45,6 +45,7 @@ class DataWidget(Container):
         self.labels_file = FileEdit(mode="r", filter="*.csv *.ecsv", label="Label file")
         self.import_button = PushButton(text="Import labels")
         self.status = Label(value="no session open")
+        self.status.native.setWordWrap(True)
         self.extend([self.session_dir, self.reader, self.source, self.hdu, self.array_name, self.ids_name,
                      self.from_layer,
                      self.normalisation, self.low, self.high, self.apply_normalisation, self.load_button,

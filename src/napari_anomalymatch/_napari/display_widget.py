@@ -56,6 +56,7 @@ class DisplayWidget(Container):
             widget.changed.connect(self._schedule)
         self.reset.changed.connect(self._on_reset)
         controller.session_changed.connect(self._on_session_changed)
+        controller.display_changed.connect(self._show_settings)
 
     def _inputs(self) -> list[Any]:
         return [self.stretch, self.brightness, self.contrast, self.gamma, self.unsharp_amount,
@@ -94,6 +95,20 @@ class DisplayWidget(Container):
         for box in self.channels:
             box.value = True
         self.apply()
+
+    def _show_settings(self, settings: DisplaySettings) -> None:
+        """Show settings made elsewhere (a script) without applying them again."""
+        if settings == self.settings():
+            return
+        values = {name: getattr(settings, name) for name in (
+            "stretch", "brightness", "contrast", "gamma", "unsharp_amount", "unsharp_radius", "lupton_q",
+            "lupton_stretch", "lupton")}
+        widgets = [getattr(self, name) for name in values] + list(self.bands) + list(self.channels)
+        new = [*values.values(), *settings.lupton_bands, *(settings.channels or [True] * len(self.channels))]
+        for widget, value in zip(widgets, new, strict=False):
+            with widget.changed.blocked():
+                widget.value = value
+        self._timer.stop()
 
     def _on_session_changed(self, session: Any) -> None:
         """One switch per channel of the new session's images; Lupton only for 3+ bands."""

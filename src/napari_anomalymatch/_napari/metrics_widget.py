@@ -31,6 +31,7 @@ class MetricsWidget(QWidget):
         self.load_button = PushButton(text="Load test set")
         self.refresh_button = PushButton(text="Refresh")
         self.summary = Label(value="no test set loaded")
+        self.summary.native.setWordWrap(True)
         self.plot = MetricsPlot()
         form = Container(widgets=[self.test_file, self.load_button, self.refresh_button, self.summary])
         layout = QVBoxLayout(self)

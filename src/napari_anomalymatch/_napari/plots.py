@@ -32,6 +32,7 @@ class PlotWidget(QWidget):
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.canvas.setMinimumHeight(int(height * 60))
+        self.canvas.setMinimumWidth(160)  # the dock decides the width; the figure follows
         self.axes = np.atleast_1d(self.figure.subplots(rows, columns)).ravel().tolist()
         for axes in self.axes:
             style_axes(axes)
@@ -81,9 +82,9 @@ class LossPlot(PlotWidget):
         steps = self.history["step"]
         for name, line in self.lines.items():
             line.set_data(steps, self.history[name])
+        self.loss_axes.set_xlim(0.5, len(steps) + 0.5)  # shared with the mask-rate axes
         self.loss_axes.relim()
-        self.loss_axes.autoscale_view()
-        self.mask_axes.set_xlim(self.loss_axes.get_xlim())
+        self.loss_axes.autoscale_view(scalex=False)
         self.canvas.draw_idle()
 
     def mark_cycle(self, cycle: int) -> None:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 CANDIDATE_LAYER = "AnomalyMatch candidate"
 GALLERY_LAYER = "AnomalyMatch gallery"
 MAX_TILE = 128
-RENDER_CACHE = 512
+RENDER_CACHE_BYTES = 256 * 1024 * 1024  # rendered candidates kept (uint8 RGB): 1,365 at 256 px
 GALLERY_GAP = 0.05  # gap between candidate and gallery, as a fraction of the candidate's height
 
 
@@ -41,6 +41,7 @@ class ReviewLayers:
         self.gallery_visible = True
         self.grid = TileGrid(columns, rows)
         self._renders: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_length = 64
         self._tiles: dict[int, np.ndarray] = {}
         self._page: tuple[int, tuple[int, ...]] | None = None
         self._page_labels: list[int] = []
@@ -53,7 +54,8 @@ class ReviewLayers:
         """Draw from ``collection`` (used only from the GUI thread) with ``renderer``."""
         self.collection = collection
         self.metadata = {SOURCE_KEY: dict(metadata)}
-        h = collection.shape[0]
+        h, w, _ = collection.shape
+        self._cache_length = max(2 * self.grid.size, RENDER_CACHE_BYTES // (h * w * 3))
         self.grid = TileGrid(self.columns, self.rows, tile=min(h, MAX_TILE), border=max(2, min(h, MAX_TILE) // 16))
         self.set_renderer(renderer)
 
@@ -74,7 +76,7 @@ class ReviewLayers:
                 self._renders[index] = image
         for index in indices:
             self._renders.move_to_end(int(index))
-        while len(self._renders) > RENDER_CACHE:
+        while len(self._renders) > self._cache_length:
             evicted, _ = self._renders.popitem(last=False)
             self._tiles.pop(evicted, None)
         return [self._renders[int(i)] for i in indices]

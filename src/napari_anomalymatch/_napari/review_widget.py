@@ -33,6 +33,8 @@ class ReviewWidget(Container):
         self.controller = controller
         self.candidate = Label(value="no session open")
         self.counts = Label(value="")
+        for label in (self.candidate, self.counts):
+            label.native.setWordWrap(True)
         self.order = ComboBox(choices=list(ORDERS), value="score", label="Order")
         self.which = ComboBox(choices=list(FILTERS), value="unlabelled", label="Show")
         self.advance = CheckBox(value=True, text="Next candidate after each label")
@@ -92,6 +94,7 @@ class ReviewWidget(Container):
             self.candidate.value = "no candidates in this list"
             return
         queue = self.controller.queue
+        self._show_order(queue)
         scored = f"scores of cycle {queue.scores_cycle}" if queue.scores_cycle else "not scored yet"
         self.candidate.value = (f"<b>{candidate.rank} / {candidate.total}</b> ({queue.order}, {queue.which}; "
                                 f"{scored})<br>{candidate.image_id}<br>score "
@@ -102,11 +105,16 @@ class ReviewWidget(Container):
             self.candidate.value = "no session open"
             return
         queue = self.controller.queue
-        for widget, value in ((self.order, queue.order), (self.which, queue.which)):
-            with widget.changed.blocked():
-                widget.value = value
+        self._show_order(queue)
         queue.advance_on_label = bool(self.advance.value)
         self._show_counts()
+
+    def _show_order(self, queue: Any) -> None:
+        """Show the queue's order and filter (they may have been set from a script)."""
+        for widget, value in ((self.order, queue.order), (self.which, queue.which)):
+            if widget.value != value:
+                with widget.changed.blocked():
+                    widget.value = value
 
     def _show_counts(self, *_: Any) -> None:
         session = self.controller.session

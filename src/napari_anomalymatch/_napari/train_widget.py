@@ -52,8 +52,9 @@ class TrainSettingsForm(Container):
                   "unlabelled_ratio": t.unlabelled_ratio, "confidence_threshold": t.confidence_threshold,
                   "learning_rate": t.learning_rate, "image_size": m.image_size, "model_name": m.name,
                   "seed": t.seed, "pool_size": t.unlabelled_pool_size, "device": m.device}
-        for name, value in values.items():
-            getattr(self, name).value = value
+        with self.changed.blocked():  # showing a config is not editing it
+            for name, value in values.items():
+                getattr(self, name).value = value
 
     def sections(self, config: SessionConfig) -> dict[str, Any]:
         """``model`` and ``train`` sections of ``config`` with the form's values (validated)."""
@@ -79,12 +80,14 @@ class TrainWidget(QWidget):
         self.score_button = PushButton(text="Score only")
         self.stop_button = PushButton(text="Stop", enabled=False)
         self.status = Label(value="")
+        self.status.native.setWordWrap(True)
         self.plot = LossPlot()
         buttons = Container(widgets=[self.train_button, self.score_button, self.stop_button],
                             layout="horizontal", labels=False)
         layout = QVBoxLayout(self)
         for widget in (self.form.native, buttons.native, self.status.native, self.plot):
             layout.addWidget(widget)
+        self.form.changed.connect(notify_errors(self._on_form_changed))
         self.train_button.changed.connect(notify_errors(self._on_train))
         self.score_button.changed.connect(notify_errors(self._on_score))
         self.stop_button.changed.connect(self._on_stop)
@@ -98,10 +101,14 @@ class TrainWidget(QWidget):
         config = self.controller.session.config if self.controller.session else self.controller.defaults
         self.controller.configure(**self.form.sections(config))
 
+    def _on_form_changed(self, *_: Any) -> None:
+        """Edits apply at once, so the r key retrains with what the form shows."""
+        if not self.controller.busy:
+            self.apply_settings()
+
     def _on_train(self, *_: Any) -> None:
         self.apply_settings()
         self.controller.train_cycle()
-        self.plot.mark_cycle(self.controller.session.cycle + 1)
 
     def _on_score(self, *_: Any) -> None:
         self.controller.score()
@@ -120,6 +127,8 @@ class TrainWidget(QWidget):
         if isinstance(event, LoadProgress):
             self.status.value = f"loading training images {event.n_done}/{event.n_total}"
         elif isinstance(event, TrainProgress):
+            if event.iteration == 1:
+                self.plot.mark_cycle(event.cycle)
             self.plot.add(event)
             self.status.value = (f"cycle {event.cycle}: iteration {event.iteration}/{event.iterations}, "
                                  f"loss {event.loss:.3f}, mask rate {event.mask_ratio:.2f}, "
