@@ -57,37 +57,42 @@ def settle(app, viewer, frames: int = 30) -> None:
     app.controller.wait()
 
 
-def prepare(app, work: Path, iterations: int) -> None:
-    """Two cycles with a simulated expert in between (one more when ``work`` holds them already)."""
+SHOTS = {"review": "Review", "train": "Train", "metrics": "Metrics", "data": "Data", "display": "Display"}
+
+
+def prepare(app, work: Path, iterations: int, train: bool) -> None:
+    """Two cycles with a simulated expert in between (one more when ``work`` holds them already).
+
+    Without ``train`` a session already trained twice is used as it is.
+    """
     truth = open_demo_session(app, work, iterations)
+    if not train and app.session.cycle >= 2:
+        return
     if app.session.cycle < 1:
         app.train_cycle()
     review_top(app, truth, count=15)
     app.train_cycle()
 
 
-def render(out: Path, work: Path, iterations: int) -> None:
+def render(out: Path, work: Path, iterations: int, shots: list[str]) -> None:
     from napari_anomalymatch import open_plugin
 
     app = open_plugin()
     viewer = app.viewer
     viewer.window.resize(*WINDOW)
-    prepare(app, work, iterations)
+    prepare(app, work, iterations, train="train" in shots)  # the loss plot needs a cycle run here
     app.test_report(work / "data" / "manifest.csv")
     app.order("score", "all")  # the top of the ranking, labelled ones included: coloured borders
     app.go_to(3)
-    shots = {"review": "Review", "train": "Train", "metrics": "Metrics", "data": "Data"}
-    for name, panel in shots.items():
-        app.widget.show_panel(panel)
+    for name in shots:
+        app.widget.show_panel(SHOTS[name])
+        if name == "display":  # careful labelling of faint emission, on the candidate alone
+            app.display(gamma=0.5, unsharp_amount=1.5)
+            app.gallery(False)
         settle(app, viewer)
         viewer.reset_view()
         settle(app, viewer)
         save(viewer.screenshot(canvas_only=False, flash=False), out / f"{name}.png")
-    app.widget.show_panel("Display")
-    app.display(stretch="log", gamma=0.8, unsharp_amount=1.0)
-    app.gallery(False)
-    settle(app, viewer)
-    save(viewer.screenshot(canvas_only=False, flash=False), out / "display.png")
     app.close()
     viewer.close()
 
@@ -97,12 +102,14 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
     parser.add_argument("--iterations", type=int, default=40)
     parser.add_argument("--work", type=Path, default=None,
-                        help="keep the demo session here (re-rendering then skips training)")
+                        help="keep the demo session here (a re-render then trains one cycle more)")
+    parser.add_argument("--shots", nargs="+", choices=list(SHOTS), default=list(SHOTS),
+                        help="which screenshots (without 'train', a session trained before is reused as is)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with display(), contextlib.ExitStack() as stack:
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        render(args.out, work, args.iterations)
+        render(args.out, work, args.iterations, args.shots)
     return 0
 
 

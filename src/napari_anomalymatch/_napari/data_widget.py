@@ -33,6 +33,8 @@ class DataWidget(Container):
         self.session_dir = FileEdit(mode="d", label="Session folder")
         self.reader = ComboBox(choices=["auto", *reader_names()], value="auto", label="Reader")
         self.source = FileEdit(mode="r", label="Source")
+        self.source.tooltip = ("a FITS/HDF5/Zarr file, a CSV/ECSV catalogue, a folder of images (set Reader to "
+                               "'folder' to browse for one) or a glob such as /data/*.fits")
         self.hdu = LineEdit(label="FITS extension(s)", tooltip="index, name, list (1,2,3 or G,R,I) or 'all'")
         self.array_name = LineEdit(label="HDF5 dataset / Zarr array", tooltip="guessed when empty")
         self.ids_name = LineEdit(label="Ids dataset / array", tooltip="image ids beside the images (optional)")
