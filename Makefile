@@ -8,7 +8,7 @@ CONSTRAINTS = requirements/constraints.txt
 # What napari's Qt needs on a headless Debian/Ubuntu machine (tests run under Xvfb).
 APT_PACKAGES = xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 \
 	libxcb-randr0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxcb-cursor0 libxkbcommon-x11-0 \
-	libgl1 libegl1 libfontconfig1 libdbus-1-3
+	libxcb-xfixes0 libgl1 libegl1 libgl1-mesa-dri libglx-mesa0 libglib2.0-0 libfontconfig1 libdbus-1-3
 
 .PHONY: demo test system-packages lint clean
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,8 +18,16 @@ CORE_MODULES = [
     "napari_anomalymatch.core.io.hdf5",
     "napari_anomalymatch.core.io.zarr",
     "napari_anomalymatch.core.report",
+    "napari_anomalymatch.core.review",
+    "napari_anomalymatch.core.display",
+    "napari_anomalymatch.core.tiles",
+    "napari_anomalymatch.core.testset",
+    "napari_anomalymatch.core.io.lazy",
     "napari_anomalymatch.cli",
 ]
+GUI_PACKAGES = ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "vispy", "superqt",
+                "psygnal")
+SOURCE = Path(__file__).resolve().parents[1] / "src" / "napari_anomalymatch"
 
 
 @pytest.mark.parametrize("module", CORE_MODULES)
@@ -38,3 +48,32 @@ def test_package_import_is_light():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _imported_roots(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_only_the_plugin_package_imports_gui_libraries():
+    offenders = {}
+    for path in SOURCE.rglob("*.py"):
+        if "_napari" in path.relative_to(SOURCE).parts:
+            continue
+        gui = _imported_roots(path) & set(GUI_PACKAGES)
+        if gui:
+            offenders[str(path.relative_to(SOURCE))] = sorted(gui)
+    assert not offenders, offenders
+    assert any("qtpy" in _imported_roots(p) for p in (SOURCE / "_napari").glob("*.py"))  # the scan sees imports
+
+
+def test_plugin_imports_go_one_way():
+    for path in (SOURCE / "core").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert "_napari" not in node.module and node.module != "cli", (path, node.module)

@@ -120,3 +120,36 @@ def _extract(members: list[str], target: Path) -> None:
                 continue
             destination.parent.mkdir(parents=True, exist_ok=True)
             destination.write_bytes(handle.read(member))
+
+
+def read_first_sample(n_images: int = 300, anomaly_class: str = "Bent", anomaly_fraction: float = 0.05,
+                      seed: int = 0) -> tuple[np.ndarray, list[GalaxyImage]]:
+    """A small random sample of the FIRST images, read into memory (for napari's sample data).
+
+    ``anomaly_fraction`` of the ``n_images`` are of ``anomaly_class``, the rest
+    of the other classes; the result is sorted by file name so the anomalies
+    are spread through the stack.
+
+    Returns
+    -------
+    ``(N, 300, 300)`` uint8 images and the matching ``GalaxyImage`` records.
+    """
+    import io
+
+    from PIL import Image
+
+    if anomaly_class not in CLASSES:
+        raise ValueError(f"anomaly_class must be one of {CLASSES}; got {anomaly_class!r}")
+    rng = np.random.default_rng(seed)
+    images = list_first_images()
+    anomalies = [im for im in images if im.galaxy_class == anomaly_class]
+    normal = [im for im in images if im.galaxy_class != anomaly_class]
+    n_anomalies = min(len(anomalies), max(1, int(round(anomaly_fraction * n_images))))
+    n_normal = min(len(normal), n_images - n_anomalies)
+    chosen = ([anomalies[i] for i in rng.choice(len(anomalies), n_anomalies, replace=False)]
+              + [normal[i] for i in rng.choice(len(normal), n_normal, replace=False)])
+    chosen.sort(key=lambda im: im.file_name)
+    with zipfile.ZipFile(first_archive()) as handle:
+        stack = np.stack([np.asarray(Image.open(io.BytesIO(handle.read(im.member))).convert("L"))
+                          for im in chosen])
+    return stack, chosen

@@ -67,3 +67,36 @@ def _write_parquet(table, path: Path) -> None:
         raise ConfigError("writing Parquet needs pyarrow: pip install pyarrow") from err
     columns = {name: np.asarray(table[name]) for name in table.colnames}
     pq.write_table(pa.table(columns), path)
+
+
+def export_session(session, path: str | Path, top: int | None = None) -> Path:
+    """Write a session's latest ranking with every label given (incl. unsure) to ``path``.
+
+    Parameters
+    ----------
+    session
+        A ``Session`` that has been scored.
+    path
+        The output file; its suffix names the format (see ``FORMATS``).
+    top
+        Only the ``top`` highest-scoring images; all of them when None.
+
+    Raises
+    ------
+    NotTrainedError
+        When nothing has been scored yet.
+    ConfigError
+        For an unknown format.
+    """
+    from .errors import NotTrainedError
+
+    found = session.scores()
+    if found is None:
+        raise NotTrainedError(f"{session.path}: nothing scored yet; train a cycle before exporting")
+    cycle, scores = found
+    indices = session.ranking("score", "all")
+    if top is not None:
+        indices = indices[:top]
+    table = ranking_table(session.collection, scores, session.labels.current(include_unsure=True),
+                          cycle, indices=np.sort(indices))
+    return write_table(table, path)

@@ -15,12 +15,16 @@ class UnknownIdWarning(UserWarning):
     """A label file named an image that is not in the collection; the row was skipped."""
 
 
-def read_label_file(path: Path, collection: ImageCollection,
-                    skip_unknown: bool = False) -> list[tuple[str, int]]:
+LABEL_COLUMNS = ("label", "labels", "class")
+
+
+def read_label_file(path: Path, collection: ImageCollection, skip_unknown: bool = False,
+                    label_columns: tuple[str, ...] = LABEL_COLUMNS) -> list[tuple[str, int]]:
     """``(id, label)`` pairs of a label file, every id checked against ``collection``.
 
-    The file needs a ``label`` column and an ``id`` column (or ``path``, matched
-    against the collection's file paths).  Empty labels are ignored.
+    The file needs a ``label`` column (or another of ``label_columns``) and an
+    ``id`` column (or ``path``, matched against the collection's file paths).
+    Empty labels are ignored.
 
     Raises
     ------
@@ -30,9 +34,10 @@ def read_label_file(path: Path, collection: ImageCollection,
         For a label value that is not understood.
     """
     table = read_table(path)
-    labels = column(table, ("label", "labels", "class"), path)
+    labels = column(table, label_columns, path)
     if labels is None:
-        raise LabelError(f"{path}: no 'label' column; columns found: {table.colnames}")
+        raise LabelError(f"{path}: no label column (one of {list(label_columns)}); "
+                         f"columns found: {table.colnames}")
     ids = column(table, ("id", "image_id", "name"), path)
     by_path = None
     if ids is None:

@@ -55,15 +55,23 @@ class Session:
 
     @classmethod
     def create(cls, path: str | Path, config: SessionConfig, exist_ok: bool = False) -> Session:
-        """Make a new session folder (or reuse one with ``exist_ok``, updating its settings)."""
+        """Make a new session folder (or reuse one with ``exist_ok``, updating its settings).
+
+        The source is opened first: a missing or unreadable source raises
+        before anything is written, so a failed attempt leaves no folder behind.
+        """
         path = Path(path)
         if (path / CONFIG_FILE).exists() and not exist_ok:
             raise SessionError(f"{path}: a session exists here already; open it, or choose a new folder")
         if not config.data.source:
             raise ConfigError("a session needs a data source (data.source)")
+        data = config.data
+        collection = open_collection(data.source, reader=data.reader, on_error=data.on_error, **data.options)
         path.mkdir(parents=True, exist_ok=True)
         config.to_toml(path / CONFIG_FILE)
-        return cls(path, config)
+        session = cls(path, config)
+        session._collection = collection
+        return session
 
     @classmethod
     def open(cls, path: str | Path) -> Session:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import CorruptFileError, SourceNotFoundError
+from ..errors import CorruptFileError, ShapeMismatchError, SourceNotFoundError
 from .arrays import ArrayCollection
 
 CHUNK_CACHE_BYTES = 64 * 1024 * 1024
@@ -92,3 +92,33 @@ def _guess_dataset(path: Path) -> str:
         if preferred in names:
             return preferred
     return max(candidates, key=lambda item: item[1])[0]
+
+
+def write_hdf5_stack(path: str | Path, images: Any, ids: list[str] | None = None,
+                     dataset: str = "images", batch: int = 1024) -> Path:
+    """Write an ``(N, H, W[, C])`` array (or array-like) as a chunked HDF5 image collection.
+
+    One image per chunk, so the collection reads any image without decoding
+    its neighbours; ``ids``, when given, go into an ``ids`` dataset beside it.
+    The file is written under a temporary name and renamed when complete.
+    """
+    import h5py
+    import numpy as np
+
+    from ..atomic import atomic_path
+
+    path = Path(path)
+    shape = tuple(int(s) for s in images.shape)
+    if len(shape) not in (3, 4) or shape[0] == 0:
+        raise ShapeMismatchError(f"{path}: can only store N x H x W[ x C] images; got shape {shape}")
+    if ids is not None and len(ids) != shape[0]:
+        raise ShapeMismatchError(f"{path}: {len(ids)} ids for {shape[0]} images")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+        data = handle.create_dataset(dataset, shape=shape, dtype=np.dtype(images.dtype),
+                                     chunks=(1, *shape[1:]))
+        for start in range(0, shape[0], batch):
+            data[start:start + batch] = np.asarray(images[start:start + batch])
+        if ids is not None:
+            handle.create_dataset("ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
+    return path

@@ -1,0 +1,117 @@
+"""Render the README's screenshots (docs/images/*.png) from a real viewer on the FIRST demo data.
+
+Trains two short cycles on 1,905 real FIRST radio galaxies (a simulated
+expert labels the top candidates in between), then captures the window with
+each panel in front.  Runs under Xvfb when no display is set.  Takes a few
+minutes on a CPU.
+
+    python scripts/render_screenshots.py [--out docs/images] [--iterations 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples"))
+from scripted_session import open_demo_session, review_top  # noqa: E402
+
+WINDOW = (1600, 960)
+COLOURS = 192  # PNG palette size: keeps each screenshot small
+
+
+@contextlib.contextmanager
+def display() -> Iterator[None]:
+    if os.environ.get("DISPLAY"):
+        yield
+        return
+    from pyvirtualdisplay import Display
+
+    with Display(visible=False, size=(WINDOW[0] + 100, WINDOW[1] + 100), color_depth=24):
+        yield
+
+
+def save(array: np.ndarray, path: Path) -> None:
+    """Save an RGBA screenshot as a palette PNG."""
+    from PIL import Image
+
+    image = Image.fromarray(np.ascontiguousarray(array[..., :3]))
+    image.quantize(colors=COLOURS, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    print(f"{path} ({path.stat().st_size // 1024} KiB)")
+
+
+def settle(app, viewer, frames: int = 30) -> None:
+    from qtpy.QtWidgets import QApplication
+
+    for _ in range(frames):
+        QApplication.processEvents()
+        viewer.window._qt_viewer.canvas.native.update()
+    app.controller.wait()
+
+
+SHOTS = {"review": "Review", "train": "Train", "metrics": "Metrics", "data": "Data", "display": "Display"}
+
+
+def prepare(app, work: Path, iterations: int, train: bool) -> None:
+    """Two cycles with a simulated expert in between (one more when ``work`` holds them already).
+
+    Without ``train`` a session already trained twice is used as it is.
+    """
+    truth = open_demo_session(app, work, iterations)
+    if not train and app.session.cycle >= 2:
+        return
+    if app.session.cycle < 1:
+        app.train_cycle()
+    review_top(app, truth, count=15)
+    app.train_cycle()
+
+
+def render(out: Path, work: Path, iterations: int, shots: list[str]) -> None:
+    from napari_anomalymatch import open_plugin
+
+    app = open_plugin()
+    viewer = app.viewer
+    viewer.window.resize(*WINDOW)
+    prepare(app, work, iterations, train="train" in shots)  # the loss plot needs a cycle run here
+    app.test_report(work / "data" / "manifest.csv")
+    app.order("score", "all")  # the top of the ranking, labelled ones included: coloured borders
+    app.go_to(3)
+    for name in shots:
+        app.widget.show_panel(SHOTS[name])
+        if name == "display":  # careful labelling of faint emission, on the candidate alone
+            app.display(gamma=0.5, unsharp_amount=1.5)
+            app.gallery(False)
+        settle(app, viewer)
+        viewer.reset_view()
+        settle(app, viewer)
+        save(viewer.screenshot(canvas_only=False, flash=False), out / f"{name}.png")
+    app.close()
+    viewer.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
+    parser.add_argument("--iterations", type=int, default=40)
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep the demo session here (a re-render then trains one cycle more)")
+    parser.add_argument("--shots", nargs="+", choices=list(SHOTS), default=list(SHOTS),
+                        help="which screenshots (without 'train', a session trained before is reused as is)")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with display(), contextlib.ExitStack() as stack:
+        work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        render(args.out, work, args.iterations, args.shots)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""Working around what the plugin's neighbours in a napari process do to each other.
+
+Triton (installed with CUDA builds of torch) bundles its own LLVM.  Loading it
+into a process where Mesa's OpenGL driver (llvmpipe, radeonsi) has already
+loaded the system's libLLVM crashes the process (a segmentation fault inside
+``import triton``).  napari creates its OpenGL context before any plugin
+trains, and ``import timm`` imports triton (through torchvision and
+torch._dynamo).  AnomalyMatch never uses triton (no ``torch.compile``), so in
+that situation the plugin marks triton as unavailable before the model stack
+is imported; torch then runs as it does without triton installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+from pathlib import Path
+
+LOG = logging.getLogger(__name__)
+PROCESS_MAPS = Path("/proc/self/maps")
+
+
+def avoid_triton_llvm_clash() -> bool:
+    """Mark triton unavailable if importing it now would crash next to Mesa's LLVM.
+
+    Returns True when it did so; a no-op when triton is imported already, not
+    installed, or no libLLVM is loaded (or the platform does not say).
+    """
+    if "triton" in sys.modules or importlib.util.find_spec("triton") is None:
+        return False
+    if not llvm_is_loaded():
+        return False
+    sys.modules["triton"] = None  # type: ignore[assignment]  # `import triton` now raises ImportError
+    LOG.info("triton left out of this napari process: its LLVM crashes next to the OpenGL driver's; "
+             "AnomalyMatch does not need it")
+    return True
+
+
+def llvm_is_loaded() -> bool:
+    """Whether a shared libLLVM is mapped into this process (Linux only; False elsewhere)."""
+    try:
+        return "libLLVM" in PROCESS_MAPS.read_text()
+    except OSError:
+        return False

@@ -1,0 +1,395 @@
+"""One controller per viewer: it owns the session, the review state and the workers.
+
+Widgets, key bindings and the scripted API call its methods; it calls the
+engine and tells listeners what changed through psygnal signals.  Methods
+raise the engine's errors; widgets and keys show them as notifications
+(``notify_errors``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from psygnal import Signal
+
+from ..core.config import DataConfig, NormalisationConfig, SessionConfig
+from ..core.display import DisplayRenderer, DisplaySettings
+from ..core.errors import AnomalyMatchError, ConfigError, SessionError
+from ..core.export import export_session
+from ..core.review import Candidate, ReviewQueue
+from ..core.session import CONFIG_FILE, Session
+from ..core.testset import TestReport, TestSet, evaluate_test_set, read_test_set
+from ..core.transforms import Normaliser
+from .compat import avoid_triton_llvm_clash
+from .keys import ReviewKeys
+from .review_layers import CANDIDATE_LAYER, ReviewLayers
+from .workers import CycleRunner, RunOutcome
+
+if TYPE_CHECKING:
+    import napari
+
+
+def notify_errors(action: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``action`` so that an engine error becomes a napari error notification."""
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        from napari.utils.notifications import show_error
+
+        try:
+            return action(*args, **kwargs)
+        except AnomalyMatchError as err:
+            show_error(str(err))
+            return None
+
+    wrapped.__name__ = getattr(action, "__name__", "action")
+    wrapped.__doc__ = action.__doc__
+    return wrapped
+
+
+class AnomalyMatchController:
+    """The plugin's state for one viewer (see the module docstring)."""
+
+    session_changed = Signal(object)
+    candidate_changed = Signal(object)
+    labels_changed = Signal()
+    busy_changed = Signal(bool)
+    progress = Signal(object)
+    run_finished = Signal(object)
+    display_changed = Signal(object)
+    test_set_changed = Signal(object)
+
+    def __init__(self, viewer: napari.Viewer) -> None:
+        avoid_triton_llvm_clash()
+        self.viewer = viewer
+        self.session: Session | None = None
+        self.queue: ReviewQueue | None = None
+        self.layers = ReviewLayers(viewer)
+        self.keys = ReviewKeys(viewer, self)
+        self.display = DisplaySettings()
+        self.defaults = SessionConfig()
+        self.test_set: TestSet | None = None
+        self._preview: NormalisationConfig | None = None
+        self.runner = CycleRunner(self.progress.emit, self._on_outcome, self.busy_changed.emit)
+
+    # -- sessions ----------------------------------------------------------------------
+
+    def load(self, session_dir: str | Path, source: str | Path | None = None, reader: str = "auto",
+             options: dict[str, Any] | None = None, normalisation: NormalisationConfig | None = None,
+             config: SessionConfig | None = None, labels: str | Path | None = None) -> Session:
+        """Open the session in ``session_dir``, or create it for ``source``, and start reviewing.
+
+        Raises
+        ------
+        SessionError, ConfigError, SourceNotFoundError, UnsupportedSourceError, ...
+            Whatever the engine raises for a bad folder, source or label file.
+        """
+        self._refuse_while_busy("open another session")
+        session_dir = Path(session_dir).expanduser()
+        if (session_dir / CONFIG_FILE).exists():
+            session = Session.open(session_dir)
+            if source and _absolute(source) != session.config.data.source:
+                session.close()
+                raise SessionError(
+                    f"{session_dir}: this session reviews {session.config.data.source}, not {source}; "
+                    "choose an empty folder for a new session")
+        elif source:
+            data = DataConfig(source=_absolute(source), reader=reader, options=dict(options or {}),
+                              normalisation=normalisation or NormalisationConfig())
+            session = Session.create(session_dir, (config or self.defaults).replace(data=data))
+        else:
+            raise SessionError(f"{session_dir}: not a session folder yet; choose a data source to create one")
+        try:
+            _ = session.collection  # opens the source: a bad one fails here, before anything changes
+            _import_catalogue_labels(session)
+            if labels:
+                session.import_labels(labels)
+        except (AnomalyMatchError, OSError):
+            session.close()
+            raise
+        self._set_session(session)
+        return session
+
+    def _set_session(self, session: Session) -> None:
+        self.close_session()
+        self.session = session
+        self.queue = ReviewQueue(session, seed=session.config.train.seed)
+        self._attach_layers()
+        self.keys.bind()
+        self.show()
+        self.viewer.reset_view()
+        self.session_changed.emit(session)
+
+    def _attach_layers(self) -> None:
+        """Give the layers their own handle on the collection (the workers use the session's)."""
+        session = self._require_session()
+        display_collection = copy.copy(session.collection)
+        self.layers.attach(display_collection, self._renderer(), {"session": str(session.path)})
+
+    def close_session(self) -> None:
+        """Stop any run, remove the review layers and close the session."""
+        if self.session is None:
+            return
+        self.stop(wait=True)
+        self.keys.unbind()
+        self.layers.remove()
+        self.session.close()
+        self.session, self.queue = None, None
+        self.session_changed.emit(None)
+
+    close = close_session
+
+    def configure(self, **sections: Any) -> SessionConfig:
+        """Change settings (``model=``, ``train=``, ``score=`` sections) of the session and of new ones.
+
+        A new model name or image size starts the model afresh at the next cycle.
+        """
+        unknown = sorted(set(sections) - {"model", "train", "score"})
+        if unknown:
+            raise ConfigError(f"configure takes model=, train= and score= sections; got {unknown}")
+        self.defaults = self.defaults.replace(**sections)
+        if self.session is not None and self.session.config.replace(**sections) != self.session.config:
+            self._refuse_while_busy("change the settings")
+            self.session.update_config(self.session.config.replace(**sections))
+            self.session_changed.emit(self.session)
+        return self.session.config if self.session is not None else self.defaults
+
+    def import_labels(self, path: str | Path) -> int:
+        """Import a label file into the session; returns the number of labels changed."""
+        changed = self._require_session().import_labels(path)
+        self.queue.refresh(reload_scores=False)
+        self.show()
+        self.labels_changed.emit()
+        return changed
+
+    # -- reviewing ---------------------------------------------------------------------
+
+    @property
+    def current(self) -> Candidate | None:
+        return self.queue.current if self.queue is not None else None
+
+    def show(self) -> None:
+        """Draw the current candidate and gallery; render the next ones while idle."""
+        if self.queue is None:
+            return
+        self.layers.show(self.queue)
+        self.keys.bind_layers(self.layers.review_layers())
+        self.candidate_changed.emit(self.queue.current)
+        self._schedule_prefetch()
+
+    def _schedule_prefetch(self) -> None:
+        from qtpy.QtCore import QTimer
+
+        QTimer.singleShot(1, self._prefetch_one)
+
+    def _prefetch_one(self) -> None:
+        """Render one image ahead (the next candidates, then the next gallery page) per idle moment."""
+        if self.queue is None:
+            return
+        size = self.layers.grid.size
+        start, _ = self.queue.page(size)
+        next_page = self.queue.ranking[start + size:start + 2 * size]
+        if self.layers.prefetch(self.queue.upcoming(PREFETCH)) or (
+                self.layers.gallery_visible and self.layers.prefetch_tile(next_page)):
+            self._schedule_prefetch()
+
+    def move(self, step: int) -> Candidate | None:
+        """Move ``step`` candidates forward (negative: back)."""
+        if self._require_queue().move(step):
+            self.show()
+        return self.current
+
+    def next(self) -> Candidate | None:
+        return self.move(1)
+
+    def previous(self) -> Candidate | None:
+        return self.move(-1)
+
+    def go_to(self, position: int) -> Candidate | None:
+        """Jump to a 0-based place of the review order."""
+        if self._require_queue().go_to(position):
+            self.show()
+        return self.current
+
+    def label(self, label: int | str) -> Candidate | None:
+        """Label the current candidate (``a``, ``n``, ``s`` or a label word); stored at once."""
+        self._require_queue().label(label)
+        self.show()
+        self.labels_changed.emit()
+        return self.current
+
+    def undo(self) -> Candidate | None:
+        """Revert the latest label and go back to that image."""
+        if self._require_queue().undo() is not None:
+            self.show()
+            self.labels_changed.emit()
+        return self.current
+
+    def set_order(self, order: str | None = None, which: str | None = None) -> None:
+        """Review by ``score``, ``uncertainty`` or ``random``; ``unlabelled``, ``labelled`` or ``all``."""
+        self._require_queue().set_order(order, which)
+        self.show()
+
+    def refresh(self) -> None:
+        """Re-read labels and scores and re-rank (keeps the current image)."""
+        self._require_queue().refresh()
+        self.show()
+
+    def toggle_gallery(self) -> bool:
+        """Show or hide the gallery; returns whether it is shown."""
+        self.layers.set_gallery_visible(not self.layers.gallery_visible, self.queue)
+        return self.layers.gallery_visible
+
+    def click(self, world_position: tuple[float, ...]) -> Candidate | None:
+        """Jump to the gallery tile at a world position (no-op elsewhere)."""
+        slot = self.layers.slot_at(world_position)
+        if slot is None or self.queue is None:
+            return None
+        start, _ = self.queue.page(self.layers.grid.size)
+        return self.go_to(start + slot)
+
+    # -- display -----------------------------------------------------------------------
+
+    def set_display(self, settings: DisplaySettings) -> None:
+        """Draw with new display settings (never changes what the model sees)."""
+        self.display = settings
+        if self.session is not None:
+            self.layers.set_renderer(self._renderer())
+            self.show()
+        self.display_changed.emit(settings)
+
+    def preview_normalisation(self, normalisation: NormalisationConfig | None) -> None:
+        """Show the candidates with another normalisation until it is applied or cleared."""
+        self._preview = normalisation
+        self.set_display(self.display)
+
+    def apply_normalisation(self, normalisation: NormalisationConfig) -> None:
+        """Make ``normalisation`` the session's (what the model sees from the next cycle on)."""
+        self._refuse_while_busy("change the normalisation")
+        session = self._require_session()
+        session.update_config(session.config.replace(
+            data=dataclasses.replace(session.config.data, normalisation=normalisation)))
+        self._preview = None
+        self._attach_layers()
+        self.show()
+        self.session_changed.emit(session)
+
+    def _renderer(self) -> DisplayRenderer:
+        session = self._require_session()
+        normaliser = session.normaliser
+        if self._preview is not None:
+            normaliser = Normaliser(self._preview, normaliser.value_range)
+        return DisplayRenderer(self.display, normaliser, session.collection.shape[2])
+
+    # -- training and scoring ----------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self.runner.busy
+
+    def train_cycle(self, iterations: int | None = None, score: bool = True):
+        """Start a training cycle (then scoring) in a worker thread; returns the worker.
+
+        Raises
+        ------
+        ConfigError
+            Without at least one anomaly and one normal label.
+        """
+        counts = self._require_session().labels.counts()
+        if counts["anomaly"] == 0 or counts["normal"] == 0:
+            raise ConfigError(
+                f"training needs at least one anomaly and one normal label; the session has "
+                f"{counts['anomaly']} anomalies and {counts['normal']} normal images. Label some "
+                "(keys a and n) or import a label file first")
+        return self._start(train=True, score=score, iterations=iterations)
+
+    def score(self):
+        """Score the collection with the latest model in a worker thread; returns the worker."""
+        return self._start(train=False, score=True)
+
+    def _start(self, train: bool, score: bool, iterations: int | None = None):
+        session = self._require_session()
+        self._refuse_while_busy("start another run")
+        avoid_triton_llvm_clash()  # before the worker imports the model stack
+        return self.runner.start(session, train=train, score=score, iterations=iterations)
+
+    def stop(self, wait: bool = False) -> None:
+        """Ask the running worker to stop after its current iteration or batch."""
+        self.runner.stop()
+        if wait:
+            self.wait()
+
+    def wait(self, timeout_ms: int = 600_000) -> None:
+        """Process Qt events until the running worker has finished."""
+        self.runner.wait(timeout_ms)
+
+    def _on_outcome(self, outcome: RunOutcome) -> None:
+        from napari.utils.notifications import show_error, show_info
+
+        if outcome.error:
+            show_error(outcome.error)
+        elif outcome.stopped:
+            show_info(f"stopped; the model of cycle {self.session.cycle} is saved")
+        if outcome.score_result is not None and self.queue is not None:
+            self.queue.refresh(reload_scores=True)
+            self.show()
+        self.run_finished.emit(outcome)
+
+    # -- results -----------------------------------------------------------------------
+
+    def export(self, path: str | Path, top: int | None = None) -> Path:
+        """Write the ranking with every label (csv, ecsv, fits, xml/vot, parquet)."""
+        return export_session(self._require_session(), path, top=top)
+
+    def load_test_set(self, path: str | Path) -> TestSet:
+        """Read a held-out test set (id or path, and is_anomaly/label columns)."""
+        self.test_set = read_test_set(path, self._require_session().collection)
+        self.test_set_changed.emit(self.test_set)
+        return self.test_set
+
+    def test_report(self) -> TestReport | None:
+        """The test set's metrics and curves for the current scores, or None without both."""
+        if self.test_set is None or self.queue is None or self.queue.scores_cycle is None:
+            return None
+        training, _ = self._require_session().labelled()
+        return evaluate_test_set(self.queue.scores, self.test_set, training)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _require_session(self) -> Session:
+        if self.session is None:
+            raise SessionError("no session open: choose a session folder and a data source first")
+        return self.session
+
+    def _require_queue(self) -> ReviewQueue:
+        self._require_session()
+        return self.queue
+
+    def _refuse_while_busy(self, action: str) -> None:
+        if self.busy:
+            raise SessionError(f"cannot {action} while training or scoring runs; press Stop first")
+
+    @property
+    def candidate_layer(self):
+        """The layer showing the current candidate (None before a session is open)."""
+        found = [layer for layer in self.viewer.layers if layer.name == CANDIDATE_LAYER]
+        return found[0] if found else None
+
+
+PREFETCH = 6
+
+
+def _absolute(source: str | Path) -> str:
+    import glob
+
+    text = str(source)
+    return text if glob.has_magic(text) else str(Path(text).expanduser().absolute())
+
+
+def _import_catalogue_labels(session: Session) -> int:
+    labels = getattr(session.collection, "labels", None)
+    if not labels or session.labels.history():
+        return 0
+    return len(session.labels.set_many(labels.items(), source="catalogue"))

@@ -1,0 +1,197 @@
+"""The Data panel: session folder, data source, reader options, normalisation, label import.
+
+Every action builds arguments from the form and calls one controller method;
+a bad path, option or file is shown as a napari notification.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton
+
+from ..core.config import NORMALISATIONS, NormalisationConfig
+from ..core.errors import AnomalyMatchError, ConfigError
+from ..core.io.base import reader_names
+from .controller import notify_errors
+from .layers import layer_source
+
+if TYPE_CHECKING:
+    from .controller import AnomalyMatchController
+
+FOLDER_READERS = ("folder", "zarr")
+LAYER_STACK_FILE = "layer-images.h5"
+
+
+class DataWidget(Container):
+    """Choose or create a session and its source; preview and apply a normalisation."""
+
+    def __init__(self, controller: AnomalyMatchController) -> None:
+        super().__init__(labels=True)
+        self.controller = controller
+        self.session_dir = FileEdit(mode="d", label="Session folder")
+        self.reader = ComboBox(choices=["auto", *reader_names()], value="auto", label="Reader")
+        self.source = FileEdit(mode="r", label="Source")
+        self.source.tooltip = ("a FITS/HDF5/Zarr file, a CSV/ECSV catalogue, a folder of images (set Reader to "
+                               "'folder' to browse for one) or a glob such as /data/*.fits")
+        self.hdu = LineEdit(label="FITS extension(s)", tooltip="index, name, list (1,2,3 or G,R,I) or 'all'")
+        self.array_name = LineEdit(label="HDF5 dataset / Zarr array", tooltip="guessed when empty")
+        self.ids_name = LineEdit(label="Ids dataset / array", tooltip="image ids beside the images (optional)")
+        self.from_layer = PushButton(text="Use the selected layer as source")
+        self.normalisation = ComboBox(choices=list(NORMALISATIONS), value="auto", label="Normalisation")
+        self.low = FloatSpinBox(value=0.5, min=0.0, max=100.0, step=0.5, label="Low percentile")
+        self.high = FloatSpinBox(value=99.5, min=0.0, max=100.0, step=0.5, label="High percentile")
+        self.apply_normalisation = PushButton(text="Apply normalisation to the session")
+        self.load_button = PushButton(text="Open / create session")
+        self.labels_file = FileEdit(mode="r", filter="*.csv *.ecsv", label="Label file")
+        self.import_button = PushButton(text="Import labels")
+        self.status = Label(value="no session open")
+        self.status.native.setWordWrap(True)
+        self.extend([self.session_dir, self.reader, self.source, self.hdu, self.array_name, self.ids_name,
+                     self.from_layer,
+                     self.normalisation, self.low, self.high, self.apply_normalisation, self.load_button,
+                     self.labels_file, self.import_button, self.status])
+        self.reader.changed.connect(self._on_reader_changed)
+        self.load_button.changed.connect(notify_errors(self._on_load))
+        self.from_layer.changed.connect(notify_errors(self._on_from_layer))
+        self.import_button.changed.connect(notify_errors(self._on_import))
+        self.apply_normalisation.changed.connect(notify_errors(self._on_apply_normalisation))
+        for widget in (self.normalisation, self.low, self.high):
+            widget.changed.connect(notify_errors(self._on_normalisation_changed))
+        controller.session_changed.connect(self._on_session_changed)
+        controller.labels_changed.connect(self._show_status)
+
+    # -- reading the form --------------------------------------------------------------
+
+    def options(self) -> dict[str, Any]:
+        """Reader options from the form (``hdu``, ``dataset`` or ``array``)."""
+        options: dict[str, Any] = {}
+        hdu = self.hdu.value.strip()
+        if hdu:
+            options["hdu"] = parse_hdu(hdu)
+        name = self.array_name.value.strip()
+        if name:
+            reader = self.reader.value
+            if reader == "auto":
+                reader = "zarr" if text_of(self.source).rstrip("/").endswith(".zarr") else "hdf5"
+            options["array" if reader == "zarr" else "dataset"] = name
+        ids = self.ids_name.value.strip()
+        if ids:
+            options["ids"] = ids
+        return options
+
+    def normalisation_config(self) -> NormalisationConfig:
+        """The normalisation in the form (raises ConfigError naming a bad value)."""
+        return NormalisationConfig(method=self.normalisation.value, low_percentile=float(self.low.value),
+                                   high_percentile=float(self.high.value))
+
+    # -- actions -----------------------------------------------------------------------
+
+    def _on_load(self, *_: Any) -> None:
+        session_dir = text_of(self.session_dir)
+        if not session_dir:
+            raise ConfigError("choose a session folder (an empty one creates a new session)")
+        source = text_of(self.source) or None
+        self.controller.load(session_dir, source=source, reader=self.reader.value, options=self.options(),
+                             normalisation=self.normalisation_config())
+        self._show_status()
+
+    def _on_from_layer(self, *_: Any) -> None:
+        layer = self.controller.viewer.layers.selection.active
+        if layer is None:
+            raise ConfigError("select an image layer first (e.g. one opened from a FITS/HDF5/Zarr file)")
+        source = layer_source(layer)
+        if source is None:
+            source = self._write_layer_stack(layer)
+        self.source.value = source["path"]
+        self.reader.value = source.get("reader", "auto")
+        options = source.get("options", {})
+        self.hdu.value = format_hdu(options.get("hdu"))
+        self.array_name.value = str(options.get("dataset") or options.get("array") or "")
+        self.ids_name.value = str(options.get("ids") or "")
+
+    def _write_layer_stack(self, layer: Any) -> dict[str, Any]:
+        """Store a layer's image stack (N x H x W[ x C]) as HDF5 in the session folder."""
+        from ..core.io.hdf5 import write_hdf5_stack
+
+        folder = text_of(self.session_dir)
+        if not folder:
+            raise ConfigError(f"layer {layer.name!r} has no source file; choose a session folder first, "
+                              "its images are then stored there as HDF5")
+        data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+        expected = 4 if getattr(layer, "rgb", False) else 3
+        if getattr(data, "ndim", 0) != expected:
+            raise ConfigError(f"layer {layer.name!r} holds data of shape {tuple(data.shape)}; expected a "
+                              "stack of images (N x H x W, or N x H x W x 3 for RGB)")
+        ids = layer.metadata.get("ids")
+        path = write_hdf5_stack(Path(folder) / LAYER_STACK_FILE, data, ids=list(ids) if ids else None)
+        return {"path": str(path), "reader": "hdf5",
+                "options": {"dataset": "images", **({"ids": "ids"} if ids else {})}}
+
+    def _on_import(self, *_: Any) -> None:
+        path = text_of(self.labels_file)
+        if not path:
+            raise ConfigError("choose a label file (CSV/ECSV with id or path, and label columns)")
+        changed = self.controller.import_labels(path)
+        from napari.utils.notifications import show_info
+
+        show_info(f"{changed} labels imported from {path}")
+
+    def _on_normalisation_changed(self, *_: Any) -> None:
+        if self.controller.session is None:
+            return
+        self.controller.preview_normalisation(self.normalisation_config())
+
+    def _on_apply_normalisation(self, *_: Any) -> None:
+        self.controller.apply_normalisation(self.normalisation_config())
+
+    def _on_reader_changed(self, reader: str) -> None:
+        self.source.mode = "d" if reader in FOLDER_READERS else "r"
+
+    # -- showing state -----------------------------------------------------------------
+
+    def _on_session_changed(self, session: Any) -> None:
+        if session is None:
+            self.status.value = "no session open"
+            return
+        self.session_dir.value = str(session.path)
+        self.source.value = session.config.data.source
+        norm = session.config.data.normalisation
+        for widget, value in ((self.normalisation, norm.method), (self.low, norm.low_percentile),
+                              (self.high, norm.high_percentile)):
+            with widget.changed.blocked():
+                widget.value = value
+        self._show_status()
+
+    def _show_status(self, *_: Any) -> None:
+        session = self.controller.session
+        if session is None:
+            return
+        try:
+            collection = session.collection
+        except AnomalyMatchError as err:
+            self.status.value = str(err)
+            return
+        h, w, c = collection.shape
+        counts = ", ".join(f"{n} {name}" for name, n in session.labels.counts().items())
+        self.status.value = f"{len(collection)} images of {h}x{w}x{c}; cycle {session.cycle}; {counts}"
+
+
+def text_of(file_edit: FileEdit) -> str:
+    """What the user typed or chose in a FileEdit ('' when empty)."""
+    return str(file_edit.line_edit.value).strip()
+
+
+def parse_hdu(text: str) -> Any:
+    """'1' -> 1, 'SCI' -> 'SCI', '1,2,3' -> [1, 2, 3], 'all' -> 'all'."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    values: list[Any] = [int(p) if p.lstrip("-").isdigit() else p for p in parts]
+    return values[0] if len(values) == 1 else values
+
+
+def format_hdu(hdu: Any) -> str:
+    """The inverse of ``parse_hdu``: [1, 2] -> '1,2'; None -> ''."""
+    if hdu is None:
+        return ""
+    return ",".join(str(h) for h in hdu) if isinstance(hdu, (list, tuple)) else str(hdu)

@@ -1,0 +1,100 @@
+"""Engine results as napari layer data: lazy image stacks, and layers updated in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..core.io.base import ImageCollection
+from ..core.io.lazy import CollectionArray, chunk_length
+
+if TYPE_CHECKING:
+    import napari
+
+SOURCE_KEY = "anomalymatch"  # layer.metadata[SOURCE_KEY]: where a layer's images come from
+LIMIT_PERCENTILES = (0.5, 99.5)
+
+
+def collection_layer_data(collection: ImageCollection, name: str, source: dict[str, Any]) -> list[tuple]:
+    """Layer data tuples showing ``collection`` as a lazy stack (one image read per view).
+
+    One-channel images give one grey layer; 8-bit colour images one RGB layer;
+    other channel counts one layer per channel, blended additively.  Single
+    images are 2-D layers.  ``source`` (path, reader, options) is kept in the
+    layers' metadata so that a session can be made from them.
+    """
+    import dask.array as da
+
+    n, c = len(collection), collection.shape[2]
+    array = CollectionArray(collection, drop_channel=c == 1)  # one channel: N x H x W, sliced by napari
+    lazy = da.from_array(array, chunks=(chunk_length(collection), *array.shape[1:]),
+                         name=f"anomalymatch-{collection.fingerprint()}",
+                         meta=np.empty((0,) * array.ndim, np.float32))
+    data = lazy[0] if n == 1 else lazy
+    limits = _channel_limits(collection.read_one(0))
+    meta: dict[str, Any] = {"name": name, "metadata": {SOURCE_KEY: dict(source)}}
+    if c == 1:
+        meta["contrast_limits"] = limits[0]
+        return [(data, meta, "image")]
+    if c in (3, 4) and collection.value_range == (0.0, 255.0):
+        meta.update(rgb=True, contrast_limits=(0.0, 255.0))
+        return [(data, meta, "image")]
+    meta.update(channel_axis=data.ndim - 1, contrast_limits=limits, blending="additive",
+                name=[f"{name} [{i}]" for i in range(c)], colormap=channel_colormaps(c))
+    return [(data, meta, "image")]
+
+
+def channel_colormaps(n_channels: int) -> list[str]:
+    """napari colormap names for the channels of multi-band images."""
+    if n_channels == 3:
+        return ["red", "green", "blue"]
+    names = ("magenta", "green", "cyan", "yellow", "red", "blue", "gray")
+    return [names[i % len(names)] for i in range(n_channels)]
+
+
+def layer_source(layer: Any) -> dict[str, Any] | None:
+    """The source (path, reader, options) a layer was read from by this plugin, or None."""
+    source = getattr(layer, "metadata", {}).get(SOURCE_KEY)
+    return dict(source) if isinstance(source, dict) and source.get("path") else None
+
+
+def upsert_image(viewer: napari.Viewer, name: str, data: np.ndarray, **properties: Any):
+    """Set the data of image layer ``name`` in place, or add the layer; returns it."""
+    if name in viewer.layers:
+        layer = viewer.layers[name]
+        layer.data = data
+        for key, value in properties.items():
+            setattr(layer, key, value)
+        return layer
+    return viewer.add_image(data, name=name, **properties)
+
+
+def _channel_limits(image: np.ndarray) -> list[tuple[float, float]]:
+    limits = []
+    for channel in range(image.shape[-1]):
+        plane = image[..., channel]
+        finite = plane[np.isfinite(plane)]
+        if finite.size == 0:
+            limits.append((0.0, 1.0))
+            continue
+        low, high = (float(v) for v in np.percentile(finite, LIMIT_PERCENTILES))
+        limits.append((low, high) if high > low else (low, low + 1.0))
+    return limits
+
+
+def source_name(path: str | Path) -> str:
+    """A layer name from a path: its file name without the image suffixes."""
+    name = Path(str(path).rstrip("/")).name
+    for suffix in (".gz", ".fz", ".fits", ".fit", ".fts", ".h5", ".hdf5", ".hdf", ".zarr"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return name or str(path)
+
+
+def text_overlay(viewer: napari.Viewer) -> Any:
+    """The viewer's text overlay (``viewer.canvas.overlays.text`` from napari 0.9 on)."""
+    canvas = getattr(viewer, "canvas", None)
+    overlays = getattr(canvas, "overlays", None)
+    return overlays.text if overlays is not None else viewer.text_overlay

@@ -1,0 +1,79 @@
+"""The Metrics panel: AUROC, AUPRC, ROC and precision-recall curves and score histograms.
+
+Measured on a held-out test set (a CSV/ECSV with id or path and is_anomaly or
+label columns), leaving out the images labelled for training; refreshed after
+every cycle.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import Container, FileEdit, Label, PushButton
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+from ..core.errors import AnomalyMatchError, ConfigError
+from .controller import notify_errors
+from .data_widget import text_of
+from .plots import MetricsPlot
+
+if TYPE_CHECKING:
+    from .controller import AnomalyMatchController
+
+
+class MetricsWidget(QWidget):
+    """Test-set metrics and curves of the current scores."""
+
+    def __init__(self, controller: AnomalyMatchController) -> None:
+        super().__init__()
+        self.controller = controller
+        self.test_file = FileEdit(mode="r", filter="*.csv *.ecsv", label="Test set")
+        self.load_button = PushButton(text="Load test set")
+        self.refresh_button = PushButton(text="Refresh")
+        self.summary = Label(value="no test set loaded")
+        self.summary.native.setWordWrap(True)
+        self.plot = MetricsPlot()
+        form = Container(widgets=[self.test_file, self.load_button, self.refresh_button, self.summary])
+        layout = QVBoxLayout(self)
+        layout.addWidget(form.native)
+        layout.addWidget(self.plot)
+        self.load_button.changed.connect(notify_errors(self._on_load))
+        self.refresh_button.changed.connect(self.refresh)
+        controller.run_finished.connect(self.refresh)
+        controller.test_set_changed.connect(self.refresh)
+        controller.session_changed.connect(self._on_session_changed)
+
+    def _on_load(self, *_: Any) -> None:
+        path = text_of(self.test_file)
+        if not path:
+            raise ConfigError("choose a test-set file (CSV/ECSV with id or path, and is_anomaly columns)")
+        self.controller.load_test_set(path)
+
+    def _on_session_changed(self, session: Any) -> None:
+        if session is None:
+            self.controller.test_set = None
+        self.refresh()
+
+    def refresh(self, *_: Any) -> None:
+        """Recompute the metrics for the current scores and redraw."""
+        test = self.controller.test_set
+        if test is None:
+            self.summary.value = "no test set loaded"
+            self.plot.clear()
+            return
+        try:
+            report = self.controller.test_report()
+        except AnomalyMatchError as err:
+            self.summary.value = str(err)
+            self.plot.clear(str(err))
+            return
+        if report is None:
+            self.summary.value = f"test set: {len(test.indices)} images; no scores yet (train a cycle)"
+            self.plot.clear()
+            return
+        m = report.metrics
+        cycle = self.controller.queue.scores_cycle
+        self.summary.value = (f"cycle {cycle}: AUROC <b>{m['auroc']:.3f}</b>, AUPRC <b>{m['auprc']:.3f}</b> "
+                              f"on {report.n_evaluated} test images ({m['n_anomalies']} anomalies; "
+                              f"{report.n_left_out} labelled for training left out)")
+        self.plot.show(report)

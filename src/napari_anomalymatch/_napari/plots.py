@@ -1,0 +1,139 @@
+"""Matplotlib plots inside dock widgets: training losses and test-set metrics.
+
+Drawn with the Qt Agg canvas in napari's dark colours; ``draw_idle`` lets a
+fast training run update them without blocking the viewer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
+
+from ..core.testset import TestReport
+from ..core.training import TrainProgress
+
+BACKGROUND = "#262930"
+FOREGROUND = "#d1d2d4"
+COLOURS = {"loss": "#f0f0f0", "sup_loss": "#4aa3ff", "unsup_loss": "#ff9f40", "mask_ratio": "#6fd36f",
+           "anomaly": "#e63232", "normal": "#3ca0ff"}
+
+
+class PlotWidget(QWidget):
+    """A matplotlib figure in a widget, styled for napari's dark theme."""
+
+    def __init__(self, rows: int = 1, columns: int = 1, height: float = 2.6) -> None:
+        super().__init__()
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self.figure = Figure(figsize=(4.0, height), facecolor=BACKGROUND, layout="constrained")
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.canvas.setMinimumHeight(int(height * 60))
+        self.canvas.setMinimumWidth(160)  # the dock decides the width; the figure follows
+        self.axes = np.atleast_1d(self.figure.subplots(rows, columns)).ravel().tolist()
+        for axes in self.axes:
+            style_axes(axes)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.canvas)
+
+
+def style_axes(axes: Any) -> None:
+    axes.set_facecolor(BACKGROUND)
+    axes.tick_params(colors=FOREGROUND, labelsize=7)
+    for spine in axes.spines.values():
+        spine.set_color(FOREGROUND)
+    axes.xaxis.label.set_color(FOREGROUND)
+    axes.yaxis.label.set_color(FOREGROUND)
+    axes.title.set_color(FOREGROUND)
+
+
+class LossPlot(PlotWidget):
+    """Losses (left axis) and the pseudo-label mask rate (right axis) per iteration."""
+
+    SERIES = ("loss", "sup_loss", "unsup_loss")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loss_axes = self.axes[0]
+        self.mask_axes = self.loss_axes.twinx()
+        style_axes(self.mask_axes)
+        self.loss_axes.set_xlabel("iteration", fontsize=8)
+        self.loss_axes.set_ylabel("loss", fontsize=8)
+        self.mask_axes.set_ylabel("mask rate", fontsize=8)
+        self.mask_axes.set_ylim(0, 1.02)
+        self.lines = {name: self.loss_axes.plot([], [], color=COLOURS[name], lw=1.2, label=name)[0]
+                      for name in self.SERIES}
+        self.lines["mask_ratio"] = self.mask_axes.plot([], [], color=COLOURS["mask_ratio"], lw=1.0,
+                                                       ls="--", label="mask rate")[0]
+        legend = self.loss_axes.legend(handles=list(self.lines.values()), fontsize=7, loc="upper right",
+                                       facecolor=BACKGROUND, edgecolor=FOREGROUND, labelcolor=FOREGROUND)
+        legend.set_draggable(True)
+        self.history: dict[str, list[float]] = {name: [] for name in (*self.SERIES, "mask_ratio", "step")}
+
+    def add(self, progress: TrainProgress) -> None:
+        """Append one iteration and redraw when Qt is idle."""
+        self.history["step"].append(len(self.history["step"]) + 1)
+        for name in (*self.SERIES, "mask_ratio"):
+            self.history[name].append(float(getattr(progress, name)))
+        steps = self.history["step"]
+        for name, line in self.lines.items():
+            line.set_data(steps, self.history[name])
+        self.loss_axes.set_xlim(0.5, len(steps) + 0.5)  # shared with the mask-rate axes
+        self.loss_axes.relim()
+        self.loss_axes.autoscale_view(scalex=False)
+        self.canvas.draw_idle()
+
+    def mark_cycle(self, cycle: int) -> None:
+        """A vertical line where a new cycle starts."""
+        x = len(self.history["step"]) + 0.5
+        self.loss_axes.axvline(x, color=FOREGROUND, lw=0.5, alpha=0.5)
+        self.loss_axes.text(x, 1.0, f" {cycle}", color=FOREGROUND, fontsize=7, va="top",
+                            transform=self.loss_axes.get_xaxis_transform())
+
+
+class MetricsPlot(PlotWidget):
+    """ROC curve, precision-recall curve and the score histograms of both classes."""
+
+    def __init__(self) -> None:
+        super().__init__(rows=3, columns=1, height=6.5)
+        self.clear()
+
+    def clear(self, message: str = "no test set or no scores yet") -> None:
+        for axes in self.axes:
+            axes.clear()
+            style_axes(axes)
+        self.axes[0].text(0.5, 0.5, message, color=FOREGROUND, ha="center", va="center", fontsize=8,
+                          transform=self.axes[0].transAxes)
+        self.canvas.draw_idle()
+
+    def show(self, report: TestReport) -> None:
+        roc, pr, histogram = self.axes
+        for axes in self.axes:
+            axes.clear()
+            style_axes(axes)
+        m = report.metrics
+        roc.plot(report.fpr, report.tpr, color=COLOURS["sup_loss"], lw=1.5)
+        roc.plot([0, 1], [0, 1], color=FOREGROUND, lw=0.5, ls=":")
+        roc.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01))
+        roc.set_title(f"ROC  AUROC {m['auroc']:.3f}", fontsize=8)
+        pr.plot(report.recall, report.precision, color=COLOURS["unsup_loss"], lw=1.5)
+        pr.axhline(m["n_anomalies"] / max(1, m["n_scored"]), color=FOREGROUND, lw=0.5, ls=":")  # chance
+        pr.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.01))
+        pr.set_title(f"precision-recall  AUPRC {m['auprc']:.3f}", fontsize=8)
+        width = np.diff(report.bins)
+        histogram.bar(report.bins[:-1], report.normal_counts, width=width, align="edge",
+                      color=COLOURS["normal"], alpha=0.7, label="normal")
+        histogram.bar(report.bins[:-1], report.anomaly_counts, width=width, align="edge",
+                      color=COLOURS["anomaly"], alpha=0.7, label="anomaly")
+        histogram.set_yscale("log")
+        histogram.set(xlabel="score", ylabel="images", xlim=(0, 1))
+        histogram.legend(fontsize=7, facecolor=BACKGROUND, edgecolor=FOREGROUND, labelcolor=FOREGROUND)
+        for axes in self.axes:
+            axes.xaxis.label.set_fontsize(8)
+            axes.yaxis.label.set_fontsize(8)
+            style_axes(axes)
+        self.canvas.draw_idle()

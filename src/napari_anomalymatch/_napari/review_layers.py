@@ -1,0 +1,193 @@
+"""The review's two layers: the current candidate, large and framed by its label, and the gallery.
+
+Rendered images are cached by collection index, so stepping through
+candidates only reads and renders what is not cached yet (the next few are
+rendered ahead while the viewer is idle); a label change repaints a frame,
+never an image.  Layer data are replaced in place (``layer.data = ...``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..core.display import DisplayRenderer
+from ..core.io.base import ImageCollection
+from ..core.review import Candidate, ReviewQueue
+from ..core.tiles import TileGrid, frame_width, framed, label_colour, resize_rgb
+from .layers import SOURCE_KEY, text_overlay, upsert_image
+
+if TYPE_CHECKING:
+    import napari
+
+CANDIDATE_LAYER = "AnomalyMatch candidate"
+GALLERY_LAYER = "AnomalyMatch gallery"
+MAX_TILE = 128
+RENDER_CACHE_BYTES = 256 * 1024 * 1024  # rendered candidates kept (uint8 RGB): 1,365 at 256 px
+GALLERY_GAP = 0.05  # gap between candidate and gallery, as a fraction of the candidate's height
+
+
+class ReviewLayers:
+    """Draws a ``ReviewQueue``'s current candidate and gallery page into a viewer."""
+
+    def __init__(self, viewer: napari.Viewer, columns: int = 5, rows: int = 5) -> None:
+        self.viewer = viewer
+        self.columns, self.rows = columns, rows
+        self.collection: ImageCollection | None = None
+        self.renderer: DisplayRenderer | None = None
+        self.metadata: dict[str, Any] = {}
+        self.gallery_visible = True
+        self.grid = TileGrid(columns, rows)
+        self._renders: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_length = 64
+        self._tiles: dict[int, np.ndarray] = {}
+        self._page: tuple[int, tuple[int, ...]] | None = None
+        self._page_labels: list[int] = []
+        self._page_current: int | None = None
+        self._canvas: np.ndarray | None = None
+
+    # -- set-up ------------------------------------------------------------------------
+
+    def attach(self, collection: ImageCollection, renderer: DisplayRenderer, metadata: dict[str, Any]) -> None:
+        """Draw from ``collection`` (used only from the GUI thread) with ``renderer``."""
+        self.collection = collection
+        self.metadata = {SOURCE_KEY: dict(metadata)}
+        h, w, _ = collection.shape
+        self._cache_length = max(2 * self.grid.size, RENDER_CACHE_BYTES // (h * w * 3))
+        self.grid = TileGrid(self.columns, self.rows, tile=min(h, MAX_TILE), border=max(2, min(h, MAX_TILE) // 16))
+        self.set_renderer(renderer)
+
+    def set_renderer(self, renderer: DisplayRenderer) -> None:
+        """Use new display settings: every cached render is dropped."""
+        self.renderer = renderer
+        self._renders.clear()
+        self._tiles.clear()
+        self._page = None
+
+    # -- rendering ---------------------------------------------------------------------
+
+    def render(self, indices: np.ndarray | list[int]) -> list[np.ndarray]:
+        """Rendered uint8 RGB images of ``indices`` (one read for those not cached)."""
+        missing = sorted({int(i) for i in indices if int(i) not in self._renders})
+        if missing:
+            for index, image in zip(missing, self.renderer.render(self.collection.read(missing)), strict=True):
+                self._renders[index] = image
+        for index in indices:
+            self._renders.move_to_end(int(index))
+        while len(self._renders) > self._cache_length:
+            evicted, _ = self._renders.popitem(last=False)
+            self._tiles.pop(evicted, None)
+        return [self._renders[int(i)] for i in indices]
+
+    def prefetch(self, indices: np.ndarray) -> bool:
+        """Render the first of ``indices`` not cached yet; False when all are cached."""
+        for index in indices:
+            if int(index) not in self._renders:
+                self.render([int(index)])
+                return True
+        return False
+
+    def prefetch_tile(self, indices: np.ndarray) -> bool:
+        """Make the gallery tile of the first of ``indices`` without one; False when all have one."""
+        for index in indices:
+            if int(index) not in self._tiles:
+                self._tile(int(index))
+                return True
+        return False
+
+    def _tile(self, index: int) -> np.ndarray:
+        tile = self._tiles.get(index)
+        if tile is None:
+            tile = resize_rgb(self.render([index])[0], self.grid.tile)
+            self._tiles[index] = tile
+        return tile
+
+    # -- drawing -----------------------------------------------------------------------
+
+    def show(self, queue: ReviewQueue) -> None:
+        """Draw the queue's current candidate and its gallery page."""
+        candidate = queue.current
+        if candidate is None:
+            self._show_nothing()
+            return
+        self._show_candidate(candidate)
+        if self.gallery_visible:
+            self._show_page(queue)
+
+    def _show_candidate(self, candidate: Candidate) -> None:
+        image = self.render([candidate.index])[0]
+        width = frame_width(image.shape[0])
+        data = framed(image, label_colour(candidate.label), width)
+        metadata = {SOURCE_KEY: {**self.metadata[SOURCE_KEY], "index": candidate.index,
+                                 "id": candidate.image_id}}
+        layer = upsert_image(self.viewer, CANDIDATE_LAYER, data, metadata=metadata)
+        layer.contrast_limits = (0, 255)
+        overlay = text_overlay(self.viewer)
+        overlay.visible = True
+        overlay.text = candidate.describe()
+
+    def _show_page(self, queue: ReviewQueue) -> None:
+        start, indices = queue.page(self.grid.size)
+        key = (start, tuple(int(i) for i in indices))
+        labels = queue.labels_of(indices)
+        current = queue.position - start
+        if key != self._page or self._canvas is None:
+            self.render([i for i in indices if int(i) not in self._tiles])  # one read for the page
+            tiles = np.stack([self._tile(int(i)) for i in indices])
+            self._canvas = self.grid.compose(tiles, labels, current)
+        else:
+            for slot in range(len(indices)):
+                if labels[slot] != self._page_labels[slot] or slot in (current, self._page_current):
+                    self.grid.paint(self._canvas, slot, labels[slot], slot == current)
+        self._page, self._page_labels, self._page_current = key, labels, current
+        self._draw_gallery()
+
+    def _draw_gallery(self) -> None:
+        candidate_height = self.viewer.layers[CANDIDATE_LAYER].data.shape[0]
+        scale = candidate_height / self.grid.shape[0]
+        translate = (0.0, candidate_height * (1 + GALLERY_GAP))
+        layer = upsert_image(self.viewer, GALLERY_LAYER, self._canvas, scale=(scale, scale),
+                             translate=translate, metadata=self.metadata)
+        layer.contrast_limits = (0, 255)
+
+    def _show_nothing(self) -> None:
+        overlay = text_overlay(self.viewer)
+        overlay.visible = True
+        overlay.text = "no candidates: every image in this list is labelled (change the filter)"
+        for name in (CANDIDATE_LAYER, GALLERY_LAYER):
+            if name in self.viewer.layers:
+                layer = self.viewer.layers[name]
+                layer.data = np.zeros((1, 1, 3), dtype=np.uint8)
+        self._page = None
+
+    def set_gallery_visible(self, visible: bool, queue: ReviewQueue | None) -> None:
+        """Show or hide the gallery; the view then fits what is shown."""
+        self.gallery_visible = visible
+        if visible and queue is not None and queue.current is not None:
+            self._page = None
+            self._show_page(queue)
+        elif not visible and GALLERY_LAYER in self.viewer.layers:
+            self.viewer.layers.remove(GALLERY_LAYER)
+            self._page = None
+        self.viewer.reset_view()
+
+    def review_layers(self) -> list[Any]:
+        """The candidate and gallery layers now in the viewer."""
+        return [self.viewer.layers[name] for name in (CANDIDATE_LAYER, GALLERY_LAYER) if name in self.viewer.layers]
+
+    def slot_at(self, world_position: tuple[float, ...]) -> int | None:
+        """The gallery slot under a world position, or None."""
+        if not self.gallery_visible or GALLERY_LAYER not in self.viewer.layers or self._page is None:
+            return None
+        y, x = self.viewer.layers[GALLERY_LAYER].world_to_data(world_position)[-2:]
+        slot = self.grid.slot_at(y, x)
+        return slot if slot is not None and slot < len(self._page[1]) else None
+
+    def remove(self) -> None:
+        """Take the review's layers out of the viewer."""
+        for name in (CANDIDATE_LAYER, GALLERY_LAYER):
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
+        text_overlay(self.viewer).visible = False

@@ -1,0 +1,130 @@
+"""The Review panel: the current candidate, order and filter, label buttons, export, the keys.
+
+The keys (bound on the viewer while a session is open) do the same as the
+buttons; both call the controller, which writes every label to the session
+store at once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton
+
+from ..core.errors import ConfigError
+from ..core.labels import LABEL_NAMES
+from ..core.session import FILTERS, ORDERS
+from .controller import notify_errors
+from .data_widget import text_of
+from .keys import REVIEW_KEYS
+
+if TYPE_CHECKING:
+    from ..core.review import Candidate
+    from .controller import AnomalyMatchController
+
+KEY_NAMES = {"Right": "→", "Left": "←"}
+
+
+class ReviewWidget(Container):
+    """Step through ranked candidates and label them."""
+
+    def __init__(self, controller: AnomalyMatchController) -> None:
+        super().__init__(labels=False)
+        self.controller = controller
+        self.candidate = Label(value="no session open")
+        self.counts = Label(value="")
+        for label in (self.candidate, self.counts):
+            label.native.setWordWrap(True)
+        self.order = ComboBox(choices=list(ORDERS), value="score", label="Order")
+        self.which = ComboBox(choices=list(FILTERS), value="unlabelled", label="Show")
+        self.advance = CheckBox(value=True, text="Next candidate after each label")
+        buttons = {
+            "previous": ("← Previous", lambda: controller.previous()),
+            "next": ("Next →", lambda: controller.next()),
+            "anomaly": ("Anomaly (a)", lambda: controller.label("a")),
+            "normal": ("Normal (n)", lambda: controller.label("n")),
+            "unsure": ("Skip / unsure (s)", lambda: controller.label("s")),
+            "undo": ("Undo (z)", lambda: controller.undo()),
+            "gallery": ("Gallery (g)", lambda: controller.toggle_gallery()),
+            "retrain": ("Retrain (r)", lambda: controller.train_cycle()),
+        }
+        self.buttons = {}
+        for name, (text, action) in buttons.items():
+            button = PushButton(text=text)
+            button.changed.connect(notify_errors(lambda *_, act=action: act()))
+            self.buttons[name] = button
+        self.export_file = FileEdit(mode="w", filter="*.csv *.ecsv *.fits *.xml *.parquet",
+                                    label="Export ranking to")
+        self.export_button = PushButton(text="Export labels and scores")
+        self.keys_help = Label(value=keys_table())
+        rows = [("previous", "next"), ("anomaly", "normal"), ("unsure", "undo"), ("gallery", "retrain")]
+        self.extend([self.candidate, self.counts,
+                     Container(widgets=[self.order, self.which], layout="horizontal", labels=True),
+                     self.advance,
+                     *[Container(widgets=[self.buttons[a], self.buttons[b]], layout="horizontal", labels=False)
+                       for a, b in rows],
+                     Container(widgets=[self.export_file], labels=True), self.export_button, self.keys_help])
+        self.order.changed.connect(notify_errors(self._on_order_changed))
+        self.which.changed.connect(notify_errors(self._on_order_changed))
+        self.advance.changed.connect(self._on_advance_changed)
+        self.export_button.changed.connect(notify_errors(self._on_export))
+        controller.candidate_changed.connect(self._on_candidate_changed)
+        controller.labels_changed.connect(self._show_counts)
+        controller.session_changed.connect(self._on_session_changed)
+
+    def _on_order_changed(self, *_: Any) -> None:
+        if self.controller.session is not None:
+            self.controller.set_order(self.order.value, self.which.value)
+
+    def _on_advance_changed(self, value: bool) -> None:
+        if self.controller.queue is not None:
+            self.controller.queue.advance_on_label = bool(value)
+
+    def _on_export(self, *_: Any) -> None:
+        path = text_of(self.export_file)
+        if not path:
+            raise ConfigError("choose a file to export to (.csv, .ecsv, .fits, .xml or .parquet)")
+        written = self.controller.export(path)
+        from napari.utils.notifications import show_info
+
+        show_info(f"ranking written to {written}")
+
+    def _on_candidate_changed(self, candidate: Candidate | None) -> None:
+        if candidate is None:
+            self.candidate.value = "no candidates in this list"
+            return
+        queue = self.controller.queue
+        self._show_order(queue)
+        scored = f"scores of cycle {queue.scores_cycle}" if queue.scores_cycle else "not scored yet"
+        self.candidate.value = (f"<b>{candidate.rank} / {candidate.total}</b> ({queue.order}, {queue.which}; "
+                                f"{scored})<br>{candidate.image_id}<br>score "
+                                f"{candidate.score:.4f} · {LABEL_NAMES[candidate.label]}")
+
+    def _on_session_changed(self, session: Any) -> None:
+        if session is None:
+            self.candidate.value = "no session open"
+            return
+        queue = self.controller.queue
+        self._show_order(queue)
+        queue.advance_on_label = bool(self.advance.value)
+        self._show_counts()
+
+    def _show_order(self, queue: Any) -> None:
+        """Show the queue's order and filter (they may have been set from a script)."""
+        for widget, value in ((self.order, queue.order), (self.which, queue.which)):
+            if widget.value != value:
+                with widget.changed.blocked():
+                    widget.value = value
+
+    def _show_counts(self, *_: Any) -> None:
+        session = self.controller.session
+        if session is not None:
+            counts = session.labels.counts()
+            self.counts.value = "labelled: " + ", ".join(f"{n} {name}" for name, n in counts.items())
+
+
+def keys_table() -> str:
+    """The review keys as a small HTML table."""
+    rows = "".join(f"<tr><td><b>{KEY_NAMES.get(key, key)}</b></td><td>{what}</td></tr>"
+                   for key, (what, _, _) in REVIEW_KEYS.items())
+    return f"<table>{rows}<tr><td><b>click</b></td><td>a gallery tile jumps to it</td></tr></table>"

@@ -1,0 +1,154 @@
+"""The Train panel: the training settings as a magicgui form, Train/Score/Stop, live losses.
+
+Training and scoring run in a worker thread (``controller.train_cycle``); the
+viewer keeps drawing and answering keys meanwhile.  Stop acts after the
+current iteration and keeps the model trained so far.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+from ..core.config import DEVICES, SessionConfig
+from ..core.loading import LoadProgress
+from ..core.scoring import ScoreBatch
+from ..core.training import TrainProgress
+from .controller import notify_errors
+from .plots import LossPlot
+
+if TYPE_CHECKING:
+    from .controller import AnomalyMatchController
+    from .workers import RunOutcome
+
+
+class TrainSettingsForm(Container):
+    """The training settings of ``SessionConfig`` as form fields."""
+
+    def __init__(self, config: SessionConfig) -> None:
+        super().__init__(labels=True)
+        self.iterations = SpinBox(min=1, max=1_000_000, label="Iterations per cycle")
+        self.batch_size = SpinBox(min=2, max=4096, label="Batch size (labelled)")
+        self.unlabelled_ratio = SpinBox(min=0, max=64, label="Unlabelled ratio")
+        self.confidence_threshold = FloatSpinBox(min=0.5, max=1.0, step=0.01, label="Pseudo-label threshold")
+        self.learning_rate = FloatSpinBox(min=1e-6, max=10.0, step=0.0005, label="Learning rate")
+        self.learning_rate.native.setDecimals(5)
+        self.image_size = SpinBox(min=16, max=1024, step=16, label="Image size (px)")
+        self.model_name = LineEdit(label="Model (timm name)")
+        self.seed = SpinBox(min=0, max=2**31 - 1, label="Seed")
+        self.pool_size = SpinBox(min=0, max=10_000_000, step=1000, label="Unlabelled pool per cycle")
+        self.device = ComboBox(choices=list(DEVICES), label="Device")
+        self.extend([self.iterations, self.batch_size, self.unlabelled_ratio, self.confidence_threshold,
+                     self.learning_rate, self.image_size, self.model_name, self.seed, self.pool_size,
+                     self.device])
+        self.show_config(config)
+
+    def show_config(self, config: SessionConfig) -> None:
+        t, m = config.train, config.model
+        values = {"iterations": t.iterations, "batch_size": t.batch_size,
+                  "unlabelled_ratio": t.unlabelled_ratio, "confidence_threshold": t.confidence_threshold,
+                  "learning_rate": t.learning_rate, "image_size": m.image_size, "model_name": m.name,
+                  "seed": t.seed, "pool_size": t.unlabelled_pool_size, "device": m.device}
+        with self.changed.blocked():  # showing a config is not editing it
+            for name, value in values.items():
+                getattr(self, name).value = value
+
+    def sections(self, config: SessionConfig) -> dict[str, Any]:
+        """``model`` and ``train`` sections of ``config`` with the form's values (validated)."""
+        train = dataclasses.replace(
+            config.train, iterations=int(self.iterations.value), batch_size=int(self.batch_size.value),
+            unlabelled_ratio=int(self.unlabelled_ratio.value),
+            confidence_threshold=float(self.confidence_threshold.value),
+            learning_rate=float(self.learning_rate.value), seed=int(self.seed.value),
+            unlabelled_pool_size=int(self.pool_size.value))
+        model = dataclasses.replace(config.model, image_size=int(self.image_size.value),
+                                    name=self.model_name.value.strip(), device=self.device.value)
+        return {"model": model, "train": train}
+
+
+class TrainWidget(QWidget):
+    """Settings, run buttons, a progress line and the live loss plot."""
+
+    def __init__(self, controller: AnomalyMatchController) -> None:
+        super().__init__()
+        self.controller = controller
+        self.form = TrainSettingsForm(controller.defaults)
+        self.train_button = PushButton(text="Train cycle (then score)")
+        self.score_button = PushButton(text="Score only")
+        self.stop_button = PushButton(text="Stop", enabled=False)
+        self.status = Label(value="")
+        self.status.native.setWordWrap(True)
+        self.plot = LossPlot()
+        buttons = Container(widgets=[self.train_button, self.score_button, self.stop_button],
+                            layout="horizontal", labels=False)
+        layout = QVBoxLayout(self)
+        for widget in (self.form.native, buttons.native, self.status.native, self.plot):
+            layout.addWidget(widget)
+        self.form.changed.connect(notify_errors(self._on_form_changed))
+        self.train_button.changed.connect(notify_errors(self._on_train))
+        self.score_button.changed.connect(notify_errors(self._on_score))
+        self.stop_button.changed.connect(self._on_stop)
+        controller.busy_changed.connect(self._on_busy_changed)
+        controller.progress.connect(self._on_progress)
+        controller.run_finished.connect(self._on_run_finished)
+        controller.session_changed.connect(self._on_session_changed)
+
+    def apply_settings(self) -> None:
+        """Hand the form's settings to the controller (session and new sessions)."""
+        config = self.controller.session.config if self.controller.session else self.controller.defaults
+        self.controller.configure(**self.form.sections(config))
+
+    def _on_form_changed(self, *_: Any) -> None:
+        """Edits apply at once, so the r key retrains with what the form shows."""
+        if not self.controller.busy:
+            self.apply_settings()
+
+    def _on_train(self, *_: Any) -> None:
+        self.apply_settings()
+        self.controller.train_cycle()
+
+    def _on_score(self, *_: Any) -> None:
+        self.controller.score()
+
+    def _on_stop(self, *_: Any) -> None:
+        self.controller.stop()
+        self.status.value = "stopping after this iteration ..."
+
+    def _on_busy_changed(self, busy: bool) -> None:
+        self.train_button.enabled = not busy
+        self.score_button.enabled = not busy
+        self.stop_button.enabled = busy
+        self.form.enabled = not busy
+
+    def _on_progress(self, event: Any) -> None:
+        if isinstance(event, LoadProgress):
+            self.status.value = f"loading training images {event.n_done}/{event.n_total}"
+        elif isinstance(event, TrainProgress):
+            if event.iteration == 1:
+                self.plot.mark_cycle(event.cycle)
+            self.plot.add(event)
+            self.status.value = (f"cycle {event.cycle}: iteration {event.iteration}/{event.iterations}, "
+                                 f"loss {event.loss:.3f}, mask rate {event.mask_ratio:.2f}, "
+                                 f"{event.seconds_per_iteration:.2f} s/it")
+        elif isinstance(event, ScoreBatch):
+            self.status.value = (f"scoring {event.n_done}/{event.n_total} "
+                                 f"({event.images_per_second:.0f} images/s)")
+
+    def _on_run_finished(self, outcome: RunOutcome) -> None:
+        session = self.controller.session
+        cycle = session.cycle if session is not None else 0
+        if outcome.error:
+            self.status.value = f"failed: {outcome.error}"
+        elif outcome.stopped:
+            self.status.value = f"stopped; model of cycle {cycle} saved"
+        elif outcome.score_result is not None:
+            r = outcome.score_result
+            self.status.value = (f"cycle {cycle}: scored {r.n_scored} images "
+                                 f"({r.images_per_second:.0f} images/s)")
+
+    def _on_session_changed(self, session: Any) -> None:
+        if session is not None:
+            self.form.show_config(session.config)

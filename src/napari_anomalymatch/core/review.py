@@ -1,0 +1,192 @@
+"""Reviewing ranked candidates: the review order, a cursor through it, and labelling.
+
+``ReviewQueue`` holds a snapshot of the session's ranking (``score``: most
+anomalous first, ``uncertainty``: closest to the decision boundary first, or
+``random``; restricted to ``unlabelled``, ``labelled`` or ``all`` images).
+Labelling an image keeps it in its place, so stepping back and forth stays
+predictable; ``refresh`` re-ranks after new scores or another order.  Every
+label goes straight to the session's label store.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ConfigError
+from .labels import UNLABELED, LabelEvent, parse_label
+from .session import FILTERS, ORDERS, Session, rank
+
+KEY_LABELS = {"a": "anomaly", "n": "normal", "s": "unsure"}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The image at one place of the review order."""
+
+    position: int
+    total: int
+    index: int
+    image_id: str
+    score: float
+    label: int
+
+    @property
+    def rank(self) -> int:
+        """1-based place in the review order."""
+        return self.position + 1
+
+    def describe(self) -> str:
+        """One line for a status bar: rank, id, score and label."""
+        from .labels import LABEL_NAMES
+
+        score = "not scored" if math.isnan(self.score) else f"score {self.score:.4f}"
+        return f"{self.rank}/{self.total}  {self.image_id}  {score}  {LABEL_NAMES[self.label]}"
+
+
+class ReviewQueue:
+    """A cursor through ranked candidates of a session.
+
+    Parameters
+    ----------
+    session
+        The session whose images, scores and labels are reviewed.
+    order, which
+        See ``Session.ranking``.
+    seed
+        Seed of the ``random`` order.
+    advance_on_label
+        Move to the next candidate after each label (the fast path for review).
+    """
+
+    def __init__(self, session: Session, order: str = "score", which: str = "unlabelled",
+                 seed: int = 0, advance_on_label: bool = True) -> None:
+        _check_order(order, which)
+        self.session = session
+        self.order = order
+        self.which = which
+        self.seed = seed
+        self.advance_on_label = advance_on_label
+        self.scores = np.zeros(0, dtype=np.float32)
+        self.scores_cycle: int | None = None
+        self.ranking = np.zeros(0, dtype=np.int64)
+        self.position = 0
+        self._labels: dict[str, int] = {}
+        self.refresh()
+
+    # -- the order -------------------------------------------------------------------
+
+    def refresh(self, reload_scores: bool = True) -> None:
+        """Re-read labels (and scores) and re-rank, staying on the current image if it is still listed."""
+        keep = int(self.ranking[self.position]) if len(self.ranking) else None
+        n = len(self.session.collection)
+        self._labels = dict(self.session.labels.current(include_unsure=True))
+        if reload_scores or len(self.scores) != n:
+            found = self.session.scores()
+            self.scores_cycle, self.scores = found if found else (None, np.full(n, np.nan, np.float32))
+        self.ranking = rank(self.scores, self._candidates(n), self.order, self.seed)
+        listed = np.flatnonzero(self.ranking == keep) if keep is not None else np.zeros(0)
+        if listed.size:
+            self.position = int(listed[0])
+        else:
+            self.position = min(self.position, max(len(self.ranking) - 1, 0))
+
+    def set_order(self, order: str | None = None, which: str | None = None) -> None:
+        """Change the order and/or the filter, then re-rank."""
+        order = order or self.order
+        which = which or self.which
+        _check_order(order, which)
+        self.order, self.which = order, which
+        self.refresh(reload_scores=False)
+
+    def _candidates(self, n: int) -> np.ndarray:
+        if self.which == "all" or not self._labels:
+            return np.arange(n) if self.which != "labelled" else np.zeros(0, dtype=np.int64)
+        labelled = np.zeros(n, dtype=bool)
+        labelled[self.session.collection.indices_of(list(self._labels))] = True
+        return np.flatnonzero(labelled if self.which == "labelled" else ~labelled)
+
+    # -- the cursor ------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.ranking)
+
+    @property
+    def current(self) -> Candidate | None:
+        """The candidate under the cursor, or None when nothing is listed."""
+        return self.candidate_at(self.position) if len(self.ranking) else None
+
+    def candidate_at(self, position: int) -> Candidate:
+        index = int(self.ranking[position])
+        image_id = self.session.collection.id_of(index)
+        return Candidate(position, len(self.ranking), index, image_id, float(self.scores[index]),
+                         self._labels.get(image_id, UNLABELED))
+
+    def move(self, step: int) -> bool:
+        """Move ``step`` places (clipped to the list); True when the cursor moved."""
+        return self.go_to(self.position + step)
+
+    def go_to(self, position: int) -> bool:
+        """Move to ``position`` (clipped); True when the cursor moved."""
+        target = int(np.clip(position, 0, max(len(self.ranking) - 1, 0)))
+        moved = target != self.position
+        self.position = target
+        return moved
+
+    def page(self, size: int) -> tuple[int, np.ndarray]:
+        """The first position and the indices of the page of ``size`` holding the cursor."""
+        start = (self.position // size) * size
+        return start, self.ranking[start:start + size]
+
+    def upcoming(self, count: int) -> np.ndarray:
+        """Indices of the next ``count`` candidates after the cursor (for prefetching)."""
+        return self.ranking[self.position + 1:self.position + 1 + count]
+
+    # -- labels ----------------------------------------------------------------------
+
+    def label_of(self, index: int) -> int:
+        return self._labels.get(self.session.collection.id_of(int(index)), UNLABELED)
+
+    def labels_of(self, indices: Sequence[int] | np.ndarray) -> list[int]:
+        return [self.label_of(int(i)) for i in indices]
+
+    def label(self, label: int | str) -> LabelEvent | None:
+        """Label the current candidate (``a``/``n``/``s`` or any label word) and store it at once.
+
+        Returns the stored event (None when the label did not change).  With
+        ``advance_on_label`` the cursor then moves to the next candidate.
+        """
+        candidate = self.current
+        if candidate is None:
+            raise ConfigError("no candidate to label: the review list is empty; change the filter")
+        code = parse_label(KEY_LABELS.get(label, label) if isinstance(label, str) else label)
+        event = self.session.label_index(candidate.index, code)
+        self._labels[candidate.image_id] = code
+        if self.advance_on_label:
+            self.move(1)
+        return event
+
+    def undo(self) -> LabelEvent | None:
+        """Revert the latest label change and move to that image when it is listed."""
+        event = self.session.undo()
+        if event is None:
+            return None
+        if event.label == UNLABELED:
+            self._labels.pop(event.image_id, None)
+        else:
+            self._labels[event.image_id] = event.label
+        index = self.session.collection.index_of(event.image_id)
+        listed = np.flatnonzero(self.ranking == index)
+        if listed.size:
+            self.position = int(listed[0])
+        return event
+
+
+def _check_order(order: str, which: str) -> None:
+    if order not in ORDERS:
+        raise ConfigError(f"review order must be one of {list(ORDERS)}; got {order!r}")
+    if which not in FILTERS:
+        raise ConfigError(f"review filter must be one of {list(FILTERS)}; got {which!r}")

@@ -1,0 +1,97 @@
+"""The Data panel: bad input is a notification (never a traceback); good input opens a session."""
+
+from __future__ import annotations
+
+import csv
+
+import h5py
+import numpy as np
+import pytest
+
+from napari_anomalymatch.core.config import SessionConfig
+from napari_anomalymatch.core.labels import ANOMALY, NORMAL
+
+from .conftest import notifications_during, tiny_config
+
+
+def click(button) -> list[str]:
+    return notifications_during(lambda: button.clicked.emit())
+
+
+@pytest.fixture
+def panel(widget):
+    widget.controller.defaults = tiny_config()
+    return widget.data_panel
+
+
+@pytest.mark.parametrize(("fill", "expected"), [
+    ({}, "choose a session folder"),
+    ({"session_dir": "{tmp}/new"}, "not a session folder yet; choose a data source"),
+    ({"session_dir": "{tmp}/new", "source": "{tmp}/nowhere.h5"}, "nowhere.h5: no such file"),
+    ({"session_dir": "{tmp}/new", "source": "{tmp}/notes.txt"}, "no reader for this kind of file"),
+    ({"session_dir": "{tmp}/new", "source": "{tmp}/stack.h5", "array_name": "imgs"},
+     "no HDF5 dataset 'imgs'; found ['images']"),
+    ({"session_dir": "{tmp}/new", "source": "{blobs}", "array_name": "imgs"},
+     "the folder reader takes no option(s) ['dataset']"),
+    ({"session_dir": "{tmp}/new", "source": "{blobs}", "low": 99.9}, "must be below high_percentile"),
+])
+def test_bad_input_gives_a_notification_and_no_session(tmp_path, panel, widget, blobs, fill, expected):
+    (tmp_path / "notes.txt").write_text("hello")
+    with h5py.File(tmp_path / "stack.h5", "w") as handle:
+        handle["images"] = np.zeros((3, 8, 8), np.uint8)
+    for name, value in fill.items():
+        widget_ = getattr(panel, name)
+        text = value.format(tmp=tmp_path, blobs=blobs[0]) if isinstance(value, str) else value
+        if hasattr(widget_, "line_edit"):
+            widget_.line_edit.value = text
+        else:
+            widget_.value = text
+    messages = click(panel.load_button)
+    assert len(messages) == 1 and expected in messages[0], messages
+    assert widget.controller.session is None
+    assert not (tmp_path / "new").exists()  # nothing written: the corrected input can be tried again
+
+
+def test_load_import_and_normalisation(tmp_path, panel, widget, blobs):
+    folder, truth = blobs
+    panel.session_dir.line_edit.value = str(tmp_path / "session")
+    panel.source.line_edit.value = str(folder)
+    assert click(panel.load_button) == []
+    controller = widget.controller
+    assert controller.session is not None and len(controller.queue) == 16
+    assert "16 images of 32x32x1" in panel.status.value
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,label\nghost.png,anomaly\n")
+    panel.labels_file.line_edit.value = str(bad)
+    messages = click(panel.import_button)
+    assert len(messages) == 1 and "ghost.png" in messages[0] and "bad.csv, row 2" in messages[0]
+    good = tmp_path / "good.csv"
+    with open(good, "w", newline="") as handle:
+        csv.writer(handle).writerows([["id", "label"], ["img_000.png", "anomaly"], ["img_001.png", "normal"]])
+    panel.labels_file.line_edit.value = str(good)
+    assert click(panel.import_button) == []
+    assert controller.session.labels.current() == {"img_000.png": ANOMALY, "img_001.png": NORMAL}
+    assert len(controller.queue) == 14  # the unlabelled ones
+
+    shown = controller.candidate_layer.data.copy()
+    panel.normalisation.value = "zscale"  # a live preview: the candidate changes, the session does not
+    assert not np.array_equal(controller.candidate_layer.data, shown)
+    assert controller.session.config.data.normalisation.method == "auto"
+    assert click(panel.apply_normalisation) == []
+    assert SessionConfig.from_toml(tmp_path / "session" / "session.toml").data.normalisation.method == "zscale"
+
+
+def test_a_layer_becomes_a_source(tmp_path, viewer, panel, widget):
+    stack = np.random.default_rng(0).integers(0, 255, (12, 20, 20), dtype=np.uint8)
+    viewer.add_image(stack, name="cutouts", metadata={"ids": [f"obj{i}" for i in range(12)]})
+    panel.session_dir.line_edit.value = str(tmp_path / "from-layer")
+    assert click(panel.from_layer) == []
+    assert panel.source.line_edit.value.endswith("layer-images.h5") and panel.reader.value == "hdf5"
+    assert click(panel.load_button) == []
+    collection = widget.controller.session.collection
+    assert len(collection) == 12 and collection.id_of(3) == "obj3"
+    np.testing.assert_array_equal(collection.read_one(5)[..., 0], stack[5])
+    viewer.add_image(np.zeros((5, 5)), name="flat")
+    messages = click(panel.from_layer)
+    assert len(messages) == 1 and "expected a stack of images" in messages[0]

@@ -1,0 +1,40 @@
+"""The Metrics panel: AUROC/AUPRC and curves on a held-out test set, refreshed after a cycle."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+
+from .conftest import notifications_during
+
+
+def test_metrics_after_a_cycle(qtbot, tmp_path, widget, controller, blobs):
+    folder, truth = blobs
+    panel = widget.metrics_panel
+    ids = controller.session.collection.ids()
+    test_file = tmp_path / "truth.csv"
+    with open(test_file, "w", newline="") as handle:
+        csv.writer(handle).writerows([["id", "is_anomaly"], *[[ids[i], int(truth[i])] for i in range(16)]])
+    panel.test_file.line_edit.value = str(test_file)
+    assert notifications_during(lambda: panel.load_button.clicked.emit()) == []
+    assert "no scores yet" in panel.summary.value
+
+    for i in np.flatnonzero(truth)[:2]:
+        controller.session.label(ids[i], "anomaly")
+    for i in np.flatnonzero(~truth)[:2]:
+        controller.session.label(ids[i], "normal")
+    controller.train_cycle()
+    qtbot.waitUntil(lambda: not controller.busy, timeout=120_000)
+    assert "AUROC" in panel.summary.value and "4 labelled for training left out" in panel.summary.value
+    report = controller.test_report()
+    assert report.n_evaluated == 12 and 0.0 <= report.metrics["auroc"] <= 1.0
+    roc, pr, histogram = panel.plot.axes
+    np.testing.assert_allclose(roc.lines[0].get_xdata(), report.fpr)
+    np.testing.assert_allclose(pr.lines[0].get_ydata(), report.precision)
+    assert sum(patch.get_height() for patch in histogram.patches) == report.n_evaluated
+
+    missing = tmp_path / "missing.csv"
+    panel.test_file.line_edit.value = str(missing)
+    messages = notifications_during(lambda: panel.load_button.clicked.emit())
+    assert len(messages) == 1 and "missing.csv" in messages[0]

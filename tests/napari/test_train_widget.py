@@ -1,0 +1,21 @@
+"""The Train panel's form: edits reach the session at once; bad values are notifications."""
+
+from __future__ import annotations
+
+from napari_anomalymatch.core.config import SessionConfig
+
+from .conftest import notifications_during
+
+
+def test_form_shows_and_changes_the_session_settings(widget, controller):
+    form = widget.train_panel.form
+    assert form.iterations.value == 2 and form.image_size.value == 32  # the session's tiny settings
+    form.iterations.value = 7
+    form.confidence_threshold.value = 0.9
+    config = SessionConfig.from_toml(controller.session.path / "session.toml")
+    assert config.train.iterations == 7 and config.train.confidence_threshold == 0.9
+    assert controller.session.config.train.iterations == 7  # what the r key trains with
+
+    messages = notifications_during(lambda: setattr(form.model_name, "value", " "))
+    assert len(messages) == 1 and "model.name must be a timm model name" in messages[0]
+    assert controller.session.config.model.name == "tf_efficientnet_lite0"
