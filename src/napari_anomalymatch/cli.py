@@ -72,6 +72,13 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--lr", type=float, default=None, help="learning rate (0.0075)")
     group.add_argument("--seed", type=int, default=None, help="random seed (0)")
     group.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"])
+    group.add_argument("--head", default=None, choices=["classifier", "probe", "ensemble"],
+                       help="what scores: the classifier head (the paper), a linear probe on the "
+                            "embedding, or both averaged (ensemble, the default)")
+    group.add_argument("--weak-pass", default=None, choices=["joint", "separate"],
+                       help="weak views in the training batch (joint) or in a cheaper separate pass")
+    group.add_argument("--backbone-lr-scale", type=float, default=None,
+                       help="backbone learning rate as a fraction of the head's (1.0)")
 
 
 def _score_options(parser: argparse.ArgumentParser) -> None:
@@ -111,7 +118,8 @@ def _apply_options(config: Any, args: argparse.Namespace) -> Any:
     model = pick(config.model, image_size="size", name="model", device="device")
     train = pick(config.train, iterations="iterations", batch_size="batch_size",
                  unlabelled_ratio="unlabelled_ratio", unlabelled_pool_size="pool_size",
-                 confidence_threshold="threshold", learning_rate="lr", seed="seed")
+                 confidence_threshold="threshold", learning_rate="lr", seed="seed", head="head",
+                 weak_pass="weak_pass", backbone_lr_scale="backbone_lr_scale")
     score = pick(config.score, batch_size="score_batch_size", num_workers="workers",
                  precision="precision", tta="tta")
     data = config.data
@@ -459,6 +467,8 @@ def _add_evaluate(commands: Any) -> None:
     _score_options(parser)
     parser.add_argument("--normalisation", default=None,
                         choices=["auto", "none", "linear", "percentile", "log", "asinh", "zscale"])
+    parser.add_argument("--skip-bad", action="store_true", default=None,
+                        help="warn about and leave out unreadable images instead of stopping")
     parser.set_defaults(run=_run_evaluate)
 
 
@@ -466,7 +476,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from .core.config import SessionConfig
     from .core.evaluate import read_benchmark
 
-    benchmark = read_benchmark(args.manifest)
+    benchmark = read_benchmark(args.manifest, on_error="skip" if args.skip_bad else "raise")
     config = _apply_options(SessionConfig(), args)
     result = _run_and_report(benchmark, config, args.cycles, args.out)
     if args.json is not None:

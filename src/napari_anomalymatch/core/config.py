@@ -132,7 +132,7 @@ class TrainConfig:
     unlabelled_pool_size: int = 10_000
     strong_ops: int = 2
     strong_magnitude: int = 10
-    weak_pass: str = "joint"
+    weak_pass: str = "separate"
     head: str = "ensemble"
     probe_regularisation: float = 0.1
     seed: int = 0
