@@ -1,0 +1,176 @@
+"""The paper's protocol on real data: CIFAR-10 (natural images) and FIRST radio galaxies.
+
+Builds benchmark manifests deterministically from a seed, runs ``anomalymatch evaluate`` on
+each (3 cycles x 100 iterations, 10 + 10 oracle labels per cycle, 64x64 on the CPU), and writes
+``benchmarks/results/quality.json`` and ``quality.md`` (mean +- std next to the paper's figures).
+
+* CIFAR-10 (stands in for the paper's miniImageNet): the train split's nine normal classes
+  (45,000 images) plus 455 images of the anomaly class (1 %); 5 labelled anomalies and 495
+  labelled normal images; classes cat, ship, frog, truck and bird in turn.
+* FIRST (stands in for GalaxyMNIST): each of FRI, FRII, Compact and Bent in turn as the anomaly at
+  its natural share against the other three; 10 labelled anomalies and 30 normal.
+
+Usage::
+
+    python benchmarks/quality.py --quick            # one class, one seed per dataset
+    python benchmarks/quality.py                     # everything, 3 seeds (about 2 hours on 2 cores)
+    python benchmarks/quality.py --datasets first --seeds 0 1 2 -- --tta   # extra evaluate options
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "work"
+RESULTS = HERE / "results"
+CIFAR_ARCHIVE = HERE.parent.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR_ANOMALIES = ("cat", "ship", "frog", "truck", "bird")
+FIRST_ANOMALIES = ("FRI", "FRII", "Compact", "Bent")
+PAPER = {
+    "cifar10": {"dataset": "miniImageNet, 1 % anomalies", "auroc": 0.96, "auprc": 0.82,
+                "precision_top1pct": 0.76},
+    "first": {"dataset": "GalaxyMNIST", "auroc": 0.89, "auprc": 0.77, "precision_top1pct": None},
+}
+PROTOCOL = ["--cycles", "3", "--iterations", "100", "--size", "64"]
+
+
+def cifar_root(archive: Path) -> Path:
+    """Extract CIFAR-10 JPEGs once into ``benchmarks/work/cifar10`` (never committed)."""
+    root = WORK / "cifar10"
+    if not (root / "train" / "cat").is_dir():
+        if not archive.exists():
+            sys.exit(f"{archive}: CIFAR-10 archive not found; pass --cifar-archive")
+        root.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive) as handle:
+            handle.extractall(root, filter="data")
+    return root
+
+
+def cifar_manifest(root: Path, anomaly: str, seed: int, n_anomalies: int = 455,
+                   labelled_anomalies: int = 5, labelled_normal: int = 495) -> Path:
+    """45,000 normal train images + ``n_anomalies`` of ``anomaly``; a few labelled, from ``seed``."""
+    rng = np.random.default_rng([seed, CIFAR_CLASSES.index(anomaly)])
+    normal = [p for c in CIFAR_CLASSES if c != anomaly for p in sorted((root / "train" / c).glob("*.jpg"))]
+    pool = sorted((root / "train" / anomaly).glob("*.jpg"))
+    anomalies = [pool[i] for i in sorted(rng.choice(len(pool), n_anomalies, replace=False))]
+    initial = {}
+    for group, count, label in ((anomalies, labelled_anomalies, "anomaly"), (normal, labelled_normal, "normal")):
+        for i in rng.choice(len(group), count, replace=False):
+            initial[group[i]] = label
+    path = WORK / "manifests" / f"cifar10-{anomaly}-seed{seed}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "is_anomaly", "initial_label"])
+        for image in normal + anomalies:
+            writer.writerow([os.path.relpath(image, path.parent), int(image in set(anomalies)),
+                             initial.get(image, "")])
+    return path
+
+
+def first_manifest(anomaly: str, seed: int) -> Path:
+    from napari_anomalymatch.core.demo import write_first_benchmark
+
+    out = WORK / "first" / f"{anomaly}-seed{seed}"
+    return write_first_benchmark(out, anomaly_class=anomaly, anomaly_fraction=None,
+                                 labelled_anomalies=10, labelled_normal=30, seed=seed)
+
+
+def run_one(manifest: Path, seed: int, extra: list[str]) -> dict:
+    out = manifest.with_suffix(f".result{'-'.join(extra).replace('--', '_') or ''}.json")
+    command = [sys.executable, "-m", "napari_anomalymatch.cli", "evaluate", str(manifest), *PROTOCOL,
+               "--seed", str(seed), "--json", str(out), *extra]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    result = json.loads(out.read_text())
+    result["wall_seconds"] = time.perf_counter() - started
+    return result
+
+
+def summarise(runs: list[dict]) -> dict:
+    summary = {}
+    for key in ("auroc", "auprc", "precision_top1pct", "precision_top0.1pct", "anomalies_in_top50",
+                "wall_seconds", "train_seconds_per_iteration", "score_images_per_second"):
+        values = np.array([r[key] for r in runs if r.get(key) is not None], dtype=float)
+        summary[f"{key}_mean"] = float(values.mean()) if values.size else None
+        summary[f"{key}_std"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    summary["runs"] = runs
+    return summary
+
+
+def markdown(datasets: dict, settings: dict) -> str:
+    lines = ["| dataset | anomaly | runs | AUROC | AUPRC | precision top 1 % | anomalies in top 50 | minutes/run |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, summary in datasets.items():
+        by_class: dict[str, list[dict]] = {}
+        for run in summary["runs"]:
+            by_class.setdefault(run["anomaly_class"], []).append(run)
+        for cls, runs in by_class.items():
+            lines.append(_row(name, cls, summarise(runs)))
+        lines.append(_row(name, "**mean**", summary))
+        paper = PAPER[name]
+        top1 = f"{paper['precision_top1pct']:.2f}" if paper["precision_top1pct"] is not None else "–"
+        lines.append(f"| paper ({paper['dataset']}) | | | {paper['auroc']:.2f} | {paper['auprc']:.2f} | {top1} | | |")
+    lines.append("")
+    lines.append(f"Settings: {json.dumps(settings)}")
+    return "\n".join(lines) + "\n"
+
+
+def _row(name: str, cls: str, s: dict) -> str:
+    def pm(key: str, digits: int = 3) -> str:
+        return f"{s[key + '_mean']:.{digits}f} ± {s[key + '_std']:.{digits}f}"
+
+    return (f"| {name} | {cls} | {len(s['runs'])} | {pm('auroc')} | {pm('auprc')} | "
+            f"{pm('precision_top1pct', 2)} | {pm('anomalies_in_top50', 1)} | {s['wall_seconds_mean'] / 60:.1f} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one class and one seed per dataset")
+    parser.add_argument("--datasets", nargs="+", default=["cifar10", "first"], choices=["cifar10", "first"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--cifar-classes", nargs="+", default=list(CIFAR_ANOMALIES))
+    parser.add_argument("--first-classes", nargs="+", default=list(FIRST_ANOMALIES))
+    parser.add_argument("--cifar-archive", type=Path, default=CIFAR_ARCHIVE)
+    parser.add_argument("--out", type=Path, default=RESULTS / "quality.json")
+    parser.add_argument("extra", nargs="*", help="options passed on to anomalymatch evaluate (after --)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.cifar_classes, args.first_classes = [0], ["cat"], ["Bent"]
+    datasets = {}
+    for dataset in args.datasets:
+        runs = []
+        classes = args.cifar_classes if dataset == "cifar10" else args.first_classes
+        for cls in classes:
+            for seed in args.seeds:
+                manifest = (cifar_manifest(cifar_root(args.cifar_archive), cls, seed) if dataset == "cifar10"
+                            else first_manifest(cls, seed))
+                result = run_one(manifest, seed, args.extra)
+                result.update(anomaly_class=cls, seed=seed, dataset=dataset)
+                runs.append(result)
+                print(f"{dataset} {cls} seed {seed}: AUROC {result['auroc']:.3f} AUPRC {result['auprc']:.3f} "
+                      f"top-1% {result['precision_top1pct']:.2f} ({result['wall_seconds']:.0f} s)", flush=True)
+        datasets[dataset] = summarise(runs)
+    settings = {"protocol": PROTOCOL, "seeds": args.seeds, "extra": args.extra,
+                "cifar_classes": args.cifar_classes, "first_classes": args.first_classes}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"datasets": datasets, "settings": settings, "paper": PAPER}, indent=1))
+    args.out.with_suffix(".md").write_text(markdown(datasets, settings))
+    print(args.out.with_suffix(".md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

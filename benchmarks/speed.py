@@ -1,0 +1,236 @@
+"""Training and scoring speed, and peak memory, written to ``benchmarks/results/speed.json``.
+
+* training: seconds per FixMatch iteration of 16 labelled + 2 x 80 unlabelled images (the
+  reference implementation's setting), at 64 and 150 px;
+* scoring: images/s through the whole pipeline (read, decode, normalise, resize, model) from a
+  folder of PNGs, an HDF5 dataset of JPEG bytes, a uint8 HDF5 dataset, a Zarr array and a FITS
+  cube, at 64 and 150 px;
+* memory: peak RSS of a scoring process as the collection grows from 10^3 to 10^5 images.
+
+Each measurement runs in a fresh process (so peak RSS is that run's own). The data are synthetic
+galaxy-like cutouts written under ``benchmarks/work/speed`` (git-ignored). The machine is shared
+and noisy: compare figures from one run of this script.
+
+Usage::
+
+    python benchmarks/speed.py                 # everything (about 15 minutes on 2 cores)
+    python benchmarks/speed.py --quick         # 64 px only, smaller collections
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "work" / "speed"
+RESULTS = HERE / "results"
+FORMATS = ("png_folder", "jpeg_bytes_hdf5", "uint8_hdf5", "zarr", "fits_cube")
+
+
+def synthetic_cutouts(n: int, size: int, seed: int = 0) -> np.ndarray:
+    """uint8 (n, size, size, 3) images: sky noise plus one or two elliptical sources."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    out = np.empty((n, size, size, 3), dtype=np.uint8)
+    for i in range(n):
+        image = rng.normal(20, 4, (size, size)).astype(np.float32)
+        for _ in range(rng.integers(1, 3)):
+            cy, cx = rng.uniform(0.3, 0.7, 2) * size
+            sa, sb = rng.uniform(0.03, 0.12, 2) * size
+            angle = rng.uniform(0, np.pi)
+            dy, dx = yy - cy, xx - cx
+            u = dx * np.cos(angle) + dy * np.sin(angle)
+            v = -dx * np.sin(angle) + dy * np.cos(angle)
+            image += rng.uniform(60, 200) * np.exp(-0.5 * ((u / sa) ** 2 + (v / sb) ** 2))
+        colour = rng.uniform(0.7, 1.0, 3)
+        out[i] = np.clip(image[..., None] * colour, 0, 255).astype(np.uint8)
+    return out
+
+
+def write_dataset(fmt: str, n: int, size: int) -> Path:
+    """Write ``n`` cutouts of ``size`` px in ``fmt`` (cached between runs)."""
+    target = WORK / f"{fmt}-{n}-{size}"
+    done = target.with_suffix(".done")
+    path = target / "data" if fmt == "png_folder" else target / {
+        "jpeg_bytes_hdf5": "cutouts.h5", "uint8_hdf5": "cutouts.h5", "zarr": "cutouts.zarr",
+        "fits_cube": "cutouts.fits"}[fmt]
+    if done.exists():
+        return path
+    target.mkdir(parents=True, exist_ok=True)
+    chunk = 2000
+    if fmt == "png_folder":
+        _write_pngs(path, n, size, chunk)
+    elif fmt == "uint8_hdf5":
+        _write_h5(path, n, size, chunk)
+    elif fmt == "jpeg_bytes_hdf5":
+        _write_jpeg_h5(path, n, size, chunk)
+    elif fmt == "zarr":
+        _write_zarr(path, n, size, chunk)
+    elif fmt == "fits_cube":
+        _write_fits(path, n, size)
+    done.touch()
+    return path
+
+
+def _chunks(n: int, size: int, chunk: int):
+    for start in range(0, n, chunk):
+        yield start, synthetic_cutouts(min(chunk, n - start), size, seed=start)
+
+
+def _write_pngs(folder: Path, n: int, size: int, chunk: int) -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for start, images in _chunks(n, size, chunk):
+        for i, image in enumerate(images):
+            Image.fromarray(image).save(folder / f"cutout_{start + i:07d}.png")
+
+
+def _write_h5(path: Path, n: int, size: int, chunk: int) -> None:
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        dataset = f.create_dataset("images", (n, size, size, 3), dtype=np.uint8, chunks=(64, size, size, 3))
+        for start, images in _chunks(n, size, chunk):
+            dataset[start:start + len(images)] = images
+
+
+def _write_jpeg_h5(path: Path, n: int, size: int, chunk: int) -> None:
+    import h5py
+    from PIL import Image
+
+    with h5py.File(path, "w") as f:
+        dataset = f.create_dataset("images", (n,), dtype=h5py.vlen_dtype(np.uint8))
+        for start, images in _chunks(n, size, chunk):
+            for i, image in enumerate(images):
+                buffer = io.BytesIO()
+                Image.fromarray(image).save(buffer, format="JPEG", quality=90)
+                dataset[start + i] = np.frombuffer(buffer.getvalue(), dtype=np.uint8)
+
+
+def _write_zarr(path: Path, n: int, size: int, chunk: int) -> None:
+    import zarr
+
+    array = zarr.open_array(str(path), mode="w", shape=(n, size, size, 3), dtype=np.uint8,
+                            chunks=(64, size, size, 3))
+    for start, images in _chunks(n, size, chunk):
+        array[start:start + len(images)] = images
+
+
+def _write_fits(path: Path, n: int, size: int) -> None:
+    from astropy.io import fits
+
+    cube = np.concatenate([images[..., 0] for _, images in _chunks(n, size, 2000)]).astype(np.int16)
+    fits.PrimaryHDU(cube).writeto(path, overwrite=True)
+
+
+# -- measurements, each in its own process -------------------------------------------------
+
+
+def measure_scoring(source: str, size: int, options: dict) -> dict:
+    """Score ``source`` with a fresh (pretrained) model; images/s over the whole pass."""
+    import torch
+
+    from napari_anomalymatch.core.config import ModelConfig, NormalisationConfig, ScoreConfig
+    from napari_anomalymatch.core.io import open_collection
+    from napari_anomalymatch.core.models import build_model
+    from napari_anomalymatch.core.scoring import run_to_end, score_collection
+    from napari_anomalymatch.core.transforms import Normaliser
+
+    collection = open_collection(source, **options)
+    model = build_model(ModelConfig(image_size=size), collection.shape[2]).model
+    model = model.to(memory_format=torch.channels_last).eval()
+    normaliser = Normaliser(NormalisationConfig(), collection.value_range)
+    config = ScoreConfig(batch_size=256)
+    started = time.perf_counter()
+    result = run_to_end(score_collection(model, collection, normaliser, size, config))
+    elapsed = time.perf_counter() - started
+    return {"n_images": len(collection), "images_per_second": len(collection) / elapsed,
+            "seconds": elapsed, "finite_scores": int(np.isfinite(result.scores).sum()),
+            "peak_rss_mb": _peak_rss_mb()}
+
+
+def measure_training(size: int, iterations: int) -> dict:
+    """Median seconds per iteration of 16 labelled + 2 x 80 unlabelled images."""
+    import torch
+
+    from napari_anomalymatch.core.config import ModelConfig, TrainConfig
+    from napari_anomalymatch.core.training import Trainer, TrainingData
+
+    config = TrainConfig(batch_size=16, unlabelled_ratio=5)
+    trainer = Trainer(ModelConfig(image_size=size), config, in_chans=3, device=torch.device("cpu"))
+    images = torch.from_numpy(synthetic_cutouts(400, size)).permute(0, 3, 1, 2).half() / 255
+    data = TrainingData(images[:40], torch.tensor([0, 1] * 20), images[40:])
+    timings = [p.seconds_per_iteration for p in trainer.run(data, iterations=iterations)]
+    return {"seconds_per_iteration": float(np.median(timings[2:])), "iterations": iterations,
+            "images_per_iteration": 16 + 2 * 80, "weak_pass": config.weak_pass,
+            "peak_rss_mb": _peak_rss_mb()}
+
+
+def _peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return (own + children) / 1024  # Linux reports KiB; workers counted separately below
+
+
+def in_subprocess(function: str, **kwargs) -> dict:
+    code = (f"import json, sys; sys.path.insert(0, {str(HERE)!r}); import speed; "
+            f"print(json.dumps(speed.{function}(**json.loads(sys.argv[1]))))")
+    output = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], check=True,
+                            capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--n-images", type=int, default=10_000)
+    parser.add_argument("--out", type=Path, default=RESULTS / "speed.json")
+    args = parser.parse_args(argv)
+    sizes = [64] if args.quick else [64, 150]
+    n = 3000 if args.quick else args.n_images
+    results: dict = {"machine": {"cpus": _cpus(), "python": platform.python_version(),
+                                 "processor": platform.processor()},
+                     "training": [], "scoring": [], "memory": []}
+    for size in sizes:
+        entry = {"size": size, **in_subprocess("measure_training", size=size, iterations=12)}
+        results["training"].append(entry)
+        print(f"training {size}px: {entry['seconds_per_iteration']:.2f} s/iteration", flush=True)
+    for size in sizes:
+        for fmt in FORMATS:
+            path = write_dataset(fmt, n, size)
+            entry = {"format": fmt, "size": size, **in_subprocess("measure_scoring", source=str(path),
+                                                                   size=size, options={})}
+            results["scoring"].append(entry)
+            print(f"scoring {fmt} {size}px: {entry['images_per_second']:.0f} images/s", flush=True)
+    growth = [1000, 10_000] if args.quick else [1000, 10_000, 100_000]
+    for count in growth:
+        path = write_dataset("uint8_hdf5", count, 64)
+        entry = {"n_images": count, **in_subprocess("measure_scoring", source=str(path), size=64, options={})}
+        results["memory"].append(entry)
+        print(f"memory {count} images: peak RSS {entry['peak_rss_mb']:.0f} MB, "
+              f"{entry['images_per_second']:.0f} images/s", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
