@@ -82,6 +82,11 @@ def _score_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--precision", default=None, choices=["auto", "float32", "bfloat16", "float16"])
     group.add_argument("--tta", action="store_true", default=None,
                        help="average scores over the 8 flips/rotations")
+    group.add_argument("--part-size", type=int, default=None,
+                       help="images per part file, the unit of resuming (16384; shards are never mixed)")
+    group.add_argument("--compile", default=None, choices=["auto", "none", "torchscript", "inductor"],
+                       help="inference graph: auto (TorchScript on a CPU, eager on a GPU), none, "
+                            "torchscript, inductor (torch.compile)")
 
 
 def _data_options(parser: argparse.ArgumentParser) -> None:
@@ -113,7 +118,7 @@ def _apply_options(config: Any, args: argparse.Namespace) -> Any:
                  unlabelled_ratio="unlabelled_ratio", unlabelled_pool_size="pool_size",
                  confidence_threshold="threshold", learning_rate="lr", seed="seed")
     score = pick(config.score, batch_size="score_batch_size", num_workers="workers",
-                 precision="precision", tta="tta")
+                 precision="precision", tta="tta", part_size="part_size", compile="compile")
     data = config.data
     options = dict(data.options)
     if getattr(args, "hdu", None) is not None:
@@ -354,32 +359,61 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _add_score(commands: Any) -> None:
-    parser = commands.add_parser("score", help="score every image with the latest model",
-                                 description="Score the whole collection with the latest model; "
-                                             "an interrupted run resumes where it stopped.")
+    parser = commands.add_parser(
+        "score", help="score every image with the latest model (here or on a Dask cluster)",
+        description="Score the whole collection with the latest model. Scores are written part by "
+                    "part (one part per shard of a sharded collection), so an interrupted run resumes "
+                    "where it stopped; at the end the run's folder holds scores.parquet (every image) "
+                    "and top.parquet (the best --top-k). With --dask, shards are scored on a Dask "
+                    "cluster: 'local' or 'local:N' starts one here, tcp://HOST:8786 joins a running one.")
     parser.add_argument("session", type=Path)
-    parser.add_argument("--top", type=int, default=10, help="print the N best candidates")
+    parser.add_argument("--top", type=int, default=10, help="print the N best unlabelled candidates")
+    parser.add_argument("--top-k", type=int, default=None, help="rows of top.parquet (1000)")
+    parser.add_argument("--dask", default=None, metavar="ADDRESS",
+                        help="score on a Dask cluster: local, local:N or tcp://scheduler:8786 "
+                             "(needs pip install napari-anomalymatch[distributed])")
     _score_options(parser)
     parser.set_defaults(run=_run_score)
 
 
 def _run_score(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from .core.session import Session
 
     with Session.open(args.session) as session:
         config = _apply_options(session.config, args)
+        if args.top_k is not None:
+            config = config.replace(score=dataclasses.replace(config.score, top_k=args.top_k))
         if config != session.config:
             session.update_config(config)
-        _report_scores(session, _drive_scoring(session.score()), args.top)
+        if args.dask is None:
+            _report_scores(session, _drive_scoring(session.score()), args.top)
+            return 0
+        from .core.distributed import connect
+
+        with connect(args.dask) as cluster:
+            print(f"scoring on Dask cluster {cluster.address} "
+                  f"({len(cluster.client.scheduler_info().get('workers', {}))} workers)")
+            _report_scores(session, _drive_scoring(session.score(cluster)), args.top)
     return 0
 
 
 def _report_scores(session: Any, result: Any, top: int = 10) -> None:
     print(f"scored {result.n_scored} images at {result.images_per_second:.0f} images/s "
           f"(model {result.model_hash}); scores in {session.score_directory(session.cycle)}")
-    ranking = session.ranking("score", "unlabelled")[:top]
-    for rank, index in enumerate(ranking, start=1):
-        print(f"{rank:4d}  {result.scores[index]:.4f}  {session.collection.id_of(int(index))}")
+    if result.catalogue is not None:
+        print(f"catalogue: {result.catalogue}\ntop {len(result.top_indices)}: {result.top_table}")
+    labelled = set(session.labels.current(include_unsure=True))
+    shown = 0
+    for index in result.top_indices:
+        image_id = session.collection.id_of(int(index))
+        if image_id in labelled:
+            continue
+        shown += 1
+        print(f"{shown:4d}  {result.scores[index]:.4f}  {image_id}")
+        if shown >= top:
+            break
 
 
 def _add_export(commands: Any) -> None:
