@@ -16,6 +16,9 @@ CORE_MODULES = [
     "napari_anomalymatch.core.io.hdf5",
     "napari_anomalymatch.core.io.zarr",
     "napari_anomalymatch.core.report",
+    "napari_anomalymatch.core.io.sharded",
+    "napari_anomalymatch.core.scoretables",
+    "napari_anomalymatch.core.distributed",
     "napari_anomalymatch.cli",
 ]
 
@@ -36,5 +39,15 @@ def test_package_import_is_light():
         "import sys, napari_anomalymatch\n"
         "heavy = sorted(m for m in ('torch', 'timm', 'h5py', 'astropy', 'zarr') if m in sys.modules)\n"
         "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_dask_and_pyarrow_stay_optional_imports():
+    code = (
+        "import sys, napari_anomalymatch.core.distributed, napari_anomalymatch.core.scoretables\n"
+        "import napari_anomalymatch.core.session, napari_anomalymatch.cli\n"
+        "loaded = sorted(m for m in ('distributed', 'dask', 'pyarrow') if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

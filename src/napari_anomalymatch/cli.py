@@ -393,8 +393,7 @@ def _run_score(args: argparse.Namespace) -> int:
         from .core.distributed import connect
 
         with connect(args.dask) as cluster:
-            print(f"scoring on Dask cluster {cluster.address} "
-                  f"({len(cluster.client.scheduler_info().get('workers', {}))} workers)")
+            print(f"scoring on Dask cluster {cluster.address} ({len(cluster.client.nthreads())} workers)")
             _report_scores(session, _drive_scoring(session.score(cluster)), args.top)
     return 0
 

@@ -32,6 +32,7 @@ from .transforms import Normaliser
 
 INSTALL_HINT = "pip install napari-anomalymatch[distributed]"
 SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
+IN_FLIGHT_PER_WORKER = 2
 
 
 class LoaderFallbackWarning(UserWarning):
@@ -139,25 +140,38 @@ def score_on_cluster(cluster: DaskCluster, job: Any, collection: ImageCollection
     n_todo = sum(len(p) for group in groups for p in group)
     n_before = store.manifest.n_images - n_todo
     client.register_plugin(ScoringModelPlugin(job, cluster.torch_threads), name=job.plugin_name)
-    futures: list[Any] = []
+    started, n_done, warned = time.perf_counter(), 0, False
+    submitted: set[Any] = set()  # futures not yet handled
     try:
-        if groups:
-            shared = client.scatter(collection, broadcast=True, hash=False)
-            futures = [client.submit(score_shard, job.plugin_name, shared, normaliser, group, pure=False,
-                                     retries=1, key=f"anomalymatch-score-{job.model_hash}-{group[0].number}")
-                       for group in groups]
-        started, n_done, warned = time.perf_counter(), 0, False
-        for future in distributed.as_completed(futures):
+        shared = client.scatter(collection, broadcast=True, hash=False) if groups else None
+        waiting = distributed.as_completed()
+        to_submit = iter(groups)
+
+        def submit_more() -> None:
+            # a few tasks per worker at a time, so shards go to whichever worker frees up
+            while waiting.count() < IN_FLIGHT_PER_WORKER * max(1, len(client.nthreads())):
+                group = next(to_submit, None)
+                if group is None:
+                    return
+                future = client.submit(score_shard, job.plugin_name, shared, normaliser, group, pure=False,
+                                       retries=1, key=f"anomalymatch-score-{job.model_hash}-{group[0].number}")
+                submitted.add(future)
+                waiting.add(future)
+
+        submit_more()
+        for future in waiting:
             answer = future.result()
+            submitted.discard(future)
             future.release()
             for number, scores in answer.parts:
                 store.write_part(number, scores)
             warned = warned or _warn_if_no_loaders(answer, job)
             n_done += sum(len(s) for _, s in answer.parts)
+            submit_more()
             yield _shard_batch(store, answer, n_before + n_done, store.manifest.n_images,
                                n_done / max(time.perf_counter() - started, 1e-9))
     finally:
-        client.cancel([f for f in futures if not f.done()])
+        client.cancel(list(submitted))
         client.unregister_worker_plugin(job.plugin_name)
     return n_todo, n_todo / max(time.perf_counter() - started, 1e-9)
 

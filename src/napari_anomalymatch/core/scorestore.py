@@ -156,15 +156,17 @@ class ScoreStore:
     def complete(self) -> bool:
         return (self.directory / COMPLETE).exists()
 
-    def consolidate(self) -> np.ndarray:
-        """Write ``scores.npy`` from the parts (streaming) and return it memory-mapped."""
+    def consolidate(self) -> int:
+        """Write ``scores.npy`` from the parts (streaming); return how many scores are finite."""
         path = self.directory / SCORES
+        n_finite = 0
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             header = {"descr": "<f4", "fortran_order": False, "shape": (self.manifest.n_images,)}
             np.lib.format.write_array_header_1_0(handle, header)
             for _, scores in self.iter_parts():
                 handle.write(np.ascontiguousarray(scores, dtype="<f4").tobytes())
-        return np.load(path, mmap_mode="r")
+                n_finite += int(np.isfinite(scores).sum())
+        return n_finite
 
     def scores(self) -> np.ndarray:
         """All scores, NaN where a part is missing or an image could not be scored.
@@ -172,7 +174,7 @@ class ScoreStore:
         A consolidated run is memory-mapped (nothing is read until used).
         """
         path = self.directory / SCORES
-        if self.complete and path.exists():
+        if path.exists():  # written (atomically) only once every part is there
             return np.load(path, mmap_mode="r")
         out = np.full(self.manifest.n_images, np.nan, dtype=np.float32)
         for part, scores in self.iter_parts():

@@ -181,7 +181,8 @@ def finish_stored_run(store: ScoreStore, k: int, model_hash: str, n_scored: int,
     if missing:
         raise RuntimeError(f"{store.directory}: {missing} parts are still missing; score them first")
     done_before = store.complete
-    scores = store.scores() if done_before else store.consolidate()
+    n_finite = None if done_before else store.consolidate()
+    scores = store.scores()  # memory-mapped: nothing is read until used
     top = store.top_k(k)
     catalogue, top_table = store.directory / CATALOGUE, store.directory / TOP
     if tables_for is not None and parquet_available():
@@ -191,8 +192,7 @@ def finish_stored_run(store: ScoreStore, k: int, model_hash: str, n_scored: int,
         warnings.warn("pyarrow is not installed, so no Parquet score tables were written; "
                       "pip install napari-anomalymatch[parquet]", MissingTablesWarning, stacklevel=2)
     if not done_before:
-        store.mark_complete({"n_scored": int(np.isfinite(scores).sum()),
-                             "images_per_second": images_per_second})
+        store.mark_complete({"n_scored": n_finite, "images_per_second": images_per_second})
     found = catalogue.exists() and top_table.exists()
     return ScoreResult(scores, top, n_scored, images_per_second, model_hash,
                        catalogue if found else None, top_table if found else None)
