@@ -179,3 +179,29 @@ def test_encoded_png_bytes_travel_as_uint8(tmp_path):
     with iterate_batches(collection, normaliser, 6, [np.array([0, 1, 2])], num_workers=0) as loaded:
         (got, _), = list(loaded)
     np.testing.assert_array_equal(got.numpy(), prepare_batch(collection.read([0, 1, 2]), normaliser, 6).numpy())
+
+
+def test_a_size_cache_spares_opening_unchanged_shards(tmp_path, three_shards, monkeypatch):
+    folder, images = three_shards
+    opened = []
+    original = ShardedCollection._open_shard
+
+    def spy(self, shard):
+        opened.append(shard.name)
+        return original(self, shard)
+
+    monkeypatch.setattr(ShardedCollection, "_open_shard", spy)
+    cache = tmp_path / "sizes.json"
+    first = open_collection(folder, size_cache=cache)
+    assert opened == ["tile_a.h5", "tile_b.h5", "tile_c.h5"] and cache.exists()
+    opened.clear()
+    again = open_collection(folder, size_cache=cache)
+    assert opened == ["tile_a.h5"]  # only the first, for the images' shape and type
+    assert again.shard_table() == first.shard_table() and again.fingerprint() == first.fingerprint()
+    _h5(folder / "tile_c.h5", images[:2])  # a shard changed: its size is learnt again
+    opened.clear()
+    changed = open_collection(folder, size_cache=cache)
+    assert opened == ["tile_a.h5", "tile_c.h5"] and len(changed) == 11
+    opened.clear()
+    open_collection(folder, size_cache=cache, dataset="images")  # other options: another cache
+    assert opened == ["tile_a.h5", "tile_b.h5", "tile_c.h5"]

@@ -102,9 +102,12 @@ class ScoringModel:
             yield
             return
         cudnn = torch.backends.cudnn
-        with cudnn.flags(enabled=cudnn.enabled, benchmark=True, deterministic=cudnn.deterministic,
-                         allow_tf32=cudnn.allow_tf32):
+        previous = cudnn.benchmark
+        cudnn.benchmark = True  # only this flag: cudnn.flags() would also reset the fp32 precision
+        try:
             yield
+        finally:
+            cudnn.benchmark = previous
 
 
 def prepare_scoring_model(model: torch.nn.Module, config: ScoreConfig, input_shape: tuple[int, int, int],

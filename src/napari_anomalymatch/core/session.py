@@ -4,6 +4,7 @@
 
     session.toml              the settings (SessionConfig)
     labels.sqlite             every label given, with its history (LabelStore)
+    shard-sizes.json          for a sharded source: each shard's size, so it reopens at once
     checkpoints/cycle-NNNN.safetensors   the model after each training cycle
     scores/cycle-NNNN/        the scores of the whole collection after that cycle
 
@@ -24,7 +25,7 @@ import torch
 from .checkpoints import CheckpointInfo, load_checkpoint, read_checkpoint_info, save_checkpoint
 from .config import SessionConfig, TrainConfig
 from .errors import CheckpointError, ConfigError, NotTrainedError, SessionError
-from .io.base import ImageCollection, open_collection
+from .io.base import ImageCollection, find_reader, open_collection
 from .labels import ANOMALY, NORMAL, LabelEvent, LabelStore, parse_label
 from .loading import LoadProgress, load_images
 from .scorestore import ScoreManifest, ScoreStore, open_scores, read_manifest
@@ -34,6 +35,7 @@ from .transforms import Normaliser
 
 CONFIG_FILE = "session.toml"
 LABELS_FILE = "labels.sqlite"
+SHARD_SIZES_FILE = "shard-sizes.json"  # how many images each shard of a sharded source holds
 ORDERS = ("score", "uncertainty", "random")
 FILTERS = ("unlabelled", "labelled", "all")
 
@@ -105,8 +107,11 @@ class Session:
     def collection(self) -> ImageCollection:
         if self._collection is None:
             data = self.config.data
+            options = dict(data.options)
+            if find_reader(data.source, data.reader).name == "sharded":
+                options.setdefault("size_cache", str(self.path / SHARD_SIZES_FILE))
             self._collection = open_collection(data.source, reader=data.reader,
-                                               on_error=data.on_error, **data.options)
+                                               on_error=data.on_error, **options)
         return self._collection
 
     @property

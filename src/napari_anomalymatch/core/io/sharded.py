@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError, ShapeMismatchError, UnknownIdError
 from .base import ImageCollection, NativeFormat, Source, find_reader
+from .shardsizes import remember_sizes, with_known_sizes
 from .shardsource import Shard, list_shards
 
 OPEN_SHARDS = 8
@@ -245,7 +247,7 @@ class ShardedCollection(ImageCollection):
 
 
 def open_sharded(source: Source, on_error: str = "raise", open_shards: int = OPEN_SHARDS,
-                 **options: Any) -> ShardedCollection:
+                 size_cache: str | Path | None = None, **options: Any) -> ShardedCollection:
     """Open a glob, a folder of shards or a CSV list of shards as one collection.
 
     Parameters
@@ -256,6 +258,9 @@ def open_sharded(source: Source, on_error: str = "raise", open_shards: int = OPE
         ``name``, ``n_images``, ``reader``), or a list of shard paths.
     open_shards
         How many shards may be open at once.
+    size_cache
+        A JSON file remembering the shards' sizes (see ``shardsizes``), so
+        unchanged shards are not opened to learn them next time.
     **options
         Reader options for every shard (``dataset=``, ``array=``, ``hdu=``, ``layout=``, ``ids=``).
 
@@ -264,8 +269,13 @@ def open_sharded(source: Source, on_error: str = "raise", open_shards: int = OPE
     SourceNotFoundError, EmptyCollectionError, ConfigError, ShapeMismatchError
     """
     shards, description = list_shards(source, hdu=options.get("hdu"))
-    return ShardedCollection(shards, description, options=options, on_error=on_error,
-                             open_shards=open_shards)
+    if size_cache is not None:
+        shards = with_known_sizes(shards, Path(size_cache), options)
+    collection = ShardedCollection(shards, description, options=options, on_error=on_error,
+                                   open_shards=open_shards)
+    if size_cache is not None and any(shard.n_images is None for shard in shards):
+        remember_sizes(collection.shards, Path(size_cache), options)
+    return collection
 
 
 __all__ = ["NativeFormat", "Shard", "ShardedCollection", "open_sharded"]
