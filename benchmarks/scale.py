@@ -111,25 +111,30 @@ def _measure(session: Path, backend: str, batch_size: int) -> dict:
                "--batch-size", str(batch_size)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     root = psutil.Process(child.pid)
-    peak_tree, peak_main, processes = 0, 0, 1
+    peak_tree, peak_main, processes, cpu_seconds = 0, 0, 1, {}
     while child.poll() is None:
-        tree = _tree_rss(root)
+        tree = _tree_sample(root)
         if tree:
-            peak_tree, processes = max(peak_tree, sum(tree.values())), max(processes, len(tree))
-            peak_main = max(peak_main, tree.get(child.pid, 0))
+            peak_tree = max(peak_tree, sum(rss for rss, _ in tree.values()))
+            processes = max(processes, len(tree))
+            peak_main = max(peak_main, tree.get(child.pid, (0, 0))[0])
+            cpu_seconds.update({pid: cpu for pid, (_, cpu) in tree.items()})
         time.sleep(0.2)
     output = child.stdout.read().strip().splitlines()
     if child.returncode != 0 or not output:
         raise RuntimeError(f"scoring {session} with {backend} failed (exit {child.returncode})")
     record = json.loads(output[-1])
+    cpu = sum(cpu_seconds.values())
     record.update(backend=backend if backend == "local" else "dask-localcluster-2", peak_rss_mb=peak_tree / 2**20,
-                  peak_rss_main_mb=peak_main / 2**20, max_processes=processes, load_average_before=load_before,
-                  load_average_after=os.getloadavg()[0], cpus=os.cpu_count(),
+                  peak_rss_main_mb=peak_main / 2**20, max_processes=processes, cpu_seconds=cpu,
+                  cpu_share=cpu / (record["seconds"] * os.cpu_count()),
+                  load_average_before=load_before, load_average_after=os.getloadavg()[0], cpus=os.cpu_count(),
                   date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return record
 
 
-def _tree_rss(root) -> dict[int, int]:
+def _tree_sample(root) -> dict[int, tuple[int, float]]:
+    """(RSS, CPU seconds so far) of ``root`` and every process under it."""
     import psutil
 
     found = {}
@@ -139,7 +144,9 @@ def _tree_rss(root) -> dict[int, int]:
         return found
     for process in processes:
         try:
-            found[process.pid] = process.memory_info().rss
+            with process.oneshot():
+                times = process.cpu_times()
+                found[process.pid] = (process.memory_info().rss, times.user + times.system)
         except psutil.NoSuchProcess:
             continue
     return found
@@ -185,7 +192,9 @@ def _merge(path: Path, record: dict) -> None:
                            "session on this machine (benchmarks/scale.py); images_per_second includes model "
                            "preparation, merging and the Parquet tables; peak_rss_mb sums the RSS of the scoring "
                            "process and all its children (loader and Dask workers), peak_rss_main_mb is the "
-                           "scoring process alone. The machine's 2 cores are shared: see load_average_*.")
+                           "scoring process alone; cpu_seconds is the CPU time of them all and cpu_share the "
+                           "fraction of the machine's cores they got. The 2 cores are shared with other work: "
+                           "see load_average_*.")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1) + "\n")
 
