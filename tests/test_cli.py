@@ -163,6 +163,8 @@ def test_score_sharded_survey_here_and_on_a_local_dask_cluster(tmp_path, capsys)
     assert main(["score", str(there), "--top", "3", "--top-k", "12", "--dask", "local:2"]) == 0
     dask_out = capsys.readouterr().out
     assert "scoring on Dask cluster local:2 (2 workers)" in dask_out
+    assert main(["info", str(there)]) == 0
+    assert json.loads(capsys.readouterr().out)["shards"] == 3
     for out in (local_out, dask_out):
         assert "scored 90 images" in out and "top.parquet" in out
         assert len([line for line in out.splitlines() if ".h5:" in line]) == 3

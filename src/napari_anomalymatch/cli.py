@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -286,8 +287,8 @@ def _run_init(args: argparse.Namespace) -> int:
 
     config = SessionConfig(data=DataConfig(source=str(args.source)))
     config = _apply_options(config, args)
-    config = config.replace(data=dataclasses.replace(config.data, source=str(Path(args.source).absolute())
-                                                     if not _is_glob(args.source) else args.source))
+    # absolute, globs included, so the session works from any folder
+    config = config.replace(data=dataclasses.replace(config.data, source=os.path.abspath(args.source)))
     with Session.create(args.session, config) as session:
         collection = session.collection
         print(f"session {args.session}: {len(collection)} images of "
@@ -298,12 +299,6 @@ def _run_init(args: argparse.Namespace) -> int:
         if imported:
             print(f"imported {imported} labels; {session.labels.counts()}")
     return 0
-
-
-def _is_glob(text: str) -> bool:
-    import glob
-
-    return glob.has_magic(text)
 
 
 def _import_catalogue_labels(session: Any) -> int:
@@ -468,6 +463,7 @@ def _run_info(args: argparse.Namespace) -> int:
             "labels": session.labels.counts(),
             "cycles": session.cycle,
             "scored_cycle": found[0] if found else None,
+            "shards": len(collection.shards) if hasattr(collection, "shards") else None,
         }
         print(json.dumps(info, indent=1))
     return 0
