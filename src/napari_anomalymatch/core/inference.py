@@ -84,11 +84,22 @@ class ScoringModel:
 
     def __call__(self, images: torch.Tensor, valid: torch.Tensor | np.ndarray | None = None) -> np.ndarray:
         """Scores as float32 NumPy, NaN where ``valid`` is False."""
-        out = self.probabilities(images).cpu().numpy()
-        if valid is not None:
-            mask = valid.numpy() if isinstance(valid, torch.Tensor) else np.asarray(valid)
-            out[~mask] = np.nan
-        return out
+        return self.start(images, valid).result()
+
+    @torch.inference_mode()
+    def start(self, images: torch.Tensor, valid: torch.Tensor | np.ndarray | None = None) -> PendingScores:
+        """Queue a batch on the device and return at once (on a GPU); ``.result()`` waits for it.
+
+        Starting batch ``k + 1`` before asking for the result of batch ``k``
+        keeps the GPU busy while this thread fetches and uploads the next batch.
+        """
+        probabilities = self.probabilities(images)
+        if self.device.type != "cuda":
+            return PendingScores(probabilities, None, valid)
+        host = probabilities.to("cpu", non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        return PendingScores(host, done, valid)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:
@@ -108,6 +119,26 @@ class ScoringModel:
             yield
         finally:
             cudnn.benchmark = previous
+
+
+class PendingScores:
+    """Scores of a batch on their way back from the device."""
+
+    def __init__(self, host: torch.Tensor, done: torch.cuda.Event | None,
+                 valid: torch.Tensor | np.ndarray | None) -> None:
+        self.host = host
+        self.done = done
+        self.valid = valid
+
+    def result(self) -> np.ndarray:
+        """Float32 scores, NaN where the batch's images were not usable."""
+        if self.done is not None:
+            self.done.synchronize()
+        out = self.host.numpy().astype(np.float32, copy=True)
+        if self.valid is not None:
+            mask = self.valid.numpy() if isinstance(self.valid, torch.Tensor) else np.asarray(self.valid)
+            out[~mask] = np.nan
+        return out
 
 
 def prepare_scoring_model(model: torch.nn.Module, config: ScoreConfig, input_shape: tuple[int, int, int],

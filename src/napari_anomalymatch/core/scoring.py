@@ -128,15 +128,23 @@ class _Scored:
 def stream_scores(scorer: ScoringModel, collection: ImageCollection, normaliser: Normaliser,
                   image_size: int, config: ScoreConfig, batches: Sequence[np.ndarray],
                   ) -> Iterable[_Scored]:
-    """Scores of ``batches`` (index arrays or a ``RangeBatches`` plan), in order."""
-    n_done = 0
+    """Scores of ``batches`` (index arrays or a ``RangeBatches`` plan), in order.
+
+    Batch ``k + 1`` is queued on the device before the scores of batch ``k``
+    are collected, so a GPU never waits for this thread.
+    """
+    n_done, pending = 0, None
     with scorer.tuned(), iterate_batches(collection, normaliser, image_size, batches,
                                          config.num_workers, scorer.device) as loaded:
         for k, (images, valid) in enumerate(loaded):
-            batch_scores = scorer(images, valid)
-            indices = batches[k]
-            n_done += len(indices)
-            yield _Scored(indices, batch_scores, n_done)
+            started = (k, scorer.start(images, valid))
+            if pending is not None:
+                n_done += len(batches[pending[0]])
+                yield _Scored(batches[pending[0]], pending[1].result(), n_done)
+            pending = started
+        if pending is not None:
+            n_done += len(batches[pending[0]])
+            yield _Scored(batches[pending[0]], pending[1].result(), n_done)
 
 
 def score_parts(scorer: ScoringModel, collection: ImageCollection, normaliser: Normaliser,

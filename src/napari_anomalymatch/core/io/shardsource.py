@@ -45,7 +45,7 @@ def is_shard_source(path: Path) -> bool:
     """Whether ``path`` (a glob, folder or CSV file) names several-image containers."""
     text = str(path)
     if glob.has_magic(text):
-        return _holds_containers([Path(p) for p in sorted(glob.glob(text))])
+        return _holds_containers([Path(p) for p in sorted(glob.glob(text, recursive=True))])
     if not path.exists():
         return False
     if path.is_dir():
@@ -72,7 +72,7 @@ def list_shards(source: str | Path | list, hdu: object = None) -> tuple[list[Sha
         return _shards_of(paths, root, hdu, f"{len(paths)} shards"), f"{len(paths)} shards"
     text = str(source)
     if glob.has_magic(text):
-        paths = [Path(p) for p in sorted(glob.glob(text))]
+        paths = [Path(p) for p in sorted(glob.glob(text, recursive=True))]
         return _shards_of(paths, _glob_root(text), hdu, text), text
     path = Path(text).expanduser()
     if not path.exists():
@@ -166,9 +166,16 @@ def _holds_images(folder: Path) -> bool:
 
 
 def _shards_of(paths: list[Path], root: Path, hdu: object, source: str) -> list[Shard]:
+    """Shards among ``paths``; FITS files count as cubes when the first one is (headers are read once)."""
     shards = []
+    fits_are_cubes: bool | None = None
     for path in paths:
-        reader = _reader_for(path, hdu)
+        if _kind(path) == "fits":
+            if fits_are_cubes is None:
+                fits_are_cubes = _is_fits_cube(path, hdu)
+            reader = "fits" if fits_are_cubes else None
+        else:
+            reader = _reader_for(path, hdu)
         if reader is not None:
             shards.append(Shard(name=_check_name(_relative_name(path, root), str(path)),
                                 source=str(path), reader=reader))
