@@ -80,3 +80,13 @@ def test_two_worker_cluster_equals_the_local_run(tmp_path, one_thread):
     np.testing.assert_array_equal(remote.top_indices, local.top_indices)
     assert (remote.catalogue.read_bytes(), remote.top_table.read_bytes()) == local_tables
     assert pq.read_table(remote.top_table).num_rows == 20
+
+
+def test_daemonic_workers_decode_in_their_own_thread(tmp_path):
+    session = trained_session(tmp_path, num_workers=1)  # asks for a loader process
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)  # daemonic workers, as dask starts them
+    with cluster, distributed.Client(cluster) as client:
+        with pytest.warns(dist.LoaderFallbackWarning, match="DASK_DISTRIBUTED__WORKER__DAEMON=False"):
+            result = run_to_end(session.score(dist.DaskCluster(client, "test")))
+    assert result.n_scored == 90 and np.isfinite(result.scores).all()

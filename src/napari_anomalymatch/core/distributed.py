@@ -84,11 +84,25 @@ def parse_cluster_address(text: str) -> tuple[str, int | None]:
 
 @contextlib.contextmanager
 def connect(address: str) -> Iterator[DaskCluster]:
-    """Connect to ``address`` (see ``parse_cluster_address``); a local cluster is closed afterwards.
+    """Connect to a Dask cluster for the duration of a ``with`` block.
 
-    A local cluster has one worker per GPU (else one per four CPU cores, at
-    least one) with one task thread each; its workers may start loader
-    processes.
+    Parameters
+    ----------
+    address
+        ``'local'`` (a LocalCluster here: one worker per GPU, else one per four
+        CPU cores, at least one), ``'local:N'`` (N workers) or a scheduler
+        address (``tcp://host:8786``).  A local cluster's workers may start
+        loader processes and share the CPU cores between them; it is closed
+        at the end of the block.
+
+    Yields
+    ------
+    DaskCluster
+
+    Raises
+    ------
+    ConfigError
+        If dask.distributed is missing or the address is not understood.
     """
     distributed = require_dask()
     import dask
@@ -130,7 +144,25 @@ def score_on_cluster(cluster: DaskCluster, job: Any, collection: ImageCollection
                      store: ScoreStore) -> Generator[ScoreBatch, None, tuple[int, float]]:
     """Score ``store``'s missing parts on ``cluster``, one task per shard, writing parts as they come.
 
-    Yields a ``ScoreBatch`` per finished shard; returns ``(n_scored, images_per_second)``.
+    Parameters
+    ----------
+    cluster
+        From ``connect`` (or ``DaskCluster(client, address)`` around your own client).
+    job
+        From ``scoring_job``: the weights and settings every worker loads once.
+    collection, normaliser
+        What to score and how to normalise it; the workers must see the same files.
+    store
+        The run's folder; its finished parts are skipped.
+
+    Yields
+    ------
+    ScoreBatch
+        One per finished shard (or part).
+
+    Returns
+    -------
+    ``(n_scored, images_per_second)``; a worker's error is raised here.
     """
     distributed = require_dask()
     from .daskworker import ScoringModelPlugin, score_shard
