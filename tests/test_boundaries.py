@@ -23,6 +23,11 @@ CORE_MODULES = [
     "napari_anomalymatch.core.tiles",
     "napari_anomalymatch.core.testset",
     "napari_anomalymatch.core.io.lazy",
+
+
+    "napari_anomalymatch.core.io.sharded",
+    "napari_anomalymatch.core.scoretables",
+    "napari_anomalymatch.core.distributed",
     "napari_anomalymatch.cli",
 ]
 GUI_PACKAGES = ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "vispy", "superqt",
@@ -77,3 +82,13 @@ def test_plugin_imports_go_one_way():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module:
                 assert "_napari" not in node.module and node.module != "cli", (path, node.module)
+
+
+def test_dask_and_pyarrow_stay_optional_imports():
+    code = (
+        "import sys, napari_anomalymatch.core.distributed, napari_anomalymatch.core.scoretables\n"
+        "import napari_anomalymatch.core.session, napari_anomalymatch.cli\n"
+        "loaded = sorted(m for m in ('distributed', 'dask', 'pyarrow') if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

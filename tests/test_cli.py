@@ -140,3 +140,38 @@ def test_demo_on_real_radio_galaxies(tmp_path, capsys):
 def test_parser_has_no_duplicate_options():
     parser = build_parser()  # argparse raises on conflicting option strings
     assert parser.prog == "anomalymatch"
+
+
+def test_score_sharded_survey_here_and_on_a_local_dask_cluster(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    from tests.core.test_scale_scoring import write_blob_shards
+
+    truth = write_blob_shards(tmp_path / "survey")
+    here, there = tmp_path / "here", tmp_path / "there"
+    assert main(["init", str(here), str(tmp_path / "survey" / "*.h5"), *TINY]) == 0
+    assert "90 images of 32x32x1" in capsys.readouterr().out
+    labels = tmp_path / "labels.csv"
+    rows = [f"field_{i // 30}.h5:{i % 30},anomaly" for i in np.flatnonzero(truth)[:2]]
+    rows += [f"field_{i // 30}.h5:{i % 30},normal" for i in np.flatnonzero(~truth)[:3]]
+    labels.write_text("id,label\n" + "\n".join(rows) + "\n")
+    assert main(["label", str(here), str(labels)]) == 0
+    assert main(["train", str(here), "--no-score"]) == 0
+    shutil.copytree(here, there)
+    capsys.readouterr()
+    assert main(["score", str(here), "--top", "3", "--top-k", "12"]) == 0
+    local_out = capsys.readouterr().out
+    assert main(["score", str(there), "--top", "3", "--top-k", "12", "--dask", "local:2"]) == 0
+    dask_out = capsys.readouterr().out
+    assert "scoring on Dask cluster local:2 (2 workers)" in dask_out
+    assert main(["info", str(there)]) == 0
+    assert json.loads(capsys.readouterr().out)["shards"] == 3
+    for out in (local_out, dask_out):
+        assert "scored 90 images" in out and "top.parquet" in out
+        assert len([line for line in out.splitlines() if ".h5:" in line]) == 3
+    local = np.load(here / "scores" / "cycle-0001" / "scores.npy")
+    remote = np.load(there / "scores" / "cycle-0001" / "scores.npy")
+    np.testing.assert_allclose(remote, local, rtol=0, atol=1e-4)  # one torch thread per worker here
+    import pyarrow.parquet as pq
+
+    top = pq.read_table(there / "scores" / "cycle-0001" / "top.parquet").to_pydict()
+    assert len(top["id"]) == 12 and top["id"][0].startswith("field_")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -89,6 +90,11 @@ def _score_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--precision", default=None, choices=["auto", "float32", "bfloat16", "float16"])
     group.add_argument("--tta", action="store_true", default=None,
                        help="average scores over the 8 flips/rotations")
+    group.add_argument("--part-size", type=int, default=None,
+                       help="images per part file, the unit of resuming (16384; shards are never mixed)")
+    group.add_argument("--compile", default=None, choices=["auto", "none", "torchscript", "inductor"],
+                       help="inference graph: auto (TorchScript on a CPU, eager on a GPU), none, "
+                            "torchscript, inductor (torch.compile)")
 
 
 def _data_options(parser: argparse.ArgumentParser) -> None:
@@ -121,7 +127,7 @@ def _apply_options(config: Any, args: argparse.Namespace) -> Any:
                  confidence_threshold="threshold", learning_rate="lr", seed="seed", head="head",
                  weak_pass="weak_pass", backbone_lr_scale="backbone_lr_scale")
     score = pick(config.score, batch_size="score_batch_size", num_workers="workers",
-                 precision="precision", tta="tta")
+                 precision="precision", tta="tta", part_size="part_size", compile="compile")
     data = config.data
     options = dict(data.options)
     if getattr(args, "hdu", None) is not None:
@@ -289,8 +295,8 @@ def _run_init(args: argparse.Namespace) -> int:
 
     config = SessionConfig(data=DataConfig(source=str(args.source)))
     config = _apply_options(config, args)
-    config = config.replace(data=dataclasses.replace(config.data, source=str(Path(args.source).absolute())
-                                                     if not _is_glob(args.source) else args.source))
+    # absolute, globs included, so the session works from any folder
+    config = config.replace(data=dataclasses.replace(config.data, source=os.path.abspath(args.source)))
     with Session.create(args.session, config) as session:
         collection = session.collection
         print(f"session {args.session}: {len(collection)} images of "
@@ -301,12 +307,6 @@ def _run_init(args: argparse.Namespace) -> int:
         if imported:
             print(f"imported {imported} labels; {session.labels.counts()}")
     return 0
-
-
-def _is_glob(text: str) -> bool:
-    import glob
-
-    return glob.has_magic(text)
 
 
 def _import_catalogue_labels(session: Any) -> int:
@@ -362,32 +362,60 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _add_score(commands: Any) -> None:
-    parser = commands.add_parser("score", help="score every image with the latest model",
-                                 description="Score the whole collection with the latest model; "
-                                             "an interrupted run resumes where it stopped.")
+    parser = commands.add_parser(
+        "score", help="score every image with the latest model (here or on a Dask cluster)",
+        description="Score the whole collection with the latest model. Scores are written part by "
+                    "part (one part per shard of a sharded collection), so an interrupted run resumes "
+                    "where it stopped; at the end the run's folder holds scores.parquet (every image) "
+                    "and top.parquet (the best --top-k). With --dask, shards are scored on a Dask "
+                    "cluster: 'local' or 'local:N' starts one here, tcp://HOST:8786 joins a running one.")
     parser.add_argument("session", type=Path)
-    parser.add_argument("--top", type=int, default=10, help="print the N best candidates")
+    parser.add_argument("--top", type=int, default=10, help="print the N best unlabelled candidates")
+    parser.add_argument("--top-k", type=int, default=None, help="rows of top.parquet (1000)")
+    parser.add_argument("--dask", default=None, metavar="ADDRESS",
+                        help="score on a Dask cluster: local, local:N or tcp://scheduler:8786 "
+                             "(needs pip install napari-anomalymatch[distributed])")
     _score_options(parser)
     parser.set_defaults(run=_run_score)
 
 
 def _run_score(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from .core.session import Session
 
     with Session.open(args.session) as session:
         config = _apply_options(session.config, args)
+        if args.top_k is not None:
+            config = config.replace(score=dataclasses.replace(config.score, top_k=args.top_k))
         if config != session.config:
             session.update_config(config)
-        _report_scores(session, _drive_scoring(session.score()), args.top)
+        if args.dask is None:
+            _report_scores(session, _drive_scoring(session.score()), args.top)
+            return 0
+        from .core.distributed import connect
+
+        with connect(args.dask) as cluster:
+            print(f"scoring on Dask cluster {cluster.address} ({len(cluster.client.nthreads())} workers)")
+            _report_scores(session, _drive_scoring(session.score(cluster)), args.top)
     return 0
 
 
 def _report_scores(session: Any, result: Any, top: int = 10) -> None:
     print(f"scored {result.n_scored} images at {result.images_per_second:.0f} images/s "
           f"(model {result.model_hash}); scores in {session.score_directory(session.cycle)}")
-    ranking = session.ranking("score", "unlabelled")[:top]
-    for rank, index in enumerate(ranking, start=1):
-        print(f"{rank:4d}  {result.scores[index]:.4f}  {session.collection.id_of(int(index))}")
+    if result.catalogue is not None:
+        print(f"catalogue: {result.catalogue}\ntop {len(result.top_indices)}: {result.top_table}")
+    labelled = set(session.labels.current(include_unsure=True))
+    shown = 0
+    for index in result.top_indices:
+        image_id = session.collection.id_of(int(index))
+        if image_id in labelled:
+            continue
+        shown += 1
+        print(f"{shown:4d}  {result.scores[index]:.4f}  {image_id}")
+        if shown >= top:
+            break
 
 
 def _add_export(commands: Any) -> None:
@@ -443,6 +471,7 @@ def _run_info(args: argparse.Namespace) -> int:
             "labels": session.labels.counts(),
             "cycles": session.cycle,
             "scored_cycle": found[0] if found else None,
+            "shards": len(collection.shards) if hasattr(collection, "shards") else None,
         }
         print(json.dumps(info, indent=1))
     return 0

@@ -180,6 +180,58 @@ def _ecsv_catalogue(tmp: Path):
     return path, {}, images[..., None] / 255.0
 
 
+def _write_h5(path: Path, images: np.ndarray, **extra: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("images", data=images)
+        for name, values in extra.items():
+            f.create_dataset(name, data=values)
+
+
+def _sharded_hdf5_glob(tmp: Path):
+    images = RNG.integers(0, 256, (8, 6, 6, 3), dtype=np.uint8)
+    for name, part in (("b.h5", images[4:5]), ("a.h5", images[:4]), ("c.h5", images[5:])):
+        _write_h5(tmp / "shards" / name, part)
+    (tmp / "shards" / "notes.txt").write_text("not a shard")
+    return str(tmp / "shards" / "*.h5"), {}, images.astype(np.float32)
+
+
+def _sharded_zarr_folder(tmp: Path):
+    import zarr
+
+    images = RNG.integers(0, 65535, (5, 4, 4), dtype=np.uint16)
+    for name, part in (("s0.zarr", images[:2]), ("s1.zarr", images[2:])):
+        array = zarr.open_array(str(tmp / "zarrs" / name), mode="w", shape=part.shape, dtype=part.dtype,
+                                chunks=(1, 4, 4))
+        array[:] = part
+    return tmp / "zarrs", {}, images[..., None].astype(np.float32)
+
+
+def _sharded_fits_cubes(tmp: Path):
+    cubes = RNG.normal(0, 1, (5, 6, 7)).astype(np.float32)
+    folder = tmp / "cubes"
+    folder.mkdir()
+    fits.PrimaryHDU(cubes[:3]).writeto(folder / "tile1.fits")
+    fits.PrimaryHDU(cubes[3:]).writeto(folder / "tile2.fits")
+    return str(folder / "tile*.fits"), {}, cubes[..., None]
+
+
+def _sharded_catalogue(tmp: Path):
+    images = RNG.integers(0, 256, (6, 5, 5), dtype=np.uint8)
+    _write_h5(tmp / "survey" / "north.h5", images[:4], ra=np.arange(4.0))
+    _write_h5(tmp / "survey" / "south.h5", images[4:])
+    path = tmp / "survey" / "shards.csv"
+    path.write_text("path,name,n_images\nnorth.h5,N,4\nsouth.h5,S,2\n")
+    return path, {}, images[..., None].astype(np.float32)
+
+
+def _sharded_image_folders(tmp: Path):
+    images = RNG.integers(0, 256, (5, 8, 8), dtype=np.uint8)
+    write_pngs(tmp / "folders" / "night1", images[:2])
+    write_pngs(tmp / "folders" / "night2", images[2:])
+    return tmp / "folders", {"reader": "sharded"}, images[..., None] / 255.0
+
+
 FACTORIES = {
     "png-grey": _grey_png, "png-rgb": _rgb_png, "png-rgba": _rgba_png, "png-16bit": _png16,
     "tiff-16bit-rgb-glob": _tiff_rgb16_glob, "jpeg-list": _jpeg_list, "fits-files": _fits_files,
@@ -188,6 +240,9 @@ FACTORIES = {
     "fits-all-extensions": _fits_all_extensions, "hdf5-uint8": _hdf5_uint8,
     "hdf5-nchw-float": _hdf5_nchw_float, "hdf5-encoded-png": _hdf5_encoded,
     "zarr-group": _zarr_group, "csv-catalogue": _catalogue, "ecsv-catalogue": _ecsv_catalogue,
+    "sharded-hdf5-glob": _sharded_hdf5_glob, "sharded-zarr-folder": _sharded_zarr_folder,
+    "sharded-fits-cubes": _sharded_fits_cubes, "sharded-catalogue": _sharded_catalogue,
+    "sharded-image-folders": _sharded_image_folders,
 }
 
 

@@ -22,6 +22,7 @@ PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 WEAK_PASSES = ("joint", "separate")
 HEADS = ("classifier", "probe", "ensemble")
+COMPILE_MODES = ("auto", "none", "torchscript", "inductor")
 
 
 def _check_range(owner: str, name: str, value: float, low: float, high: float,
@@ -161,7 +162,13 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class ScoreConfig:
-    """How a collection is streamed through the model."""
+    """How a collection is streamed through the model.
+
+    Scores are written to disk ``part_size`` images at a time (the unit of
+    resuming); the parts of a sharded collection never straddle two shards.
+    ``compile``: ``auto`` (a frozen TorchScript graph on a CPU, eager on a
+    GPU), ``none``, ``torchscript`` or ``inductor`` (``torch.compile``).
+    """
 
     batch_size: int = 256
     num_workers: int = -1
@@ -169,6 +176,7 @@ class ScoreConfig:
     precision: str = "auto"
     tta: bool = False
     part_size: int = 16_384
+    compile: str = "auto"
 
     def __post_init__(self) -> None:
         _check_int("score", "batch_size", self.batch_size, 1)
@@ -179,6 +187,7 @@ class ScoreConfig:
         _check_int("score", "top_k", self.top_k, 0)
         _check_choice("score", "precision", self.precision, PRECISIONS)
         _check_int("score", "part_size", self.part_size, 1)
+        _check_choice("score", "compile", self.compile, COMPILE_MODES)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,16 @@
 """Reading and preprocessing batches of a collection in loader worker processes.
 
 Both scoring and the loading of a training cycle's images go through
-``iterate_batches``: workers read, normalise and resize while the caller uses
-the previous batch.  Each item is ``(images, valid)``: a float32 tensor
-``(N, C, S, S)`` in [0, 1] and a mask of images that held any finite pixel.
+``iterate_batches``: workers read (and decode) while the caller uses the
+previous batch.  Each item is ``(images, valid)``: a float32 tensor
+``(N, C, S, S)`` in [0, 1] on the caller's device and a mask of the images
+that could be used.
+
+Integer data under a fixed-range normalisation travel as stored (``uint8``:
+a quarter of float32), through pinned memory to the GPU, and are scaled and
+resized there (``transforms.prepare_native_batch``); anything else is
+normalised and resized in the workers.  Batches are described by index
+ranges, so a plan of 10^8 images costs a few kilobytes.
 """
 
 from __future__ import annotations
@@ -17,7 +24,10 @@ import numpy as np
 import torch
 
 from .io.base import ImageCollection
-from .transforms import Normaliser, prepare_batch
+from .transforms import Normaliser, prepare_batch, prepare_native_batch
+
+# Aim to keep at most this many bytes of decoded batches waiting in the loader queues.
+PREFETCH_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -28,26 +38,72 @@ class LoadProgress:
     n_total: int
 
 
+class RangeBatches(Sequence):
+    """Batches of at most ``batch_size`` consecutive indices over ``segments``.
+
+    A batch never straddles two segments ``(start, stop)``; batch ``k`` is
+    computed when asked for, so no list of indices is ever held.
+    """
+
+    def __init__(self, segments: Sequence[tuple[int, int]], batch_size: int) -> None:
+        self.segments = np.asarray(segments, dtype=np.int64).reshape(-1, 2)
+        self.batch_size = int(batch_size)
+        counts = -(-(self.segments[:, 1] - self.segments[:, 0]) // self.batch_size)
+        self.first_batch = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return int(self.first_batch[-1])
+
+    def bounds(self, k: int) -> tuple[int, int]:
+        """``(start, stop)`` of batch ``k``."""
+        if not 0 <= k < len(self):
+            raise IndexError(f"batch {k} is outside 0..{len(self) - 1}")
+        segment = int(np.searchsorted(self.first_batch, k, side="right") - 1)
+        seg_start, seg_stop = (int(v) for v in self.segments[segment])
+        start = seg_start + (k - int(self.first_batch[segment])) * self.batch_size
+        return start, min(start + self.batch_size, seg_stop)
+
+    def __getitem__(self, k: int) -> np.ndarray:  # type: ignore[override]
+        start, stop = self.bounds(int(k))
+        return np.arange(start, stop, dtype=np.int64)
+
+
 class BatchDataset(torch.utils.data.Dataset):
-    """Item ``i`` is batch ``i`` of ``batches``, read and preprocessed."""
+    """Item ``i`` is batch ``i`` of ``batches``: ``(images, valid, native)``.
+
+    ``native`` items hold the stored integers ``(N, H, W, C)``; the others
+    the finished float32 model input ``(N, C, S, S)``.
+    """
 
     def __init__(self, collection: ImageCollection, normaliser: Normaliser, image_size: int,
-                 batches: Sequence[np.ndarray]) -> None:
+                 batches: Sequence[np.ndarray], native: bool = False) -> None:
         self.collection = collection
         self.normaliser = normaliser
         self.image_size = image_size
-        self.batches = list(batches)
+        self.batches = batches if isinstance(batches, RangeBatches) else list(batches)
+        self.native = native
 
     def __len__(self) -> int:
         return len(self.batches)
 
-    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
-        raw = self.collection.read(self.batches[item])
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        indices = self.batches[item]
+        if self.native:
+            found = self.collection.read_native(indices)
+            if found is not None:
+                images, valid = found
+                return torch.from_numpy(images), torch.from_numpy(valid), True
+        raw = self.collection.read(indices)
         if self.collection.may_hold_nan:
             valid = np.isfinite(raw).reshape(len(raw), -1).any(axis=1)
         else:
             valid = np.ones(len(raw), dtype=bool)
-        return prepare_batch(raw, self.normaliser, self.image_size), torch.from_numpy(valid)
+        return prepare_batch(raw, self.normaliser, self.image_size), torch.from_numpy(valid), False
+
+
+def can_load_native(collection: ImageCollection, normaliser: Normaliser) -> bool:
+    """Whether batches may travel as stored integers (fixed-range normalisation of integer data)."""
+    return collection.native_format is not None and normaliser.fixed_affine() is not None
 
 
 @contextlib.contextmanager
@@ -55,21 +111,53 @@ def iterate_batches(collection: ImageCollection, normaliser: Normaliser, image_s
                     batches: Sequence[np.ndarray], num_workers: int = -1,
                     device: torch.device | None = None,
                     ) -> Iterator[Iterator[tuple[torch.Tensor, torch.Tensor]]]:
-    """Yield an iterator over the preprocessed ``batches``, in order."""
+    """Yield an iterator over the preprocessed ``batches``, in order, on ``device``.
+
+    Parameters
+    ----------
+    batches
+        Index arrays, or a ``RangeBatches`` plan.
+    num_workers
+        Loader processes; -1 chooses (see ``resolve_workers``), 0 reads in this process.
+    device
+        Where the images are wanted (CPU when None); batches are pinned for a GPU.
+    """
     device = device or torch.device("cpu")
-    dataset = BatchDataset(collection, normaliser, image_size, batches)
+    native = can_load_native(collection, normaliser)
+    dataset = BatchDataset(collection, normaliser, image_size, batches, native)
+    finish = _Finisher(collection, normaliser, image_size, device)
     workers = min(resolve_workers(num_workers, device), len(dataset))
     if workers == 0 or len(dataset) <= 1:
-        yield (dataset[i] for i in range(len(dataset)))
+        yield (finish(dataset[i]) for i in range(len(dataset)))
         return
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=None, shuffle=False, num_workers=workers, prefetch_factor=4,
+        dataset, batch_size=None, shuffle=False, num_workers=workers,
+        prefetch_factor=_prefetch_factor(collection, dataset, workers, native),
         pin_memory=device.type == "cuda", worker_init_fn=_single_thread_worker)
     iterator = iter(loader)
     try:
-        yield iterator
+        yield (finish(item) for item in iterator)
     finally:
         del iterator  # shuts the worker processes down
+
+
+class _Finisher:
+    """Moves a loaded batch to the device and, for native batches, normalises it there."""
+
+    def __init__(self, collection: ImageCollection, normaliser: Normaliser, image_size: int,
+                 device: torch.device) -> None:
+        native = collection.native_format
+        self.decode = (native.offset, native.scale) if native is not None else (0.0, 1.0)
+        self.affine = normaliser.fixed_affine()
+        self.image_size = image_size
+        self.device = device
+
+    def __call__(self, item: tuple[torch.Tensor, torch.Tensor, bool]) -> tuple[torch.Tensor, torch.Tensor]:
+        images, valid, native = item
+        images = images.to(self.device, non_blocking=True)
+        if native:
+            images = prepare_native_batch(images, self.decode, self.affine, self.image_size)  # type: ignore[arg-type]
+        return images, valid
 
 
 def load_images(collection: ImageCollection, normaliser: Normaliser, image_size: int,
@@ -105,6 +193,14 @@ def resolve_workers(requested: int, device: torch.device) -> int:
     if device.type == "cpu":
         return 1 if cpus >= 2 else 0
     return max(1, min(12, cpus - 2))
+
+
+def _prefetch_factor(collection: ImageCollection, dataset: BatchDataset, workers: int, native: bool) -> int:
+    """2 to 4 batches per worker, fewer when batches are large."""
+    h, w, c = collection.shape
+    first = dataset.batches[0]
+    item_bytes = len(first) * h * w * c * (1 if native else 4)
+    return int(np.clip(PREFETCH_BYTES // max(1, workers * item_bytes), 2, 4))
 
 
 def _single_thread_worker(_: int) -> None:

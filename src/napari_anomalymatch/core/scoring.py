@@ -1,9 +1,11 @@
 """Streaming a collection through the model: batched, prefetched, resumable.
 
 ``score_collection`` is a generator yielding a ``ScoreBatch`` per batch and
-returning a ``ScoreResult``.  Images are read, normalised and resized in
-loader worker processes while the model scores the previous batch; with a
-``ScoreStore`` every finished part is on disk at once and a re-run skips it.
+returning a ``ScoreResult``.  Images are read (and decoded) in loader worker
+processes while the model scores the previous batch.  With a ``ScoreStore``
+every finished part is on disk at once, a re-run skips it, and memory does
+not grow with the collection: only the part being filled is held, the final
+scores are memory-mapped and the top of the ranking is merged part by part.
 The anomaly score is the EMA model's softmax probability of "anomaly".
 """
 
@@ -12,18 +14,25 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections.abc import Generator, Sequence
+import warnings
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .augment import dihedral
 from .config import ScoreConfig
+from .inference import ScoringModel, anomaly_probability, choose_precision, prepare_scoring_model
 from .io.base import ImageCollection
-from .loading import iterate_batches
-from .scorestore import ScoreStore
+from .loading import RangeBatches, iterate_batches
+from .scorestore import Part, ScoreStore, best_of
 from .transforms import Normaliser
+
+
+class MissingTablesWarning(UserWarning):
+    """A score run finished without its Parquet tables (pyarrow is missing)."""
 
 
 @dataclass(frozen=True)
@@ -39,13 +48,19 @@ class ScoreBatch:
 
 @dataclass(frozen=True)
 class ScoreResult:
-    """A finished run: every score (NaN for unusable images) and the top of the ranking."""
+    """A finished run: every score (NaN for unusable images) and the top of the ranking.
+
+    ``scores`` is memory-mapped from the run's folder when it was stored;
+    ``catalogue`` and ``top_table`` are its Parquet tables, when written.
+    """
 
     scores: np.ndarray
     top_indices: np.ndarray
     n_scored: int
     images_per_second: float
     model_hash: str
+    catalogue: Path | None = None
+    top_table: Path | None = None
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
@@ -55,30 +70,6 @@ def model_fingerprint(model: torch.nn.Module) -> str:
         digest.update(key.encode())
         digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def anomaly_probability(model: torch.nn.Module, images: torch.Tensor, tta: bool = False) -> torch.Tensor:
-    """P(anomaly) for a batch; with ``tta`` averaged over the eight flips/quarter turns."""
-    if not tta:
-        return torch.softmax(model(images).float(), dim=-1)[:, 1]
-    total = torch.zeros(images.shape[0], device=images.device)
-    for k in range(8):
-        view = dihedral(images, k).contiguous(memory_format=torch.channels_last)
-        total += torch.softmax(model(view).float(), dim=-1)[:, 1]
-    return total / 8
-
-
-def choose_precision(requested: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for inference (None: plain float32)."""
-    if requested == "float32":
-        return None
-    if requested in ("bfloat16", "float16"):
-        return getattr(torch, requested)
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and _cpu_has_fast_bfloat16():
-        return torch.bfloat16
-    return None
 
 
 def score_collection(model: torch.nn.Module, collection: ImageCollection, normaliser: Normaliser,
@@ -91,7 +82,7 @@ def score_collection(model: torch.nn.Module, collection: ImageCollection, normal
     Parameters
     ----------
     model
-        The scoring (EMA) model; it is put in eval mode.
+        The scoring (EMA) model; a prepared copy of it runs (see ``inference``).
     store
         Where parts are written; parts already there are skipped (resume).
         Not combinable with ``indices``.
@@ -107,34 +98,114 @@ def score_collection(model: torch.nn.Module, collection: ImageCollection, normal
     if store is not None and indices is not None:
         raise ValueError("score either a store's whole collection or a subset of indices, not both")
     device = device or next(model.parameters()).device
-    model.eval()
-    n_total = len(collection) if indices is None else len(indices)
-    scores = store.scores() if store is not None else np.full(len(collection), np.nan, np.float32)
-    work = _plan(collection, config, store, indices)
-    n_done = n_total - sum(len(batch) for _, batch in work)
-    dtype = choose_precision(config.precision, device)
-    started, n_scored = time.perf_counter(), 0
-    part_filled: dict[int, int] = {}
-    batches_to_read = [idx for _, idx in work]
-    with iterate_batches(collection, normaliser, image_size, batches_to_read, config.num_workers,
-                         device) as batches:
-        for (part, idx), (images, valid) in zip(work, batches, strict=True):
-            batch_scores = _score_batch(model, images, valid, device, dtype, config.tta)
-            scores[idx] = batch_scores
-            n_done += len(idx)
-            n_scored += len(idx)
-            if store is not None and part is not None:
-                _maybe_write_part(store, part, idx, scores, part_filled)
-            rate = n_scored / max(time.perf_counter() - started, 1e-9)
-            yield ScoreBatch(idx, batch_scores, n_done, n_total, rate)
-    rate = n_scored / max(time.perf_counter() - started, 1e-9)
-    subset = np.arange(len(collection)) if indices is None else np.asarray(indices, dtype=np.int64)
-    result = ScoreResult(scores, top_k(scores, subset, config.top_k), n_scored, rate,
-                         model_fingerprint(model))
+    parts = store.remaining_parts() if store is not None else []
+    n_todo = sum(len(p) for p in parts) if store is not None else (
+        len(collection) if indices is None else len(indices))
+    scorer = prepare_scoring_model(model, config, (collection.shape[2], image_size, image_size), device,
+                                   n_images=n_todo)
     if store is not None:
-        store.mark_complete({"n_scored": int(np.isfinite(scores).sum()),
-                             "images_per_second": rate})
-    return result
+        n_scored, rate = yield from score_parts(scorer, collection, normaliser, image_size, config, parts,
+                                                store.write_part, len(collection))
+        return finish_stored_run(store, config.top_k, model_fingerprint(model), n_scored, rate,
+                                 tables_for=collection)
+    subset = np.arange(len(collection)) if indices is None else np.asarray(indices, dtype=np.int64)
+    scores = np.full(len(collection), np.nan, dtype=np.float32)
+    batches = [subset[i:i + config.batch_size] for i in range(0, len(subset), config.batch_size)]
+    started = time.perf_counter()
+    for batch in stream_scores(scorer, collection, normaliser, image_size, config, batches):
+        scores[batch.indices] = batch.scores
+        yield _progress(batch.indices, batch.scores, batch.n_done, len(subset), batch.n_done, started)
+    rate = len(subset) / max(time.perf_counter() - started, 1e-9)
+    top = subset[best_of(scores[subset], subset, config.top_k)]
+    return ScoreResult(scores, top, len(subset), rate, model_fingerprint(model))
+
+
+@dataclass(frozen=True)
+class _Scored:
+    indices: np.ndarray
+    scores: np.ndarray
+    n_done: int
+
+
+def stream_scores(scorer: ScoringModel, collection: ImageCollection, normaliser: Normaliser,
+                  image_size: int, config: ScoreConfig, batches: Sequence[np.ndarray],
+                  ) -> Iterable[_Scored]:
+    """Scores of ``batches`` (index arrays or a ``RangeBatches`` plan), in order.
+
+    Batch ``k + 1`` is queued on the device before the scores of batch ``k``
+    are collected, so a GPU never waits for this thread.
+    """
+    n_done, pending = 0, None
+    with scorer.tuned(), iterate_batches(collection, normaliser, image_size, batches,
+                                         config.num_workers, scorer.device) as loaded:
+        for k, (images, valid) in enumerate(loaded):
+            started = (k, scorer.start(images, valid))
+            if pending is not None:
+                n_done += len(batches[pending[0]])
+                yield _Scored(batches[pending[0]], pending[1].result(), n_done)
+            pending = started
+        if pending is not None:
+            n_done += len(batches[pending[0]])
+            yield _Scored(batches[pending[0]], pending[1].result(), n_done)
+
+
+def score_parts(scorer: ScoringModel, collection: ImageCollection, normaliser: Normaliser,
+                image_size: int, config: ScoreConfig, parts: Sequence[Part],
+                write_part: Callable[[int, np.ndarray], None], n_total: int | None = None,
+                ) -> Generator[ScoreBatch, None, tuple[int, float]]:
+    """Score whole ``parts``, handing each finished part to ``write_part(number, scores)``.
+
+    Only the part being filled is held in memory.  Returns ``(n_scored, images_per_second)``.
+    """
+    plan = RangeBatches([(p.start, p.stop) for p in parts], config.batch_size)
+    n_todo = sum(len(p) for p in parts)
+    n_before = (n_total - n_todo) if n_total is not None else 0
+    n_total = n_total if n_total is not None else n_todo
+    started = time.perf_counter()
+    part_iter = iter(parts)
+    current, buffer, filled = None, np.zeros(0, dtype=np.float32), 0
+    for batch in stream_scores(scorer, collection, normaliser, image_size, config, plan):
+        if current is None or filled == len(current):
+            current = next(part_iter)
+            buffer, filled = np.full(len(current), np.nan, dtype=np.float32), 0
+        buffer[filled:filled + len(batch.indices)] = batch.scores
+        filled += len(batch.indices)
+        if filled == len(current):
+            write_part(current.number, buffer)
+        yield _progress(batch.indices, batch.scores, n_before + batch.n_done, n_total, batch.n_done,
+                        started)
+    return n_todo, n_todo / max(time.perf_counter() - started, 1e-9)
+
+
+def finish_stored_run(store: ScoreStore, k: int, model_hash: str, n_scored: int, images_per_second: float,
+                      tables_for: ImageCollection | None = None) -> ScoreResult:
+    """Merge a run whose parts are all written: ``scores.npy``, the top ``k`` and the Parquet tables.
+
+    With ``tables_for`` (the scored collection) and pyarrow installed, the
+    catalogue and top-k tables are written (see ``scoretables``).  A run
+    found complete is not merged again.
+    """
+    from .scoretables import CATALOGUE, TOP, parquet_available, write_score_tables
+
+    missing = len(store.remaining_parts())
+    if missing:
+        raise RuntimeError(f"{store.directory}: {missing} parts are still missing; score them first")
+    done_before = store.complete
+    n_finite = None if done_before else store.consolidate()
+    scores = store.scores()  # memory-mapped: nothing is read until used
+    top = store.top_k(k)
+    catalogue, top_table = store.directory / CATALOGUE, store.directory / TOP
+    if tables_for is not None and parquet_available():
+        if not (done_before and catalogue.exists() and top_table.exists()):
+            catalogue, top_table = write_score_tables(store, tables_for, top)
+    elif tables_for is not None:
+        warnings.warn("pyarrow is not installed, so no Parquet score tables were written; "
+                      "pip install napari-anomalymatch[parquet]", MissingTablesWarning, stacklevel=2)
+    if not done_before:
+        store.mark_complete({"n_scored": n_finite, "images_per_second": images_per_second})
+    found = catalogue.exists() and top_table.exists()
+    return ScoreResult(scores, top, n_scored, images_per_second, model_hash,
+                       catalogue if found else None, top_table if found else None)
 
 
 def run_to_end(generator: Generator[ScoreBatch, None, ScoreResult], progress=None) -> ScoreResult:
@@ -149,82 +220,22 @@ def run_to_end(generator: Generator[ScoreBatch, None, ScoreResult], progress=Non
 
 
 def top_k(scores: np.ndarray, subset: np.ndarray, k: int) -> np.ndarray:
-    """Indices (from ``subset``) of the ``k`` highest finite scores, best first."""
-    candidates = subset[np.isfinite(scores[subset])]
-    if k <= 0 or candidates.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    values = scores[candidates]
-    if candidates.size > k:
-        keep = np.argpartition(-values, k - 1)[:k]
-        candidates, values = candidates[keep], values[keep]
-    return candidates[np.lexsort((candidates, -values))]
-
-
-# -- internals -------------------------------------------------------------------------
-
-
-def _plan(collection: ImageCollection, config: ScoreConfig, store: ScoreStore | None,
-          indices: Sequence[int] | np.ndarray | None) -> list[tuple[int | None, np.ndarray]]:
-    """(part, batch indices) still to score, in order."""
-    size = config.batch_size
-    if indices is not None:
-        idx = np.asarray(indices, dtype=np.int64)
-        return [(None, idx[i:i + size]) for i in range(0, len(idx), size)]
-    if store is None:
-        n = len(collection)
-        return [(None, np.arange(i, min(i + size, n))) for i in range(0, n, size)]
-    work = []
-    done = store.done_parts()
-    for part in range(store.manifest.n_parts):
-        if part in done:
-            continue
-        start, stop = store.manifest.part_range(part)
-        work += [(part, np.arange(i, min(i + size, stop))) for i in range(start, stop, size)]
-    return work
-
-
-def _maybe_write_part(store: ScoreStore, part: int, idx: np.ndarray, scores: np.ndarray,
-                      filled: dict[int, int]) -> None:
-    filled[part] = filled.get(part, 0) + len(idx)
-    start, stop = store.manifest.part_range(part)
-    if filled[part] == stop - start:
-        store.write_part(part, scores[start:stop])
-        del filled[part]
-
-
-@torch.inference_mode()
-def _score_batch(model: torch.nn.Module, images: torch.Tensor, valid: torch.Tensor,
-                 device: torch.device, dtype: torch.dtype | None, tta: bool) -> np.ndarray:
-    images = images.to(device, non_blocking=True).float().contiguous(memory_format=torch.channels_last)
-    context = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-    with context:
-        probability = anomaly_probability(model, images, tta)
-    out = probability.float().cpu().numpy()
-    out[~valid.numpy()] = np.nan
-    return out
-
-
-def _cpu_has_fast_bfloat16() -> bool:
-    cpu = getattr(torch, "cpu", None)
-    check = getattr(cpu, "_is_amx_tile_supported", None)
-    try:
-        return bool(check()) if check is not None else False
-    except RuntimeError:
-        return False
+    """Indices (from ``subset``) of the ``k`` highest finite scores, best first (ties: lower index)."""
+    subset = np.asarray(subset, dtype=np.int64)
+    return subset[best_of(np.asarray(scores)[subset], subset, k)]
 
 
 def score_images(model: torch.nn.Module, images: torch.Tensor, config: ScoreConfig,
                  device: torch.device | None = None) -> np.ndarray:
     """Scores of already preprocessed images ``(N, C, S, S)`` held in memory."""
     device = device or next(model.parameters()).device
-    model.eval()
-    dtype = choose_precision(config.precision, device)
+    scorer = prepare_scoring_model(model, config, tuple(images.shape[1:]), device,  # type: ignore[arg-type]
+                                   n_images=len(images))
     out = np.empty(len(images), dtype=np.float32)
-    valid = torch.ones(config.batch_size, dtype=torch.bool)
-    for start in range(0, len(images), config.batch_size):
-        batch = images[start:start + config.batch_size]
-        out[start:start + len(batch)] = _score_batch(model, batch, valid[:len(batch)], device,
-                                                     dtype, config.tta)
+    with scorer.tuned():
+        for start in range(0, len(images), config.batch_size):
+            batch = images[start:start + config.batch_size]
+            out[start:start + len(batch)] = scorer(batch)
     return out
 
 
@@ -250,3 +261,14 @@ def score_components(scorer: torch.nn.Module, images: torch.Tensor, config: Scor
         for name, value in totals.items():
             parts.setdefault(name, []).append((value / len(views)).cpu().numpy())
     return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+
+
+def _progress(indices: np.ndarray, scores: np.ndarray, n_done: int, n_total: int, n_this_run: int,
+              started: float) -> ScoreBatch:
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    return ScoreBatch(indices, scores, n_done, n_total, n_this_run / elapsed)
+
+
+__all__ = ["ScoreBatch", "ScoreResult", "anomaly_probability", "choose_precision", "finish_stored_run",
+           "model_fingerprint", "run_to_end", "score_collection", "score_components", "score_images", "score_parts",
+           "stream_scores", "top_k"]

@@ -4,6 +4,7 @@
 
     session.toml              the settings (SessionConfig)
     labels.sqlite             every label given, with its history (LabelStore)
+    shard-sizes.json          for a sharded source: each shard's size, so it reopens at once
     checkpoints/cycle-NNNN.safetensors   the model after each training cycle
     scores/cycle-NNNN/        the scores of the whole collection after that cycle
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,16 +25,17 @@ import torch
 from .checkpoints import CheckpointInfo, load_checkpoint, read_checkpoint_info, save_checkpoint
 from .config import SessionConfig, TrainConfig
 from .errors import CheckpointError, ConfigError, NotTrainedError, SessionError
-from .io.base import ImageCollection, open_collection
+from .io.base import ImageCollection, find_reader, open_collection
 from .labels import ANOMALY, NORMAL, LabelEvent, LabelStore, parse_label
 from .loading import LoadProgress, load_images
 from .scorestore import ScoreManifest, ScoreStore, open_scores, read_manifest
-from .scoring import ScoreBatch, ScoreResult, model_fingerprint, score_collection
+from .scoring import ScoreBatch, ScoreResult, finish_stored_run, model_fingerprint, score_collection
 from .training import Trainer, TrainingData, TrainProgress
 from .transforms import Normaliser
 
 CONFIG_FILE = "session.toml"
 LABELS_FILE = "labels.sqlite"
+SHARD_SIZES_FILE = "shard-sizes.json"  # how many images each shard of a sharded source holds
 ORDERS = ("score", "uncertainty", "random")
 FILTERS = ("unlabelled", "labelled", "all")
 
@@ -112,8 +115,11 @@ class Session:
     def collection(self) -> ImageCollection:
         if self._collection is None:
             data = self.config.data
+            options = dict(data.options)
+            if find_reader(data.source, data.reader).name == "sharded":
+                options.setdefault("size_cache", str(self.path / SHARD_SIZES_FILE))
             self._collection = open_collection(data.source, reader=data.reader,
-                                               on_error=data.on_error, **data.options)
+                                               on_error=data.on_error, **options)
         return self._collection
 
     @property
@@ -246,20 +252,44 @@ class Session:
     def score_directory(self, cycle: int) -> Path:
         return self.path / "scores" / f"cycle-{cycle:04d}"
 
-    def score(self) -> Generator[ScoreBatch, None, ScoreResult]:
-        """Score the whole collection with the latest model, resuming a stopped run."""
+    def score(self, cluster: Any | None = None) -> Generator[ScoreBatch, None, ScoreResult]:
+        """Score the whole collection with the latest model, resuming a stopped run.
+
+        Parameters
+        ----------
+        cluster
+            A ``distributed.DaskCluster`` (see ``core.distributed.connect``) to
+            spread the shards over; None scores here.
+
+        The run's folder gets one part file per shard (or per ``part_size``
+        images), ``scores.npy`` and, with pyarrow, ``scores.parquet`` and ``top.parquet``.
+        """
         if self.cycle == 0:
             raise NotTrainedError(f"{self.path}: no model yet; run a training cycle before scoring")
         trainer = self.trainer
         model = trainer.scoring_model
-        manifest = ScoreManifest(
-            collection=self.collection.fingerprint(), n_images=len(self.collection),
-            model_hash=model_fingerprint(model), cycle=trainer.cycle,
-            part_size=self.config.score.part_size, preprocessing=self._preprocessing_key())
-        store = ScoreStore(self.score_directory(trainer.cycle), manifest)
-        return (yield from score_collection(model, self.collection, self.normaliser,
-                                            self.config.model.image_size, self.config.score,
-                                            trainer.device, store=store))
+        model_hash = model_fingerprint(model)
+        store = ScoreStore(self.score_directory(trainer.cycle), self._score_manifest(model_hash))
+        if cluster is None:
+            return (yield from score_collection(model, self.collection, self.normaliser,
+                                                self.config.model.image_size, self.config.score,
+                                                trainer.device, store=store))
+        from .distributed import score_on_cluster, scoring_job
+
+        n_todo = sum(len(part) for part in store.remaining_parts())
+        job = scoring_job(model, model_hash, self.config, trainer.in_chans, n_todo)
+        n_scored, rate = yield from score_on_cluster(cluster, job, self.collection, self.normaliser, store)
+        return finish_stored_run(store, self.config.score.top_k, model_hash, n_scored, rate,
+                                 tables_for=self.collection)
+
+    def _score_manifest(self, model_hash: str) -> ScoreManifest:
+        collection = self.collection
+        shard_table = getattr(collection, "shard_table", None)
+        return ScoreManifest(
+            collection=collection.fingerprint(), n_images=len(collection), model_hash=model_hash,
+            cycle=self.trainer.cycle, part_size=self.config.score.part_size,
+            preprocessing=self._preprocessing_key(),
+            shards=shard_table() if shard_table is not None else ())
 
     def _preprocessing_key(self) -> str:
         return repr((self.config.data.normalisation, self.config.model.image_size,

@@ -65,6 +65,17 @@ class Normaliser:
             stretch(x, out=x, clip=True)
         return x[0] if single else x
 
+    def fixed_affine(self) -> tuple[float, float] | None:
+        """``(low, 1 / (high - low))`` when this is a fixed-range map with no stretch, else None.
+
+        Such a map needs no statistics of the image, so it can run on the GPU
+        (``prepare_native_batch``) and give the same values as ``__call__``.
+        """
+        if self.method != "fixed":
+            return None
+        low, high = self.value_range  # type: ignore[misc]
+        return float(np.float32(low)), float(np.float32(1.0 / (high - low)))
+
     def limits(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-image, per-channel lower and upper limits, shaped ``(N, 1, 1, C)``."""
         method = self.method
@@ -111,6 +122,26 @@ def resize(tensor, image_size: int):
 def prepare_batch(raw: np.ndarray, normaliser: Normaliser, image_size: int):
     """Raw images -> normalised, resized model input (the one shared code path)."""
     return to_model_input(normaliser(raw), image_size)
+
+
+def prepare_native_batch(native, decode: tuple[float, float], affine: tuple[float, float],
+                         image_size: int):
+    """Stored integers ``(N, H, W, C)`` -> model input ``(N, C, S, S)``, where they lie.
+
+    ``decode`` is the collection's ``(offset, scale)`` to ``read`` values and
+    ``affine`` the normaliser's ``fixed_affine()``.  The float32 steps are
+    those of ``Normaliser.__call__`` and ``to_model_input``, so the values
+    agree with theirs; the result is channels-last.
+    """
+    x = native.permute(0, 3, 1, 2).float()
+    offset, scale = decode
+    if offset != 0.0:
+        x.sub_(offset)
+    if scale != 1.0:
+        x.mul_(scale)
+    low, inverse_range = affine
+    x.sub_(low).mul_(inverse_range).clamp_(0.0, 1.0)
+    return resize(x, image_size)
 
 
 def _nan_extrema(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

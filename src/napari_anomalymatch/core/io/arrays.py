@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, CorruptFileError, EmptyCollectionError, ShapeMismatchError
-from .base import ImageCollection, parse_index_id
-from .decode import decode_image_bytes
+from .base import ImageCollection, NativeFormat, parse_index_id
+from .decode import decode_image_bytes, decode_image_bytes_native
 
 LAYOUTS = ("auto", "NHW", "NHWC", "NCHW")
 MAX_CHANNELS = 16
+# Integer types that float32 holds exactly, so their native form loses nothing.
+NATIVE_DTYPES = ("uint8", "int8", "uint16", "int16")
 
 
 class ArrayCollection(ImageCollection):
@@ -44,11 +46,15 @@ class ArrayCollection(ImageCollection):
             self.shape = tuple(int(s) for s in first.shape)  # type: ignore[assignment]
             self.value_range = (0.0, 1.0)
             self.may_hold_nan = False
+            if _decodes_as_uint8(array[0], self.describe(0)):
+                self.native_format = NativeFormat("uint8", 0.0, float(np.float32(1 / 255)))
         else:
             self.layout = _resolve_layout(layout, tuple(array.shape), self.source)
             self.shape = _image_shape(self.layout, tuple(array.shape))
             self.value_range = _value_range(array.dtype)
             self.may_hold_nan = np.issubdtype(array.dtype, np.floating)
+            if np.dtype(array.dtype).name in NATIVE_DTYPES:
+                self.native_format = NativeFormat(np.dtype(array.dtype).name)
         self._id_values = self._load_ids(array) if ids else None
 
     @abc.abstractmethod
@@ -100,6 +106,43 @@ class ArrayCollection(ImageCollection):
         elif self.layout == "NCHW":
             raw = np.moveaxis(raw, 1, -1)
         return np.ascontiguousarray(raw, dtype=np.float32)
+
+    def read_native(self, indices: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.native_format is None:
+            return None
+        idx = self._check_indices(indices)
+        raw = _read_rows(self._array(), idx)
+        if self.encoded:
+            return self._decode_rows_native(raw, idx)
+        if self.layout == "NHW":
+            raw = raw[..., None]
+        elif self.layout == "NCHW":
+            raw = np.moveaxis(raw, 1, -1)
+        return np.ascontiguousarray(raw), np.ones(len(idx), dtype=bool)
+
+    def _decode_rows_native(self, rows: Sequence[Any], indices: np.ndarray,
+                            ) -> tuple[np.ndarray, np.ndarray] | None:
+        """8-bit decoded images, or None if one of them is not 8-bit (then ``read`` is used)."""
+        batch = np.zeros((len(indices), *self.shape), dtype=np.uint8)
+        valid = np.ones(len(indices), dtype=bool)
+        for position, (row, index) in enumerate(zip(rows, indices, strict=True)):
+            try:
+                image = decode_image_bytes_native(row, self.describe(int(index)))
+            except CorruptFileError as err:
+                self._bad_image(int(index), str(err).split(": ", 1)[-1], error=CorruptFileError)
+                valid[position] = False
+                continue
+            if image.dtype != np.uint8:
+                return None
+            if image.shape != self.shape and image.shape[:2] == self.shape[:2] and image.shape[2] == 1:
+                image = np.repeat(image, self.shape[2], axis=2)
+            if image.shape != self.shape:
+                self._bad_image(int(index), f"decodes to {image.shape}, expected {self.shape}",
+                                error=ShapeMismatchError)
+                valid[position] = False
+                continue
+            batch[position] = image
+        return batch, valid
 
     def _decode_rows(self, rows: Sequence[Any], indices: np.ndarray) -> np.ndarray:
         batch = np.empty((len(indices), *self.shape), dtype=np.float32)
@@ -161,6 +204,10 @@ def _take_sorted(array: Any, sorted_unique: np.ndarray) -> Any:
     if hasattr(array, "oindex"):  # zarr
         return array.oindex[sorted_unique]
     return array[sorted_unique]  # h5py wants increasing indices
+
+
+def _decodes_as_uint8(row: Any, where: str) -> bool:
+    return decode_image_bytes_native(row, where).dtype == np.uint8
 
 
 def _is_encoded(array: Any) -> bool:

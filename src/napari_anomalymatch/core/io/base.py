@@ -35,6 +35,20 @@ class BadImageWarning(UserWarning):
     """An image was skipped because it could not be used (``on_error='skip'``)."""
 
 
+@dataclass(frozen=True)
+class NativeFormat:
+    """How a collection's stored integers relate to what ``read`` returns.
+
+    ``read(i) == (read_native(i) - offset) * scale`` in float32, so integer
+    data can travel to the model as it is stored (4x less than float32) and
+    be scaled where the model runs.
+    """
+
+    dtype: str
+    offset: float = 0.0
+    scale: float = 1.0
+
+
 class ImageCollection(abc.ABC):
     """A fixed-shape set of images with stable ids.
 
@@ -42,7 +56,8 @@ class ImageCollection(abc.ABC):
     (``(H, W, C)``), ``value_range`` (the pixel range when it is fixed by the
     format, e.g. ``(0, 255)`` for 8-bit data, else ``None``) and
     ``may_hold_nan`` (``False`` for integer data), and implement ``__len__``,
-    ``id_of`` and ``_read``.
+    ``id_of`` and ``_read``.  Integer-backed collections also set
+    ``native_format`` and implement ``read_native``.
     """
 
     source: str = ""
@@ -50,6 +65,7 @@ class ImageCollection(abc.ABC):
     value_range: tuple[float, float] | None = None
     may_hold_nan: bool = True
     on_error: str = "raise"
+    native_format: NativeFormat | None = None
 
     @abc.abstractmethod
     def __len__(self) -> int: ...
@@ -106,6 +122,18 @@ class ImageCollection(abc.ABC):
 
     def read_one(self, index: int) -> np.ndarray:
         return self.read([index])[0]
+
+    def read_native(self, indices: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Images at ``indices`` in their stored integer type, ``(N, H, W, C)``, and a mask
+        of the usable ones; ``None`` when these images cannot be given so (use ``read``).
+
+        Unusable images (``on_error='skip'``) are zeros with ``False`` in the mask.
+        """
+        return None
+
+    def ids_of(self, indices: Sequence[int] | np.ndarray) -> list[str]:
+        """The ids of ``indices``, in order."""
+        return [self.id_of(int(i)) for i in indices]
 
     def fingerprint(self) -> str:
         """A short hash of what the collection is: its source, size, shape and ids' ends."""
@@ -195,6 +223,12 @@ def has_suffix(path: Path | str, suffixes: Sequence[str]) -> bool:
     return str(path).lower().endswith(tuple(suffixes))
 
 
+def _claims_shards(path: Path) -> bool:
+    from .shardsource import is_shard_source
+
+    return is_shard_source(path)
+
+
 def _is_zarr(path: Path) -> bool:
     return has_suffix(str(path).rstrip("/"), (".zarr",)) or (
         path.is_dir() and ((path / ".zarray").exists() or (path / "zarr.json").exists()
@@ -203,6 +237,9 @@ def _is_zarr(path: Path) -> bool:
 
 
 READERS: tuple[Reader, ...] = (
+    Reader("sharded", ".sharded:open_sharded", _claims_shards,
+           "many HDF5/Zarr/FITS-cube files (or image folders) as one collection: a glob, "
+           "a folder of them or a CSV list of shards"),
     Reader("zarr", ".zarr:open_zarr", _is_zarr, "Zarr array of N images"),
     Reader("hdf5", ".hdf5:open_hdf5", lambda p: has_suffix(p, HDF5_SUFFIXES),
            "HDF5 dataset of N images or of encoded image bytes"),
@@ -233,7 +270,7 @@ def find_reader(source: Source, reader: str = "auto") -> Reader:
         return by_name["folder"]  # an explicit list of files
     text = str(source)
     if glob.has_magic(text):
-        return by_name["folder"]
+        return by_name["sharded"] if _claims_shards(Path(text)) else by_name["folder"]
     path = Path(text).expanduser()
     for candidate in READERS:
         if candidate.claims(path):

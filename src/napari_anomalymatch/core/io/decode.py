@@ -44,6 +44,15 @@ def decode_image_file(path: Path) -> np.ndarray:
 
 def decode_image_bytes(data: bytes | np.ndarray, where: str) -> np.ndarray:
     """Decode encoded image bytes (PNG, JPEG, TIFF ...) as float32 ``(H, W, C)``."""
+    return _to_float_hwc(decode_image_bytes_native(data, where), where)
+
+
+def decode_image_bytes_native(data: bytes | np.ndarray, where: str) -> np.ndarray:
+    """Decode encoded image bytes to their stored integer type, ``(H, W, C)``.
+
+    ``decode_image_bytes`` is this array scaled by its bit depth, so 8-bit
+    images can travel as ``uint8`` and be scaled later (on the GPU).
+    """
     raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
     if not raw:
         raise CorruptFileError(f"{where}: empty image bytes; expected an encoded PNG/JPEG image")
@@ -51,8 +60,8 @@ def decode_image_bytes(data: bytes | np.ndarray, where: str) -> np.ndarray:
         if raw[:4] in (b"II*\x00", b"MM\x00*"):
             import tifffile
 
-            return _to_float_hwc(tifffile.imread(io.BytesIO(raw)), where)
-        return _decode_with_pillow(io.BytesIO(raw), where)
+            return _as_hwc(tifffile.imread(io.BytesIO(raw)), where)
+        return _as_hwc(_pillow_array(io.BytesIO(raw)), where)
     except CorruptFileError:
         raise
     except Exception as err:
@@ -63,6 +72,10 @@ def decode_image_bytes(data: bytes | np.ndarray, where: str) -> np.ndarray:
 
 
 def _decode_with_pillow(handle: Path | io.BytesIO, where: str) -> np.ndarray:
+    return _to_float_hwc(_pillow_array(handle), where)
+
+
+def _pillow_array(handle: Path | io.BytesIO) -> np.ndarray:
     from PIL import Image
 
     with Image.open(handle) as image:
@@ -82,7 +95,7 @@ def _decode_with_pillow(handle: Path | io.BytesIO, where: str) -> np.ndarray:
         array = array[..., :1]
     elif mode.startswith("I;16"):
         array = array.astype(np.uint16)
-    return _to_float_hwc(array, where)
+    return array
 
 
 def _read_tiff(path: Path) -> np.ndarray:
@@ -94,14 +107,19 @@ def _read_tiff(path: Path) -> np.ndarray:
     return array
 
 
-def _to_float_hwc(array: np.ndarray, where: str) -> np.ndarray:
-    """Scale integer data by its bit depth and return float32 (H, W, C)."""
+def _as_hwc(array: np.ndarray, where: str) -> np.ndarray:
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3:
         raise CorruptFileError(
             f"{where}: image has shape {array.shape}; expected a 2-D grey or colour image"
         )
+    return array
+
+
+def _to_float_hwc(array: np.ndarray, where: str) -> np.ndarray:
+    """Scale integer data by its bit depth and return float32 (H, W, C)."""
+    array = _as_hwc(array, where)
     if array.dtype == np.uint8:
         return array.astype(np.float32) * np.float32(1 / 255)
     if array.dtype == np.uint16:

@@ -63,6 +63,16 @@ def read_fits_image(path: Path, hdu: HduSpec = None) -> np.ndarray:
     return np.stack(planes, axis=-1).astype(np.float32, copy=False)
 
 
+def fits_stack_length(path: Path, hdu: HduSpec = None) -> int | None:
+    """The number of planes when the chosen HDU(s) hold a 3-D cube, else None (a 2-D image)."""
+    if hdu == "all":
+        return None
+    with _open(path) as hdul:
+        selected = _select_hdus(hdul, hdu, path)
+        shape = _common_shape(hdul, selected, path)
+    return int(shape[0]) if len(shape) == 3 else None
+
+
 def fits_centre_coordinates(path: Path, options: dict[str, Any]) -> tuple[float, float]:
     """RA and Dec (degrees) of the image centre from its WCS, or NaN when there is none."""
     from astropy.wcs import WCS, FITSFixedWarning

@@ -1,0 +1,130 @@
+"""What runs on a Dask worker: the model, loaded once, and the scoring of whole shards.
+
+Imported only on workers and by ``core.distributed`` once ``dask.distributed``
+is known to be installed.  A ``ScoringModelPlugin`` builds the model from the
+job's weights when it is registered on a worker (and on every worker that
+joins later); ``score_shard`` tasks then use it, one at a time per worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from distributed import get_worker
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from .config import ModelConfig, ScoreConfig
+from .inference import ScoringModel, prepare_scoring_model
+from .io.base import ImageCollection
+from .probe import AnomalyScorer, LinearProbe
+from .scorestore import Part
+from .scoring import score_parts
+from .transforms import Normaliser
+
+BUFFER_PREFIX = "__buffer__."
+
+
+@dataclass(frozen=True)
+class ScoringJob:
+    """Everything a worker needs besides the images: the weights and the settings."""
+
+    weights: bytes  # the scoring model's state dict in safetensors format
+    model_hash: str
+    model: ModelConfig
+    in_chans: int
+    image_size: int
+    score: ScoreConfig
+    n_images: int  # images to score in the whole run (chooses the inference graph as locally)
+    head: str | None = None  # an AnomalyScorer's head; None: a bare classifier
+
+    @property
+    def plugin_name(self) -> str:
+        return f"napari-anomalymatch-model-{self.model_hash}"
+
+
+@dataclass(frozen=True)
+class ShardScores:
+    """A task's answer: the scores of each part it scored and how it ran."""
+
+    parts: list[tuple[int, np.ndarray]]
+    worker: str
+    loader_workers: int
+    graph: str
+
+
+class ScoringModelPlugin(WorkerPlugin):
+    """Holds one worker's prepared model; ``torch_threads`` sets its intra-op threads."""
+
+    def __init__(self, job: ScoringJob, torch_threads: int | None = None) -> None:
+        self.job = job
+        self.torch_threads = torch_threads
+        self.scorer: ScoringModel | None = None
+        self.lock: threading.Lock | None = None
+
+    def setup(self, worker: Any) -> None:
+        self.lock = threading.Lock()
+        threads = self.torch_threads or getattr(getattr(worker, "state", None), "nthreads", None)
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.scorer = _build_scorer(self.job, _device_for(self.job.model, worker))
+
+    def teardown(self, worker: Any) -> None:
+        self.scorer = None
+
+
+def score_shard(plugin_name: str, collection: ImageCollection, normaliser: Normaliser,
+                parts: list[Part]) -> ShardScores:
+    """Score ``parts`` (one shard's) on this worker with the plugin's model."""
+    worker = get_worker()
+    plugin = worker.plugins[plugin_name]
+    job: ScoringJob = plugin.job
+    config = job.score
+    if multiprocessing.current_process().daemon and config.num_workers != 0:
+        config = dataclasses.replace(config, num_workers=0)  # daemonic workers cannot have children
+    found: dict[int, np.ndarray] = {}
+    with plugin.lock:
+        run = score_parts(plugin.scorer, collection, normaliser, job.image_size, config, parts,
+                          found.__setitem__)
+        for _ in run:
+            pass
+    return ShardScores([(p.number, found[p.number]) for p in parts], str(worker.address),
+                       config.num_workers, plugin.scorer.graph)
+
+
+def _build_scorer(job: ScoringJob, device: torch.device) -> ScoringModel:
+    from safetensors.torch import load
+
+    from .models import build_model
+
+    built = build_model(dataclasses.replace(job.model, pretrained=False), job.in_chans)
+    tensors = load(job.weights)
+    state = {k: v for k, v in tensors.items() if not k.startswith(BUFFER_PREFIX)}
+    module: torch.nn.Module = built.model
+    if job.head is not None:
+        probe = LinearProbe(state["probe.weight"], state["probe.bias"]) if "probe.weight" in state else None
+        module = AnomalyScorer(built.model, probe, job.head)
+    module.load_state_dict(state, strict=True)
+    buffers = dict(module.named_buffers())
+    for key, value in tensors.items():
+        if key.startswith(BUFFER_PREFIX):
+            buffers[key[len(BUFFER_PREFIX):]].copy_(value)
+    shape = (job.in_chans, job.image_size, job.image_size)
+    return prepare_scoring_model(module.to(device), job.score, shape, device, n_images=job.n_images)
+
+
+def _device_for(model: ModelConfig, worker: Any) -> torch.device:
+    """The job's device; with several GPUs, LocalCluster worker ``k`` takes GPU ``k mod n``."""
+    from .models import choose_device
+
+    device = choose_device(model.device)
+    if device.type == "cuda" and torch.cuda.device_count() > 1:
+        tail = str(getattr(worker, "name", "0")).rsplit("-", 1)[-1]
+        number = int(tail) if tail.isdigit() else 0
+        device = torch.device("cuda", number % torch.cuda.device_count())
+    return device

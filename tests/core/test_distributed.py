@@ -1,0 +1,92 @@
+"""Scoring on a Dask cluster gives the local run's scores; addresses and grouping; the optional import."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from napari_anomalymatch.core import distributed as dist
+from napari_anomalymatch.core.errors import ConfigError
+from napari_anomalymatch.core.scorestore import ScoreManifest
+from napari_anomalymatch.core.scoring import run_to_end
+
+from .test_scale_scoring import trained_session
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("local", ("local", None)), ("local:3", ("local", 3)), ("tcp://10.0.0.1:8786", ("tcp://10.0.0.1:8786", None)),
+    ("scheduler:8786", ("tcp://scheduler:8786", None)), ("tls://head:8786", ("tls://head:8786", None)),
+])
+def test_cluster_addresses(text, expected):
+    assert dist.parse_cluster_address(text) == expected
+
+
+@pytest.mark.parametrize("text", ["local:0", "local:two", "slurm", "http://x"])
+def test_bad_cluster_addresses_say_what_is_accepted(text):
+    with pytest.raises(ConfigError, match="use 'local', 'local:N' .* tcp://scheduler:8786"):
+        dist.parse_cluster_address(text)
+
+
+def test_missing_dask_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # makes `import distributed` fail
+    with pytest.raises(ConfigError, match=r"pip install napari-anomalymatch\[distributed\]"):
+        dist.require_dask()
+
+
+def test_one_task_per_shard():
+    manifest = ScoreManifest("c", 50, "h", 1, 10, "p", shards=(("a", 25), ("b", 5), ("c", 20)))
+    groups = dist.shard_groups(list(manifest.parts))
+    assert [[p.number for p in g] for g in groups] == [[0, 1, 2], [3], [4, 5]]
+    plain = ScoreManifest("c", 25, "h", 1, 10, "p")
+    assert [[p.number for p in g] for g in dist.shard_groups(list(plain.parts))] == [[0], [1], [2]]
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # numerics depend on the thread count; the workers use one
+    yield
+    torch.set_num_threads(before)
+
+
+def test_two_worker_cluster_equals_the_local_run(tmp_path, one_thread):
+    session = trained_session(tmp_path, top_k=20)
+    local = run_to_end(session.score())
+    local_scores = np.array(local.scores)
+    local_tables = (local.catalogue.read_bytes(), local.top_table.read_bytes())
+    folder = session.score_directory(1)
+    for path in folder.iterdir():
+        path.unlink()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        batches = []
+        run = session.score(dist.DaskCluster(client, "test", torch_threads=1))
+        while True:
+            try:
+                batches.append(next(run))
+            except StopIteration as stop:
+                remote = stop.value
+                break
+        workers = {w for w in client.scheduler_info()["workers"]}
+    assert len(workers) == 2
+    assert sorted(len(b.indices) for b in batches) == [30, 30, 30]  # one task per shard
+    np.testing.assert_array_equal(np.array(remote.scores), local_scores)
+    np.testing.assert_array_equal(remote.top_indices, local.top_indices)
+    assert (remote.catalogue.read_bytes(), remote.top_table.read_bytes()) == local_tables
+    assert pq.read_table(remote.top_table).num_rows == 20
+
+
+def test_daemonic_workers_decode_in_their_own_thread(tmp_path):
+    session = trained_session(tmp_path, num_workers=1)  # asks for a loader process
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)  # daemonic workers, as dask starts them
+    with (cluster, distributed.Client(cluster) as client,
+          pytest.warns(dist.LoaderFallbackWarning, match="DASK_DISTRIBUTED__WORKER__DAEMON=False")):
+        result = run_to_end(session.score(dist.DaskCluster(client, "test")))
+    assert result.n_scored == 90 and np.isfinite(result.scores).all()
