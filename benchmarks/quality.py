@@ -141,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one class and one seed per dataset")
     parser.add_argument("--datasets", nargs="+", default=["cifar10", "first"], choices=["cifar10", "first"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--cifar-seeds", nargs="+", type=int, default=None,
+                        help="seeds for CIFAR-10 only (default: --seeds)")
+    parser.add_argument("--first-seeds", nargs="+", type=int, default=None,
+                        help="seeds for FIRST only (default: --seeds)")
     parser.add_argument("--cifar-classes", nargs="+", default=list(CIFAR_ANOMALIES))
     parser.add_argument("--first-classes", nargs="+", default=list(FIRST_ANOMALIES))
     parser.add_argument("--cifar-archive", type=Path, default=CIFAR_ARCHIVE)
@@ -149,12 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.cifar_classes, args.first_classes = [0], ["cat"], ["Bent"]
+        args.cifar_seeds = args.first_seeds = None
+    seeds = {"cifar10": args.cifar_seeds or args.seeds, "first": args.first_seeds or args.seeds}
     datasets = {}
     for dataset in args.datasets:
         runs = []
         classes = args.cifar_classes if dataset == "cifar10" else args.first_classes
         for cls in classes:
-            for seed in args.seeds:
+            for seed in seeds[dataset]:
                 manifest = (cifar_manifest(cifar_root(args.cifar_archive), cls, seed) if dataset == "cifar10"
                             else first_manifest(cls, seed))
                 result = run_one(manifest, seed, args.extra)
@@ -163,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{dataset} {cls} seed {seed}: AUROC {result['auroc']:.3f} AUPRC {result['auprc']:.3f} "
                       f"top-1% {result['precision_top1pct']:.2f} ({result['wall_seconds']:.0f} s)", flush=True)
         datasets[dataset] = summarise(runs)
-    settings = {"protocol": PROTOCOL, "seeds": args.seeds, "extra": args.extra,
+    settings = {"protocol": PROTOCOL, "seeds": seeds, "extra": args.extra,
                 "cifar_classes": args.cifar_classes, "first_classes": args.first_classes}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"datasets": datasets, "settings": settings, "paper": PAPER}, indent=1))

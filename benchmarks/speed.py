@@ -180,7 +180,7 @@ def measure_training(size: int, iterations: int) -> dict:
 def _peak_rss_mb() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return (own + children) / 1024  # Linux reports KiB; workers counted separately below
+    return (own + children) / 1024  # KiB on Linux: this process plus its largest (loader) child
 
 
 def in_subprocess(function: str, **kwargs) -> dict:

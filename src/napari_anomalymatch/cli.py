@@ -106,6 +106,7 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--array", default=None, help="Zarr array of the images")
     group.add_argument("--normalisation", default=None,
                        choices=["auto", "none", "linear", "percentile", "log", "asinh", "zscale"])
+    _crop_option(group)
     group.add_argument("--skip-bad", action="store_true", default=None,
                        help="warn about and skip unreadable images instead of stopping")
 
@@ -140,11 +141,21 @@ def _apply_options(config: Any, args: argparse.Namespace) -> Any:
         changes["reader"] = args.reader
     if getattr(args, "skip_bad", None):
         changes["on_error"] = "skip"
+    normalisation = data.normalisation or NormalisationConfig()
     if getattr(args, "normalisation", None):
-        changes["normalisation"] = dataclasses.replace(
-            data.normalisation or NormalisationConfig(), method=args.normalisation)
+        normalisation = dataclasses.replace(normalisation, method=args.normalisation)
+    if getattr(args, "crop", None) is not None:
+        normalisation = dataclasses.replace(normalisation, crop=args.crop)
+    if normalisation != (data.normalisation or NormalisationConfig()):
+        changes["normalisation"] = normalisation
     data = dataclasses.replace(data, **changes)
     return config.replace(data=data, model=model, train=train, score=score)
+
+
+def _crop_option(parser: Any) -> None:
+    parser.add_argument("--crop", type=float, default=None, metavar="FRACTION",
+                        help="keep the central FRACTION of each side of every image (1.0: all), "
+                             "for cutouts whose sources fill only their middle")
 
 
 def _parse_hdu(text: str) -> Any:
@@ -496,6 +507,7 @@ def _add_evaluate(commands: Any) -> None:
     _score_options(parser)
     parser.add_argument("--normalisation", default=None,
                         choices=["auto", "none", "linear", "percentile", "log", "asinh", "zscale"])
+    _crop_option(parser)
     parser.add_argument("--skip-bad", action="store_true", default=None,
                         help="warn about and leave out unreadable images instead of stopping")
     parser.set_defaults(run=_run_evaluate)

@@ -144,10 +144,10 @@ def test_range_batches_never_straddle_segments():
         plan.bounds(5)
 
 
-@pytest.mark.parametrize("size", [8, 5, 16])
-def test_native_uint8_batches_match_the_float_path(three_shards, size):
+@pytest.mark.parametrize(("size", "crop"), [(8, 1.0), (5, 1.0), (16, 1.0), (8, 0.5), (5, 0.7)])
+def test_native_uint8_batches_match_the_float_path(three_shards, size, crop):
     collection = open_collection(three_shards[0])
-    normaliser = Normaliser(NormalisationConfig(), collection.value_range)
+    normaliser = Normaliser(NormalisationConfig(crop=crop), collection.value_range)
     assert collection.native_format is not None and normaliser.fixed_affine() is not None
     batches = [np.arange(0, 7), np.arange(7, 12)]
     with iterate_batches(collection, normaliser, size, batches, num_workers=0) as loaded:

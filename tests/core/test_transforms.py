@@ -80,3 +80,25 @@ def test_prepare_batch_is_normalise_then_resize():
     assert float(tensor.min()) >= 0.0 and float(tensor.max()) <= 1.0
     same = prepare_batch(BATCH, normaliser, 20)
     np.testing.assert_allclose(same.numpy(), np.moveaxis(normaliser(BATCH), -1, 1))
+
+
+def test_crop_keeps_the_middle_before_the_limits_are_taken():
+    image = np.zeros((1, 40, 40, 1), dtype=np.float32)
+    image[0, 15:25, 15:25, 0] = 1.0  # the source, in the middle
+    image[0, 0, 0, 0] = 1000.0  # a bright corner that the crop leaves out
+    whole = Normaliser(NormalisationConfig(method="linear"))(image)
+    cropped = Normaliser(NormalisationConfig(method="linear", crop=0.5))(image)
+    assert whole.shape == (1, 40, 40, 1) and cropped.shape == (1, 20, 20, 1)
+    assert whole[0, 20, 20, 0] < 0.01  # squashed by the corner
+    np.testing.assert_allclose(cropped[0, 5:15, 5:15, 0], 1.0)
+    assert cropped[0, 0, 0, 0] == 0.0
+    single = Normaliser(NormalisationConfig(method="linear", crop=0.5))(image[0])
+    np.testing.assert_array_equal(single, cropped[0])
+
+
+@pytest.mark.parametrize("crop", [0.0, -0.5, 1.5])
+def test_crop_outside_zero_to_one_is_refused(crop):
+    from napari_anomalymatch.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="crop"):
+        NormalisationConfig(crop=crop)

@@ -55,6 +55,8 @@ class NormalisationConfig:
     ``none`` (values used as they are, clipped to [0, 1]), ``linear`` (min-max),
     ``percentile`` (linear between two percentiles), ``log``, ``asinh``
     (both between the percentiles) or ``zscale`` (IRAF's zscale limits).
+    ``crop``: the central fraction of each side kept before anything else (1.0:
+    the whole image), for cutouts whose sources fill only their middle.
     """
 
     method: str = "auto"
@@ -62,6 +64,7 @@ class NormalisationConfig:
     high_percentile: float = 99.5
     asinh_a: float = 0.1
     log_a: float = 1000.0
+    crop: float = 1.0
 
     def __post_init__(self) -> None:
         owner = "normalisation"
@@ -75,6 +78,7 @@ class NormalisationConfig:
             )
         _check_range(owner, "asinh_a", self.asinh_a, 0.0, 1.0, low_open=True)
         _check_range(owner, "log_a", self.log_a, 0.0, 1e9, low_open=True)
+        _check_range(owner, "crop", self.crop, 0.0, 1.0, low_open=True)
 
 
 @dataclass(frozen=True)

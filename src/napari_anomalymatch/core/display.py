@@ -23,7 +23,7 @@ import numpy as np
 
 from .config import NormalisationConfig
 from .errors import ConfigError
-from .transforms import Normaliser
+from .transforms import Normaliser, central_crop
 
 DISPLAY_STRETCHES = ("session", "linear", "percentile", "log", "asinh", "zscale")
 RENDER_STEPS = ("stretch", "unsharp_mask", "channels", "brightness_contrast", "gamma")
@@ -101,7 +101,7 @@ class DisplayRenderer:
         self.settings = settings
         self.n_channels = n_channels
         self.normaliser = normaliser if settings.stretch == "session" else Normaliser(
-            NormalisationConfig(method=settings.stretch), normaliser.value_range)
+            NormalisationConfig(method=settings.stretch, crop=normaliser.config.crop), normaliser.value_range)
         active = settings.channels or (True,) * n_channels
         self.colours = channel_colours(n_channels) * np.asarray(active, dtype=np.float32)[:, None]
 
@@ -112,7 +112,7 @@ class DisplayRenderer:
         s = self.settings
         if s.lupton:
             rgb = np.stack([lupton_rgb(image, s.lupton_bands, s.lupton_q, s.lupton_stretch)
-                            for image in batch])
+                            for image in central_crop(batch, self.normaliser.config.crop)])
             rgb = unsharp_mask(rgb, s.unsharp_amount, s.unsharp_radius)
         else:
             x = unsharp_mask(self.normaliser(batch), s.unsharp_amount, s.unsharp_radius)

@@ -149,6 +149,7 @@ class _Finisher:
         native = collection.native_format
         self.decode = (native.offset, native.scale) if native is not None else (0.0, 1.0)
         self.affine = normaliser.fixed_affine()
+        self.crop = normaliser.config.crop
         self.image_size = image_size
         self.device = device
 
@@ -156,7 +157,8 @@ class _Finisher:
         images, valid, native = item
         images = images.to(self.device, non_blocking=True)
         if native:
-            images = prepare_native_batch(images, self.decode, self.affine, self.image_size)  # type: ignore[arg-type]
+            images = prepare_native_batch(images, self.decode, self.affine, self.image_size,  # type: ignore[arg-type]
+                                          self.crop)
         return images, valid
 
 

@@ -45,7 +45,8 @@ class Normaliser:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Normalise ``batch`` (``(N, H, W, C)`` or one ``(H, W, C)`` image)."""
         single = batch.ndim == 3
-        x = np.array(batch[None] if single else batch, dtype=np.float32, copy=True)
+        x = np.array(central_crop(batch[None] if single else batch, self.config.crop),
+                     dtype=np.float32, copy=True)
         non_finite = ~np.isfinite(x)
         if non_finite.any():
             x[non_finite] = np.nan  # inf is as unusable as NaN: both end as background
@@ -95,6 +96,16 @@ class Normaliser:
         return None
 
 
+def central_crop(batch, fraction: float):
+    """The middle ``fraction`` of each side of ``(N, H, W, C)`` images (NumPy or torch)."""
+    if fraction >= 1.0:
+        return batch
+    height, width = batch.shape[1], batch.shape[2]
+    keep_h, keep_w = max(1, round(height * fraction)), max(1, round(width * fraction))
+    top, left = (height - keep_h) // 2, (width - keep_w) // 2
+    return batch[:, top:top + keep_h, left:left + keep_w]
+
+
 def to_model_input(images: np.ndarray, image_size: int):
     """``(N, H, W, C)`` [0, 1] images -> float32 torch tensor ``(N, C, S, S)``.
 
@@ -125,15 +136,15 @@ def prepare_batch(raw: np.ndarray, normaliser: Normaliser, image_size: int):
 
 
 def prepare_native_batch(native, decode: tuple[float, float], affine: tuple[float, float],
-                         image_size: int):
+                         image_size: int, crop: float = 1.0):
     """Stored integers ``(N, H, W, C)`` -> model input ``(N, C, S, S)``, where they lie.
 
     ``decode`` is the collection's ``(offset, scale)`` to ``read`` values and
-    ``affine`` the normaliser's ``fixed_affine()``.  The float32 steps are
+    ``affine`` the normaliser's ``fixed_affine()``, ``crop`` its central fraction.  The float32 steps are
     those of ``Normaliser.__call__`` and ``to_model_input``, so the values
     agree with theirs; the result is channels-last.
     """
-    x = native.permute(0, 3, 1, 2).float()
+    x = central_crop(native, crop).permute(0, 3, 1, 2).float()
     offset, scale = decode
     if offset != 0.0:
         x.sub_(offset)
