@@ -25,10 +25,12 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from quality import FIRST_ANOMALIES, RESULTS, first_manifest, run_one  # noqa: E402
+from quality import DATASET_OPTIONS, FIRST_ANOMALIES, RESULTS, first_manifest, run_one  # noqa: E402
 
 TRIALS = {
-    "default": ([], "separate weak pass, classifier + probe ensemble, no TTA"),
+    "default": ([], "central half kept, separate weak pass, classifier + probe ensemble, no TTA"),
+    "no-crop": (["--crop", "1.0"], "the whole 300 px cutout shrunk to 64 px"),
+    "asinh": (["--normalisation", "asinh"], "asinh stretch between percentiles instead of the fixed 0-255 range"),
     "joint-weak-pass": (["--weak-pass", "joint"], "weak views inside the training batch (the paper)"),
     "tta": (["--tta"], "scores averaged over the 8 flips/quarter turns"),
     "backbone-lr-0.1": (["--backbone-lr-scale", "0.1"], "backbone learns at 1/10 of the head's rate"),
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         for cls in args.classes:
             for seed in args.seeds:
                 result = recorded.get((cls, seed)) if trial == "default" else None
-                result = result or run_one(first_manifest(cls, seed), seed, options)
+                result = result or run_one(first_manifest(cls, seed), seed, DATASET_OPTIONS["first"] + options)
                 heads = head_rows(result)
                 records.append({"trial": trial, "options": options, "anomaly_class": cls, "seed": seed,
                                 "wall_seconds": result["wall_seconds"], "heads": heads})

@@ -19,6 +19,7 @@ import csv
 from pathlib import Path
 
 from napari_anomalymatch import AnomalyMatchApp, open_plugin
+from napari_anomalymatch.core.config import NormalisationConfig
 from napari_anomalymatch.core.demo import write_first_benchmark
 
 
@@ -41,7 +42,7 @@ def open_demo_session(app: AnomalyMatchApp, out: Path, iterations: int = 60) -> 
     """Load the FIRST catalogue into a session (its ids are the catalogue's paths)."""
     manifest, labels, truth = prepare_demo(out)
     app.load(manifest, session_dir=out / "session", labels=labels, image_size=64, iterations=iterations,
-             unlabelled_pool_size=2000)
+             unlabelled_pool_size=2000, normalisation=NormalisationConfig(crop=0.5))  # sources fill the middle
     return truth
 
 

@@ -13,6 +13,7 @@ import pytest
 from astropy.table import Table
 
 from napari_anomalymatch.cli import build_parser, main
+from napari_anomalymatch.core.config import SessionConfig
 
 TINY = ["--iterations", "2", "--batch-size", "4", "--unlabelled-ratio", "1", "--pool-size", "16",
         "--size", "32", "--workers", "0"]
@@ -41,8 +42,11 @@ def test_every_command_has_help(command, capsys):
 def test_session_workflow(tmp_path, blob_folder, capsys):
     folder, truth = blob_folder
     session = tmp_path / "session"
-    assert main(["init", str(session), str(folder), "--normalisation", "percentile", *TINY]) == 0
+    assert main(["init", str(session), str(folder), "--normalisation", "percentile", "--crop", "0.75",
+                 *TINY]) == 0
     assert "40 images of 32x32x1" in capsys.readouterr().out
+    normalisation = SessionConfig.from_toml(session / "session.toml").data.normalisation
+    assert (normalisation.method, normalisation.crop) == ("percentile", 0.75)
     labels = tmp_path / "labels.csv"
     with open(labels, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -116,6 +120,7 @@ def test_evaluate_writes_the_promised_json(tmp_path, blob_manifest):
     assert result["n_scored"] == 80 - 6 - 20
     assert result["cycles"][1]["n_labelled_anomalies"] == 12
     assert result["settings"]["train"]["iterations"] == 2 and result["settings"]["cycles"] == 2
+    assert result["settings"]["data"]["normalisation"]["crop"] == 1.0
     assert 0.0 <= result["auroc"] <= 1.0
     ranking = Table.read(tmp_path / "report" / "ranking.csv")
     assert len(ranking) == 54 and (tmp_path / "report" / "gallery.png").stat().st_size > 1000
@@ -126,6 +131,8 @@ def test_demo_on_real_radio_galaxies(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--cycles", "1", *TINY]) == 0
     printed = capsys.readouterr().out
     assert "AUROC" in printed and "AUPRC" in printed and "top-1% precision" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["settings"]["data"]["normalisation"]["crop"] == 0.5  # FIRST sources fill the middle
     manifest = Table.read(out / "manifest.csv", format="ascii.csv")
     assert len(manifest) == 1905 and int(np.sum(manifest["is_anomaly"])) == 95
     ranking = Table.read(out / "ranking.csv", format="ascii.csv")

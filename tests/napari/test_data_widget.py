@@ -10,6 +10,7 @@ import pytest
 
 from napari_anomalymatch.core.config import SessionConfig
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL
+from napari_anomalymatch.core.tiles import frame_width
 
 from .conftest import notifications_during, tiny_config
 
@@ -80,6 +81,14 @@ def test_load_import_and_normalisation(tmp_path, panel, widget, blobs):
     assert controller.session.config.data.normalisation.method == "auto"
     assert click(panel.apply_normalisation) == []
     assert SessionConfig.from_toml(tmp_path / "session" / "session.toml").data.normalisation.method == "zscale"
+
+    whole = controller.candidate_layer.data.shape[:2]
+    panel.crop.value = 0.5  # the preview shows the middle half of the 32 px images, framed
+    assert whole == (32 + 2 * frame_width(32),) * 2
+    assert controller.candidate_layer.data.shape[:2] == (16 + 2 * frame_width(16),) * 2
+    assert click(panel.apply_normalisation) == []
+    saved = SessionConfig.from_toml(tmp_path / "session" / "session.toml").data.normalisation
+    assert (saved.method, saved.crop) == ("zscale", 0.5)
 
 
 def test_a_layer_becomes_a_source(tmp_path, viewer, panel, widget):

@@ -42,6 +42,8 @@ class DataWidget(Container):
         self.normalisation = ComboBox(choices=list(NORMALISATIONS), value="auto", label="Normalisation")
         self.low = FloatSpinBox(value=0.5, min=0.0, max=100.0, step=0.5, label="Low percentile")
         self.high = FloatSpinBox(value=99.5, min=0.0, max=100.0, step=0.5, label="High percentile")
+        self.crop = FloatSpinBox(value=1.0, min=0.05, max=1.0, step=0.05, label="Central crop",
+                                 tooltip="keep this fraction of each side (1: the whole image)")
         self.apply_normalisation = PushButton(text="Apply normalisation to the session")
         self.load_button = PushButton(text="Open / create session")
         self.labels_file = FileEdit(mode="r", filter="*.csv *.ecsv", label="Label file")
@@ -50,14 +52,15 @@ class DataWidget(Container):
         self.status.native.setWordWrap(True)
         self.extend([self.session_dir, self.reader, self.source, self.hdu, self.array_name, self.ids_name,
                      self.from_layer,
-                     self.normalisation, self.low, self.high, self.apply_normalisation, self.load_button,
+                     self.normalisation, self.low, self.high, self.crop, self.apply_normalisation,
+                     self.load_button,
                      self.labels_file, self.import_button, self.status])
         self.reader.changed.connect(self._on_reader_changed)
         self.load_button.changed.connect(notify_errors(self._on_load))
         self.from_layer.changed.connect(notify_errors(self._on_from_layer))
         self.import_button.changed.connect(notify_errors(self._on_import))
         self.apply_normalisation.changed.connect(notify_errors(self._on_apply_normalisation))
-        for widget in (self.normalisation, self.low, self.high):
+        for widget in (self.normalisation, self.low, self.high, self.crop):
             widget.changed.connect(notify_errors(self._on_normalisation_changed))
         controller.session_changed.connect(self._on_session_changed)
         controller.labels_changed.connect(self._show_status)
@@ -84,7 +87,7 @@ class DataWidget(Container):
     def normalisation_config(self) -> NormalisationConfig:
         """The normalisation in the form (raises ConfigError naming a bad value)."""
         return NormalisationConfig(method=self.normalisation.value, low_percentile=float(self.low.value),
-                                   high_percentile=float(self.high.value))
+                                   high_percentile=float(self.high.value), crop=float(self.crop.value))
 
     # -- actions -----------------------------------------------------------------------
 
@@ -159,7 +162,7 @@ class DataWidget(Container):
         self.source.value = session.config.data.source
         norm = session.config.data.normalisation
         for widget, value in ((self.normalisation, norm.method), (self.low, norm.low_percentile),
-                              (self.high, norm.high_percentile)):
+                              (self.high, norm.high_percentile), (self.crop, norm.crop)):
             with widget.changed.blocked():
                 widget.value = value
         self._show_status()
