@@ -73,13 +73,14 @@ def markdown(records: list[dict], classes: list[str], seeds: list[int]) -> str:
         runs = [r for r in records if r["trial"] == trial]
         if not runs:
             continue
-        minutes = np.mean([r["wall_seconds"] for r in runs]) / 60
+        seconds = [r["wall_seconds"] for r in runs if r["wall_seconds"] is not None]
+        minutes = f"{np.mean(seconds) / 60:.1f}" if seconds else "–"
         for head in ("classifier", "probe", "ensemble"):
             rows = [r["heads"][head] for r in runs if head in r["heads"]]
             if not rows:
                 continue
             cells = " | ".join(mean_std([row[k] for row in rows]) for k in HEAD_KEYS)
-            lines.append(f"| {trial} | {what} | {head} | {len(rows)} | {cells} | {minutes:.1f} |")
+            lines.append(f"| {trial} | {what} | {head} | {len(rows)} | {cells} | {minutes} |")
     return "\n".join(lines) + "\n"
 
 
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--trials", nargs="+", default=list(TRIALS), choices=list(TRIALS))
     parser.add_argument("--out", type=Path, default=RESULTS / "ablation.json")
+    parser.add_argument("--reuse", action="store_true",
+                        help="read runs an earlier (interrupted) call left instead of repeating them")
     args = parser.parse_args(argv)
     records = []
     recorded = recorded_default_runs(RESULTS / "quality.json")
@@ -97,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         for cls in args.classes:
             for seed in args.seeds:
                 result = recorded.get((cls, seed)) if trial == "default" else None
-                result = result or run_one(first_manifest(cls, seed), seed, DATASET_OPTIONS["first"] + options)
+                result = result or run_one(first_manifest(cls, seed), seed, DATASET_OPTIONS["first"] + options,
+                                           reuse=args.reuse)
                 heads = head_rows(result)
                 records.append({"trial": trial, "options": options, "anomaly_class": cls, "seed": seed,
                                 "wall_seconds": result["wall_seconds"], "heads": heads})

@@ -91,14 +91,20 @@ def first_manifest(anomaly: str, seed: int) -> Path:
                                  labelled_anomalies=10, labelled_normal=30, seed=seed)
 
 
-def run_one(manifest: Path, seed: int, extra: list[str]) -> dict:
+def run_one(manifest: Path, seed: int, extra: list[str], reuse: bool = False) -> dict:
+    """Run ``anomalymatch evaluate`` (or, with ``reuse``, read the result an earlier run left)."""
     out = manifest.with_suffix(f".result{'-'.join(extra).replace('--', '_') or ''}.json")
+    if reuse and out.exists():
+        result = json.loads(out.read_text())
+        result.setdefault("wall_seconds", None)  # not recorded by older runs
+        return result
     command = [sys.executable, "-m", "napari_anomalymatch.cli", "evaluate", str(manifest), *PROTOCOL,
                "--seed", str(seed), "--json", str(out), *extra]
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     result = json.loads(out.read_text())
     result["wall_seconds"] = time.perf_counter() - started
+    out.write_text(json.dumps(result, indent=1))
     return result
 
 
