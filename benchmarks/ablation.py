@@ -84,6 +84,23 @@ def markdown(records: list[dict], classes: list[str], seeds: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def heads_over_quality_runs(path: Path) -> str:
+    """Classifier vs probe vs ensemble over every run ``quality.py`` recorded (same runs, three scores)."""
+    if not path.exists():
+        return ""
+    data = json.loads(path.read_text())
+    lines = ["", "Score heads over every run of `quality.py` (each run scored three ways):", "",
+             "| dataset | runs | head | AUROC | AUPRC | precision top 1 % |", "|---|---|---|---|---|---|"]
+    for name, summary in data["datasets"].items():
+        runs = [head_rows(run) for run in summary["runs"]]
+        for head in ("classifier", "probe", "ensemble"):
+            rows = [r[head] for r in runs if head in r]
+            if rows:
+                cells = " | ".join(mean_std([row[k] for row in rows]) for k in HEAD_KEYS)
+                lines.append(f"| {name} | {len(rows)} | {head} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--classes", nargs="+", default=["Bent"], choices=FIRST_ANOMALIES)
@@ -110,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"records": records, "classes": args.classes, "seeds": args.seeds},
                                    indent=1))
-    args.out.with_suffix(".md").write_text(markdown(records, args.classes, args.seeds))
+    args.out.with_suffix(".md").write_text(markdown(records, args.classes, args.seeds)
+                                           + heads_over_quality_runs(RESULTS / "quality.json"))
     print(args.out.with_suffix(".md").read_text())
     return 0
 
