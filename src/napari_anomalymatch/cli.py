@@ -76,6 +76,13 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--head", default=None, choices=["classifier", "probe", "ensemble"],
                        help="what scores: the classifier head (the paper), a linear probe on the "
                             "embedding, or both averaged (ensemble, the default)")
+    group.add_argument("--probe-features", default=None, choices=["pretrained", "fine-tuned"],
+                       help="the probe's embedding: a frozen copy of the pretrained network "
+                            "(the default; a second forward pass per image) or the fine-tuned model's")
+    group.add_argument("--probe-size", type=int, default=None,
+                       help="pixels the frozen network sees (images are enlarged; 0: the model's size)")
+    group.add_argument("--probe-c", type=float, default=None,
+                       help="the probe's inverse L2 regularisation strength (1.0)")
     group.add_argument("--weak-pass", default=None, choices=["joint", "separate"],
                        help="weak views in the training batch (joint) or in a cheaper separate pass")
     group.add_argument("--backbone-lr-scale", type=float, default=None,
@@ -126,7 +133,9 @@ def _apply_options(config: Any, args: argparse.Namespace) -> Any:
     train = pick(config.train, iterations="iterations", batch_size="batch_size",
                  unlabelled_ratio="unlabelled_ratio", unlabelled_pool_size="pool_size",
                  confidence_threshold="threshold", learning_rate="lr", seed="seed", head="head",
-                 weak_pass="weak_pass", backbone_lr_scale="backbone_lr_scale")
+                 weak_pass="weak_pass", backbone_lr_scale="backbone_lr_scale",
+                 probe_features="probe_features", probe_size="probe_size",
+                 probe_regularisation="probe_c")
     score = pick(config.score, batch_size="score_batch_size", num_workers="workers",
                  precision="precision", tta="tta", part_size="part_size", compile="compile")
     data = config.data

@@ -22,6 +22,7 @@ PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 WEAK_PASSES = ("joint", "separate")
 HEADS = ("classifier", "probe", "ensemble")
+PROBE_FEATURES = ("pretrained", "fine-tuned")
 COMPILE_MODES = ("auto", "none", "torchscript", "inductor")
 
 
@@ -121,7 +122,13 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """FixMatch training settings; the defaults are the AnomalyMatch paper's."""
+    """FixMatch training settings; the defaults are the AnomalyMatch paper's.
+
+    The probe (see ``probe``) is fitted after each cycle on the embeddings given by
+    ``probe_features``: ``pretrained``, a frozen copy of the starting network (ImageNet weights),
+    seeing the images at ``probe_size`` pixels (0: the model's input size), or ``fine-tuned``,
+    the EMA model's own embedding.
+    """
 
     iterations: int = 100
     batch_size: int = 16
@@ -139,7 +146,9 @@ class TrainConfig:
     strong_magnitude: int = 10
     weak_pass: str = "separate"
     head: str = "ensemble"
-    probe_regularisation: float = 0.1
+    probe_regularisation: float = 1.0
+    probe_features: str = "pretrained"
+    probe_size: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -161,6 +170,11 @@ class TrainConfig:
         _check_choice(owner, "weak_pass", self.weak_pass, WEAK_PASSES)
         _check_choice(owner, "head", self.head, HEADS)
         _check_range(owner, "probe_regularisation", self.probe_regularisation, 0.0, 1e6, low_open=True)
+        _check_choice(owner, "probe_features", self.probe_features, PROBE_FEATURES)
+        if isinstance(self.probe_size, bool) or not isinstance(self.probe_size, int) or (
+                self.probe_size != 0 and self.probe_size < 16):
+            raise ConfigError(f"train.probe_size must be 0 (the model's input size) or an integer "
+                              f">= 16; got {self.probe_size!r}")
         _check_int(owner, "seed", self.seed, 0)
 
 

@@ -22,7 +22,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from .config import ModelConfig, ScoreConfig
 from .inference import ScoringModel, prepare_scoring_model
 from .io.base import ImageCollection
-from .probe import AnomalyScorer, LinearProbe
+from .probe import AnomalyScorer, FrozenEmbedder, LinearProbe
 from .scorestore import Part
 from .scoring import score_parts
 from .transforms import Normaliser
@@ -42,6 +42,7 @@ class ScoringJob:
     score: ScoreConfig
     n_images: int  # images to score in the whole run (chooses the inference graph as locally)
     head: str | None = None  # an AnomalyScorer's head; None: a bare classifier
+    frozen_size: int | None = None  # its frozen embedder's input size; None: it has none
 
     @property
     def plugin_name(self) -> str:
@@ -108,7 +109,11 @@ def _build_scorer(job: ScoringJob, device: torch.device) -> ScoringModel:
     module: torch.nn.Module = built.model
     if job.head is not None:
         probe = LinearProbe(state["probe.weight"], state["probe.bias"]) if "probe.weight" in state else None
-        module = AnomalyScorer(built.model, probe, job.head)
+        frozen = None
+        if job.frozen_size is not None:  # its weights come with the job, like the model's
+            config = dataclasses.replace(job.model, pretrained=False)
+            frozen = FrozenEmbedder(build_model(config, job.in_chans).model, job.frozen_size)
+        module = AnomalyScorer(built.model, probe, job.head, frozen)
     module.load_state_dict(state, strict=True)
     buffers = dict(module.named_buffers())
     for key, value in tensors.items():

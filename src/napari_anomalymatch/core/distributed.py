@@ -138,7 +138,13 @@ def scoring_job(model: torch.nn.Module, model_hash: str, config: SessionConfig, 
             tensors[f"{BUFFER_PREFIX}{name}"] = buffer.detach().cpu().contiguous()
     return ScoringJob(weights=save(tensors), model_hash=model_hash, model=config.model, in_chans=in_chans,
                       image_size=config.model.image_size, score=config.score, n_images=n_images,
-                      head=getattr(model, "head", None))
+                      head=getattr(model, "head", None), frozen_size=_frozen_size(model))
+
+
+def _frozen_size(model: torch.nn.Module) -> int | None:
+    """The input size of a scorer's frozen embedder (None: it has none)."""
+    frozen = getattr(model, "frozen", None)
+    return None if frozen is None else frozen.input_size
 
 
 def score_on_cluster(cluster: DaskCluster, job: Any, collection: ImageCollection, normaliser: Normaliser,

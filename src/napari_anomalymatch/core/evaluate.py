@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import SessionConfig
+from .config import ScoreConfig, SessionConfig
 from .errors import ConfigError, LabelError
 from .io.catalogue import CatalogueCollection, column, open_catalogue, read_table
 from .labels import ANOMALY, NORMAL, UNLABELED, parse_label
 from .loading import LoadProgress, load_images
 from .metrics import ranking_metrics
+from .probe import AnomalyScorer, embed_views
 from .scoring import score_components
 from .training import Trainer, TrainingData, TrainProgress
 from .transforms import Normaliser
@@ -135,6 +136,7 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
     rng = np.random.default_rng(config.train.seed)
     reports: list[CycleReport] = []
     scores = np.full(len(collection), np.nan, dtype=np.float32)
+    frozen_features = _FrozenFeatures(images, config.score, trainer.device)
     for cycle in range(1, cycles + 1):
         data = _training_data(images, labels, valid, config.train.unlabelled_pool_size, rng)
         timings, masks = [], []
@@ -143,7 +145,8 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
             masks.append(progress.mask_ratio)
             yield progress
         score_started = time.perf_counter()
-        parts = score_components(trainer.scoring_model, images, config.score, trainer.device)
+        scorer = trainer.scoring_model
+        parts = score_components(scorer, images, config.score, trainer.device, frozen_features.of(scorer))
         score_rate = len(images) / (time.perf_counter() - score_started)
         heads = _head_scores(parts)
         scores = _sigmoid(heads[trainer.scoring_model.head])
@@ -172,6 +175,25 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
                    "load_images_per_second": len(collection) / max(load_seconds, 1e-9)}
     return EvaluationResult(ranking_metrics(scores[final], benchmark.is_anomaly[final]), reports,
                             settings, timings_out, scores, ever_labelled, benchmark)
+
+
+class _FrozenFeatures:
+    """The frozen embedder's features of the benchmark's images, computed once for all cycles."""
+
+    def __init__(self, images: torch.Tensor, config: ScoreConfig, device: torch.device) -> None:
+        self.images, self.config, self.device = images, config, device
+        self.features: torch.Tensor | None = None
+        self.size: int | None = None
+
+    def of(self, scorer: AnomalyScorer) -> torch.Tensor | None:
+        """The features the scorer's probe reads (None: they must be computed while scoring)."""
+        frozen = scorer.frozen
+        if frozen is None or self.config.tta:
+            return None
+        if self.features is None or self.size != frozen.input_size:
+            self.features = embed_views(frozen, self.images, self.device, self.config.batch_size, views=1)
+            self.size = frozen.input_size
+        return self.features
 
 
 def _head_scores(parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -1,11 +1,16 @@
-"""A linear probe on the network's embedding, and the scorer that combines it with the classifier.
+"""A linear probe on an embedding, and the scorer that combines it with the classifier.
 
 After each training cycle a logistic regression is fitted on the L2-normalised penultimate
 features of the labelled images (each seen in its eight flips/quarter turns). With a handful of
 labels it generalises better than the fine-tuned classifier head alone, which memorises the few
-labelled anomalies; both come out of the same forward pass, so the combined score costs nothing
-extra at scoring time. ``AnomalyScorer`` returns two-class logits like the classifier, so every
-scoring path (local, workers, Dask) uses it unchanged.
+labelled anomalies.
+
+By default the features come from a ``FrozenEmbedder``: a frozen copy of the starting (ImageNet)
+network, optionally looking at the images enlarged to ``probe_size``. Fine-tuning on five labelled
+anomalies degrades the pretrained features (see ``benchmarks/results/ablation.md``), so the frozen
+features rank better, and the fine-tuned classifier adds what FixMatch learnt. This costs a
+second forward pass per image. ``AnomalyScorer`` returns two-class logits like the classifier,
+so every scoring path (local, workers, Dask) uses it unchanged.
 """
 
 from __future__ import annotations
@@ -32,48 +37,88 @@ class LinearProbe(nn.Module):
         return F.normalize(embedding.float(), dim=-1) @ self.weight + self.bias
 
 
+class FrozenEmbedder(nn.Module):
+    """A frozen network's pooled features of images, enlarged to ``input_size`` first (0: as given)."""
+
+    def __init__(self, model: nn.Module, input_size: int = 0) -> None:
+        super().__init__()
+        self.model = model.eval()
+        self.input_size = int(input_size)
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> FrozenEmbedder:
+        """Always in eval mode: its batch-norm statistics are the pretrained ones."""
+        return super().train(False)
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        if self.input_size and images.shape[-1] != self.input_size:
+            images = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear",
+                                   align_corners=False)
+        return self.model.embed(images)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.embed(images)
+
+
 class AnomalyScorer(nn.Module):
     """The EMA model plus (optionally) the probe; forward gives ``[0, z]`` logits.
 
     ``head``: ``classifier`` (the paper's score), ``probe``, or ``ensemble`` (the mean of the
     two anomaly logits, each a log-odds, so the result is a geometric mean of the odds).
+    ``frozen``: the embedder the probe was fitted on (None: the model's own embedding).
     """
 
-    def __init__(self, model: nn.Module, probe: LinearProbe | None, head: str = "ensemble") -> None:
+    def __init__(self, model: nn.Module, probe: LinearProbe | None, head: str = "ensemble",
+                 frozen: FrozenEmbedder | None = None) -> None:
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}; got {head!r}")
         self.model = model
         self.probe = probe
         self.head = head if probe is not None else "classifier"
+        self.frozen = frozen if probe is not None else None
 
-    def components(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Anomaly log-odds of the classifier and of the probe (when fitted)."""
+    def components(self, images: torch.Tensor,
+                   probe_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Anomaly log-odds of the classifier and of the probe (when fitted).
+
+        ``probe_features``: the probe's embeddings of ``images`` when already known (the
+        frozen embedder's never change, so a caller scoring the same images each cycle keeps them).
+        """
         embedding = self.model.embed(images)
         logits = self.model.backbone.get_classifier()(embedding).float()
         out = {"classifier": logits[:, 1] - logits[:, 0]}
         if self.probe is not None:
-            out["probe"] = self.probe(embedding)
+            if probe_features is None:
+                probe_features = self.frozen.embed(images) if self.frozen is not None else embedding
+            out["probe"] = self.probe(probe_features)
         return out
 
+    def probe_embedder(self) -> nn.Module:
+        """What the probe's features come from: the frozen embedder, or else the model."""
+        return self.frozen if self.frozen is not None else self.model
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        parts = self.components(images)
         if self.head == "classifier":
-            z = parts["classifier"]
-        elif self.head == "probe":
-            z = parts["probe"]
+            logits = self.model(images).float()
+            z = logits[:, 1] - logits[:, 0]
+        elif self.head == "probe":  # only the probe's network runs
+            z = self.probe(self.probe_embedder().embed(images))
         else:
+            parts = self.components(images)
             z = (parts["classifier"] + parts["probe"]) / 2
         return torch.stack([torch.zeros_like(z), z], dim=1)
 
 
 @torch.no_grad()
 def embed_views(model: nn.Module, images: torch.Tensor, device: torch.device,
-                batch_size: int = 256) -> torch.Tensor:
-    """Embeddings of ``images`` in all eight flips/quarter turns: ``(8 N, D)`` on the CPU."""
+                batch_size: int = 256, views: int = 8) -> torch.Tensor:
+    """Embeddings of ``images`` in the first ``views`` of the eight flips/quarter turns (the first
+    is the image as it is): ``(views N, D)`` on the CPU."""
     model.eval()
     out = []
-    for k in range(8):
+    for k in range(views):
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size].to(device).float()
             view = dihedral(batch, k).contiguous(memory_format=torch.channels_last)
@@ -82,13 +127,13 @@ def embed_views(model: nn.Module, images: torch.Tensor, device: torch.device,
 
 
 def fit_probe(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
-              regularisation: float = 0.1) -> LinearProbe:
+              regularisation: float = 1.0) -> LinearProbe:
     """Fit a class-balanced logistic regression on the labelled images' embeddings.
 
     Parameters
     ----------
     model
-        The scoring (EMA) model; its penultimate features are used.
+        Anything with ``embed(images)``: a ``FrozenEmbedder`` or the scoring (EMA) model.
     images, labels
         Labelled images ``(N, C, S, S)`` in [0, 1] and their labels (0 normal, 1 anomaly).
     regularisation

@@ -10,6 +10,7 @@ augmentation) follows ``TrainConfig.seed``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from .errors import ConfigError
 from .fixmatch import FixMatchBatch, fixmatch_step
 from .labels import ANOMALY, NORMAL
 from .models import AnomalyClassifier, build_model, choose_device
-from .probe import AnomalyScorer, LinearProbe, fit_probe
+from .probe import AnomalyScorer, FrozenEmbedder, LinearProbe, fit_probe
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ class Trainer:
         built = build_model(model_config, in_chans)
         self.weights_source = built.weights
         self.model: AnomalyClassifier = built.model.to(self.device, memory_format=torch.channels_last)
+        # The starting network, kept frozen: the probe's features (probe_features = "pretrained").
+        self._starting_model = copy.deepcopy(self.model).eval().requires_grad_(False)
         from timm.utils import ModelEmaV3
 
         self.ema = ModelEmaV3(self.model, decay=train_config.ema_decay)
@@ -82,6 +85,7 @@ class Trainer:
         self.cycle = 0
         self.iterations_done = 0
         self.probe: LinearProbe | None = None
+        self.probe_embedder: FrozenEmbedder | None = None  # what the probe was fitted on (None: EMA model)
         self._sampling = torch.Generator().manual_seed(train_config.seed)
         self._augmenting = torch.Generator(device=self.device).manual_seed(train_config.seed + 1)
         self._scaler = torch.amp.GradScaler("cuda") if self._amp_dtype() == torch.float16 else None
@@ -89,7 +93,7 @@ class Trainer:
     @property
     def scoring_model(self) -> AnomalyScorer:
         """What scores the collection: the EMA model (and the probe fitted on it), in eval mode."""
-        return AnomalyScorer(self.ema.module, self.probe, self.config.head).eval()
+        return AnomalyScorer(self.ema.module, self.probe, self.config.head, self.probe_embedder).eval()
 
     def set_config(self, train_config: TrainConfig) -> None:
         """Use new settings (learning rate, threshold ...) from the next iteration on."""
@@ -130,9 +134,15 @@ class Trainer:
                 self.refit_probe(labelled, labels)
 
     def refit_probe(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        """Fit the linear probe on the EMA model's embeddings of the labelled images."""
-        self.probe = fit_probe(self.ema.module, images, labels, self.device,
-                               self.config.probe_regularisation)
+        """Fit the linear probe on the labelled images' embeddings (see ``TrainConfig.probe_features``)."""
+        self.probe_embedder = self._frozen_embedder(self.config.probe_features, self.config.probe_size)
+        embedder = self.probe_embedder if self.probe_embedder is not None else self.ema.module
+        self.probe = fit_probe(embedder, images, labels, self.device, self.config.probe_regularisation)
+
+    def _frozen_embedder(self, features: str, size: int) -> FrozenEmbedder | None:
+        if features != "pretrained":
+            return None
+        return FrozenEmbedder(self._starting_model, size)
 
     def _step(self, batch: FixMatchBatch):
         with self._autocast():
@@ -193,6 +203,8 @@ class Trainer:
         if self.probe is not None:
             state["probe.weight"] = self.probe.weight
             state["probe.bias"] = self.probe.bias
+            frozen = self.probe_embedder
+            state["probe.frozen_size"] = torch.tensor(frozen.input_size if frozen is not None else -1)
         return state
 
     def _all_params(self) -> list[torch.nn.Parameter]:
@@ -211,6 +223,10 @@ class Trainer:
                 self.optimizer.state[param]["momentum_buffer"] = state[key].to(param.device).clone()
         self.probe = (LinearProbe(state["probe.weight"], state["probe.bias"]).to(self.device)
                       if "probe.weight" in state else None)
+        # Checkpoints from before the frozen embedder have no size: their probe read the EMA model.
+        frozen_size = int(state["probe.frozen_size"]) if "probe.frozen_size" in state else -1
+        self.probe_embedder = (self._frozen_embedder("pretrained", frozen_size)
+                               if self.probe is not None and frozen_size >= 0 else None)
         self.cycle = cycle
         self.iterations_done = iterations_done
         self._sampling.manual_seed(self.config.seed + 1000 * cycle)
