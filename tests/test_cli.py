@@ -43,10 +43,13 @@ def test_session_workflow(tmp_path, blob_folder, capsys):
     folder, truth = blob_folder
     session = tmp_path / "session"
     assert main(["init", str(session), str(folder), "--normalisation", "percentile", "--crop", "0.75",
-                 *TINY]) == 0
+                 "--probe-size", "48", "--probe-c", "0.5", *TINY]) == 0
     assert "40 images of 32x32x1" in capsys.readouterr().out
-    normalisation = SessionConfig.from_toml(session / "session.toml").data.normalisation
+    saved = SessionConfig.from_toml(session / "session.toml")
+    normalisation = saved.data.normalisation
     assert (normalisation.method, normalisation.crop) == ("percentile", 0.75)
+    assert (saved.train.probe_features, saved.train.probe_size, saved.train.probe_regularisation) == (
+        "pretrained", 48, 0.5)
     labels = tmp_path / "labels.csv"
     with open(labels, "w", newline="") as handle:
         writer = csv.writer(handle)

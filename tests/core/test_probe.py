@@ -1,0 +1,148 @@
+"""The linear probe, the frozen embedder it reads and the scorer that combines it with the classifier."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+
+from napari_anomalymatch.core.config import ModelConfig, ScoreConfig, TrainConfig
+from napari_anomalymatch.core.errors import ConfigError
+from napari_anomalymatch.core.probe import AnomalyScorer, FrozenEmbedder
+from napari_anomalymatch.core.scoring import score_components
+from napari_anomalymatch.core.training import Trainer, TrainingData
+
+from ..conftest import blob_images
+
+CPU = torch.device("cpu")
+TINY = TrainConfig(iterations=4, batch_size=4, unlabelled_ratio=2, seed=3)
+
+
+def _blobs(n: int = 60, size: int = 32) -> tuple[torch.Tensor, np.ndarray]:
+    images, truth = blob_images(n, size=size, seed=4)
+    return torch.from_numpy(images[:, None].astype(np.float32) / 255), truth
+
+
+def _trained(config: TrainConfig = TINY) -> tuple[Trainer, torch.Tensor, np.ndarray]:
+    images, truth = _blobs()
+    labelled = np.concatenate([np.flatnonzero(truth)[:3], np.flatnonzero(~truth)[:6]])
+    trainer = Trainer(ModelConfig(image_size=32), config, in_chans=1, device=CPU)
+    data = TrainingData(images[labelled], torch.from_numpy(truth[labelled].astype(np.int64)), images)
+    for _ in trainer.run(data):
+        pass
+    return trainer, images, truth
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[Trainer, torch.Tensor, np.ndarray]:
+    return _trained()
+
+
+def test_frozen_embedder_stays_in_eval_mode_without_gradients():
+    model = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU).model
+    frozen = FrozenEmbedder(model, 48)
+    frozen.train()
+    assert not frozen.training and not frozen.model.training
+    assert not any(p.requires_grad for p in frozen.parameters())
+
+
+def test_frozen_embedder_enlarges_images_to_its_size():
+    model = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU).model.eval()
+    images = torch.rand(3, 1, 32, 32)
+    enlarged = F.interpolate(images, size=(48, 48), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        assert torch.allclose(FrozenEmbedder(model, 48).embed(images), model.embed(enlarged), atol=1e-5)
+        assert torch.allclose(FrozenEmbedder(model, 0).embed(images), model.embed(images), atol=1e-5)
+
+
+def test_training_leaves_the_probes_network_at_its_starting_weights(trained):
+    trainer, _, _ = trained
+    fresh = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU)
+    frozen_state = trainer.probe_embedder.model.state_dict()
+    for key, value in fresh.model.backbone.state_dict().items():
+        if "classifier" in key:
+            continue
+        assert torch.equal(frozen_state[f"backbone.{key}"], value), key
+    moved = [k for k, v in trainer.model.backbone.state_dict().items()
+             if v.is_floating_point() and not torch.equal(v, fresh.model.backbone.state_dict()[k])]
+    assert moved, "training should have changed the fine-tuned model"
+
+
+def test_scorer_parts_read_the_frozen_features(trained):
+    trainer, images, _ = trained
+    scorer = trainer.scoring_model
+    assert scorer.frozen is trainer.probe_embedder
+    with torch.no_grad():
+        parts = scorer.components(images[:8])
+        expected = scorer.probe(trainer.probe_embedder.embed(images[:8]))
+        logits = scorer.model(images[:8])
+        assert torch.allclose(parts["probe"], expected, atol=1e-5)
+        assert torch.allclose(parts["classifier"], logits[:, 1] - logits[:, 0], atol=1e-5)
+        ensemble = scorer(images[:8])[:, 1]
+        assert torch.allclose(ensemble, (parts["classifier"] + parts["probe"]) / 2, atol=1e-5)
+        probe_only = AnomalyScorer(scorer.model, scorer.probe, "probe", scorer.frozen)(images[:8])[:, 1]
+        assert torch.allclose(probe_only, expected, atol=1e-5)
+
+
+def test_the_probe_separates_the_blobs(trained):
+    trainer, images, truth = trained
+    parts = score_components(trainer.scoring_model, images, ScoreConfig(), CPU)
+    assert roc_auc_score(truth, parts["probe"]) > 0.9
+
+
+def test_precomputed_probe_features_give_the_same_scores(trained):
+    trainer, images, _ = trained
+    scorer = trainer.scoring_model
+    with torch.no_grad():
+        features = scorer.frozen.embed(images)
+    direct = score_components(scorer, images, ScoreConfig(batch_size=16), CPU)
+    cached = score_components(scorer, images, ScoreConfig(batch_size=16), CPU, probe_features=features)
+    for name in ("classifier", "probe"):
+        np.testing.assert_allclose(cached[name], direct[name], atol=1e-5)
+    with pytest.raises(ValueError, match="tta"):
+        score_components(scorer, images, ScoreConfig(tta=True), CPU, probe_features=features)
+
+
+def test_fine_tuned_probe_reads_the_models_own_embedding():
+    trainer, images, _ = _trained(TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=2,
+                                              probe_features="fine-tuned"))
+    scorer = trainer.scoring_model
+    assert trainer.probe_embedder is None and scorer.frozen is None
+    with torch.no_grad():
+        expected = scorer.probe(trainer.ema.module.embed(images[:4]))
+        assert torch.allclose(scorer.components(images[:4])["probe"], expected, atol=1e-5)
+
+
+def test_checkpoint_restores_the_probe_and_its_embedder(trained):
+    trainer, images, _ = trained
+    state = trainer.state_dict()
+    assert int(state["probe.frozen_size"]) == trainer.probe_embedder.input_size
+    restored = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU)
+    restored.load_state_dict(state, trainer.cycle, trainer.iterations_done)
+    assert restored.probe_embedder is not None
+    before = score_components(trainer.scoring_model, images, ScoreConfig(), CPU)
+    after = score_components(restored.scoring_model, images, ScoreConfig(), CPU)
+    for name in before:
+        np.testing.assert_allclose(after[name], before[name], atol=1e-5)
+
+
+def test_old_checkpoint_probe_reads_the_fine_tuned_embedding(trained):
+    trainer, _, _ = trained
+    state = {k: v for k, v in trainer.state_dict().items() if k != "probe.frozen_size"}
+    restored = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU)
+    restored.load_state_dict(state, trainer.cycle, trainer.iterations_done)
+    assert restored.probe is not None and restored.probe_embedder is None
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"probe_size": 8}, "probe_size"),
+    ({"probe_size": -1}, "probe_size"),
+    ({"probe_size": True}, "probe_size"),
+    ({"probe_features": "imagenet"}, "probe_features"),
+    ({"probe_regularisation": 0.0}, "probe_regularisation"),
+])
+def test_probe_settings_are_checked(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**changes)
