@@ -1,22 +1,25 @@
-"""Ablations of the method on the FIRST benchmark, written to ``benchmarks/results/ablation.md``.
+"""Ablations of the method, written to ``benchmarks/results/ablation.md``.
 
 Every trial runs the paper's protocol (``anomalymatch evaluate``, 3 cycles x 100 iterations,
 64 px) on the same manifests and seeds as ``quality.py`` and changes one setting of the
 default. Each run also reports the classifier head, the linear probe and their ensemble
 separately, so the score heads are compared on every trial for free. A default run that
 ``quality.py`` recorded in ``results/quality.json`` (same class and seed, no extra options) is
-reused, not repeated.
+reused, not repeated. Records of earlier calls are kept (by dataset, trial, class and seed), so
+trials can be run a few at a time.
 
 Usage::
 
-    python benchmarks/ablation.py                          # Bent, seeds 0 1, every trial
+    python benchmarks/ablation.py                          # FIRST Bent, seeds 0 1, every trial
     python benchmarks/ablation.py --classes Bent FRI --seeds 0 --trials default tta
+    python benchmarks/ablation.py --dataset cifar10 --classes cat --seeds 0 --trials probe-128
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -25,10 +28,24 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from quality import DATASET_OPTIONS, FIRST_ANOMALIES, RESULTS, first_manifest, run_one  # noqa: E402
+from quality import (  # noqa: E402
+    CIFAR_ANOMALIES,
+    CIFAR_ARCHIVE,
+    DATASET_OPTIONS,
+    FIRST_ANOMALIES,
+    RESULTS,
+    cifar_manifest,
+    cifar_root,
+    first_manifest,
+    run_one,
+)
 
 TRIALS = {
-    "default": ([], "central half kept, separate weak pass, classifier + probe ensemble, no TTA"),
+    "default": ([], "FIRST: central half kept; separate weak pass; classifier + probe (on the frozen "
+                    "pretrained network, C = 1) ensemble; no TTA"),
+    "fine-tuned-probe": (["--probe-features", "fine-tuned", "--probe-c", "0.1"],
+                         "the previous default: the probe reads the fine-tuned model's embedding, C = 0.1"),
+    "probe-128": (["--probe-size", "128"], "the frozen network sees the images enlarged to 128 px"),
     "no-crop": (["--crop", "1.0"], "the whole 300 px cutout shrunk to 64 px"),
     "asinh": (["--normalisation", "asinh"], "asinh stretch between percentiles instead of the fixed 0-255 range"),
     "joint-weak-pass": (["--weak-pass", "joint"], "weak views inside the training batch (the paper)"),
@@ -39,15 +56,38 @@ TRIALS = {
 HEAD_KEYS = ("auroc", "auprc", "precision_top1pct")
 
 
-def recorded_default_runs(path: Path) -> dict[tuple[str, int], dict]:
-    """FIRST runs of ``quality.py`` with the default settings, by (class, seed)."""
+def recorded_default_runs(path: Path, dataset: str) -> dict[tuple[str, int], dict]:
+    """Runs of ``quality.py`` on ``dataset`` with the default settings, by (class, seed)."""
     if not path.exists():
         return {}
     data = json.loads(path.read_text())
     if data["settings"].get("extra"):
         return {}
-    runs = data["datasets"].get("first", {}).get("runs", [])
+    runs = data["datasets"].get(dataset, {}).get("runs", [])
     return {(r["anomaly_class"], r["seed"]): r for r in runs}
+
+
+def manifest_for(dataset: str, cls: str, seed: int) -> Path:
+    if dataset == "cifar10":
+        return cifar_manifest(cifar_root(CIFAR_ARCHIVE), cls, seed)
+    return first_manifest(cls, seed)
+
+
+def earlier_records(path: Path) -> list[dict]:
+    """What earlier calls recorded (records without a dataset are FIRST's; those without a
+    commit were made before records named one, by the code of commit 2d876e0 or older)."""
+    if not path.exists():
+        return []
+    records = json.loads(path.read_text())["records"]
+    return [{"dataset": "first", "commit": "≤2d876e0", **r} for r in records]
+
+
+def current_commit() -> str:
+    """The checked-out commit (with ``+`` when the working tree differs from it)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "--", "../src") else "")
 
 
 def head_rows(result: dict) -> dict[str, dict[str, float]]:
@@ -64,24 +104,33 @@ def mean_std(values: list[float]) -> str:
     return f"{array.mean():.3f} ± {spread:.3f}"
 
 
-def markdown(records: list[dict], classes: list[str], seeds: list[int]) -> str:
-    lines = [f"FIRST radio galaxies, anomaly classes {', '.join(classes)}, seeds {seeds}: "
-             "mean ± std over runs of the final ranking (3 cycles x 100 iterations, 64 px).", "",
-             "| trial | what changes | head | runs | AUROC | AUPRC | precision top 1 % | minutes/run |",
-             "|---|---|---|---|---|---|---|---|"]
-    for trial, (_, what) in TRIALS.items():
-        runs = [r for r in records if r["trial"] == trial]
-        if not runs:
-            continue
-        seconds = [r["wall_seconds"] for r in runs if r["wall_seconds"] is not None]
-        minutes = f"{np.mean(seconds) / 60:.1f}" if seconds else "–"
-        for head in ("classifier", "probe", "ensemble"):
-            rows = [r["heads"][head] for r in runs if head in r["heads"]]
-            if not rows:
-                continue
-            cells = " | ".join(mean_std([row[k] for row in rows]) for k in HEAD_KEYS)
-            lines.append(f"| {trial} | {what} | {head} | {len(rows)} | {cells} | {minutes} |")
+def markdown(records: list[dict]) -> str:
+    lines = ["Mean ± std over runs of the final ranking (3 cycles x 100 iterations, 64 px); classes "
+             "and seeds in the runs column.", "",
+             "| dataset | trial | what changes | head | runs | AUROC | AUPRC | precision top 1 % | minutes/run "
+             "| code |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for dataset in ("first", "cifar10"):
+        for trial in TRIALS:
+            runs = [r for r in records if r["trial"] == trial and r["dataset"] == dataset]
+            if runs:
+                lines.extend(_trial_rows(dataset, trial, runs))
     return "\n".join(lines) + "\n"
+
+
+def _trial_rows(dataset: str, trial: str, runs: list[dict]) -> list[str]:
+    what = TRIALS[trial][1]
+    which = ", ".join(sorted({f"{r['anomaly_class']} {r['seed']}" for r in runs}))
+    commits = ", ".join(sorted({r["commit"] for r in runs}))
+    seconds = [r["wall_seconds"] for r in runs if r["wall_seconds"] is not None]
+    minutes = f"{np.mean(seconds) / 60:.1f}" if seconds else "–"
+    lines = []
+    for head in ("classifier", "probe", "ensemble"):
+        rows = [r["heads"][head] for r in runs if head in r["heads"]]
+        if rows:
+            cells = " | ".join(mean_std([row[k] for row in rows]) for k in HEAD_KEYS)
+            lines.append(f"| {dataset} | {trial} | {what} | {head} | {len(rows)} ({which}) | {cells} | {minutes} "
+                         f"| {commits} |")
+    return lines
 
 
 def heads_over_quality_runs(path: Path) -> str:
@@ -103,34 +152,43 @@ def heads_over_quality_runs(path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--classes", nargs="+", default=["Bent"], choices=FIRST_ANOMALIES)
+    parser.add_argument("--dataset", default="first", choices=["first", "cifar10"])
+    parser.add_argument("--classes", nargs="+", default=None,
+                        help=f"anomaly classes (FIRST: {FIRST_ANOMALIES}, default Bent; "
+                             f"CIFAR-10: {CIFAR_ANOMALIES}, default cat)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--trials", nargs="+", default=list(TRIALS), choices=list(TRIALS))
     parser.add_argument("--out", type=Path, default=RESULTS / "ablation.json")
     parser.add_argument("--reuse", action="store_true",
                         help="read runs an earlier (interrupted) call left instead of repeating them")
     args = parser.parse_args(argv)
-    records = []
-    recorded = recorded_default_runs(RESULTS / "quality.json")
+    classes = args.classes or (["Bent"] if args.dataset == "first" else ["cat"])
+    recorded = recorded_default_runs(RESULTS / "quality.json", args.dataset)
+    records = {_key(r): r for r in earlier_records(args.out)}
+    commit = current_commit()
     for trial in args.trials:
         options = TRIALS[trial][0]
-        for cls in args.classes:
+        for cls in classes:
             for seed in args.seeds:
                 result = recorded.get((cls, seed)) if trial == "default" else None
-                result = result or run_one(first_manifest(cls, seed), seed, DATASET_OPTIONS["first"] + options,
-                                           reuse=args.reuse)
-                heads = head_rows(result)
-                records.append({"trial": trial, "options": options, "anomaly_class": cls, "seed": seed,
-                                "wall_seconds": result["wall_seconds"], "heads": heads})
-                shown = ", ".join(f"{h} {m['auroc']:.3f}" for h, m in heads.items())
-                print(f"{trial} {cls} seed {seed}: AUROC {shown}", flush=True)
+                result = result or run_one(manifest_for(args.dataset, cls, seed), seed,
+                                           DATASET_OPTIONS[args.dataset] + options, reuse=args.reuse)
+                record = {"dataset": args.dataset, "trial": trial, "options": options, "anomaly_class": cls,
+                          "seed": seed, "wall_seconds": result["wall_seconds"], "heads": head_rows(result),
+                          "commit": commit}
+                records[_key(record)] = record
+                shown = ", ".join(f"{h} {m['auroc']:.3f}" for h, m in record["heads"].items())
+                print(f"{args.dataset} {trial} {cls} seed {seed}: AUROC {shown}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"records": records, "classes": args.classes, "seeds": args.seeds},
-                                   indent=1))
-    args.out.with_suffix(".md").write_text(markdown(records, args.classes, args.seeds)
+    args.out.write_text(json.dumps({"records": list(records.values())}, indent=1))
+    args.out.with_suffix(".md").write_text(markdown(list(records.values()))
                                            + heads_over_quality_runs(RESULTS / "quality.json"))
     print(args.out.with_suffix(".md").read_text())
     return 0
+
+
+def _key(record: dict) -> tuple:
+    return record["dataset"], record["trial"], record["anomaly_class"], record["seed"]
 
 
 if __name__ == "__main__":

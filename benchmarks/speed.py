@@ -5,6 +5,9 @@
 * scoring: images/s through the whole pipeline (read, decode, normalise, resize, model) from a
   folder of PNGs, an HDF5 dataset of JPEG bytes, a uint8 HDF5 dataset, a Zarr array and a FITS
   cube, at 64 and 150 px;
+* heads: scoring uint8 HDF5 with each score head: the classifier alone (one network), the
+  default ensemble of classifier and probe on the frozen pretrained network (two networks), and
+  the probe alone (one network);
 * memory: peak RSS of a scoring process as the collection grows from 10^3 to 10^5 images.
 
 Each measurement runs in a fresh process (so peak RSS is that run's own). The data are synthetic
@@ -15,6 +18,7 @@ Usage::
 
     python benchmarks/speed.py                 # everything (about 15 minutes on 2 cores)
     python benchmarks/speed.py --quick         # 64 px only, smaller collections
+    python benchmarks/speed.py --sections heads  # re-measure one section, keep the others
 """
 
 from __future__ import annotations
@@ -137,19 +141,30 @@ def _write_fits(path: Path, n: int, size: int) -> None:
 # -- measurements, each in its own process -------------------------------------------------
 
 
-def measure_scoring(source: str, size: int, options: dict) -> dict:
-    """Score ``source`` with a fresh (pretrained) model; images/s over the whole pass."""
+def measure_scoring(source: str, size: int, options: dict, head: str = "classifier") -> dict:
+    """Score ``source`` with a fresh (pretrained) model; images/s over the whole pass.
+
+    ``head``: ``classifier`` (the bare model), or ``ensemble`` / ``probe`` (an ``AnomalyScorer``
+    whose probe, with arbitrary weights, reads a frozen copy of the network, as by default).
+    """
+    import copy
+
     import torch
 
     from napari_anomalymatch.core.config import ModelConfig, NormalisationConfig, ScoreConfig
     from napari_anomalymatch.core.io import open_collection
     from napari_anomalymatch.core.models import build_model
+    from napari_anomalymatch.core.probe import AnomalyScorer, FrozenEmbedder, LinearProbe
     from napari_anomalymatch.core.scoring import run_to_end, score_collection
     from napari_anomalymatch.core.transforms import Normaliser
 
     collection = open_collection(source, **options)
     model = build_model(ModelConfig(image_size=size), collection.shape[2]).model
     model = model.to(memory_format=torch.channels_last).eval()
+    if head != "classifier":
+        width = model.backbone.num_features
+        probe = LinearProbe(torch.randn(width, generator=torch.Generator().manual_seed(0)), torch.zeros(1))
+        model = AnomalyScorer(model, probe, head, FrozenEmbedder(copy.deepcopy(model))).eval()
     normaliser = Normaliser(NormalisationConfig(), collection.value_range)
     config = ScoreConfig(batch_size=256)
     started = time.perf_counter()
@@ -196,34 +211,66 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--n-images", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=RESULTS / "speed.json")
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS),
+                        help="what to measure; sections not measured are kept from --out")
     args = parser.parse_args(argv)
     sizes = [64] if args.quick else [64, 150]
     n = 3000 if args.quick else args.n_images
-    results: dict = {"machine": {"cpus": _cpus(), "python": platform.python_version(),
-                                 "processor": platform.processor()},
-                     "training": [], "scoring": [], "memory": []}
-    for size in sizes:
-        entry = {"size": size, **in_subprocess("measure_training", size=size, iterations=12)}
-        results["training"].append(entry)
-        print(f"training {size}px: {entry['seconds_per_iteration']:.2f} s/iteration", flush=True)
-    for size in sizes:
-        for fmt in FORMATS:
-            path = write_dataset(fmt, n, size)
-            entry = {"format": fmt, "size": size, **in_subprocess("measure_scoring", source=str(path),
-                                                                   size=size, options={})}
-            results["scoring"].append(entry)
-            print(f"scoring {fmt} {size}px: {entry['images_per_second']:.0f} images/s", flush=True)
-    growth = [1000, 10_000] if args.quick else [1000, 10_000, 100_000]
-    for count in growth:
-        path = write_dataset("uint8_hdf5", count, 64)
-        entry = {"n_images": count, **in_subprocess("measure_scoring", source=str(path), size=64, options={})}
-        results["memory"].append(entry)
-        print(f"memory {count} images: peak RSS {entry['peak_rss_mb']:.0f} MB, "
-              f"{entry['images_per_second']:.0f} images/s", flush=True)
+    results: dict = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results["machine"] = {"cpus": _cpus(), "python": platform.python_version(),
+                          "processor": platform.processor()}
+    for section in args.sections:
+        results[section] = SECTIONS[section](sizes, n, args.quick)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     print(f"wrote {args.out}")
     return 0
+
+
+def _training(sizes: list[int], n: int, quick: bool) -> list[dict]:
+    entries = []
+    for size in sizes:
+        entries.append({"size": size, **in_subprocess("measure_training", size=size, iterations=12)})
+        print(f"training {size}px: {entries[-1]['seconds_per_iteration']:.2f} s/iteration", flush=True)
+    return entries
+
+
+def _scoring(sizes: list[int], n: int, quick: bool) -> list[dict]:
+    entries = []
+    for size in sizes:
+        for fmt in FORMATS:
+            path = write_dataset(fmt, n, size)
+            entries.append({"format": fmt, "size": size,
+                            **in_subprocess("measure_scoring", source=str(path), size=size, options={})})
+            print(f"scoring {fmt} {size}px: {entries[-1]['images_per_second']:.0f} images/s", flush=True)
+    return entries
+
+
+def _heads(sizes: list[int], n: int, quick: bool) -> list[dict]:
+    entries = []
+    for size in sizes:
+        path = write_dataset("uint8_hdf5", n, size)
+        for head in HEADS:
+            entries.append({"head": head, "size": size, **in_subprocess(
+                "measure_scoring", source=str(path), size=size, options={}, head=head)})
+            print(f"scoring uint8_hdf5 {size}px, head {head}: {entries[-1]['images_per_second']:.0f} images/s",
+                  flush=True)
+    return entries
+
+
+def _memory(sizes: list[int], n: int, quick: bool) -> list[dict]:
+    entries = []
+    for count in [1000, 10_000] if quick else [1000, 10_000, 100_000]:
+        path = write_dataset("uint8_hdf5", count, 64)
+        entries.append({"n_images": count,
+                        **in_subprocess("measure_scoring", source=str(path), size=64, options={})})
+        print(f"memory {count} images: peak RSS {entries[-1]['peak_rss_mb']:.0f} MB, "
+              f"{entries[-1]['images_per_second']:.0f} images/s", flush=True)
+    return entries
+
+
+HEADS = ("classifier", "ensemble", "probe")
+SECTIONS = {"training": _training, "scoring": _scoring, "heads": _heads, "memory": _memory}
 
 
 def _cpus() -> int:
