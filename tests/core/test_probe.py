@@ -146,3 +146,14 @@ def test_old_checkpoint_probe_reads_the_fine_tuned_embedding(trained):
 def test_probe_settings_are_checked(changes, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**changes)
+
+
+def test_scoring_graph_of_the_scorer_with_a_frozen_embedder_matches_eager(trained):
+    from napari_anomalymatch.core.inference import prepare_scoring_model
+
+    trainer, images, _ = trained
+    scorer = AnomalyScorer(trainer.ema.module, trainer.probe, "ensemble", FrozenEmbedder(trainer._starting_model, 48))
+    graph = prepare_scoring_model(scorer, ScoreConfig(compile="torchscript"), (1, 32, 32), CPU)
+    eager = prepare_scoring_model(scorer, ScoreConfig(compile="none"), (1, 32, 32), CPU)
+    assert graph.graph == "torchscript"
+    np.testing.assert_allclose(graph(images[:16]), eager(images[:16]), atol=1e-4)

@@ -52,7 +52,7 @@ class FrozenEmbedder(nn.Module):
         return super().train(False)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        if self.input_size and images.shape[-1] != self.input_size:
+        if self.input_size:  # unconditional, so a traced graph has no shape test; same size: a copy
             images = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear",
                                    align_corners=False)
         return self.model.embed(images)
