@@ -127,6 +127,19 @@ def test_evaluate_writes_the_promised_json(tmp_path, blob_manifest):
     assert 0.0 <= result["auroc"] <= 1.0
     ranking = Table.read(tmp_path / "report" / "ranking.csv")
     assert len(ranking) == 54 and (tmp_path / "report" / "gallery.png").stat().st_size > 1000
+    assert set(result["cycles"][-1]["head_metrics"]) == {"probe"}  # only the chosen head is scored
+    assert result["comparison_seconds"] == 0.0
+
+
+def test_evaluate_compares_the_heads_on_the_same_run(tmp_path, blob_manifest):
+    out = tmp_path / "result.json"
+    assert main(["evaluate", str(blob_manifest), "--cycles", "1", "--seed", "0", "--json", str(out),
+                 "--compare-heads", *TINY]) == 0
+    result = json.loads(out.read_text())
+    heads = result["cycles"][-1]["head_metrics"]
+    assert set(heads) == {"classifier", "probe", "ensemble"}
+    assert heads["probe"]["auroc"] == pytest.approx(result["auroc"])  # the default head made the ranking
+    assert result["comparison_seconds"] > 0
 
 
 def test_demo_on_real_radio_galaxies(tmp_path, capsys):

@@ -80,10 +80,12 @@ def test_scorer_parts_read_the_frozen_features(trained):
         logits = scorer.model(images[:8])
         assert torch.allclose(parts["probe"], expected, atol=1e-5)
         assert torch.allclose(parts["classifier"], logits[:, 1] - logits[:, 0], atol=1e-5)
-        ensemble = scorer(images[:8])[:, 1]
+        ensemble = AnomalyScorer(scorer.model, scorer.probe, "ensemble", scorer.frozen)(images[:8])[:, 1]
         assert torch.allclose(ensemble, (parts["classifier"] + parts["probe"]) / 2, atol=1e-5)
         probe_only = AnomalyScorer(scorer.model, scorer.probe, "probe", scorer.frozen)(images[:8])[:, 1]
         assert torch.allclose(probe_only, expected, atol=1e-5)
+        assert scorer.head == "probe" and torch.allclose(scorer(images[:8])[:, 1], expected, atol=1e-5)
+        assert set(scorer.components(images[:8], which=("probe",))) == {"probe"}
 
 
 def test_the_probe_separates_the_blobs(trained):

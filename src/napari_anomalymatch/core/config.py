@@ -122,12 +122,14 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """FixMatch training settings; the defaults are the AnomalyMatch paper's.
+    """FixMatch training settings; the defaults are the AnomalyMatch paper's, but for the score.
 
-    The probe (see ``probe``) is fitted after each cycle on the embeddings given by
-    ``probe_features``: ``pretrained``, a frozen copy of the starting network (ImageNet weights),
-    seeing the images at ``probe_size`` pixels (0: the model's input size), or ``fine-tuned``,
-    the EMA model's own embedding.
+    ``head`` chooses the score: ``probe`` (the default), ``classifier`` (the fine-tuned FixMatch
+    classifier, the paper's score) or ``ensemble`` (the mean of their log-odds); see
+    ``benchmarks/results/ablation.md`` for how they compare. The probe (see ``probe``) is
+    fitted after each cycle on the embeddings given by ``probe_features``: ``pretrained``, a
+    frozen copy of the starting network (ImageNet weights), seeing the images at ``probe_size``
+    pixels (0: the model's input size), or ``fine-tuned``, the EMA model's own embedding.
     """
 
     iterations: int = 100
@@ -145,7 +147,7 @@ class TrainConfig:
     strong_ops: int = 2
     strong_magnitude: int = 10
     weak_pass: str = "separate"
-    head: str = "ensemble"
+    head: str = "probe"
     probe_regularisation: float = 1.0
     probe_features: str = "pretrained"
     probe_size: int = 0

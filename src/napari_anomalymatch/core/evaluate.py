@@ -115,9 +115,14 @@ def read_benchmark(path: str | Path, on_error: str = "raise") -> Benchmark:
 
 
 def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
-                 oracle: OracleSettings = OracleSettings(),
+                 oracle: OracleSettings = OracleSettings(), compare_heads: bool = False,
                  ) -> Generator[LoadProgress | TrainProgress | CycleReport, None, EvaluationResult]:
-    """Run the protocol, yielding loading, training and per-cycle progress."""
+    """Run the protocol, yielding loading, training and per-cycle progress.
+
+    With ``compare_heads`` every cycle is also scored with the heads not chosen (their metrics
+    go to ``CycleReport.head_metrics``); the time this takes is ``comparison_seconds``, apart
+    from the protocol's own.
+    """
     if cycles < 1:
         raise ConfigError(f"cycles must be at least 1; got {cycles}")
     started = time.perf_counter()
@@ -137,6 +142,7 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
     reports: list[CycleReport] = []
     scores = np.full(len(collection), np.nan, dtype=np.float32)
     frozen_features = _FrozenFeatures(images, config.score, trainer.device)
+    comparison_seconds = 0.0
     for cycle in range(1, cycles + 1):
         data = _training_data(images, labels, valid, config.train.unlabelled_pool_size, rng)
         timings, masks = [], []
@@ -146,10 +152,15 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
             yield progress
         score_started = time.perf_counter()
         scorer = trainer.scoring_model
-        parts = score_components(scorer, images, config.score, trainer.device, frozen_features.of(scorer))
+        parts = score_components(scorer, images, config.score, trainer.device, frozen_features.of(scorer),
+                                 scorer.needed_components())
         score_rate = len(images) / (time.perf_counter() - score_started)
+        if compare_heads:
+            compare_started = time.perf_counter()
+            parts = _all_components(scorer, parts, images, config.score, frozen_features)
+            comparison_seconds += time.perf_counter() - compare_started
         heads = _head_scores(parts)
-        scores = _sigmoid(heads[trainer.scoring_model.head])
+        scores = _sigmoid(heads[scorer.head])
         scores[~valid] = np.nan
         unlabelled = ~ever_labelled & valid
         report = CycleReport(
@@ -172,7 +183,8 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
     final = ~ever_labelled & valid
     settings = _settings(config, cycles, oracle, benchmark, trainer)
     timings_out = {"load_seconds": load_seconds, "total_seconds": time.perf_counter() - started,
-                   "load_images_per_second": len(collection) / max(load_seconds, 1e-9)}
+                   "load_images_per_second": len(collection) / max(load_seconds, 1e-9),
+                   "comparison_seconds": comparison_seconds}
     return EvaluationResult(ranking_metrics(scores[final], benchmark.is_anomaly[final]), reports,
                             settings, timings_out, scores, ever_labelled, benchmark)
 
@@ -196,10 +208,20 @@ class _FrozenFeatures:
         return self.features
 
 
+def _all_components(scorer: AnomalyScorer, parts: dict[str, np.ndarray], images: torch.Tensor,
+                    config: ScoreConfig, frozen_features: _FrozenFeatures) -> dict[str, np.ndarray]:
+    """``parts`` completed with the components the scorer's head did not need."""
+    missing = tuple(name for name in ("classifier", "probe") if name not in parts)
+    if not missing:
+        return parts
+    extra = score_components(scorer, images, config, frozen_features.device, frozen_features.of(scorer), missing)
+    return {**parts, **extra}
+
+
 def _head_scores(parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Log-odds of every head the scorer can give: classifier, probe and their ensemble."""
+    """Log-odds of every head the parts give: classifier, probe and their ensemble."""
     heads = dict(parts)
-    if "probe" in parts:
+    if "probe" in parts and "classifier" in parts:
         heads["ensemble"] = (parts["classifier"] + parts["probe"]) / 2
     return heads
 

@@ -79,21 +79,29 @@ class AnomalyScorer(nn.Module):
         self.head = head if probe is not None else "classifier"
         self.frozen = frozen if probe is not None else None
 
-    def components(self, images: torch.Tensor,
-                   probe_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Anomaly log-odds of the classifier and of the probe (when fitted).
+    def components(self, images: torch.Tensor, probe_features: torch.Tensor | None = None,
+                   which: tuple[str, ...] = ("classifier", "probe")) -> dict[str, torch.Tensor]:
+        """Anomaly log-odds of the classifier and of the probe (when fitted), of those in ``which``.
 
         ``probe_features``: the probe's embeddings of ``images`` when already known (the
         frozen embedder's never change, so a caller scoring the same images each cycle keeps them).
         """
-        embedding = self.model.embed(images)
-        logits = self.model.backbone.get_classifier()(embedding).float()
-        out = {"classifier": logits[:, 1] - logits[:, 0]}
-        if self.probe is not None:
+        out: dict[str, torch.Tensor] = {}
+        embedding = None
+        if "classifier" in which or (self.frozen is None and probe_features is None):
+            embedding = self.model.embed(images)
+        if "classifier" in which:
+            logits = self.model.backbone.get_classifier()(embedding).float()
+            out["classifier"] = logits[:, 1] - logits[:, 0]
+        if self.probe is not None and "probe" in which:
             if probe_features is None:
                 probe_features = self.frozen.embed(images) if self.frozen is not None else embedding
             out["probe"] = self.probe(probe_features)
         return out
+
+    def needed_components(self) -> tuple[str, ...]:
+        """The components the head's score is made of."""
+        return {"classifier": ("classifier",), "probe": ("probe",)}.get(self.head, ("classifier", "probe"))
 
     def probe_embedder(self) -> nn.Module:
         """What the probe's features come from: the frozen embedder, or else the model."""

@@ -242,12 +242,13 @@ def score_images(model: torch.nn.Module, images: torch.Tensor, config: ScoreConf
 @torch.inference_mode()
 def score_components(scorer: torch.nn.Module, images: torch.Tensor, config: ScoreConfig,
                      device: torch.device | None = None,
-                     probe_features: torch.Tensor | None = None) -> dict[str, np.ndarray]:
+                     probe_features: torch.Tensor | None = None,
+                     which: tuple[str, ...] = ("classifier", "probe")) -> dict[str, np.ndarray]:
     """Anomaly log-odds of each part of an ``AnomalyScorer`` (classifier, probe) for images
     in memory, averaged over the eight flips/quarter turns when ``config.tta``.
 
     ``probe_features``: the probe's embeddings of ``images``, when already computed (not with
-    ``config.tta``, whose views each need their own).
+    ``config.tta``, whose views each need their own). ``which``: the components wanted.
     """
     if probe_features is not None and config.tta:
         raise ValueError("probe_features are those of the images as they are; they cannot be used with tta")
@@ -264,7 +265,7 @@ def score_components(scorer: torch.nn.Module, images: torch.Tensor, config: Scor
             view = dihedral(batch, k).contiguous(memory_format=torch.channels_last)
             known = None if probe_features is None else probe_features[start:start + len(batch)].to(device)
             with context:
-                for name, value in scorer.components(view, known).items():
+                for name, value in scorer.components(view, known, which).items():
                     totals[name] = totals.get(name, 0) + value.float()
         for name, value in totals.items():
             parts.setdefault(name, []).append((value / len(views)).cpu().numpy())
