@@ -6,11 +6,11 @@ labels it generalises better than the fine-tuned classifier head alone, which me
 labelled anomalies.
 
 By default the features come from a ``FrozenEmbedder``: a frozen copy of the starting (ImageNet)
-network, optionally looking at the images enlarged to ``probe_size``. Fine-tuning on five labelled
-anomalies degrades the pretrained features (see ``benchmarks/results/ablation.md``), so the frozen
-features rank better, and the fine-tuned classifier adds what FixMatch learnt. This costs a
-second forward pass per image. ``AnomalyScorer`` returns two-class logits like the classifier,
-so every scoring path (local, workers, Dask) uses it unchanged.
+network, optionally looking at the images enlarged to ``probe_size``. Fine-tuning on a few
+labelled anomalies degrades the pretrained features (see ``benchmarks/results/ablation.md``), so
+the probe on the frozen features is the default score; the ``ensemble`` head adds the fine-tuned
+classifier at the cost of a second forward pass per image. ``AnomalyScorer`` returns two-class
+logits like the classifier, so every scoring path (local, workers, Dask) uses it unchanged.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class AnomalyScorer(nn.Module):
     ``frozen``: the embedder the probe was fitted on (None: the model's own embedding).
     """
 
-    def __init__(self, model: nn.Module, probe: LinearProbe | None, head: str = "ensemble",
+    def __init__(self, model: nn.Module, probe: LinearProbe | None, head: str = "probe",
                  frozen: FrozenEmbedder | None = None) -> None:
         super().__init__()
         if head not in HEADS:
