@@ -100,18 +100,29 @@ def run_one(manifest: Path, seed: int, extra: list[str], reuse: bool = False, co
     out = manifest.with_suffix(f".result{'-'.join(extra).replace('--', '_') or ''}.json")
     if reuse and out.exists():
         result = json.loads(out.read_text())
-        result.setdefault("wall_seconds", None)  # not recorded by older runs
-        return result
+        if result.get("code") == code_version():  # only runs of the same package code
+            result.setdefault("wall_seconds", None)  # not recorded by older runs
+            return result
     command = [sys.executable, "-m", "napari_anomalymatch.cli", "evaluate", str(manifest), *PROTOCOL,
                "--seed", str(seed), "--json", str(out), *(["--compare-heads"] if compare_heads else []), *extra]
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     result = json.loads(out.read_text())
     result["wall_seconds"] = time.perf_counter() - started
+    result["code"] = code_version()
     # Scoring the heads not chosen is for the ablation's comparison, not part of the protocol.
     result["protocol_seconds"] = result["wall_seconds"] - result.get("comparison_seconds", 0.0)
     out.write_text(json.dumps(result, indent=1))
     return result
+
+
+def code_version() -> str:
+    """The git tree hash of the package's source (``-dirty`` with uncommitted changes to it)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "../src")
+    return git("rev-parse", "HEAD:src") + ("-dirty" if dirty else "")
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -179,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-classes", nargs="+", default=list(FIRST_ANOMALIES))
     parser.add_argument("--cifar-archive", type=Path, default=CIFAR_ARCHIVE)
     parser.add_argument("--out", type=Path, default=RESULTS / "quality.json")
+    parser.add_argument("--reuse", action="store_true",
+                        help="read runs an interrupted call finished with the same package code")
     parser.add_argument("--no-compare-heads", action="store_true",
                         help="score only with the default head (the other heads are not reported)")
     parser.add_argument("extra", nargs="*", help="options passed on to anomalymatch evaluate (after --)")
@@ -196,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                 manifest = (cifar_manifest(cifar_root(args.cifar_archive), cls, seed) if dataset == "cifar10"
                             else first_manifest(cls, seed))
                 result = run_one(manifest, seed, DATASET_OPTIONS[dataset] + args.extra,
-                                 compare_heads=not args.no_compare_heads)
+                                 reuse=args.reuse, compare_heads=not args.no_compare_heads)
                 result.update(anomaly_class=cls, seed=seed, dataset=dataset)
                 runs.append(result)
                 print(f"{dataset} {cls} seed {seed}: AUROC {result['auroc']:.3f} AUPRC {result['auprc']:.3f} "
