@@ -41,8 +41,8 @@ from quality import (  # noqa: E402
 )
 
 TRIALS = {
-    "default": ([], "FIRST: central half kept; separate weak pass; classifier + probe (on the frozen "
-                    "pretrained network, C = 1) ensemble; no TTA"),
+    "default": ([], "central half kept (FIRST); separate weak pass; score: the probe on the frozen "
+                    "pretrained network (C = 1); no TTA"),
     "fine-tuned-probe": (["--probe-features", "fine-tuned", "--probe-c", "0.1"],
                          "the previous default: the probe reads the fine-tuned model's embedding, C = 0.1"),
     "probe-128": (["--probe-size", "128"], "the frozen network sees the images enlarged to 128 px"),
@@ -119,9 +119,10 @@ def markdown(records: list[dict]) -> str:
 
 def _trial_rows(dataset: str, trial: str, runs: list[dict]) -> list[str]:
     what = TRIALS[trial][1]
-    which = ", ".join(sorted({f"{r['anomaly_class']} {r['seed']}" for r in runs}))
+    classes = ", ".join(dict.fromkeys(r["anomaly_class"] for r in runs))
+    which = f"{classes}; seeds {', '.join(str(s) for s in sorted({r['seed'] for r in runs}))}"
     commits = ", ".join(sorted({r["commit"] for r in runs}))
-    seconds = [r["wall_seconds"] for r in runs if r["wall_seconds"] is not None]
+    seconds = [r.get("protocol_seconds") or r["wall_seconds"] for r in runs if r["wall_seconds"] is not None]
     minutes = f"{np.mean(seconds) / 60:.1f}" if seconds else "–"
     lines = []
     for head in ("classifier", "probe", "ensemble"):
@@ -138,7 +139,8 @@ def heads_over_quality_runs(path: Path) -> str:
     if not path.exists():
         return ""
     data = json.loads(path.read_text())
-    lines = ["", "Score heads over every run of `quality.py` (each run scored three ways):", "",
+    lines = ["", "Score heads over every run of `quality.py` (runs with `--compare-heads` scored three ways; "
+             "the ranking and the oracle's picks followed the default head):", "",
              "| dataset | runs | head | AUROC | AUPRC | precision top 1 % |", "|---|---|---|---|---|---|"]
     for name, summary in data["datasets"].items():
         runs = [head_rows(run) for run in summary["runs"]]
@@ -174,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                 result = result or run_one(manifest_for(args.dataset, cls, seed), seed,
                                            DATASET_OPTIONS[args.dataset] + options, reuse=args.reuse)
                 record = {"dataset": args.dataset, "trial": trial, "options": options, "anomaly_class": cls,
-                          "seed": seed, "wall_seconds": result["wall_seconds"], "heads": head_rows(result),
+                          "seed": seed, "wall_seconds": result["wall_seconds"],
+                          "protocol_seconds": result.get("protocol_seconds"), "heads": head_rows(result),
                           "commit": commit}
                 records[_key(record)] = record
                 shown = ", ".join(f"{h} {m['auroc']:.3f}" for h, m in record["heads"].items())
