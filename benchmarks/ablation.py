@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -37,7 +36,9 @@ from quality import (  # noqa: E402
     cifar_manifest,
     cifar_root,
     first_manifest,
+    git,
     run_one,
+    source_changed,
 )
 
 TRIALS = {
@@ -84,10 +85,7 @@ def earlier_records(path: Path) -> list[dict]:
 
 def current_commit() -> str:
     """The checked-out commit (with ``+`` when the working tree differs from it)."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True).stdout.strip()
-
-    return git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "--", "../src") else "")
+    return git("rev-parse", "--short", "HEAD") + ("+" if source_changed() else "")
 
 
 def head_rows(result: dict) -> dict[str, dict[str, float]]:

@@ -116,13 +116,19 @@ def run_one(manifest: Path, seed: int, extra: list[str], reuse: bool = False, co
     return result
 
 
+def git(*args: str) -> str:
+    """A git command's output, run in this folder."""
+    return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True).stdout.strip()
+
+
+def source_changed() -> bool:
+    """Whether the package's source differs from the checked-out commit."""
+    return bool(git("status", "--porcelain", "--", "../src"))
+
+
 def code_version() -> str:
     """The git tree hash of the package's source (``-dirty`` with uncommitted changes to it)."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True).stdout.strip()
-
-    dirty = git("status", "--porcelain", "--", "../src")
-    return git("rev-parse", "HEAD:src") + ("-dirty" if dirty else "")
+    return git("rev-parse", "HEAD:src") + ("-dirty" if source_changed() else "")
 
 
 def summarise(runs: list[dict]) -> dict:
