@@ -82,6 +82,10 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                             "fine-tuned model's")
     group.add_argument("--probe-size", type=int, default=None,
                        help="pixels the frozen network sees (images are enlarged; 0: the model's size)")
+    group.add_argument("--probe-views", default=None, choices=["dihedral", "flip", "none"],
+                       help="views of each labelled image the probe is fitted on: the 8 flips and "
+                            "quarter turns (the default, for sky images), the image and its mirror "
+                            "(flip, for natural images, which have an up), or the image alone")
     group.add_argument("--probe-c", type=float, default=None,
                        help="the probe's inverse L2 regularisation strength (1.0)")
     group.add_argument("--weak-pass", default=None, choices=["joint", "separate"],
@@ -136,7 +140,7 @@ def _apply_options(config: Any, args: argparse.Namespace) -> Any:
                  confidence_threshold="threshold", learning_rate="lr", seed="seed", head="head",
                  weak_pass="weak_pass", backbone_lr_scale="backbone_lr_scale",
                  probe_features="probe_features", probe_size="probe_size",
-                 probe_regularisation="probe_c")
+                 probe_views="probe_views", probe_regularisation="probe_c")
     score = pick(config.score, batch_size="score_batch_size", num_workers="workers",
                  precision="precision", tta="tta", part_size="part_size", compile="compile")
     data = config.data

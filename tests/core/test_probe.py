@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from napari_anomalymatch.core.config import ModelConfig, ScoreConfig, TrainConfig
 from napari_anomalymatch.core.errors import ConfigError
-from napari_anomalymatch.core.probe import AnomalyScorer, FrozenEmbedder
+from napari_anomalymatch.core.probe import AnomalyScorer, FrozenEmbedder, fit_probe
 from napari_anomalymatch.core.scoring import score_components
 from napari_anomalymatch.core.training import Trainer, TrainingData
 
@@ -138,12 +138,41 @@ def test_old_checkpoint_probe_reads_the_fine_tuned_embedding(trained):
     assert restored.probe is not None and restored.probe_embedder is None
 
 
+class PixelEmbedder(torch.nn.Module):
+    """An embedding that keeps where things are: the pixels themselves."""
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        return images.flatten(1)
+
+
+def _half_lit_images(top: list[bool], seed: int) -> torch.Tensor:
+    """Noisy 8x8 images lit in their top half, or in their bottom half."""
+    images = 0.3 * torch.rand(len(top), 1, 8, 8, generator=torch.Generator().manual_seed(seed))
+    for i, lit_top in enumerate(top):
+        images[i, 0, slice(0, 4) if lit_top else slice(4, 8)] += 0.7
+    return images
+
+
+@pytest.mark.parametrize("views, tells_up_from_down", [("none", True), ("flip", True), ("dihedral", False)])
+def test_probe_views_decide_whether_the_probe_may_use_orientation(views, tells_up_from_down):
+    # Anomalies are lit at the top, normal images at the bottom: only a probe that is not also
+    # shown the images turned upside down can tell them apart.
+    truth = [True] * 4 + [False] * 4
+    probe = fit_probe(PixelEmbedder(), _half_lit_images(truth, seed=1), torch.tensor(truth).long(), CPU,
+                      views=views)
+    with torch.no_grad():
+        scores = probe(F.normalize(PixelEmbedder().embed(_half_lit_images(truth, seed=2)), dim=-1))
+    auroc = roc_auc_score(truth, scores.numpy())
+    assert auroc == 1.0 if tells_up_from_down else auroc < 0.8
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"probe_size": 8}, "probe_size"),
     ({"probe_size": -1}, "probe_size"),
     ({"probe_size": True}, "probe_size"),
     ({"probe_features": "imagenet"}, "probe_features"),
     ({"probe_regularisation": 0.0}, "probe_regularisation"),
+    ({"probe_views": "rotations"}, "probe_views"),
 ])
 def test_probe_settings_are_checked(changes, message):
     with pytest.raises(ConfigError, match=message):

@@ -23,6 +23,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 WEAK_PASSES = ("joint", "separate")
 HEADS = ("classifier", "probe", "ensemble")
 PROBE_FEATURES = ("pretrained", "fine-tuned")
+PROBE_VIEWS = ("dihedral", "flip", "none")
 COMPILE_MODES = ("auto", "none", "torchscript", "inductor")
 
 
@@ -130,6 +131,9 @@ class TrainConfig:
     fitted after each cycle on the embeddings given by ``probe_features``: ``pretrained``, a
     frozen copy of the starting network (ImageNet weights), seeing the images at ``probe_size``
     pixels (0: the model's input size), or ``fine-tuned``, the EMA model's own embedding.
+    ``probe_views``: the views of each labelled image the probe is fitted on: ``dihedral``, all
+    eight flips and quarter turns (the sky has no up; the default), ``flip``, the image and its
+    mirror (natural images, which have an up), or ``none``, the image alone.
     """
 
     iterations: int = 100
@@ -151,6 +155,7 @@ class TrainConfig:
     probe_regularisation: float = 1.0
     probe_features: str = "pretrained"
     probe_size: int = 0
+    probe_views: str = "dihedral"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -173,6 +178,7 @@ class TrainConfig:
         _check_choice(owner, "head", self.head, HEADS)
         _check_range(owner, "probe_regularisation", self.probe_regularisation, 0.0, 1e6, low_open=True)
         _check_choice(owner, "probe_features", self.probe_features, PROBE_FEATURES)
+        _check_choice(owner, "probe_views", self.probe_views, PROBE_VIEWS)
         if isinstance(self.probe_size, bool) or not isinstance(self.probe_size, int) or (
                 self.probe_size != 0 and self.probe_size < 16):
             raise ConfigError(f"train.probe_size must be 0 (the model's input size) or an integer "

@@ -203,7 +203,7 @@ class _FrozenFeatures:
         if frozen is None or self.config.tta:
             return None
         if self.features is None or self.size != frozen.input_size:
-            self.features = embed_views(frozen, self.images, self.device, self.config.batch_size, views=1)
+            self.features = embed_views(frozen, self.images, self.device, self.config.batch_size, views=(0,))
             self.size = frozen.input_size
         return self.features
 

@@ -15,6 +15,8 @@ logits like the classifier, so every scoring path (local, workers, Dask) uses it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -119,14 +121,20 @@ class AnomalyScorer(nn.Module):
         return torch.stack([torch.zeros_like(z), z], dim=1)
 
 
+# The dihedral elements (see ``augment.dihedral``) a probe is fitted on, by ``TrainConfig.probe_views``.
+PROBE_VIEW_ELEMENTS = {"dihedral": tuple(range(8)), "flip": (0, 4), "none": (0,)}
+
+
 @torch.no_grad()
 def embed_views(model: nn.Module, images: torch.Tensor, device: torch.device,
-                batch_size: int = 256, views: int = 8) -> torch.Tensor:
-    """Embeddings of ``images`` in the first ``views`` of the eight flips/quarter turns (the first
-    is the image as it is): ``(views N, D)`` on the CPU."""
+                batch_size: int = 256, views: Sequence[int] = PROBE_VIEW_ELEMENTS["dihedral"]
+                ) -> torch.Tensor:
+    """Embeddings of ``images`` in each of ``views``, elements of the eight flips/quarter turns
+    (0 is the image as it is, 4 its mirror; see ``augment.dihedral``): ``(len(views) N, D)`` on
+    the CPU, the views stacked in turn."""
     model.eval()
     out = []
-    for k in range(views):
+    for k in views:
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size].to(device).float()
             view = dihedral(batch, k).contiguous(memory_format=torch.channels_last)
@@ -135,7 +143,7 @@ def embed_views(model: nn.Module, images: torch.Tensor, device: torch.device,
 
 
 def fit_probe(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
-              regularisation: float = 1.0) -> LinearProbe:
+              regularisation: float = 1.0, views: str = "dihedral") -> LinearProbe:
     """Fit a class-balanced logistic regression on the labelled images' embeddings.
 
     Parameters
@@ -146,11 +154,14 @@ def fit_probe(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, devi
         Labelled images ``(N, C, S, S)`` in [0, 1] and their labels (0 normal, 1 anomaly).
     regularisation
         scikit-learn's ``C`` (inverse L2 strength).
+    views
+        Which views of each image it is fitted on: a key of ``PROBE_VIEW_ELEMENTS``.
     """
     from sklearn.linear_model import LogisticRegression
 
-    features = F.normalize(embed_views(model, images, device), dim=-1).numpy()
-    targets = np.tile(labels.cpu().numpy(), 8)  # embed_views stacks the eight views in turn
+    elements = PROBE_VIEW_ELEMENTS[views]
+    features = F.normalize(embed_views(model, images, device, views=elements), dim=-1).numpy()
+    targets = np.tile(labels.cpu().numpy(), len(elements))  # embed_views stacks the views in turn
     classifier = LogisticRegression(C=regularisation, class_weight="balanced", max_iter=5000)
     classifier.fit(features, targets)
     probe = LinearProbe(torch.from_numpy(classifier.coef_[0]), torch.tensor([classifier.intercept_[0]]))

@@ -137,7 +137,8 @@ class Trainer:
         """Fit the linear probe on the labelled images' embeddings (see ``TrainConfig.probe_features``)."""
         self.probe_embedder = self._frozen_embedder(self.config.probe_features, self.config.probe_size)
         embedder = self.probe_embedder if self.probe_embedder is not None else self.ema.module
-        self.probe = fit_probe(embedder, images, labels, self.device, self.config.probe_regularisation)
+        self.probe = fit_probe(embedder, images, labels, self.device, self.config.probe_regularisation,
+                               self.config.probe_views)
 
     def _frozen_embedder(self, features: str, size: int) -> FrozenEmbedder | None:
         if features != "pretrained":
