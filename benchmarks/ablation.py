@@ -42,10 +42,14 @@ from quality import (  # noqa: E402
 )
 
 TRIALS = {
-    "default": ([], "central half kept (FIRST); separate weak pass; score: the probe on the frozen "
-                    "pretrained network (C = 1); no TTA"),
+    "default": ([], "the defaults of the commit in the code column (from 3116bde on: the probe on the "
+                    "frozen pretrained network, C = 1, views: FIRST 8, CIFAR-10 2; centred from the "
+                    "commit after); central half kept (FIRST)"),
     "fine-tuned-probe": (["--probe-features", "fine-tuned", "--probe-c", "0.1"],
                          "the previous default: the probe reads the fine-tuned model's embedding, C = 0.1"),
+    "no-centre": (["--no-probe-centre"], "the probe's embeddings are not centred on the unlabelled images' mean"),
+    "dihedral-views": (["--probe-views", "dihedral"], "the probe learns from all 8 flips/quarter turns "
+                       "(FIRST's default; CIFAR-10's is the image and its mirror)"),
     "probe-128": (["--probe-size", "128"], "the frozen network sees the images enlarged to 128 px"),
     "no-crop": (["--crop", "1.0"], "the whole 300 px cutout shrunk to 64 px"),
     "asinh": (["--normalisation", "asinh"], "asinh stretch between percentiles instead of the fixed 0-255 range"),

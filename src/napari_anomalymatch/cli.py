@@ -86,6 +86,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                        help="views of each labelled image the probe is fitted on: the 8 flips and "
                             "quarter turns (the default, for sky images), the image and its mirror "
                             "(flip, for natural images, which have an up), or the image alone")
+    group.add_argument("--probe-centre", default=None, action=argparse.BooleanOptionalAction,
+                       help="centre embeddings on the unlabelled images' mean before the probe reads "
+                            "them (on by default)")
     group.add_argument("--probe-c", type=float, default=None,
                        help="the probe's inverse L2 regularisation strength (1.0)")
     group.add_argument("--weak-pass", default=None, choices=["joint", "separate"],
@@ -140,7 +143,8 @@ def _apply_options(config: Any, args: argparse.Namespace) -> Any:
                  confidence_threshold="threshold", learning_rate="lr", seed="seed", head="head",
                  weak_pass="weak_pass", backbone_lr_scale="backbone_lr_scale",
                  probe_features="probe_features", probe_size="probe_size",
-                 probe_views="probe_views", probe_regularisation="probe_c")
+                 probe_views="probe_views", probe_centre="probe_centre",
+                 probe_regularisation="probe_c")
     score = pick(config.score, batch_size="score_batch_size", num_workers="workers",
                  precision="precision", tta="tta", part_size="part_size", compile="compile")
     data = config.data

@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from napari_anomalymatch.core.config import ModelConfig, ScoreConfig, TrainConfig
 from napari_anomalymatch.core.errors import ConfigError
-from napari_anomalymatch.core.probe import AnomalyScorer, FrozenEmbedder, fit_probe
+from napari_anomalymatch.core.probe import AnomalyScorer, FrozenEmbedder, LinearProbe, fit_probe
 from napari_anomalymatch.core.scoring import score_components
 from napari_anomalymatch.core.training import Trainer, TrainingData
 
@@ -107,6 +107,20 @@ def test_precomputed_probe_features_give_the_same_scores(trained):
         score_components(scorer, images, ScoreConfig(tta=True), CPU, probe_features=features)
 
 
+def test_the_probe_is_centred_on_the_unlabelled_images_mean_embedding(trained):
+    trainer, images, _ = trained  # 60 unlabelled images: fewer than the sample, so all of them
+    with torch.no_grad():
+        embeddings = trainer.probe_embedder.embed(images)
+        expected = F.normalize(embeddings - embeddings.mean(0), dim=-1) @ trainer.probe.weight + trainer.probe.bias
+        assert torch.allclose(trainer.probe.centre, embeddings.mean(0), atol=1e-5)
+        assert torch.allclose(trainer.probe(embeddings), expected, atol=1e-5)
+
+
+def test_probe_centre_can_be_switched_off():
+    trainer, _, _ = _trained(TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=2, probe_centre=False))
+    assert not trainer.probe.centre.any()
+
+
 def test_fine_tuned_probe_reads_the_models_own_embedding():
     trainer, images, _ = _trained(TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=2,
                                               probe_features="fine-tuned"))
@@ -124,6 +138,7 @@ def test_checkpoint_restores_the_probe_and_its_embedder(trained):
     restored = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU)
     restored.load_state_dict(state, trainer.cycle, trainer.iterations_done)
     assert restored.probe_embedder is not None
+    assert torch.equal(restored.probe.centre, trainer.probe.centre)
     before = score_components(trainer.scoring_model, images, ScoreConfig(), CPU)
     after = score_components(restored.scoring_model, images, ScoreConfig(), CPU)
     for name in before:
@@ -136,6 +151,16 @@ def test_old_checkpoint_probe_reads_the_fine_tuned_embedding(trained):
     restored = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU)
     restored.load_state_dict(state, trainer.cycle, trainer.iterations_done)
     assert restored.probe is not None and restored.probe_embedder is None
+
+
+def test_checkpoint_from_before_the_centre_gives_an_uncentred_probe(trained):
+    trainer, images, _ = trained
+    state = {k: v for k, v in trainer.state_dict().items() if k != "probe.centre"}
+    probe = LinearProbe.from_state(state)
+    embeddings = torch.randn(5, trainer.probe.weight.numel())
+    expected = F.normalize(embeddings, dim=-1) @ trainer.probe.weight + trainer.probe.bias
+    assert not probe.centre.any() and torch.allclose(probe(embeddings), expected, atol=1e-5)
+    assert LinearProbe.from_state({}) is None
 
 
 class PixelEmbedder(torch.nn.Module):
@@ -173,6 +198,7 @@ def test_probe_views_decide_whether_the_probe_may_use_orientation(views, tells_u
     ({"probe_features": "imagenet"}, "probe_features"),
     ({"probe_regularisation": 0.0}, "probe_regularisation"),
     ({"probe_views": "rotations"}, "probe_views"),
+    ({"probe_centre": "yes"}, "probe_centre"),
 ])
 def test_probe_settings_are_checked(changes, message):
     with pytest.raises(ConfigError, match=message):

@@ -134,6 +134,8 @@ class TrainConfig:
     ``probe_views``: the views of each labelled image the probe is fitted on: ``dihedral``, all
     eight flips and quarter turns (the sky has no up; the default), ``flip``, the image and its
     mirror (natural images, which have an up), or ``none``, the image alone.
+    ``probe_centre``: subtract the mean embedding of (up to 2,048 of) the unlabelled images
+    before the probe normalises an embedding (the default).
     """
 
     iterations: int = 100
@@ -156,6 +158,7 @@ class TrainConfig:
     probe_features: str = "pretrained"
     probe_size: int = 0
     probe_views: str = "dihedral"
+    probe_centre: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -179,6 +182,8 @@ class TrainConfig:
         _check_range(owner, "probe_regularisation", self.probe_regularisation, 0.0, 1e6, low_open=True)
         _check_choice(owner, "probe_features", self.probe_features, PROBE_FEATURES)
         _check_choice(owner, "probe_views", self.probe_views, PROBE_VIEWS)
+        if not isinstance(self.probe_centre, bool):
+            raise ConfigError(f"train.probe_centre must be true or false; got {self.probe_centre!r}")
         if isinstance(self.probe_size, bool) or not isinstance(self.probe_size, int) or (
                 self.probe_size != 0 and self.probe_size < 16):
             raise ConfigError(f"train.probe_size must be 0 (the model's input size) or an integer "

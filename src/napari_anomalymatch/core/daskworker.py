@@ -108,7 +108,7 @@ def _build_scorer(job: ScoringJob, device: torch.device) -> ScoringModel:
     state = {k: v for k, v in tensors.items() if not k.startswith(BUFFER_PREFIX)}
     module: torch.nn.Module = built.model
     if job.head is not None:
-        probe = LinearProbe(state["probe.weight"], state["probe.bias"]) if "probe.weight" in state else None
+        probe = LinearProbe.from_state(state)
         frozen = None
         if job.frozen_size is not None:  # its weights come with the job, like the model's
             config = dataclasses.replace(job.model, pretrained=False)

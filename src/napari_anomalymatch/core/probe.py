@@ -28,15 +28,34 @@ HEADS = ("classifier", "probe", "ensemble")
 
 
 class LinearProbe(nn.Module):
-    """``w . normalise(embedding) + b``: the logit of "anomaly"."""
+    """``w . normalise(embedding - centre) + b``: the logit of "anomaly".
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+    ``centre`` is the collection's mean embedding (zeros: none). Subtracting it before
+    normalising makes the probe read how an image differs from the typical one, not what
+    every image of the collection shares.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, centre: torch.Tensor | None = None) -> None:
         super().__init__()
         self.register_buffer("weight", weight.detach().float().reshape(-1))
         self.register_buffer("bias", bias.detach().float().reshape(1))
+        centre = torch.zeros_like(self.weight) if centre is None else centre.detach().float().reshape(-1)
+        self.register_buffer("centre", centre.to(self.weight.device))
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
-        return F.normalize(embedding.float(), dim=-1) @ self.weight + self.bias
+        return _centred(embedding, self.centre) @ self.weight + self.bias
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor], prefix: str = "probe.") -> LinearProbe | None:
+        """The probe saved under ``prefix`` in a checkpoint's tensors (None if there is none;
+        checkpoints from before the centre have none, which is a zero centre)."""
+        if prefix + "weight" not in state:
+            return None
+        return cls(state[prefix + "weight"], state[prefix + "bias"], state.get(prefix + "centre"))
+
+
+def _centred(embedding: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
+    return F.normalize(embedding.float() - centre, dim=-1)
 
 
 class FrozenEmbedder(nn.Module):
@@ -143,7 +162,8 @@ def embed_views(model: nn.Module, images: torch.Tensor, device: torch.device,
 
 
 def fit_probe(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
-              regularisation: float = 1.0, views: str = "dihedral") -> LinearProbe:
+              regularisation: float = 1.0, views: str = "dihedral",
+              centre: torch.Tensor | None = None) -> LinearProbe:
     """Fit a class-balanced logistic regression on the labelled images' embeddings.
 
     Parameters
@@ -156,13 +176,28 @@ def fit_probe(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, devi
         scikit-learn's ``C`` (inverse L2 strength).
     views
         Which views of each image it is fitted on: a key of ``PROBE_VIEW_ELEMENTS``.
+    centre
+        The collection's mean embedding (see ``mean_embedding``), subtracted from every
+        embedding before it is normalised; None: no centring.
     """
     from sklearn.linear_model import LogisticRegression
 
     elements = PROBE_VIEW_ELEMENTS[views]
-    features = F.normalize(embed_views(model, images, device, views=elements), dim=-1).numpy()
+    embeddings = embed_views(model, images, device, views=elements)
+    centre = torch.zeros(embeddings.shape[1]) if centre is None else centre.float().cpu()
+    features = _centred(embeddings, centre).numpy()
     targets = np.tile(labels.cpu().numpy(), len(elements))  # embed_views stacks the views in turn
     classifier = LogisticRegression(C=regularisation, class_weight="balanced", max_iter=5000)
     classifier.fit(features, targets)
-    probe = LinearProbe(torch.from_numpy(classifier.coef_[0]), torch.tensor([classifier.intercept_[0]]))
+    probe = LinearProbe(torch.from_numpy(classifier.coef_[0]), torch.tensor([classifier.intercept_[0]]), centre)
     return probe.to(device)
+
+
+def mean_embedding(model: nn.Module, images: torch.Tensor, device: torch.device, sample: int,
+                   generator: torch.Generator) -> torch.Tensor | None:
+    """The mean embedding of up to ``sample`` of ``images`` drawn at random (None if there are
+    no images): the probe's centre, estimated from the unlabelled images."""
+    if len(images) == 0:
+        return None
+    picked = torch.randperm(len(images), generator=generator)[:sample]
+    return embed_views(model, images[picked.to(images.device)], device, views=(0,)).mean(0)

@@ -23,8 +23,10 @@ from .errors import ConfigError
 from .fixmatch import FixMatchBatch, fixmatch_step
 from .labels import ANOMALY, NORMAL
 from .models import AnomalyClassifier, build_model, choose_device
-from .probe import AnomalyScorer, FrozenEmbedder, LinearProbe, fit_probe
+from .probe import AnomalyScorer, FrozenEmbedder, LinearProbe, fit_probe, mean_embedding
 
+# Unlabelled images whose mean embedding centres the probe (about 3 s at 64 px on 2 CPU cores).
+CENTRE_SAMPLE = 2048
 
 @dataclass(frozen=True)
 class TrainProgress:
@@ -131,14 +133,19 @@ class Trainer:
                 )
         finally:  # also when the caller stops early: the model it keeps is complete
             if self.iterations_done > done_before and self.config.head != "classifier":
-                self.refit_probe(labelled, labels)
+                self.refit_probe(labelled, labels, unlabelled)
 
-    def refit_probe(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        """Fit the linear probe on the labelled images' embeddings (see ``TrainConfig.probe_features``)."""
+    def refit_probe(self, images: torch.Tensor, labels: torch.Tensor, unlabelled: torch.Tensor) -> None:
+        """Fit the linear probe on the labelled images' embeddings, centred on the unlabelled
+        images' mean embedding (see ``TrainConfig.probe_features`` and ``probe_centre``)."""
         self.probe_embedder = self._frozen_embedder(self.config.probe_features, self.config.probe_size)
         embedder = self.probe_embedder if self.probe_embedder is not None else self.ema.module
+        centre = None
+        if self.config.probe_centre:
+            drawing = torch.Generator().manual_seed(self.config.seed + 1000 * self.cycle + 2)
+            centre = mean_embedding(embedder, unlabelled, self.device, CENTRE_SAMPLE, drawing)
         self.probe = fit_probe(embedder, images, labels, self.device, self.config.probe_regularisation,
-                               self.config.probe_views)
+                               self.config.probe_views, centre)
 
     def _frozen_embedder(self, features: str, size: int) -> FrozenEmbedder | None:
         if features != "pretrained":
@@ -204,6 +211,7 @@ class Trainer:
         if self.probe is not None:
             state["probe.weight"] = self.probe.weight
             state["probe.bias"] = self.probe.bias
+            state["probe.centre"] = self.probe.centre
             frozen = self.probe_embedder
             state["probe.frozen_size"] = torch.tensor(frozen.input_size if frozen is not None else -1)
         return state
@@ -222,8 +230,8 @@ class Trainer:
             key = f"optimizer.momentum.{index}"
             if key in state:
                 self.optimizer.state[param]["momentum_buffer"] = state[key].to(param.device).clone()
-        self.probe = (LinearProbe(state["probe.weight"], state["probe.bias"]).to(self.device)
-                      if "probe.weight" in state else None)
+        probe = LinearProbe.from_state(state)
+        self.probe = probe.to(self.device) if probe is not None else None
         # Checkpoints from before the frozen embedder have no size: their probe read the EMA model.
         frozen_size = int(state["probe.frozen_size"]) if "probe.frozen_size" in state else -1
         self.probe_embedder = (self._frozen_embedder("pretrained", frozen_size)
