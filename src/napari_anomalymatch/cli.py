@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .core.config import HEADS, PROBE_FEATURES, PROBE_VIEWS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,16 +74,16 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--lr", type=float, default=None, help="learning rate (0.0075)")
     group.add_argument("--seed", type=int, default=None, help="random seed (0)")
     group.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"])
-    group.add_argument("--head", default=None, choices=["classifier", "probe", "ensemble"],
+    group.add_argument("--head", default=None, choices=HEADS,
                        help="what scores: a linear probe on the embedding (the default), the "
                             "fine-tuned classifier (the paper's score), or both averaged (ensemble)")
-    group.add_argument("--probe-features", default=None, choices=["pretrained", "fine-tuned"],
+    group.add_argument("--probe-features", default=None, choices=PROBE_FEATURES,
                        help="the probe's embedding: a frozen copy of the pretrained network (the "
                             "default; with --head ensemble a second forward pass per image) or the "
                             "fine-tuned model's")
     group.add_argument("--probe-size", type=int, default=None,
                        help="pixels the frozen network sees (images are enlarged; 0: the model's size)")
-    group.add_argument("--probe-views", default=None, choices=["dihedral", "flip", "none"],
+    group.add_argument("--probe-views", default=None, choices=PROBE_VIEWS,
                        help="views of each labelled image the probe is fitted on: the 8 flips and "
                             "quarter turns (the default, for sky images), the image and its mirror "
                             "(flip, for natural images, which have an up), or the image alone")

@@ -28,6 +28,7 @@ from .probe import AnomalyScorer, FrozenEmbedder, LinearProbe, fit_probe, mean_e
 # Unlabelled images whose mean embedding centres the probe (about 3 s at 64 px on 2 CPU cores).
 CENTRE_SAMPLE = 2048
 
+
 @dataclass(frozen=True)
 class TrainProgress:
     """State after one iteration of a cycle."""
