@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .core.config import HEADS, PROBE_FEATURES, PROBE_VIEWS
+from .core.config import HEADS, PROBE_FEATURES, PROBE_LAYERS, PROBE_VIEWS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,6 +83,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                             "fine-tuned model's")
     group.add_argument("--probe-size", type=int, default=None,
                        help="pixels the frozen network sees (images are enlarged; 0: the model's size)")
+    group.add_argument("--probe-layers", default=None, choices=PROBE_LAYERS,
+                       help="what the frozen network gives the probe: its last three stages' and "
+                            "its head's pooled features (pyramid, the default) or the head's alone")
     group.add_argument("--probe-views", default=None, choices=PROBE_VIEWS,
                        help="views of each labelled image the probe is fitted on: the 8 flips and "
                             "quarter turns (the default, for sky images), the image and its mirror "
@@ -91,7 +94,7 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                        help="centre embeddings on the unlabelled images' mean before the probe reads "
                             "them (on by default)")
     group.add_argument("--probe-c", type=float, default=None,
-                       help="the probe's inverse L2 regularisation strength (1.0)")
+                       help="the probe's inverse L2 regularisation strength (3.0)")
     group.add_argument("--weak-pass", default=None, choices=["joint", "separate"],
                        help="weak views in the training batch (joint) or in a cheaper separate pass")
     group.add_argument("--backbone-lr-scale", type=float, default=None,
@@ -144,7 +147,7 @@ def _apply_options(config: Any, args: argparse.Namespace) -> Any:
                  confidence_threshold="threshold", learning_rate="lr", seed="seed", head="head",
                  weak_pass="weak_pass", backbone_lr_scale="backbone_lr_scale",
                  probe_features="probe_features", probe_size="probe_size",
-                 probe_views="probe_views", probe_centre="probe_centre",
+                 probe_layers="probe_layers", probe_views="probe_views", probe_centre="probe_centre",
                  probe_regularisation="probe_c")
     score = pick(config.score, batch_size="score_batch_size", num_workers="workers",
                  precision="precision", tta="tta", part_size="part_size", compile="compile")

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from napari_anomalymatch.core.config import ModelConfig, ScoreConfig, TrainConfig
+from napari_anomalymatch.core.config import PROBE_LAYERS, ModelConfig, ScoreConfig, TrainConfig
 from napari_anomalymatch.core.errors import ConfigError
 from napari_anomalymatch.core.probe import AnomalyScorer, FrozenEmbedder, LinearProbe, fit_probe
 from napari_anomalymatch.core.scoring import score_components
@@ -55,6 +55,42 @@ def test_frozen_embedder_enlarges_images_to_its_size():
     with torch.no_grad():
         assert torch.allclose(FrozenEmbedder(model, 48).embed(images), model.embed(enlarged), atol=1e-5)
         assert torch.allclose(FrozenEmbedder(model, 0).embed(images), model.embed(images), atol=1e-5)
+
+
+def test_pyramid_joins_the_normalised_pooled_features_of_the_last_stages_and_the_head():
+    model = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU).model.eval()
+    images = torch.rand(3, 1, 32, 32)
+    with torch.no_grad():
+        pyramid = FrozenEmbedder(model, 0, "pyramid").embed(images)
+        head = model.embed(images)
+        x = model.backbone.bn1(model.backbone.conv_stem((images - model.mean) / model.std))
+        stages = []
+        for stage in model.backbone.blocks:
+            x = stage(x)
+            stages.append(x.mean((2, 3)))
+    expected = [F.normalize(p, dim=1) for p in (*stages[-4:-1], head)]
+    assert pyramid.shape == (3, 80 + 112 + 192 + 1280)  # EfficientNet-Lite0's stages 4-6 and head
+    assert torch.allclose(pyramid, torch.cat(expected, dim=1), atol=1e-5)
+
+
+def test_pyramid_needs_an_efficientnet_style_backbone():
+    class Flat(torch.nn.Module):
+        has_pyramid = False
+
+    with pytest.raises(ConfigError, match="probe_layers = 'pyramid'.*use 'head'"):
+        FrozenEmbedder(Flat(), 0, "pyramid")
+    with pytest.raises(ConfigError, match="probe_layers"):
+        FrozenEmbedder(Flat(), 0, "stages")
+
+
+def test_the_default_probe_reads_the_pyramid(trained):
+    trainer, images, _ = trained
+    assert trainer.probe_embedder.layers == "pyramid"
+    with torch.no_grad():
+        features = trainer._starting_model.embed_pyramid(images[:4])
+        expected = trainer.probe(features)
+    assert trainer.probe.weight.numel() == features.shape[1]
+    assert torch.allclose(trainer.scoring_model.components(images[:4])["probe"], expected, atol=1e-5)
 
 
 def test_training_leaves_the_probes_network_at_its_starting_weights(trained):
@@ -135,6 +171,7 @@ def test_checkpoint_restores_the_probe_and_its_embedder(trained):
     trainer, images, _ = trained
     state = trainer.state_dict()
     assert int(state["probe.frozen_size"]) == trainer.probe_embedder.input_size
+    assert PROBE_LAYERS[int(state["probe.frozen_layers"])] == "pyramid"
     restored = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU)
     restored.load_state_dict(state, trainer.cycle, trainer.iterations_done)
     assert restored.probe_embedder is not None
@@ -151,6 +188,19 @@ def test_old_checkpoint_probe_reads_the_fine_tuned_embedding(trained):
     restored = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU)
     restored.load_state_dict(state, trainer.cycle, trainer.iterations_done)
     assert restored.probe is not None and restored.probe_embedder is None
+
+
+def test_head_only_probe_survives_a_checkpoint_from_before_the_pyramid():
+    trainer, images, _ = _trained(TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=2,
+                                              probe_layers="head"))
+    assert trainer.probe.weight.numel() == 1280
+    state = {k: v for k, v in trainer.state_dict().items() if k != "probe.frozen_layers"}
+    restored = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU)  # TINY: pyramid
+    restored.load_state_dict(state, trainer.cycle, trainer.iterations_done)
+    assert restored.probe_embedder.layers == "head"
+    before = score_components(trainer.scoring_model, images, ScoreConfig(), CPU)["probe"]
+    np.testing.assert_allclose(score_components(restored.scoring_model, images, ScoreConfig(), CPU)["probe"],
+                               before, atol=1e-5)
 
 
 def test_checkpoint_from_before_the_centre_gives_an_uncentred_probe(trained):
@@ -199,6 +249,7 @@ def test_probe_views_decide_whether_the_probe_may_use_orientation(views, tells_u
     ({"probe_regularisation": 0.0}, "probe_regularisation"),
     ({"probe_views": "rotations"}, "probe_views"),
     ({"probe_centre": "yes"}, "probe_centre"),
+    ({"probe_layers": "all"}, "probe_layers"),
 ])
 def test_probe_settings_are_checked(changes, message):
     with pytest.raises(ConfigError, match=message):
@@ -209,7 +260,8 @@ def test_scoring_graph_of_the_scorer_with_a_frozen_embedder_matches_eager(traine
     from napari_anomalymatch.core.inference import prepare_scoring_model
 
     trainer, images, _ = trained
-    scorer = AnomalyScorer(trainer.ema.module, trainer.probe, "ensemble", FrozenEmbedder(trainer._starting_model, 48))
+    frozen = FrozenEmbedder(trainer._starting_model, 48, trainer.config.probe_layers)
+    scorer = AnomalyScorer(trainer.ema.module, trainer.probe, "ensemble", frozen)
     graph = prepare_scoring_model(scorer, ScoreConfig(compile="torchscript"), (1, 32, 32), CPU)
     eager = prepare_scoring_model(scorer, ScoreConfig(compile="none"), (1, 32, 32), CPU)
     assert graph.graph == "torchscript"

@@ -24,6 +24,7 @@ WEAK_PASSES = ("joint", "separate")
 HEADS = ("classifier", "probe", "ensemble")
 PROBE_FEATURES = ("pretrained", "fine-tuned")
 PROBE_VIEWS = ("dihedral", "flip", "none")
+PROBE_LAYERS = ("pyramid", "head")
 COMPILE_MODES = ("auto", "none", "torchscript", "inductor")
 
 
@@ -131,6 +132,10 @@ class TrainConfig:
     fitted after each cycle on the embeddings given by ``probe_features``: ``pretrained``, a
     frozen copy of the starting network (ImageNet weights), seeing the images at ``probe_size``
     pixels (0: the model's input size), or ``fine-tuned``, the EMA model's own embedding.
+    ``probe_layers`` (pretrained features only): ``pyramid`` (the default) joins the pooled
+    features of the network's last three stages before its head to the head's, each normalised,
+    so the probe also reads textures and shapes at finer scales; ``head``: the head's alone.
+    ``probe_regularisation`` is scikit-learn's C (inverse L2 strength) of the probe.
     ``probe_views``: the views of each labelled image the probe is fitted on: ``dihedral``, all
     eight flips and quarter turns (the sky has no up; the default), ``flip``, the image and its
     mirror (natural images, which have an up), or ``none``, the image alone.
@@ -154,9 +159,10 @@ class TrainConfig:
     strong_magnitude: int = 10
     weak_pass: str = "separate"
     head: str = "probe"
-    probe_regularisation: float = 1.0
+    probe_regularisation: float = 3.0
     probe_features: str = "pretrained"
     probe_size: int = 0
+    probe_layers: str = "pyramid"
     probe_views: str = "dihedral"
     probe_centre: bool = True
     seed: int = 0
@@ -182,6 +188,7 @@ class TrainConfig:
         _check_range(owner, "probe_regularisation", self.probe_regularisation, 0.0, 1e6, low_open=True)
         _check_choice(owner, "probe_features", self.probe_features, PROBE_FEATURES)
         _check_choice(owner, "probe_views", self.probe_views, PROBE_VIEWS)
+        _check_choice(owner, "probe_layers", self.probe_layers, PROBE_LAYERS)
         if not isinstance(self.probe_centre, bool):
             raise ConfigError(f"train.probe_centre must be true or false; got {self.probe_centre!r}")
         if isinstance(self.probe_size, bool) or not isinstance(self.probe_size, int) or (

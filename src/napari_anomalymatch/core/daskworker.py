@@ -43,6 +43,7 @@ class ScoringJob:
     n_images: int  # images to score in the whole run (chooses the inference graph as locally)
     head: str | None = None  # an AnomalyScorer's head; None: a bare classifier
     frozen_size: int | None = None  # its frozen embedder's input size; None: it has none
+    frozen_layers: str = "head"  # what its frozen embedder pools (TrainConfig.probe_layers)
 
     @property
     def plugin_name(self) -> str:
@@ -112,7 +113,7 @@ def _build_scorer(job: ScoringJob, device: torch.device) -> ScoringModel:
         frozen = None
         if job.frozen_size is not None:  # its weights come with the job, like the model's
             config = dataclasses.replace(job.model, pretrained=False)
-            frozen = FrozenEmbedder(build_model(config, job.in_chans).model, job.frozen_size)
+            frozen = FrozenEmbedder(build_model(config, job.in_chans).model, job.frozen_size, job.frozen_layers)
         module = AnomalyScorer(built.model, probe, job.head, frozen)
     module.load_state_dict(state, strict=True)
     buffers = dict(module.named_buffers())

@@ -138,13 +138,13 @@ def scoring_job(model: torch.nn.Module, model_hash: str, config: SessionConfig, 
             tensors[f"{BUFFER_PREFIX}{name}"] = buffer.detach().cpu().contiguous()
     return ScoringJob(weights=save(tensors), model_hash=model_hash, model=config.model, in_chans=in_chans,
                       image_size=config.model.image_size, score=config.score, n_images=n_images,
-                      head=getattr(model, "head", None), frozen_size=_frozen_size(model))
+                      head=getattr(model, "head", None), **_frozen_settings(model))
 
 
-def _frozen_size(model: torch.nn.Module) -> int | None:
-    """The input size of a scorer's frozen embedder (None: it has none)."""
+def _frozen_settings(model: torch.nn.Module) -> dict[str, Any]:
+    """The input size and layers of a scorer's frozen embedder (none: it has none)."""
     frozen = getattr(model, "frozen", None)
-    return None if frozen is None else frozen.input_size
+    return {} if frozen is None else {"frozen_size": frozen.input_size, "frozen_layers": frozen.layers}
 
 
 def score_on_cluster(cluster: DaskCluster, job: Any, collection: ImageCollection, normaliser: Normaliser,

@@ -12,6 +12,7 @@ import warnings
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
@@ -20,6 +21,7 @@ from .weights import LITE0_MEAN, LITE0_STD, cached_hub_weights, lite0_state_dict
 
 DEFAULT_MODEL = "tf_efficientnet_lite0"
 NUM_CLASSES = 2  # 0 normal, 1 anomaly
+PYRAMID_STAGES = 3  # stages before the head whose pooled features embed_pyramid adds
 
 
 class PretrainedWeightsWarning(UserWarning):
@@ -52,6 +54,32 @@ class AnomalyClassifier(nn.Module):
         """Pooled features before the classifier (for diversity-aware querying)."""
         features = self.backbone.forward_features((images - self.mean) / self.std)
         return self.backbone.forward_head(features, pre_logits=True)
+
+    def embed_pyramid(self, images: torch.Tensor) -> torch.Tensor:
+        """The pooled outputs of the last three stages before the head and of the head, each
+        L2-normalised, joined: ``(N, sum of their channels)`` (1,664 for EfficientNet-Lite0).
+
+        Finer stages keep what the head's ImageNet features pool away (texture, small shapes).
+        Needs an EfficientNet-style backbone (``conv_stem``, ``bn1``, ``blocks``, ``conv_head``,
+        ``bn2``); see ``has_pyramid``.
+        """
+        backbone = self.backbone
+        x = backbone.bn1(backbone.conv_stem((images - self.mean) / self.std))
+        pooled = []
+        last = len(backbone.blocks) - 1
+        for index, stage in enumerate(backbone.blocks):
+            x = stage(x)
+            if last - PYRAMID_STAGES <= index < last:
+                pooled.append(x.mean((2, 3)))
+        pooled.append(backbone.bn2(backbone.conv_head(x)).mean((2, 3)))
+        return torch.cat([F.normalize(p.float(), dim=1) for p in pooled], dim=1)
+
+    @property
+    def has_pyramid(self) -> bool:
+        """Whether ``embed_pyramid`` can read this backbone's stages."""
+        parts = ("conv_stem", "bn1", "blocks", "conv_head", "bn2")
+        return (all(hasattr(self.backbone, name) for name in parts)
+                and len(self.backbone.blocks) > PYRAMID_STAGES)
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import dihedral
-
-HEADS = ("classifier", "probe", "ensemble")
+from .config import HEADS, PROBE_LAYERS
+from .errors import ConfigError
 
 
 class LinearProbe(nn.Module):
@@ -59,12 +59,22 @@ def _centred(embedding: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
 
 
 class FrozenEmbedder(nn.Module):
-    """A frozen network's pooled features of images, enlarged to ``input_size`` first (0: as given)."""
+    """A frozen network's pooled features of images, enlarged to ``input_size`` first (0: as given).
 
-    def __init__(self, model: nn.Module, input_size: int = 0) -> None:
+    ``layers``: ``head``, the pooled features the classifier reads, or ``pyramid``, those joined
+    to the pooled features of the stages before (see ``AnomalyClassifier.embed_pyramid``).
+    """
+
+    def __init__(self, model: nn.Module, input_size: int = 0, layers: str = "head") -> None:
         super().__init__()
+        if layers not in PROBE_LAYERS:
+            raise ConfigError(f"train.probe_layers must be one of {PROBE_LAYERS}; got {layers!r}")
+        if layers == "pyramid" and not getattr(model, "has_pyramid", False):
+            raise ConfigError("train.probe_layers = 'pyramid' needs an EfficientNet-style backbone "
+                              "(conv_stem, blocks, conv_head); this model has none: use 'head'")
         self.model = model.eval()
         self.input_size = int(input_size)
+        self.layers = layers
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
 
@@ -76,7 +86,7 @@ class FrozenEmbedder(nn.Module):
         if self.input_size:  # unconditional, so a traced graph has no shape test; same size: a copy
             images = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear",
                                    align_corners=False)
-        return self.model.embed(images)
+        return self.model.embed_pyramid(images) if self.layers == "pyramid" else self.model.embed(images)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.embed(images)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .augment import strong_augment, weak_augment
-from .config import ModelConfig, TrainConfig
+from .config import PROBE_LAYERS, ModelConfig, TrainConfig
 from .errors import ConfigError
 from .fixmatch import FixMatchBatch, fixmatch_step
 from .labels import ANOMALY, NORMAL
@@ -139,7 +139,8 @@ class Trainer:
     def refit_probe(self, images: torch.Tensor, labels: torch.Tensor, unlabelled: torch.Tensor) -> None:
         """Fit the linear probe on the labelled images' embeddings, centred on the unlabelled
         images' mean embedding (see ``TrainConfig.probe_features`` and ``probe_centre``)."""
-        self.probe_embedder = self._frozen_embedder(self.config.probe_features, self.config.probe_size)
+        self.probe_embedder = self._frozen_embedder(self.config.probe_features, self.config.probe_size,
+                                                    self.config.probe_layers)
         embedder = self.probe_embedder if self.probe_embedder is not None else self.ema.module
         centre = None
         if self.config.probe_centre:
@@ -148,10 +149,10 @@ class Trainer:
         self.probe = fit_probe(embedder, images, labels, self.device, self.config.probe_regularisation,
                                self.config.probe_views, centre)
 
-    def _frozen_embedder(self, features: str, size: int) -> FrozenEmbedder | None:
+    def _frozen_embedder(self, features: str, size: int, layers: str) -> FrozenEmbedder | None:
         if features != "pretrained":
             return None
-        return FrozenEmbedder(self._starting_model, size)
+        return FrozenEmbedder(self._starting_model, size, layers)
 
     def _step(self, batch: FixMatchBatch):
         with self._autocast():
@@ -215,6 +216,8 @@ class Trainer:
             state["probe.centre"] = self.probe.centre
             frozen = self.probe_embedder
             state["probe.frozen_size"] = torch.tensor(frozen.input_size if frozen is not None else -1)
+            if frozen is not None:
+                state["probe.frozen_layers"] = torch.tensor(PROBE_LAYERS.index(frozen.layers))
         return state
 
     def _all_params(self) -> list[torch.nn.Parameter]:
@@ -233,9 +236,11 @@ class Trainer:
                 self.optimizer.state[param]["momentum_buffer"] = state[key].to(param.device).clone()
         probe = LinearProbe.from_state(state)
         self.probe = probe.to(self.device) if probe is not None else None
-        # Checkpoints from before the frozen embedder have no size: their probe read the EMA model.
+        # Checkpoints from before the frozen embedder have no size: their probe read the EMA model;
+        # those from before the pyramid have no layers: their probe read the head's features.
         frozen_size = int(state["probe.frozen_size"]) if "probe.frozen_size" in state else -1
-        self.probe_embedder = (self._frozen_embedder("pretrained", frozen_size)
+        layers = PROBE_LAYERS[int(state["probe.frozen_layers"])] if "probe.frozen_layers" in state else "head"
+        self.probe_embedder = (self._frozen_embedder("pretrained", frozen_size, layers)
                                if self.probe is not None and frozen_size >= 0 else None)
         self.cycle = cycle
         self.iterations_done = iterations_done
