@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from napari_anomalymatch.core.config import PROBE_LAYERS, ModelConfig, ScoreConfig, TrainConfig
+from napari_anomalymatch.core.config import ModelConfig, ScoreConfig, TrainConfig
 from napari_anomalymatch.core.errors import ConfigError
-from napari_anomalymatch.core.probe import AnomalyScorer, FrozenEmbedder, LinearProbe, fit_probe
+from napari_anomalymatch.core.probe import FROZEN_LAYER_CODES, AnomalyScorer, FrozenEmbedder, LinearProbe, fit_probe
 from napari_anomalymatch.core.scoring import score_components
 from napari_anomalymatch.core.training import Trainer, TrainingData
 
@@ -171,7 +171,7 @@ def test_checkpoint_restores_the_probe_and_its_embedder(trained):
     trainer, images, _ = trained
     state = trainer.state_dict()
     assert int(state["probe.frozen_size"]) == trainer.probe_embedder.input_size
-    assert PROBE_LAYERS[int(state["probe.frozen_layers"])] == "pyramid"
+    assert int(state["probe.frozen_layers"]) == FROZEN_LAYER_CODES["pyramid"]
     restored = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU)
     restored.load_state_dict(state, trainer.cycle, trainer.iterations_done)
     assert restored.probe_embedder is not None
@@ -201,6 +201,16 @@ def test_head_only_probe_survives_a_checkpoint_from_before_the_pyramid():
     before = score_components(trainer.scoring_model, images, ScoreConfig(), CPU)["probe"]
     np.testing.assert_allclose(score_components(restored.scoring_model, images, ScoreConfig(), CPU)["probe"],
                                before, atol=1e-5)
+
+
+def test_checkpoint_with_unknown_frozen_layers_says_to_upgrade(trained):
+    from napari_anomalymatch.core.errors import CheckpointError
+
+    trainer, _, _ = trained
+    state = {**trainer.state_dict(), "probe.frozen_layers": torch.tensor(7)}
+    restored = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU)
+    with pytest.raises(CheckpointError, match="coded 7.*upgrade"):
+        restored.load_state_dict(state, trainer.cycle, trainer.iterations_done)
 
 
 def test_checkpoint_from_before_the_centre_gives_an_uncentred_probe(trained):

@@ -58,6 +58,11 @@ def _centred(embedding: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
     return F.normalize(embedding.float() - centre, dim=-1)
 
 
+# How a checkpoint records a frozen embedder's layers: fixed codes, not positions in PROBE_LAYERS,
+# so reordering the choices never changes what a saved checkpoint means (absent: head).
+FROZEN_LAYER_CODES = {"head": 0, "pyramid": 1}
+
+
 class FrozenEmbedder(nn.Module):
     """A frozen network's pooled features of images, enlarged to ``input_size`` first (0: as given).
 
