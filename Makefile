@@ -23,11 +23,11 @@ $(VENV)/bin/pip:
 	$(PIP) install --quiet --upgrade pip
 
 $(VENV)/.demo-installed: $(VENV)/bin/pip pyproject.toml $(CONSTRAINTS)
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[demo]"
+	$(PIP) install --quiet --no-cache-dir -c $(CONSTRAINTS) -e ".[demo]"
 	touch $@
 
 $(VENV)/.test-installed: $(VENV)/bin/pip pyproject.toml $(CONSTRAINTS)
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[testing,demo]"
+	$(PIP) install --quiet --no-cache-dir -c $(CONSTRAINTS) -e ".[testing,demo]"
 	touch $@
 
 system-packages:
