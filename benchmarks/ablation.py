@@ -177,13 +177,13 @@ def main(argv: list[str] | None = None) -> int:
         options = TRIALS[trial][0]
         for cls in classes:
             for seed in args.seeds:
-                result = recorded.get((cls, seed)) if trial == "default" else None
-                result = result or run_one(manifest_for(args.dataset, cls, seed), seed,
+                recorded_run = recorded.get((cls, seed)) if trial == "default" else None
+                result = recorded_run or run_one(manifest_for(args.dataset, cls, seed), seed,
                                            DATASET_OPTIONS[args.dataset] + options, reuse=args.reuse)
                 record = {"dataset": args.dataset, "trial": trial, "options": options, "anomaly_class": cls,
                           "seed": seed, "wall_seconds": result["wall_seconds"],
                           "protocol_seconds": result.get("protocol_seconds"), "heads": head_rows(result),
-                          "commit": commit}
+                          "commit": f"src {recorded_run['code'][:7]}" if recorded_run else commit}
                 records[_key(record)] = record
                 shown = ", ".join(f"{h} {m['auroc']:.3f}" for h, m in record["heads"].items())
                 print(f"{args.dataset} {trial} {cls} seed {seed}: AUROC {shown}", flush=True)
