@@ -24,7 +24,7 @@ from torch import nn
 
 from .augment import dihedral
 from .config import HEADS, PROBE_LAYERS
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError
 
 
 class LinearProbe(nn.Module):
@@ -61,6 +61,16 @@ def _centred(embedding: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
 # How a checkpoint records a frozen embedder's layers: fixed codes, not positions in PROBE_LAYERS,
 # so reordering the choices never changes what a saved checkpoint means (absent: head).
 FROZEN_LAYER_CODES = {"head": 0, "pyramid": 1}
+
+
+def frozen_layers_from_state(state: dict[str, torch.Tensor]) -> str:
+    """The layers a checkpoint's frozen embedder read (head when it does not say)."""
+    code = int(state["probe.frozen_layers"]) if "probe.frozen_layers" in state else FROZEN_LAYER_CODES["head"]
+    names = {number: name for name, number in FROZEN_LAYER_CODES.items()}
+    if code not in names:
+        raise CheckpointError(f"the checkpoint's probe reads frozen layers coded {code}, which this "
+                              f"version does not know ({FROZEN_LAYER_CODES}); upgrade napari-anomalymatch")
+    return names[code]
 
 
 class FrozenEmbedder(nn.Module):

@@ -19,24 +19,22 @@ import torch
 
 from .augment import strong_augment, weak_augment
 from .config import ModelConfig, TrainConfig
-from .errors import CheckpointError, ConfigError
+from .errors import ConfigError
 from .fixmatch import FixMatchBatch, fixmatch_step
 from .labels import ANOMALY, NORMAL
 from .models import AnomalyClassifier, build_model, choose_device
-from .probe import FROZEN_LAYER_CODES, AnomalyScorer, FrozenEmbedder, LinearProbe, fit_probe, mean_embedding
+from .probe import (
+    FROZEN_LAYER_CODES,
+    AnomalyScorer,
+    FrozenEmbedder,
+    LinearProbe,
+    fit_probe,
+    frozen_layers_from_state,
+    mean_embedding,
+)
 
 # Unlabelled images whose mean embedding centres the probe (about 3 s at 64 px on 2 CPU cores).
 CENTRE_SAMPLE = 2048
-
-
-def _frozen_layers(state: dict[str, torch.Tensor]) -> str:
-    """The layers a checkpoint's frozen embedder read (head when it does not say)."""
-    code = int(state["probe.frozen_layers"]) if "probe.frozen_layers" in state else FROZEN_LAYER_CODES["head"]
-    names = {number: name for name, number in FROZEN_LAYER_CODES.items()}
-    if code not in names:
-        raise CheckpointError(f"the checkpoint's probe reads frozen layers coded {code}, which this "
-                              f"version does not know ({FROZEN_LAYER_CODES}); upgrade napari-anomalymatch")
-    return names[code]
 
 
 @dataclass(frozen=True)
@@ -249,7 +247,7 @@ class Trainer:
         # Checkpoints from before the frozen embedder have no size: their probe read the EMA model;
         # those from before the pyramid have no layers: their probe read the head's features.
         frozen_size = int(state["probe.frozen_size"]) if "probe.frozen_size" in state else -1
-        layers = _frozen_layers(state)
+        layers = frozen_layers_from_state(state)
         self.probe_embedder = (self._frozen_embedder("pretrained", frozen_size, layers)
                                if self.probe is not None and frozen_size >= 0 else None)
         self.cycle = cycle
