@@ -44,12 +44,17 @@ from quality import (  # noqa: E402
 TRIALS = {
     "default": ([], "the defaults of the commit in the code column (from 3116bde on: the probe on the "
                     "frozen pretrained network, C = 1, views: FIRST 8, CIFAR-10 2; centred from the "
-                    "commit after; pyramid features and C = 3 from the pyramid's commit on); central "
-                    "half kept (FIRST)"),
+                    "commit after; pyramid features and C = 3 from the pyramid's commit on; morphology "
+                    "statistics on single-band images, i.e. FIRST, from the morphology commit on); "
+                    "central half kept (FIRST)"),
     "head-features-c1": (["--probe-layers", "head", "--probe-c", "1"],
                          "the probe reads the head's pooled features alone, C = 1 (before the pyramid)"),
     "fine-tuned-probe": (["--probe-features", "fine-tuned", "--probe-c", "0.1"],
                          "the previous default: the probe reads the fine-tuned model's embedding, C = 0.1"),
+    "no-morphology": (["--probe-morphology", "off"], "the probe reads the network's features alone, "
+                      "without the 11 morphology statistics (FIRST's default before the morphology commit)"),
+    "morphology": (["--probe-morphology", "on"], "the probe also reads the 11 morphology statistics of "
+                   "colour images (of their mean band; CIFAR-10's default is without)"),
     "no-centre": (["--no-probe-centre"], "the probe's embeddings are not centred on the unlabelled images' mean"),
     "dihedral-views": (["--probe-views", "dihedral"], "the probe learns from all 8 flips/quarter turns "
                        "(FIRST's default; CIFAR-10's is the image and its mirror)"),

@@ -44,14 +44,15 @@ def test_session_workflow(tmp_path, blob_folder, capsys):
     session = tmp_path / "session"
     assert main(["init", str(session), str(folder), "--normalisation", "percentile", "--crop", "0.75",
                  "--probe-size", "48", "--probe-c", "0.5", "--probe-views", "flip", "--no-probe-centre",
-                 "--probe-layers", "head", *TINY]) == 0
+                 "--probe-layers", "head", "--probe-morphology", "off", *TINY]) == 0
     assert "40 images of 32x32x1" in capsys.readouterr().out
     saved = SessionConfig.from_toml(session / "session.toml")
     normalisation = saved.data.normalisation
     assert (normalisation.method, normalisation.crop) == ("percentile", 0.75)
     train = saved.train
     assert (train.probe_features, train.probe_size, train.probe_regularisation, train.probe_views,
-            train.probe_centre, train.probe_layers) == ("pretrained", 48, 0.5, "flip", False, "head")
+            train.probe_centre, train.probe_layers, train.probe_morphology) == (
+        "pretrained", 48, 0.5, "flip", False, "head", "off")
     labels = tmp_path / "labels.csv"
     with open(labels, "w", newline="") as handle:
         writer = csv.writer(handle)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .core.config import HEADS, PROBE_FEATURES, PROBE_LAYERS, PROBE_VIEWS
+from .core.config import HEADS, PROBE_FEATURES, PROBE_LAYERS, PROBE_MORPHOLOGY, PROBE_VIEWS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -90,6 +90,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                        help="views of each labelled image the probe is fitted on: the 8 flips and "
                             "quarter turns (the default, for sky images), the image and its mirror "
                             "(flip, for natural images, which have an up), or the image alone")
+    group.add_argument("--probe-morphology", default=None, choices=PROBE_MORPHOLOGY,
+                       help="add morphology statistics (light radii, Gini, M20, asymmetry ...) to "
+                            "what the probe reads: auto (single-band images only, the default), on, off")
     group.add_argument("--probe-centre", default=None, action=argparse.BooleanOptionalAction,
                        help="centre embeddings on the unlabelled images' mean before the probe reads "
                             "them (on by default)")
@@ -148,7 +151,7 @@ def _apply_options(config: Any, args: argparse.Namespace) -> Any:
                  weak_pass="weak_pass", backbone_lr_scale="backbone_lr_scale",
                  probe_features="probe_features", probe_size="probe_size",
                  probe_layers="probe_layers", probe_views="probe_views", probe_centre="probe_centre",
-                 probe_regularisation="probe_c")
+                 probe_morphology="probe_morphology", probe_regularisation="probe_c")
     score = pick(config.score, batch_size="score_batch_size", num_workers="workers",
                  precision="precision", tta="tta", part_size="part_size", compile="compile")
     data = config.data

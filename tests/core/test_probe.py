@@ -17,7 +17,9 @@ from napari_anomalymatch.core.training import Trainer, TrainingData
 from ..conftest import blob_images
 
 CPU = torch.device("cpu")
-TINY = TrainConfig(iterations=4, batch_size=4, unlabelled_ratio=2, seed=3)
+# The network alone: the morphology statistics these single-band images would get by default
+# are tested in test_morphology.py.
+TINY = TrainConfig(iterations=4, batch_size=4, unlabelled_ratio=2, seed=3, probe_morphology="off")
 
 
 def _blobs(n: int = 60, size: int = 32) -> tuple[torch.Tensor, np.ndarray]:
@@ -153,7 +155,8 @@ def test_the_probe_is_centred_on_the_unlabelled_images_mean_embedding(trained):
 
 
 def test_probe_centre_can_be_switched_off():
-    trainer, _, _ = _trained(TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=2, probe_centre=False))
+    trainer, _, _ = _trained(TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=2, probe_centre=False,
+                                          probe_morphology="off"))
     assert not trainer.probe.centre.any()
 
 
@@ -192,7 +195,7 @@ def test_old_checkpoint_probe_reads_the_fine_tuned_embedding(trained):
 
 def test_head_only_probe_survives_a_checkpoint_from_before_the_pyramid():
     trainer, images, _ = _trained(TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=2,
-                                              probe_layers="head"))
+                                              probe_layers="head", probe_morphology="off"))
     assert trainer.probe.weight.numel() == 1280
     state = {k: v for k, v in trainer.state_dict().items() if k != "probe.frozen_layers"}
     restored = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU)  # TINY: pyramid
@@ -260,6 +263,7 @@ def test_probe_views_decide_whether_the_probe_may_use_orientation(views, tells_u
     ({"probe_views": "rotations"}, "probe_views"),
     ({"probe_centre": "yes"}, "probe_centre"),
     ({"probe_layers": "all"}, "probe_layers"),
+    ({"probe_morphology": True}, "probe_morphology"),
 ])
 def test_probe_settings_are_checked(changes, message):
     with pytest.raises(ConfigError, match=message):

@@ -25,6 +25,7 @@ HEADS = ("classifier", "probe", "ensemble")
 PROBE_FEATURES = ("pretrained", "fine-tuned")
 PROBE_VIEWS = ("dihedral", "flip", "none")
 PROBE_LAYERS = ("pyramid", "head")
+PROBE_MORPHOLOGY = ("auto", "on", "off")
 COMPILE_MODES = ("auto", "none", "torchscript", "inductor")
 
 
@@ -141,6 +142,11 @@ class TrainConfig:
     mirror (natural images, which have an up), or ``none``, the image alone.
     ``probe_centre``: subtract the mean embedding of (up to 2,048 of) the unlabelled images
     before the probe normalises an embedding (the default).
+    ``probe_morphology`` (pretrained features only): ``on`` adds eleven morphology statistics
+    of each image (light radii, Gini, M20, asymmetries, elongation, size, offsets; see
+    ``core.morphology``) to what the probe reads, standardised on the unlabelled images;
+    ``auto`` (the default) turns them on for single-band images, the usual astronomical
+    cutout, and off for colour ones; ``off`` never.
     """
 
     iterations: int = 100
@@ -165,7 +171,14 @@ class TrainConfig:
     probe_layers: str = "pyramid"
     probe_views: str = "dihedral"
     probe_centre: bool = True
+    probe_morphology: str = "auto"
     seed: int = 0
+
+    def uses_morphology(self, in_chans: int) -> bool:
+        """Whether the probe reads morphology statistics of images with ``in_chans`` channels."""
+        if self.probe_features != "pretrained":
+            return False
+        return self.probe_morphology == "on" or (self.probe_morphology == "auto" and in_chans == 1)
 
     def __post_init__(self) -> None:
         owner = "train"
@@ -189,6 +202,7 @@ class TrainConfig:
         _check_choice(owner, "probe_features", self.probe_features, PROBE_FEATURES)
         _check_choice(owner, "probe_views", self.probe_views, PROBE_VIEWS)
         _check_choice(owner, "probe_layers", self.probe_layers, PROBE_LAYERS)
+        _check_choice(owner, "probe_morphology", self.probe_morphology, PROBE_MORPHOLOGY)
         if not isinstance(self.probe_centre, bool):
             raise ConfigError(f"train.probe_centre must be true or false; got {self.probe_centre!r}")
         if isinstance(self.probe_size, bool) or not isinstance(self.probe_size, int) or (

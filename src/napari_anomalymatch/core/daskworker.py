@@ -44,6 +44,7 @@ class ScoringJob:
     head: str | None = None  # an AnomalyScorer's head; None: a bare classifier
     frozen_size: int | None = None  # its frozen embedder's input size; None: it has none
     frozen_layers: str = "head"  # what its frozen embedder pools (TrainConfig.probe_layers)
+    frozen_morphology: bool = False  # whether it adds morphology statistics
 
     @property
     def plugin_name(self) -> str:
@@ -113,7 +114,8 @@ def _build_scorer(job: ScoringJob, device: torch.device) -> ScoringModel:
         frozen = None
         if job.frozen_size is not None:  # its weights come with the job, like the model's
             config = dataclasses.replace(job.model, pretrained=False)
-            frozen = FrozenEmbedder(build_model(config, job.in_chans).model, job.frozen_size, job.frozen_layers)
+            frozen = FrozenEmbedder(build_model(config, job.in_chans).model, job.frozen_size, job.frozen_layers,
+                                    job.frozen_morphology)
         module = AnomalyScorer(built.model, probe, job.head, frozen)
     module.load_state_dict(state, strict=True)
     buffers = dict(module.named_buffers())

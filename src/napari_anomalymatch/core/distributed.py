@@ -144,7 +144,10 @@ def scoring_job(model: torch.nn.Module, model_hash: str, config: SessionConfig, 
 def _frozen_settings(model: torch.nn.Module) -> dict[str, Any]:
     """The input size and layers of a scorer's frozen embedder (none: it has none)."""
     frozen = getattr(model, "frozen", None)
-    return {} if frozen is None else {"frozen_size": frozen.input_size, "frozen_layers": frozen.layers}
+    if frozen is None:
+        return {}
+    return {"frozen_size": frozen.input_size, "frozen_layers": frozen.layers,
+            "frozen_morphology": frozen.morphology}
 
 
 def score_on_cluster(cluster: DaskCluster, job: Any, collection: ImageCollection, normaliser: Normaliser,

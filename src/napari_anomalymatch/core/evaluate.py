@@ -195,16 +195,17 @@ class _FrozenFeatures:
     def __init__(self, images: torch.Tensor, config: ScoreConfig, device: torch.device) -> None:
         self.images, self.config, self.device = images, config, device
         self.features: torch.Tensor | None = None
-        self.size: int | None = None
+        self.embedder: tuple | None = None  # what the cached features came from
 
     def of(self, scorer: AnomalyScorer) -> torch.Tensor | None:
         """The features the scorer's probe reads (None: they must be computed while scoring)."""
         frozen = scorer.frozen
         if frozen is None or self.config.tta:
             return None
-        if self.features is None or self.size != frozen.input_size:
+        embedder = (frozen.input_size, frozen.layers, frozen.morphology)
+        if self.features is None or self.embedder != embedder:
             self.features = embed_views(frozen, self.images, self.device, self.config.batch_size, views=(0,))
-            self.size = frozen.input_size
+            self.embedder = embedder
         return self.features
 
 

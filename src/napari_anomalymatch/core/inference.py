@@ -179,6 +179,8 @@ def _build_graph(eager: ScoringModel, graph: str, example: torch.Tensor) -> Scor
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
+            # Shapes taken as constants are those of one run's fixed input; the graph is checked below.
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             module = _torchscript(eager, example) if graph == "torchscript" else _inductor(eager)
             candidate = ScoringModel(module, eager.device, eager.dtype, eager.tta, graph)
             difference = _relative_difference(candidate, eager, example)

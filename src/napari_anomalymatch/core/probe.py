@@ -16,6 +16,7 @@ logits like the classifier, so every scoring path (local, workers, Dask) uses it
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,37 +26,56 @@ from torch import nn
 from .augment import dihedral
 from .config import HEADS, PROBE_LAYERS
 from .errors import CheckpointError, ConfigError
+from .morphology import MORPHOLOGY_STATISTICS, morphology_statistics
 
 
 class LinearProbe(nn.Module):
-    """``w . normalise(embedding - centre) + b``: the logit of "anomaly".
+    """``w . probe_input(embedding) + b``: the logit of "anomaly" (see ``probe_input``).
 
     ``centre`` is the collection's mean embedding (zeros: none). Subtracting it before
     normalising makes the probe read how an image differs from the typical one, not what
-    every image of the collection shares.
+    every image of the collection shares. ``extra_scale`` (empty: none) scales the statistics
+    that end an embedding when the embedder adds morphology statistics.
     """
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, centre: torch.Tensor | None = None) -> None:
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, centre: torch.Tensor | None = None,
+                 extra_scale: torch.Tensor | None = None) -> None:
         super().__init__()
         self.register_buffer("weight", weight.detach().float().reshape(-1))
         self.register_buffer("bias", bias.detach().float().reshape(1))
         centre = torch.zeros_like(self.weight) if centre is None else centre.detach().float().reshape(-1)
         self.register_buffer("centre", centre.to(self.weight.device))
+        extra_scale = torch.zeros(0) if extra_scale is None else extra_scale.detach().float().reshape(-1)
+        self.register_buffer("extra_scale", extra_scale.to(self.weight.device))
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
-        return _centred(embedding, self.centre) @ self.weight + self.bias
+        return probe_input(embedding, self.centre, self.extra_scale) @ self.weight + self.bias
 
     @classmethod
     def from_state(cls, state: dict[str, torch.Tensor], prefix: str = "probe.") -> LinearProbe | None:
         """The probe saved under ``prefix`` in a checkpoint's tensors (None if there is none;
-        checkpoints from before the centre have none, which is a zero centre)."""
+        checkpoints from before the centre have none, which is a zero centre, and those from
+        before morphology statistics no ``extra_scale``)."""
         if prefix + "weight" not in state:
             return None
-        return cls(state[prefix + "weight"], state[prefix + "bias"], state.get(prefix + "centre"))
+        return cls(state[prefix + "weight"], state[prefix + "bias"], state.get(prefix + "centre"),
+                   state.get(prefix + "extra_scale"))
 
 
-def _centred(embedding: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
-    return F.normalize(embedding.float() - centre, dim=-1)
+def probe_input(embedding: torch.Tensor, centre: torch.Tensor, extra_scale: torch.Tensor) -> torch.Tensor:
+    """What the probe reads: the embedding minus ``centre``, normalised.
+
+    When the embedding ends with ``len(extra_scale)`` statistics (morphology), the network's
+    part is normalised alone, the statistics are multiplied by ``extra_scale`` (one over their
+    spread times the square root of their number, so that together they weigh about as much as
+    the network's part), and the two are joined and normalised again.
+    """
+    shifted = embedding.float() - centre
+    extras = extra_scale.numel()
+    if extras == 0:
+        return F.normalize(shifted, dim=-1)
+    network = F.normalize(shifted[..., :-extras], dim=-1)
+    return F.normalize(torch.cat([network, shifted[..., -extras:] * extra_scale], dim=-1), dim=-1)
 
 
 # How a checkpoint records a frozen embedder's layers: fixed codes, not positions in PROBE_LAYERS,
@@ -78,9 +98,12 @@ class FrozenEmbedder(nn.Module):
 
     ``layers``: ``head``, the pooled features the classifier reads, or ``pyramid``, those joined
     to the pooled features of the stages before (see ``AnomalyClassifier.embed_pyramid``).
+    ``morphology``: follow them with the images' morphology statistics (``core.morphology``),
+    measured on the images as given.
     """
 
-    def __init__(self, model: nn.Module, input_size: int = 0, layers: str = "head") -> None:
+    def __init__(self, model: nn.Module, input_size: int = 0, layers: str = "head",
+                 morphology: bool = False) -> None:
         super().__init__()
         if layers not in PROBE_LAYERS:
             raise ConfigError(f"train.probe_layers must be one of {PROBE_LAYERS}; got {layers!r}")
@@ -90,18 +113,28 @@ class FrozenEmbedder(nn.Module):
         self.model = model.eval()
         self.input_size = int(input_size)
         self.layers = layers
+        self.morphology = bool(morphology)
         for parameter in self.model.parameters():
             parameter.requires_grad_(False)
+
+    @property
+    def extra_dims(self) -> int:
+        """How many statistics follow the network's features in an embedding."""
+        return len(MORPHOLOGY_STATISTICS) if self.morphology else 0
 
     def train(self, mode: bool = True) -> FrozenEmbedder:
         """Always in eval mode: its batch-norm statistics are the pretrained ones."""
         return super().train(False)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
+        given = images
         if self.input_size:  # unconditional, so a traced graph has no shape test; same size: a copy
             images = F.interpolate(images, size=(self.input_size, self.input_size), mode="bilinear",
                                    align_corners=False)
-        return self.model.embed_pyramid(images) if self.layers == "pyramid" else self.model.embed(images)
+        features = self.model.embed_pyramid(images) if self.layers == "pyramid" else self.model.embed(images)
+        if not self.morphology:
+            return features
+        return torch.cat([features.float(), morphology_statistics(given)], dim=1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.embed(images)
@@ -188,7 +221,7 @@ def embed_views(model: nn.Module, images: torch.Tensor, device: torch.device,
 
 def fit_probe(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
               regularisation: float = 1.0, views: str = "dihedral",
-              centre: torch.Tensor | None = None) -> LinearProbe:
+              statistics: CollectionStatistics | None = None) -> LinearProbe:
     """Fit a class-balanced logistic regression on the labelled images' embeddings.
 
     Parameters
@@ -201,28 +234,53 @@ def fit_probe(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, devi
         scikit-learn's ``C`` (inverse L2 strength).
     views
         Which views of each image it is fitted on: a key of ``PROBE_VIEW_ELEMENTS``.
-    centre
-        The collection's mean embedding (see ``mean_embedding``), subtracted from every
-        embedding before it is normalised; None: no centring.
+    statistics
+        The collection's centre and extra scale (see ``collection_statistics``); None: no
+        centring and no extra statistics.
     """
     from sklearn.linear_model import LogisticRegression
 
     elements = PROBE_VIEW_ELEMENTS[views]
     embeddings = embed_views(model, images, device, views=elements)
-    centre = torch.zeros(embeddings.shape[1]) if centre is None else centre.float().cpu()
-    features = _centred(embeddings, centre).numpy()
+    if statistics is None:
+        statistics = CollectionStatistics(torch.zeros(embeddings.shape[1]), torch.zeros(0))
+    centre, extra_scale = statistics.centre.float().cpu(), statistics.extra_scale.float().cpu()
+    features = probe_input(embeddings, centre, extra_scale).numpy()
     targets = np.tile(labels.cpu().numpy(), len(elements))  # embed_views stacks the views in turn
     classifier = LogisticRegression(C=regularisation, class_weight="balanced", max_iter=5000)
     classifier.fit(features, targets)
-    probe = LinearProbe(torch.from_numpy(classifier.coef_[0]), torch.tensor([classifier.intercept_[0]]), centre)
+    probe = LinearProbe(torch.from_numpy(classifier.coef_[0]), torch.tensor([classifier.intercept_[0]]),
+                        centre, extra_scale)
     return probe.to(device)
 
 
-def mean_embedding(model: nn.Module, images: torch.Tensor, device: torch.device, sample: int,
-                   generator: torch.Generator) -> torch.Tensor | None:
-    """The mean embedding of up to ``sample`` of ``images`` drawn at random (None if there are
-    no images): the probe's centre, estimated from the unlabelled images."""
+@dataclass(frozen=True)
+class CollectionStatistics:
+    """What the probe takes from the collection: its mean embedding (``centre``) and the scale
+    of the extra statistics that end each embedding (``extra_scale``, empty when none)."""
+
+    centre: torch.Tensor
+    extra_scale: torch.Tensor
+
+
+def collection_statistics(model: nn.Module, images: torch.Tensor, device: torch.device, sample: int,
+                          generator: torch.Generator, extra_dims: int = 0, centre: bool = True
+                          ) -> CollectionStatistics | None:
+    """The probe's ``CollectionStatistics`` from up to ``sample`` of ``images`` drawn at random
+    (None if there are no images).
+
+    ``extra_dims``: how many statistics end each embedding; they are always centred and scaled
+    (see ``probe_input``). ``centre``: also centre the network's part (else it stays as it is).
+    """
     if len(images) == 0:
         return None
     picked = torch.randperm(len(images), generator=generator)[:sample]
-    return embed_views(model, images[picked.to(images.device)], device, views=(0,)).mean(0)
+    embeddings = embed_views(model, images[picked.to(images.device)], device, views=(0,))
+    mean = embeddings.mean(0)
+    network_dims = embeddings.shape[1] - extra_dims
+    if not centre:
+        mean[:network_dims] = 0
+    if not extra_dims:
+        return CollectionStatistics(mean, torch.zeros(0))
+    spread = embeddings[:, network_dims:].std(0, unbiased=False).clamp_min(1e-6)
+    return CollectionStatistics(mean, 1.0 / (spread * extra_dims ** 0.5))

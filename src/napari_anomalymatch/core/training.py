@@ -28,9 +28,9 @@ from .probe import (
     AnomalyScorer,
     FrozenEmbedder,
     LinearProbe,
+    collection_statistics,
     fit_probe,
     frozen_layers_from_state,
-    mean_embedding,
 )
 
 # Unlabelled images whose mean embedding centres the probe (about 3 s at 64 px on 2 CPU cores).
@@ -146,21 +146,27 @@ class Trainer:
 
     def refit_probe(self, images: torch.Tensor, labels: torch.Tensor, unlabelled: torch.Tensor) -> None:
         """Fit the linear probe on the labelled images' embeddings, centred on the unlabelled
-        images' mean embedding (see ``TrainConfig.probe_features`` and ``probe_centre``)."""
-        self.probe_embedder = self._frozen_embedder(self.config.probe_features, self.config.probe_size,
-                                                    self.config.probe_layers)
+        images' mean embedding (see ``TrainConfig.probe_features``, ``probe_centre`` and
+        ``probe_morphology``)."""
+        config = self.config
+        self.probe_embedder = self._frozen_embedder(config.probe_features, config.probe_size,
+                                                    config.probe_layers, config.uses_morphology(self.in_chans))
         embedder = self.probe_embedder if self.probe_embedder is not None else self.ema.module
-        centre = None
-        if self.config.probe_centre:
-            drawing = torch.Generator().manual_seed(self.config.seed + 1000 * self.cycle + 2)
-            centre = mean_embedding(embedder, unlabelled, self.device, CENTRE_SAMPLE, drawing)
-        self.probe = fit_probe(embedder, images, labels, self.device, self.config.probe_regularisation,
-                               self.config.probe_views, centre)
+        extra_dims = self.probe_embedder.extra_dims if self.probe_embedder is not None else 0
+        statistics = None
+        if config.probe_centre or extra_dims:
+            drawing = torch.Generator().manual_seed(config.seed + 1000 * self.cycle + 2)
+            pool = unlabelled if len(unlabelled) else images  # extra statistics always need a scale
+            statistics = collection_statistics(embedder, pool, self.device, CENTRE_SAMPLE, drawing,
+                                               extra_dims, centre=config.probe_centre)
+        self.probe = fit_probe(embedder, images, labels, self.device, config.probe_regularisation,
+                               config.probe_views, statistics)
 
-    def _frozen_embedder(self, features: str, size: int, layers: str) -> FrozenEmbedder | None:
+    def _frozen_embedder(self, features: str, size: int, layers: str,
+                         morphology: bool = False) -> FrozenEmbedder | None:
         if features != "pretrained":
             return None
-        return FrozenEmbedder(self._starting_model, size, layers)
+        return FrozenEmbedder(self._starting_model, size, layers, morphology)
 
     def _step(self, batch: FixMatchBatch):
         with self._autocast():
@@ -222,10 +228,12 @@ class Trainer:
             state["probe.weight"] = self.probe.weight
             state["probe.bias"] = self.probe.bias
             state["probe.centre"] = self.probe.centre
+            state["probe.extra_scale"] = self.probe.extra_scale
             frozen = self.probe_embedder
             state["probe.frozen_size"] = torch.tensor(frozen.input_size if frozen is not None else -1)
             if frozen is not None:
                 state["probe.frozen_layers"] = torch.tensor(FROZEN_LAYER_CODES[frozen.layers])
+                state["probe.frozen_morphology"] = torch.tensor(int(frozen.morphology))
         return state
 
     def _all_params(self) -> list[torch.nn.Parameter]:
@@ -248,7 +256,8 @@ class Trainer:
         # those from before the pyramid have no layers: their probe read the head's features.
         frozen_size = int(state["probe.frozen_size"]) if "probe.frozen_size" in state else -1
         layers = frozen_layers_from_state(state)
-        self.probe_embedder = (self._frozen_embedder("pretrained", frozen_size, layers)
+        morphology = bool(int(state["probe.frozen_morphology"])) if "probe.frozen_morphology" in state else False
+        self.probe_embedder = (self._frozen_embedder("pretrained", frozen_size, layers, morphology)
                                if self.probe is not None and frozen_size >= 0 else None)
         self.cycle = cycle
         self.iterations_done = iterations_done
