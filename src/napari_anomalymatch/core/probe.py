@@ -9,7 +9,9 @@ By default the features come from a ``FrozenEmbedder``: a frozen copy of the sta
 network, optionally looking at the images enlarged to ``probe_size``. Fine-tuning on a few
 labelled anomalies degrades the pretrained features (see ``benchmarks/results/ablation.md``), so
 the probe on the frozen features is the default score; the ``ensemble`` head adds the fine-tuned
-classifier at the cost of a second forward pass per image. ``AnomalyScorer`` returns two-class
+classifier at the cost of a second forward pass per image. On single-band images the frozen
+embedder also appends morphology statistics (``core.morphology``), which ``probe_input`` weighs
+beside the network's features. ``AnomalyScorer`` returns two-class
 logits like the classifier, so every scoring path (local, workers, Dask) uses it unchanged.
 """
 
