@@ -8,6 +8,9 @@
 * heads: scoring uint8 HDF5 with each score head: the classifier alone (one network), the
   default ensemble of classifier and probe on the frozen pretrained network (two networks), and
   the probe alone (one network);
+* probe_features: scoring uint8 HDF5 with the probe alone reading the frozen network's pyramid
+  features (the default), without and with the morphology statistics that single-band images
+  get by default;
 * memory: peak RSS of a scoring process as the collection grows from 10^3 to 10^5 images.
 
 Each measurement runs in a fresh process (so peak RSS is that run's own). The data are synthetic
@@ -19,6 +22,7 @@ Usage::
     python benchmarks/speed.py                 # everything (about 15 minutes on 2 cores)
     python benchmarks/speed.py --quick         # 64 px only, smaller collections
     python benchmarks/speed.py --sections heads  # re-measure one section, keep the others
+    python benchmarks/speed.py --quick --sections probe_features  # the morphology's cost at 64 px
 """
 
 from __future__ import annotations
@@ -145,7 +149,10 @@ def measure_scoring(source: str, size: int, options: dict, head: str = "classifi
     """Score ``source`` with a fresh (pretrained) model; images/s over the whole pass.
 
     ``head``: ``classifier`` (the bare model), or ``ensemble`` / ``probe`` (an ``AnomalyScorer``
-    whose probe, with arbitrary weights, reads a frozen copy of the network, as by default).
+    whose probe, with arbitrary weights, reads the head's features of a frozen copy of the
+    network), or ``probe-pyramid`` / ``probe-pyramid-morphology`` (the probe alone reading the
+    frozen copy's pyramid features, as by default, and for the second also the morphology
+    statistics, as single-band images get by default).
     """
     import copy
 
@@ -162,9 +169,13 @@ def measure_scoring(source: str, size: int, options: dict, head: str = "classifi
     model = build_model(ModelConfig(image_size=size), collection.shape[2]).model
     model = model.to(memory_format=torch.channels_last).eval()
     if head != "classifier":
-        width = model.backbone.num_features
-        probe = LinearProbe(torch.randn(width, generator=torch.Generator().manual_seed(0)), torch.zeros(1))
-        model = AnomalyScorer(model, probe, head, FrozenEmbedder(copy.deepcopy(model))).eval()
+        layers = "pyramid" if head.startswith("probe-pyramid") else "head"
+        frozen = FrozenEmbedder(copy.deepcopy(model), 0, layers, morphology=head.endswith("morphology"))
+        with torch.no_grad():
+            width = frozen.embed(torch.rand(1, collection.shape[2], size, size)).shape[1]
+        weight = torch.randn(width, generator=torch.Generator().manual_seed(0))
+        probe = LinearProbe(weight, torch.zeros(1), extra_scale=torch.ones(frozen.extra_dims))
+        model = AnomalyScorer(model, probe, head.split("-")[0], frozen).eval()
     normaliser = Normaliser(NormalisationConfig(), collection.value_range)
     config = ScoreConfig(batch_size=256)
     started = time.perf_counter()
@@ -258,6 +269,18 @@ def _heads(sizes: list[int], n: int, quick: bool) -> list[dict]:
     return entries
 
 
+def _probe_features(sizes: list[int], n: int, quick: bool) -> list[dict]:
+    entries = []
+    for size in sizes:
+        path = write_dataset("uint8_hdf5", n, size)
+        for head in ("probe-pyramid", "probe-pyramid-morphology"):
+            entries.append({"head": head, "size": size, **in_subprocess(
+                "measure_scoring", source=str(path), size=size, options={}, head=head)})
+            print(f"scoring uint8_hdf5 {size}px, {head}: {entries[-1]['images_per_second']:.0f} images/s",
+                  flush=True)
+    return entries
+
+
 def _memory(sizes: list[int], n: int, quick: bool) -> list[dict]:
     entries = []
     for count in [1000, 10_000] if quick else [1000, 10_000, 100_000]:
@@ -270,7 +293,8 @@ def _memory(sizes: list[int], n: int, quick: bool) -> list[dict]:
 
 
 HEADS = ("classifier", "ensemble", "probe")
-SECTIONS = {"training": _training, "scoring": _scoring, "heads": _heads, "memory": _memory}
+SECTIONS = {"training": _training, "scoring": _scoring, "heads": _heads, "probe_features": _probe_features,
+            "memory": _memory}
 
 
 def _cpus() -> int:
