@@ -11,9 +11,9 @@ from napari_anomalymatch.core.config import ModelConfig, ScoreConfig, TrainConfi
 from napari_anomalymatch.core.morphology import MORPHOLOGY_STATISTICS, morphology_statistics
 from napari_anomalymatch.core.probe import AnomalyScorer, LinearProbe, probe_input
 from napari_anomalymatch.core.scoring import score_components
-from napari_anomalymatch.core.training import Trainer, TrainingData
+from napari_anomalymatch.core.training import Trainer
 
-from ..conftest import blob_images
+from .test_probe import _trained as trained_on_blobs
 
 CPU = torch.device("cpu")
 COLUMN = {name: i for i, name in enumerate(MORPHOLOGY_STATISTICS)}
@@ -108,15 +108,8 @@ def test_probe_input_weighs_the_statistics_beside_the_normalised_network_feature
 
 
 def _trained(in_chans: int, morphology: str = "auto") -> tuple[Trainer, torch.Tensor, np.ndarray]:
-    images, truth = blob_images(60, size=32, seed=4)
-    tensor = torch.from_numpy(images[:, None].astype(np.float32) / 255).expand(-1, in_chans, -1, -1).contiguous()
-    labelled = np.concatenate([np.flatnonzero(truth)[:3], np.flatnonzero(~truth)[:6]])
     config = TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=2, seed=3, probe_morphology=morphology)
-    trainer = Trainer(ModelConfig(image_size=32), config, in_chans=in_chans, device=CPU)
-    data = TrainingData(tensor[labelled], torch.from_numpy(truth[labelled].astype(np.int64)), tensor)
-    for _ in trainer.run(data):
-        pass
-    return trainer, tensor, truth
+    return trained_on_blobs(config, in_chans)
 
 
 @pytest.fixture(scope="module")

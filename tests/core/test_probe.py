@@ -27,10 +27,12 @@ def _blobs(n: int = 60, size: int = 32) -> tuple[torch.Tensor, np.ndarray]:
     return torch.from_numpy(images[:, None].astype(np.float32) / 255), truth
 
 
-def _trained(config: TrainConfig = TINY) -> tuple[Trainer, torch.Tensor, np.ndarray]:
+def _trained(config: TrainConfig = TINY, in_chans: int = 1) -> tuple[Trainer, torch.Tensor, np.ndarray]:
+    """A trainer after one cycle on 60 blob images (3 + 6 labelled), the band repeated ``in_chans`` times."""
     images, truth = _blobs()
+    images = images.expand(-1, in_chans, -1, -1).contiguous()
     labelled = np.concatenate([np.flatnonzero(truth)[:3], np.flatnonzero(~truth)[:6]])
-    trainer = Trainer(ModelConfig(image_size=32), config, in_chans=1, device=CPU)
+    trainer = Trainer(ModelConfig(image_size=32), config, in_chans=in_chans, device=CPU)
     data = TrainingData(images[labelled], torch.from_numpy(truth[labelled].astype(np.int64)), images)
     for _ in trainer.run(data):
         pass

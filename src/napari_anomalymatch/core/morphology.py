@@ -40,7 +40,7 @@ def morphology_statistics(images: torch.Tensor) -> torch.Tensor:
     yy, xx = _pixel_grid(height, width, band.device)
     cy, cx = (light * yy).sum(1) / total, (light * xx).sum(1) / total  # the centroid
     dy, dx = yy - cy[:, None], xx - cx[:, None]
-    radii = _light_radii(light, total, height, width, half)
+    radii = _light_radii(light, total, yy, xx, height, width, half)
     ranked, brightest_first = light.sort(1, descending=True)
     gini = _gini(ranked)
     m20 = _m20(light, ranked, brightest_first, total, dy * dy + dx * dx)
@@ -65,10 +65,11 @@ def _pixel_grid(height: int, width: int, device: torch.device) -> tuple[torch.Te
     return yy.reshape(-1), xx.reshape(-1)
 
 
-def _light_radii(light: torch.Tensor, total: torch.Tensor, height: int, width: int, half: float,
+def _light_radii(light: torch.Tensor, total: torch.Tensor, yy: torch.Tensor, xx: torch.Tensor,
+                 height: int, width: int, half: float,
                  fractions: tuple[float, ...] = (0.2, 0.5, 0.8)) -> list[torch.Tensor]:
-    """Radii about the image's centre holding each fraction of the light, over ``half``."""
-    yy, xx = _pixel_grid(height, width, light.device)
+    """Radii about the image's centre holding each fraction of the light, over ``half``;
+    ``yy``, ``xx``: the flattened pixel coordinates (``_pixel_grid``)."""
     radius = torch.hypot(yy - (height - 1) / 2, xx - (width - 1) / 2)
     radius_sorted, order = radius.sort()
     enclosed = light[:, order].cumsum(1) / total[:, None]
