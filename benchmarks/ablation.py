@@ -45,8 +45,9 @@ TRIALS = {
     "default": ([], "the defaults of the commit in the code column (from 3116bde on: the probe on the "
                     "frozen pretrained network, C = 1, views: FIRST 8, CIFAR-10 2; centred from the "
                     "commit after; pyramid features and C = 3 from the pyramid's commit on; morphology "
-                    "statistics on single-band images, i.e. FIRST, from the morphology commit on); "
-                    "central half kept (FIRST)"),
+                    "statistics on single-band images, i.e. FIRST, from the morphology commit on; the "
+                    "oracle labels in uncertainty order from the oracle-order commit on); central half "
+                    "kept (FIRST)"),
     "head-features-c1": (["--probe-layers", "head", "--probe-c", "1"],
                          "the probe reads the head's pooled features alone, C = 1 (before the pyramid)"),
     "fine-tuned-probe": (["--probe-features", "fine-tuned", "--probe-c", "0.1"],
@@ -62,6 +63,9 @@ TRIALS = {
     "no-crop": (["--crop", "1.0"], "the whole 300 px cutout shrunk to 64 px"),
     "asinh": (["--normalisation", "asinh"], "asinh stretch between percentiles instead of the fixed 0-255 range"),
     "joint-weak-pass": (["--weak-pass", "joint"], "weak views inside the training batch (the paper)"),
+    "score-order": (["--oracle-order", "score"], "the oracle labels the most anomalous images first "
+                    "(the paper's protocol; the default before the oracle-order commit) instead of those "
+                    "nearest the decision boundary"),
     "tta": (["--tta"], "scores averaged over the 8 flips/quarter turns"),
     "backbone-lr-0.1": (["--backbone-lr-scale", "0.1"], "backbone learns at 1/10 of the head's rate"),
     "supervised-only": (["--unlabelled-ratio", "0"], "no FixMatch term: labelled images only"),

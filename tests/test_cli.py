@@ -125,6 +125,9 @@ def test_evaluate_writes_the_promised_json(tmp_path, blob_manifest):
     # 6 initial labels, then the oracle labels 10 anomalies and 10 normal images
     assert result["n_scored"] == 80 - 6 - 20
     assert result["cycles"][1]["n_labelled_anomalies"] == 12
+    # by default the oracle reviews in uncertainty order; it looks at 20 images at least to label 20
+    assert result["settings"]["oracle"] == {"anomalies": 10, "normals": 10, "order": "uncertainty"}
+    assert 20 <= result["cycles"][0]["oracle_reviewed"] <= 74 and result["cycles"][1]["oracle_reviewed"] == 0
     assert result["settings"]["train"]["iterations"] == 2 and result["settings"]["cycles"] == 2
     assert result["settings"]["data"]["normalisation"]["crop"] == 1.0
     assert 0.0 <= result["auroc"] <= 1.0
@@ -137,8 +140,9 @@ def test_evaluate_writes_the_promised_json(tmp_path, blob_manifest):
 def test_evaluate_compares_the_heads_on_the_same_run(tmp_path, blob_manifest):
     out = tmp_path / "result.json"
     assert main(["evaluate", str(blob_manifest), "--cycles", "1", "--seed", "0", "--json", str(out),
-                 "--compare-heads", *TINY]) == 0
+                 "--compare-heads", "--oracle-order", "score", *TINY]) == 0
     result = json.loads(out.read_text())
+    assert result["settings"]["oracle"]["order"] == "score"
     heads = result["cycles"][-1]["head_metrics"]
     assert set(heads) == {"classifier", "probe", "ensemble"}
     assert heads["probe"]["auroc"] == pytest.approx(result["auroc"])  # the default head made the ranking

@@ -289,8 +289,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _run_and_report(benchmark: Any, config: Any, cycles: int, out: Path | None,
-                    compare_heads: bool = False) -> Any:
-    from .core.evaluate import CycleReport, run_protocol
+                    compare_heads: bool = False, oracle: Any = None) -> Any:
+    from .core.evaluate import CycleReport, OracleSettings, run_protocol
     from .core.report import write_evaluation_report
     from .core.transforms import Normaliser
 
@@ -301,9 +301,11 @@ def _run_and_report(benchmark: Any, config: Any, cycles: int, out: Path | None,
                   f"top-1% precision {m['precision_top1pct']:.2f}  "
                   f"anomalies in top 50: {m['anomalies_in_top50']}  "
                   f"({event.n_labelled_anomalies} anomalies, {event.n_labelled_normal} normal labelled)")
+            if event.oracle_reviewed:
+                print(f"  the oracle reviewed {event.oracle_reviewed} images to label its next ones")
 
-    result = _drive_training(run_protocol(benchmark, config, cycles, compare_heads=compare_heads),
-                             report)
+    protocol = run_protocol(benchmark, config, cycles, oracle or OracleSettings(), compare_heads=compare_heads)
+    result = _drive_training(protocol, report)
     m = result.metrics
     print(f"final ranking of {m['n_scored']} never-labelled images ({m['n_anomalies']} anomalies): "
           f"AUROC {m['auroc']:.3f}, AUPRC {m['auprc']:.3f}, "
@@ -527,11 +529,16 @@ def _add_evaluate(commands: Any) -> None:
     parser = commands.add_parser(
         "evaluate", help="run the paper's simulated active-learning protocol on a manifest",
         description="MANIFEST is a CSV with columns path,is_anomaly,initial_label. Train from the "
-                    "initial labels; after each cycle but the last an oracle labels the 10 "
-                    "highest-scoring unlabelled true anomalies and normal images; finally every "
-                    "never-labelled image is scored and the ranking measured.")
+                    "initial labels; after each cycle but the last a simulated expert (the oracle) "
+                    "reviews the unlabelled images in --oracle-order and labels the first 10 true "
+                    "anomalies and 10 normal images it meets; finally every never-labelled image is "
+                    "scored and the ranking measured.")
     parser.add_argument("manifest", type=Path)
     parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--oracle-order", default="uncertainty", choices=["uncertainty", "score", "random"],
+                        help="the review order the oracle labels in: closest to the decision boundary "
+                             "first (default; teaches the model most per label), most anomalous first "
+                             "(the paper's protocol) or random")
     parser.add_argument("--compare-heads", action="store_true",
                         help="also score with the heads not chosen (classifier, probe, ensemble) and "
                              "report each; their scoring time is reported apart")
@@ -550,11 +557,12 @@ def _add_evaluate(commands: Any) -> None:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from .core.config import SessionConfig
-    from .core.evaluate import read_benchmark
+    from .core.evaluate import OracleSettings, read_benchmark
 
     benchmark = read_benchmark(args.manifest, on_error="skip" if args.skip_bad else "raise")
     config = _apply_options(SessionConfig(), args)
-    result = _run_and_report(benchmark, config, args.cycles, args.out, args.compare_heads)
+    result = _run_and_report(benchmark, config, args.cycles, args.out, args.compare_heads,
+                             OracleSettings(order=args.oracle_order))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result.summary(), indent=1))
