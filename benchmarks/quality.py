@@ -139,14 +139,23 @@ def summarise(runs: list[dict]) -> dict:
         values = np.array([r[key] for r in runs if r.get(key) is not None], dtype=float)
         summary[f"{key}_mean"] = float(values.mean()) if values.size else None
         summary[f"{key}_std"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    reviewed = [oracle_reviewed(r) for r in runs if oracle_reviewed(r) is not None]
+    summary["oracle_reviewed_mean"] = float(np.mean(reviewed)) if reviewed else None
     summary["runs"] = runs
     return summary
 
 
+def oracle_reviewed(run: dict) -> float | None:
+    """Images the oracle looked through per labelling round of a run (None: not recorded, the
+    runs from before the oracle had a review order, when it took the top-scoring ones)."""
+    counts = [c["oracle_reviewed"] for c in run.get("cycles", [])[:-1] if "oracle_reviewed" in c]
+    return float(np.mean(counts)) if counts else None
+
+
 def markdown(datasets: dict, settings: dict) -> str:
     lines = ["| dataset | anomaly | runs | AUROC | AUPRC | precision top 1 % | anomalies in top 50 "
-             "| minutes/run (protocol) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| images reviewed per labelling round | minutes/run (protocol) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, summary in datasets.items():
         by_class: dict[str, list[dict]] = {}
         for run in summary["runs"]:
@@ -156,7 +165,7 @@ def markdown(datasets: dict, settings: dict) -> str:
         lines.append(_row(name, "**mean**", summary))
         paper = PAPER[name]
         top1 = f"{paper['precision_top1pct']:.2f}" if paper["precision_top1pct"] is not None else "–"
-        lines.append(f"| paper ({paper['dataset']}) | | | {paper['auroc']:.2f} | {paper['auprc']:.2f} | {top1} | | |")
+        lines.append(f"| paper ({paper['dataset']}) | | | {paper['auroc']:.2f} | {paper['auprc']:.2f} | {top1} | | | |")
     lines.append("")
     lines.append(f"Settings: {json.dumps(settings)}")
     return "\n".join(lines) + "\n"
@@ -167,7 +176,12 @@ def _row(name: str, cls: str, s: dict) -> str:
         return f"{s[key + '_mean']:.{digits}f} ± {s[key + '_std']:.{digits}f}"
 
     return (f"| {name} | {cls} | {len(s['runs'])} | {pm('auroc')} | {pm('auprc')} | "
-            f"{pm('precision_top1pct', 2)} | {pm('anomalies_in_top50', 1)} | {_minutes(s)} |")
+            f"{pm('precision_top1pct', 2)} | {pm('anomalies_in_top50', 1)} | {_reviewed(s)} | {_minutes(s)} |")
+
+
+def _reviewed(summary: dict) -> str:
+    value = summary.get("oracle_reviewed_mean")
+    return "–" if value is None else f"{value:.0f}"
 
 
 def _minutes(summary: dict) -> str:
