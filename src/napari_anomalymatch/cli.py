@@ -537,8 +537,8 @@ def _add_evaluate(commands: Any) -> None:
     parser.add_argument("--cycles", type=int, default=3)
     parser.add_argument("--oracle-order", default="uncertainty", choices=["uncertainty", "score", "random"],
                         help="the review order the oracle labels in: closest to the decision boundary "
-                             "first (default; teaches the model most per label), most anomalous first "
-                             "(the paper's protocol) or random")
+                             "first (default; the better ranking as a whole), most anomalous first "
+                             "(the paper's protocol; the cleaner top of the ranking) or random")
     parser.add_argument("--compare-heads", action="store_true",
                         help="also score with the heads not chosen (classifier, probe, ensemble) and "
                              "report each; their scoring time is reported apart")

@@ -55,3 +55,12 @@ def test_images_without_a_score_are_reviewed_last():
 def test_bad_oracle_settings_say_what_is_allowed(settings):
     with pytest.raises(ConfigError, match="uncertainty|non-negative"):
         OracleSettings(**settings)
+
+
+def test_the_command_line_offers_every_review_order():
+    from napari_anomalymatch.cli import build_parser
+    from napari_anomalymatch.core.session import ORDERS
+
+    evaluate = build_parser()._subparsers._group_actions[0].choices["evaluate"]
+    option = next(a for a in evaluate._actions if a.dest == "oracle_order")
+    assert sorted(option.choices) == sorted(ORDERS) and option.default == OracleSettings().order
