@@ -139,7 +139,7 @@ def summarise(runs: list[dict]) -> dict:
         values = np.array([r[key] for r in runs if r.get(key) is not None], dtype=float)
         summary[f"{key}_mean"] = float(values.mean()) if values.size else None
         summary[f"{key}_std"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
-    reviewed = [oracle_reviewed(r) for r in runs if oracle_reviewed(r) is not None]
+    reviewed = [value for value in map(oracle_reviewed, runs) if value is not None]
     summary["oracle_reviewed_mean"] = float(np.mean(reviewed)) if reviewed else None
     summary["runs"] = runs
     return summary

@@ -258,25 +258,22 @@ def _scoring(sizes: list[int], n: int, quick: bool) -> list[dict]:
 
 
 def _heads(sizes: list[int], n: int, quick: bool) -> list[dict]:
-    entries = []
-    for size in sizes:
-        path = write_dataset("uint8_hdf5", n, size)
-        for head in HEADS:
-            entries.append({"head": head, "size": size, **in_subprocess(
-                "measure_scoring", source=str(path), size=size, options={}, head=head)})
-            print(f"scoring uint8_hdf5 {size}px, head {head}: {entries[-1]['images_per_second']:.0f} images/s",
-                  flush=True)
-    return entries
+    return _score_with_heads(sizes, n, HEADS)
 
 
 def _probe_features(sizes: list[int], n: int, quick: bool) -> list[dict]:
+    return _score_with_heads(sizes, n, ("probe-pyramid", "probe-pyramid-morphology"))
+
+
+def _score_with_heads(sizes: list[int], n: int, heads: tuple[str, ...]) -> list[dict]:
+    """Scoring rates from uint8 HDF5 with each of ``heads`` (see ``measure_scoring``)."""
     entries = []
     for size in sizes:
         path = write_dataset("uint8_hdf5", n, size)
-        for head in ("probe-pyramid", "probe-pyramid-morphology"):
+        for head in heads:
             entries.append({"head": head, "size": size, **in_subprocess(
                 "measure_scoring", source=str(path), size=size, options={}, head=head)})
-            print(f"scoring uint8_hdf5 {size}px, {head}: {entries[-1]['images_per_second']:.0f} images/s",
+            print(f"scoring uint8_hdf5 {size}px, head {head}: {entries[-1]['images_per_second']:.0f} images/s",
                   flush=True)
     return entries
 
