@@ -9,7 +9,14 @@ import torch.nn.functional as F
 
 from napari_anomalymatch.core.config import ModelConfig, ScoreConfig, TrainConfig
 from napari_anomalymatch.core.morphology import MORPHOLOGY_STATISTICS, morphology_statistics
-from napari_anomalymatch.core.probe import AnomalyScorer, LinearProbe, probe_input
+from napari_anomalymatch.core.probe import (
+    EXTRA_STATISTIC_LIMIT,
+    AnomalyScorer,
+    CollectionStatistics,
+    LinearProbe,
+    collection_statistics,
+    probe_input,
+)
 from napari_anomalymatch.core.scoring import score_components
 from napari_anomalymatch.core.training import Trainer
 
@@ -92,9 +99,41 @@ def test_statistics_do_not_depend_on_the_size_the_images_were_loaded_at():
         assert at32[0, COLUMN[name]] == pytest.approx(float(at64[0, COLUMN[name]]), abs=0.05), name
 
 
-def test_blank_and_constant_images_give_finite_statistics():
-    found = morphology_statistics(torch.stack([torch.zeros(1, 16, 16), torch.full((1, 16, 16), 0.5)]))
-    assert found.shape == (2, len(MORPHOLOGY_STATISTICS)) and torch.isfinite(found).all()
+def test_blank_constant_and_one_pixel_images_give_bounded_statistics():
+    point = torch.zeros(1, 16, 16)
+    point[0, 5, 9] = 1.0
+    found = morphology_statistics(torch.stack([torch.zeros(1, 16, 16), torch.full((1, 16, 16), 0.5), point]))
+    assert found.shape == (3, len(MORPHOLOGY_STATISTICS)) and torch.isfinite(found).all()
+    assert found.abs().max() <= 9.0  # m20's floor, log10 of 1e-9; before the fix a blank's peak offset was 1e10
+    assert found[2, COLUMN["peak_offset"]] == 0.0  # all the light is in the peak: no offset
+
+
+def _statistics_of(images: torch.Tensor) -> CollectionStatistics:
+    class MorphologyOnly(torch.nn.Module):
+        def embed(self, batch: torch.Tensor) -> torch.Tensor:
+            return torch.cat([torch.ones(len(batch), 2), morphology_statistics(batch)], dim=1)
+
+    return collection_statistics(MorphologyOnly(), images, CPU, sample=len(images), generator=torch.Generator(),
+                                 extra_dims=len(MORPHOLOGY_STATISTICS))
+
+
+def test_a_blank_cutout_neither_sets_the_statistics_scale_nor_dominates_the_probe_input():
+    generator = torch.Generator().manual_seed(0)
+    sources = torch.stack([gaussian(32, tuple((2 + 6 * torch.rand(2, generator=generator)).tolist()),
+                                    tuple((8 * torch.rand(2, generator=generator) - 4).tolist()))
+                           for _ in range(40)])[:, None]
+    clean = _statistics_of(sources)
+    with_blank = _statistics_of(torch.cat([sources, torch.zeros(1, 1, 32, 32)]))
+    extra = len(MORPHOLOGY_STATISTICS)
+    assert with_blank.extra_limit == pytest.approx(EXTRA_STATISTIC_LIMIT / extra**0.5)
+    ratio = with_blank.extra_scale / clean.extra_scale  # a standard deviation moved by orders of magnitude
+    assert ((ratio > 0.8) & (ratio < 1.25)).all(), ratio
+    blank = torch.cat([torch.ones(1, 2), morphology_statistics(torch.zeros(1, 1, 32, 32))], dim=1)
+    scaled = (blank - with_blank.centre)[:, 2:] * with_blank.extra_scale
+    assert scaled.abs().max() > with_blank.extra_limit  # unbounded, the blank would stand out ...
+    bounded = probe_input(blank, with_blank.centre, with_blank.extra_scale, torch.tensor(with_blank.extra_limit))
+    joined = torch.cat([torch.zeros(1, 2), scaled.clamp(-with_blank.extra_limit, with_blank.extra_limit)], dim=1)
+    torch.testing.assert_close(bounded, F.normalize(joined, dim=-1))  # ... bounded, it is one more image
 
 
 def test_probe_input_weighs_the_statistics_beside_the_normalised_network_features():
@@ -125,10 +164,14 @@ def test_single_band_images_get_morphology_by_default_scaled_on_the_unlabelled_i
         embeddings = trainer.probe_embedder.embed(images)
     assert embeddings.shape[1] == trainer._starting_model.embed_pyramid(images[:1]).shape[1] + extra
     torch.testing.assert_close(embeddings[:, -extra:], morphology_statistics(images))
-    statistics = embeddings[:, -extra:]  # 60 unlabelled images: fewer than the sample, so all of them
-    torch.testing.assert_close(trainer.probe.centre, embeddings.mean(0), atol=1e-5, rtol=1e-4)
-    expected_scale = 1 / (statistics.std(0, unbiased=False) * extra**0.5)
-    torch.testing.assert_close(trainer.probe.extra_scale, expected_scale, rtol=1e-4, atol=1e-6)
+    statistics = embeddings[:, -extra:].double().numpy()  # 60 unlabelled images: fewer than the sample, so all
+    network_mean = embeddings[:, :-extra].mean(0)
+    torch.testing.assert_close(trainer.probe.centre[:-extra], network_mean, atol=1e-5, rtol=1e-4)
+    np.testing.assert_allclose(trainer.probe.centre[-extra:], np.median(statistics, 0), rtol=1e-5, atol=1e-6)
+    quartiles = np.percentile(statistics, [25, 75], axis=0)
+    expected_scale = 1.349 / ((quartiles[1] - quartiles[0]) * extra**0.5)
+    np.testing.assert_allclose(trainer.probe.extra_scale, expected_scale, rtol=1e-4)
+    assert float(trainer.probe.extra_limit) == pytest.approx(3 / extra**0.5)
     scores = score_components(trainer.scoring_model, images, ScoreConfig(), CPU)["probe"]
     assert scores[truth].min() > scores[~truth].max()  # rings against blobs: nothing in between
 
@@ -160,7 +203,7 @@ def test_checkpoint_restores_the_morphology_and_its_scale(single_band):
 def test_checkpoint_from_before_morphology_reads_the_network_alone():
     trainer, images, _ = _trained(1, "off")
     state = {k: v for k, v in trainer.state_dict().items()
-             if k not in ("probe.frozen_morphology", "probe.extra_scale")}
+             if k not in ("probe.frozen_morphology", "probe.extra_scale", "probe.extra_limit")}
     restored = Trainer(ModelConfig(image_size=32), TrainConfig(), in_chans=1, device=CPU)
     restored.load_state_dict(state, trainer.cycle, trainer.iterations_done)
     assert not restored.probe_embedder.morphology and restored.probe.extra_scale.numel() == 0

@@ -38,7 +38,10 @@ def morphology_statistics(images: torch.Tensor) -> torch.Tensor:
     total = light.sum(1) + _EPS
     half = min(height, width) / 2
     yy, xx = _pixel_grid(height, width, band.device)
-    cy, cx = (light * yy).sum(1) / total, (light * xx).sum(1) / total  # the centroid
+    centre = ((height - 1) / 2, (width - 1) / 2)
+    # the centroid; a blank image's is its centre (the _EPS of light added there)
+    cy = ((light * yy).sum(1) + _EPS * centre[0]) / total
+    cx = ((light * xx).sum(1) + _EPS * centre[1]) / total
     dy, dx = yy - cy[:, None], xx - cx[:, None]
     radii = _light_radii(light, total, yy, xx, height, width, half)
     ranked, brightest_first = light.sort(1, descending=True)
@@ -51,8 +54,9 @@ def morphology_statistics(images: torch.Tensor) -> torch.Tensor:
     asymmetry = (grid - grid.flip(1, 2)).abs().sum((1, 2)) / (2 * total)
     mirror = (grid - grid.flip(2)).abs().sum((1, 2)) / (2 * total)
     brightest = brightest_first[:, 0]
-    peak_offset = torch.hypot(yy[brightest] - cy, xx[brightest] - cx) / (torch.sqrt(trace) + _EPS)
-    centre = ((height - 1) / 2, (width - 1) / 2)
+    # over the rms radius, at least one pixel, so a point source's stays finite; none without light
+    peak_offset = torch.hypot(yy[brightest] - cy, xx[brightest] - cx) / torch.sqrt(trace).clamp_min(1.0)
+    peak_offset = torch.where(ranked[:, 0] > 0, peak_offset, torch.zeros_like(peak_offset))
     columns = [*radii, gini, m20, asymmetry, mirror, torch.sqrt(minor / (major + _EPS)),
                torch.sqrt(trace) / half, torch.hypot(cy - centre[0], cx - centre[1]) / half, peak_offset]
     return torch.stack(columns, dim=1)

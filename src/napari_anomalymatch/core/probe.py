@@ -37,11 +37,12 @@ class LinearProbe(nn.Module):
     ``centre`` is the collection's mean embedding (zeros: none). Subtracting it before
     normalising makes the probe read how an image differs from the typical one, not what
     every image of the collection shares. ``extra_scale`` (empty: none) scales the statistics
-    that end an embedding when the embedder adds morphology statistics.
+    that end an embedding when the embedder adds morphology statistics, and ``extra_limit``
+    (None: no limit) bounds them once scaled.
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, centre: torch.Tensor | None = None,
-                 extra_scale: torch.Tensor | None = None) -> None:
+                 extra_scale: torch.Tensor | None = None, extra_limit: torch.Tensor | float | None = None) -> None:
         super().__init__()
         self.register_buffer("weight", weight.detach().float().reshape(-1))
         self.register_buffer("bias", bias.detach().float().reshape(1))
@@ -49,35 +50,43 @@ class LinearProbe(nn.Module):
         self.register_buffer("centre", centre.to(self.weight.device))
         extra_scale = torch.zeros(0) if extra_scale is None else extra_scale.detach().float().reshape(-1)
         self.register_buffer("extra_scale", extra_scale.to(self.weight.device))
+        limit = torch.tensor(float("inf")) if extra_limit is None else torch.as_tensor(extra_limit)
+        self.register_buffer("extra_limit", limit.detach().float().reshape(()).to(self.weight.device))
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
-        return probe_input(embedding, self.centre, self.extra_scale) @ self.weight + self.bias
+        return probe_input(embedding, self.centre, self.extra_scale, self.extra_limit) @ self.weight + self.bias
 
     @classmethod
     def from_state(cls, state: dict[str, torch.Tensor], prefix: str = "probe.") -> LinearProbe | None:
         """The probe saved under ``prefix`` in a checkpoint's tensors (None if there is none;
-        checkpoints from before the centre have none, which is a zero centre, and those from
-        before morphology statistics no ``extra_scale``)."""
+        checkpoints from before the centre have none, which is a zero centre, those from
+        before morphology statistics no ``extra_scale``, and those from before their robust
+        scaling no ``extra_limit``)."""
         if prefix + "weight" not in state:
             return None
         return cls(state[prefix + "weight"], state[prefix + "bias"], state.get(prefix + "centre"),
-                   state.get(prefix + "extra_scale"))
+                   state.get(prefix + "extra_scale"), state.get(prefix + "extra_limit"))
 
 
-def probe_input(embedding: torch.Tensor, centre: torch.Tensor, extra_scale: torch.Tensor) -> torch.Tensor:
+def probe_input(embedding: torch.Tensor, centre: torch.Tensor, extra_scale: torch.Tensor,
+                extra_limit: torch.Tensor | None = None) -> torch.Tensor:
     """What the probe reads: the embedding minus ``centre``, normalised.
 
     When the embedding ends with ``len(extra_scale)`` statistics (morphology), the network's
     part is normalised alone, the statistics are multiplied by ``extra_scale`` (one over their
     spread times the square root of their number, so that together they weigh about as much as
-    the network's part), and the two are joined and normalised again.
+    the network's part) and bounded to +-``extra_limit`` (None: unbounded), and the two are
+    joined and normalised again.
     """
     shifted = embedding.float() - centre
     extras = extra_scale.numel()
     if extras == 0:
         return F.normalize(shifted, dim=-1)
     network = F.normalize(shifted[..., :-extras], dim=-1)
-    return F.normalize(torch.cat([network, shifted[..., -extras:] * extra_scale], dim=-1), dim=-1)
+    statistics = shifted[..., -extras:] * extra_scale
+    if extra_limit is not None:  # an infinite limit leaves them as they are
+        statistics = torch.maximum(torch.minimum(statistics, extra_limit), -extra_limit)
+    return F.normalize(torch.cat([network, statistics], dim=-1), dim=-1)
 
 
 # How a checkpoint records a frozen embedder's layers: fixed codes, not positions in PROBE_LAYERS,
@@ -247,22 +256,30 @@ def fit_probe(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, devi
     if statistics is None:
         statistics = CollectionStatistics(torch.zeros(embeddings.shape[1]), torch.zeros(0))
     centre, extra_scale = statistics.centre.float().cpu(), statistics.extra_scale.float().cpu()
-    features = probe_input(embeddings, centre, extra_scale).numpy()
+    extra_limit = torch.tensor(statistics.extra_limit)
+    features = probe_input(embeddings, centre, extra_scale, extra_limit).numpy()
     targets = np.tile(labels.cpu().numpy(), len(elements))  # embed_views stacks the views in turn
     classifier = LogisticRegression(C=regularisation, class_weight="balanced", max_iter=5000)
     classifier.fit(features, targets)
     probe = LinearProbe(torch.from_numpy(classifier.coef_[0]), torch.tensor([classifier.intercept_[0]]),
-                        centre, extra_scale)
+                        centre, extra_scale, extra_limit)
     return probe.to(device)
+
+
+# Extra statistics are bounded at this many robust standard deviations from their median, so
+# that a few degenerate images (a blank cutout has no light to measure) cannot set their scale.
+EXTRA_STATISTIC_LIMIT = 3.0
 
 
 @dataclass(frozen=True)
 class CollectionStatistics:
-    """What the probe takes from the collection: its mean embedding (``centre``) and the scale
-    of the extra statistics that end each embedding (``extra_scale``, empty when none)."""
+    """What the probe takes from the collection: its typical embedding (``centre``), the scale
+    of the extra statistics that end each embedding (``extra_scale``, empty when none) and the
+    bound on them once scaled (``extra_limit``; infinite: none)."""
 
     centre: torch.Tensor
     extra_scale: torch.Tensor
+    extra_limit: float = float("inf")
 
 
 def collection_statistics(model: nn.Module, images: torch.Tensor, device: torch.device, sample: int,
@@ -271,8 +288,11 @@ def collection_statistics(model: nn.Module, images: torch.Tensor, device: torch.
     """The probe's ``CollectionStatistics`` from up to ``sample`` of ``images`` drawn at random
     (None if there are no images).
 
-    ``extra_dims``: how many statistics end each embedding; they are always centred and scaled
-    (see ``probe_input``). ``centre``: also centre the network's part (else it stays as it is).
+    The network's part is centred on its mean (with ``centre``; else it stays as it is).
+    ``extra_dims``: how many statistics end each embedding; they are always centred on their
+    median, scaled by their robust spread (the interquartile range over 1.349, which is the
+    standard deviation of a normal distribution) and bounded at ``EXTRA_STATISTIC_LIMIT`` of
+    them: a mean and standard deviation would let one blank cutout set a statistic's weight.
     """
     if len(images) == 0:
         return None
@@ -284,5 +304,15 @@ def collection_statistics(model: nn.Module, images: torch.Tensor, device: torch.
         mean[:network_dims] = 0
     if not extra_dims:
         return CollectionStatistics(mean, torch.zeros(0))
-    spread = embeddings[:, network_dims:].std(0, unbiased=False).clamp_min(1e-6)
-    return CollectionStatistics(mean, 1.0 / (spread * extra_dims ** 0.5))
+    median, spread = _median_and_robust_spread(embeddings[:, network_dims:])
+    mean[network_dims:] = median
+    return CollectionStatistics(mean, 1.0 / (spread.clamp_min(1e-6) * extra_dims ** 0.5),
+                                EXTRA_STATISTIC_LIMIT / extra_dims ** 0.5)
+
+
+def _median_and_robust_spread(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each column's median and interquartile range over 1.349 (its standard deviation where
+    that range is 0)."""
+    quartiles = torch.quantile(values.double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64), dim=0)
+    spread = ((quartiles[2] - quartiles[0]) / 1.349).float()
+    return quartiles[1].float(), torch.where(spread > 0, spread, values.std(0, unbiased=False))

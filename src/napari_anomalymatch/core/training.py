@@ -229,6 +229,7 @@ class Trainer:
             state["probe.bias"] = self.probe.bias
             state["probe.centre"] = self.probe.centre
             state["probe.extra_scale"] = self.probe.extra_scale
+            state["probe.extra_limit"] = self.probe.extra_limit
             frozen = self.probe_embedder
             state["probe.frozen_size"] = torch.tensor(frozen.input_size if frozen is not None else -1)
             if frozen is not None:
