@@ -66,7 +66,10 @@ TRIALS = {
     "score-order": (["--oracle-order", "score"], "the oracle labels the most anomalous images first "
                     "(the paper's protocol; the default before the oracle-order commit) instead of those "
                     "nearest the decision boundary"),
-    "tta": (["--tta"], "scores averaged over the 8 flips/quarter turns"),
+    "tta": (["--tta"], "scores averaged over the 8 flips/quarter turns (FIRST's default from the "
+                       "robust-statistics commit on)"),
+    "no-tta": (["--no-tta"], "each image scored as it is, not as the mean of its 8 flips/quarter turns "
+                             "(FIRST's default before the robust-statistics commit)"),
     "backbone-lr-0.1": (["--backbone-lr-scale", "0.1"], "backbone learns at 1/10 of the head's rate"),
     "supervised-only": (["--unlabelled-ratio", "0"], "no FixMatch term: labelled images only"),
 }

@@ -130,6 +130,7 @@ def test_evaluate_writes_the_promised_json(tmp_path, blob_manifest):
     assert 20 <= result["cycles"][0]["oracle_reviewed"] <= 74 and result["cycles"][1]["oracle_reviewed"] == 0
     assert result["settings"]["train"]["iterations"] == 2 and result["settings"]["cycles"] == 2
     assert result["settings"]["data"]["normalisation"]["crop"] == 1.0
+    assert result["settings"]["score"]["tta"] is False
     assert 0.0 <= result["auroc"] <= 1.0
     ranking = Table.read(tmp_path / "report" / "ranking.csv")
     assert len(ranking) == 54 and (tmp_path / "report" / "gallery.png").stat().st_size > 1000
@@ -137,12 +138,23 @@ def test_evaluate_writes_the_promised_json(tmp_path, blob_manifest):
     assert result["comparison_seconds"] == 0.0
 
 
+def test_tta_is_switched_on_and_off_on_the_command_line():
+    from napari_anomalymatch.cli import _apply_options, build_parser
+
+    def tta(*options: str) -> bool:
+        return _apply_options(SessionConfig(), build_parser().parse_args(["evaluate", "m.csv", *options])).score.tta
+
+    assert tta("--tta") and not tta("--tta", "--no-tta") and not tta()
+    assert build_parser().parse_args(["demo"]).tta is True  # the demo's radio galaxies have no up
+
+
 def test_evaluate_compares_the_heads_on_the_same_run(tmp_path, blob_manifest):
     out = tmp_path / "result.json"
     assert main(["evaluate", str(blob_manifest), "--cycles", "1", "--seed", "0", "--json", str(out),
-                 "--compare-heads", "--oracle-order", "score", *TINY]) == 0
+                 "--compare-heads", "--oracle-order", "score", "--tta", *TINY]) == 0
     result = json.loads(out.read_text())
     assert result["settings"]["oracle"]["order"] == "score"
+    assert result["settings"]["score"]["tta"] is True  # all 8 views of each image, for both heads
     heads = result["cycles"][-1]["head_metrics"]
     assert set(heads) == {"classifier", "probe", "ensemble"}
     assert heads["probe"]["auroc"] == pytest.approx(result["auroc"])  # the default head made the ranking
@@ -156,6 +168,7 @@ def test_demo_on_real_radio_galaxies(tmp_path, capsys):
     assert "AUROC" in printed and "AUPRC" in printed and "top-1% precision" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["settings"]["data"]["normalisation"]["crop"] == 0.5  # FIRST sources fill the middle
+    assert metrics["settings"]["score"]["tta"] is True  # and have no up
     manifest = Table.read(out / "manifest.csv", format="ascii.csv")
     assert len(manifest) == 1905 and int(np.sum(manifest["is_anomaly"])) == 95
     ranking = Table.read(out / "ranking.csv", format="ascii.csv")

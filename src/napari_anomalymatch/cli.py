@@ -110,8 +110,9 @@ def _score_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--workers", type=int, default=None,
                        help="loader processes (-1: automatic)")
     group.add_argument("--precision", default=None, choices=["auto", "float32", "bfloat16", "float16"])
-    group.add_argument("--tta", action="store_true", default=None,
-                       help="average scores over the 8 flips/rotations")
+    group.add_argument("--tta", default=None, action=argparse.BooleanOptionalAction,
+                       help="score each image as the mean of its 8 flips/quarter turns (8x the scoring "
+                            "time; the sky has no up)")
     group.add_argument("--part-size", type=int, default=None,
                        help="images per part file, the unit of resuming (16384; shards are never mixed)")
     group.add_argument("--compile", default=None, choices=["auto", "none", "torchscript", "inductor"],
@@ -267,7 +268,7 @@ def _add_demo(commands: Any) -> None:
     parser.set_defaults(crop=FIRST_CROP)
     _model_options(parser)
     _score_options(parser)
-    parser.set_defaults(run=_run_demo)
+    parser.set_defaults(run=_run_demo, tta=True)  # radio sources have no up: score all 8 views
 
 
 FIRST_CROP = 0.5  # FIRST sources fill the middle ~100 of 300 pixels (benchmarks/results/ablation.md)

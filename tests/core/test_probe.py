@@ -8,9 +8,17 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
+from napari_anomalymatch.core.augment import dihedral
 from napari_anomalymatch.core.config import ModelConfig, ScoreConfig, TrainConfig
 from napari_anomalymatch.core.errors import ConfigError
-from napari_anomalymatch.core.probe import FROZEN_LAYER_CODES, AnomalyScorer, FrozenEmbedder, LinearProbe, fit_probe
+from napari_anomalymatch.core.probe import (
+    FROZEN_LAYER_CODES,
+    AnomalyScorer,
+    FrozenEmbedder,
+    LinearProbe,
+    embed_views,
+    fit_probe,
+)
 from napari_anomalymatch.core.scoring import score_components
 from napari_anomalymatch.core.training import Trainer, TrainingData
 
@@ -143,8 +151,47 @@ def test_precomputed_probe_features_give_the_same_scores(trained):
     cached = score_components(scorer, images, ScoreConfig(batch_size=16), CPU, probe_features=features)
     for name in ("classifier", "probe"):
         np.testing.assert_allclose(cached[name], direct[name], atol=1e-5)
-    with pytest.raises(ValueError, match="tta"):
+    with pytest.raises(ValueError, match=r"\(8, N, D\) with tta"):
         score_components(scorer, images, ScoreConfig(tta=True), CPU, probe_features=features)
+
+
+def test_precomputed_features_of_the_eight_views_give_the_tta_scores(trained):
+    trainer, images, _ = trained
+    scorer = trainer.scoring_model
+    tta = ScoreConfig(batch_size=16, tta=True)
+    views = embed_views(scorer.frozen, images, CPU, views=tuple(range(8))).reshape(8, len(images), -1)
+    direct = score_components(scorer, images, tta, CPU, which=("probe",))["probe"]
+    cached = score_components(scorer, images, tta, CPU, probe_features=views, which=("probe",))["probe"]
+    np.testing.assert_allclose(cached, direct, atol=1e-5)
+    per_view = [score_components(scorer, dihedral(images, k), ScoreConfig(), CPU, which=("probe",))["probe"]
+                for k in range(8)]
+    np.testing.assert_allclose(direct, np.mean(per_view, 0), atol=1e-5)  # the mean of the views' log-odds
+    assert np.abs(np.asarray(per_view) - direct).max() > 1e-3  # the views do differ: a real average
+
+
+def test_the_protocol_embeds_every_view_once_with_tta(trained):
+    from napari_anomalymatch.core.evaluate import _FrozenFeatures
+
+    trainer, images, _ = trained
+    scorer = trainer.scoring_model
+    cache = _FrozenFeatures(images, ScoreConfig(tta=True, batch_size=16), CPU)
+    views = cache.of(scorer)
+    assert views.shape[:2] == (8, len(images)) and cache.of(scorer) is views  # kept for the next cycles
+    with torch.no_grad():
+        torch.testing.assert_close(views[3], scorer.frozen.embed(dihedral(images, 3)), atol=1e-5, rtol=1e-4)
+    plain = _FrozenFeatures(images, ScoreConfig(batch_size=16), CPU).of(scorer)
+    assert plain.shape == views.shape[1:]
+    torch.testing.assert_close(plain, views[0])
+
+
+def test_batch_scoring_with_tta_gives_the_sigmoid_of_the_mean_log_odds(trained):
+    from napari_anomalymatch.core.inference import prepare_scoring_model
+
+    trainer, images, _ = trained
+    scorer = trainer.scoring_model
+    model = prepare_scoring_model(scorer, ScoreConfig(tta=True, compile="none"), (1, 32, 32), CPU)
+    log_odds = score_components(scorer, images[:12], ScoreConfig(tta=True), CPU, which=("probe",))["probe"]
+    np.testing.assert_allclose(model(images[:12]), 1 / (1 + np.exp(-log_odds)), atol=1e-5)
 
 
 def test_the_probe_is_centred_on_the_unlabelled_images_mean_embedding(trained):

@@ -219,13 +219,16 @@ class _FrozenFeatures:
         self.embedder: tuple | None = None  # what the cached features came from
 
     def of(self, scorer: AnomalyScorer) -> torch.Tensor | None:
-        """The features the scorer's probe reads (None: they must be computed while scoring)."""
+        """The features the scorer's probe reads (None: they must be computed while scoring):
+        ``(N, D)``, or with test-time augmentation ``(8, N, D)``, one slice per flip/quarter turn."""
         frozen = scorer.frozen
-        if frozen is None or self.config.tta:
+        if frozen is None:
             return None
         embedder = (frozen.input_size, frozen.layers, frozen.morphology)
         if self.features is None or self.embedder != embedder:
-            self.features = embed_views(frozen, self.images, self.device, self.config.batch_size, views=(0,))
+            views = tuple(range(8)) if self.config.tta else (0,)
+            features = embed_views(frozen, self.images, self.device, self.config.batch_size, views=views)
+            self.features = features.reshape(len(views), len(self.images), -1) if self.config.tta else features
             self.embedder = embedder
         return self.features
 

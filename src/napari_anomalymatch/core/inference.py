@@ -49,14 +49,16 @@ def choose_precision(requested: str, device: torch.device) -> torch.dtype | None
 
 
 def anomaly_probability(model: torch.nn.Module, images: torch.Tensor, tta: bool = False) -> torch.Tensor:
-    """P(anomaly) for a batch; with ``tta`` averaged over the eight flips/quarter turns."""
+    """P(anomaly) for a batch; with ``tta`` from the anomaly log-odds averaged over the eight
+    flips/quarter turns (as ``scoring.score_components`` averages them)."""
     if not tta:
         return torch.softmax(model(images).float(), dim=-1)[:, 1]
     total = torch.zeros(images.shape[0], device=images.device)
     for k in range(8):
         view = dihedral(images, k).contiguous(memory_format=torch.channels_last)
-        total += torch.softmax(model(view).float(), dim=-1)[:, 1]
-    return total / 8
+        logits = model(view).float()
+        total += logits[:, 1] - logits[:, 0]
+    return torch.sigmoid(total / 8)
 
 
 class ScoringModel:

@@ -247,23 +247,27 @@ def score_components(scorer: torch.nn.Module, images: torch.Tensor, config: Scor
     """Anomaly log-odds of each part of an ``AnomalyScorer`` (classifier, probe) for images
     in memory, averaged over the eight flips/quarter turns when ``config.tta``.
 
-    ``probe_features``: the probe's embeddings of ``images``, when already computed (not with
-    ``config.tta``, whose views each need their own). ``which``: the components wanted.
+    ``probe_features``: the probe's embeddings of ``images``, when already computed: ``(N, D)``,
+    or with ``config.tta`` ``(8, N, D)``, those of each flip/quarter turn in ``augment.dihedral``'s
+    order (``probe.embed_views`` with all eight views, reshaped). ``which``: the components wanted.
     """
-    if probe_features is not None and config.tta:
-        raise ValueError("probe_features are those of the images as they are; they cannot be used with tta")
+    views = range(8) if config.tta else range(1)
+    expected = (len(views), len(images)) if config.tta else (len(images),)
+    if probe_features is not None and tuple(probe_features.shape[:-1]) != expected:
+        raise ValueError(f"probe_features of {len(images)} images must be (N, D), or (8, N, D) with tta; "
+                         f"got {tuple(probe_features.shape)} with tta={config.tta}")
     device = device or next(scorer.parameters()).device
     scorer.eval()
     dtype = choose_precision(config.precision, device)
     context = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
     parts: dict[str, list[np.ndarray]] = {}
-    views = range(8) if config.tta else range(1)
+    by_view = probe_features if probe_features is None or config.tta else probe_features[None]
     for start in range(0, len(images), config.batch_size):
         batch = images[start:start + config.batch_size].to(device).float()
         totals: dict[str, torch.Tensor] = {}
         for k in views:
             view = dihedral(batch, k).contiguous(memory_format=torch.channels_last)
-            known = None if probe_features is None else probe_features[start:start + len(batch)].to(device)
+            known = None if by_view is None else by_view[k, start:start + len(batch)].to(device)
             with context:
                 for name, value in scorer.components(view, known, which).items():
                     totals[name] = totals.get(name, 0) + value.float()
