@@ -241,13 +241,22 @@ def main(argv: list[str] | None = None) -> int:
                              "options": DATASET_OPTIONS[dataset] + args.extra,
                              "heads_compared": not args.no_compare_heads}
     datasets = {**recorded_datasets(args.out, args.extra), **datasets}
-    settings = {"protocol": PROTOCOL, "seeds": seeds, "extra": args.extra, "dataset_options": DATASET_OPTIONS,
-                "cifar_classes": args.cifar_classes, "first_classes": args.first_classes}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"datasets": datasets, "settings": settings, "paper": PAPER}, indent=1))
-    args.out.with_suffix(".md").write_text(markdown(datasets, settings))
+    write_results(args.out, datasets, args.extra)
     print(args.out.with_suffix(".md").read_text())
     return 0
+
+
+def write_results(out: Path, datasets: dict, extra: list[str]) -> None:
+    """``out`` (JSON) and its Markdown table; the settings say what each dataset's runs used,
+    including datasets kept from an earlier call."""
+    settings = {"protocol": PROTOCOL, "extra": extra,
+                "seeds": {name: entry["seeds"] for name, entry in datasets.items()},
+                "dataset_options": {name: entry["options"] for name, entry in datasets.items()},
+                "cifar_classes": datasets.get("cifar10", {}).get("classes"),
+                "first_classes": datasets.get("first", {}).get("classes")}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"datasets": datasets, "settings": settings, "paper": PAPER}, indent=1))
+    out.with_suffix(".md").write_text(markdown(datasets, settings))
 
 
 if __name__ == "__main__":
