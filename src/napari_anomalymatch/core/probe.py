@@ -34,7 +34,8 @@ from .morphology import MORPHOLOGY_STATISTICS, morphology_statistics
 class LinearProbe(nn.Module):
     """``w . probe_input(embedding) + b``: the logit of "anomaly" (see ``probe_input``).
 
-    ``centre`` is the collection's mean embedding (zeros: none). Subtracting it before
+    ``centre`` is the collection's typical embedding (zeros: none): the mean of the network's
+    features, the median of any statistics that follow them. Subtracting it before
     normalising makes the probe read how an image differs from the typical one, not what
     every image of the collection shares. ``extra_scale`` (empty: none) scales the statistics
     that end an embedding when the embedder adds morphology statistics, and ``extra_limit``
