@@ -126,9 +126,12 @@ def test_a_blank_cutout_neither_sets_the_statistics_scale_nor_dominates_the_prob
     with_blank = _statistics_of(torch.cat([sources, torch.zeros(1, 1, 32, 32)]))
     extra = len(MORPHOLOGY_STATISTICS)
     assert with_blank.extra_limit == pytest.approx(EXTRA_STATISTIC_LIMIT / extra**0.5)
-    ratio = with_blank.extra_scale / clean.extra_scale  # a standard deviation moved by orders of magnitude
+    ratio = with_blank.extra_scale / clean.extra_scale
     assert ((ratio > 0.8) & (ratio < 1.25)).all(), ratio
-    blank = torch.cat([torch.ones(1, 2), morphology_statistics(torch.zeros(1, 1, 32, 32))], dim=1)
+    blank_image = torch.zeros(1, 1, 32, 32)
+    grown = morphology_statistics(torch.cat([sources, blank_image])).std(0) / morphology_statistics(sources).std(0)
+    assert grown.max() > 10  # a standard deviation would have grown tenfold (M20's, from the blank's -9)
+    blank = torch.cat([torch.ones(1, 2), morphology_statistics(blank_image)], dim=1)
     scaled = (blank - with_blank.centre)[:, 2:] * with_blank.extra_scale
     assert scaled.abs().max() > with_blank.extra_limit  # unbounded, the blank would stand out ...
     bounded = probe_input(blank, with_blank.centre, with_blank.extra_scale, torch.tensor(with_blank.extra_limit))
