@@ -15,6 +15,10 @@ def test_form_shows_and_changes_the_session_settings(widget, controller):
     config = SessionConfig.from_toml(controller.session.path / "session.toml")
     assert config.train.iterations == 7 and config.train.confidence_threshold == 0.9
     assert controller.session.config.train.iterations == 7  # what the r key trains with
+    assert not form.tta.value
+    form.tta.value = True  # radio sources have no up: score every flip and quarter turn
+    assert SessionConfig.from_toml(controller.session.path / "session.toml").score.tta
+    assert controller.session.config.score.tta and controller.session.config.train.iterations == 7
 
     messages = notifications_during(lambda: setattr(form.model_name, "value", " "))
     assert len(messages) == 1 and "model.name must be a timm model name" in messages[0]

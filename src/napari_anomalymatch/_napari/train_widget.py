@@ -1,4 +1,4 @@
-"""The Train panel: the training settings as a magicgui form, Train/Score/Stop, live losses.
+"""The Train panel: the training and scoring settings as a magicgui form, Train/Score/Stop, live losses.
 
 Training and scoring run in a worker thread (``controller.train_cycle``); the
 viewer keeps drawing and answering keys meanwhile.  Stop acts after the
@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.config import DEVICES, SessionConfig
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 class TrainSettingsForm(Container):
-    """The training settings of ``SessionConfig`` as form fields."""
+    """The training settings of ``SessionConfig``, and how images are scored, as form fields."""
 
     def __init__(self, config: SessionConfig) -> None:
         super().__init__(labels=True)
@@ -41,9 +41,12 @@ class TrainSettingsForm(Container):
         self.seed = SpinBox(min=0, max=2**31 - 1, label="Seed")
         self.pool_size = SpinBox(min=0, max=10_000_000, step=1000, label="Unlabelled pool per cycle")
         self.device = ComboBox(choices=list(DEVICES), label="Device")
+        self.tta = CheckBox(text="Score all 8 flips/quarter turns (8x time)",
+                            tooltip="Each image's score is the mean over its flips and quarter turns: "
+                                    "for images with no up, such as the sky's")
         self.extend([self.iterations, self.batch_size, self.unlabelled_ratio, self.confidence_threshold,
                      self.learning_rate, self.image_size, self.model_name, self.seed, self.pool_size,
-                     self.device])
+                     self.device, self.tta])
         self.show_config(config)
 
     def show_config(self, config: SessionConfig) -> None:
@@ -51,13 +54,14 @@ class TrainSettingsForm(Container):
         values = {"iterations": t.iterations, "batch_size": t.batch_size,
                   "unlabelled_ratio": t.unlabelled_ratio, "confidence_threshold": t.confidence_threshold,
                   "learning_rate": t.learning_rate, "image_size": m.image_size, "model_name": m.name,
-                  "seed": t.seed, "pool_size": t.unlabelled_pool_size, "device": m.device}
+                  "seed": t.seed, "pool_size": t.unlabelled_pool_size, "device": m.device,
+                  "tta": config.score.tta}
         with self.changed.blocked():  # showing a config is not editing it
             for name, value in values.items():
                 getattr(self, name).value = value
 
     def sections(self, config: SessionConfig) -> dict[str, Any]:
-        """``model`` and ``train`` sections of ``config`` with the form's values (validated)."""
+        """``model``, ``train`` and ``score`` sections of ``config`` with the form's values (validated)."""
         train = dataclasses.replace(
             config.train, iterations=int(self.iterations.value), batch_size=int(self.batch_size.value),
             unlabelled_ratio=int(self.unlabelled_ratio.value),
@@ -66,7 +70,8 @@ class TrainSettingsForm(Container):
             unlabelled_pool_size=int(self.pool_size.value))
         model = dataclasses.replace(config.model, image_size=int(self.image_size.value),
                                     name=self.model_name.value.strip(), device=self.device.value)
-        return {"model": model, "train": train}
+        score = dataclasses.replace(config.score, tta=bool(self.tta.value))
+        return {"model": model, "train": train, "score": score}
 
 
 class TrainWidget(QWidget):
