@@ -35,6 +35,12 @@ def dihedral(images: torch.Tensor, k: int) -> torch.Tensor:
     return torch.flip(out, dims=(-1,)) if k >= 4 else out
 
 
+def scoring_views(tta: bool) -> tuple[int, ...]:
+    """The ``dihedral`` elements an image is scored in: all eight with test-time augmentation,
+    else the image as it is."""
+    return tuple(range(8)) if tta else (0,)
+
+
 def weak_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random flips, quarter turns and shifts of up to 12.5 % (exact resampling)."""
     n, _, h, w = images.shape

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .augment import scoring_views
 from .config import ScoreConfig, SessionConfig
 from .errors import ConfigError, LabelError
 from .io.catalogue import CatalogueCollection, column, open_catalogue, read_table
@@ -226,7 +227,7 @@ class _FrozenFeatures:
             return None
         embedder = (frozen.input_size, frozen.layers, frozen.morphology)
         if self.features is None or self.embedder != embedder:
-            views = tuple(range(8)) if self.config.tta else (0,)
+            views = scoring_views(self.config.tta)
             features = embed_views(frozen, self.images, self.device, self.config.batch_size, views=views)
             self.features = features.reshape(len(views), len(self.images), -1) if self.config.tta else features
             self.embedder = embedder

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .augment import dihedral
+from .augment import dihedral, scoring_views
 from .config import ScoreConfig
 
 # How far a graph's logits may stray from the eager model's, relative to the largest logit.
@@ -53,12 +53,13 @@ def anomaly_probability(model: torch.nn.Module, images: torch.Tensor, tta: bool 
     flips/quarter turns (as ``scoring.score_components`` averages them)."""
     if not tta:
         return torch.softmax(model(images).float(), dim=-1)[:, 1]
+    views = scoring_views(tta)
     total = torch.zeros(images.shape[0], device=images.device)
-    for k in range(8):
+    for k in views:
         view = dihedral(images, k).contiguous(memory_format=torch.channels_last)
         logits = model(view).float()
         total += logits[:, 1] - logits[:, 0]
-    return torch.sigmoid(total / 8)
+    return torch.sigmoid(total / len(views))
 
 
 class ScoringModel:

@@ -299,15 +299,15 @@ def collection_statistics(model: nn.Module, images: torch.Tensor, device: torch.
         return None
     picked = torch.randperm(len(images), generator=generator)[:sample]
     embeddings = embed_views(model, images[picked.to(images.device)], device, views=(0,))
-    mean = embeddings.mean(0)
+    typical = embeddings.mean(0)
     network_dims = embeddings.shape[1] - extra_dims
     if not centre:
-        mean[:network_dims] = 0
+        typical[:network_dims] = 0
     if not extra_dims:
-        return CollectionStatistics(mean, torch.zeros(0))
+        return CollectionStatistics(typical, torch.zeros(0))
     median, spread = _median_and_robust_spread(embeddings[:, network_dims:])
-    mean[network_dims:] = median
-    return CollectionStatistics(mean, 1.0 / (spread.clamp_min(1e-6) * extra_dims ** 0.5),
+    typical[network_dims:] = median
+    return CollectionStatistics(typical, 1.0 / (spread.clamp_min(1e-6) * extra_dims ** 0.5),
                                 EXTRA_STATISTIC_LIMIT / extra_dims ** 0.5)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .augment import dihedral
+from .augment import dihedral, scoring_views
 from .config import ScoreConfig
 from .inference import ScoringModel, anomaly_probability, choose_precision, prepare_scoring_model
 from .io.base import ImageCollection
@@ -251,7 +251,7 @@ def score_components(scorer: torch.nn.Module, images: torch.Tensor, config: Scor
     or with ``config.tta`` ``(8, N, D)``, those of each flip/quarter turn in ``augment.dihedral``'s
     order (``probe.embed_views`` with all eight views, reshaped). ``which``: the components wanted.
     """
-    views = range(8) if config.tta else range(1)
+    views = scoring_views(config.tta)
     expected = (len(views), len(images)) if config.tta else (len(images),)
     if probe_features is not None and tuple(probe_features.shape[:-1]) != expected:
         raise ValueError(f"probe_features of {len(images)} images must be (N, D), or (8, N, D) with tta; "
