@@ -14,7 +14,9 @@ Usage::
 
     python benchmarks/quality.py --quick            # one class, one seed per dataset
     python benchmarks/quality.py                     # everything, 3 seeds (about 2 hours on 2 cores)
-    python benchmarks/quality.py --datasets first --seeds 0 1 2 -- --tta   # extra evaluate options
+    python benchmarks/quality.py --datasets first --seeds 0 -- --probe-c 1   # extra evaluate options
+    python benchmarks/quality.py --datasets cifar10 --cifar-seeds 2 \
+        --merge benchmarks/results/quality.json   # add seed 2 to the seeds recorded before
 """
 
 from __future__ import annotations
@@ -205,16 +207,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one class and one seed per dataset")
     parser.add_argument("--datasets", nargs="+", default=["cifar10", "first"], choices=["cifar10", "first"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--cifar-seeds", nargs="+", type=int, default=None,
-                        help="seeds for CIFAR-10 only (default: --seeds)")
-    parser.add_argument("--first-seeds", nargs="+", type=int, default=None,
-                        help="seeds for FIRST only (default: --seeds)")
+    parser.add_argument("--cifar-seeds", nargs="*", type=int, default=None,
+                        help="seeds for CIFAR-10 only (default: --seeds; none: run nothing, see --merge)")
+    parser.add_argument("--first-seeds", nargs="*", type=int, default=None,
+                        help="seeds for FIRST only (default: --seeds; none: run nothing, see --merge)")
     parser.add_argument("--cifar-classes", nargs="+", default=list(CIFAR_ANOMALIES))
     parser.add_argument("--first-classes", nargs="+", default=list(FIRST_ANOMALIES))
     parser.add_argument("--cifar-archive", type=Path, default=CIFAR_ARCHIVE)
     parser.add_argument("--out", type=Path, default=RESULTS / "quality.json")
     parser.add_argument("--reuse", action="store_true",
                         help="read runs an interrupted call finished with the same package code")
+    parser.add_argument("--merge", nargs="+", type=Path, default=[], metavar="JSON",
+                        help="results files of earlier calls whose runs of the same datasets and options "
+                             "count too (a class and seed run again by this call replace theirs)")
     parser.add_argument("--no-compare-heads", action="store_true",
                         help="score only with the default head (the other heads are not reported)")
     parser.add_argument("extra", nargs="*", help="options passed on to anomalymatch evaluate (after --)")
@@ -222,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.seeds, args.cifar_classes, args.first_classes = [0], ["cat"], ["Bent"]
         args.cifar_seeds = args.first_seeds = None
-    seeds = {"cifar10": args.cifar_seeds or args.seeds, "first": args.first_seeds or args.seeds}
+    seeds = {"cifar10": args.seeds if args.cifar_seeds is None else args.cifar_seeds,
+             "first": args.seeds if args.first_seeds is None else args.first_seeds}
     datasets = {}
     for dataset in args.datasets:
         runs = []
@@ -237,13 +243,44 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(result)
                 print(f"{dataset} {cls} seed {seed}: AUROC {result['auroc']:.3f} AUPRC {result['auprc']:.3f} "
                       f"top-1% {result['precision_top1pct']:.2f} ({result['wall_seconds']:.0f} s)", flush=True)
-        datasets[dataset] = {**summarise(runs), "classes": classes, "seeds": seeds[dataset],
-                             "options": DATASET_OPTIONS[dataset] + args.extra,
+        options = DATASET_OPTIONS[dataset] + args.extra
+        runs = merged_runs(runs, args.merge, dataset, options, classes)
+        if not runs:
+            sys.exit(f"{dataset}: no runs to summarise; give it seeds, or --merge files that recorded some")
+        datasets[dataset] = {**summarise(runs), "classes": _unique(r["anomaly_class"] for r in runs),
+                             "seeds": sorted(_unique(r["seed"] for r in runs)), "options": options,
+                             "codes": sorted(_unique(str(r.get("code")) for r in runs)),
                              "heads_compared": not args.no_compare_heads}
     datasets = {**recorded_datasets(args.out, args.extra), **datasets}
     write_results(args.out, datasets, args.extra)
     print(args.out.with_suffix(".md").read_text())
     return 0
+
+
+def merged_runs(runs: list[dict], files: list[Path], dataset: str, options: list[str],
+                classes: list[str]) -> list[dict]:
+    """``runs`` and the runs of ``dataset`` that ``files`` recorded with the same ``options``,
+    one per class and seed: this call's, else the last file's; ordered by class, then seed.
+    Each run keeps the package code it ran (``code``)."""
+    chosen: dict[tuple[str, int], dict] = {}
+    for path in files:
+        if not path.exists():
+            sys.exit(f"{path}: results file not found (--merge)")
+        entry = json.loads(path.read_text()).get("datasets", {}).get(dataset)
+        if entry is None:
+            continue
+        if entry.get("options") != options:
+            sys.exit(f"{path}: its {dataset} runs used evaluate options {entry.get('options')}, not "
+                     f"{options}; runs of different settings cannot be pooled")
+        chosen.update({(run["anomaly_class"], run["seed"]): run for run in entry["runs"]})
+    chosen.update({(run["anomaly_class"], run["seed"]): run for run in runs})
+    order = {name: i for i, name in enumerate(classes)}
+    return sorted(chosen.values(), key=lambda r: (order.get(r["anomaly_class"], len(order)),
+                                                  r["anomaly_class"], r["seed"]))
+
+
+def _unique(values) -> list:
+    return list(dict.fromkeys(values))
 
 
 def write_results(out: Path, datasets: dict, extra: list[str]) -> None:
@@ -252,6 +289,7 @@ def write_results(out: Path, datasets: dict, extra: list[str]) -> None:
     settings = {"protocol": PROTOCOL, "extra": extra,
                 "seeds": {name: entry["seeds"] for name, entry in datasets.items()},
                 "dataset_options": {name: entry["options"] for name, entry in datasets.items()},
+                "package_code": {name: entry.get("codes") for name, entry in datasets.items()},
                 "cifar_classes": datasets.get("cifar10", {}).get("classes"),
                 "first_classes": datasets.get("first", {}).get("classes")}
     out.parent.mkdir(parents=True, exist_ok=True)
