@@ -249,12 +249,17 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"{dataset}: no runs to summarise; give it seeds, or --merge files that recorded some")
         datasets[dataset] = {**summarise(runs), "classes": _unique(r["anomaly_class"] for r in runs),
                              "seeds": sorted(_unique(r["seed"] for r in runs)), "options": options,
-                             "codes": sorted(_unique(str(r.get("code")) for r in runs)),
-                             "heads_compared": not args.no_compare_heads}
+                             "heads_compared": all(map(heads_compared, runs))}
     datasets = {**recorded_datasets(args.out, args.extra), **datasets}
     write_results(args.out, datasets, args.extra)
     print(args.out.with_suffix(".md").read_text())
     return 0
+
+
+def heads_compared(run: dict) -> bool:
+    """Whether a run also scored with the heads it did not rank by (``--compare-heads``)."""
+    cycles = run.get("cycles") or [{}]
+    return len(cycles[-1].get("head_metrics", {})) > 1
 
 
 def merged_runs(runs: list[dict], files: list[Path], dataset: str, options: list[str],
@@ -285,11 +290,13 @@ def _unique(values) -> list:
 
 def write_results(out: Path, datasets: dict, extra: list[str]) -> None:
     """``out`` (JSON) and its Markdown table; the settings say what each dataset's runs used,
-    including datasets kept from an earlier call."""
+    including datasets kept from an earlier call, and which package code (the git tree of
+    ``src``) they ran."""
     settings = {"protocol": PROTOCOL, "extra": extra,
                 "seeds": {name: entry["seeds"] for name, entry in datasets.items()},
                 "dataset_options": {name: entry["options"] for name, entry in datasets.items()},
-                "package_code": {name: entry.get("codes") for name, entry in datasets.items()},
+                "package_code": {name: sorted(_unique(str(r.get("code")) for r in entry["runs"]))
+                                 for name, entry in datasets.items()},
                 "cifar_classes": datasets.get("cifar10", {}).get("classes"),
                 "first_classes": datasets.get("first", {}).get("classes")}
     out.parent.mkdir(parents=True, exist_ok=True)
