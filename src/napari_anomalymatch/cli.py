@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .core.config import HEADS, PROBE_FEATURES, PROBE_LAYERS, PROBE_MORPHOLOGY, PROBE_VIEWS
+from .core.config import HEADS, ORDERS, PROBE_FEATURES, PROBE_LAYERS, PROBE_MORPHOLOGY, PROBE_VIEWS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -536,7 +536,7 @@ def _add_evaluate(commands: Any) -> None:
                     "scored and the ranking measured.")
     parser.add_argument("manifest", type=Path)
     parser.add_argument("--cycles", type=int, default=3)
-    parser.add_argument("--oracle-order", default="uncertainty", choices=["uncertainty", "score", "random"],
+    parser.add_argument("--oracle-order", default="uncertainty", choices=ORDERS,
                         help="the review order the oracle labels in: closest to the decision boundary "
                              "first (default; the better ranking as a whole), most anomalous first "
                              "(the paper's protocol; the cleaner top of the ranking) or random")

@@ -61,6 +61,9 @@ def test_the_command_line_offers_every_review_order():
     from napari_anomalymatch.cli import build_parser
     from napari_anomalymatch.core.session import ORDERS
 
-    evaluate = build_parser()._subparsers._group_actions[0].choices["evaluate"]
-    option = next(a for a in evaluate._actions if a.dest == "oracle_order")
-    assert sorted(option.choices) == sorted(ORDERS) and option.default == OracleSettings().order
+    parser = build_parser()
+    for order in ORDERS:
+        assert parser.parse_args(["evaluate", "m.csv", "--oracle-order", order]).oracle_order == order
+    assert parser.parse_args(["evaluate", "m.csv"]).oracle_order == OracleSettings().order
+    with pytest.raises(SystemExit):
+        parser.parse_args(["evaluate", "m.csv", "--oracle-order", "best"])

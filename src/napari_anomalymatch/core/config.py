@@ -26,6 +26,8 @@ PROBE_FEATURES = ("pretrained", "fine-tuned")
 PROBE_VIEWS = ("dihedral", "flip", "none")
 PROBE_LAYERS = ("pyramid", "head")
 PROBE_MORPHOLOGY = ("auto", "on", "off")
+# The orders a person (the Review panel) or the protocol's oracle reviews candidates in.
+ORDERS = ("score", "uncertainty", "random")
 COMPILE_MODES = ("auto", "none", "torchscript", "inductor")
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .checkpoints import CheckpointInfo, load_checkpoint, read_checkpoint_info, save_checkpoint
-from .config import SessionConfig, TrainConfig
+from .config import ORDERS, SessionConfig, TrainConfig
 from .errors import CheckpointError, ConfigError, NotTrainedError, SessionError
 from .io.base import ImageCollection, find_reader, open_collection
 from .labels import ANOMALY, NORMAL, LabelEvent, LabelStore, parse_label
@@ -36,7 +36,6 @@ from .transforms import Normaliser
 CONFIG_FILE = "session.toml"
 LABELS_FILE = "labels.sqlite"
 SHARD_SIZES_FILE = "shard-sizes.json"  # how many images each shard of a sharded source holds
-ORDERS = ("score", "uncertainty", "random")
 FILTERS = ("unlabelled", "labelled", "all")
 
 
