@@ -69,18 +69,13 @@ def load_sample(manifest: Path):
     from napari_anomalymatch.core.config import SessionConfig
     from napari_anomalymatch.core.evaluate import read_benchmark
     from napari_anomalymatch.core.loading import load_images
+    from napari_anomalymatch.core.scoring import run_to_end
     from napari_anomalymatch.core.transforms import Normaliser
 
     config = SessionConfig()
     collection = read_benchmark(manifest).collection
     normaliser = Normaliser(config.data.normalisation, collection.value_range)
-    loading = load_images(collection, normaliser, PROTOCOL_SIZE, np.arange(len(collection)))
-    while True:
-        try:
-            next(loading)
-        except StopIteration as done:
-            images, valid = done.value
-            break
+    images, valid = run_to_end(load_images(collection, normaliser, PROTOCOL_SIZE, np.arange(len(collection))))
     if not valid.all():
         sys.exit(f"{manifest}: {int((~valid).sum())} images could not be read")
     return images

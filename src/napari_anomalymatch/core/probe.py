@@ -86,7 +86,7 @@ def probe_input(embedding: torch.Tensor, centre: torch.Tensor, extra_scale: torc
     network = F.normalize(shifted[..., :-extras], dim=-1)
     statistics = shifted[..., -extras:] * extra_scale
     if extra_limit is not None:  # an infinite limit leaves them as they are
-        statistics = torch.maximum(torch.minimum(statistics, extra_limit), -extra_limit)
+        statistics = statistics.clamp(-extra_limit, extra_limit)
     return F.normalize(torch.cat([network, statistics], dim=-1), dim=-1)
 
 
