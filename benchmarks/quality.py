@@ -46,12 +46,9 @@ PAPER = {
     "first": {"dataset": "GalaxyMNIST", "auroc": 0.89, "auprc": 0.77, "precision_top1pct": None},
 }
 PROTOCOL = ["--cycles", "3", "--iterations", "100", "--size", "64"]
-# Per-dataset preparation, as a user would choose it for these images: FIRST sources fill the
-# middle ~100 of 300 pixels, so the middle half is kept (see ablation.md for the crop's effect),
-# and the sky has no up, so each image is scored as the mean of its eight flips/quarter turns
-# (cheap here: the protocol embeds each view of its 2,158 images once); photographs have an up,
-# so their probe learns from each image and its mirror only.
-DATASET_OPTIONS = {"cifar10": ["--probe-views", "flip"], "first": ["--crop", "0.5", "--tta"]}
+# No per-dataset options: the defaults choose from the images themselves (the central crop, the
+# probe's views), as they must for a survey whose user does not know what suits it.
+DATASET_OPTIONS: dict[str, list[str]] = {"cifar10": [], "first": []}
 
 
 def cifar_root(archive: Path) -> Path:

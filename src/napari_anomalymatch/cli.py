@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .core.config import HEADS, ORDERS, PROBE_FEATURES, PROBE_LAYERS, PROBE_MORPHOLOGY, PROBE_VIEWS
+from .core.config import AUTO, HEADS, ORACLE_ORDER, ORDERS, PROBE_FEATURES, PROBE_LAYERS, PROBE_MORPHOLOGY, PROBE_VIEWS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,9 +179,19 @@ def _apply_options(config: Any, args: argparse.Namespace) -> Any:
 
 
 def _crop_option(parser: Any) -> None:
-    parser.add_argument("--crop", type=float, default=None, metavar="FRACTION",
+    parser.add_argument("--crop", type=_parse_crop, default=None, metavar="FRACTION",
                         help="keep the central FRACTION of each side of every image (1.0: all), "
-                             "for cutouts whose sources fill only their middle")
+                             "for cutouts whose sources fill only their middle; 'auto' (the default "
+                             "of a new session): chosen from where the images' light lies")
+
+
+def _parse_crop(text: str) -> float | str:
+    if text == AUTO:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a fraction such as 0.5; got {text!r}") from None
 
 
 def _parse_hdu(text: str) -> Any:
@@ -265,13 +275,9 @@ def _add_demo(commands: Any) -> None:
     parser.add_argument("--cycles", type=int, default=3)
     parser.add_argument("--anomaly-class", default="Bent", choices=["FRI", "FRII", "Compact", "Bent"])
     _crop_option(parser)
-    parser.set_defaults(crop=FIRST_CROP)
     _model_options(parser)
     _score_options(parser)
     parser.set_defaults(run=_run_demo, tta=True)  # radio sources have no up: score all 8 views
-
-
-FIRST_CROP = 0.5  # FIRST sources fill the middle ~100 of 300 pixels (benchmarks/results/ablation.md)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -312,7 +318,7 @@ def _run_and_report(benchmark: Any, config: Any, cycles: int, out: Path | None,
           f"AUROC {m['auroc']:.3f}, AUPRC {m['auprc']:.3f}, "
           f"top-1% precision {m['precision_top1pct']:.2f}")
     if out is not None:
-        normaliser = Normaliser(config.data.normalisation, benchmark.collection.value_range)
+        normaliser = Normaliser(result.config.data.normalisation, benchmark.collection.value_range)
         write_evaluation_report(result, out, normaliser)
     return result
 
@@ -536,10 +542,9 @@ def _add_evaluate(commands: Any) -> None:
                     "scored and the ranking measured.")
     parser.add_argument("manifest", type=Path)
     parser.add_argument("--cycles", type=int, default=3)
-    parser.add_argument("--oracle-order", default="uncertainty", choices=ORDERS,
-                        help="the review order the oracle labels in: closest to the decision boundary "
-                             "first (default; the better ranking as a whole), most anomalous first "
-                             "(the paper's protocol; the cleaner top of the ranking) or random")
+    parser.add_argument("--oracle-order", default=ORACLE_ORDER, choices=ORDERS,
+                        help="the review order the oracle labels in: most anomalous first (default: "
+                             "the paper's protocol), closest to the decision boundary first, or random")
     parser.add_argument("--compare-heads", action="store_true",
                         help="also score with the heads not chosen (classifier, probe, ensemble) and "
                              "report each; their scoring time is reported apart")

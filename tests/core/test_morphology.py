@@ -150,7 +150,8 @@ def test_probe_input_weighs_the_statistics_beside_the_normalised_network_feature
 
 
 def _trained(in_chans: int, morphology: str = "auto") -> tuple[Trainer, torch.Tensor, np.ndarray]:
-    config = TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=2, seed=3, probe_morphology=morphology)
+    config = TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=2, seed=3, probe_morphology=morphology,
+                         head="probe")
     return trained_on_blobs(config, in_chans)
 
 
@@ -194,7 +195,8 @@ def test_checkpoint_restores_the_morphology_and_its_scale(single_band):
     trainer, images, _ = single_band
     state = trainer.state_dict()
     assert int(state["probe.frozen_morphology"]) == 1
-    restored = Trainer(ModelConfig(image_size=32), TrainConfig(probe_morphology="off"), in_chans=1, device=CPU)
+    restored = Trainer(ModelConfig(image_size=32), TrainConfig(probe_morphology="off", head="probe"), in_chans=1,
+                       device=CPU)
     restored.load_state_dict(state, trainer.cycle, trainer.iterations_done)
     assert restored.probe_embedder.morphology  # the checkpoint decides, not the new settings
     before = score_components(trainer.scoring_model, images, ScoreConfig(), CPU)
@@ -207,7 +209,7 @@ def test_checkpoint_from_before_morphology_reads_the_network_alone():
     trainer, images, _ = _trained(1, "off")
     state = {k: v for k, v in trainer.state_dict().items()
              if k not in ("probe.frozen_morphology", "probe.extra_scale", "probe.extra_limit")}
-    restored = Trainer(ModelConfig(image_size=32), TrainConfig(), in_chans=1, device=CPU)
+    restored = Trainer(ModelConfig(image_size=32), TrainConfig(head="probe"), in_chans=1, device=CPU)
     restored.load_state_dict(state, trainer.cycle, trainer.iterations_done)
     assert not restored.probe_embedder.morphology and restored.probe.extra_scale.numel() == 0
     np.testing.assert_allclose(score_components(restored.scoring_model, images, ScoreConfig(), CPU)["probe"],

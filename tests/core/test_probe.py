@@ -27,7 +27,7 @@ from ..conftest import blob_images
 CPU = torch.device("cpu")
 # The network alone: the morphology statistics these single-band images would get by default
 # are tested in test_morphology.py.
-TINY = TrainConfig(iterations=4, batch_size=4, unlabelled_ratio=2, seed=3, probe_morphology="off")
+TINY = TrainConfig(iterations=4, batch_size=4, unlabelled_ratio=2, seed=3, probe_morphology="off", head="probe")
 
 
 def _blobs(n: int = 60, size: int = 32) -> tuple[torch.Tensor, np.ndarray]:
@@ -244,7 +244,7 @@ def test_old_checkpoint_probe_reads_the_fine_tuned_embedding(trained):
 
 def test_head_only_probe_survives_a_checkpoint_from_before_the_pyramid():
     trainer, images, _ = _trained(TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=2,
-                                              probe_layers="head", probe_morphology="off"))
+                                              probe_layers="head", probe_morphology="off", head="probe"))
     assert trainer.probe.weight.numel() == 1280
     state = {k: v for k, v in trainer.state_dict().items() if k != "probe.frozen_layers"}
     restored = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU)  # TINY: pyramid

@@ -10,7 +10,8 @@ from napari_anomalymatch.core.config import ModelConfig, TrainConfig
 from napari_anomalymatch.core.fixmatch import FixMatchBatch, fixmatch_step, pseudo_labels
 from napari_anomalymatch.core.training import Trainer, TrainingData
 
-TINY = TrainConfig(iterations=3, batch_size=4, unlabelled_ratio=2, seed=1)
+# The paper's classifier (the default head, the probe-initialised network, is tested in test_lpft.py).
+TINY = TrainConfig(iterations=3, batch_size=4, unlabelled_ratio=2, seed=1, head="classifier")
 
 
 def test_weak_augmentation_only_moves_pixels():

@@ -21,13 +21,15 @@ ON_ERROR = ("raise", "skip")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 WEAK_PASSES = ("joint", "separate")
-HEADS = ("classifier", "probe", "ensemble")
+HEADS = ("lpft", "classifier", "probe", "ensemble")
 PROBE_FEATURES = ("pretrained", "fine-tuned")
-PROBE_VIEWS = ("dihedral", "flip", "none")
+PROBE_VIEWS = ("auto", "dihedral", "flip", "none")
+AUTO = "auto"  # a setting the engine chooses from the data
 PROBE_LAYERS = ("pyramid", "head")
 PROBE_MORPHOLOGY = ("auto", "on", "off")
 # The orders a person (the Review panel) or the protocol's oracle reviews candidates in.
 ORDERS = ("score", "uncertainty", "random")
+ORACLE_ORDER = "score"  # the paper's protocol: the oracle labels the most anomalous images first
 COMPILE_MODES = ("auto", "none", "torchscript", "inductor")
 
 
@@ -62,7 +64,8 @@ class NormalisationConfig:
     ``percentile`` (linear between two percentiles), ``log``, ``asinh``
     (both between the percentiles) or ``zscale`` (IRAF's zscale limits).
     ``crop``: the central fraction of each side kept before anything else (1.0:
-    the whole image), for cutouts whose sources fill only their middle.
+    the whole image), for cutouts whose sources fill only their middle; ``auto`` (the
+    default): chosen from the images when the session is created (``core.autocrop``).
     """
 
     method: str = "auto"
@@ -70,7 +73,7 @@ class NormalisationConfig:
     high_percentile: float = 99.5
     asinh_a: float = 0.1
     log_a: float = 1000.0
-    crop: float = 1.0
+    crop: float | str = AUTO
 
     def __post_init__(self) -> None:
         owner = "normalisation"
@@ -84,7 +87,10 @@ class NormalisationConfig:
             )
         _check_range(owner, "asinh_a", self.asinh_a, 0.0, 1.0, low_open=True)
         _check_range(owner, "log_a", self.log_a, 0.0, 1e9, low_open=True)
-        _check_range(owner, "crop", self.crop, 0.0, 1.0, low_open=True)
+        if self.crop != AUTO:
+            if isinstance(self.crop, bool) or not isinstance(self.crop, (int, float)):
+                raise ConfigError(f"normalisation.crop must be 'auto' or a fraction in (0, 1]; got {self.crop!r}")
+            _check_range(owner, "crop", self.crop, 0.0, 1.0, low_open=True)
 
 
 @dataclass(frozen=True)
@@ -159,22 +165,30 @@ class TrainConfig:
     lambda_u: float = 1.0
     ema_decay: float = 0.99
     learning_rate: float = 0.0075
-    backbone_lr_scale: float = 1.0
+    backbone_lr_scale: float | None = None
     momentum: float = 0.9
     weight_decay: float = 5e-4
     unlabelled_pool_size: int = 10_000
     strong_ops: int = 2
     strong_magnitude: int = 10
     weak_pass: str = "separate"
-    head: str = "probe"
+    head: str = "lpft"
     probe_regularisation: float = 3.0
     probe_features: str = "pretrained"
     probe_size: int = 0
     probe_layers: str = "pyramid"
-    probe_views: str = "dihedral"
+    probe_views: str = AUTO
     probe_centre: bool = True
     probe_morphology: str = "auto"
     seed: int = 0
+
+    def backbone_rate_scale(self) -> float:
+        """``backbone_lr_scale``, or when not given: 0.1 for the ``lpft`` head (its head starts
+        fitted, so the pretrained features need only a gentle push), 1.0 for the classifier's
+        new head (the paper's single learning rate)."""
+        if self.backbone_lr_scale is not None:
+            return self.backbone_lr_scale
+        return 0.1 if self.head == "lpft" else 1.0
 
     def uses_morphology(self, in_chans: int) -> bool:
         """Whether the probe reads morphology statistics of images with ``in_chans`` channels."""
@@ -192,7 +206,8 @@ class TrainConfig:
         _check_range(owner, "lambda_u", self.lambda_u, 0.0, 100.0)
         _check_range(owner, "ema_decay", self.ema_decay, 0.0, 1.0, high_open=True)
         _check_range(owner, "learning_rate", self.learning_rate, 0.0, 10.0, low_open=True)
-        _check_range(owner, "backbone_lr_scale", self.backbone_lr_scale, 0.0, 10.0)
+        if self.backbone_lr_scale is not None:
+            _check_range(owner, "backbone_lr_scale", self.backbone_lr_scale, 0.0, 10.0)
         _check_range(owner, "momentum", self.momentum, 0.0, 1.0, high_open=True)
         _check_range(owner, "weight_decay", self.weight_decay, 0.0, 1.0)
         _check_int(owner, "unlabelled_pool_size", self.unlabelled_pool_size, 0)

@@ -22,6 +22,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from .config import ModelConfig, ScoreConfig
 from .inference import ScoringModel, prepare_scoring_model
 from .io.base import ImageCollection
+from .lpft import ProbedNetwork
 from .probe import AnomalyScorer, FrozenEmbedder, LinearProbe
 from .scorestore import Part
 from .scoring import score_parts
@@ -45,6 +46,7 @@ class ScoringJob:
     frozen_size: int | None = None  # its frozen embedder's input size; None: it has none
     frozen_layers: str = "head"  # what its frozen embedder pools (TrainConfig.probe_layers)
     frozen_morphology: bool = False  # whether it adds morphology statistics
+    network_morphology: bool | None = None  # a ProbedNetwork's (head lpft) morphology; None: a classifier
 
     @property
     def plugin_name(self) -> str:
@@ -109,6 +111,8 @@ def _build_scorer(job: ScoringJob, device: torch.device) -> ScoringModel:
     tensors = load(job.weights)
     state = {k: v for k, v in tensors.items() if not k.startswith(BUFFER_PREFIX)}
     module: torch.nn.Module = built.model
+    if job.network_morphology is not None:
+        module = ProbedNetwork(built.model, job.network_morphology)
     if job.head is not None:
         probe = LinearProbe.from_state(state)
         frozen = None
@@ -116,7 +120,7 @@ def _build_scorer(job: ScoringJob, device: torch.device) -> ScoringModel:
             config = dataclasses.replace(job.model, pretrained=False)
             frozen = FrozenEmbedder(build_model(config, job.in_chans).model, job.frozen_size, job.frozen_layers,
                                     job.frozen_morphology)
-        module = AnomalyScorer(built.model, probe, job.head, frozen)
+        module = AnomalyScorer(module, probe, job.head, frozen)
     module.load_state_dict(state, strict=True)
     buffers = dict(module.named_buffers())
     for key, value in tensors.items():

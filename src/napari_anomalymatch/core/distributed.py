@@ -142,12 +142,17 @@ def scoring_job(model: torch.nn.Module, model_hash: str, config: SessionConfig, 
 
 
 def _frozen_settings(model: torch.nn.Module) -> dict[str, Any]:
-    """The input size and layers of a scorer's frozen embedder (none: it has none)."""
+    """What a worker must build besides the weights: a probe-initialised network's morphology, and
+    the input size and layers of a scorer's frozen embedder (none: it has none)."""
+    settings: dict[str, Any] = {}
+    network = getattr(model, "model", None)
+    if getattr(network, "component_name", None) == "lpft":
+        settings["network_morphology"] = network.morphology
     frozen = getattr(model, "frozen", None)
-    if frozen is None:
-        return {}
-    return {"frozen_size": frozen.input_size, "frozen_layers": frozen.layers,
-            "frozen_morphology": frozen.morphology}
+    if frozen is not None:
+        settings.update(frozen_size=frozen.input_size, frozen_layers=frozen.layers,
+                        frozen_morphology=frozen.morphology)
+    return settings
 
 
 def score_on_cluster(cluster: DaskCluster, job: Any, collection: ImageCollection, normaliser: Normaliser,

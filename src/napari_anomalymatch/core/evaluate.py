@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from .augment import scoring_views
-from .config import ScoreConfig, SessionConfig
+from .autocrop import resolve_automatic
+from .config import ORACLE_ORDER, ScoreConfig, SessionConfig
 from .errors import ConfigError, LabelError
 from .io.catalogue import CatalogueCollection, column, open_catalogue, read_table
 from .labels import ANOMALY, NORMAL, UNLABELED, parse_label
@@ -54,15 +55,14 @@ class OracleSettings:
 
     It reviews the still-unlabelled images in ``order``, one of the review orders of
     ``Session.ranking``, and labels the first ``anomalies`` true anomalies and the first
-    ``normals`` normal images it meets. ``uncertainty`` (closest to the decision boundary
-    first, the default) gives a better ranking as a whole (AUROC) than ``score`` (most
-    anomalous first, the paper's protocol), which keeps the top of the ranking cleaner:
-    see the README's Benchmarks.
+    ``normals`` normal images it meets. ``score`` (most anomalous first) is the paper's
+    protocol and the default; ``uncertainty`` (closest to the decision boundary first) and
+    ``random`` are compared in ``benchmarks/results/ablation.md``.
     """
 
     anomalies: int = 10
     normals: int = 10
-    order: str = "uncertainty"
+    order: str = ORACLE_ORDER
 
     def __post_init__(self) -> None:
         if self.order not in ORDERS:
@@ -99,6 +99,7 @@ class EvaluationResult:
     scores: np.ndarray = field(repr=False)
     ever_labelled: np.ndarray = field(repr=False)
     benchmark: Benchmark = field(repr=False)
+    config: SessionConfig | None = field(default=None, repr=False)  # with the choices made from the data
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready record (``anomalymatch evaluate --json``)."""
@@ -147,6 +148,7 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
         raise ConfigError(f"cycles must be at least 1; got {cycles}")
     started = time.perf_counter()
     collection = benchmark.collection
+    config = resolve_automatic(config, collection)
     size = config.model.image_size
     _check_memory(len(collection), collection.shape[2], size)
     normaliser = Normaliser(config.data.normalisation, collection.value_range)
@@ -208,7 +210,7 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
                    "load_images_per_second": len(collection) / max(load_seconds, 1e-9),
                    "comparison_seconds": comparison_seconds}
     return EvaluationResult(ranking_metrics(scores[final], benchmark.is_anomaly[final]), reports,
-                            settings, timings_out, scores, ever_labelled, benchmark)
+                            settings, timings_out, scores, ever_labelled, benchmark, config)
 
 
 class _FrozenFeatures:
@@ -237,7 +239,7 @@ class _FrozenFeatures:
 def _all_components(scorer: AnomalyScorer, parts: dict[str, np.ndarray], images: torch.Tensor,
                     config: ScoreConfig, frozen_features: _FrozenFeatures) -> dict[str, np.ndarray]:
     """``parts`` completed with the components the scorer's head did not need."""
-    missing = tuple(name for name in ("classifier", "probe") if name not in parts)
+    missing = tuple(name for name in (scorer.network_name, "probe") if name not in parts)
     if not missing:
         return parts
     extra = score_components(scorer, images, config, frozen_features.device, frozen_features.of(scorer), missing)

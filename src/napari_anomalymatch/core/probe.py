@@ -39,14 +39,20 @@ class LinearProbe(nn.Module):
     normalising makes the probe read how an image differs from the typical one, not what
     every image of the collection shares. ``extra_scale`` (empty: none) scales the statistics
     that end an embedding when the embedder adds morphology statistics, and ``extra_limit``
-    (None: no limit) bounds them once scaled.
+    (None: no limit) bounds them once scaled. ``trainable``: the weight and bias are parameters
+    (the head of ``lpft.ProbedNetwork``), not fixed buffers.
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, centre: torch.Tensor | None = None,
-                 extra_scale: torch.Tensor | None = None, extra_limit: torch.Tensor | float | None = None) -> None:
+                 extra_scale: torch.Tensor | None = None, extra_limit: torch.Tensor | float | None = None,
+                 trainable: bool = False) -> None:
         super().__init__()
-        self.register_buffer("weight", weight.detach().float().reshape(-1))
-        self.register_buffer("bias", bias.detach().float().reshape(1))
+        weight, bias = weight.detach().float().reshape(-1), bias.detach().float().reshape(1)
+        if trainable:
+            self.weight, self.bias = nn.Parameter(weight.clone()), nn.Parameter(bias.clone())
+        else:
+            self.register_buffer("weight", weight)
+            self.register_buffer("bias", bias)
         centre = torch.zeros_like(self.weight) if centre is None else centre.detach().float().reshape(-1)
         self.register_buffer("centre", centre.to(self.weight.device))
         extra_scale = torch.zeros(0) if extra_scale is None else extra_scale.detach().float().reshape(-1)
@@ -153,11 +159,13 @@ class FrozenEmbedder(nn.Module):
 
 
 class AnomalyScorer(nn.Module):
-    """The EMA model plus (optionally) the probe; forward gives ``[0, z]`` logits.
+    """The EMA network plus (optionally) the probe; forward gives ``[0, z]`` logits.
 
-    ``head``: ``classifier`` (the paper's score), ``probe``, or ``ensemble`` (the mean of the
-    two anomaly logits, each a log-odds, so the result is a geometric mean of the odds).
-    ``frozen``: the embedder the probe was fitted on (None: the model's own embedding).
+    ``head``: ``lpft`` (the network is an ``lpft.ProbedNetwork``, the default score),
+    ``classifier`` (the paper's fine-tuned classifier), ``probe`` (the linear probe alone), or
+    ``ensemble`` (the mean of the classifier's and the probe's anomaly logits, each a log-odds,
+    so the result is a geometric mean of the odds). ``frozen``: the embedder the probe was
+    fitted on (None: the network's own embedding).
     """
 
     def __init__(self, model: nn.Module, probe: LinearProbe | None, head: str = "probe",
@@ -167,39 +175,49 @@ class AnomalyScorer(nn.Module):
             raise ValueError(f"head must be one of {HEADS}; got {head!r}")
         self.model = model
         self.probe = probe
-        self.head = head if probe is not None else "classifier"
+        self.head = head if probe is not None or head == "lpft" else "classifier"
         self.frozen = frozen if probe is not None else None
 
+    @property
+    def network_name(self) -> str:
+        """The component the trained network gives: ``lpft`` or ``classifier``."""
+        return getattr(self.model, "component_name", "classifier")
+
     def components(self, images: torch.Tensor, probe_features: torch.Tensor | None = None,
-                   which: tuple[str, ...] = ("classifier", "probe")) -> dict[str, torch.Tensor]:
-        """Anomaly log-odds of the classifier and of the probe (when fitted), of those in ``which``.
+                   which: tuple[str, ...] = ("lpft", "classifier", "probe")) -> dict[str, torch.Tensor]:
+        """Anomaly log-odds of the network (``lpft`` or ``classifier``) and of the probe (when
+        fitted), of those in ``which``.
 
         ``probe_features``: the probe's embeddings of ``images`` when already known (the
         frozen embedder's never change, so a caller scoring the same images each cycle keeps them).
         """
         out: dict[str, torch.Tensor] = {}
-        embedding = None
-        if "classifier" in which or (self.frozen is None and probe_features is None):
-            embedding = self.model.embed(images)
-        if "classifier" in which:
-            logits = self.model.backbone.get_classifier()(embedding).float()
-            out["classifier"] = logits[:, 1] - logits[:, 0]
-        if self.probe is not None and "probe" in which:
-            if probe_features is None:
-                probe_features = self.frozen.embed(images) if self.frozen is not None else embedding
+        name = self.network_name
+        wants_probe = self.probe is not None and "probe" in which
+        if wants_probe and probe_features is None:
+            probe_features = self.probe_embedder().embed(images)
+        if name in which and name == "lpft":
+            out[name] = self.model.anomaly_logit(images).float()
+        elif name in which:
+            embedding = probe_features if self.frozen is None and probe_features is not None else None
+            logits = self.model.backbone.get_classifier()(
+                self.model.embed(images) if embedding is None else embedding).float()
+            out[name] = logits[:, 1] - logits[:, 0]
+        if wants_probe:
             out["probe"] = self.probe(probe_features)
         return out
 
     def needed_components(self) -> tuple[str, ...]:
         """The components the head's score is made of."""
-        return {"classifier": ("classifier",), "probe": ("probe",)}.get(self.head, ("classifier", "probe"))
+        return {"lpft": ("lpft",), "classifier": ("classifier",), "probe": ("probe",)}.get(
+            self.head, ("classifier", "probe"))
 
     def probe_embedder(self) -> nn.Module:
         """What the probe's features come from: the frozen embedder, or else the model."""
         return self.frozen if self.frozen is not None else self.model
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.head == "classifier":
+        if self.head in ("classifier", "lpft"):
             logits = self.model(images).float()
             z = logits[:, 1] - logits[:, 0]
         elif self.head == "probe":  # only the probe's network runs
@@ -212,6 +230,14 @@ class AnomalyScorer(nn.Module):
 
 # The dihedral elements (see ``augment.dihedral``) a probe is fitted on, by ``TrainConfig.probe_views``.
 PROBE_VIEW_ELEMENTS = {"dihedral": tuple(range(8)), "flip": (0, 4), "none": (0,)}
+
+
+def probe_view_elements(views: str, channels: int) -> tuple[int, ...]:
+    """The elements for ``views``; ``auto``: all eight for single-band images (the sky has no
+    up), the image and its mirror for colour ones (photographs have one)."""
+    if views == "auto":
+        views = "dihedral" if channels == 1 else "flip"
+    return PROBE_VIEW_ELEMENTS[views]
 
 
 @torch.no_grad()
@@ -245,14 +271,15 @@ def fit_probe(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, devi
     regularisation
         scikit-learn's ``C`` (inverse L2 strength).
     views
-        Which views of each image it is fitted on: a key of ``PROBE_VIEW_ELEMENTS``.
+        Which views of each image it is fitted on: a key of ``PROBE_VIEW_ELEMENTS``, or ``auto``
+        (see ``probe_view_elements``).
     statistics
         The collection's centre and extra scale (see ``collection_statistics``); None: no
         centring and no extra statistics.
     """
     from sklearn.linear_model import LogisticRegression
 
-    elements = PROBE_VIEW_ELEMENTS[views]
+    elements = probe_view_elements(views, images.shape[1])
     embeddings = embed_views(model, images, device, views=elements)
     if statistics is None:
         statistics = CollectionStatistics(torch.zeros(embeddings.shape[1]), torch.zeros(0))

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .autocrop import resolve_automatic
 from .checkpoints import CheckpointInfo, load_checkpoint, read_checkpoint_info, save_checkpoint
-from .config import ORDERS, SessionConfig, TrainConfig
+from .config import AUTO, ORDERS, SessionConfig, TrainConfig
 from .errors import CheckpointError, ConfigError, NotTrainedError, SessionError
 from .io.base import ImageCollection, find_reader, open_collection
 from .labels import ANOMALY, NORMAL, LabelEvent, LabelStore, parse_label
@@ -69,6 +70,7 @@ class Session:
             raise ConfigError("a session needs a data source (data.source)")
         data = config.data
         collection = open_collection(data.source, reader=data.reader, on_error=data.on_error, **data.options)
+        config = resolve_automatic(config, collection)
         path.mkdir(parents=True, exist_ok=True)
         config.to_toml(path / CONFIG_FILE)
         session = cls(path, config)
@@ -123,6 +125,8 @@ class Session:
 
     @property
     def normaliser(self) -> Normaliser:
+        if self.config.data.normalisation.crop == AUTO:  # a session.toml edited by hand
+            self.update_config(resolve_automatic(self.config, self.collection))
         return Normaliser(self.config.data.normalisation, self.collection.value_range)
 
     def display_image(self, index: int) -> np.ndarray:

@@ -19,9 +19,10 @@ import torch
 
 from .augment import strong_augment, weak_augment
 from .config import ModelConfig, TrainConfig
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError
 from .fixmatch import FixMatchBatch, fixmatch_step
 from .labels import ANOMALY, NORMAL
+from .lpft import ProbedNetwork, fit_head
 from .models import AnomalyClassifier, build_model, choose_device
 from .probe import (
     FROZEN_LAYER_CODES,
@@ -86,9 +87,12 @@ class Trainer:
         torch.manual_seed(train_config.seed)
         built = build_model(model_config, in_chans)
         self.weights_source = built.weights
-        self.model: AnomalyClassifier = built.model.to(self.device, memory_format=torch.channels_last)
         # The starting network, kept frozen: the probe's features (probe_features = "pretrained").
-        self._starting_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self._starting_model = copy.deepcopy(built.model).to(self.device, memory_format=torch.channels_last)
+        self._starting_model.eval().requires_grad_(False)
+        network = (ProbedNetwork(built.model, train_config.uses_morphology(in_chans))
+                   if train_config.head == "lpft" else built.model)
+        self.model: AnomalyClassifier | ProbedNetwork = network.to(self.device, memory_format=torch.channels_last)
         from timm.utils import ModelEmaV3
 
         self.ema = ModelEmaV3(self.model, decay=train_config.ema_decay)
@@ -123,6 +127,8 @@ class Trainer:
         order = _Cycler(len(unlabelled), self._sampling)
         batch_size = self.config.batch_size
         n_unlabelled = self.config.unlabelled_ratio * batch_size if len(unlabelled) else 0
+        if isinstance(self.model, ProbedNetwork):
+            self._start_head(labelled, labels, unlabelled)
         self.model.train()
         done_before = self.iterations_done
         try:
@@ -143,6 +149,16 @@ class Trainer:
         finally:  # also when the caller stops early: the model it keeps is complete
             if self.iterations_done > done_before and self.config.head != "classifier":
                 self.refit_probe(labelled, labels, unlabelled)
+
+    def _start_head(self, images: torch.Tensor, labels: torch.Tensor, unlabelled: torch.Tensor) -> None:
+        """Linear probing before fine-tuning: the network's head (and its EMA's) becomes the probe
+        fitted on the network's current features of the labelled images."""
+        config = self.config
+        drawing = torch.Generator().manual_seed(config.seed + 1000 * self.cycle + 3)
+        head = fit_head(self.model, images, labels, unlabelled, self.device, config.probe_regularisation,
+                        config.probe_views, CENTRE_SAMPLE, drawing, centre=config.probe_centre)
+        self.model.set_head(head)
+        self.ema.module.set_head(head)
 
     def refit_probe(self, images: torch.Tensor, labels: torch.Tensor, unlabelled: torch.Tensor) -> None:
         """Fit the linear probe on the labelled images' embeddings, centred on the unlabelled
@@ -237,6 +253,24 @@ class Trainer:
                 state["probe.frozen_morphology"] = torch.tensor(int(frozen.morphology))
         return state
 
+    def _match_network(self, model_state: dict[str, torch.Tensor]) -> None:
+        """Refuse a checkpoint of another kind of network (with what to do), and take a probe-initialised
+        network's morphology from the checkpoint, as the probe's is."""
+        saved_lpft = "head.weight" in model_state
+        if saved_lpft != isinstance(self.model, ProbedNetwork):
+            saved, wanted = ("'lpft'", f"{self.config.head!r}") if saved_lpft else (
+                "'classifier', 'probe' or 'ensemble'", "'lpft'")
+            raise CheckpointError(
+                f"the checkpoint's network was trained with train.head = {saved}, but this session asks for "
+                f"{wanted}; set train.head back in session.toml to continue it, or start a new session "
+                "to train the other kind")
+        if saved_lpft:
+            morphology = model_state["head.extra_scale"].numel() > 0
+            if morphology != self.model.morphology:
+                self.model = ProbedNetwork(self.model.network, morphology).to(self.device)
+                self.ema = type(self.ema)(self.model, decay=self.config.ema_decay)
+                self.optimizer = _make_optimizer(self.model, self.config)
+
     def _all_params(self) -> list[torch.nn.Parameter]:
         """The parameters in a fixed order (optimiser state is saved by this position)."""
         return list(self.model.parameters())
@@ -245,6 +279,7 @@ class Trainer:
         """Restore what ``state_dict`` returned (strictly: every tensor must fit)."""
         model_state = {k[6:]: v for k, v in state.items() if k.startswith("model.")}
         ema_state = {k[4:]: v for k, v in state.items() if k.startswith("ema.")}
+        self._match_network(model_state)
         self.model.load_state_dict(model_state, strict=True)
         self.ema.module.load_state_dict(ema_state, strict=True)
         for index, param in enumerate(self._all_params()):
@@ -296,16 +331,17 @@ def _balancing_weights(labels: torch.Tensor) -> torch.Tensor:
     return per_class[labels]
 
 
-def _make_optimizer(model: AnomalyClassifier, config: TrainConfig) -> torch.optim.SGD:
+def _make_optimizer(model: AnomalyClassifier | ProbedNetwork, config: TrainConfig) -> torch.optim.SGD:
     """SGD with Nesterov momentum; no weight decay on biases and normalisation weights; the
-    backbone's learning rate scaled by ``backbone_lr_scale`` (the new head keeps the full rate)."""
-    head_ids = {id(p) for p in model.backbone.get_classifier().parameters()}
+    backbone's learning rate scaled by ``backbone_lr_scale`` (the head keeps the full rate)."""
+    head = model.head_parameters() if isinstance(model, ProbedNetwork) else model.backbone.get_classifier().parameters()
+    head_ids = {id(p) for p in head}
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for param in model.parameters():
         groups.setdefault((id(param) in head_ids, param.ndim <= 1), []).append(param)
     param_groups = []
     for (is_head, no_decay), params in sorted(groups.items()):
-        scale = 1.0 if is_head else config.backbone_lr_scale
+        scale = 1.0 if is_head else config.backbone_rate_scale()
         param_groups.append({"params": params, "weight_decay": 0.0 if no_decay else config.weight_decay,
                              "lr": config.learning_rate * scale, "lr_scale": scale})
     return torch.optim.SGD(param_groups, lr=config.learning_rate, momentum=config.momentum, nesterov=True)

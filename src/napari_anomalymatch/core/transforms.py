@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import NormalisationConfig
+from .config import AUTO, NormalisationConfig
 
 # Percentiles of large images are estimated from at most this many pixels
 # (a regular subsample), as astropy's PercentileInterval(n_samples=...) does.
@@ -96,9 +96,10 @@ class Normaliser:
         return None
 
 
-def central_crop(batch, fraction: float):
-    """The middle ``fraction`` of each side of ``(N, H, W, C)`` images (NumPy or torch)."""
-    if fraction >= 1.0:
+def central_crop(batch, fraction: float | str):
+    """The middle ``fraction`` of each side of ``(N, H, W, C)`` images (NumPy or torch); ``auto``
+    not yet chosen from the collection (see ``core.autocrop``): the whole image."""
+    if fraction == AUTO or fraction >= 1.0:
         return batch
     height, width = batch.shape[1], batch.shape[2]
     keep_h, keep_w = max(1, round(height * fraction)), max(1, round(width * fraction))

@@ -1,0 +1,57 @@
+"""The central crop a new session chooses from its images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_anomalymatch.core.autocrop import choose_crop, resolve_automatic
+from napari_anomalymatch.core.config import DataConfig, NormalisationConfig, SessionConfig
+from napari_anomalymatch.core.errors import ConfigError
+from napari_anomalymatch.core.io.base import open_collection
+
+from ..conftest import write_pngs
+
+
+def _sources(n: int, size: int, radius: float, seed: int = 0) -> np.ndarray:
+    """Grey uint8 cutouts of Gaussian sources of ``radius`` pixels near the centre, on noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    images = np.empty((n, size, size), dtype=np.uint8)
+    for i in range(n):
+        dy, dx = rng.normal(0, radius / 4, 2)
+        source = 200 * np.exp(-((yy - dy) ** 2 + (xx - dx) ** 2) / (2 * radius**2))
+        images[i] = np.clip(rng.normal(20, 4, (size, size)) + source, 0, 255)
+    return images
+
+
+def _collection(tmp_path, images):
+    write_pngs(tmp_path / "images", images)
+    return open_collection(tmp_path / "images")
+
+
+@pytest.mark.parametrize("radius, expected", [(4, 0.1875), (8, 0.3125), (14, 0.4375), (40, 1.0)])
+def test_the_crop_keeps_the_central_square_that_holds_the_sources_light(tmp_path, radius, expected):
+    # 90 % of the light above the noise; a source that needs more than 3/4 of the side keeps it all
+    assert choose_crop(_collection(tmp_path, _sources(40, 96, radius))) == expected
+
+
+def test_light_spread_over_the_field_keeps_the_whole_image(tmp_path):
+    rng = np.random.default_rng(1)
+    texture = rng.integers(0, 256, (30, 48, 48), dtype=np.uint8)  # a photograph's light is everywhere
+    assert choose_crop(_collection(tmp_path / "a", texture)) == 1.0
+    assert choose_crop(_collection(tmp_path / "b", np.full((5, 48, 48), 7, dtype=np.uint8))) == 1.0  # no light
+
+
+def test_a_new_sessions_auto_crop_becomes_a_number_and_a_given_one_stays(tmp_path):
+    collection = _collection(tmp_path, _sources(20, 64, 3))
+    chosen = resolve_automatic(SessionConfig(), collection).data.normalisation.crop
+    assert isinstance(chosen, float) and chosen <= 0.5
+    given = SessionConfig(data=DataConfig(normalisation=NormalisationConfig(crop=0.8)))
+    assert resolve_automatic(given, collection) == given
+
+
+@pytest.mark.parametrize("crop", ["half", True, 0.0, 1.5])
+def test_crop_must_be_auto_or_a_fraction(crop):
+    with pytest.raises(ConfigError, match="crop"):
+        NormalisationConfig(crop=crop)
