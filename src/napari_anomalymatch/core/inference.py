@@ -24,8 +24,15 @@ import torch
 
 from .augment import dihedral, scoring_views
 from .config import ScoreConfig
-from .pathchoice import (InferencePath, Selection, candidate_paths, default_path, needs_selection,
-                         select_path, timing_key)
+from .pathchoice import (
+    InferencePath,
+    Selection,
+    candidate_paths,
+    default_path,
+    needs_selection,
+    select_path,
+    timing_key,
+)
 
 # How far a graph's logits may stray from the eager model's, relative to the largest logit.
 GRAPH_TOLERANCE = {None: 1e-4, torch.bfloat16: 5e-2, torch.float16: 2e-2}

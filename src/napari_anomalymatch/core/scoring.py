@@ -24,8 +24,7 @@ import torch
 
 from .augment import dihedral, scoring_views
 from .config import ScoreConfig
-from .inference import (CALIBRATION_IMAGES, ScoringModel, anomaly_probability, choose_precision,
-                        prepare_scoring_model)
+from .inference import CALIBRATION_IMAGES, ScoringModel, anomaly_probability, choose_precision, prepare_scoring_model
 from .io.base import ImageCollection
 from .loading import RangeBatches, iterate_batches, load_images
 from .pathchoice import InferencePath, default_path, needs_selection
@@ -330,5 +329,5 @@ def _progress(indices: np.ndarray, scores: np.ndarray, n_done: int, n_total: int
 
 
 __all__ = ["ScoreBatch", "ScoreResult", "anomaly_probability", "choose_precision", "finish_stored_run",
-           "model_fingerprint", "prepare_run_scorer", "run_to_end", "score_collection", "score_components", "score_images", "score_parts",
-           "stream_scores", "top_k"]
+           "model_fingerprint", "prepare_run_scorer", "run_to_end", "score_collection", "score_components",
+           "score_images", "score_parts", "stream_scores", "top_k"]

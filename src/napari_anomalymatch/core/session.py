@@ -275,7 +275,6 @@ class Session:
                                                 self.config.model.image_size, self.config.score,
                                                 trainer.device, store=store))
         from .distributed import score_on_cluster, scoring_job
-
         from .scoring import prepare_run_scorer
 
         n_todo = sum(len(part) for part in store.remaining_parts())
