@@ -49,16 +49,17 @@ def test_auto_measures_only_runs_worth_it_and_keeps_the_fastest_path_that_agrees
     small = prepare_scoring_model(model, ScoreConfig(), SHAPE, cpu, n_images=100)
     assert small.path.label == "float32+eager" and small.selection is None
     monkeypatch.setattr(pathchoice, "agrees", lambda agreement: True)
-    large = prepare_scoring_model(model, ScoreConfig(), SHAPE, cpu, n_images=10**6)
+    large = prepare_scoring_model(model, ScoreConfig(), SHAPE, cpu, n_images=10_000)
     assert large.selection.rates == {"float32+eager": 100.0, "bfloat16+eager": 150.0}
     assert large.path.label == "bfloat16+eager" and not large.selection.cached
     assert set(large.selection.agreement["bfloat16+eager"]) >= {"spearman", "top_overlap"}
     monkeypatch.setattr(pathchoice, "agrees", lambda agreement: False)
-    refused = prepare_scoring_model(model, ScoreConfig(), SHAPE, cpu, n_images=10**6)
+    refused = prepare_scoring_model(model, ScoreConfig(), SHAPE, cpu, n_images=10_000)
     assert refused.path.label == "float32+eager" and refused.selection.cached  # timings from the cache file
     cached = json.loads(pathchoice.cache_file().read_text())
     assert list(cached.values()) == [{"float32+eager": 100.0, "bfloat16+eager": 150.0}]
-    forced = prepare_scoring_model(model, ScoreConfig(precision="bfloat16"), SHAPE, cpu, n_images=10**6)
+    forced = prepare_scoring_model(model, ScoreConfig(precision="bfloat16"), SHAPE, cpu, n_images=10_000)
+    assert pathchoice.candidate_paths(ScoreConfig(), cpu, 10**6)[-1].label == "bfloat16+inductor"
     assert forced.path.label == "bfloat16+eager" and forced.selection is None  # forced: nothing measured
 
 
@@ -90,7 +91,7 @@ def test_the_selection_holds_a_small_trained_model_to_the_agreement_rule(trained
     monkeypatch.setenv(pathchoice.CACHE_ENV, str(tmp_path))
     monkeypatch.setattr(pathchoice, "native_reduced_precisions", lambda device: ["bfloat16"])
     monkeypatch.setattr(pathchoice, "_images_per_second", lambda scorer, batch: 100.0 + 50 * _is_bf16(scorer))
-    chosen = prepare_scoring_model(model, ScoreConfig(), (1, 32, 32), cpu, n_images=10**6, calibration=images)
+    chosen = prepare_scoring_model(model, ScoreConfig(), (1, 32, 32), cpu, n_images=10_000, calibration=images)
     assert chosen.selection.agreement["bfloat16+eager"] == pytest.approx(
         pathchoice.ranking_agreement(fp32, bf16))
     assert chosen.path.label == "float32+eager"

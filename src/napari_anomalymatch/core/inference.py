@@ -191,7 +191,8 @@ def prepare_scoring_model(model: torch.nn.Module, config: ScoreConfig, input_sha
         parameter.requires_grad_(False)
     if path is not None:
         return _build(module, path, config.tta, device, input_shape)
-    if not needs_selection(config, n_images):
+    candidates = candidate_paths(config, device, n_images)
+    if not needs_selection(config, n_images) or len(candidates) == 1:
         return _build(module, default_path(config, device), config.tta, device, input_shape)
     if calibration is None:
         calibration = torch.rand((16, *input_shape), generator=torch.Generator().manual_seed(0))
@@ -203,7 +204,7 @@ def prepare_scoring_model(model: torch.nn.Module, config: ScoreConfig, input_sha
         return built[candidate.label].probabilities
 
     key = timing_key(module, device, input_shape, config.batch_size, config.tta)
-    selection = select_path(build, candidate_paths(config, device), calibration, key, config.batch_size)
+    selection = select_path(build, candidates, calibration, key, config.batch_size)
     chosen = built[selection.path.label]
     chosen.selection = selection
     return chosen

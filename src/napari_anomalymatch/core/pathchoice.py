@@ -33,6 +33,8 @@ from .config import ScoreConfig
 AGREEMENT = {"spearman": 0.999, "top_overlap": 0.98, "auroc_difference": 0.002}
 # Below this many images a run is not worth timing: it takes the exact float32 (or the GPU's usual) path.
 MEASURE_MIN_IMAGES = 2048
+# From this many images a torch.compile graph (20-40 s to build on 2 cores) is worth timing too.
+COMPILE_MIN_IMAGES = 50_000
 CACHE_ENV = "ANOMALYMATCH_CACHE_DIR"
 _COMPILE_TO_GRAPH = {"none": "eager", "inductor": "inductor", "torchscript": "torchscript"}
 
@@ -93,17 +95,23 @@ def default_path(config: ScoreConfig, device: torch.device) -> InferencePath:
     return InferencePath(precision, _COMPILE_TO_GRAPH.get(config.compile, "eager"))
 
 
-def candidate_paths(config: ScoreConfig, device: torch.device) -> list[InferencePath]:
-    """The paths worth timing; float32 first (the reference)."""
-    graph = _COMPILE_TO_GRAPH.get(config.compile, "eager")
-    if config.precision != "auto":
-        return [InferencePath(config.precision, graph)]
-    return [InferencePath(p, graph) for p in ["float32", *native_reduced_precisions(device)]]
+def candidate_paths(config: ScoreConfig, device: torch.device, n_images: int | None = None) -> list[InferencePath]:
+    """The paths worth timing; float32 eager first (the reference).
+
+    With ``compile="auto"``, runs of ``COMPILE_MIN_IMAGES`` or more also time
+    ``torch.compile`` (tens of seconds to build on a laptop CPU).
+    """
+    precisions = ["float32", *native_reduced_precisions(device)] if config.precision == "auto" else [config.precision]
+    if config.compile != "auto":
+        graphs = [_COMPILE_TO_GRAPH[config.compile]]
+    else:
+        graphs = ["eager", "inductor"] if n_images is None or n_images >= COMPILE_MIN_IMAGES else ["eager"]
+    return [InferencePath(p, g) for g in graphs for p in precisions]
 
 
 def needs_selection(config: ScoreConfig, n_images: int | None) -> bool:
-    """Whether the path is measured (precision auto and enough images to be worth it)."""
-    return config.precision == "auto" and (n_images is None or n_images >= MEASURE_MIN_IMAGES)
+    """Whether the path is measured (something left ``auto`` and enough images to be worth it)."""
+    return "auto" in (config.precision, config.compile) and (n_images is None or n_images >= MEASURE_MIN_IMAGES)
 
 
 def select_path(build: Callable[[InferencePath], Callable[[torch.Tensor], torch.Tensor]],
@@ -126,20 +134,29 @@ def select_path(build: Callable[[InferencePath], Callable[[torch.Tensor], torch.
     """
     cache = cache or cache_file()
     known = _read_cache(cache).get(key, {})
-    scorers = {c.label: build(c) for c in candidates}
-    reference = scorers[candidates[0].label](calibration).float().cpu().numpy()
-    selection = Selection(candidates[0], measured=True, cached=all(c.label in known for c in candidates))
-    timing_batch = _timing_batch(calibration, batch_size)
-    for candidate in candidates:
-        scorer = scorers[candidate.label]
-        if candidate is not candidates[0]:
-            found = scorer(calibration).float().cpu().numpy()
-            selection.agreement[candidate.label] = ranking_agreement(reference, found)
-        selection.rates[candidate.label] = known.get(candidate.label) or _images_per_second(scorer, timing_batch)
-    if not selection.cached:
+    built: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+
+    def scorer_of(candidate: InferencePath) -> Callable[[torch.Tensor], torch.Tensor]:
+        if candidate.label not in built:  # built only when timed or compared: a compile takes a while
+            built[candidate.label] = build(candidate)
+        return built[candidate.label]
+
+    reference_path = candidates[0]
+    reference = scorer_of(reference_path)(calibration).float().cpu().numpy()
+    selection = Selection(reference_path, measured=True, cached=all(c.label in known for c in candidates))
+    if selection.cached:
+        selection.rates = {c.label: float(known[c.label]) for c in candidates}
+    else:
+        timing_batch = _timing_batch(calibration, batch_size)
+        selection.rates = {c.label: _images_per_second(scorer_of(c), timing_batch) for c in candidates}
         _write_cache(cache, key, selection.rates)
-    agreeing = [c for c in candidates if c is candidates[0] or agrees(selection.agreement[c.label])]
-    selection.path = max(agreeing, key=lambda c: selection.rates[c.label])
+    for candidate in sorted(candidates, key=lambda c: -selection.rates[c.label]):  # fastest first
+        if candidate is not reference_path:
+            found = scorer_of(candidate)(calibration).float().cpu().numpy()
+            selection.agreement[candidate.label] = ranking_agreement(reference, found)
+        if candidate is reference_path or agrees(selection.agreement[candidate.label]):
+            selection.path = candidate
+            return selection
     return selection
 
 
