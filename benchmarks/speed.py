@@ -11,7 +11,13 @@
 * probe_features: scoring uint8 HDF5 with the probe alone reading the frozen network's pyramid
   features (the default), without and with the morphology statistics that single-band images
   get by default;
-* memory: peak RSS of a scoring process as the collection grows from 10^3 to 10^5 images.
+* memory: peak RSS of a scoring process as the collection grows from 10^3 to 10^5 images;
+* paths: scoring uint8 HDF5 along each CPU inference path (the deprecated TorchScript graph, the
+  default before the measured choice; float32 eager; bf16 autocast; ``auto``, the measured choice,
+  its measurement included), at 64 and 150 px, with each rate relative to TorchScript's;
+* agreement: bf16 against float32 on the same trained model on real data (FIRST radio galaxies, Bent
+  as the anomaly; CIFAR-10 with cat as the anomaly): |dAUROC|, top-100 overlap, Spearman's rho,
+  and whether the rule of ``core.pathchoice.AGREEMENT`` lets bf16 score.
 
 Each measurement runs in a fresh process (so peak RSS is that run's own). The data are synthetic
 galaxy-like cutouts written under ``benchmarks/work/speed`` (git-ignored). The machine is shared
@@ -23,6 +29,7 @@ Usage::
     python benchmarks/speed.py --quick         # 64 px only, smaller collections
     python benchmarks/speed.py --sections heads  # re-measure one section, keep the others
     python benchmarks/speed.py --quick --sections probe_features  # the morphology's cost at 64 px
+    python benchmarks/speed.py --sections paths agreement --n-images 4000  # the inference paths
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -145,7 +153,8 @@ def _write_fits(path: Path, n: int, size: int) -> None:
 # -- measurements, each in its own process -------------------------------------------------
 
 
-def measure_scoring(source: str, size: int, options: dict, head: str = "classifier") -> dict:
+def measure_scoring(source: str, size: int, options: dict, head: str = "classifier",
+                    score: dict | None = None) -> dict:
     """Score ``source`` with a fresh (pretrained) model; images/s over the whole pass.
 
     ``head``: ``classifier`` (the bare model), or ``ensemble`` / ``probe`` (an ``AnomalyScorer``
@@ -177,13 +186,63 @@ def measure_scoring(source: str, size: int, options: dict, head: str = "classifi
         probe = LinearProbe(weight, torch.zeros(1), extra_scale=torch.ones(frozen.extra_dims))
         model = AnomalyScorer(model, probe, head.split("-")[0], frozen).eval()
     normaliser = Normaliser(NormalisationConfig(), collection.value_range)
-    config = ScoreConfig(batch_size=256)
+    config = ScoreConfig(batch_size=256, **(score or {}))
     started = time.perf_counter()
     result = run_to_end(score_collection(model, collection, normaliser, size, config))
     elapsed = time.perf_counter() - started
     return {"n_images": len(collection), "images_per_second": len(collection) / elapsed,
             "seconds": elapsed, "finite_scores": int(np.isfinite(result.scores).sum()),
-            "peak_rss_mb": _peak_rss_mb()}
+            "inference": result.inference, "peak_rss_mb": _peak_rss_mb()}
+
+
+def measure_agreement(dataset: str, size: int, iterations: int, max_images: int = 6000) -> dict:
+    """bf16 against float32 scores of one model trained ``iterations`` FixMatch steps on ``dataset``
+    (at most ``max_images``: every anomaly and labelled image, and normal ones evenly spread)."""
+    import torch
+
+    from napari_anomalymatch.core.config import ModelConfig, NormalisationConfig, ScoreConfig, TrainConfig
+    from napari_anomalymatch.core.evaluate import read_benchmark
+    from napari_anomalymatch.core.loading import load_images
+    from napari_anomalymatch.core.pathchoice import agrees, ranking_agreement
+    from napari_anomalymatch.core.scoring import run_to_end, score_images
+    from napari_anomalymatch.core.training import Trainer, TrainingData
+    from napari_anomalymatch.core.transforms import Normaliser
+
+    bench = read_benchmark(_agreement_manifest(dataset))
+    collection = bench.collection
+    normaliser = Normaliser(NormalisationConfig(), collection.value_range)
+    chosen = _subset(bench.is_anomaly | (bench.initial_labels >= 0), max_images)
+    images, valid = run_to_end(load_images(collection, normaliser, size, chosen))
+    truth, initial = bench.is_anomaly[chosen][valid], bench.initial_labels[chosen][valid]
+    images = images[torch.from_numpy(valid)]
+    labelled = np.flatnonzero(initial >= 0)
+    trainer = Trainer(ModelConfig(image_size=size), TrainConfig(iterations=iterations), collection.shape[2],
+                      device=torch.device("cpu"))
+    data = TrainingData(images[labelled], torch.from_numpy(initial[labelled]), images)
+    for _ in trainer.run(data):
+        pass
+    model = trainer.scoring_model
+    fp32 = score_images(model, images, ScoreConfig(precision="float32"))
+    bf16 = score_images(model, images, ScoreConfig(precision="bfloat16"))
+    agreement = ranking_agreement(fp32, bf16, truth, top=100)
+    return {"dataset": dataset, "size": size, "iterations": iterations, "n_images": len(truth),
+            "n_images_in_set": len(collection), "n_anomalies": int(truth.sum()), **agreement,
+            "bf16_allowed": agrees(agreement)}
+
+
+def _subset(keep: np.ndarray, max_images: int) -> np.ndarray:
+    others = np.flatnonzero(~keep)
+    room = max(0, max_images - int(keep.sum()))
+    spread = others[np.linspace(0, len(others) - 1, min(room, len(others))).astype(np.int64)] if room else others[:0]
+    return np.sort(np.concatenate([np.flatnonzero(keep), spread]))
+
+
+def _agreement_manifest(dataset: str) -> Path:
+    import quality
+
+    if dataset == "first":
+        return quality.first_manifest("Bent", 0)
+    return quality.cifar_manifest(quality.cifar_root(quality.CIFAR_ARCHIVE), "cat", 0)
 
 
 def measure_training(size: int, iterations: int) -> dict:
@@ -228,8 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [64] if args.quick else [64, 150]
     n = 3000 if args.quick else args.n_images
     results: dict = json.loads(args.out.read_text()) if args.out.exists() else {}
-    results["machine"] = {"cpus": _cpus(), "python": platform.python_version(),
-                          "processor": platform.processor()}
+    results["machine"] = _machine()
     for section in args.sections:
         results[section] = SECTIONS[section](sizes, n, args.quick)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -289,14 +347,68 @@ def _memory(sizes: list[int], n: int, quick: bool) -> list[dict]:
     return entries
 
 
+PATHS = {"torchscript (the old default)": {"precision": "float32", "compile": "torchscript"},
+         "float32 eager": {"precision": "float32", "compile": "none"},
+         "bfloat16 eager": {"precision": "bfloat16", "compile": "none"},
+         "float32 torch.compile": {"precision": "float32", "compile": "inductor"},
+         "bfloat16 torch.compile": {"precision": "bfloat16", "compile": "inductor"},
+         "auto (measured)": {}}
+
+
+def _paths(sizes: list[int], n: int, quick: bool) -> list[dict]:
+    """Each inference path on uint8 HDF5; ``auto`` measures afresh (an empty timing cache)."""
+    import os
+    import tempfile
+
+    entries = []
+    for size in sizes:
+        path = write_dataset("uint8_hdf5", n, size)
+        baseline = None
+        for name, score in PATHS.items():
+            with tempfile.TemporaryDirectory() as cache:
+                os.environ["ANOMALYMATCH_CACHE_DIR"] = cache  # the subprocess inherits it
+                entry = {"path": name, "size": size, **in_subprocess(
+                    "measure_scoring", source=str(path), size=size, options={}, score=score)}
+            baseline = baseline or entry["images_per_second"]
+            entry["relative_to_torchscript"] = entry["images_per_second"] / baseline
+            entries.append(entry)
+            print(f"scoring uint8_hdf5 {size}px, {name} ({entry['inference']}): "
+                  f"{entry['images_per_second']:.0f} images/s ({entry['relative_to_torchscript']:.2f}x)", flush=True)
+    return entries
+
+
+def _agreement(sizes: list[int], n: int, quick: bool) -> list[dict]:
+    entries = []
+    for dataset in ("first", "cifar10"):
+        entries.append(in_subprocess("measure_agreement", dataset=dataset, size=64, iterations=40 if quick else 100))
+        print(f"agreement {dataset}: {entries[-1]}", flush=True)
+    return entries
+
+
 HEADS = ("classifier", "ensemble", "probe")
 SECTIONS = {"training": _training, "scoring": _scoring, "heads": _heads, "probe_features": _probe_features,
-            "memory": _memory}
+            "memory": _memory, "paths": _paths, "agreement": _agreement}
+
+
+def _machine() -> dict:
+    """The host: CPU model, the flags that decide the inference path, torch."""
+    import torch
+
+    flags = set()
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    from napari_anomalymatch.core.pathchoice import _processor
+
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+    return {"cpus": _cpus(), "python": platform.python_version(), "processor": _processor(),
+            "cpu_flags": [f for f in wanted if f in flags], "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "shared": "yes: other engineers' jobs ran at the same time",
+            "load_average": os.getloadavg()}
 
 
 def _cpus() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

@@ -1,12 +1,15 @@
-"""The scoring model: precision, the frozen CPU graph and its fallback, cuDNN autotuning."""
+"""The scoring model: the measured choice of path, the deprecated TorchScript graph and its fallback,
+cuDNN autotuning."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 import torch
 
-from napari_anomalymatch.core import inference
+from napari_anomalymatch.core import inference, pathchoice
 from napari_anomalymatch.core.config import ModelConfig, ScoreConfig
 from napari_anomalymatch.core.inference import ScoringModel, ScoringModelWarning, prepare_scoring_model
 from napari_anomalymatch.core.models import build_model
@@ -28,7 +31,8 @@ def test_precision_on_a_cpu(requested, expected):
 
 def test_frozen_graph_scores_as_the_eager_model_and_leaves_it_alone(model):
     images = torch.rand(6, *SHAPE, generator=torch.Generator().manual_seed(1))
-    graph = prepare_scoring_model(model, ScoreConfig(compile="torchscript"), SHAPE, torch.device("cpu"))
+    with pytest.warns(FutureWarning, match="torchscript.*deprecates"):
+        graph = prepare_scoring_model(model, ScoreConfig(compile="torchscript"), SHAPE, torch.device("cpu"))
     eager = prepare_scoring_model(model, ScoreConfig(compile="none"), SHAPE, torch.device("cpu"))
     assert (graph.graph, eager.graph) == ("torchscript", "eager")
     np.testing.assert_allclose(graph(images), eager(images), rtol=0, atol=1e-5)
@@ -37,10 +41,79 @@ def test_frozen_graph_scores_as_the_eager_model_and_leaves_it_alone(model):
     assert np.isnan(graph(images, valid)[[1, 5]]).all() and np.isfinite(graph(images, valid)[[0, 2]]).all()
 
 
-def test_auto_builds_a_graph_only_when_it_pays_off(model):
+def test_auto_measures_only_runs_worth_it_and_keeps_the_fastest_path_that_agrees(model, monkeypatch, tmp_path):
     cpu = torch.device("cpu")
-    assert prepare_scoring_model(model, ScoreConfig(), SHAPE, cpu, n_images=100).graph == "eager"
-    assert prepare_scoring_model(model, ScoreConfig(), SHAPE, cpu, n_images=10**6).graph == "torchscript"
+    monkeypatch.setenv(pathchoice.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(pathchoice, "native_reduced_precisions", lambda device: ["bfloat16"])
+    monkeypatch.setattr(pathchoice, "_images_per_second", lambda scorer, batch: 100.0 + 50 * _is_bf16(scorer))
+    small = prepare_scoring_model(model, ScoreConfig(), SHAPE, cpu, n_images=100)
+    assert small.path.label == "float32+eager" and small.selection is None
+    monkeypatch.setattr(pathchoice, "agrees", lambda agreement: True)
+    large = prepare_scoring_model(model, ScoreConfig(), SHAPE, cpu, n_images=10_000)
+    assert large.selection.rates == {"float32+eager": 100.0, "bfloat16+eager": 150.0}
+    assert large.path.label == "bfloat16+eager" and not large.selection.cached
+    assert set(large.selection.agreement["bfloat16+eager"]) >= {"spearman", "top_overlap"}
+    monkeypatch.setattr(pathchoice, "agrees", lambda agreement: False)
+    refused = prepare_scoring_model(model, ScoreConfig(), SHAPE, cpu, n_images=10_000)
+    assert refused.path.label == "float32+eager" and refused.selection.cached  # timings from the cache file
+    cached = json.loads(pathchoice.cache_file().read_text())
+    assert list(cached.values()) == [{"float32+eager": 100.0, "bfloat16+eager": 150.0}]
+    forced = prepare_scoring_model(model, ScoreConfig(precision="bfloat16"), SHAPE, cpu, n_images=10_000)
+    assert pathchoice.candidate_paths(ScoreConfig(), cpu, 10**6)[-1].label == "bfloat16+inductor"
+    assert forced.path.label == "bfloat16+eager" and forced.selection is None  # forced: nothing measured
+
+
+def _is_bf16(scorer) -> bool:
+    return scorer.__self__.dtype == torch.bfloat16  # the bound ScoringModel.probabilities
+
+
+def test_ranking_agreement_measures_what_the_rule_says():
+    reference = np.linspace(0, 1, 1000)
+    truth = np.arange(1000) % 7 == 0
+    same = pathchoice.ranking_agreement(reference, reference + 1e-4, truth)
+    assert same["spearman"] == pytest.approx(1.0) and same["top_overlap"] == 1.0 and same["auroc_difference"] == 0
+    assert pathchoice.agrees(same)
+    shuffled = reference.copy()
+    shuffled[-100:] = np.random.default_rng(0).permutation(shuffled[-100:]) - 0.5  # the top 100 sink
+    bad = pathchoice.ranking_agreement(reference, shuffled, truth)
+    assert bad["top_overlap"] == 0.0 and not pathchoice.agrees(bad)
+
+
+def test_the_selection_holds_a_small_trained_model_to_the_agreement_rule(trained_blobs, monkeypatch, tmp_path):
+    """bf16 is timed faster, but on this barely trained scorer its ranking strays from float32's
+    (rho ~0.994, top-20 overlap ~65 %), so the run scores in float32, exactly as forced float32 does."""
+    model, images, truth = trained_blobs
+    cpu = torch.device("cpu")
+    fp32 = prepare_scoring_model(model, ScoreConfig(precision="float32"), (1, 32, 32), cpu)(images)
+    bf16 = prepare_scoring_model(model, ScoreConfig(precision="bfloat16"), (1, 32, 32), cpu)(images)
+    agreement = pathchoice.ranking_agreement(fp32, bf16, truth, top=100)
+    assert not pathchoice.agrees(agreement) and agreement["spearman"] < 0.999, agreement
+    monkeypatch.setenv(pathchoice.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(pathchoice, "native_reduced_precisions", lambda device: ["bfloat16"])
+    monkeypatch.setattr(pathchoice, "_images_per_second", lambda scorer, batch: 100.0 + 50 * _is_bf16(scorer))
+    chosen = prepare_scoring_model(model, ScoreConfig(), (1, 32, 32), cpu, n_images=10_000, calibration=images)
+    assert chosen.selection.agreement["bfloat16+eager"] == pytest.approx(
+        pathchoice.ranking_agreement(fp32, bf16))
+    assert chosen.path.label == "float32+eager"
+    np.testing.assert_array_equal(chosen(images), fp32)
+
+
+@pytest.fixture(scope="module")
+def trained_blobs():
+    from napari_anomalymatch.core.config import TrainConfig
+    from napari_anomalymatch.core.training import Trainer, TrainingData
+
+    from ..conftest import blob_images
+
+    raw, truth = blob_images(200, size=32, seed=5)
+    images = torch.from_numpy(raw[:, None].astype(np.float32) / 255)
+    labelled = np.concatenate([np.flatnonzero(truth)[:4], np.flatnonzero(~truth)[:8]])
+    trainer = Trainer(ModelConfig(image_size=32), TrainConfig(iterations=6, batch_size=4, unlabelled_ratio=2, seed=1),
+                      in_chans=1, device=torch.device("cpu"))
+    data = TrainingData(images[labelled], torch.from_numpy(truth[labelled].astype(np.int64)), images)
+    for _ in trainer.run(data):
+        pass
+    return trainer.scoring_model, images, truth
 
 
 def test_a_graph_that_cannot_be_built_falls_back_to_eager(model, monkeypatch):
@@ -48,14 +121,16 @@ def test_a_graph_that_cannot_be_built_falls_back_to_eager(model, monkeypatch):
         raise RuntimeError("tracer exploded")
 
     monkeypatch.setattr(inference, "_torchscript", broken)
-    with pytest.warns(ScoringModelWarning, match="tracer exploded.*scoring with the eager model"):
+    with pytest.warns(ScoringModelWarning, match="tracer exploded.*scoring with the eager model"), \
+            pytest.warns(FutureWarning, match="deprecates"):
         scorer = prepare_scoring_model(model, ScoreConfig(compile="torchscript"), SHAPE, torch.device("cpu"))
     assert scorer.graph == "eager"
 
 
 def test_a_graph_that_strays_is_not_used(model, monkeypatch):
     monkeypatch.setattr(inference, "_torchscript", lambda eager, example: lambda x: eager.module(x) + 5.0)
-    with pytest.warns(ScoringModelWarning, match="differs from the eager model"):
+    with pytest.warns(ScoringModelWarning, match="differs from the eager model"), \
+            pytest.warns(FutureWarning, match="deprecates"):
         scorer = prepare_scoring_model(model, ScoreConfig(compile="torchscript"), SHAPE, torch.device("cpu"))
     assert scorer.graph == "eager"
 

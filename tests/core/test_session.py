@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from napari_anomalymatch.core.config import DataConfig, ModelConfig, ScoreConfig, SessionConfig, TrainConfig
 from napari_anomalymatch.core.errors import ConfigError, NotTrainedError, SessionError, UnknownIdError
@@ -143,3 +145,31 @@ def test_rank_orders_and_puts_missing_last():
     assert rank(scores, candidates, "score").tolist() == [2, 3, 4, 0, 1]
     assert rank(scores, candidates, "uncertainty").tolist() == [3, 4, 0, 2, 1]
     assert sorted(rank(scores, candidates, "random", seed=1).tolist()[:4]) == [0, 2, 3, 4]
+
+
+def test_a_resumed_run_scores_bit_for_bit_as_an_uninterrupted_one(session, monkeypatch, tmp_path):
+    """The path chosen when the run starts (here bf16, timed faster) is stored in its manifest and used
+    for the last part too, although 8 images left would not be measured and would score in float32."""
+    from napari_anomalymatch.core import pathchoice
+
+    monkeypatch.setenv(pathchoice.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(pathchoice, "native_reduced_precisions", lambda device: ["bfloat16"])
+    monkeypatch.setattr(pathchoice, "_images_per_second",
+                        lambda scorer, batch: 200.0 if scorer.__self__.dtype == torch.bfloat16 else 100.0)
+    monkeypatch.setattr(pathchoice, "agrees", lambda agreement: True)
+    monkeypatch.setattr(pathchoice, "MEASURE_MIN_IMAGES", 1)
+    list(session.train())
+    store = session.score_directory(1)
+    uninterrupted = np.array(run_to_end(session.score()).scores)
+    assert json.loads((store / "manifest.json").read_text())["inference"] == "bfloat16+eager"
+    shutil.rmtree(store)
+    run = session.score()
+    [next(run) for _ in range(2)]  # parts 0 and 1 written
+    run.close()
+    monkeypatch.setattr(pathchoice, "MEASURE_MIN_IMAGES", 2048)  # 8 images left: not worth measuring
+    resumed = run_to_end(session.score())
+    assert resumed.n_scored == 8 and resumed.inference == "bfloat16+eager"
+    np.testing.assert_array_equal(np.asarray(resumed.scores), uninterrupted)
+    shutil.rmtree(store)
+    float32 = np.asarray(run_to_end(session.score()).scores)  # what the last part would have had
+    assert not np.array_equal(float32[32:], uninterrupted[32:])

@@ -235,8 +235,10 @@ class ScoreConfig:
 
     Scores are written to disk ``part_size`` images at a time (the unit of
     resuming); the parts of a sharded collection never straddle two shards.
-    ``compile``: ``auto`` (a frozen TorchScript graph on a CPU, eager on a
-    GPU), ``none``, ``torchscript`` or ``inductor`` (``torch.compile``).
+    ``precision`` and ``compile`` both ``auto``: the fastest path measured on
+    the run's images whose ranking agrees with float32 (see ``core.pathchoice``);
+    ``compile``: ``none`` (eager), ``inductor`` (``torch.compile``) or
+    ``torchscript`` (deprecated with torch's TorchScript).
     """
 
     batch_size: int = 256

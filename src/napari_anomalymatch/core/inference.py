@@ -1,11 +1,15 @@
-"""The model as it scores: eval mode, channels-last, mixed precision, a frozen graph.
+"""The model as it scores: eval mode, channels-last, the precision and graph chosen for the run.
 
-``ScoringModel`` wraps the EMA classifier for inference.  On a CPU it is
-traced and frozen with TorchScript (batch norm folded into the convolutions,
-oneDNN fusions), which is about 1.4x faster than eager PyTorch; on a GPU it runs
-eagerly in bf16/fp16 autocast with cuDNN autotuning, or through
-``torch.compile`` when asked.  A graph that cannot be built, or whose output
-differs from the eager model's, is not used: the eager model is.
+``prepare_scoring_model`` wraps the EMA classifier (any ``nn.Module`` scorer)
+for inference.  Its path, a precision and a graph, is forced by
+``ScoreConfig.precision`` / ``compile`` or, with both ``auto``, chosen by
+measurement on the run's own images (``pathchoice.select_path``): on a CPU
+float32 eager or bf16 autocast where the CPU has native bf16 (AVX-512 BF16,
+AMX), on a GPU bf16/fp16 or float32, the fastest whose ranking agrees with
+float32.  ``torch.compile`` (``compile="inductor"``) is used when asked; the
+TorchScript graph is kept only behind ``compile="torchscript"``, deprecated as
+torch deprecates it.  A graph that cannot be built, or whose output differs
+from the eager model's, is not used: the eager model is.
 """
 
 from __future__ import annotations
@@ -20,11 +24,19 @@ import torch
 
 from .augment import dihedral, scoring_views
 from .config import ScoreConfig
+from .pathchoice import (
+    InferencePath,
+    Selection,
+    candidate_paths,
+    default_path,
+    needs_selection,
+    select_path,
+    timing_key,
+)
 
 # How far a graph's logits may stray from the eager model's, relative to the largest logit.
 GRAPH_TOLERANCE = {None: 1e-4, torch.bfloat16: 5e-2, torch.float16: 2e-2}
-# With compile='auto', a CPU graph (about 2 s to build) pays off from this many images.
-GRAPH_MIN_IMAGES = 2048
+CALIBRATION_IMAGES = 256  # images of the run the paths are timed and compared on
 
 
 class ScoringModelWarning(UserWarning):
@@ -32,12 +44,10 @@ class ScoringModelWarning(UserWarning):
 
 
 def choose_precision(requested: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for inference (None: plain float32).
+    """The autocast dtype without measuring (None: plain float32).
 
     ``auto`` is bf16 (fp16 where bf16 is missing) on a GPU and float32
-    elsewhere: on a CPU, even one with AMX, the frozen float32 graph scored
-    faster than bf16 autocast, and a frozen bf16 graph strayed by ~10 % of the
-    logits.
+    elsewhere; a scoring run with ``auto`` measures instead (``prepare_scoring_model``).
     """
     if requested == "float32":
         return None
@@ -66,8 +76,15 @@ class ScoringModel:
     """A classifier ready to score batches: ``scoring_model(images, valid) -> scores``.
 
     Build one with ``prepare_scoring_model``.  ``graph`` says what runs:
-    ``eager``, ``torchscript`` or ``inductor``.
+    ``eager``, ``torchscript`` or ``inductor``; ``path`` is the precision and
+    graph (what a resumed run must reuse) and ``selection`` how it was chosen.
     """
+
+    selection: Selection | None = None
+
+    @property
+    def path(self) -> InferencePath:
+        return InferencePath(str(self.dtype).replace("torch.", "") if self.dtype else "float32", self.graph)
 
     def __init__(self, module: torch.nn.Module, device: torch.device, dtype: torch.dtype | None,
                  tta: bool, graph: str) -> None:
@@ -145,36 +162,65 @@ class PendingScores:
 
 
 def prepare_scoring_model(model: torch.nn.Module, config: ScoreConfig, input_shape: tuple[int, int, int],
-                          device: torch.device | None = None, n_images: int | None = None) -> ScoringModel:
+                          device: torch.device | None = None, n_images: int | None = None,
+                          calibration: torch.Tensor | None = None,
+                          path: InferencePath | None = None) -> ScoringModel:
     """A copy of ``model`` made ready to score ``(C, S, S)`` inputs on ``device``.
 
     Parameters
     ----------
     model
-        The (EMA) classifier; it is not changed.
+        The (EMA) classifier or any scorer module; it is not changed.
     config
-        ``precision``, ``tta`` and ``compile`` (``auto``: TorchScript on a CPU
-        for ``GRAPH_MIN_IMAGES`` images or more, else eager; ``none``;
-        ``torchscript``; ``inductor``: ``torch.compile``).
+        ``precision`` and ``compile`` (``auto``, ``none``, ``inductor``:
+        ``torch.compile``; ``torchscript``: deprecated), and ``tta``.
     input_shape
-        The shape of one model input, used to build and check the graph.
+        The shape of one model input, used to build and check a graph.
     n_images
-        How many images will be scored (None: many).
+        How many images will be scored (None: many); below
+        ``pathchoice.MEASURE_MIN_IMAGES`` nothing is measured.
+    calibration
+        Some of the run's preprocessed images to time and compare the paths on
+        (None: random images of ``input_shape``).
+    path
+        The path to use, as a resumed run's manifest says; overrides ``config``.
     """
     device = device or next(model.parameters()).device
-    dtype = choose_precision(config.precision, device)
     module = copy.deepcopy(model).eval().to(device, memory_format=torch.channels_last)
     for parameter in module.parameters():
         parameter.requires_grad_(False)
-    graph = config.compile
-    if graph == "auto":
-        worth_it = n_images is None or n_images >= GRAPH_MIN_IMAGES
-        graph = "torchscript" if device.type == "cpu" and worth_it else "none"
-    eager = ScoringModel(module, device, dtype, config.tta, "eager")
-    if graph == "none":
+    if path is not None:
+        return _build(module, path, config.tta, device, input_shape)
+    candidates = candidate_paths(config, device, n_images)
+    if not needs_selection(config, n_images) or len(candidates) == 1:
+        return _build(module, default_path(config, device), config.tta, device, input_shape)
+    if calibration is None:
+        calibration = torch.rand((16, *input_shape), generator=torch.Generator().manual_seed(0))
+    calibration = calibration[:CALIBRATION_IMAGES].to(device).float().contiguous(memory_format=torch.channels_last)
+    built: dict[str, ScoringModel] = {}
+
+    def build(candidate: InferencePath):
+        built[candidate.label] = _build(module, candidate, config.tta, device, input_shape)
+        return built[candidate.label].probabilities
+
+    key = timing_key(module, device, input_shape, config.batch_size, config.tta)
+    selection = select_path(build, candidates, calibration, key, config.batch_size)
+    chosen = built[selection.path.label]
+    chosen.selection = selection
+    return chosen
+
+
+def _build(module: torch.nn.Module, path: InferencePath, tta: bool, device: torch.device,
+           input_shape: tuple[int, int, int]) -> ScoringModel:
+    """``module`` (prepared) scoring along ``path``; a graph that fails or strays gives the eager model."""
+    eager = ScoringModel(module, device, path.dtype, tta, "eager")
+    if path.graph == "eager":
         return eager
+    if path.graph == "torchscript":
+        warnings.warn("compile='torchscript' uses torch.jit.trace/freeze, which torch deprecates; use "
+                      "compile='auto' (measured) or 'inductor' (torch.compile)", FutureWarning, stacklevel=4)
     example = torch.rand((4, *input_shape), generator=torch.Generator().manual_seed(0))
-    built = _build_graph(eager, graph, example.to(device).contiguous(memory_format=torch.channels_last))
+    built = _build_graph(eager, path.graph, example.to(device).contiguous(memory_format=torch.channels_last))
     return built if built is not None else eager
 
 
@@ -217,4 +263,6 @@ def _torchscript(eager: ScoringModel, example: torch.Tensor) -> torch.nn.Module:
 
 
 def _inductor(eager: ScoringModel) -> torch.nn.Module:
-    return torch.compile(eager.module, dynamic=False)
+    # on a CPU the weights are folded into the graph, as TorchScript's freeze did
+    options = {"freezing": True} if eager.device.type == "cpu" else None
+    return torch.compile(eager.module, dynamic=False, options=options)

@@ -24,7 +24,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -55,7 +55,11 @@ class Part:
 
 @dataclass(frozen=True)
 class ScoreManifest:
-    """What a score run covers; two runs with equal manifests produce equal scores."""
+    """What a score run covers; two runs with equal manifests produce equal scores.
+
+    ``inference`` is not part of that identity: it is what the run chose to
+    score with, written when scoring starts and read back on resume.
+    """
 
     collection: str
     n_images: int
@@ -64,6 +68,8 @@ class ScoreManifest:
     part_size: int
     preprocessing: str
     shards: tuple[tuple[str, int], ...] = field(default=())
+    # the inference path that scores the run (inference.InferencePath.label); chosen once, reused on resume
+    inference: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shards", tuple((str(n), int(k)) for n, k in self.shards))
@@ -102,11 +108,22 @@ class ScoreStore:
         self.directory = Path(directory)
         self.manifest = manifest
         existing = read_manifest(self.directory)
-        if existing != manifest:
-            if self.directory.exists():
-                shutil.rmtree(self.directory)
-            self.directory.mkdir(parents=True)
-            atomic_write_bytes(self.directory / MANIFEST, json.dumps(asdict(manifest), indent=1).encode())
+        if existing == manifest:
+            self.manifest = existing  # with the inference path the run started with
+            return
+        if self.directory.exists():
+            shutil.rmtree(self.directory)
+        self.directory.mkdir(parents=True)
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        atomic_write_bytes(self.directory / MANIFEST, json.dumps(asdict(self.manifest), indent=1).encode())
+
+    def record_inference(self, label: str) -> None:
+        """Store the run's inference path in its manifest (before any part is scored with it)."""
+        if self.manifest.inference != label:
+            self.manifest = replace(self.manifest, inference=label)
+            self._write_manifest()
 
     @classmethod
     def existing(cls, directory: str | Path) -> ScoreStore:

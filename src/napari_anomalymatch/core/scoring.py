@@ -24,15 +24,20 @@ import torch
 
 from .augment import dihedral, scoring_views
 from .config import ScoreConfig
-from .inference import ScoringModel, anomaly_probability, choose_precision, prepare_scoring_model
+from .inference import CALIBRATION_IMAGES, ScoringModel, anomaly_probability, choose_precision, prepare_scoring_model
 from .io.base import ImageCollection
-from .loading import RangeBatches, iterate_batches
+from .loading import RangeBatches, iterate_batches, load_images
+from .pathchoice import InferencePath, default_path, needs_selection
 from .scorestore import Part, ScoreStore, best_of
 from .transforms import Normaliser
 
 
 class MissingTablesWarning(UserWarning):
     """A score run finished without its Parquet tables (pyarrow is missing)."""
+
+
+class ScorePathWarning(UserWarning):
+    """A resumed run keeps the inference path it started with, not the one asked for now."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class ScoreResult:
     model_hash: str
     catalogue: Path | None = None
     top_table: Path | None = None
+    inference: str = ""  # the inference path that scored the run (see inference.prepare_scoring_model)
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
@@ -101,8 +107,8 @@ def score_collection(model: torch.nn.Module, collection: ImageCollection, normal
     parts = store.remaining_parts() if store is not None else []
     n_todo = sum(len(p) for p in parts) if store is not None else (
         len(collection) if indices is None else len(indices))
-    scorer = prepare_scoring_model(model, config, (collection.shape[2], image_size, image_size), device,
-                                   n_images=n_todo)
+    scorer = prepare_run_scorer(model, collection, normaliser, image_size, config, device, store,
+                                len(collection) if store is not None else n_todo)
     if store is not None:
         n_scored, rate = yield from score_parts(scorer, collection, normaliser, image_size, config, parts,
                                                 store.write_part, len(collection))
@@ -117,7 +123,46 @@ def score_collection(model: torch.nn.Module, collection: ImageCollection, normal
         yield _progress(batch.indices, batch.scores, batch.n_done, len(subset), batch.n_done, started)
     rate = len(subset) / max(time.perf_counter() - started, 1e-9)
     top = subset[best_of(scores[subset], subset, config.top_k)]
-    return ScoreResult(scores, top, len(subset), rate, model_fingerprint(model))
+    return ScoreResult(scores, top, len(subset), rate, model_fingerprint(model), inference=scorer.path.label)
+
+
+def prepare_run_scorer(model: torch.nn.Module, collection: ImageCollection, normaliser: Normaliser,
+                       image_size: int, config: ScoreConfig, device: torch.device,
+                       store: ScoreStore | None, n_images: int) -> ScoringModel:
+    """The scorer of a run: the path its ``store`` recorded, else one chosen now (and recorded).
+
+    A resumed run thus scores its remaining parts exactly as its first parts
+    were scored, however few are left.  The choice is measured on images of
+    ``collection`` (see ``inference.prepare_scoring_model``).
+    """
+    shape = (collection.shape[2], image_size, image_size)
+    stored = store.manifest.inference if store is not None else ""
+    path = InferencePath.parse(stored) if stored else None
+    if path is not None and path != default_path(config, device) and not _is_auto(config):
+        warnings.warn(f"{store.directory}: this run was started with the {path.label} inference path; "
+                      f"it is finished with it (not precision={config.precision}, compile={config.compile}) so "
+                      "its scores stay consistent; delete the folder to rescore", ScorePathWarning, stacklevel=3)
+    calibration = None
+    if path is None and needs_selection(config, n_images):
+        calibration = calibration_images(collection, normaliser, image_size)
+    scorer = prepare_scoring_model(model, config, shape, device, n_images=n_images, calibration=calibration,
+                                   path=path)
+    if store is not None:
+        store.record_inference(scorer.path.label)
+    return scorer
+
+
+def calibration_images(collection: ImageCollection, normaliser: Normaliser, image_size: int,
+                       n: int = CALIBRATION_IMAGES) -> torch.Tensor | None:
+    """Up to ``n`` usable images spread evenly over ``collection``, preprocessed (None: none usable)."""
+    indices = np.unique(np.linspace(0, len(collection) - 1, min(n, len(collection))).astype(np.int64))
+    images, valid = run_to_end(load_images(collection, normaliser, image_size, indices, num_workers=0,
+                                           dtype=torch.float32))
+    return images[torch.from_numpy(valid)] if valid.any() else None
+
+
+def _is_auto(config: ScoreConfig) -> bool:
+    return config.precision == "auto" and config.compile == "auto"
 
 
 @dataclass(frozen=True)
@@ -202,10 +247,11 @@ def finish_stored_run(store: ScoreStore, k: int, model_hash: str, n_scored: int,
         warnings.warn("pyarrow is not installed, so no Parquet score tables were written; "
                       "pip install napari-anomalymatch[parquet]", MissingTablesWarning, stacklevel=2)
     if not done_before:
-        store.mark_complete({"n_scored": n_finite, "images_per_second": images_per_second})
+        store.mark_complete({"n_scored": n_finite, "images_per_second": images_per_second,
+                             "inference": store.manifest.inference})
     found = catalogue.exists() and top_table.exists()
     return ScoreResult(scores, top, n_scored, images_per_second, model_hash,
-                       catalogue if found else None, top_table if found else None)
+                       catalogue if found else None, top_table if found else None, store.manifest.inference)
 
 
 def run_to_end(generator: Generator[ScoreBatch, None, ScoreResult], progress=None) -> ScoreResult:
@@ -283,5 +329,5 @@ def _progress(indices: np.ndarray, scores: np.ndarray, n_done: int, n_total: int
 
 
 __all__ = ["ScoreBatch", "ScoreResult", "anomaly_probability", "choose_precision", "finish_stored_run",
-           "model_fingerprint", "run_to_end", "score_collection", "score_components", "score_images", "score_parts",
-           "stream_scores", "top_k"]
+           "model_fingerprint", "prepare_run_scorer", "run_to_end", "score_collection", "score_components",
+           "score_images", "score_parts", "stream_scores", "top_k"]

@@ -14,6 +14,7 @@ re-opens with every label already given and continues where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -278,9 +279,14 @@ class Session:
                                                 self.config.model.image_size, self.config.score,
                                                 trainer.device, store=store))
         from .distributed import score_on_cluster, scoring_job
+        from .scoring import prepare_run_scorer
 
         n_todo = sum(len(part) for part in store.remaining_parts())
-        job = scoring_job(model, model_hash, self.config, trainer.in_chans, n_todo)
+        # chosen (or read back) here, once, so every worker and every resume scores alike
+        path = prepare_run_scorer(model, self.collection, self.normaliser, self.config.model.image_size,
+                                  self.config.score, trainer.device, store, len(self.collection)).path
+        config = dataclasses.replace(self.config, score=path.forced(self.config.score))
+        job = scoring_job(model, model_hash, config, trainer.in_chans, n_todo)
         n_scored, rate = yield from score_on_cluster(cluster, job, self.collection, self.normaliser, store)
         return finish_stored_run(store, self.config.score.top_k, model_hash, n_scored, rate,
                                  tables_for=self.collection)
