@@ -71,6 +71,7 @@ class AnomalyMatchController:
         self.display = DisplaySettings()
         self.defaults = SessionConfig()
         self.test_set: TestSet | None = None
+        self.keep_place = False  # after new scores: stay on the current image (else rank 1)
         self._preview: NormalisationConfig | None = None
         self.runner = CycleRunner(self.progress.emit, self._on_outcome, self.busy_changed.emit)
 
@@ -121,6 +122,7 @@ class AnomalyMatchController:
         self.show()
         self.viewer.reset_view()
         self.session_changed.emit(session)
+        self.keys.focus_canvas()  # not a control of a hidden panel, where a key would change a setting
 
     def _attach_layers(self) -> None:
         """Give the layers their own handle on the collection (the workers use the session's)."""
@@ -210,6 +212,20 @@ class AnomalyMatchController:
     def go_to(self, position: int) -> Candidate | None:
         """Jump to a 0-based place of the review order."""
         if self._require_queue().go_to(position):
+            self.show()
+        return self.current
+
+    def go_to_last(self) -> Candidate | None:
+        """Jump to the last place of the review order."""
+        return self.go_to(len(self._require_queue()) - 1)
+
+    def move_page(self, pages: int) -> Candidate | None:
+        """Move ``pages`` gallery pages forward (negative: back)."""
+        return self.move(pages * self.layers.grid.size)
+
+    def find(self, text: str) -> Candidate | None:
+        """Jump to a 1-based rank (``"250"``) or an image id of the review order."""
+        if self._require_queue().go_to(self.queue.position_of(text)):
             self.show()
         return self.current
 
@@ -334,6 +350,8 @@ class AnomalyMatchController:
             show_info(f"stopped; the model of cycle {self.session.cycle} is saved")
         if outcome.score_result is not None and self.queue is not None:
             self.queue.refresh(reload_scores=True)
+            if not self.keep_place:
+                self.queue.go_to(0)  # the new ranking's top is what the user wants to see next
             self.show()
         self.run_finished.emit(outcome)
 
