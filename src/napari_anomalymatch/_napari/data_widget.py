@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 FOLDER_READERS = ("folder", "zarr")
 LAYER_STACK_FILE = "layer-images.h5"
+# form field -> the reader options it can fill (the HDF5 dataset and the Zarr array share one field)
+FIELD_OPTIONS = {"hdu": ("hdu",), "array_name": ("dataset", "array"), "ids_name": ("ids",)}
 
 
 class DataWidget(Container):
@@ -56,6 +58,7 @@ class DataWidget(Container):
                      self.load_button,
                      self.labels_file, self.import_button, self.status])
         self.reader.changed.connect(self._on_reader_changed)
+        self.source.changed.connect(lambda *_: self._sync_fields(clear=False))
         self.load_button.changed.connect(notify_errors(self._on_load))
         self.from_layer.changed.connect(notify_errors(self._on_from_layer))
         self.import_button.changed.connect(notify_errors(self._on_import))
@@ -68,21 +71,56 @@ class DataWidget(Container):
     # -- reading the form --------------------------------------------------------------
 
     def options(self) -> dict[str, Any]:
-        """Reader options from the form (``hdu``, ``dataset`` or ``array``)."""
+        """Reader options from the form (``hdu``, ``dataset`` or ``array``, ``ids``).
+
+        Raises
+        ------
+        ConfigError
+            Naming a filled field that the source's reader does not take.
+        """
+        reader = self._form_reader()
+        accepted = reader.option_names() if reader is not None else None
         options: dict[str, Any] = {}
-        hdu = self.hdu.value.strip()
-        if hdu:
-            options["hdu"] = parse_hdu(hdu)
-        name = self.array_name.value.strip()
-        if name:
-            reader = self.reader.value
-            if reader == "auto":
-                reader = "zarr" if text_of(self.source).rstrip("/").endswith(".zarr") else "hdf5"
-            options["array" if reader == "zarr" else "dataset"] = name
-        ids = self.ids_name.value.strip()
-        if ids:
-            options["ids"] = ids
+        for field, names in FIELD_OPTIONS.items():
+            text = getattr(self, field).value.strip()
+            if not text:
+                continue
+            usable = [name for name in names if accepted is None or name in accepted]
+            if not usable:
+                label = getattr(self, field).label
+                raise ConfigError(f"{label} {text!r} does not apply to the {reader.name} reader (it takes "
+                                  f"{sorted(accepted) or 'no options'}); clear that field")
+            options[self._option_name(usable)] = parse_hdu(text) if field == "hdu" else text
         return options
+
+    def _option_name(self, usable: list[str]) -> str:
+        """The option a field fills; ``dataset`` or ``array`` by the source when both may apply."""
+        if len(usable) == 1:
+            return usable[0]
+        return "array" if text_of(self.source).rstrip("/").endswith(".zarr") else "dataset"
+
+    def _form_reader(self) -> Any:
+        """The reader chosen, or the one the source calls for; None while that is unknown."""
+        from ..core.io.base import find_reader
+
+        source = text_of(self.source)
+        if self.reader.value == "auto" and not source:
+            return None
+        try:
+            return find_reader(source, self.reader.value)
+        except AnomalyMatchError:
+            return None  # a missing source: opening it says so
+
+    def _sync_fields(self, clear: bool) -> None:
+        """Enable only the fields the reader takes; with ``clear``, empty the others."""
+        reader = self._form_reader()
+        accepted = reader.option_names() if reader is not None else None
+        for field, names in FIELD_OPTIONS.items():
+            widget = getattr(self, field)
+            applies = accepted is None or any(name in accepted for name in names)
+            widget.enabled = applies
+            if clear and not applies:
+                widget.value = ""
 
     def normalisation_config(self) -> NormalisationConfig:
         """The normalisation in the form (raises ConfigError naming a bad value)."""
@@ -151,6 +189,7 @@ class DataWidget(Container):
 
     def _on_reader_changed(self, reader: str) -> None:
         self.source.mode = "d" if reader in FOLDER_READERS else "r"
+        self._sync_fields(clear=reader != "auto")
 
     # -- showing state -----------------------------------------------------------------
 
