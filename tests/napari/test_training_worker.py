@@ -48,7 +48,7 @@ def test_a_cycle_in_a_worker_updates_the_ranking_while_the_viewer_answers_keys(
     assert queue.scores_cycle == 1 and np.isfinite(queue.scores).all()
     ranked = queue.scores[queue.ranking]
     assert np.all(np.diff(ranked) <= 0)  # most anomalous first
-    assert controller.current.index == answered[0][2]  # re-ranked, still on the image reached by the key
+    assert controller.current.index == int(queue.ranking[0])  # re-ranked: back to the new top
     plot = widget.train_panel.plot
     assert len(plot.history["loss"]) == 2 and plot.loss_axes.get_xlim() == (0.5, 2.5)
     assert list(plot.lines["mask_ratio"].get_xdata()) == [1, 2]

@@ -67,6 +67,8 @@ class DataWidget(Container):
             widget.changed.connect(notify_errors(self._on_normalisation_changed))
         controller.session_changed.connect(self._on_session_changed)
         controller.labels_changed.connect(self._show_status)
+        controller.run_finished.connect(self._show_status)  # the cycle count moves on
+        self._normalisation_edited = False  # by the user, since a session's was shown
 
     # -- reading the form --------------------------------------------------------------
 
@@ -134,8 +136,10 @@ class DataWidget(Container):
         if not session_dir:
             raise ConfigError("choose a session folder (an empty one creates a new session)")
         source = text_of(self.source) or None
+        # A new session starts from the default normalisation, not from the one shown for the last session
+        normalisation = self.normalisation_config() if self._normalisation_edited else None
         self.controller.load(session_dir, source=source, reader=self.reader.value, options=self.options(),
-                             normalisation=self.normalisation_config())
+                             normalisation=normalisation)
         self._show_status()
 
     def _on_from_layer(self, *_: Any) -> None:
@@ -174,12 +178,19 @@ class DataWidget(Container):
         path = text_of(self.labels_file)
         if not path:
             raise ConfigError("choose a label file (CSV/ECSV with id or path, and label columns)")
-        changed = self.controller.import_labels(path)
         from napari.utils.notifications import show_info
 
-        show_info(f"{changed} labels imported from {path}")
+        changing, replacing = self.controller.preview_import(path)
+        if replacing and not confirm(self.native, "Import labels",
+                                     f"{path} changes {changing} labels; {replacing} of them replace labels "
+                                     "already given (the history keeps them: Undo brings them back). Import?"):
+            return
+        changed = self.controller.import_labels(path)
+        replaced = f"; {replacing} replaced (Undo, z, brings them back)" if replacing else ""
+        show_info(f"{changed} labels imported from {path}{replaced}")
 
     def _on_normalisation_changed(self, *_: Any) -> None:
+        self._normalisation_edited = True
         if self.controller.session is None:
             return
         self.controller.preview_normalisation(self.normalisation_config())
@@ -204,6 +215,7 @@ class DataWidget(Container):
                               (self.high, norm.high_percentile), (self.crop, norm.crop)):
             with widget.changed.blocked():
                 widget.value = value
+        self._normalisation_edited = False
         self._show_status()
 
     def _show_status(self, *_: Any) -> None:
@@ -218,6 +230,15 @@ class DataWidget(Container):
         h, w, c = collection.shape
         counts = ", ".join(f"{n} {name}" for name, n in session.labels.counts().items())
         self.status.value = f"{len(collection)} images of {h}x{w}x{c}; cycle {session.cycle}; {counts}"
+
+
+def confirm(parent: Any, title: str, question: str) -> bool:
+    """Ask a yes/no question in a dialog; True for yes."""
+    from qtpy.QtWidgets import QMessageBox
+
+    buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+    answer = QMessageBox.question(parent, title, question, buttons, QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
 
 
 def text_of(file_edit: FileEdit) -> str:

@@ -111,7 +111,10 @@ class DisplayWidget(Container):
         self._timer.stop()
 
     def _on_session_changed(self, session: Any) -> None:
-        """One switch per channel of the new session's images; Lupton only for 3+ bands."""
+        """One switch per channel of the new session's images; Lupton only for 3+ bands.
+
+        The form then shows the session's own display settings (restored by the controller).
+        """
         if session is None:
             return
         n_channels = session.collection.shape[2]
@@ -124,6 +127,4 @@ class DisplayWidget(Container):
         self.channels.visible = n_channels > 1
         for widget in (self.lupton, *self.bands, self.lupton_q, self.lupton_stretch):
             widget.enabled = n_channels >= 3
-        if n_channels < 3 and self.lupton.value:
-            self.lupton.value = False
-        self.apply()
+        self._show_settings(self.controller.display)

@@ -204,10 +204,7 @@ class ReviewQueue:
         event = self.session.undo()
         if event is None:
             return None
-        if event.label == UNLABELED:
-            self._labels.pop(event.image_id, None)
-        else:
-            self._labels[event.image_id] = event.label
+        self._labels = dict(self.session.labels.current(include_unsure=True))  # an import reverts many
         index = self.session.collection.index_of(event.image_id)
         listed = np.flatnonzero(self.ranking == index)
         if listed.size:
