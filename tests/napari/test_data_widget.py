@@ -161,3 +161,27 @@ def test_the_engine_names_an_option_a_reader_does_not_take(tmp_path):
     sources = write_sources(tmp_path)
     with pytest.raises(ConfigError, match=r"the fits reader takes no option\(s\) \['dataset'\]; it takes \['hdu'\]"):
         open_collection(sources["fits"], dataset="images")
+
+
+def test_exports_of_the_first_sample_carry_its_ra_and_dec(tmp_path, viewer, panel, widget):
+    from astropy.table import Table
+
+    from napari_anomalymatch._napari.sample_data import first_radio_galaxies
+    from napari_anomalymatch.core.scorestore import ScoreManifest, ScoreStore
+
+    pytest.importorskip("firstgalaxydata")
+    (data, meta, _), = first_radio_galaxies()
+    viewer.add_image(data[:40], name=meta["name"],
+                     metadata={name: meta["metadata"][name][:40] for name in ("ids", "ra", "dec")})
+    panel.session_dir.line_edit.value = str(tmp_path / "first")
+    assert click(panel.from_layer) == [] and click(panel.load_button) == []
+    session = widget.controller.session
+    n = len(session.collection)
+    manifest = ScoreManifest(session.collection.fingerprint(), n, "test", 1, n, "test")
+    ScoreStore(session.score_directory(1), manifest).write_part(0, np.linspace(0, 1, n, dtype=np.float32))
+    table = Table.read(widget.controller.export(tmp_path / "ranking.ecsv"))
+    by_id = {row["id"]: (row["ra"], row["dec"]) for row in table}
+    first_id = meta["metadata"]["ids"][0]
+    expected = (meta["metadata"]["ra"][0], meta["metadata"]["dec"][0])
+    np.testing.assert_allclose(by_id[first_id], expected)
+    assert str(table["ra"].unit) == "deg"

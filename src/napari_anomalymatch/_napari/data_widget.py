@@ -170,7 +170,9 @@ class DataWidget(Container):
             raise ConfigError(f"layer {layer.name!r} holds data of shape {tuple(data.shape)}; expected a "
                               "stack of images (N x H x W, or N x H x W x 3 for RGB)")
         ids = layer.metadata.get("ids")
-        path = write_hdf5_stack(Path(folder) / LAYER_STACK_FILE, data, ids=list(ids) if ids else None)
+        coordinates = {name: layer.metadata[name] for name in ("ra", "dec") if name in layer.metadata}
+        path = write_hdf5_stack(Path(folder) / LAYER_STACK_FILE, data, ids=list(ids) if ids else None,
+                                columns=coordinates)  # the sample's RA/Dec reach the exports
         return {"path": str(path), "reader": "hdf5",
                 "options": {"dataset": "images", **({"ids": "ids"} if ids else {})}}
 
