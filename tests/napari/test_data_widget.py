@@ -33,9 +33,9 @@ def panel(widget):
     ({"session_dir": "{tmp}/new", "source": "{tmp}/stack.h5", "array_name": "imgs"},
      "no HDF5 dataset 'imgs'; found ['images']"),
     ({"session_dir": "{tmp}/new", "source": "{blobs}", "array_name": "imgs"},
-     "HDF5 dataset / Zarr array 'imgs' does not apply to the folder reader"),
+     "Dataset / array 'imgs' does not apply to the folder reader"),
     ({"session_dir": "{tmp}/new", "source": "{tmp}/cube.fits", "array_name": "images", "ids_name": "ids"},
-     "HDF5 dataset / Zarr array 'images' does not apply to the fits reader"),
+     "Dataset / array 'images' does not apply to the fits reader"),
     ({"session_dir": "{tmp}/new", "source": "{blobs}", "low": 99.9}, "must be below high_percentile"),
 ])
 def test_bad_input_gives_a_notification_and_no_session(tmp_path, panel, widget, blobs, fill, expected):

@@ -14,6 +14,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label,
 from ..core.config import NORMALISATIONS, NormalisationConfig
 from ..core.errors import AnomalyMatchError, ConfigError
 from ..core.io.base import reader_names
+from .compact import compact_combo_boxes, compact_file_edit
 from .controller import notify_errors
 from .layers import layer_source
 
@@ -30,16 +31,17 @@ class DataWidget(Container):
     """Choose or create a session and its source; preview and apply a normalisation."""
 
     def __init__(self, controller: AnomalyMatchController) -> None:
-        super().__init__(labels=True)
+        super().__init__(labels=False)  # labelled fields in forms; buttons span the dock's width
         self.controller = controller
-        self.session_dir = FileEdit(mode="d", label="Session folder")
+        self.session_dir = compact_file_edit(FileEdit(mode="d", label="Session folder"))
         self.reader = ComboBox(choices=["auto", *reader_names()], value="auto", label="Reader")
-        self.source = FileEdit(mode="r", label="Source")
+        self.source = compact_file_edit(FileEdit(mode="r", label="Source"))
         self.source.tooltip = ("a FITS/HDF5/Zarr file, a CSV/ECSV catalogue, a folder of images (set Reader to "
                                "'folder' to browse for one) or a glob such as /data/*.fits")
-        self.hdu = LineEdit(label="FITS extension(s)", tooltip="index, name, list (1,2,3 or G,R,I) or 'all'")
-        self.array_name = LineEdit(label="HDF5 dataset / Zarr array", tooltip="guessed when empty")
-        self.ids_name = LineEdit(label="Ids dataset / array", tooltip="image ids beside the images (optional)")
+        self.hdu = LineEdit(label="FITS HDU(s)", tooltip="FITS extension(s): index, name, list (1,2,3 or G,R,I) "
+                                                         "or 'all'")
+        self.array_name = LineEdit(label="Dataset / array", tooltip="HDF5 dataset or Zarr array; guessed when empty")
+        self.ids_name = LineEdit(label="Ids dataset", tooltip="image ids beside the images (optional)")
         self.from_layer = PushButton(text="Use the selected layer as source")
         self.normalisation = ComboBox(choices=list(NORMALISATIONS), value="auto", label="Normalisation")
         self.low = FloatSpinBox(value=0.5, min=0.0, max=100.0, step=0.5, label="Low percentile")
@@ -48,15 +50,15 @@ class DataWidget(Container):
                                  tooltip="keep this fraction of each side (1: the whole image)")
         self.apply_normalisation = PushButton(text="Apply normalisation to the session")
         self.load_button = PushButton(text="Open / create session")
-        self.labels_file = FileEdit(mode="r", filter="*.csv *.ecsv", label="Label file")
+        self.labels_file = compact_file_edit(FileEdit(mode="r", filter="*.csv *.ecsv", label="Label file"))
         self.import_button = PushButton(text="Import labels")
         self.status = Label(value="no session open")
         self.status.native.setWordWrap(True)
-        self.extend([self.session_dir, self.reader, self.source, self.hdu, self.array_name, self.ids_name,
-                     self.from_layer,
-                     self.normalisation, self.low, self.high, self.crop, self.apply_normalisation,
-                     self.load_button,
-                     self.labels_file, self.import_button, self.status])
+        self.extend([form(self.session_dir, self.reader, self.source, self.hdu, self.array_name, self.ids_name),
+                     self.from_layer, form(self.normalisation, self.low, self.high, self.crop),
+                     self.apply_normalisation, self.load_button, form(self.labels_file), self.import_button,
+                     self.status])
+        compact_combo_boxes(self)
         self.reader.changed.connect(self._on_reader_changed)
         self.source.changed.connect(lambda *_: self._sync_fields(clear=False))
         self.load_button.changed.connect(notify_errors(self._on_load))
@@ -202,6 +204,7 @@ class DataWidget(Container):
 
     def _on_reader_changed(self, reader: str) -> None:
         self.source.mode = "d" if reader in FOLDER_READERS else "r"
+        compact_file_edit(self.source)  # a new mode puts back the long button text
         self._sync_fields(clear=reader != "auto")
 
     # -- showing state -----------------------------------------------------------------
@@ -232,6 +235,11 @@ class DataWidget(Container):
         h, w, c = collection.shape
         counts = ", ".join(f"{n} {name}" for name, n in session.labels.counts().items())
         self.status.value = f"{len(collection)} images of {h}x{w}x{c}; cycle {session.cycle}; {counts}"
+
+
+def form(*widgets: Any) -> Container:
+    """Widgets in a labelled form (label column, then fields)."""
+    return Container(widgets=list(widgets), labels=True)
 
 
 def confirm(parent: Any, title: str, question: str) -> bool:

@@ -13,6 +13,7 @@ from qtpy.QtCore import QTimer
 
 from ..core.display import DISPLAY_STRETCHES, DisplaySettings
 from ..core.errors import AnomalyMatchError
+from .compact import compact_combo_boxes
 
 if TYPE_CHECKING:
     from .controller import AnomalyMatchController
@@ -48,6 +49,7 @@ class DisplayWidget(Container):
         self.extend([self.stretch, self.brightness, self.contrast, self.gamma, self.unsharp_amount,
                      self.unsharp_radius, self.channels, self.lupton, *self.bands, self.lupton_q,
                      self.lupton_stretch, self.reset, self.message])
+        compact_combo_boxes(self)
         self._timer = QTimer()
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)

@@ -15,6 +15,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, Lin
 from ..core.errors import ConfigError
 from ..core.labels import LABEL_NAMES
 from ..core.session import FILTERS, ORDERS
+from .compact import compact_combo_boxes, compact_file_edit
 from .controller import notify_errors
 from .data_widget import text_of
 from .keys import REVIEW_KEYS
@@ -60,19 +61,20 @@ class ReviewWidget(Container):
             button = PushButton(text=text)
             button.changed.connect(notify_errors(lambda *_, act=action: act()))
             self.buttons[name] = button
-        self.export_file = FileEdit(mode="w", filter="*.csv *.ecsv *.fits *.xml *.parquet",
-                                    label="Export ranking to")
+        self.export_file = compact_file_edit(FileEdit(mode="w", filter="*.csv *.ecsv *.fits *.xml *.parquet",
+                                                      label="Export to"))
         self.export_button = PushButton(text="Export labels and scores")
         self.keys_help = Label(value=keys_table())
         rows = [("first", "last"), ("previous", "next"), ("anomaly", "normal"), ("unsure", "undo"),
                 ("gallery", "retrain")]
         self.extend([self.candidate, self.counts,
-                     Container(widgets=[self.order, self.which], layout="horizontal", labels=True),
+                     Container(widgets=[self.order, self.which], labels=True),
                      self.advance, self.keep_place,
                      Container(widgets=[self.go_to, self.go_button], layout="horizontal", labels=False),
                      *[Container(widgets=[self.buttons[a], self.buttons[b]], layout="horizontal", labels=False)
                        for a, b in rows],
                      Container(widgets=[self.export_file], labels=True), self.export_button, self.keys_help])
+        compact_combo_boxes(self)
         self.order.changed.connect(notify_errors(self._on_order_changed))
         self.which.changed.connect(notify_errors(self._on_order_changed))
         self.advance.changed.connect(self._on_advance_changed)
