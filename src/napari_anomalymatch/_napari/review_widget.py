@@ -11,6 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton
+from qtpy.QtWidgets import QSizePolicy
 
 from ..core.errors import ConfigError
 from ..core.labels import LABEL_NAMES
@@ -37,6 +38,7 @@ class ReviewWidget(Container):
         self.counts = Label(value="")
         for label in (self.candidate, self.counts):
             label.native.setWordWrap(True)
+            label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)  # full width
         self.order = ComboBox(choices=list(ORDERS), value="score", label="Order")
         self.which = ComboBox(choices=list(FILTERS), value="unlabelled", label="Show")
         self.advance = CheckBox(value=True, text="Next candidate after each label")
@@ -44,6 +46,7 @@ class ReviewWidget(Container):
                                    tooltip="otherwise the review starts again at rank 1 of the new ranking")
         self.go_to = LineEdit(label="Go to rank or id", tooltip="a rank (1 is the top) or an image id; Enter jumps")
         self.go_button = PushButton(text="Go")
+        self.go_to.native.setPlaceholderText("go to rank (1 = top) or image id")
         buttons = {
             "first": ("⇤ First (Home)", lambda: controller.go_to(0)),
             "last": ("Last (End) ⇥", lambda: controller.go_to_last()),
