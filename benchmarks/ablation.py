@@ -42,7 +42,9 @@ from quality import (  # noqa: E402
 )
 
 TRIALS = {
-    "default": ([], "the defaults of the commit in the code column (from 3116bde on: the probe on the "
+    "default": ([], "the defaults of the commit in the code column (from dbf36e9 on: the lpft network, "
+                    "whose head starts as the probe, 0.1 backbone rate; crop chosen from the images; the "
+                    "oracle in score order, the paper's protocol; no per-dataset options. Before: from 3116bde on: the probe on the "
                     "frozen pretrained network, C = 1, views: FIRST 8, CIFAR-10 2; centred from the "
                     "commit after; pyramid features and C = 3 from the pyramid's commit on; morphology "
                     "statistics on single-band images, i.e. FIRST, from the morphology commit on; the "
@@ -72,8 +74,14 @@ TRIALS = {
                              "(FIRST's default before the robust-statistics commit)"),
     "backbone-lr-0.1": (["--backbone-lr-scale", "0.1"], "backbone learns at 1/10 of the head's rate"),
     "supervised-only": (["--unlabelled-ratio", "0"], "no FixMatch term: labelled images only"),
+    "lpft-backbone-lr-1": (["--backbone-lr-scale", "1"], "the lpft network's backbone learns at the head's full rate"),
+    "lpft-head-only": (["--backbone-lr-scale", "0"], "only the lpft network's head learns (frozen backbone)"),
+    "classifier": (["--head", "classifier"], "the paper's fine-tuned classifier scores and the oracle follows it"),
+    "uncertainty-order": (["--oracle-order", "uncertainty"], "the oracle labels the images nearest the decision "
+                          "boundary first instead of the most anomalous (the paper's protocol)"),
 }
 HEAD_KEYS = ("auroc", "auprc", "precision_top1pct")
+HEADS = ("lpft", "classifier", "probe", "ensemble")
 
 
 def recorded_default_runs(path: Path, dataset: str) -> dict[tuple[str, int], dict]:
@@ -142,7 +150,7 @@ def _trial_rows(dataset: str, trial: str, runs: list[dict]) -> list[str]:
     seconds = [r.get("protocol_seconds") or r["wall_seconds"] for r in runs if r["wall_seconds"] is not None]
     minutes = f"{np.mean(seconds) / 60:.1f}" if seconds else "–"
     lines = []
-    for head in ("classifier", "probe", "ensemble"):
+    for head in HEADS:
         rows = [r["heads"][head] for r in runs if head in r["heads"]]
         if rows:
             cells = " | ".join(mean_std([row[k] for row in rows]) for k in HEAD_KEYS)
@@ -152,16 +160,16 @@ def _trial_rows(dataset: str, trial: str, runs: list[dict]) -> list[str]:
 
 
 def heads_over_quality_runs(path: Path) -> str:
-    """Classifier vs probe vs ensemble over every run ``quality.py`` recorded (same runs, three scores)."""
+    """The heads over every run ``quality.py`` recorded (same runs and labels, each head's score)."""
     if not path.exists():
         return ""
     data = json.loads(path.read_text())
-    lines = ["", "Score heads over every run of `quality.py` (runs with `--compare-heads` scored three ways; "
-             "the ranking and the oracle's picks followed the default head):", "",
+    lines = ["", "Score heads over every run of `quality.py` (runs with `--compare-heads` scored by each head "
+             "on the same labels; the ranking and the oracle's picks followed the default head):", "",
              "| dataset | runs | head | AUROC | AUPRC | precision top 1 % |", "|---|---|---|---|---|---|"]
     for name, summary in data["datasets"].items():
         runs = [head_rows(run) for run in summary["runs"]]
-        for head in ("classifier", "probe", "ensemble"):
+        for head in HEADS:
             rows = [r[head] for r in runs if head in r]
             if rows:
                 cells = " | ".join(mean_std([row[k] for row in rows]) for k in HEAD_KEYS)

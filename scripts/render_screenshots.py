@@ -5,7 +5,7 @@ expert labels the top candidates in between), then captures the window with
 each panel in front.  Runs under Xvfb when no display is set.  Takes a few
 minutes on a CPU.
 
-    python scripts/render_screenshots.py [--out docs/images] [--iterations 40]
+    python scripts/render_screenshots.py [--out docs/images] [--iterations 40] [--size 1280x800]
 """
 
 from __future__ import annotations
@@ -24,18 +24,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 from scripted_session import open_demo_session, review_top  # noqa: E402
 
-WINDOW = (1600, 960)
+WINDOW = (1600, 1000)
 COLOURS = 192  # PNG palette size: keeps each screenshot small
 
 
 @contextlib.contextmanager
-def display() -> Iterator[None]:
+def display(window: tuple[int, int]) -> Iterator[None]:
     if os.environ.get("DISPLAY"):
         yield
         return
     from pyvirtualdisplay import Display
 
-    with Display(visible=False, size=(WINDOW[0] + 100, WINDOW[1] + 100), color_depth=24):
+    with Display(visible=False, size=(window[0] + 100, window[1] + 100), color_depth=24):
         yield
 
 
@@ -74,12 +74,12 @@ def prepare(app, work: Path, iterations: int, train: bool) -> None:
     app.train_cycle()
 
 
-def render(out: Path, work: Path, iterations: int, shots: list[str]) -> None:
+def render(out: Path, work: Path, iterations: int, shots: list[str], window: tuple[int, int] = WINDOW) -> None:
     from napari_anomalymatch import open_plugin
 
     app = open_plugin()
     viewer = app.viewer
-    viewer.window.resize(*WINDOW)
+    viewer.window.resize(*window)
     prepare(app, work, iterations, train="train" in shots)  # the loss plot needs a cycle run here
     app.test_report(work / "data" / "manifest.csv")
     app.order("score", "all")  # the top of the ranking, labelled ones included: coloured borders
@@ -105,11 +105,14 @@ def main() -> int:
                         help="keep the demo session here (a re-render then trains one cycle more)")
     parser.add_argument("--shots", nargs="+", choices=list(SHOTS), default=list(SHOTS),
                         help="which screenshots (without 'train', a session trained before is reused as is)")
+    parser.add_argument("--size", default=f"{WINDOW[0]}x{WINDOW[1]}",
+                        help="window size WIDTHxHEIGHT (e.g. 1280x800 to check a small screen)")
     args = parser.parse_args()
+    window = tuple(int(n) for n in args.size.lower().split("x"))
     args.out.mkdir(parents=True, exist_ok=True)
-    with display(), contextlib.ExitStack() as stack:
+    with display(window), contextlib.ExitStack() as stack:
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        render(args.out, work, args.iterations, args.shots)
+        render(args.out, work, args.iterations, args.shots, window)
     return 0
 
 

@@ -102,3 +102,88 @@ def test_crop_outside_zero_to_one_is_refused(crop):
 
     with pytest.raises(ConfigError, match="crop"):
         NormalisationConfig(crop=crop)
+
+
+def _sources(size: int, *blobs: tuple[float, float, float, float]) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size]
+    return sum(a * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * s**2)) for y, x, s, a in blobs)
+
+
+def _sparse_radio() -> tuple[np.ndarray, np.ndarray]:
+    """A FIRST-like cutout: exact zeros but for a bright and a faint source (99.6 % empty)."""
+    signal = _sources(128, (64, 64, 2.0, 50.0), (30, 90, 1.5, 3.0))
+    image = np.where(signal > 0.5, signal, 0.0)
+    return image, image > 0
+
+
+def _faint_galaxy() -> tuple[np.ndarray, np.ndarray]:
+    """A galaxy peaking at 4 sigma of the sky noise."""
+    signal = _sources(64, (32, 32, 6.0, 20.0))
+    return 100 + RNG.normal(0, 5, (64, 64)) + signal, signal > 10
+
+
+def _saturated_star() -> tuple[np.ndarray, np.ndarray]:
+    """A star clipped at the detector's full well, on faint sky noise."""
+    signal = np.minimum(_sources(64, (32, 32, 2.0, 6e4)), 5e4)
+    return 10 + RNG.normal(0, 2, (64, 64)) + signal, signal > 20
+
+
+# name -> (image, its source pixels)
+ASTRO_IMAGES = {"sparse radio": _sparse_radio(), "faint galaxy": _faint_galaxy(),
+                "saturated star": _saturated_star()}
+STRETCHES = ("linear", "percentile", "log", "asinh", "zscale")
+# zscale shows the sky around the noise (IRAF's purpose): a bright star saturates by design.
+SATURATION_BOUNDS = {("saturated star", "zscale"): 1.0}
+
+
+def _stretched(image: np.ndarray, method: str, softening: str = "fixed") -> np.ndarray:
+    config = NormalisationConfig(method=method, asinh_softening=softening)
+    return Normaliser(config)(image[..., None].astype(np.float32))[..., 0]
+
+
+@pytest.mark.parametrize("softening", ["fixed", "noise"])
+@pytest.mark.parametrize("method", STRETCHES)
+@pytest.mark.parametrize("case", list(ASTRO_IMAGES))
+def test_stretches_keep_astronomical_sources_visible(case, method, softening):
+    image, sources = ASTRO_IMAGES[case]
+    out = _stretched(image, method, softening)
+    assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0
+    visible = (out[sources] > 0.05).mean()  # 13 of 255 grey levels and brighter
+    saturated = (out[sources] >= 0.99).mean()
+    assert visible >= 0.3, f"{case}, {method}: only {visible:.0%} of the source pixels show"
+    bound = SATURATION_BOUNDS.get((case, method), 0.5)
+    assert saturated <= bound, f"{case}, {method}: {saturated:.0%} of the source pixels saturate"
+
+
+@pytest.mark.parametrize("case", list(ASTRO_IMAGES))
+def test_each_stretch_differs_from_the_others(case):
+    image, sources = ASTRO_IMAGES[case]
+    shown = {method: _stretched(image, method)[sources] for method in STRETCHES}
+    shown["asinh, noise"] = _stretched(image, "asinh", "noise")[sources]
+    names = list(shown)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            difference = np.abs(shown[first] - shown[second]).mean()
+            assert difference > 0.01, f"{case}: {first} and {second} show the sources alike ({difference:.4f})"
+
+
+@pytest.mark.parametrize("method", [*STRETCHES, "auto"])
+def test_a_constant_image_is_black_never_nan(method):
+    flat = np.full((1, 16, 16, 2), 7.0, dtype=np.float32)
+    for softening in ("fixed", "noise"):
+        out = Normaliser(NormalisationConfig(method=method, asinh_softening=softening))(flat)
+        np.testing.assert_array_equal(out, 0.0)
+
+
+def test_noise_softening_shows_a_bright_star_down_to_its_faint_wings():
+    image, sources = ASTRO_IMAGES["saturated star"]
+    fixed, noise = _stretched(image, "asinh"), _stretched(image, "asinh", "noise")
+    assert (noise[sources] > 0.05).mean() == 1.0 > (fixed[sources] > 0.05).mean()
+    assert np.median(noise[~sources]) < 0.05  # the sky stays dark
+
+
+def test_an_unknown_softening_is_named():
+    from napari_anomalymatch.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"asinh_softening must be one of \['fixed', 'noise'\]; got 'sky'"):
+        NormalisationConfig(asinh_softening="sky")

@@ -33,13 +33,16 @@ def panel(widget):
     ({"session_dir": "{tmp}/new", "source": "{tmp}/stack.h5", "array_name": "imgs"},
      "no HDF5 dataset 'imgs'; found ['images']"),
     ({"session_dir": "{tmp}/new", "source": "{blobs}", "array_name": "imgs"},
-     "the folder reader takes no option(s) ['dataset']"),
+     "Dataset / array 'imgs' does not apply to the folder reader"),
+    ({"session_dir": "{tmp}/new", "source": "{tmp}/cube.fits", "array_name": "images", "ids_name": "ids"},
+     "Dataset / array 'images' does not apply to the fits reader"),
     ({"session_dir": "{tmp}/new", "source": "{blobs}", "low": 99.9}, "must be below high_percentile"),
 ])
 def test_bad_input_gives_a_notification_and_no_session(tmp_path, panel, widget, blobs, fill, expected):
     (tmp_path / "notes.txt").write_text("hello")
     with h5py.File(tmp_path / "stack.h5", "w") as handle:
         handle["images"] = np.zeros((3, 8, 8), np.uint8)
+    write_sources(tmp_path)
     for name, value in fill.items():
         widget_ = getattr(panel, name)
         text = value.format(tmp=tmp_path, blobs=blobs[0]) if isinstance(value, str) else value
@@ -104,3 +107,81 @@ def test_a_layer_becomes_a_source(tmp_path, viewer, panel, widget):
     viewer.add_image(np.zeros((5, 5)), name="flat")
     messages = click(panel.from_layer)
     assert len(messages) == 1 and "expected a stack of images" in messages[0]
+
+
+def write_sources(folder) -> dict[str, str]:
+    """One small source per reader: reader name -> path."""
+    import zarr
+    from astropy.io import fits
+
+    from ..conftest import write_pngs
+
+    images = np.random.default_rng(0).integers(0, 255, (6, 16, 16), dtype=np.uint8)
+    fits.PrimaryHDU(images.astype(np.float32)).writeto(folder / "cube.fits", overwrite=True)
+    with h5py.File(folder / "cube.h5", "w") as handle:
+        handle["images"] = images
+        handle["ids"] = [f"h{i}".encode() for i in range(6)]
+    store = zarr.open_group(str(folder / "cube.zarr"), mode="w", zarr_format=2)
+    store.create_array("images", data=images)
+    store.create_array("ids", data=np.array([f"z{i}" for i in range(6)]))
+    write_pngs(folder / "pngs", images)
+    return {"fits": str(folder / "cube.fits"), "hdf5": str(folder / "cube.h5"),
+            "zarr": str(folder / "cube.zarr"), "folder": str(folder / "pngs")}
+
+
+@pytest.mark.parametrize("reader", ["fits", "hdf5", "zarr", "folder"])
+def test_each_reader_with_the_other_readers_fields_filled(tmp_path, panel, widget, reader):
+    """Choosing a reader clears the fields it does not take; with 'auto' a filled one is named."""
+    sources = write_sources(tmp_path)
+    fields = {"hdu": "1", "array_name": "images", "ids_name": "ids"}
+    takes = {"fits": {"hdu"}, "hdf5": {"array_name", "ids_name"}, "zarr": {"array_name", "ids_name"},
+             "folder": {"hdu"}}[reader]
+    if reader == "fits":
+        fields["hdu"] = "0"
+    panel.session_dir.line_edit.value = str(tmp_path / "auto")
+    panel.source.line_edit.value = sources[reader]
+    for name, value in fields.items():
+        getattr(panel, name).value = value
+    assert {name for name in fields if getattr(panel, name).enabled} == takes  # the others are greyed
+    messages = click(panel.load_button)  # 'auto' with the other readers' fields filled: refused, named
+    assert len(messages) == 1 and "does not apply to the" in messages[0] and reader in messages[0]
+    assert widget.controller.session is None
+
+    panel.reader.value = reader  # a chosen reader clears the others' fields
+    assert {name for name in fields if getattr(panel, name).value} == takes
+    panel.session_dir.line_edit.value = str(tmp_path / "chosen")
+    assert click(panel.load_button) == []
+    assert len(widget.controller.session.collection) == 6
+
+
+def test_the_engine_names_an_option_a_reader_does_not_take(tmp_path):
+    from napari_anomalymatch.core.errors import ConfigError
+    from napari_anomalymatch.core.io.base import open_collection
+
+    sources = write_sources(tmp_path)
+    with pytest.raises(ConfigError, match=r"the fits reader takes no option\(s\) \['dataset'\]; it takes \['hdu'\]"):
+        open_collection(sources["fits"], dataset="images")
+
+
+def test_exports_of_the_first_sample_carry_its_ra_and_dec(tmp_path, viewer, panel, widget):
+    from astropy.table import Table
+
+    from napari_anomalymatch._napari.sample_data import first_radio_galaxies
+    from napari_anomalymatch.core.scorestore import ScoreManifest, ScoreStore
+
+    pytest.importorskip("firstgalaxydata")
+    (data, meta, _), = first_radio_galaxies()
+    viewer.add_image(data[:40], name=meta["name"],
+                     metadata={name: meta["metadata"][name][:40] for name in ("ids", "ra", "dec")})
+    panel.session_dir.line_edit.value = str(tmp_path / "first")
+    assert click(panel.from_layer) == [] and click(panel.load_button) == []
+    session = widget.controller.session
+    n = len(session.collection)
+    manifest = ScoreManifest(session.collection.fingerprint(), n, "test", 1, n, "test")
+    ScoreStore(session.score_directory(1), manifest).write_part(0, np.linspace(0, 1, n, dtype=np.float32))
+    table = Table.read(widget.controller.export(tmp_path / "ranking.ecsv"))
+    by_id = {row["id"]: (row["ra"], row["dec"]) for row in table}
+    first_id = meta["metadata"]["ids"][0]
+    expected = (meta["metadata"]["ra"][0], meta["metadata"]["dec"][0])
+    np.testing.assert_allclose(by_id[first_id], expected)
+    assert str(table["ra"].unit) == "deg"

@@ -48,7 +48,7 @@ def test_a_cycle_in_a_worker_updates_the_ranking_while_the_viewer_answers_keys(
     assert queue.scores_cycle == 1 and np.isfinite(queue.scores).all()
     ranked = queue.scores[queue.ranking]
     assert np.all(np.diff(ranked) <= 0)  # most anomalous first
-    assert controller.current.index == answered[0][2]  # re-ranked, still on the image reached by the key
+    assert controller.current.index == int(queue.ranking[0])  # re-ranked: back to the new top
     plot = widget.train_panel.plot
     assert len(plot.history["loss"]) == 2 and plot.loss_axes.get_xlim() == (0.5, 2.5)
     assert list(plot.lines["mask_ratio"].get_xdata()) == [1, 2]
@@ -82,3 +82,51 @@ def test_training_without_both_classes_is_a_notification(qtbot, widget, controll
     messages = notifications_during(lambda: widget.train_panel.train_button.clicked.emit())
     assert len(messages) == 1 and "at least one anomaly and one normal" in messages[0]
     assert not controller.busy
+
+
+def test_after_a_cycle_the_review_starts_at_rank_1_and_long_rankings_are_navigable(
+        qtbot, viewer, widget, tmp_path):
+    from ..conftest import blob_images, write_pngs
+    from .conftest import tiny_config
+
+    images, truth = blob_images(300, anomaly_every=10)
+    write_pngs(tmp_path / "many", images)
+    controller = widget.controller
+    controller.load(tmp_path / "session", tmp_path / "many", config=tiny_config())
+    label_both_classes(controller, truth)
+    controller.go_to(26)  # somewhere down the list, as after reviewing a while
+    controller.train_cycle()
+    qtbot.waitUntil(lambda: not controller.busy, timeout=120_000)
+    queue = controller.queue
+    assert queue.scores_cycle == 1
+    assert controller.current.rank == 1 and controller.current.index == int(queue.ranking[0])
+    from napari_anomalymatch._napari.layers import text_overlay
+
+    assert text_overlay(viewer).text.startswith("1/295")
+    press(qtbot, viewer, "End")
+    assert controller.current.rank == 295
+    press(qtbot, viewer, "Home", "PageDown")
+    assert controller.current.rank == 26  # one gallery page (25) on
+    press(qtbot, viewer, "PageDown", "PageUp")
+    assert controller.current.rank == 26
+
+    panel = widget.review_panel
+    panel.go_to.value = "250"
+    panel.go_button.clicked.emit()
+    assert controller.current.rank == 250
+    wanted = controller.session.collection.id_of(int(queue.ranking[100]))
+    panel.go_to.value = wanted
+    panel.go_button.clicked.emit()
+    assert controller.current.rank == 101
+    messages = notifications_during(lambda: controller_find(panel, "9999"))
+    assert len(messages) == 1 and "rank 9999 is outside the review list (1 to 295)" in messages[0]
+
+    panel.keep_place.value = True  # asked for: the next scores keep the current image
+    controller.score()
+    qtbot.waitUntil(lambda: not controller.busy, timeout=120_000)
+    assert controller.current.image_id == wanted
+
+
+def controller_find(panel, text: str) -> None:
+    panel.go_to.value = text
+    panel.go_button.clicked.emit()

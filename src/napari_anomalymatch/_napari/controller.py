@@ -22,6 +22,7 @@ from ..core.errors import AnomalyMatchError, ConfigError, SessionError
 from ..core.export import export_session
 from ..core.review import Candidate, ReviewQueue
 from ..core.session import CONFIG_FILE, Session
+from ..core.sessionstate import ReviewState, read_loss_history, read_review_state, write_review_state
 from ..core.testset import TestReport, TestSet, evaluate_test_set, read_test_set
 from ..core.transforms import Normaliser
 from .compat import avoid_triton_llvm_clash
@@ -71,6 +72,7 @@ class AnomalyMatchController:
         self.display = DisplaySettings()
         self.defaults = SessionConfig()
         self.test_set: TestSet | None = None
+        self.keep_place = False  # after new scores: stay on the current image (else rank 1)
         self._preview: NormalisationConfig | None = None
         self.runner = CycleRunner(self.progress.emit, self._on_outcome, self.busy_changed.emit)
 
@@ -116,11 +118,40 @@ class AnomalyMatchController:
         self.close_session()
         self.session = session
         self.queue = ReviewQueue(session, seed=session.config.train.seed)
+        self._restore_review_state(session)
         self._attach_layers()
         self.keys.bind()
         self.show()
         self.viewer.reset_view()
         self.session_changed.emit(session)
+        self.display_changed.emit(self.display)
+        self.test_set_changed.emit(self.test_set)
+        self.keys.focus_canvas()  # not a control of a hidden panel, where a key would change a setting
+
+    def _restore_review_state(self, session: Session) -> None:
+        """The session's own display and test set (a new session: the defaults, not the last one's)."""
+        from napari.utils.notifications import show_warning
+
+        state = read_review_state(session.path)
+        self.display, self.test_set, self._preview = state.display, None, None
+        try:
+            DisplayRenderer(self.display, session.normaliser, session.collection.shape[2])
+        except ConfigError:
+            self.display = DisplaySettings()
+        if state.test_set is not None:
+            try:
+                self.test_set = read_test_set(state.test_set, session.collection)
+            except (AnomalyMatchError, OSError) as err:
+                show_warning(f"the session's test set is not loaded again: {err}")
+
+    def _save_review_state(self) -> None:
+        if self.session is not None:
+            test_set = str(Path(self.test_set.source).absolute()) if self.test_set is not None else None
+            write_review_state(self.session.path, ReviewState(self.display, test_set))
+
+    def loss_history(self) -> list:
+        """Every training iteration's losses stored in the session, oldest first."""
+        return read_loss_history(self._require_session().path)
 
     def _attach_layers(self) -> None:
         """Give the layers their own handle on the collection (the workers use the session's)."""
@@ -155,6 +186,14 @@ class AnomalyMatchController:
             self.session.update_config(self.session.config.replace(**sections))
             self.session_changed.emit(self.session)
         return self.session.config if self.session is not None else self.defaults
+
+    def preview_import(self, path: str | Path) -> tuple[int, int]:
+        """How many labels importing ``path`` would change, and how many of those it would replace."""
+        from ..core.labelfiles import count_changes, read_label_file
+
+        session = self._require_session()
+        pairs = read_label_file(Path(path), session.collection, skip_unknown=session.config.data.on_error == "skip")
+        return count_changes(pairs, session.labels.current(include_unsure=True))
 
     def import_labels(self, path: str | Path) -> int:
         """Import a label file into the session; returns the number of labels changed."""
@@ -213,6 +252,20 @@ class AnomalyMatchController:
             self.show()
         return self.current
 
+    def go_to_last(self) -> Candidate | None:
+        """Jump to the last place of the review order."""
+        return self.go_to(len(self._require_queue()) - 1)
+
+    def move_page(self, pages: int) -> Candidate | None:
+        """Move ``pages`` gallery pages forward (negative: back)."""
+        return self.move(pages * self.layers.grid.size)
+
+    def find(self, text: str) -> Candidate | None:
+        """Jump to a 1-based rank (``"250"``) or an image id of the review order."""
+        if self._require_queue().go_to(self.queue.position_of(text)):
+            self.show()
+        return self.current
+
     def label(self, label: int | str) -> Candidate | None:
         """Label the current candidate (``a``, ``n``, ``s`` or a label word); stored at once."""
         self._require_queue().label(label)
@@ -258,6 +311,7 @@ class AnomalyMatchController:
         if self.session is not None:
             self.layers.set_renderer(self._renderer())
             self.show()
+            self._save_review_state()
         self.display_changed.emit(settings)
 
     def preview_normalisation(self, normalisation: NormalisationConfig | None) -> None:
@@ -334,6 +388,8 @@ class AnomalyMatchController:
             show_info(f"stopped; the model of cycle {self.session.cycle} is saved")
         if outcome.score_result is not None and self.queue is not None:
             self.queue.refresh(reload_scores=True)
+            if not self.keep_place:
+                self.queue.go_to(0)  # the new ranking's top is what the user wants to see next
             self.show()
         self.run_finished.emit(outcome)
 
@@ -346,6 +402,7 @@ class AnomalyMatchController:
     def load_test_set(self, path: str | Path) -> TestSet:
         """Read a held-out test set (id or path, and is_anomaly/label columns)."""
         self.test_set = read_test_set(path, self._require_session().collection)
+        self._save_review_state()
         self.test_set_changed.emit(self.test_set)
         return self.test_set
 

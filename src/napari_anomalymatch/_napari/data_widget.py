@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton
 
-from ..core.config import NORMALISATIONS, NormalisationConfig
+from ..core.config import AUTO, NORMALISATIONS, NormalisationConfig
 from ..core.errors import AnomalyMatchError, ConfigError
 from ..core.io.base import reader_names
+from .compact import compact_combo_boxes, compact_file_edit
 from .controller import notify_errors
 from .layers import layer_source
 
@@ -22,40 +23,47 @@ if TYPE_CHECKING:
 
 FOLDER_READERS = ("folder", "zarr")
 LAYER_STACK_FILE = "layer-images.h5"
+# form field -> the reader options it can fill (the HDF5 dataset and the Zarr array share one field)
+FIELD_OPTIONS = {"hdu": ("hdu",), "array_name": ("dataset", "array"), "ids_name": ("ids",)}
 
 
 class DataWidget(Container):
     """Choose or create a session and its source; preview and apply a normalisation."""
 
     def __init__(self, controller: AnomalyMatchController) -> None:
-        super().__init__(labels=True)
+        super().__init__(labels=False)  # labelled fields in forms; buttons span the dock's width
         self.controller = controller
-        self.session_dir = FileEdit(mode="d", label="Session folder")
+        self.session_dir = compact_file_edit(FileEdit(mode="d", label="Session folder"))
         self.reader = ComboBox(choices=["auto", *reader_names()], value="auto", label="Reader")
-        self.source = FileEdit(mode="r", label="Source")
+        self.source = compact_file_edit(FileEdit(mode="r", label="Source"))
         self.source.tooltip = ("a FITS/HDF5/Zarr file, a CSV/ECSV catalogue, a folder of images (set Reader to "
                                "'folder' to browse for one) or a glob such as /data/*.fits")
-        self.hdu = LineEdit(label="FITS extension(s)", tooltip="index, name, list (1,2,3 or G,R,I) or 'all'")
-        self.array_name = LineEdit(label="HDF5 dataset / Zarr array", tooltip="guessed when empty")
-        self.ids_name = LineEdit(label="Ids dataset / array", tooltip="image ids beside the images (optional)")
+        self.hdu = LineEdit(label="FITS HDU(s)", tooltip="FITS extension(s): index, name, list (1,2,3 or G,R,I) "
+                                                         "or 'all'")
+        self.array_name = LineEdit(label="Dataset / array", tooltip="HDF5 dataset or Zarr array; guessed when empty")
+        self.ids_name = LineEdit(label="Ids dataset", tooltip="image ids beside the images (optional)")
         self.from_layer = PushButton(text="Use the selected layer as source")
         self.normalisation = ComboBox(choices=list(NORMALISATIONS), value="auto", label="Normalisation")
         self.low = FloatSpinBox(value=0.5, min=0.0, max=100.0, step=0.5, label="Low percentile")
         self.high = FloatSpinBox(value=99.5, min=0.0, max=100.0, step=0.5, label="High percentile")
-        self.crop = FloatSpinBox(value=1.0, min=0.05, max=1.0, step=0.05, label="Central crop",
-                                 tooltip="keep this fraction of each side (1: the whole image)")
+        # 0 shows "auto": the session chooses the crop from where its images' light lies
+        self.crop = FloatSpinBox(value=0.0, min=0.0, max=1.0, step=0.05, label="Central crop",
+                                 tooltip="keep this fraction of each side (1: the whole image; auto: "
+                                         "chosen from where the images' light lies)")
+        self.crop.native.setSpecialValueText(AUTO)
         self.apply_normalisation = PushButton(text="Apply normalisation to the session")
         self.load_button = PushButton(text="Open / create session")
-        self.labels_file = FileEdit(mode="r", filter="*.csv *.ecsv", label="Label file")
+        self.labels_file = compact_file_edit(FileEdit(mode="r", filter="*.csv *.ecsv", label="Label file"))
         self.import_button = PushButton(text="Import labels")
         self.status = Label(value="no session open")
         self.status.native.setWordWrap(True)
-        self.extend([self.session_dir, self.reader, self.source, self.hdu, self.array_name, self.ids_name,
-                     self.from_layer,
-                     self.normalisation, self.low, self.high, self.crop, self.apply_normalisation,
-                     self.load_button,
-                     self.labels_file, self.import_button, self.status])
+        self.extend([form(self.session_dir, self.reader, self.source, self.hdu, self.array_name, self.ids_name),
+                     self.from_layer, form(self.normalisation, self.low, self.high, self.crop),
+                     self.apply_normalisation, self.load_button, form(self.labels_file), self.import_button,
+                     self.status])
+        compact_combo_boxes(self)
         self.reader.changed.connect(self._on_reader_changed)
+        self.source.changed.connect(lambda *_: self._sync_fields(clear=False))
         self.load_button.changed.connect(notify_errors(self._on_load))
         self.from_layer.changed.connect(notify_errors(self._on_from_layer))
         self.import_button.changed.connect(notify_errors(self._on_import))
@@ -64,30 +72,67 @@ class DataWidget(Container):
             widget.changed.connect(notify_errors(self._on_normalisation_changed))
         controller.session_changed.connect(self._on_session_changed)
         controller.labels_changed.connect(self._show_status)
+        controller.run_finished.connect(self._show_status)  # the cycle count moves on
+        self._normalisation_edited = False  # by the user, since a session's was shown
 
     # -- reading the form --------------------------------------------------------------
 
     def options(self) -> dict[str, Any]:
-        """Reader options from the form (``hdu``, ``dataset`` or ``array``)."""
+        """Reader options from the form (``hdu``, ``dataset`` or ``array``, ``ids``).
+
+        Raises
+        ------
+        ConfigError
+            Naming a filled field that the source's reader does not take.
+        """
+        reader = self._form_reader()
+        accepted = reader.option_names() if reader is not None else None
         options: dict[str, Any] = {}
-        hdu = self.hdu.value.strip()
-        if hdu:
-            options["hdu"] = parse_hdu(hdu)
-        name = self.array_name.value.strip()
-        if name:
-            reader = self.reader.value
-            if reader == "auto":
-                reader = "zarr" if text_of(self.source).rstrip("/").endswith(".zarr") else "hdf5"
-            options["array" if reader == "zarr" else "dataset"] = name
-        ids = self.ids_name.value.strip()
-        if ids:
-            options["ids"] = ids
+        for field, names in FIELD_OPTIONS.items():
+            text = getattr(self, field).value.strip()
+            if not text:
+                continue
+            usable = [name for name in names if accepted is None or name in accepted]
+            if not usable:
+                label = getattr(self, field).label
+                raise ConfigError(f"{label} {text!r} does not apply to the {reader.name} reader (it takes "
+                                  f"{sorted(accepted) or 'no options'}); clear that field")
+            options[self._option_name(usable)] = parse_hdu(text) if field == "hdu" else text
         return options
+
+    def _option_name(self, usable: list[str]) -> str:
+        """The option a field fills; ``dataset`` or ``array`` by the source when both may apply."""
+        if len(usable) == 1:
+            return usable[0]
+        return "array" if text_of(self.source).rstrip("/").endswith(".zarr") else "dataset"
+
+    def _form_reader(self) -> Any:
+        """The reader chosen, or the one the source calls for; None while that is unknown."""
+        from ..core.io.base import find_reader
+
+        source = text_of(self.source)
+        if self.reader.value == "auto" and not source:
+            return None
+        try:
+            return find_reader(source, self.reader.value)
+        except AnomalyMatchError:
+            return None  # a missing source: opening it says so
+
+    def _sync_fields(self, clear: bool) -> None:
+        """Enable only the fields the reader takes; with ``clear``, empty the others."""
+        reader = self._form_reader()
+        accepted = reader.option_names() if reader is not None else None
+        for field, names in FIELD_OPTIONS.items():
+            widget = getattr(self, field)
+            applies = accepted is None or any(name in accepted for name in names)
+            widget.enabled = applies
+            if clear and not applies:
+                widget.value = ""
 
     def normalisation_config(self) -> NormalisationConfig:
         """The normalisation in the form (raises ConfigError naming a bad value)."""
         return NormalisationConfig(method=self.normalisation.value, low_percentile=float(self.low.value),
-                                   high_percentile=float(self.high.value), crop=float(self.crop.value))
+                                   high_percentile=float(self.high.value), crop=_crop_from(self.crop.value))
 
     # -- actions -----------------------------------------------------------------------
 
@@ -96,8 +141,10 @@ class DataWidget(Container):
         if not session_dir:
             raise ConfigError("choose a session folder (an empty one creates a new session)")
         source = text_of(self.source) or None
+        # A new session starts from the default normalisation, not from the one shown for the last session
+        normalisation = self.normalisation_config() if self._normalisation_edited else None
         self.controller.load(session_dir, source=source, reader=self.reader.value, options=self.options(),
-                             normalisation=self.normalisation_config())
+                             normalisation=normalisation)
         self._show_status()
 
     def _on_from_layer(self, *_: Any) -> None:
@@ -128,7 +175,9 @@ class DataWidget(Container):
             raise ConfigError(f"layer {layer.name!r} holds data of shape {tuple(data.shape)}; expected a "
                               "stack of images (N x H x W, or N x H x W x 3 for RGB)")
         ids = layer.metadata.get("ids")
-        path = write_hdf5_stack(Path(folder) / LAYER_STACK_FILE, data, ids=list(ids) if ids else None)
+        coordinates = {name: layer.metadata[name] for name in ("ra", "dec") if name in layer.metadata}
+        path = write_hdf5_stack(Path(folder) / LAYER_STACK_FILE, data, ids=list(ids) if ids else None,
+                                columns=coordinates)  # the sample's RA/Dec reach the exports
         return {"path": str(path), "reader": "hdf5",
                 "options": {"dataset": "images", **({"ids": "ids"} if ids else {})}}
 
@@ -136,12 +185,19 @@ class DataWidget(Container):
         path = text_of(self.labels_file)
         if not path:
             raise ConfigError("choose a label file (CSV/ECSV with id or path, and label columns)")
-        changed = self.controller.import_labels(path)
         from napari.utils.notifications import show_info
 
-        show_info(f"{changed} labels imported from {path}")
+        changing, replacing = self.controller.preview_import(path)
+        if replacing and not confirm(self.native, "Import labels",
+                                     f"{path} changes {changing} labels; {replacing} of them replace labels "
+                                     "already given (the history keeps them: Undo brings them back). Import?"):
+            return
+        changed = self.controller.import_labels(path)
+        replaced = f"; {replacing} replaced (Undo, z, brings them back)" if replacing else ""
+        show_info(f"{changed} labels imported from {path}{replaced}")
 
     def _on_normalisation_changed(self, *_: Any) -> None:
+        self._normalisation_edited = True
         if self.controller.session is None:
             return
         self.controller.preview_normalisation(self.normalisation_config())
@@ -151,6 +207,8 @@ class DataWidget(Container):
 
     def _on_reader_changed(self, reader: str) -> None:
         self.source.mode = "d" if reader in FOLDER_READERS else "r"
+        compact_file_edit(self.source)  # a new mode puts back the long button text
+        self._sync_fields(clear=reader != "auto")
 
     # -- showing state -----------------------------------------------------------------
 
@@ -162,9 +220,10 @@ class DataWidget(Container):
         self.source.value = session.config.data.source
         norm = session.config.data.normalisation
         for widget, value in ((self.normalisation, norm.method), (self.low, norm.low_percentile),
-                              (self.high, norm.high_percentile), (self.crop, norm.crop)):
+                              (self.high, norm.high_percentile), (self.crop, _crop_shown(norm.crop))):
             with widget.changed.blocked():
                 widget.value = value
+        self._normalisation_edited = False
         self._show_status()
 
     def _show_status(self, *_: Any) -> None:
@@ -179,6 +238,20 @@ class DataWidget(Container):
         h, w, c = collection.shape
         counts = ", ".join(f"{n} {name}" for name, n in session.labels.counts().items())
         self.status.value = f"{len(collection)} images of {h}x{w}x{c}; cycle {session.cycle}; {counts}"
+
+
+def form(*widgets: Any) -> Container:
+    """Widgets in a labelled form (label column, then fields)."""
+    return Container(widgets=list(widgets), labels=True)
+
+
+def confirm(parent: Any, title: str, question: str) -> bool:
+    """Ask a yes/no question in a dialog; True for yes."""
+    from qtpy.QtWidgets import QMessageBox
+
+    buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+    answer = QMessageBox.question(parent, title, question, buttons, QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
 
 
 def text_of(file_edit: FileEdit) -> str:
@@ -198,3 +271,12 @@ def format_hdu(hdu: Any) -> str:
     if hdu is None:
         return ""
     return ",".join(str(h) for h in hdu) if isinstance(hdu, (list, tuple)) else str(hdu)
+
+
+def _crop_from(value: float) -> float | str:
+    """The crop setting of the spin box's value (its minimum, shown as "auto", is ``auto``)."""
+    return AUTO if value == 0 else float(value)
+
+
+def _crop_shown(crop: float | str) -> float:
+    return 0.0 if crop == AUTO else float(crop)

@@ -13,6 +13,7 @@ from qtpy.QtCore import QTimer
 
 from ..core.display import DISPLAY_STRETCHES, DisplaySettings
 from ..core.errors import AnomalyMatchError
+from .compact import compact_combo_boxes
 
 if TYPE_CHECKING:
     from .controller import AnomalyMatchController
@@ -48,6 +49,7 @@ class DisplayWidget(Container):
         self.extend([self.stretch, self.brightness, self.contrast, self.gamma, self.unsharp_amount,
                      self.unsharp_radius, self.channels, self.lupton, *self.bands, self.lupton_q,
                      self.lupton_stretch, self.reset, self.message])
+        compact_combo_boxes(self)
         self._timer = QTimer()
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
@@ -111,7 +113,10 @@ class DisplayWidget(Container):
         self._timer.stop()
 
     def _on_session_changed(self, session: Any) -> None:
-        """One switch per channel of the new session's images; Lupton only for 3+ bands."""
+        """One switch per channel of the new session's images; Lupton only for 3+ bands.
+
+        The form then shows the session's own display settings (restored by the controller).
+        """
         if session is None:
             return
         n_channels = session.collection.shape[2]
@@ -124,6 +129,4 @@ class DisplayWidget(Container):
         self.channels.visible = n_channels > 1
         for widget in (self.lupton, *self.bands, self.lupton_q, self.lupton_stretch):
             widget.enabled = n_channels >= 3
-        if n_channels < 3 and self.lupton.value:
-            self.lupton.value = False
-        self.apply()
+        self._show_settings(self.controller.display)

@@ -4,6 +4,13 @@ napari 0.9 ignores key bindings declared in ``napari.yaml``, so they are bound
 on the viewer in code while a session is open and restored when it closes.
 They are also bound on the review's own layers, whose image-layer keys (``z``
 orients the plane) would otherwise come first while one of them is selected.
+
+napari only hears keys pressed on its canvas; a key pressed while a dock
+control has focus goes to that control (``a`` picks a combo box entry, ``↑``
+steps a spin box).  So while a session is open an application event filter
+(``KeyForwarder``) hands the review keys pressed anywhere in the viewer's
+window to the canvas, where napari's keymap dispatches them; only text fields
+keep their keys, so typing an id or a path still works.
 """
 
 from __future__ import annotations
@@ -25,6 +32,10 @@ REVIEW_KEYS: dict[str, tuple[str, str, tuple[Any, ...]]] = {
     "Left": ("previous candidate", "move", (-1,)),
     "z": ("undo the last label", "undo", ()),
     "Backspace": ("undo the last label", "undo", ()),
+    "Home": ("first candidate", "go_to", (0,)),
+    "End": ("last candidate", "go_to_last", ()),
+    "PageDown": ("next gallery page", "move_page", (1,)),
+    "PageUp": ("previous gallery page", "move_page", (-1,)),
     "g": ("show or hide the gallery", "toggle_gallery", ()),
     "r": ("retrain with the new labels (then rescore)", "train_cycle", ()),
 }
@@ -38,6 +49,7 @@ class ReviewKeys:
         self.controller = controller
         self._replaced: dict[str, Callable | None] = {}
         self._handlers: dict[str, Callable[[Any], None]] = {}
+        self._forwarder: Any = None
 
     @property
     def bound(self) -> bool:
@@ -51,6 +63,13 @@ class ReviewKeys:
             self._handlers[key] = self._handler(method, args)
             self._replaced[key] = self.viewer.bind_key(key, self._handlers[key], overwrite=True)
         self.viewer.mouse_drag_callbacks.append(self._on_mouse_drag)
+        self._forwarder = forward_keys(self.viewer, list(REVIEW_KEYS))
+
+    def focus_canvas(self) -> None:
+        """Give the canvas the keyboard focus (not a control of a hidden panel)."""
+        canvas = _canvas(self.viewer)
+        if canvas is not None:
+            canvas.setFocus()
 
     def bind_layers(self, layers: list[Any]) -> None:
         """Bind the review keys on these layers too (they are the review's own)."""
@@ -65,6 +84,9 @@ class ReviewKeys:
             self.viewer.bind_key(key, previous, overwrite=True)
         self._replaced.clear()
         self._handlers.clear()
+        if self._forwarder is not None:
+            self._forwarder.remove()
+            self._forwarder = None
         if self._on_mouse_drag in self.viewer.mouse_drag_callbacks:
             self.viewer.mouse_drag_callbacks.remove(self._on_mouse_drag)
 
@@ -97,3 +119,83 @@ def _key(key: str) -> Any:
     from napari.utils.key_bindings import coerce_keybinding
 
     return coerce_keybinding(key)
+
+
+def _canvas(viewer: Any) -> Any:
+    """The Qt widget of the viewer's canvas (None for a viewer without a window)."""
+    qt_viewer = getattr(getattr(viewer, "window", None), "_qt_viewer", None)
+    return qt_viewer.canvas.native if qt_viewer is not None else None
+
+
+def forward_keys(viewer: Any, keys: list[str]) -> Any:
+    """Install a ``KeyForwarder`` for ``keys`` on the running Qt application; returns it."""
+    from qtpy.QtCore import QObject
+    from qtpy.QtWidgets import QApplication
+
+    class KeyForwarder(QObject):
+        """Sends ``keys`` pressed on a control of the viewer's window to its canvas instead."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.canvas = _canvas(viewer)
+            self.window = viewer.window._qt_window
+            self.codes = {_qt_key(key) for key in keys}
+            QApplication.instance().installEventFilter(self)
+
+        def remove(self) -> None:
+            QApplication.instance().removeEventFilter(self)
+
+        def eventFilter(self, receiver: Any, event: Any) -> bool:
+            if not _is_plain_key(event, self.codes) or _inside(self.canvas, receiver):
+                return False  # the canvas (or, passed up from it, a widget holding it): napari's own
+            if is_text_field(receiver) or not _inside(receiver, self.window):
+                return False
+            if event.type() == event.Type.ShortcutOverride:
+                event.accept()  # a key for us, not for a shortcut of the window's menus
+                return True
+            from qtpy.QtGui import QKeyEvent
+
+            copy = QKeyEvent(event.type(), event.key(), event.modifiers(), event.text(),
+                             event.isAutoRepeat(), event.count())
+            QApplication.sendEvent(self.canvas, copy)
+            return True
+
+    return KeyForwarder()
+
+
+def _qt_key(key: str) -> int:
+    from qtpy.QtCore import Qt
+
+    return getattr(Qt.Key, f"Key_{key.upper() if len(key) == 1 else key}")
+
+
+def _is_plain_key(event: Any, codes: set[int]) -> bool:
+    """A press, release or shortcut check of one of ``codes`` with no Ctrl, Alt or Meta held."""
+    from qtpy.QtCore import QEvent, Qt
+
+    if event.type() not in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease, QEvent.Type.ShortcutOverride):
+        return False
+    held = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.MetaModifier
+    return event.key() in codes and not event.modifiers() & held
+
+
+def is_text_field(widget: Any) -> bool:
+    """Whether ``widget`` takes typed text: a line edit (not a spin box's), an editable combo box, a text edit."""
+    from qtpy.QtWidgets import QAbstractSpinBox, QComboBox, QLineEdit, QPlainTextEdit, QTextEdit
+
+    if isinstance(widget, (QTextEdit, QPlainTextEdit)):
+        return True
+    if isinstance(widget, QComboBox):
+        return widget.isEditable()
+    if isinstance(widget, QLineEdit):
+        return not isinstance(widget.parent(), QAbstractSpinBox)
+    return False
+
+
+def _inside(widget: Any, window: Any) -> bool:
+    """Whether ``widget`` belongs to ``window`` (also in a floating dock, which is a window of its own)."""
+    while widget is not None:
+        if widget is window:
+            return True
+        widget = widget.parent()
+    return False

@@ -13,6 +13,7 @@ from magicgui.widgets import Container, FileEdit, Label, PushButton
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.errors import AnomalyMatchError, ConfigError
+from .compact import compact_file_edit
 from .controller import notify_errors
 from .data_widget import text_of
 from .plots import MetricsPlot
@@ -27,7 +28,7 @@ class MetricsWidget(QWidget):
     def __init__(self, controller: AnomalyMatchController) -> None:
         super().__init__()
         self.controller = controller
-        self.test_file = FileEdit(mode="r", filter="*.csv *.ecsv", label="Test set")
+        self.test_file = compact_file_edit(FileEdit(mode="r", filter="*.csv *.ecsv", label="Test set"))
         self.load_button = PushButton(text="Load test set")
         self.refresh_button = PushButton(text="Refresh")
         self.summary = Label(value="no test set loaded")

@@ -74,11 +74,37 @@ class LossPlot(PlotWidget):
         legend.set_draggable(True)
         self.history: dict[str, list[float]] = {name: [] for name in (*self.SERIES, "mask_ratio", "step")}
 
+    def clear(self) -> None:
+        """Forget every iteration (another session is shown)."""
+        for values in self.history.values():
+            values.clear()
+        for line in self.lines.values():
+            line.set_data([], [])
+        for artist in [*self.loss_axes.lines, *self.loss_axes.texts]:
+            if artist not in self.lines.values():
+                artist.remove()
+        self.canvas.draw_idle()
+
+    def show_history(self, progress: list[TrainProgress]) -> None:
+        """Draw stored iterations (a reopened session's cycles), each cycle marked."""
+        for event in progress:
+            if event.iteration == 1:
+                self.mark_cycle(event.cycle)
+            self._append(event)
+        if progress:
+            self._redraw()
+
     def add(self, progress: TrainProgress) -> None:
         """Append one iteration and redraw when Qt is idle."""
+        self._append(progress)
+        self._redraw()
+
+    def _append(self, progress: TrainProgress) -> None:
         self.history["step"].append(len(self.history["step"]) + 1)
         for name in (*self.SERIES, "mask_ratio"):
             self.history[name].append(float(getattr(progress, name)))
+
+    def _redraw(self) -> None:
         steps = self.history["step"]
         for name, line in self.lines.items():
             line.set_data(steps, self.history[name])

@@ -112,9 +112,17 @@ class ReviewLayers:
         if candidate is None:
             self._show_nothing()
             return
+        before = self._candidate_shape()
         self._show_candidate(candidate)
         if self.gallery_visible:
             self._show_page(queue)
+        if before is not None and before != self._candidate_shape():
+            self.viewer.reset_view()  # another crop: fit the view to the new size
+
+    def _candidate_shape(self) -> tuple[int, ...] | None:
+        if CANDIDATE_LAYER not in self.viewer.layers:
+            return None
+        return tuple(self.viewer.layers[CANDIDATE_LAYER].data.shape)
 
     def _show_candidate(self, candidate: Candidate) -> None:
         image = self.render([candidate.index])[0]

@@ -7,13 +7,16 @@ store at once.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton
+from qtpy.QtWidgets import QSizePolicy
 
 from ..core.errors import ConfigError
 from ..core.labels import LABEL_NAMES
 from ..core.session import FILTERS, ORDERS
+from .compact import compact_combo_boxes, compact_file_edit
 from .controller import notify_errors
 from .data_widget import text_of
 from .keys import REVIEW_KEYS
@@ -22,7 +25,7 @@ if TYPE_CHECKING:
     from ..core.review import Candidate
     from .controller import AnomalyMatchController
 
-KEY_NAMES = {"Right": "→", "Left": "←"}
+KEY_NAMES = {"Right": "→", "Left": "←", "PageDown": "PgDn", "PageUp": "PgUp", "Backspace": "⌫"}
 
 
 class ReviewWidget(Container):
@@ -35,10 +38,18 @@ class ReviewWidget(Container):
         self.counts = Label(value="")
         for label in (self.candidate, self.counts):
             label.native.setWordWrap(True)
+            label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)  # full width
         self.order = ComboBox(choices=list(ORDERS), value="score", label="Order")
         self.which = ComboBox(choices=list(FILTERS), value="unlabelled", label="Show")
         self.advance = CheckBox(value=True, text="Next candidate after each label")
+        self.keep_place = CheckBox(value=False, text="Stay on this image after new scores",
+                                   tooltip="otherwise the review starts again at rank 1 of the new ranking")
+        self.go_to = LineEdit(label="Go to rank or id", tooltip="a rank (1 is the top) or an image id; Enter jumps")
+        self.go_button = PushButton(text="Go")
+        self.go_to.native.setPlaceholderText("go to rank (1 = top) or image id")
         buttons = {
+            "first": ("⇤ First (Home)", lambda: controller.go_to(0)),
+            "last": ("Last (End) ⇥", lambda: controller.go_to_last()),
             "previous": ("← Previous", lambda: controller.previous()),
             "next": ("Next →", lambda: controller.next()),
             "anomaly": ("Anomaly (a)", lambda: controller.label("a")),
@@ -53,20 +64,26 @@ class ReviewWidget(Container):
             button = PushButton(text=text)
             button.changed.connect(notify_errors(lambda *_, act=action: act()))
             self.buttons[name] = button
-        self.export_file = FileEdit(mode="w", filter="*.csv *.ecsv *.fits *.xml *.parquet",
-                                    label="Export ranking to")
+        self.export_file = compact_file_edit(FileEdit(mode="w", filter="*.csv *.ecsv *.fits *.xml *.parquet",
+                                                      label="Export to"))
         self.export_button = PushButton(text="Export labels and scores")
         self.keys_help = Label(value=keys_table())
-        rows = [("previous", "next"), ("anomaly", "normal"), ("unsure", "undo"), ("gallery", "retrain")]
+        rows = [("first", "last"), ("previous", "next"), ("anomaly", "normal"), ("unsure", "undo"),
+                ("gallery", "retrain")]
         self.extend([self.candidate, self.counts,
-                     Container(widgets=[self.order, self.which], layout="horizontal", labels=True),
-                     self.advance,
+                     Container(widgets=[self.order, self.which], labels=True),
+                     self.advance, self.keep_place,
+                     Container(widgets=[self.go_to, self.go_button], layout="horizontal", labels=False),
                      *[Container(widgets=[self.buttons[a], self.buttons[b]], layout="horizontal", labels=False)
                        for a, b in rows],
                      Container(widgets=[self.export_file], labels=True), self.export_button, self.keys_help])
+        compact_combo_boxes(self)
         self.order.changed.connect(notify_errors(self._on_order_changed))
         self.which.changed.connect(notify_errors(self._on_order_changed))
         self.advance.changed.connect(self._on_advance_changed)
+        self.keep_place.changed.connect(self._on_keep_place_changed)
+        self.go_button.changed.connect(notify_errors(self._on_go_to))
+        self.go_to.native.returnPressed.connect(notify_errors(self._on_go_to))
         self.export_button.changed.connect(notify_errors(self._on_export))
         controller.candidate_changed.connect(self._on_candidate_changed)
         controller.labels_changed.connect(self._show_counts)
@@ -79,6 +96,15 @@ class ReviewWidget(Container):
     def _on_advance_changed(self, value: bool) -> None:
         if self.controller.queue is not None:
             self.controller.queue.advance_on_label = bool(value)
+
+    def _on_keep_place_changed(self, value: bool) -> None:
+        self.controller.keep_place = bool(value)
+
+    def _on_go_to(self, *_: Any) -> None:
+        text = self.go_to.value.strip()
+        if not text:
+            raise ConfigError("type a rank (1 is the top) or an image id to go to")
+        self.controller.find(text)
 
     def _on_export(self, *_: Any) -> None:
         path = text_of(self.export_file)
@@ -96,9 +122,9 @@ class ReviewWidget(Container):
         queue = self.controller.queue
         self._show_order(queue)
         scored = f"scores of cycle {queue.scores_cycle}" if queue.scores_cycle else "not scored yet"
+        score = "no score yet" if math.isnan(candidate.score) else f"score {candidate.score:.4f}"
         self.candidate.value = (f"<b>{candidate.rank} / {candidate.total}</b> ({queue.order}, {queue.which}; "
-                                f"{scored})<br>{candidate.image_id}<br>score "
-                                f"{candidate.score:.4f} · {LABEL_NAMES[candidate.label]}")
+                                f"{scored})<br>{candidate.image_id}<br>{score} · {LABEL_NAMES[candidate.label]}")
 
     def _on_session_changed(self, session: Any) -> None:
         if session is None:

@@ -155,5 +155,7 @@ class TrainWidget(QWidget):
                                  f"({r.images_per_second:.0f} images/s)")
 
     def _on_session_changed(self, session: Any) -> None:
+        self.plot.clear()
         if session is not None:
             self.form.show_config(session.config)
+            self.plot.show_history(self.controller.loss_history())

@@ -17,6 +17,7 @@ import tomllib
 from .errors import ConfigError
 
 NORMALISATIONS = ("auto", "none", "linear", "percentile", "log", "asinh", "zscale")
+SOFTENINGS = ("fixed", "noise")
 ON_ERROR = ("raise", "skip")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -66,12 +67,15 @@ class NormalisationConfig:
     ``crop``: the central fraction of each side kept before anything else (1.0:
     the whole image), for cutouts whose sources fill only their middle; ``auto`` (the
     default): chosen from the images when the session is created (``core.autocrop``).
+    ``asinh_softening``: ``fixed`` uses ``asinh_a``; ``noise`` sets each
+    image's softening from its background noise (faint sources stand out).
     """
 
     method: str = "auto"
     low_percentile: float = 0.5
     high_percentile: float = 99.5
     asinh_a: float = 0.1
+    asinh_softening: str = "fixed"
     log_a: float = 1000.0
     crop: float | str = AUTO
 
@@ -86,6 +90,7 @@ class NormalisationConfig:
                 f"high_percentile ({self.high_percentile})"
             )
         _check_range(owner, "asinh_a", self.asinh_a, 0.0, 1.0, low_open=True)
+        _check_choice(owner, "asinh_softening", self.asinh_softening, SOFTENINGS)
         _check_range(owner, "log_a", self.log_a, 0.0, 1e9, low_open=True)
         if self.crop != AUTO:
             if isinstance(self.crop, bool) or not isinstance(self.crop, (int, float)):

@@ -5,7 +5,8 @@ order (``RENDER_STEPS``):
 
 1. **stretch**: the session's normalisation (``"session"``, exactly what the
    model sees) or another one (``linear``, ``percentile``, ``log``, ``asinh``,
-   ``zscale``) through the same ``Normaliser``; or, with ``lupton``, a Lupton
+   ``zscale``, asinh softened by each image's noise) through the same
+   ``Normaliser``; or, with ``lupton``, a Lupton
    et al. (2004) RGB composite of three bands (``make_lupton_rgb``);
 2. **unsharp mask**: ``x + amount * (x - gaussian(x, radius))``;
 3. **channels**: grey for one channel, R/G/B for three, evenly spaced hues for
@@ -100,8 +101,8 @@ class DisplayRenderer:
                 f"channel(s); got bands {settings.lupton_bands}. Turn it off for these images")
         self.settings = settings
         self.n_channels = n_channels
-        self.normaliser = normaliser if settings.stretch == "session" else Normaliser(
-            NormalisationConfig(method=settings.stretch, crop=normaliser.config.crop), normaliser.value_range)
+        self.normaliser = normaliser if settings.stretch == "session" else display_normaliser(
+            settings.stretch, normaliser)
         active = settings.channels or (True,) * n_channels
         self.colours = channel_colours(n_channels) * np.asarray(active, dtype=np.float32)[:, None]
 
@@ -120,6 +121,12 @@ class DisplayRenderer:
         rgb = adjust_levels(rgb, s.brightness, s.contrast, s.gamma)
         out = to_uint8(rgb)
         return out[0] if single else out
+
+
+def display_normaliser(stretch: str, session: Normaliser) -> Normaliser:
+    """The ``Normaliser`` of a display stretch: the session's crop and range; asinh softened by the noise."""
+    config = NormalisationConfig(method=stretch, crop=session.config.crop, asinh_softening="noise")
+    return Normaliser(config, session.value_range)
 
 
 def channel_colours(n_channels: int) -> np.ndarray:

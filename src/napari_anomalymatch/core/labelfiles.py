@@ -62,6 +62,15 @@ def read_label_file(path: Path, collection: ImageCollection, skip_unknown: bool 
     return pairs
 
 
+def count_changes(pairs: list[tuple[str, int]], current: dict[str, int]) -> tuple[int, int]:
+    """How many of ``pairs`` would change a label, and how many of those replace one already given.
+
+    ``current`` holds every image's label (``LabelStore.current(include_unsure=True)``).
+    """
+    changed = [image_id for image_id, label in pairs if current.get(image_id, UNLABELED) != label]
+    return len(changed), sum(1 for image_id in changed if image_id in current)
+
+
 def _path_lookup(collection: ImageCollection) -> dict[str, str]:
     paths = getattr(collection, "paths", None)
     if paths is None:

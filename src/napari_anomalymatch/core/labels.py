@@ -143,18 +143,31 @@ class LabelStore:
         return events
 
     def undo(self) -> LabelEvent | None:
-        """Revert the latest change not yet undone; returns the reverting event."""
+        """Revert the latest change not yet undone; returns the (last) reverting event.
+
+        A change made by one import (``set_many`` from a label file or a
+        catalogue: one source other than ``user``, one moment) is reverted
+        as a whole, so one undo brings back every label the import replaced.
+        """
         with self._lock, self._transaction():
             row = self._db.execute(
-                "SELECT seq, image_id, previous, cycle FROM events "
+                "SELECT seq, time, source FROM events "
                 "WHERE undone = 0 AND reverts IS NULL ORDER BY seq DESC LIMIT 1"
             ).fetchone()
             if row is None:
                 return None
-            seq, image_id, previous, cycle = row
-            current = self._current_label(image_id)
-            self._db.execute("UPDATE events SET undone = 1 WHERE seq = ?", (seq,))
-            return self._append(image_id, previous, current, time.time(), cycle, "undo", seq)
+            seq, when, source = row
+            batch = [(seq,)] if source == "user" else self._db.execute(
+                "SELECT seq FROM events WHERE undone = 0 AND reverts IS NULL AND time = ? AND source = ? "
+                "ORDER BY seq DESC", (when, source)).fetchall()
+            return [self._revert(seq) for (seq,) in batch][-1]
+
+    def _revert(self, seq: int) -> LabelEvent:
+        image_id, previous, cycle = self._db.execute(
+            "SELECT image_id, previous, cycle FROM events WHERE seq = ?", (seq,)).fetchone()
+        current = self._current_label(image_id)
+        self._db.execute("UPDATE events SET undone = 1 WHERE seq = ?", (seq,))
+        return self._append(image_id, previous, current, time.time(), cycle, "undo", seq)
 
     # -- reading labels ------------------------------------------------------------
 

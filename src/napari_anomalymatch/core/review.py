@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, UnknownIdError
 from .labels import UNLABELED, LabelEvent, parse_label
 from .session import FILTERS, ORDERS, Session, rank
 
@@ -136,6 +136,36 @@ class ReviewQueue:
         self.position = target
         return moved
 
+    def position_of(self, text: str) -> int:
+        """The 0-based place of a 1-based rank (``"250"``) or of an image id in the review order.
+
+        Raises
+        ------
+        ConfigError
+            For a rank outside the list, or an image that this order/filter does not list.
+        UnknownIdError
+            For an id the collection does not hold.
+        """
+        text = str(text).strip()
+        if text.isdigit() and not self._is_id(text):
+            rank = int(text)
+            if not 1 <= rank <= len(self.ranking):
+                raise ConfigError(f"rank {rank} is outside the review list (1 to {len(self.ranking)})")
+            return rank - 1
+        index = self.session.collection.index_of(text)
+        listed = np.flatnonzero(self.ranking == index)
+        if not listed.size:
+            raise ConfigError(f"image {text!r} is not in this list ({self.order}, {self.which}); "
+                              "show 'all' to find it")
+        return int(listed[0])
+
+    def _is_id(self, text: str) -> bool:
+        try:
+            self.session.collection.index_of(text)
+        except UnknownIdError:
+            return False
+        return True
+
     def page(self, size: int) -> tuple[int, np.ndarray]:
         """The first position and the indices of the page of ``size`` holding the cursor."""
         start = (self.position // size) * size
@@ -174,10 +204,7 @@ class ReviewQueue:
         event = self.session.undo()
         if event is None:
             return None
-        if event.label == UNLABELED:
-            self._labels.pop(event.image_id, None)
-        else:
-            self._labels[event.image_id] = event.label
+        self._labels = dict(self.session.labels.current(include_unsure=True))  # an import reverts many
         index = self.session.collection.index_of(event.image_id)
         listed = np.flatnonzero(self.ranking == index)
         if listed.size:

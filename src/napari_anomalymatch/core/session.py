@@ -7,6 +7,7 @@
     shard-sizes.json          for a sharded source: each shard's size, so it reopens at once
     checkpoints/cycle-NNNN.safetensors   the model after each training cycle
     scores/cycle-NNNN/        the scores of the whole collection after that cycle
+    history/, review.json     loss curves and the review's display (``sessionstate``)
 
 Every write is atomic or transactional, so a session killed at any moment
 re-opens with every label already given and continues where it stopped.
@@ -32,6 +33,7 @@ from .labels import ANOMALY, NORMAL, LabelEvent, LabelStore, parse_label
 from .loading import LoadProgress, load_images
 from .scorestore import ScoreManifest, ScoreStore, open_scores, read_manifest
 from .scoring import ScoreBatch, ScoreResult, finish_stored_run, model_fingerprint, score_collection
+from .sessionstate import recorded, write_loss_history
 from .training import Trainer, TrainingData, TrainProgress
 from .transforms import Normaliser
 
@@ -225,11 +227,13 @@ class Session:
         data = yield from self._load_training_data(labelled_idx, labels, pool)
         trainer = self.trainer
         done_before = trainer.iterations_done
+        progress: list[TrainProgress] = []
         try:
-            yield from trainer.run(data, iterations)
+            yield from recorded(trainer.run(data, iterations), progress)
         finally:
             if trainer.iterations_done > done_before:
                 self.save_checkpoint()
+                write_loss_history(self.path, trainer.cycle, progress)
 
     def _unlabelled_pool(self, labelled_idx: np.ndarray) -> np.ndarray:
         n = len(self.collection)

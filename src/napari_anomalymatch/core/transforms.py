@@ -5,10 +5,19 @@
 ``to_model_input`` resizes the result to the model's input size.  Training,
 scoring and the napari display all call ``prepare_batch``/``Normaliser``, so
 what a person labels is exactly what the model was shown.
+
+Astronomical cutouts are often mostly empty (a radio survey's cutout can be
+99.5 % exact zeros): there every percentile is the background and the limits
+collapse.  When more than half of an image's pixels hold exactly its median
+value, the limits are therefore taken between that background and the
+pixels above it (``_signal_limits``); a zero-width interval is never used.
 """
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +27,12 @@ from .config import AUTO, NormalisationConfig
 # Percentiles of large images are estimated from at most this many pixels
 # (a regular subsample), as astropy's PercentileInterval(n_samples=...) does.
 MAX_LIMIT_SAMPLES = 16_384
+# An image is "mostly empty" when more than this fraction of its pixels equal its median.
+EMPTY_FRACTION = 0.5
+# The noise softening puts asinh's linear part at this many background sigmas ...
+NOISE_SIGMAS = 3.0
+# ... within these bounds (astropy's ``a``, as a fraction of the interval).
+SOFTENING_BOUNDS = (1e-3, 1.0)
 
 
 @dataclass(frozen=True)
@@ -51,20 +66,44 @@ class Normaliser:
         if non_finite.any():
             x[non_finite] = np.nan  # inf is as unusable as NaN: both end as background
         method = self.method
+        softening = None
         if method == "fixed":
             low, high = self.value_range  # type: ignore[misc]
             x -= np.float32(low)
             x *= np.float32(1.0 / (high - low))
         elif method != "none":
             low, high = self.limits(x)
+            softening = self._noise_softening(x, low, high) if self._noise_softened else None
             x -= low
-            x /= np.maximum(high - low, np.float32(1e-12))
+            x /= high - low
         np.clip(x, 0.0, 1.0, out=x)
         np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-        stretch = self._stretch()
-        if stretch is not None:
-            stretch(x, out=x, clip=True)
+        if softening is not None:
+            _asinh_per_image(x, softening)
+        else:
+            stretch = self._stretch()
+            if stretch is not None:
+                stretch(x, out=x, clip=True)
         return x[0] if single else x
+
+    @property
+    def _noise_softened(self) -> bool:
+        return self.method == "asinh" and self.config.asinh_softening == "noise"
+
+    def _noise_softening(self, x: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """Per image and channel: asinh's ``a`` at ``NOISE_SIGMAS`` background sigmas of the interval.
+
+        Without noise (an empty background of exact zeros) the softening is the
+        median signal pixel's level instead, so typical source pixels show.
+        """
+        flat = _sampled(x)
+        with np.errstate(invalid="ignore"), _quiet():
+            median = np.nanmedian(flat, axis=1)[:, None, :]
+            sigma = 1.4826 * np.nanmedian(np.abs(flat - median), axis=1)  # the MAD, as a Gaussian sigma
+            signal = np.nanmedian(np.where(flat > median, flat, np.nan), axis=1) - median[:, 0]
+        level = np.where(sigma > 0, NOISE_SIGMAS * sigma, np.nan_to_num(signal, nan=1.0))
+        width = (high - low).reshape(x.shape[0], -1)
+        return np.clip(level / width, *SOFTENING_BOUNDS).astype(np.float32)
 
     def fixed_affine(self) -> tuple[float, float] | None:
         """``(low, 1 / (high - low))`` when this is a fixed-range map with no stretch, else None.
@@ -81,10 +120,12 @@ class Normaliser:
         """Per-image, per-channel lower and upper limits, shaped ``(N, 1, 1, C)``."""
         method = self.method
         if method == "linear":
-            return _nan_extrema(x)
-        if method == "zscale":
-            return _zscale_limits(x)
-        return _percentile_limits(x, self.config.low_percentile, self.config.high_percentile)
+            low, high = _nan_extrema(x)
+        elif method == "zscale":
+            low, high = _zscale_limits(x)
+        else:
+            low, high = _percentile_limits(x, self.config.low_percentile, self.config.high_percentile)
+        return _widened(low, high)
 
     def _stretch(self):
         from astropy.visualization import AsinhStretch, LogStretch
@@ -164,22 +205,54 @@ def _nan_extrema(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return _shape_limits(low, x), _shape_limits(high, x)
 
 
-def _percentile_limits(x: np.ndarray, low_pct: float, high_pct: float) -> tuple[np.ndarray, np.ndarray]:
+def _sampled(x: np.ndarray) -> np.ndarray:
+    """``(N, P, C)`` pixels of ``(N, H, W, C)`` images, a regular subsample of large ones."""
     flat = x.reshape(x.shape[0], -1, x.shape[-1])
     if flat.shape[1] > MAX_LIMIT_SAMPLES:
         step = int(np.ceil(flat.shape[1] / MAX_LIMIT_SAMPLES))
         flat = flat[:, ::step]
-    finite = np.isfinite(flat)
-    if finite.all():
-        low, high = np.percentile(flat, [low_pct, high_pct], axis=1)
-    else:
-        masked = np.where(finite, flat, np.nan)
-        import warnings
+    return flat
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels give NaN limits
-            low, high = np.nanpercentile(masked, [low_pct, high_pct], axis=1)
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence NumPy's warnings about all-NaN slices (they give NaN limits, made 0 later)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def _percentile_limits(x: np.ndarray, low_pct: float, high_pct: float) -> tuple[np.ndarray, np.ndarray]:
+    flat = _sampled(x)
+    finite = np.isfinite(flat)
+    wanted = [low_pct, high_pct, 25.0, 75.0]  # the quartiles meet only where an image may be mostly empty
+    if finite.all():
+        low, high, q1, q3 = np.percentile(flat, wanted, axis=1)
+    else:
+        with _quiet():
+            low, high, q1, q3 = np.nanpercentile(np.where(finite, flat, np.nan), wanted, axis=1)
+    for i, channel, signal in _mostly_empty(flat, q1 == q3):
+        low[i, channel], high[i, channel] = signal[0], np.percentile(signal[1:], high_pct)
     return _shape_limits(low, x), _shape_limits(high, x)
+
+
+def _mostly_empty(flat: np.ndarray, maybe: np.ndarray | None = None):
+    """``(image, channel, [background, *signal pixels])`` for each mostly empty plane of ``flat``.
+
+    A plane is mostly empty when more than ``EMPTY_FRACTION`` of its finite
+    pixels equal its median (the background); its signal pixels are those
+    above it.  Planes with no pixel above the background are left out; only
+    the ``(N, C)`` planes ``maybe`` marks (all without it) are looked at.
+    """
+    for i, channel in zip(*np.nonzero(np.ones(flat[:, 0].shape, bool) if maybe is None else maybe), strict=True):
+        plane = flat[i, :, channel]
+        plane = plane[np.isfinite(plane)]
+        if not plane.size:
+            continue
+        median = np.median(plane)
+        signal = plane[plane > median]
+        if (plane == median).mean() > EMPTY_FRACTION and signal.size:
+            yield int(i), int(channel), np.concatenate([[median], signal])
 
 
 def _zscale_limits(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -195,7 +268,23 @@ def _zscale_limits(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             finite = plane[np.isfinite(plane)]
             if finite.size:
                 low[i, channel], high[i, channel] = interval.get_limits(finite)
+    for i, channel, signal in _mostly_empty(_sampled(x)):  # zscale of the sources, from the background up
+        low[i, channel], high[i, channel] = signal[0], interval.get_limits(signal[1:])[1]
     return _shape_limits(low, x), _shape_limits(high, x)
+
+
+def _widened(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Never a zero-width interval: a constant plane gets one of width 1 (it maps to 0)."""
+    flat = ~(high - low > np.float32(1e-12) * np.maximum(np.abs(low), np.float32(1.0)))
+    return low, np.where(flat, low + np.float32(1.0), high).astype(np.float32)
+
+
+def _asinh_per_image(x: np.ndarray, softening: np.ndarray) -> None:
+    """astropy's ``AsinhStretch`` in place, with one ``a`` per image and channel ``(N, C)``."""
+    a = softening[:, None, None, :]
+    np.arcsinh(x / a, out=x)
+    x /= np.arcsinh(np.float32(1.0) / a)
+    np.clip(x, 0.0, 1.0, out=x)
 
 
 def _shape_limits(values: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ import abc
 import glob
 import hashlib
 import importlib
+import inspect
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import numpy as np
 
 from ..errors import (
     BadImageError,
+    ConfigError,
     SourceNotFoundError,
     UnknownIdError,
     UnsupportedSourceError,
@@ -208,9 +210,31 @@ class Reader:
     description: str
 
     def open(self, source: Any, **options: Any) -> ImageCollection:
+        """Open ``source``; an option this reader does not take is a ``ConfigError`` naming it.
+
+        Raises
+        ------
+        ConfigError
+            For options the reader's function does not take.
+        """
+        function = self._function()
+        accepted = self.option_names()
+        unknown = sorted(set(options) - {"on_error"} - set(accepted)) if accepted is not None else []
+        if unknown:
+            raise ConfigError(f"the {self.name} reader takes no option(s) {unknown}; it takes "
+                              f"{sorted(accepted) or 'none'}. Remove the others")
+        return function(source, **options)
+
+    def option_names(self) -> tuple[str, ...] | None:
+        """The options this reader takes (besides ``on_error``); None when it passes any on (sharded)."""
+        parameters = list(inspect.signature(self._function()).parameters.values())[1:]
+        if any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return None
+        return tuple(p.name for p in parameters if p.kind is not p.VAR_KEYWORD and p.name != "on_error")
+
+    def _function(self) -> Callable[..., ImageCollection]:
         module_name, function_name = self.target.split(":")
-        module = importlib.import_module(module_name, package=__package__)
-        return getattr(module, function_name)(source, **options)
+        return getattr(importlib.import_module(module_name, package=__package__), function_name)
 
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fz", ".fits.fz")

@@ -143,10 +143,8 @@ class FileListCollection(ImageCollection):
         return path.as_posix()
 
 
-def open_files(source: Source, on_error: str = "raise", hdu: Any = None,
-               **unknown: Any) -> FileListCollection:
+def open_files(source: Source, on_error: str = "raise", hdu: Any = None) -> FileListCollection:
     """Open a folder (searched recursively), a glob pattern or a list of image files."""
-    _reject_options("folder", unknown)
     paths, root = expand_source(source, FILE_SUFFIXES)
     description = str(source) if isinstance(source, (str, Path)) else None
     fits_options = {"hdu": hdu} if hdu is not None else {}
@@ -166,9 +164,3 @@ def _strip_path(err: Exception, path: Path) -> str:
     prefix = f"{path}: "
     return text[len(prefix):] if text.startswith(prefix) else text
 
-
-def _reject_options(reader: str, unknown: dict[str, Any]) -> None:
-    if unknown:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"the {reader} reader takes no option(s) {sorted(unknown)}")

@@ -95,11 +95,14 @@ def _guess_dataset(path: Path) -> str:
 
 
 def write_hdf5_stack(path: str | Path, images: Any, ids: list[str] | None = None,
-                     dataset: str = "images", batch: int = 1024) -> Path:
+                     dataset: str = "images", batch: int = 1024,
+                     columns: dict[str, Any] | None = None) -> Path:
     """Write an ``(N, H, W[, C])`` array (or array-like) as a chunked HDF5 image collection.
 
     One image per chunk, so the collection reads any image without decoding
-    its neighbours; ``ids``, when given, go into an ``ids`` dataset beside it.
+    its neighbours; ``ids``, when given, go into an ``ids`` dataset beside it,
+    and ``columns`` (e.g. ``ra``, ``dec``: one number per image) into datasets
+    of their names, which the reader hands on as the images' metadata.
     The file is written under a temporary name and renamed when complete.
     """
     import h5py
@@ -121,4 +124,10 @@ def write_hdf5_stack(path: str | Path, images: Any, ids: list[str] | None = None
             data[start:start + batch] = np.asarray(images[start:start + batch])
         if ids is not None:
             handle.create_dataset("ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
+        for name, values in (columns or {}).items():
+            values = np.asarray(values, dtype=np.float64)
+            if values.shape != (shape[0],):
+                raise ShapeMismatchError(f"{path}: column {name!r} has shape {values.shape}; expected "
+                                         f"one number per image ({shape[0]},)")
+            handle.create_dataset(name, data=values)
     return path
