@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from napari_anomalymatch.core.autocrop import choose_crop
-
 import csv
 
 import numpy as np
 
+from napari_anomalymatch.core.autocrop import choose_crop
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL
 from napari_anomalymatch.core.sessionstate import REVIEW_FILE
 
