@@ -44,7 +44,8 @@ from quality import (  # noqa: E402
 TRIALS = {
     "default": ([], "the defaults of the commit in the code column (from dbf36e9 on: the lpft network, "
                     "whose head starts as the probe, 0.1 backbone rate; crop chosen from the images; the "
-                    "oracle in score order, the paper's protocol; no per-dataset options. Before: from 3116bde on: the probe on the "
+                    "oracle in score order, the paper's protocol; no per-dataset options. Before: from "
+                    "3116bde on: the probe on the "
                     "frozen pretrained network, C = 1, views: FIRST 8, CIFAR-10 2; centred from the "
                     "commit after; pyramid features and C = 3 from the pyramid's commit on; morphology "
                     "statistics on single-band images, i.e. FIRST, from the morphology commit on; the "
