@@ -1,13 +1,14 @@
 """Training and scoring speed, and peak memory, written to ``benchmarks/results/speed.json``.
 
 * training: seconds per FixMatch iteration of 16 labelled + 2 x 80 unlabelled images (the
-  reference implementation's setting), at 64 and 150 px;
+  reference implementation's setting), at 64 and 150 px, for the default lpft network and the
+  paper's classifier;
 * scoring: images/s through the whole pipeline (read, decode, normalise, resize, model) from a
   folder of PNGs, an HDF5 dataset of JPEG bytes, a uint8 HDF5 dataset, a Zarr array and a FITS
   cube, at 64 and 150 px;
-* heads: scoring uint8 HDF5 with each score head: the classifier alone (one network), the
-  default ensemble of classifier and probe on the frozen pretrained network (two networks), and
-  the probe alone (one network);
+* heads: scoring uint8 HDF5 with each score head: the default lpft network (its pyramid read by
+  its head), the classifier alone, the ensemble of classifier and probe on the frozen pretrained
+  network (two networks), and the probe alone;
 * probe_features: scoring uint8 HDF5 with the probe alone reading the frozen network's pyramid
   features (the default), without and with the morphology statistics that single-band images
   get by default;
@@ -157,7 +158,8 @@ def measure_scoring(source: str, size: int, options: dict, head: str = "classifi
                     score: dict | None = None) -> dict:
     """Score ``source`` with a fresh (pretrained) model; images/s over the whole pass.
 
-    ``head``: ``classifier`` (the bare model), or ``ensemble`` / ``probe`` (an ``AnomalyScorer``
+    ``head``: ``lpft`` (the default network: its pyramid read by a linear head), ``classifier``
+    (the bare model), or ``ensemble`` / ``probe`` (an ``AnomalyScorer``
     whose probe, with arbitrary weights, reads the head's features of a frozen copy of the
     network), or ``probe-pyramid`` / ``probe-pyramid-morphology`` (the probe alone reading the
     frozen copy's pyramid features, as by default, and for the second also the morphology
@@ -169,6 +171,7 @@ def measure_scoring(source: str, size: int, options: dict, head: str = "classifi
 
     from napari_anomalymatch.core.config import ModelConfig, NormalisationConfig, ScoreConfig
     from napari_anomalymatch.core.io import open_collection
+    from napari_anomalymatch.core.lpft import ProbedNetwork
     from napari_anomalymatch.core.models import build_model
     from napari_anomalymatch.core.probe import AnomalyScorer, FrozenEmbedder, LinearProbe
     from napari_anomalymatch.core.scoring import run_to_end, score_collection
@@ -177,7 +180,11 @@ def measure_scoring(source: str, size: int, options: dict, head: str = "classifi
     collection = open_collection(source, **options)
     model = build_model(ModelConfig(image_size=size), collection.shape[2]).model
     model = model.to(memory_format=torch.channels_last).eval()
-    if head != "classifier":
+    if head == "lpft":  # the default: the network's pyramid read by its head, arbitrary weights
+        network = ProbedNetwork(model, morphology=collection.shape[2] == 1)
+        network.head.weight.data.normal_(generator=torch.Generator().manual_seed(0))
+        model = AnomalyScorer(network, None, "lpft").eval()
+    elif head != "classifier":
         layers = "pyramid" if head.startswith("probe-pyramid") else "head"
         frozen = FrozenEmbedder(copy.deepcopy(model), 0, layers, morphology=head.endswith("morphology"))
         with torch.no_grad():
@@ -245,20 +252,21 @@ def _agreement_manifest(dataset: str) -> Path:
     return quality.cifar_manifest(quality.cifar_root(quality.CIFAR_ARCHIVE), "cat", 0)
 
 
-def measure_training(size: int, iterations: int) -> dict:
-    """Median seconds per iteration of 16 labelled + 2 x 80 unlabelled images."""
+def measure_training(size: int, iterations: int, head: str = "lpft") -> dict:
+    """Median seconds per iteration of 16 labelled + 2 x 80 unlabelled images, training the network
+    of ``head`` (``lpft``, the default, or the paper's ``classifier``)."""
     import torch
 
     from napari_anomalymatch.core.config import ModelConfig, TrainConfig
     from napari_anomalymatch.core.training import Trainer, TrainingData
 
-    config = TrainConfig(batch_size=16, unlabelled_ratio=5)
+    config = TrainConfig(batch_size=16, unlabelled_ratio=5, head=head)
     trainer = Trainer(ModelConfig(image_size=size), config, in_chans=3, device=torch.device("cpu"))
     images = torch.from_numpy(synthetic_cutouts(400, size)).permute(0, 3, 1, 2).half() / 255
     data = TrainingData(images[:40], torch.tensor([0, 1] * 20), images[40:])
     timings = [p.seconds_per_iteration for p in trainer.run(data, iterations=iterations)]
     return {"seconds_per_iteration": float(np.median(timings[2:])), "iterations": iterations,
-            "images_per_iteration": 16 + 2 * 80, "weak_pass": config.weak_pass,
+            "images_per_iteration": 16 + 2 * 80, "weak_pass": config.weak_pass, "head": head,
             "peak_rss_mb": _peak_rss_mb()}
 
 
@@ -299,8 +307,10 @@ def main(argv: list[str] | None = None) -> int:
 def _training(sizes: list[int], n: int, quick: bool) -> list[dict]:
     entries = []
     for size in sizes:
-        entries.append({"size": size, **in_subprocess("measure_training", size=size, iterations=12)})
-        print(f"training {size}px: {entries[-1]['seconds_per_iteration']:.2f} s/iteration", flush=True)
+        for head in ("lpft", "classifier"):  # what the probe-initialised head costs over the paper's
+            entries.append({"size": size, **in_subprocess("measure_training", size=size, iterations=12, head=head)})
+            print(f"training {size}px, head {head}: {entries[-1]['seconds_per_iteration']:.2f} s/iteration",
+                  flush=True)
     return entries
 
 
@@ -385,7 +395,7 @@ def _agreement(sizes: list[int], n: int, quick: bool) -> list[dict]:
     return entries
 
 
-HEADS = ("classifier", "ensemble", "probe")
+HEADS = ("lpft", "classifier", "ensemble", "probe")
 SECTIONS = {"training": _training, "scoring": _scoring, "heads": _heads, "probe_features": _probe_features,
             "memory": _memory, "paths": _paths, "agreement": _agreement}
 
