@@ -96,6 +96,8 @@ class ReviewWidget(Container):
         queue = self.controller.queue
         self._show_order(queue)
         scored = f"scores of cycle {queue.scores_cycle}" if queue.scores_cycle else "not scored yet"
+        if queue.scores_notice:
+            scored += f"; <b>{queue.scores_notice}</b>"
         self.candidate.value = (f"<b>{candidate.rank} / {candidate.total}</b> ({queue.order}, {queue.which}; "
                                 f"{scored})<br>{candidate.image_id}<br>score "
                                 f"{candidate.score:.4f} · {LABEL_NAMES[candidate.label]}")

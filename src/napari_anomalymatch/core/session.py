@@ -70,6 +70,11 @@ class Session:
             raise SessionError(f"{path}: a session exists here already; open it, or choose a new folder")
         if not config.data.source:
             raise ConfigError("a session needs a data source (data.source)")
+        try:
+            config.data.source.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(f"{os.fsencode(config.data.source)!r}: the data source's name is not valid "
+                              "UTF-8, which session.toml needs; rename the folder") from None
         data = config.data
         collection = open_collection(data.source, reader=data.reader, on_error=data.on_error, **data.options)
         path.mkdir(parents=True, exist_ok=True)
@@ -412,6 +417,32 @@ class Session:
         if ids:
             labelled[self.collection.indices_of(ids)] = True
         return np.flatnonzero(labelled if which == "labelled" else ~labelled)
+
+
+def saved_state(path: str | Path) -> str:
+    """What a session folder holds now, in words: its latest checkpoint and its newest score run.
+
+    Read from the files alone (the collection is not opened), for a message
+    after an interruption that must claim no more than was kept.
+    """
+    path = Path(path)
+    found = sorted((path / "checkpoints").glob("cycle-*.safetensors"))
+    said = []
+    if found:
+        try:
+            info = read_checkpoint_info(found[-1])
+            said.append(f"the latest checkpoint is {found[-1]} (cycle {info.cycle}, "
+                        f"{info.iterations_done} iterations in all)")
+        except CheckpointError as err:
+            said.append(f"the latest checkpoint cannot be read: {err}")
+    else:
+        said.append("no checkpoint has been saved")
+    runs = sorted((path / "scores").glob("cycle-*"))
+    status = run_status(runs[-1]) if runs else None
+    if status is not None:
+        state = "complete" if status.complete else f"{status.parts_done} of {status.n_parts} parts kept"
+        said.append(f"the scores of cycle {status.cycle}: {state}")
+    return "; ".join(said)
 
 
 def rank(scores: np.ndarray, candidates: np.ndarray, order: str, seed: int = 0) -> np.ndarray:
