@@ -27,12 +27,12 @@ STALE_AFTER_S = 24 * 3600  # a temporary this old is stale whoever wrote it (ano
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
+def atomic_path(path: Path, needed: int | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``.
 
     The temporary file is flushed to disk before the rename, and removed if
     the block raises (Ctrl-C included), so a crash leaves either the old file
-    or the new one.
+    or the new one.  ``needed`` (bytes), when known, is said in a disk-full error.
 
     Raises
     ------
@@ -42,7 +42,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     path = Path(path)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
-        with disk_errors(path):
+        with disk_errors(path, needed, kept=True):
             path.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
             yield tmp
@@ -61,24 +61,29 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def disk_errors(path: Path, needed: int | None = None) -> Iterator[None]:
-    """Turn a full disk or a read-only folder met while writing ``path`` into a named error."""
+def disk_errors(path: Path, needed: int | None = None, kept: bool = False) -> Iterator[None]:
+    """Turn a full disk or a read-only folder met while writing ``path`` into a named error.
+
+    ``kept``: the write was atomic, so the message may say the previous file is intact.
+    """
     try:
         yield
     except OSError as err:
-        named = disk_error(err, path, needed)
+        named = disk_error(err, path, needed, kept)
         if named is None:
             raise
         raise named from err
 
 
-def disk_error(err: OSError, path: Path, needed: int | None = None) -> DiskFullError | ReadOnlyError | None:
+def disk_error(err: OSError, path: Path, needed: int | None = None,
+               kept: bool = False) -> DiskFullError | ReadOnlyError | None:
     """The ``DiskFullError``/``ReadOnlyError`` an ``OSError`` met writing ``path`` stands for, if any."""
     if isinstance(err, (DiskFullError, ReadOnlyError)):
         return None
     if err.errno in FULL:
         return DiskFullError(f"{path}: the disk is full ({free_space_text(path.parent)} free"
                              f"{'' if needed is None else f', about {_mb(needed)} needed'}); "
+                             f"{'the partial file was removed and the previous one is intact; ' if kept else ''}"
                              "free some space and run the command again")
     if err.errno in READ_ONLY:
         return ReadOnlyError(f"{path}: cannot write here ({os.strerror(err.errno)}); the folder is "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_path, disk_errors, free_space_text
+from .atomic import atomic_path, free_space_text
 from .errors import CheckpointError, DiskFullError
 from .interrupts import interrupts_deferred
 
@@ -68,7 +68,7 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], info: Ch
     def say_waiting() -> None:
         print(f"saving {path.name}; press Ctrl-C again to abort the save", file=sys.stderr)
 
-    with interrupts_deferred(say_waiting), disk_errors(path, needed=len(data)), atomic_path(path) as tmp:
+    with interrupts_deferred(say_waiting), atomic_path(path, needed=len(data)) as tmp:
         tmp.write_bytes(data)
     return path
 

@@ -312,7 +312,8 @@ class _Transaction:
         if exc_type is None:
             self._run("COMMIT")
             return
-        self.db.execute("ROLLBACK")
+        if self.db.in_transaction:  # SQLite has already rolled back after e.g. SQLITE_FULL
+            self.db.execute("ROLLBACK")
         if isinstance(exc, sqlite3.OperationalError):
             self._raise_named(exc)
 
@@ -320,14 +321,15 @@ class _Transaction:
         try:
             self.db.execute(statement)
         except sqlite3.OperationalError as err:
-            if statement == "COMMIT":
+            if statement == "COMMIT" and self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             self._raise_named(err)
             raise
 
     def _raise_named(self, err: sqlite3.OperationalError) -> None:
-        if _cannot_write(self.path.parent, err) or "readonly" in str(err).lower():
-            full = _disk_full(self.path.parent, err)
+        full_message = "full" in str(err).lower()
+        if full_message or "readonly" in str(err).lower() or _cannot_write(self.path.parent, err):
+            full = full_message or _disk_full(self.path.parent, err)
             kind = DiskFullError if full else ReadOnlyError
             why = (f"the disk is full ({free_space_text(self.path.parent)} free)" if full else
                    "the label store is read-only here")
