@@ -87,8 +87,8 @@ def disk_error(err: OSError, path: Path, needed: int | None = None,
                              "free some space and run the command again")
     if err.errno in READ_ONLY:
         return ReadOnlyError(f"{path}: cannot write here ({os.strerror(err.errno)}); the folder is "
-                             "read-only for you. Commands that only read (info, export) still work; "
-                             "to change the session, make it writable or copy it")
+                             "read-only for you: make it writable, or write somewhere else (a read-only "
+                             "session still answers info and export)")
     return None
 
 
