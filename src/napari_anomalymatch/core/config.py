@@ -292,7 +292,9 @@ class SessionConfig:
             values = tomllib.loads(path.read_text())
         except FileNotFoundError as err:
             raise ConfigError(f"{path}: no such config file") from err
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: not valid TOML ({err})") from err
+        except UnicodeDecodeError as err:
             raise ConfigError(f"{path}: not valid UTF-8 TOML ({err}); fix the file or create the session "
                               "again with 'anomalymatch init'") from err
         try:
