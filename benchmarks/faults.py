@@ -33,7 +33,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.conftest import blob_images, write_pngs  # noqa: E402
+from tests.conftest import blob_images, write_label_file, write_pngs  # noqa: E402
 
 TINY = ["--iterations", "2", "--batch-size", "4", "--unlabelled-ratio", "1", "--pool-size", "16",
         "--size", "32", "--workers", "0"]
@@ -99,14 +99,7 @@ def run(argv: list[str], patch: str = "", umask: int | None = None, timeout: int
 def make_base(root: Path) -> Path:
     images, truth = blob_images(40)
     write_pngs(root / "blobs", images)
-    labels = root / "labels.csv"
-    with open(labels, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "label"])
-        for i in np.flatnonzero(truth)[:2]:
-            writer.writerow([f"img_{i:03d}.png", "anomaly"])
-        for i in np.flatnonzero(~truth)[:3]:
-            writer.writerow([f"img_{i:03d}.png", "normal"])
+    labels = write_label_file(root / "labels.csv", truth)
     session = root / "base"
     for argv in (["init", str(session), str(root / "blobs"), "--labels", str(labels), "--part-size", "10",
                   *TINY], ["train", str(session)]):

@@ -12,7 +12,7 @@ import pytest
 
 from napari_anomalymatch.cli import build_parser, main
 
-from .conftest import blob_images, write_pngs
+from .conftest import blob_images, write_label_file, write_pngs
 
 TINY = ["--iterations", "2", "--batch-size", "4", "--unlabelled-ratio", "1", "--pool-size", "16",
         "--size", "32", "--workers", "0"]
@@ -23,12 +23,7 @@ def scored(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     images, truth = blob_images(40)
     write_pngs(root / "blobs", images)
-    labels = root / "labels.csv"
-    with open(labels, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "label"])
-        writer.writerows([[f"img_{i:03d}.png", "anomaly"] for i in np.flatnonzero(truth)[:2]])
-        writer.writerows([[f"img_{i:03d}.png", "normal"] for i in np.flatnonzero(~truth)[:3]])
+    labels = write_label_file(root / "labels.csv", truth)
     session = root / "session"
     assert main(["init", str(session), str(root / "blobs"), "--labels", str(labels), "--part-size", "10",
                  *TINY]) == 0
