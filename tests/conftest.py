@@ -52,6 +52,15 @@ def blob_images(n: int, size: int = 32, anomaly_every: int = 5, seed: int = 0) -
     return images, truth
 
 
+def write_label_file(path: Path, truth: np.ndarray, n_anomalies: int = 2, n_normal: int = 3) -> Path:
+    """A label CSV (id, label) for the first anomalies and normal images of ``write_pngs``' names."""
+    rows = [[f"img_{i:03d}.png", "anomaly"] for i in np.flatnonzero(truth)[:n_anomalies]]
+    rows += [[f"img_{i:03d}.png", "normal"] for i in np.flatnonzero(~truth)[:n_normal]]
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle).writerows([["id", "label"], *rows])
+    return path
+
+
 @pytest.fixture
 def blob_folder(tmp_path: Path) -> tuple[Path, np.ndarray]:
     """A folder of 40 PNG blobs (8 rings = anomalies) and the truth."""

@@ -26,6 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 1
+    from .core.atomic import disk_error
     from .core.errors import AnomalyMatchError
 
     warnings.simplefilter("default")
@@ -34,9 +35,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AnomalyMatchError as err:
         print(f"anomalymatch {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a write the disk or the folder refused, outside the engine's own writes
+        named = disk_error(err, Path(err.filename or "."))
+        if named is None:
+            raise
+        print(f"anomalymatch {args.command}: error: {named}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(f"anomalymatch {args.command}: interrupted; work done so far is saved", file=sys.stderr)
+        print(f"anomalymatch {args.command}: interrupted; {_what_was_kept(args)}", file=sys.stderr)
         return 130
+
+
+def _what_was_kept(args: argparse.Namespace) -> str:
+    """What is on disk after Ctrl-C, read back from the session folder (never assumed)."""
+    from .core.session import saved_state
+
+    session = getattr(args, "session", None)
+    if session is None:
+        return "nothing of this run was kept"
+    return saved_state(session)
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {value}")
+    return value
+
+
+def _skip_bad_option(parser: Any) -> None:
+    parser.add_argument("--skip-bad", action="store_true", default=None,
+                        help="warn about and skip unreadable images and unknown ids instead of stopping "
+                             "(kept in the session's settings)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,8 +164,7 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--normalisation", default=None,
                        choices=["auto", "none", "linear", "percentile", "log", "asinh", "zscale"])
     _crop_option(group)
-    group.add_argument("--skip-bad", action="store_true", default=None,
-                       help="warn about and skip unreadable images instead of stopping")
+    _skip_bad_option(group)
 
 
 def _apply_options(config: Any, args: argparse.Namespace) -> Any:
@@ -272,7 +305,7 @@ def _add_demo(commands: Any) -> None:
                     "Writes ranking.csv, gallery.png and metrics.json.")
     parser.add_argument("--out", type=Path, default=Path("anomalymatch-demo"),
                         help="output folder (anomalymatch-demo)")
-    parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--cycles", type=_positive_int, default=3)
     parser.add_argument("--anomaly-class", default="Bent", choices=["FRI", "FRII", "Compact", "Bent"])
     _crop_option(parser)
     _model_options(parser)
@@ -374,13 +407,18 @@ def _add_label(commands: Any) -> None:
                                              "anomaly/normal/unsure) into a session.")
     parser.add_argument("session", type=Path)
     parser.add_argument("file", type=Path, help="CSV/ECSV with id (or path) and label columns")
+    parser.add_argument("--new-store", action="store_true",
+                        help="start a new label store (the old one, if any, is kept as labels.sqlite.<time>.old) "
+                             "and import FILE into it, e.g. an export, when labels.sqlite is lost or damaged")
+    _skip_bad_option(parser)
     parser.set_defaults(run=_run_label)
 
 
 def _run_label(args: argparse.Namespace) -> int:
     from .core.session import Session
 
-    with Session.open(args.session) as session:
+    with Session.open(args.session, new_label_store=args.new_store) as session:
+        _update_settings(session, args)
         changed = session.import_labels(args.file)
         print(f"{changed} labels changed; now {session.labels.counts()}")
     return 0
@@ -391,20 +429,30 @@ def _add_train(commands: Any) -> None:
                                  description="Continue training the session's model for one or "
                                              "more cycles; after each, score the collection.")
     parser.add_argument("session", type=Path)
-    parser.add_argument("--cycles", type=int, default=1)
+    parser.add_argument("--cycles", type=_positive_int, default=1)
     parser.add_argument("--no-score", action="store_true", help="do not score after training")
+    _skip_bad_option(parser)
     _model_options(parser)
     _score_options(parser)
     parser.set_defaults(run=_run_train)
+
+
+def _update_settings(session: Any, args: argparse.Namespace, **score: Any) -> None:
+    """Store the options given on the command line in the session's settings."""
+    import dataclasses
+
+    config = _apply_options(session.config, args)
+    if score:
+        config = config.replace(score=dataclasses.replace(config.score, **score))
+    if config != session.config:
+        session.update_config(config)
 
 
 def _run_train(args: argparse.Namespace) -> int:
     from .core.session import Session
 
     with Session.open(args.session) as session:
-        config = _apply_options(session.config, args)
-        if config != session.config:
-            session.update_config(config)
+        _update_settings(session, args)
         for _ in range(args.cycles):
             _drive_training(session.train())
             print(f"cycle {session.cycle} saved: {session.latest_checkpoint()}")
@@ -422,26 +470,21 @@ def _add_score(commands: Any) -> None:
                     "and top.parquet (the best --top-k). With --dask, shards are scored on a Dask "
                     "cluster: 'local' or 'local:N' starts one here, tcp://HOST:8786 joins a running one.")
     parser.add_argument("session", type=Path)
-    parser.add_argument("--top", type=int, default=10, help="print the N best unlabelled candidates")
+    parser.add_argument("--top", type=_positive_int, default=10, help="print the N best unlabelled candidates")
     parser.add_argument("--top-k", type=int, default=None, help="rows of top.parquet (1000)")
     parser.add_argument("--dask", default=None, metavar="ADDRESS",
                         help="score on a Dask cluster: local, local:N or tcp://scheduler:8786 "
                              "(needs pip install napari-anomalymatch[distributed])")
+    _skip_bad_option(parser)
     _score_options(parser)
     parser.set_defaults(run=_run_score)
 
 
 def _run_score(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from .core.session import Session
 
     with Session.open(args.session) as session:
-        config = _apply_options(session.config, args)
-        if args.top_k is not None:
-            config = config.replace(score=dataclasses.replace(config.score, top_k=args.top_k))
-        if config != session.config:
-            session.update_config(config)
+        _update_settings(session, args, **({} if args.top_k is None else {"top_k": args.top_k}))
         if args.dask is None:
             _report_scores(session, _drive_scoring(session.score()), args.top)
             return 0
@@ -478,22 +521,19 @@ def _add_export(commands: Any) -> None:
                                              ".xml/.vot .parquet")
     parser.add_argument("session", type=Path)
     parser.add_argument("output", type=Path)
-    parser.add_argument("--top", type=int, default=None, help="only the N best images")
+    parser.add_argument("--top", type=_positive_int, default=None, help="only the N best images")
     parser.set_defaults(run=_run_export)
 
 
 def _run_export(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .core.errors import NotTrainedError
     from .core.export import ranking_table, write_table
     from .core.session import Session
 
-    with Session.open(args.session) as session:
-        found = session.scores()
-        if found is None:
-            raise NotTrainedError(f"{args.session}: nothing scored yet; run 'anomalymatch train' first")
-        cycle, scores = found
+    with Session.open(args.session, read_only=True) as session:
+        cycle, scores = session.complete_scores()
+        _warn_if_incomplete(session)
         indices = session.ranking("score", "all")
         if args.top is not None:
             indices = indices[:args.top]
@@ -513,9 +553,10 @@ def _add_info(commands: Any) -> None:
 def _run_info(args: argparse.Namespace) -> int:
     from .core.session import Session
 
-    with Session.open(args.session) as session:
+    with Session.open(args.session, read_only=True) as session:
         collection = session.collection
         found = session.scores()
+        _warn_if_incomplete(session)
         info = {
             "source": collection.source,
             "images": len(collection),
@@ -523,10 +564,17 @@ def _run_info(args: argparse.Namespace) -> int:
             "labels": session.labels.counts(),
             "cycles": session.cycle,
             "scored_cycle": found[0] if found else None,
+            "incomplete_scoring": session.score_notice(),
             "shards": len(collection.shards) if hasattr(collection, "shards") else None,
         }
         print(json.dumps(info, indent=1))
     return 0
+
+
+def _warn_if_incomplete(session: Any) -> None:
+    notice = session.score_notice()
+    if notice is not None:
+        print(f"anomalymatch: warning: {notice}", file=sys.stderr)
 
 
 # -- evaluate ----------------------------------------------------------------------------------
@@ -541,7 +589,7 @@ def _add_evaluate(commands: Any) -> None:
                     "anomalies and 10 normal images it meets; finally every never-labelled image is "
                     "scored and the ranking measured.")
     parser.add_argument("manifest", type=Path)
-    parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--cycles", type=_positive_int, default=3)
     parser.add_argument("--oracle-order", default=ORACLE_ORDER, choices=ORDERS,
                         help="the review order the oracle labels in: most anomalous first (default: "
                              "the paper's protocol), closest to the decision boundary first, or random")

@@ -123,6 +123,8 @@ class ReviewWidget(Container):
         self._show_order(queue)
         scored = f"scores of cycle {queue.scores_cycle}" if queue.scores_cycle else "not scored yet"
         score = "no score yet" if math.isnan(candidate.score) else f"score {candidate.score:.4f}"
+        if queue.scores_notice:
+            scored += f"; <b>{queue.scores_notice}</b>"
         self.candidate.value = (f"<b>{candidate.rank} / {candidate.total}</b> ({queue.order}, {queue.which}; "
                                 f"{scored})<br>{candidate.image_id}<br>{score} · {LABEL_NAMES[candidate.label]}")
 

@@ -36,6 +36,8 @@ COMPILE_MODES = ("auto", "none", "torchscript", "inductor")
 
 def _check_range(owner: str, name: str, value: float, low: float, high: float,
                  low_open: bool = False, high_open: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{owner}.{name} must be a number; got {value!r} ({type(value).__name__})")
     too_low = value <= low if low_open else value < low
     too_high = value >= high if high_open else value > high
     if too_low or too_high:
@@ -286,12 +288,14 @@ class SessionConfig:
         _reject_unknown("session", values, sections)
         built = {}
         for name, kind in sections.items():
-            section = dict(values.get(name, {}))
+            section = _table(name, values.get(name, {}))
             if kind is DataConfig and "normalisation" in section:
-                norm = section["normalisation"]
+                norm = _table("data.normalisation", section["normalisation"])
                 _reject_unknown("data.normalisation", norm, _field_names(NormalisationConfig))
+                _check_types("data.normalisation", norm, NormalisationConfig)
                 section["normalisation"] = NormalisationConfig(**norm)
             _reject_unknown(name, section, _field_names(kind))
+            _check_types(name, section, kind)
             built[name] = kind(**section)
         return cls(**built)
 
@@ -312,11 +316,41 @@ class SessionConfig:
             raise ConfigError(f"{path}: no such config file") from err
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{path}: not valid TOML ({err})") from err
-        return cls.from_dict(values)
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{path}: not valid UTF-8 TOML ({err}); fix the file or create the session "
+                              "again with 'anomalymatch init'") from err
+        try:
+            return cls.from_dict(values)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from err
 
     def replace(self, **sections: Any) -> SessionConfig:
         """Return a copy with some sections replaced, e.g. ``train=TrainConfig(...)``."""
         return dataclasses.replace(self, **sections)
+
+
+# The Python types a TOML value of each annotated field may have (an int is a valid float).
+_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+                                       "dict[str, Any]": (dict,)}
+
+
+def _table(owner: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{owner}] must be a table of settings; got {value!r} ({type(value).__name__})")
+    return dict(value)
+
+
+def _check_types(owner: str, values: dict[str, Any], kind: type) -> None:
+    """Refuse a value whose type is not its field's (``learning_rate = "fast"``, ``source = 5``)."""
+    annotations = {f.name: str(f.type) for f in dataclasses.fields(kind)}
+    for name, value in values.items():
+        allowed = _TYPES.get(annotations[name])
+        if allowed is None:
+            continue
+        if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+            expected = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+                        "dict[str, Any]": "a table"}[annotations[name]]
+            raise ConfigError(f"{owner}.{name} must be {expected}; got {value!r} ({type(value).__name__})")
 
 
 def _field_names(kind: type) -> set[str]:

@@ -61,3 +61,15 @@ class SessionError(AnomalyMatchError, OSError):
 
 class NotTrainedError(AnomalyMatchError, RuntimeError):
     """Scores or a model were asked for before any training cycle ran."""
+
+
+class DiskFullError(SessionError):
+    """A write failed because the disk (or the user's quota) is full."""
+
+
+class ReadOnlyError(SessionError):
+    """A write failed because the folder is read-only for this user."""
+
+
+class IncompleteScoresError(SessionError):
+    """Scores were asked for, but the newest scoring run stopped before its end."""

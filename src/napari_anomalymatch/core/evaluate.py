@@ -115,6 +115,14 @@ class EvaluationResult:
         }
 
 
+def _check_initial(path: Path, initial: np.ndarray) -> None:
+    """Training starts from the initial labels: both classes must be among them."""
+    anomalies, normal = int((initial == ANOMALY).sum()), int((initial == NORMAL).sum())
+    if anomalies == 0 or normal == 0:
+        raise LabelError(f"{path}: the initial_label column gives {anomalies} anomalies and {normal} normal "
+                         "images; training needs at least one of each: mark some rows anomaly and normal")
+
+
 def read_benchmark(path: str | Path, on_error: str = "raise") -> Benchmark:
     """Open a ``path,is_anomaly,initial_label`` manifest."""
     path = Path(path)
@@ -131,6 +139,7 @@ def read_benchmark(path: str | Path, on_error: str = "raise") -> Benchmark:
     if initial_column is not None:
         initial = np.array([parse_label(v, f"{path}, row {i + 2}, initial_label")
                             for i, v in enumerate(initial_column)], dtype=np.int64)
+    _check_initial(path, initial)
     collection = open_catalogue(path, on_error=on_error)
     return Benchmark(collection, truth.astype(bool), initial)
 

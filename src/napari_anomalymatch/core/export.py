@@ -85,15 +85,12 @@ def export_session(session, path: str | Path, top: int | None = None) -> Path:
     ------
     NotTrainedError
         When nothing has been scored yet.
+    IncompleteScoresError
+        When the only score runs stopped before their end.
     ConfigError
         For an unknown format.
     """
-    from .errors import NotTrainedError
-
-    found = session.scores()
-    if found is None:
-        raise NotTrainedError(f"{session.path}: nothing scored yet; train a cycle before exporting")
-    cycle, scores = found
+    cycle, scores = session.complete_scores()  # the newest complete run; see Session.score_notice
     indices = session.ranking("score", "all")
     if top is not None:
         indices = indices[:top]

@@ -10,6 +10,8 @@ keeps every label whose call returned.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -18,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import LabelError, SessionError
+from .atomic import disk_errors, free_space_text
+from .errors import DiskFullError, LabelError, ReadOnlyError, SessionError
 
 UNLABELED = -1
 NORMAL = 0
@@ -94,21 +97,59 @@ class LabelEvent:
 class LabelStore:
     """Labels of one session in an SQLite file; safe to use from several threads."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
         self._lock = threading.RLock()
         try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.executescript(_SCHEMA)
+            self._db = self._connect_writable() if not read_only else self._connect_read_only()
         except sqlite3.DatabaseError as err:
-            raise SessionError(
-                f"{self.path}: not a readable label store ({err}); move it aside and re-import "
-                "labels from an export, or restore it from a backup"
-            ) from err
+            raise self._open_error(err) from err
+
+    def _connect_writable(self) -> sqlite3.Connection:
+        with disk_errors(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=10000")
+        db.executescript(_SCHEMA)
+        return db
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """Open for reading only; on a read-only folder or full disk, where SQLite cannot make
+        its ``-shm`` file, the file is read as immutable (nobody can be writing it then)."""
+        if not self.path.exists():
+            raise SessionError(f"{self.path}: no label store here")
+        uri = self.path.resolve().as_uri()
+        try:
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+            db.execute("SELECT COUNT(*) FROM current").fetchone()
+            return db
+        except sqlite3.OperationalError as err:
+            if not _cannot_write(self.path.parent, err):
+                raise
+        db = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False, isolation_level=None)
+        db.execute("SELECT COUNT(*) FROM current").fetchone()
+        return db
+
+    def _open_error(self, err: sqlite3.DatabaseError) -> SessionError:
+        """Say what really stops the store from opening: a full disk, a read-only folder, or damage."""
+        if _looks_like_sqlite(self.path) and _cannot_write(self.path.parent, err):
+            if _disk_full(self.path.parent, err):
+                return DiskFullError(
+                    f"{self.path}: the disk is full ({free_space_text(self.path.parent)} free), so the "
+                    f"label store cannot be opened for writing ({err}); the labels in it are intact. "
+                    "Free some space and run the command again")
+            return ReadOnlyError(
+                f"{self.path}: the session folder is read-only for you, so the label store cannot be "
+                f"opened for writing ({err}); the labels in it are intact. Commands that only read "
+                "(info, export) still work; make the folder writable to label or train")
+        return SessionError(
+            f"{self.path}: not a readable label store ({err}); move it aside and start a new store "
+            "from an export ('anomalymatch label SESSION EXPORT.csv --new-store'), or restore it "
+            "from a backup"
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -211,7 +252,7 @@ class LabelStore:
     # -- internals -------------------------------------------------------------------
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self.path)
 
     def _current_label(self, image_id: str) -> int:
         row = self._db.execute("SELECT label FROM current WHERE image_id = ?", (image_id,)).fetchone()
@@ -233,12 +274,77 @@ class LabelStore:
         return LabelEvent(seq, image_id, label, previous, when, cycle, source, reverts, False)
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+_WRITE_FAILURES = ("disk i/o error", "readonly", "read-only", "unable to open", "disk is full",
+                   "database or disk is full")
+
+
+def _looks_like_sqlite(path: Path) -> bool:
+    """Whether ``path`` starts like an SQLite database (so an error opening it is not damage)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:
+        return False
+
+
+def _cannot_write(folder: Path, err: sqlite3.Error) -> bool:
+    """Whether ``err`` comes from a folder that cannot be written (full or read-only)."""
+    return any(word in str(err).lower() for word in _WRITE_FAILURES) and not folder_writable(folder)
+
+
+def _disk_full(folder: Path, err: sqlite3.Error) -> bool:
+    return "full" in str(err).lower() or shutil.disk_usage(folder).free < FULL_BELOW
+
+
+FULL_BELOW = 1 << 20  # SQLite needs its -wal and -shm files: under a MiB free counts as full
+
+
+def folder_writable(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` now (tried, so it also holds for root)."""
+    probe = Path(folder) / f".write-probe.{os.getpid()}.tmp"
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except OSError:
+        return False
+    probe.unlink(missing_ok=True)
+    return shutil.disk_usage(folder).free >= FULL_BELOW
+
+
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    """One write transaction; a write the disk or folder refuses becomes a named error."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self.db = db
+        self.path = path
 
     def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+        self._run("BEGIN IMMEDIATE")
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+    def __exit__(self, exc_type: object, exc: object, *rest: object) -> None:
+        if exc_type is None:
+            self._run("COMMIT")
+            return
+        if self.db.in_transaction:  # SQLite has already rolled back after e.g. SQLITE_FULL
+            self.db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError):
+            self._raise_named(exc)
+
+    def _run(self, statement: str) -> None:
+        try:
+            self.db.execute(statement)
+        except sqlite3.OperationalError as err:
+            if statement == "COMMIT" and self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            self._raise_named(err)
+            raise
+
+    def _raise_named(self, err: sqlite3.OperationalError) -> None:
+        full_message = "full" in str(err).lower()
+        if full_message or "readonly" in str(err).lower() or _cannot_write(self.path.parent, err):
+            full = full_message or _disk_full(self.path.parent, err)
+            kind = DiskFullError if full else ReadOnlyError
+            why = (f"the disk is full ({free_space_text(self.path.parent)} free)" if full else
+                   "the label store is read-only here")
+            raise kind(f"{self.path}: {why}, so the label was not stored ({err}); the labels "
+                       "stored before are intact") from err

@@ -72,6 +72,7 @@ class ReviewQueue:
         self.advance_on_label = advance_on_label
         self.scores = np.zeros(0, dtype=np.float32)
         self.scores_cycle: int | None = None
+        self.scores_notice: str | None = None  # set when a newer score run is incomplete
         self.ranking = np.zeros(0, dtype=np.int64)
         self.position = 0
         self._labels: dict[str, int] = {}
@@ -85,7 +86,8 @@ class ReviewQueue:
         n = len(self.session.collection)
         self._labels = dict(self.session.labels.current(include_unsure=True))
         if reload_scores or len(self.scores) != n:
-            found = self.session.scores()
+            found = self.session.scores()  # complete runs only
+            self.scores_notice = self.session.score_notice()
             self.scores_cycle, self.scores = found if found else (None, np.full(n, np.nan, np.float32))
         self.ranking = rank(self.scores, self._candidates(n), self.order, self.seed)
         listed = np.flatnonzero(self.ranking == keep) if keep is not None else np.zeros(0)

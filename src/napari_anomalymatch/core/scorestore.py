@@ -15,10 +15,19 @@ whatever order they were written in; a different manifest (another model,
 another collection) starts afresh.  When every part is there, ``consolidate``
 writes ``scores.npy`` (all scores in collection order) by streaming the parts,
 and ``top_k`` streams them too, so neither holds more than a part in memory.
+
+Every part's SHA-256 is appended to ``checksums.txt`` once the part is in
+place, and ``complete.json`` holds those of ``scores.npy`` and of the Parquet
+tables; each is checked when read, so a damaged file is named, never used.
+A part on disk without its checksum (the process was killed between the two
+writes) counts as not scored.  Runs written before the checksums existed
+(no ``checksums.txt``) are read without them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import re
@@ -30,12 +39,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path, atomic_write_bytes
-from .errors import SessionError
+from .atomic import atomic_path, atomic_write_bytes, disk_errors
+from .errors import CorruptFileError, SessionError
 
 MANIFEST = "manifest.json"
 COMPLETE = "complete.json"
 SCORES = "scores.npy"
+CHECKSUMS = "checksums.txt"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -107,13 +117,16 @@ class ScoreStore:
     def __init__(self, directory: str | Path, manifest: ScoreManifest) -> None:
         self.directory = Path(directory)
         self.manifest = manifest
+        self._checksums: dict[str, str] | None = None
         existing = read_manifest(self.directory)
         if existing == manifest:
             self.manifest = existing  # with the inference path the run started with
             return
         if self.directory.exists():
             shutil.rmtree(self.directory)
-        self.directory.mkdir(parents=True)
+        with disk_errors(self.directory):
+            self.directory.mkdir(parents=True)
+        atomic_write_bytes(self.directory / CHECKSUMS, b"")
         self._write_manifest()
 
     def _write_manifest(self) -> None:
@@ -134,14 +147,31 @@ class ScoreStore:
         store = cls.__new__(cls)
         store.directory = Path(directory)
         store.manifest = manifest
+        store._checksums = None
         return store
 
     def part_path(self, part: int) -> Path:
         return self.directory / self.manifest.parts[part].name
 
+    def checksums(self) -> dict[str, str] | None:
+        """Each written part's SHA-256 by file name; None for a run from before checksums."""
+        if self._checksums is None:
+            path = self.directory / CHECKSUMS
+            if not path.exists():
+                return None
+            self._checksums = {}
+            for line in path.read_text(errors="replace").splitlines():
+                fields = line.split()
+                if len(fields) == 2 and len(fields[1]) == 64:  # a line torn by a kill is ignored
+                    self._checksums[fields[0]] = fields[1]
+        return self._checksums
+
     def done_parts(self) -> set[int]:
         present = set(os.listdir(self.directory)) if self.directory.exists() else set()
-        return {p.number for p in self.manifest.parts if p.name in present}
+        self._checksums = None  # another process may have written parts meanwhile
+        known = self.checksums()
+        return {p.number for p in self.manifest.parts
+                if p.name in present and (known is None or p.name in known)}
 
     def remaining_parts(self) -> list[Part]:
         done = self.done_parts()
@@ -151,11 +181,41 @@ class ScoreStore:
         start, stop = self.manifest.part_range(part)
         if scores.shape != (stop - start,):
             raise ValueError(f"part {part} needs {stop - start} scores, got {scores.shape}")
-        with atomic_path(self.part_path(part)) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, scores.astype(np.float32))
+        if not (self.directory / MANIFEST).exists():
+            raise SessionError(f"{self.directory}: the score run's folder (or its {MANIFEST}) was removed "
+                               "while scoring; run 'anomalymatch score' to start the run again")
+        buffer = io.BytesIO()
+        np.save(buffer, scores.astype(np.float32))
+        data = buffer.getvalue()
+        atomic_write_bytes(self.part_path(part), data)
+        name = self.manifest.parts[part].name
+        with disk_errors(self.directory / CHECKSUMS), open(self.directory / CHECKSUMS, "a") as log:
+            log.write(f"{name} {hashlib.sha256(data).hexdigest()}\n")
+            log.flush()
+            os.fsync(log.fileno())
+        if self._checksums is not None:
+            self._checksums[name] = hashlib.sha256(data).hexdigest()
 
     def read_part(self, part: int) -> np.ndarray:
-        return np.load(self.part_path(part))
+        """A part's scores, checked against its checksum, length and dtype."""
+        path = self.part_path(part)
+        expected = len(self.manifest.parts[part])
+        advice = f"delete it and run 'anomalymatch score' to score its {expected} images again"
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise CorruptFileError(f"{path}: cannot read the score part ({err}); {advice}") from err
+        known = self.checksums()
+        if known is not None and known.get(path.name) != hashlib.sha256(data).hexdigest():
+            raise CorruptFileError(f"{path}: the score part is damaged (SHA-256 mismatch); {advice}")
+        try:
+            scores = np.load(io.BytesIO(data), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise CorruptFileError(f"{path}: not a score part ({err}); {advice}") from err
+        if scores.dtype != np.float32 or scores.shape != (expected,):
+            raise CorruptFileError(f"{path}: holds {scores.dtype} of shape {scores.shape}, not "
+                                   f"{expected} float32 scores; {advice}")
+        return scores
 
     def iter_parts(self) -> Iterator[tuple[Part, np.ndarray]]:
         """Every part and its scores in collection order (NaN for parts not written)."""
@@ -167,11 +227,38 @@ class ScoreStore:
                 yield part, np.full(len(part), np.nan, dtype=np.float32)
 
     def mark_complete(self, summary: dict) -> None:
-        atomic_write_bytes(self.directory / COMPLETE, json.dumps(summary, indent=1).encode())
+        """Write ``complete.json``: the summary plus the SHA-256 of ``scores.npy`` and the tables."""
+        hashes = {name: _file_sha256(self.directory / name) for name in (SCORES, *TABLES)
+                  if (self.directory / name).exists()}
+        atomic_write_bytes(self.directory / COMPLETE,
+                           json.dumps({**summary, "sha256": hashes}, indent=1).encode())
 
     @property
     def complete(self) -> bool:
-        return (self.directory / COMPLETE).exists()
+        return (self.directory / COMPLETE).exists() and (self.directory / SCORES).exists()
+
+    def summary(self) -> dict:
+        """What ``complete.json`` holds (empty before the run is complete)."""
+        path = self.directory / COMPLETE
+        if not path.exists():
+            return {}
+        try:
+            summary = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise CorruptFileError(f"{path}: unreadable ({err}); delete it and run 'anomalymatch score' "
+                                   "to finish the run again") from err
+        if not isinstance(summary, dict):
+            raise CorruptFileError(f"{path}: expected a JSON object; delete it and run 'anomalymatch "
+                                   "score' to finish the run again")
+        return summary
+
+    def intact(self, name: str) -> bool:
+        """Whether a file of the finished run still matches the checksum taken when it was written."""
+        path = self.directory / name
+        expected = self.summary().get("sha256", {})
+        if not path.exists():
+            return False
+        return name not in expected or _file_sha256(path) == expected[name]
 
     def consolidate(self) -> int:
         """Write ``scores.npy`` from the parts (streaming); return how many scores are finite."""
@@ -188,15 +275,30 @@ class ScoreStore:
     def scores(self) -> np.ndarray:
         """All scores, NaN where a part is missing or an image could not be scored.
 
-        A consolidated run is memory-mapped (nothing is read until used).
+        A consolidated run is memory-mapped (nothing is read until used) once
+        its checksum and size are checked.
         """
         path = self.directory / SCORES
         if path.exists():  # written (atomically) only once every part is there
-            return np.load(path, mmap_mode="r")
+            return self._consolidated(path)
         out = np.full(self.manifest.n_images, np.nan, dtype=np.float32)
         for part, scores in self.iter_parts():
             out[part.start:part.stop] = scores
         return out
+
+    def _consolidated(self, path: Path) -> np.ndarray:
+        advice = (f"delete it and {COMPLETE}; 'anomalymatch score {self.directory.parent.parent}' "
+                  "rebuilds it from the parts")
+        if (self.directory / COMPLETE).exists() and not self.intact(SCORES):
+            raise CorruptFileError(f"{path}: damaged (SHA-256 mismatch); {advice}")
+        try:
+            scores = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise CorruptFileError(f"{path}: not a readable score file ({err}); {advice}") from err
+        if scores.dtype != np.float32 or scores.shape != (self.manifest.n_images,):
+            raise CorruptFileError(f"{path}: holds {scores.dtype} of shape {scores.shape}, not "
+                                   f"{self.manifest.n_images} float32 scores; {advice}")
+        return scores
 
     def top_k(self, k: int) -> np.ndarray:
         """Indices of the ``k`` highest finite scores, best first (ties: lower index first).
@@ -227,13 +329,50 @@ def best_of(scores: np.ndarray, indices: np.ndarray, k: int) -> np.ndarray:
     return finite[order][:k]
 
 
+TABLES = ("scores.parquet", "top.parquet")  # scoretables.CATALOGUE and TOP
+
+
+@dataclass(frozen=True)
+class ScoreRunStatus:
+    """How far one score run got."""
+
+    directory: Path
+    cycle: int
+    n_images: int
+    parts_done: int
+    n_parts: int
+    complete: bool
+
+
+def run_status(directory: Path) -> ScoreRunStatus | None:
+    """The status of the run in ``directory``, or None when there is no run there."""
+    manifest = read_manifest(directory)
+    if manifest is None:
+        return None
+    store = ScoreStore.existing(directory)
+    done = len(store.done_parts())
+    return ScoreRunStatus(Path(directory), manifest.cycle, manifest.n_images, done, manifest.n_parts,
+                          store.complete and done == manifest.n_parts)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def read_manifest(directory: Path) -> ScoreManifest | None:
     path = Path(directory) / MANIFEST
     if not path.exists():
         return None
     try:
-        return ScoreManifest(**json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError) as err:
+        values = json.loads(path.read_text())
+        if not isinstance(values, dict):
+            raise TypeError(f"expected a JSON object, got {type(values).__name__}")
+        return ScoreManifest(**values)
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as err:
         raise SessionError(f"{path}: unreadable score manifest ({err}); delete its folder to rescore") from err
 
 

@@ -240,15 +240,19 @@ def finish_stored_run(store: ScoreStore, k: int, model_hash: str, n_scored: int,
     scores = store.scores()  # memory-mapped: nothing is read until used
     top = store.top_k(k)
     catalogue, top_table = store.directory / CATALOGUE, store.directory / TOP
+    rewritten = False
     if tables_for is not None and parquet_available():
-        if not (done_before and catalogue.exists() and top_table.exists()):
+        if not (done_before and store.intact(CATALOGUE) and store.intact(TOP)):  # missing or damaged
             catalogue, top_table = write_score_tables(store, tables_for, top)
+            rewritten = True
     elif tables_for is not None:
         warnings.warn("pyarrow is not installed, so no Parquet score tables were written; "
                       "pip install napari-anomalymatch[parquet]", MissingTablesWarning, stacklevel=2)
     if not done_before:
         store.mark_complete({"n_scored": n_finite, "images_per_second": images_per_second,
                              "inference": store.manifest.inference})
+    elif rewritten:  # record the new tables' checksums
+        store.mark_complete({k: v for k, v in store.summary().items() if k != "sha256"})
     found = catalogue.exists() and top_table.exists()
     return ScoreResult(scores, top, n_scored, images_per_second, model_hash,
                        catalogue if found else None, top_table if found else None, store.manifest.inference)

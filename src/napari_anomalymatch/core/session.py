@@ -16,7 +16,9 @@ re-opens with every label already given and continues where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,14 +26,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from .atomic import remove_stale_temporaries
 from .autocrop import resolve_automatic
 from .checkpoints import CheckpointInfo, load_checkpoint, read_checkpoint_info, save_checkpoint
 from .config import AUTO, ORDERS, SessionConfig, TrainConfig
-from .errors import CheckpointError, ConfigError, NotTrainedError, SessionError
+from .errors import CheckpointError, ConfigError, IncompleteScoresError, NotTrainedError, SessionError
 from .io.base import ImageCollection, find_reader, open_collection
 from .labels import ANOMALY, NORMAL, LabelEvent, LabelStore, parse_label
 from .loading import LoadProgress, load_images
-from .scorestore import ScoreManifest, ScoreStore, open_scores, read_manifest
+from .scorestore import ScoreManifest, ScoreRunStatus, ScoreStore, open_scores, run_status
 from .scoring import ScoreBatch, ScoreResult, finish_stored_run, model_fingerprint, score_collection
 from .sessionstate import recorded, write_loss_history
 from .training import Trainer, TrainingData, TrainProgress
@@ -50,10 +53,10 @@ class Session:
     to whatever needs it (there is no global session).
     """
 
-    def __init__(self, path: Path, config: SessionConfig) -> None:
+    def __init__(self, path: Path, config: SessionConfig, read_only: bool = False) -> None:
         self.path = Path(path)
         self.config = config
-        self.labels = LabelStore(self.path / LABELS_FILE)
+        self.labels = LabelStore(self.path / LABELS_FILE, read_only=read_only)
         self._collection: ImageCollection | None = None
         self._trainer: Trainer | None = None
 
@@ -71,6 +74,11 @@ class Session:
             raise SessionError(f"{path}: a session exists here already; open it, or choose a new folder")
         if not config.data.source:
             raise ConfigError("a session needs a data source (data.source)")
+        try:
+            config.data.source.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(f"{os.fsencode(config.data.source)!r}: the data source's name is not valid "
+                              "UTF-8, which session.toml needs; rename the folder") from None
         data = config.data
         collection = open_collection(data.source, reader=data.reader, on_error=data.on_error, **data.options)
         config = resolve_automatic(config, collection)
@@ -81,13 +89,36 @@ class Session:
         return session
 
     @classmethod
-    def open(cls, path: str | Path) -> Session:
-        """Re-open a session folder."""
+    def open(cls, path: str | Path, read_only: bool = False, new_label_store: bool = False) -> Session:
+        """Re-open a session folder.
+
+        Parameters
+        ----------
+        read_only
+            Only read (labels, scores): works on a read-only folder or a full disk.
+        new_label_store
+            Start an empty label store when ``labels.sqlite`` is missing, empty or
+            damaged (a damaged one is moved aside, never deleted).
+
+        Raises
+        ------
+        SessionError
+            No session here, its data source is not set, or its label store is
+            missing or empty (labels would be lost without a word).
+        """
         path = Path(path)
         if not (path / CONFIG_FILE).exists():
             raise SessionError(f"{path}: not a session folder (no {CONFIG_FILE}); create one first "
                                "with 'anomalymatch init'")
-        return cls(path, SessionConfig.from_toml(path / CONFIG_FILE))
+        config = SessionConfig.from_toml(path / CONFIG_FILE)
+        _check_source(path / CONFIG_FILE, config)
+        if new_label_store:
+            _move_label_store_aside(path / LABELS_FILE)
+        else:
+            _check_label_store(path / LABELS_FILE)
+        if not read_only:
+            remove_stale_temporaries(path)
+        return cls(path, config, read_only=read_only)
 
     def close(self) -> None:
         self.labels.close()
@@ -119,6 +150,7 @@ class Session:
     def collection(self) -> ImageCollection:
         if self._collection is None:
             data = self.config.data
+            _check_source(self.path / CONFIG_FILE, self.config)
             options = dict(data.options)
             if find_reader(data.source, data.reader).name == "sharded":
                 options.setdefault("size_cache", str(self.path / SHARD_SIZES_FILE))
@@ -196,14 +228,30 @@ class Session:
         return self._trainer
 
     def _restore(self, trainer: Trainer, path: Path) -> None:
-        tensors, info = load_checkpoint(path)
+        try:
+            tensors, info = load_checkpoint(path)
+        except CheckpointError as err:
+            raise CheckpointError(f"{err}; {self._previous_advice(path)}") from err
         expected = (self.config.model.name, self.collection.shape[2])
         if (info.model_name, info.in_chans) != expected:
             raise CheckpointError(
                 f"{path}: made for {info.model_name} on {info.in_chans}-channel images, but the "
                 f"session uses {expected[0]} on {expected[1]}-channel images; start a new session"
             )
-        trainer.load_state_dict(tensors, info.cycle, info.iterations_done)
+        try:
+            trainer.load_state_dict(tensors, info.cycle, info.iterations_done)
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise CheckpointError(f"{path}: its tensors do not fit the session's model "
+                                  f"{expected[0]} ({str(err).splitlines()[0]}); "
+                                  f"{self._previous_advice(path)}") from err
+
+    def _previous_advice(self, damaged: Path) -> str:
+        """What to do about an unusable latest checkpoint: continue from the one before."""
+        earlier = [p for p in sorted((self.path / "checkpoints").glob("cycle-*.safetensors")) if p < damaged]
+        if not earlier:
+            return f"move it aside (mv {damaged} {damaged}.damaged) to start training afresh"
+        return (f"the previous cycle's checkpoint is {earlier[-1]}: move the damaged one aside "
+                f"(mv {damaged} {damaged}.damaged) to continue from cycle {_cycle_of(earlier[-1])}")
 
     def save_checkpoint(self) -> Path:
         trainer = self.trainer
@@ -309,13 +357,54 @@ class Session:
                      self.config.score.tta))
 
     def scores(self) -> tuple[int, np.ndarray] | None:
-        """(cycle, scores) of the newest score run, or None before any scoring."""
-        for directory in sorted((self.path / "scores").glob("cycle-*"), reverse=True):
-            if read_manifest(directory) is not None:
-                manifest, scores = open_scores(directory)
-                if manifest.n_images == len(self.collection):
-                    return manifest.cycle, scores
+        """(cycle, scores) of the newest complete score run, or None before any.
+
+        A run that stopped before its end is never returned; ``score_notice``
+        says when a newer run than the one returned is incomplete.
+        """
+        for status in self.score_runs():
+            if status.complete:
+                return status.cycle, open_scores(status.directory)[1]
         return None
+
+    def score_runs(self) -> list[ScoreRunStatus]:
+        """Every score run of this collection, newest first, with how far it got."""
+        found = []
+        for directory in sorted((self.path / "scores").glob("cycle-*"), reverse=True):
+            status = run_status(directory)
+            if status is not None and status.n_images == len(self.collection):
+                found.append(status)
+        return found
+
+    def score_notice(self) -> str | None:
+        """A warning when the newest score run is incomplete (None when it is complete or absent)."""
+        runs = self.score_runs()
+        if not runs or runs[0].complete:
+            return None
+        newest = runs[0]
+        complete = next((r for r in runs if r.complete), None)
+        using = (f"the scores of cycle {complete.cycle} (complete) are used instead" if complete
+                 else "no complete scores exist yet")
+        return (f"scoring of cycle {newest.cycle} is incomplete ({newest.parts_done} of {newest.n_parts} "
+                f"parts); {using}. Run 'anomalymatch score {self.path}' to finish it")
+
+    def complete_scores(self) -> tuple[int, np.ndarray]:
+        """(cycle, scores) of the newest complete run.
+
+        Raises
+        ------
+        NotTrainedError
+            Nothing was scored yet.
+        IncompleteScoresError
+            The only runs there are incomplete.
+        """
+        found = self.scores()
+        if found is not None:
+            return found
+        notice = self.score_notice()
+        if notice is not None:
+            raise IncompleteScoresError(f"{self.path}: {notice}")
+        raise NotTrainedError(f"{self.path}: nothing scored yet; run 'anomalymatch train' first")
 
     def ranking(self, order: str = "score", which: str = "unlabelled", seed: int = 0) -> np.ndarray:
         """Collection indices in review order.
@@ -329,7 +418,7 @@ class Session:
         if which not in FILTERS:
             raise ConfigError(f"which must be one of {FILTERS}; got {which!r}")
         n = len(self.collection)
-        found = self.scores()
+        found = self.scores()  # complete runs only: see score_notice
         scores = found[1] if found is not None else np.full(n, np.nan, dtype=np.float32)
         candidates = self._filtered(which, n)
         return rank(scores, candidates, order, seed)
@@ -342,6 +431,32 @@ class Session:
         if ids:
             labelled[self.collection.indices_of(ids)] = True
         return np.flatnonzero(labelled if which == "labelled" else ~labelled)
+
+
+def saved_state(path: str | Path) -> str:
+    """What a session folder holds now, in words: its latest checkpoint and its newest score run.
+
+    Read from the files alone (the collection is not opened), for a message
+    after an interruption that must claim no more than was kept.
+    """
+    path = Path(path)
+    found = sorted((path / "checkpoints").glob("cycle-*.safetensors"))
+    said = []
+    if found:
+        try:
+            info = read_checkpoint_info(found[-1])
+            said.append(f"the latest checkpoint is {found[-1]} (cycle {info.cycle}, "
+                        f"{info.iterations_done} iterations in all)")
+        except CheckpointError as err:
+            said.append(f"the latest checkpoint cannot be read: {err}")
+    else:
+        said.append("no checkpoint has been saved")
+    runs = sorted((path / "scores").glob("cycle-*"))
+    status = run_status(runs[-1]) if runs else None
+    if status is not None:
+        state = "complete" if status.complete else f"{status.parts_done} of {status.n_parts} parts kept"
+        said.append(f"the scores of cycle {status.cycle}: {state}")
+    return "; ".join(said)
 
 
 def rank(scores: np.ndarray, candidates: np.ndarray, order: str, seed: int = 0) -> np.ndarray:
@@ -365,6 +480,39 @@ def _check_trainable(labels: np.ndarray) -> None:
             f"training needs at least one anomaly and one normal label; the session has {anomalies} "
             f"anomalies and {normal} normal images. Label some (or import a label file) first"
         )
+
+
+def _check_source(config_file: Path, config: SessionConfig) -> None:
+    if not config.data.source:
+        raise ConfigError(f"{config_file}: data.source is missing or empty; a session needs its data "
+                          "source: set source = \"/path/to/images\" under [data], or create the session "
+                          "again with 'anomalymatch init'")
+
+
+def _check_label_store(path: Path) -> None:
+    """Refuse a missing or empty label store: every session is created with one."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        size = None
+    if size:
+        return
+    what = "is missing" if size is None else "is empty (0 bytes)"
+    raise SessionError(
+        f"{path}: the session's label store {what}, so every label given would be lost; restore it "
+        "from a backup, or start a new store from an export or label file with "
+        f"'anomalymatch label {path.parent} FILE.csv --new-store'")
+
+
+def _move_label_store_aside(path: Path) -> None:
+    """Keep a damaged or empty store under another name (labels are never deleted)."""
+    if not path.exists():
+        return
+    aside = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.old")
+    for suffix in ("", "-wal", "-shm"):
+        source = path.with_name(path.name + suffix)
+        if source.exists():
+            os.replace(source, aside.with_name(aside.name + suffix))
 
 
 def _cycle_of(path: Path) -> int:

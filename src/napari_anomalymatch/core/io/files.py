@@ -8,14 +8,22 @@ channels, any other difference is a ``ShapeMismatchError`` naming the file.
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import CorruptFileError, EmptyCollectionError, ShapeMismatchError, SourceNotFoundError
-from .base import FITS_SUFFIXES, IMAGE_SUFFIXES, ImageCollection, Source, expand_source, has_suffix
+from ..errors import (
+    CorruptFileError,
+    EmptyCollectionError,
+    ShapeMismatchError,
+    SourceNotFoundError,
+    UnsupportedSourceError,
+)
+from .base import FITS_SUFFIXES, IMAGE_SUFFIXES, BadImageWarning, ImageCollection, Source, expand_source, has_suffix
 from .decode import decode_image_file
 
 FILE_SUFFIXES = IMAGE_SUFFIXES + FITS_SUFFIXES
@@ -147,9 +155,32 @@ def open_files(source: Source, on_error: str = "raise", hdu: Any = None) -> File
     """Open a folder (searched recursively), a glob pattern or a list of image files."""
     paths, root = expand_source(source, FILE_SUFFIXES)
     description = str(source) if isinstance(source, (str, Path)) else None
+    paths = utf8_names(paths, on_error, description or f"{len(paths)} files")
     fits_options = {"hdu": hdu} if hdu is not None else {}
     return FileListCollection(paths, root=root, on_error=on_error, source=description,
                               fits_options=fits_options)
+
+
+def utf8_names(paths: list[Path], on_error: str, source: str) -> list[Path]:
+    """The paths whose names are valid UTF-8 (ids, labels and exports are text).
+
+    A name the OS stores as undecodable bytes is refused with a message naming
+    it, or left out with a warning when ``on_error`` is ``skip``.
+    """
+    kept = []
+    for path in paths:
+        try:
+            str(path).encode("utf-8")
+        except UnicodeEncodeError:
+            raw = os.fsencode(path)
+            message = (f"{source}: the file name {raw!r} is not valid UTF-8, which ids, the label store "
+                       "and exports need; rename it (e.g. convmv -f latin1 -t utf8 -r --notest FOLDER)")
+            if on_error != "skip":
+                raise UnsupportedSourceError(message + ", or pass --skip-bad to leave such files out") from None
+            warnings.warn(message + "; skipped", BadImageWarning, stacklevel=3)
+            continue
+        kept.append(path)
+    return kept
 
 
 def _check_unique(ids: Sequence[str], source: str) -> None:

@@ -1,0 +1,389 @@
+"""Drive the real ``anomalymatch`` CLI through faults and count what it answers.
+
+A session is made once (40 PNG blobs written here, one trained and scored
+cycle); each case damages a copy of it, runs one command in a fresh process
+and is classed as a *clear error* (exit 2, one message with the expected words,
+no traceback), *works* (exit 0 and the result checked), a *traceback*, or a
+*silent wrong result* (exit 0 where a refusal or warning was due, or a wrong
+result).  A full disk or a read-only folder is simulated by making the write
+raise the kernel's OSError in the command's process (the machine runs as root,
+where chmod does not stop a write).  Results go to benchmarks/results/faults.json.
+
+    python benchmarks/faults.py [--out benchmarks/results/faults.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.conftest import blob_images, write_label_file, write_pngs  # noqa: E402
+
+TINY = ["--iterations", "2", "--batch-size", "4", "--unlabelled-ratio", "1", "--pool-size", "16",
+        "--size", "32", "--workers", "0"]
+PRELUDE = "import sys\nfrom napari_anomalymatch.cli import main\n"
+READ_ONLY_SQLITE = """
+import sqlite3
+from napari_anomalymatch.core import labels
+_real = sqlite3.connect
+def _connect(target, *a, **k):
+    if "immutable=1" not in str(target):
+        raise sqlite3.OperationalError("{message}")
+    return _real(target, *a, **k)
+labels.sqlite3.connect = _connect
+labels.folder_writable = lambda folder: False
+"""
+FULL_DISK = READ_ONLY_SQLITE.format(message="disk I/O error") + """
+import shutil
+labels.shutil.disk_usage = lambda _: shutil._ntuple_diskusage(10, 10, 0)
+"""
+CHECKPOINT_ENOSPC = """
+import errno, pathlib
+_write = pathlib.Path.write_bytes
+def _full(self, data):
+    if ".safetensors." in self.name:
+        with open(self, "wb") as handle:
+            handle.write(data[: len(data) // 3])
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+    return _write(self, data)
+pathlib.Path.write_bytes = _full
+"""
+EXPORT_EACCES = """
+import errno
+from astropy.table import Table
+def _refuse(self, path, *a, **k):
+    raise PermissionError(errno.EACCES, "Permission denied", str(path))
+Table.write = _refuse
+"""
+
+
+@dataclass
+class Case:
+    name: str
+    command: list[str]
+    expect: str  # "error" or "works"
+    words: str = ""  # in stderr (error) or in stderr/stdout (works: a warning that must be given)
+    setup: Callable[[Path], None] = lambda s: None
+    check: Callable[[Path, str, str], bool] = lambda s, out, err: True
+    patch: str = ""
+    umask: int | None = None
+    outcome: str = field(default="", init=False)
+    detail: str = field(default="", init=False)
+
+
+def run(argv: list[str], patch: str = "", umask: int | None = None, timeout: int = 600):
+    code = PRELUDE + patch + f"\nsys.exit(main({argv!r}))\n"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    preexec = (lambda: os.umask(umask)) if umask is not None else None
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=timeout, preexec_fn=preexec)
+    return done.returncode, done.stdout, done.stderr
+
+
+def make_base(root: Path) -> Path:
+    images, truth = blob_images(40)
+    write_pngs(root / "blobs", images)
+    labels = write_label_file(root / "labels.csv", truth)
+    session = root / "base"
+    for argv in (["init", str(session), str(root / "blobs"), "--labels", str(labels), "--part-size", "10",
+                  *TINY], ["train", str(session)]):
+        rc, out, err = run(argv)
+        if rc != 0:
+            raise SystemExit(f"making the base session failed: {argv}\n{out}\n{err}")
+    return session
+
+
+# -- damage ----------------------------------------------------------------------------------------
+
+
+def partial_run(session: Path, cycle: int = 2, keep: int = 1) -> None:
+    run_dir = session / "scores" / f"cycle-{cycle:04d}"
+    shutil.copytree(session / "scores" / "cycle-0001", run_dir, dirs_exist_ok=True)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    (run_dir / "manifest.json").write_text(json.dumps({**manifest, "cycle": cycle}))
+    for name in ("complete.json", "scores.npy", "scores.parquet", "top.parquet"):
+        (run_dir / name).unlink(missing_ok=True)
+    for part in sorted(run_dir.glob("part-*.npy"))[keep:]:
+        part.unlink()
+
+
+def only_partial(session: Path) -> None:
+    partial_run(session, 2, 1)
+    shutil.rmtree(session / "scores" / "cycle-0001")
+
+
+def flip_last(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def damaged_latest_checkpoint(session: Path) -> None:
+    latest = session / "checkpoints" / "cycle-0002.safetensors"
+    shutil.copy(session / "checkpoints" / "cycle-0001.safetensors", latest)
+    flip_last(latest)
+
+
+def foreign_checkpoint(session: Path) -> None:
+    import torch
+
+    from napari_anomalymatch.core.checkpoints import CheckpointInfo, save_checkpoint
+
+    save_checkpoint(session / "checkpoints" / "cycle-0002.safetensors", {"x": torch.zeros(3)},
+                    CheckpointInfo(2, 4, "tf_efficientnet_lite0", 1, 32, "x"))
+
+
+def damaged_part(kind: str) -> Callable[[Path], None]:
+    def damage(session: Path) -> None:
+        run_dir = session / "scores" / "cycle-0001"
+        part = sorted(run_dir.glob("part-*.npy"))[1]
+        if kind == "flip":
+            flip_last(part)
+        else:
+            np.save(part, np.array([{"a": 1}] * 10, dtype=object), allow_pickle=True)
+        for name in ("complete.json", "scores.npy"):
+            (run_dir / name).unlink()
+    return damage
+
+
+def write_file(relative: str, data: bytes) -> Callable[[Path], None]:
+    return lambda session: (session / relative).write_bytes(data)
+
+
+def truncate(relative: str, keep: int) -> Callable[[Path], None]:
+    return lambda session: (session / relative).write_bytes((session / relative).read_bytes()[:keep])
+
+
+def remove(relative: str) -> Callable[[Path], None]:
+    return lambda session: (session / relative).unlink()
+
+
+def bad_name_folder(session: Path) -> None:
+    folder = session.parent / "oddnames"
+    images, _ = blob_images(12)
+    write_pngs(folder, images)
+    os.rename(folder / "img_000.png", os.path.join(os.fsencode(folder), b"caf\xe9.png"))
+    shutil.rmtree(session)
+
+
+def stale_temporary(session: Path) -> None:
+    (session / "checkpoints" / ".cycle-0002.safetensors.999999999.abcd.tmp").write_bytes(b"x" * 1000)
+
+
+def export_then_delete_store(session: Path) -> None:
+    rc, out, err = run(["export", str(session), str(session.parent / "saved.csv")])
+    assert rc == 0, err
+    (session / "labels.sqlite").unlink()
+
+
+def no_initial_anomaly(session: Path) -> None:
+    images, truth = blob_images(20)
+    paths = write_pngs(session.parent / "bench" / "images", images)
+    with open(session.parent / "bench" / "manifest.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "is_anomaly", "initial_label"])
+        for i, path in enumerate(paths):
+            writer.writerow([f"images/{path.name}", int(truth[i]), "normal" if i < 4 and not truth[i] else ""])
+
+
+# -- checks ----------------------------------------------------------------------------------------
+
+
+def exported_finite(name: str) -> Callable[[Path, str, str], bool]:
+    def check(session: Path, out: str, err: str) -> bool:
+        with open(session.parent / name) as handle:
+            rows = list(csv.DictReader(handle))
+        return len(rows) == 40 and all(np.isfinite(float(r["score"])) for r in rows)
+    return check
+
+
+def info_says(key: str, value) -> Callable[[Path, str, str], bool]:
+    return lambda session, out, err: json.loads(out)[key] == value
+
+
+def top_table_readable(session: Path, out: str, err: str) -> bool:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(session / "scores" / "cycle-0001" / "top.parquet").num_rows > 0
+
+
+def checkpoint_kept(before: dict[str, bytes]) -> Callable[[Path, str, str], bool]:
+    def check(session: Path, out: str, err: str) -> bool:
+        folder = session / "checkpoints"
+        return (folder / "cycle-0001.safetensors").read_bytes() == before["ckpt"] and \
+            not list(folder.glob(".*.tmp")) and not (folder / "cycle-0002.safetensors").exists()
+    return check
+
+
+def cases(base: Path) -> list[Case]:
+    s = "{session}"
+    before = {"ckpt": (base / "checkpoints" / "cycle-0001.safetensors").read_bytes()}
+    return [
+        Case("info: newer run incomplete, older complete", ["info", s], "works", "cycle 2 is incomplete (1 of 4",
+             lambda x: partial_run(x), info_says("scored_cycle", 1)),
+        Case("export: newer run incomplete, older complete", ["export", s, "{tmp}/out.csv"], "works",
+             "cycle 2 is incomplete", lambda x: partial_run(x), exported_finite("out.csv")),
+        Case("export: only an incomplete run", ["export", s, "{tmp}/out.csv"], "error",
+             "scoring of cycle 2 is incomplete (1 of 4 parts)", only_partial),
+        Case("info: only an incomplete run", ["info", s], "works", "no complete scores exist yet", only_partial,
+             info_says("scored_cycle", None)),
+        Case("empty session.toml", ["info", s], "error", "data.source is missing or empty",
+             write_file("session.toml", b"")),
+        Case("learning_rate = 'fast'", ["train", s], "error", "train.learning_rate must be a number",
+             write_file("session.toml", b'[data]\nsource = "x"\n[train]\nlearning_rate = "fast"\n')),
+        Case("source = 5", ["info", s], "error", "data.source must be a string", write_file("session.toml",
+                                                                                            b"[data]\nsource = 5\n")),
+        Case("[train] is not a table", ["info", s], "error", "[train] must be a table",
+             write_file("session.toml", b'train = 3\n')),
+        Case("non-UTF-8 byte in session.toml", ["info", s], "error", "not valid UTF-8 TOML",
+             write_file("session.toml", b'[data]\nsource = "caf\xe9"\n')),
+        Case("labels.sqlite deleted", ["info", s], "error", "label store is missing", remove("labels.sqlite")),
+        Case("labels.sqlite emptied", ["train", s], "error", "label store is empty",
+             write_file("labels.sqlite", b"")),
+        Case("labels.sqlite garbage", ["info", s], "error", "not a readable label store",
+             write_file("labels.sqlite", b"garbage" * 200)),
+        Case("label --new-store from an export", ["label", s, "{tmp}/saved.csv", "--new-store"], "works",
+             "", export_then_delete_store, lambda x, out, err: "'normal': 3" in out and "'anomaly': 2" in out),
+        Case("damaged latest checkpoint (flipped byte)", ["score", s], "error",
+             "continue from cycle 1", damaged_latest_checkpoint),
+        Case("truncated checkpoint", ["train", s], "error", "cycle-0001.safetensors",
+             truncate("checkpoints/cycle-0001.safetensors", 5000)),
+        Case("checkpoint with foreign tensors", ["score", s], "error", "do not fit", foreign_checkpoint),
+        Case("score part with a flipped byte", ["score", s], "error", "damaged (SHA-256 mismatch)",
+             damaged_part("flip")),
+        Case("object-array .npy planted as a part", ["score", s], "error", "part-000001.npy",
+             damaged_part("object")),
+        Case("truncated scores.npy", ["export", s, "{tmp}/out.csv"], "error", "scores.npy",
+             truncate("scores/cycle-0001/scores.npy", 100)),
+        Case("garbage top.parquet", ["score", s], "works", "", write_file("scores/cycle-0001/top.parquet", b"junk"),
+             top_table_readable),
+        Case("garbage manifest.json", ["info", s], "error", "unreadable score manifest",
+             write_file("scores/cycle-0001/manifest.json", b"{not json")),
+        Case("garbage complete.json", ["info", s], "error", "complete.json",
+             write_file("scores/cycle-0001/complete.json", b"\xff\xfe")),
+        Case("export --top 0", ["export", s, "{tmp}/out.csv", "--top", "0"], "error", "expected an integer >= 1"),
+        Case("export --top -5", ["export", s, "{tmp}/out.csv", "--top", "-5"], "error", "expected an integer >= 1"),
+        Case("train --cycles 0", ["train", s, "--cycles", "0"], "error", "expected an integer >= 1"),
+        Case("label --skip-bad with an unknown id", ["label", s, "{tmp}/unknown.csv", "--skip-bad"], "works", "",
+             lambda x: (x.parent / "unknown.csv").write_text("id,label\nnope.png,anomaly\nimg_001.png,normal\n")),
+        Case("label with an unknown id (no --skip-bad)", ["label", s, "{tmp}/unknown.csv"], "error",
+             "--skip-bad", lambda x: (x.parent / "unknown.csv").write_text("id,label\nnope.png,anomaly\n")),
+        Case("init on a non-UTF-8 file name", ["init", s, "{tmp}/oddnames"], "error", "is not valid UTF-8",
+             bad_name_folder),
+        Case("init --skip-bad on a non-UTF-8 file name", ["init", s, "{tmp}/oddnames", "--skip-bad"], "works",
+             "not valid UTF-8", bad_name_folder, lambda x, out, err: "11 images" in out),
+        Case("read-only session: info", ["info", s], "works", "", patch=READ_ONLY_SQLITE.format(
+            message="attempt to write a readonly database"), check=info_says("scored_cycle", 1)),
+        Case("read-only session: export", ["export", s, "{tmp}/out.csv"], "works", "", patch=READ_ONLY_SQLITE.format(
+            message="attempt to write a readonly database"), check=exported_finite("out.csv")),
+        Case("read-only session: label", ["label", s, "{tmp}/unknown.csv"], "error", "read-only for you",
+             lambda x: (x.parent / "unknown.csv").write_text("id,label\nimg_001.png,normal\n"),
+             patch=READ_ONLY_SQLITE.format(message="attempt to write a readonly database")),
+        Case("full disk: info", ["info", s], "works", "", patch=FULL_DISK, check=info_says("scored_cycle", 1)),
+        Case("full disk: train", ["train", s], "error", "the disk is full", patch=FULL_DISK),
+        Case("full disk during the checkpoint save", ["train", s, "--no-score"], "error",
+             "previous one is intact", patch=CHECKPOINT_ENOSPC, check=checkpoint_kept(before)),
+        Case("export into a folder the user cannot write", ["export", s, "{tmp}/out.csv"], "error",
+             "cannot write here", patch=EXPORT_EACCES),
+        Case("stale temporary from a killed save", ["label", s, "{tmp}/unknown.csv"], "works", "",
+             lambda x: (stale_temporary(x), (x.parent / "unknown.csv").write_text("id,label\nimg_001.png,normal\n")),
+             lambda x, out, err: not list((x / "checkpoints").glob(".*.tmp"))),
+        Case("umask 002 honoured", ["label", s, "{tmp}/unknown.csv", "--skip-bad"], "works", "",
+             lambda x: (x.parent / "unknown.csv").write_text("id,label\nimg_001.png,normal\n"),
+             lambda x, out, err: (x / "session.toml").stat().st_mode & 0o777 == 0o664, umask=0o002),
+        Case("evaluate with no initial anomaly", ["evaluate", "{tmp}/bench/manifest.csv", *TINY], "error",
+             "training needs at least one of each", no_initial_anomaly),
+    ]
+
+
+def classify(case: Case, rc: int, out: str, err: str, session: Path) -> tuple[str, str]:
+    if "Traceback" in err:
+        return "traceback", err.strip().splitlines()[-1]
+    last = err.strip().splitlines()[-1] if err.strip() else ""
+    if case.expect == "error":
+        if rc == 0:
+            return "silent wrong result", "exit 0 where a refusal was due"
+        if rc == 2 and case.words in err and case.check(session, out, err):
+            return "clear error", last
+        return "unclear error", f"exit {rc}: {last}"
+    if rc != 0:
+        return "unexpected error", f"exit {rc}: {last}"
+    if (case.words and case.words not in err + out) or not case.check(session, out, err):
+        return "silent wrong result", "exit 0 but the result or its warning was wrong"
+    return "works", last or out.strip().splitlines()[-1]
+
+
+def interrupt_case(base: Path, work: Path) -> Case:
+    """Ctrl-C in the middle of a training cycle: the message must name what is really on disk."""
+    case = Case("Ctrl-C during training", ["train", "{session}"], "error", "")
+    session = Path(shutil.copytree(base, work / "interrupt"))
+    code = PRELUDE + f"\nsys.exit(main({['train', str(session), '--iterations', '5000', '--no-score']!r}))\n"
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    time.sleep(60)  # well into the cycle's 5,000 iterations
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=300)
+    from napari_anomalymatch.core.checkpoints import read_checkpoint_info
+
+    latest = sorted((session / "checkpoints").glob("cycle-*.safetensors"))[-1]
+    info = read_checkpoint_info(latest)
+    truthful = f"{latest} (cycle {info.cycle}, {info.iterations_done} iterations in all)" in err
+    if "Traceback" in err:
+        case.outcome, case.detail = "traceback", err.strip().splitlines()[-1]
+    elif process.returncode == 130 and truthful:
+        case.outcome, case.detail = "clear error", f"{latest.name} kept ({info.iterations_done} iterations): " + \
+            err.strip().splitlines()[-1]
+    else:
+        case.outcome, case.detail = "silent wrong result", f"exit {process.returncode}: {err[-300:]}"
+    return case
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "faults.json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        base = make_base(work / "made")
+        done = []
+        for number, case in enumerate(cases(base)):
+            folder = work / f"case{number:02d}"
+            session = Path(shutil.copytree(base, folder / "session"))
+            case.setup(session)
+            argv = [a.format(session=session, tmp=folder) for a in case.command]
+            rc, out, err = run(argv, case.patch, case.umask)
+            case.outcome, case.detail = classify(case, rc, out, err, session)
+            print(f"{case.outcome:20s} {case.name}: {case.detail[:160]}", flush=True)
+            done.append(case)
+        done.append(interrupt_case(base, work))
+        print(f"{done[-1].outcome:20s} {done[-1].name}: {done[-1].detail[:160]}")
+    outcomes = [c.outcome for c in done]
+    summary = {name: outcomes.count(name) for name in
+               ("clear error", "works", "traceback", "silent wrong result", "unclear error", "unexpected error")}
+    result = {"cases_tried": len(done), **summary,
+              "host": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
+              "cases": [{"name": c.name, "command": c.command[0], "expected": c.expect, "outcome": c.outcome,
+                         "detail": c.detail} for c in done]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({"cases_tried": len(done), **summary}))
+
+
+if __name__ == "__main__":
+    main()
