@@ -134,7 +134,7 @@ def test_evaluate_writes_the_promised_json(tmp_path, blob_manifest):
     assert 0.0 <= result["auroc"] <= 1.0
     ranking = Table.read(tmp_path / "report" / "ranking.csv")
     assert len(ranking) == 54 and (tmp_path / "report" / "gallery.png").stat().st_size > 1000
-    assert set(result["cycles"][-1]["head_metrics"]) == {"lpft"}  # only the chosen head is scored
+    assert set(result["cycles"][-1]["head_metrics"]) == {"probe"}  # only the chosen head is scored
     assert result["comparison_seconds"] == 0.0
 
 
@@ -156,8 +156,19 @@ def test_evaluate_compares_the_heads_on_the_same_run(tmp_path, blob_manifest):
     assert result["settings"]["oracle"]["order"] == "score"
     assert result["settings"]["score"]["tta"] is True  # all 8 views of each image, for both heads
     heads = result["cycles"][-1]["head_metrics"]
-    assert set(heads) == {"lpft", "probe"}  # the network and the frozen-feature probe on the same labels
-    assert heads["lpft"]["auroc"] == pytest.approx(result["auroc"])  # the default head made the ranking
+    assert set(heads) == {"classifier", "probe", "ensemble"}
+    assert heads["probe"]["auroc"] == pytest.approx(result["auroc"])  # the default head made the ranking
+    assert result["comparison_seconds"] > 0
+
+
+def test_evaluate_compares_the_lpft_network_with_the_probe_on_the_same_labels(tmp_path, blob_manifest):
+    out = tmp_path / "result.json"
+    assert main(["evaluate", str(blob_manifest), "--cycles", "1", "--seed", "0", "--json", str(out),
+                 "--compare-heads", "--head", "lpft", *TINY]) == 0
+    result = json.loads(out.read_text())
+    heads = result["cycles"][-1]["head_metrics"]
+    assert set(heads) == {"lpft", "probe"}
+    assert heads["lpft"]["auroc"] == pytest.approx(result["auroc"])
     assert result["comparison_seconds"] > 0
 
 

@@ -1,4 +1,4 @@
-"""The default score: the FixMatch network whose head starts as the linear probe."""
+"""The lpft head: the FixMatch network whose head starts as the linear probe."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from napari_anomalymatch.core.training import Trainer, TrainingData
 from ..conftest import blob_images
 
 CPU = torch.device("cpu")
-TINY = TrainConfig(iterations=6, batch_size=4, unlabelled_ratio=2, seed=3)
+TINY = TrainConfig(iterations=6, batch_size=4, unlabelled_ratio=2, seed=3, head="lpft")
 
 
 def _blobs(n: int = 60) -> tuple[torch.Tensor, np.ndarray, TrainingData]:
@@ -56,9 +56,8 @@ def trained():
     return _after(TINY.iterations)
 
 
-def test_the_default_head_is_the_probe_initialised_network(trained):
+def test_the_lpft_head_trains_a_probe_initialised_network(trained):
     trainer, images, _ = trained
-    assert TrainConfig().head == "lpft"
     assert isinstance(trainer.model, ProbedNetwork) and isinstance(trainer.ema.module, ProbedNetwork)
     assert trainer.scoring_model.head == "lpft"
     assert trainer.model.morphology  # single-band images: the probe's morphology statistics too
@@ -105,7 +104,8 @@ def test_unlabelled_images_enter_the_loss():
 
 def test_a_checkpoint_restores_the_network_and_its_morphology(trained):
     trainer, images, _ = trained
-    restored = Trainer(ModelConfig(image_size=32), TrainConfig(probe_morphology="off"), in_chans=1, device=CPU)
+    restored = Trainer(ModelConfig(image_size=32), TrainConfig(probe_morphology="off", head="lpft"), in_chans=1,
+                       device=CPU)
     restored.load_state_dict(trainer.state_dict(), trainer.cycle, trainer.iterations_done)
     assert restored.model.morphology  # the checkpoint decides, not the new settings
     before, after = _scores(trainer, images), _scores(restored, images)

@@ -4,7 +4,7 @@ Survey cutouts are centred on their source, and the source often fills only the 
 the cutout (a FIRST radio galaxy the middle ~100 of 300 pixels). Shrinking the whole cutout
 to the model's 64 pixels then leaves the source a few pixels wide. ``choose_crop`` measures
 where the light above each image's background lies, over a sample of the collection, and
-keeps the smallest central square that holds ``CROP_SIGNAL_SHARE`` of it; photographs and
+keeps the smallest central square that holds ``CROP_SIGNAL_SHARE`` of it, on average; photographs and
 images whose light is spread out keep their whole field.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 from .config import AUTO, SessionConfig
 from .io.base import ImageCollection
 
-CROP_SAMPLE = 256  # images measured (about a second for 300 px cutouts)
+CROP_SAMPLE = 1024  # images measured: with 256 the FIRST crop moved between 0.375 and 0.625
 CROP_SIGNAL_SHARE = 0.9  # of the light above the background, on average, kept inside the crop
 CROP_STEP = 1 / 16  # crops are multiples of this fraction of the side
 CROP_LARGEST = 0.75  # a crop that must keep more than this of the side is not worth it: keep all

@@ -143,7 +143,8 @@ class TrainConfig:
     """FixMatch training settings; the defaults are the AnomalyMatch paper's, but for the score.
 
     ``head`` chooses the score: ``probe`` (the default), ``classifier`` (the fine-tuned FixMatch
-    classifier, the paper's score) or ``ensemble`` (the mean of their log-odds); see
+    classifier, the paper's score), ``ensemble`` (the mean of their log-odds) or ``lpft`` (the
+    FixMatch network whose head starts each cycle as the probe, see ``core.lpft``); see
     ``benchmarks/results/ablation.md`` for how they compare. The probe (see ``probe``) is
     fitted after each cycle on the embeddings given by ``probe_features``: ``pretrained``, a
     frozen copy of the starting network (ImageNet weights), seeing the images at ``probe_size``
@@ -179,7 +180,7 @@ class TrainConfig:
     strong_ops: int = 2
     strong_magnitude: int = 10
     weak_pass: str = "separate"
-    head: str = "lpft"
+    head: str = "probe"
     probe_regularisation: float = 3.0
     probe_features: str = "pretrained"
     probe_size: int = 0
