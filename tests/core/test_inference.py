@@ -92,8 +92,9 @@ def test_the_selection_holds_a_small_trained_model_to_the_agreement_rule(trained
     monkeypatch.setattr(pathchoice, "native_reduced_precisions", lambda device: ["bfloat16"])
     monkeypatch.setattr(pathchoice, "_images_per_second", lambda scorer, batch: 100.0 + 50 * _is_bf16(scorer))
     chosen = prepare_scoring_model(model, ScoreConfig(), (1, 32, 32), cpu, n_images=10_000, calibration=images)
-    assert chosen.selection.agreement["bfloat16+eager"] == pytest.approx(
-        pathchoice.ranking_agreement(fp32, bf16))
+    measured = chosen.selection.agreement["bfloat16+eager"]  # bf16 kernels differ slightly from run to run
+    assert not pathchoice.agrees(measured)
+    assert measured["spearman"] == pytest.approx(pathchoice.ranking_agreement(fp32, bf16)["spearman"], abs=5e-3)
     assert chosen.path.label == "float32+eager"
     np.testing.assert_array_equal(chosen(images), fp32)
 
