@@ -129,7 +129,7 @@ def test_evaluate_writes_the_promised_json(tmp_path, blob_manifest):
     assert result["settings"]["oracle"] == {"anomalies": 10, "normals": 10, "order": "score"}
     assert 20 <= result["cycles"][0]["oracle_reviewed"] <= 74 and result["cycles"][1]["oracle_reviewed"] == 0
     assert result["settings"]["train"]["iterations"] == 2 and result["settings"]["cycles"] == 2
-    assert result["settings"]["data"]["normalisation"]["crop"] == 1.0  # the blobs' light spreads to the edges
+    assert result["settings"]["data"]["normalisation"]["crop"] == 1.0
     assert result["settings"]["score"]["tta"] is False
     assert 0.0 <= result["auroc"] <= 1.0
     ranking = Table.read(tmp_path / "report" / "ranking.csv")

@@ -310,7 +310,8 @@ def _add_demo(commands: Any) -> None:
     _crop_option(parser)
     _model_options(parser)
     _score_options(parser)
-    parser.set_defaults(run=_run_demo, tta=True)  # radio sources have no up: score all 8 views
+    # FIRST sources fill the middle of their cutouts: the demo lets the images choose the crop
+    parser.set_defaults(run=_run_demo, tta=True, crop=AUTO)  # radio sources have no up: score all 8 views
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -178,7 +178,10 @@ def test_exports_of_the_first_sample_carry_its_ra_and_dec(tmp_path, viewer, pane
     session = widget.controller.session
     n = len(session.collection)
     manifest = ScoreManifest(session.collection.fingerprint(), n, "test", 1, n, "test")
-    ScoreStore(session.score_directory(1), manifest).write_part(0, np.linspace(0, 1, n, dtype=np.float32))
+    store = ScoreStore(session.score_directory(1), manifest)
+    store.write_part(0, np.linspace(0, 1, n, dtype=np.float32))
+    store.consolidate()
+    store.mark_complete({})  # only complete runs are exported
     table = Table.read(widget.controller.export(tmp_path / "ranking.ecsv"))
     by_id = {row["id"]: (row["ra"], row["dec"]) for row in table}
     first_id = meta["metadata"]["ids"][0]

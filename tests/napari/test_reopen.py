@@ -6,7 +6,6 @@ import csv
 
 import numpy as np
 
-from napari_anomalymatch.core.autocrop import choose_crop
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL
 from napari_anomalymatch.core.sessionstate import REVIEW_FILE
 
@@ -60,8 +59,7 @@ def test_a_new_session_starts_from_the_defaults(qtbot, widget, blobs, tmp_path):
 
     panel.session_dir.line_edit.value = str(tmp_path / "second")  # the form still shows crop 0.5
     assert notifications_during(lambda: panel.load_button.clicked.emit()) == []
-    chosen = choose_crop(controller.session.collection)  # the default: chosen from the images, not inherited
-    assert controller.session.config.data.normalisation.crop == chosen and panel.crop.value == chosen
+    assert controller.session.config.data.normalisation.crop == 1.0 and panel.crop.value == 1.0
     assert controller.display.gamma == 1.0 and widget.display_panel.gamma.value == 1.0
     assert not (tmp_path / "second" / REVIEW_FILE).exists()
     (top, left), (bottom, right) = controller.viewer.layers.extent.world

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton
 
-from ..core.config import AUTO, NORMALISATIONS, NormalisationConfig
+from ..core.config import NORMALISATIONS, NormalisationConfig
 from ..core.errors import AnomalyMatchError, ConfigError
 from ..core.io.base import reader_names
 from .compact import compact_combo_boxes, compact_file_edit
@@ -46,11 +46,8 @@ class DataWidget(Container):
         self.normalisation = ComboBox(choices=list(NORMALISATIONS), value="auto", label="Normalisation")
         self.low = FloatSpinBox(value=0.5, min=0.0, max=100.0, step=0.5, label="Low percentile")
         self.high = FloatSpinBox(value=99.5, min=0.0, max=100.0, step=0.5, label="High percentile")
-        # 0 shows "auto": the session chooses the crop from where its images' light lies
-        self.crop = FloatSpinBox(value=0.0, min=0.0, max=1.0, step=0.05, label="Central crop",
-                                 tooltip="keep this fraction of each side (1: the whole image; auto: "
-                                         "chosen from where the images' light lies)")
-        self.crop.native.setSpecialValueText(AUTO)
+        self.crop = FloatSpinBox(value=1.0, min=0.05, max=1.0, step=0.05, label="Central crop",
+                                 tooltip="keep this fraction of each side (1: the whole image)")
         self.apply_normalisation = PushButton(text="Apply normalisation to the session")
         self.load_button = PushButton(text="Open / create session")
         self.labels_file = compact_file_edit(FileEdit(mode="r", filter="*.csv *.ecsv", label="Label file"))
@@ -132,7 +129,7 @@ class DataWidget(Container):
     def normalisation_config(self) -> NormalisationConfig:
         """The normalisation in the form (raises ConfigError naming a bad value)."""
         return NormalisationConfig(method=self.normalisation.value, low_percentile=float(self.low.value),
-                                   high_percentile=float(self.high.value), crop=_crop_from(self.crop.value))
+                                   high_percentile=float(self.high.value), crop=float(self.crop.value))
 
     # -- actions -----------------------------------------------------------------------
 
@@ -220,7 +217,7 @@ class DataWidget(Container):
         self.source.value = session.config.data.source
         norm = session.config.data.normalisation
         for widget, value in ((self.normalisation, norm.method), (self.low, norm.low_percentile),
-                              (self.high, norm.high_percentile), (self.crop, _crop_shown(norm.crop))):
+                              (self.high, norm.high_percentile), (self.crop, norm.crop)):
             with widget.changed.blocked():
                 widget.value = value
         self._normalisation_edited = False
@@ -271,12 +268,3 @@ def format_hdu(hdu: Any) -> str:
     if hdu is None:
         return ""
     return ",".join(str(h) for h in hdu) if isinstance(hdu, (list, tuple)) else str(hdu)
-
-
-def _crop_from(value: float) -> float | str:
-    """The crop setting of the spin box's value (its minimum, shown as "auto", is ``auto``)."""
-    return AUTO if value == 0 else float(value)
-
-
-def _crop_shown(crop: float | str) -> float:
-    return 0.0 if crop == AUTO else float(crop)

@@ -67,8 +67,8 @@ class NormalisationConfig:
     ``percentile`` (linear between two percentiles), ``log``, ``asinh``
     (both between the percentiles) or ``zscale`` (IRAF's zscale limits).
     ``crop``: the central fraction of each side kept before anything else (1.0:
-    the whole image), for cutouts whose sources fill only their middle; ``auto`` (the
-    default): chosen from the images when the session is created (``core.autocrop``).
+    the whole image, the default), for cutouts whose sources fill only their middle; ``auto``:
+    chosen from the images when the session is created (``core.autocrop``).
     ``asinh_softening``: ``fixed`` uses ``asinh_a``; ``noise`` sets each
     image's softening from its background noise (faint sources stand out).
     """
@@ -79,7 +79,7 @@ class NormalisationConfig:
     asinh_a: float = 0.1
     asinh_softening: str = "fixed"
     log_a: float = 1000.0
-    crop: float | str = AUTO
+    crop: float | str = 1.0
 
     def __post_init__(self) -> None:
         owner = "normalisation"
