@@ -45,7 +45,8 @@ def test_light_spread_over_the_field_keeps_the_whole_image(tmp_path):
 
 def test_a_new_sessions_auto_crop_becomes_a_number_and_a_given_one_stays(tmp_path):
     collection = _collection(tmp_path, _sources(20, 64, 3))
-    chosen = resolve_automatic(SessionConfig(), collection).data.normalisation.crop
+    asked = SessionConfig(data=DataConfig(normalisation=NormalisationConfig(crop="auto")))
+    chosen = resolve_automatic(asked, collection).data.normalisation.crop
     assert isinstance(chosen, float) and chosen <= 0.5
     given = SessionConfig(data=DataConfig(normalisation=NormalisationConfig(crop=0.8)))
     assert resolve_automatic(given, collection) == given
