@@ -38,7 +38,7 @@ def _after(iterations: int, config: TrainConfig = TINY) -> tuple[Trainer, torch.
     trainer = Trainer(ModelConfig(image_size=32), config, in_chans=1, device=CPU)
     run = trainer.run(data, iterations=max(iterations, 1))
     if iterations == 0:
-        trainer._start_head(*trainer._to_device(data))  # what run() does before its first iteration
+        trainer._fit_head(trainer.model, *trainer._to_device(data), draw=3)  # what run() does first
         trainer.refit_probe(data.labelled, data.labels, data.unlabelled)
     else:
         for _ in run:
@@ -87,7 +87,7 @@ def test_the_trained_network_separates_the_blobs(trained):
 def test_unlabelled_images_enter_the_loss():
     images, _, data = _blobs()
     trainer = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU)
-    trainer._start_head(*trainer._to_device(data))
+    trainer._fit_head(trainer.model, *trainer._to_device(data), draw=3)
     config = TrainConfig(confidence_threshold=0.5)  # every weak view gives a pseudo-label
     labelled, labels = data.labelled[:4], data.labels[:4]
     losses, gradients = [], []

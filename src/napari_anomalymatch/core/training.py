@@ -128,7 +128,7 @@ class Trainer:
         batch_size = self.config.batch_size
         n_unlabelled = self.config.unlabelled_ratio * batch_size if len(unlabelled) else 0
         if isinstance(self.model, ProbedNetwork):
-            self._start_head(labelled, labels, unlabelled)
+            self._fit_head(self.model, labelled, labels, unlabelled, draw=3)
         self.model.train()
         done_before = self.iterations_done
         try:
@@ -147,15 +147,22 @@ class Trainer:
                     seconds_per_iteration=time.perf_counter() - started,
                 )
         finally:  # also when the caller stops early: the model it keeps is complete
+            if self.iterations_done > done_before and isinstance(self.model, ProbedNetwork):
+                self._fit_head(self.ema.module, labelled, labels, unlabelled, draw=5)
             if self.iterations_done > done_before and self.config.head != "classifier":
                 self.refit_probe(labelled, labels, unlabelled)
 
-    def _start_head(self, images: torch.Tensor, labels: torch.Tensor, unlabelled: torch.Tensor) -> None:
-        """Linear probing before fine-tuning: the network's head (and its EMA's) becomes the probe
-        fitted on the network's current features of the labelled images."""
+    def _fit_head(self, network: ProbedNetwork, images: torch.Tensor, labels: torch.Tensor,
+                  unlabelled: torch.Tensor, draw: int) -> None:
+        """Linear probing: the head of the network and of its EMA becomes the probe fitted on
+        ``network``'s current features of the labelled images.
+
+        Before fine-tuning it reads the training network, so FixMatch starts from the probe's
+        optimum; after, the EMA network that scores, so the score is the best linear read-out of
+        the features FixMatch trained (the head FixMatch moved fits the labels less well)."""
         config = self.config
-        drawing = torch.Generator().manual_seed(config.seed + 1000 * self.cycle + 3)
-        head = fit_head(self.model, images, labels, unlabelled, self.device, config.probe_regularisation,
+        drawing = torch.Generator().manual_seed(config.seed + 1000 * self.cycle + draw)
+        head = fit_head(network, images, labels, unlabelled, self.device, config.probe_regularisation,
                         config.probe_views, CENTRE_SAMPLE, drawing, centre=config.probe_centre)
         self.model.set_head(head)
         self.ema.module.set_head(head)
