@@ -3,14 +3,13 @@
 Widgets, key bindings and the scripted API call its methods; it calls the
 engine and tells listeners what changed through psygnal signals.  Methods
 raise the engine's errors; widgets and keys show them as notifications
-(``notify_errors``).
+(``notifications.notify_errors``).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,22 +31,6 @@ from .workers import CycleRunner, RunOutcome
 
 if TYPE_CHECKING:
     import napari
-
-
-def notify_errors(action: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap ``action`` so that an engine error becomes a napari error notification."""
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        from napari.utils.notifications import show_error
-
-        try:
-            return action(*args, **kwargs)
-        except AnomalyMatchError as err:
-            show_error(str(err))
-            return None
-
-    wrapped.__name__ = getattr(action, "__name__", "action")
-    wrapped.__doc__ = action.__doc__
-    return wrapped
 
 
 class AnomalyMatchController:

@@ -15,8 +15,8 @@ from ..core.config import NORMALISATIONS, NormalisationConfig
 from ..core.errors import AnomalyMatchError, ConfigError
 from ..core.io.base import reader_names
 from .compact import compact_combo_boxes, compact_file_edit
-from .controller import notify_errors
 from .layers import layer_source
+from .notifications import notify_errors
 
 if TYPE_CHECKING:
     from .controller import AnomalyMatchController

@@ -17,7 +17,7 @@ from ..core.config import DEVICES, SessionConfig
 from ..core.loading import LoadProgress
 from ..core.scoring import ScoreBatch
 from ..core.training import TrainProgress
-from .controller import notify_errors
+from .notifications import notify_errors
 from .plots import LossPlot
 
 if TYPE_CHECKING:
