@@ -31,7 +31,8 @@ from .autocrop import resolve_automatic
 from .checkpoints import CheckpointInfo, load_checkpoint, read_checkpoint_info, save_checkpoint
 from .config import AUTO, ORDERS, SessionConfig, TrainConfig
 from .errors import CheckpointError, ConfigError, IncompleteScoresError, NotTrainedError, SessionError
-from .io.base import ImageCollection, find_reader, open_collection
+from .io.base import ImageCollection
+from .io.registry import find_reader, open_collection
 from .labels import ANOMALY, NORMAL, LabelEvent, LabelStore, parse_label
 from .loading import LoadProgress, load_images
 from .scorestore import ScoreManifest, ScoreRunStatus, ScoreStore, open_scores, run_status

@@ -23,8 +23,10 @@ from ..errors import (
     SourceNotFoundError,
     UnsupportedSourceError,
 )
-from .base import FITS_SUFFIXES, IMAGE_SUFFIXES, BadImageWarning, ImageCollection, Source, expand_source, has_suffix
+from .base import BadImageWarning, ImageCollection
 from .decode import decode_image_file
+from .fitsfile import fits_centre_coordinates, read_fits_image
+from .paths import FITS_SUFFIXES, IMAGE_SUFFIXES, Source, expand_source, has_suffix
 
 FILE_SUFFIXES = IMAGE_SUFFIXES + FITS_SUFFIXES
 
@@ -88,8 +90,6 @@ class FileListCollection(ImageCollection):
         for name, values in self.columns.items():
             columns[name] = values[idx]
         if "ra" not in columns and any(has_suffix(self.paths[i], FITS_SUFFIXES) for i in idx):
-            from .fits import fits_centre_coordinates
-
             coords = [fits_centre_coordinates(self.paths[i], self.fits_options) for i in idx]
             columns["ra"] = np.array([c[0] for c in coords], dtype=np.float64)
             columns["dec"] = np.array([c[1] for c in coords], dtype=np.float64)
@@ -106,8 +106,6 @@ class FileListCollection(ImageCollection):
         if not path.exists():
             raise SourceNotFoundError(f"{path}: image file is missing (it was listed in {self.source})")
         if has_suffix(path, FITS_SUFFIXES):
-            from .fits import read_fits_image
-
             return read_fits_image(path, **self.fits_options)
         return decode_image_file(path)
 
