@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import (
     CorruptFileError,
+    DuplicateIdError,
     EmptyCollectionError,
     ShapeMismatchError,
     SourceNotFoundError,
@@ -65,7 +66,7 @@ class FileListCollection(ImageCollection):
         self._ids = list(ids) if ids is not None else [self._path_id(p) for p in self.paths]
         if len(self._ids) != len(self.paths):
             raise ValueError(f"{self.source}: {len(self._ids)} ids for {len(self.paths)} files")
-        _check_unique(self._ids, self.source)
+        _check_unique(self._ids, self.source, explicit=ids is not None)
         self.columns = {k: np.asarray(v) for k, v in (columns or {}).items()}
         any_fits = any(has_suffix(p, FITS_SUFFIXES) for p in self.paths)
         self.value_range = None if any_fits else (0.0, 1.0)
@@ -181,11 +182,21 @@ def utf8_names(paths: list[Path], on_error: str, source: str) -> list[Path]:
     return kept
 
 
-def _check_unique(ids: Sequence[str], source: str) -> None:
-    if len(set(ids)) != len(ids):
-        seen: set[str] = set()
-        duplicate = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
-        raise ValueError(f"{source}: id {duplicate!r} appears more than once; ids must be unique")
+def _check_unique(ids: Sequence[str], source: str, explicit: bool) -> None:
+    """Refuse repeated ids, naming the first few, since labels, scores and exports are keyed by id."""
+    if len(set(ids)) == len(ids):
+        return
+    seen: set[str] = set()
+    repeated = list(dict.fromkeys(i for i in ids if i in seen or seen.add(i)))  # type: ignore[func-returns-value]
+    shown = ", ".join(repr(i) for i in repeated[:SHOWN_DUPLICATES])
+    more = f" and {len(repeated) - SHOWN_DUPLICATES} more" if len(repeated) > SHOWN_DUPLICATES else ""
+    fix = ("give every row its own id (or leave out the id column to use the file paths)" if explicit
+           else "list each file once")
+    verb = "appears" if len(repeated) == 1 else "appear"
+    raise DuplicateIdError(f"{source}: ids must be unique, but {shown}{more} {verb} more than once; {fix}")
+
+
+SHOWN_DUPLICATES = 5
 
 
 def _strip_path(err: Exception, path: Path) -> str:
