@@ -11,6 +11,7 @@ from astropy.io import fits
 
 from napari_anomalymatch.core.errors import (
     BadImageError,
+    ConfigError,
     CorruptFileError,
     DuplicateIdError,
     EmptyCollectionError,
@@ -203,3 +204,9 @@ def test_a_file_listed_twice_and_many_repeats_are_named(tmp_path):
     catalogue.write_text("path,id\n" + "".join(f"img_000.png,{name}\nimg_000.png,{name}\n" for name in names))
     with pytest.raises(DuplicateIdError, match=r"'n0', 'n1', 'n2', 'n3', 'n4' and 3 more appear more than once"):
         open_collection(catalogue)
+
+
+def test_an_option_the_reader_does_not_take_is_named(m13_dir):
+    with pytest.raises(ConfigError, match=r"the fits reader takes no option\(s\) \['dataset'\]; it takes \['hdu'\]"):
+        open_collection(m13_dir / "m13.fits", dataset="images")
+    assert len(open_collection(m13_dir / "m13.fits", hdu=0)) == 1
