@@ -106,3 +106,13 @@ def test_ctrl_c_says_what_the_folder_holds(session, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "interrupted; the latest checkpoint is" in err and "cycle-0001.safetensors (cycle 1, 2 iterations" in err
     assert "the scores of cycle 1: complete" in err and "work done so far is saved" not in err
+
+
+def test_a_catalogue_with_repeated_ids_is_one_clear_line(tmp_path, capsys):
+    write_pngs(tmp_path / "images", np.zeros((2, 8, 8), np.uint8))
+    catalogue = tmp_path / "cat.csv"
+    catalogue.write_text("path,id\nimages/img_000.png,m31\nimages/img_001.png,m31\n")
+    assert main(["init", str(tmp_path / "s"), str(catalogue), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("anomalymatch init: error: ") and err.count("\n") == 1
+    assert "cat.csv" in err and "'m31'" in err and "Traceback" not in err

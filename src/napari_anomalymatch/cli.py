@@ -8,8 +8,8 @@ Sub-commands: ``demo``, ``init``, ``label``, ``train``, ``score``, ``export``,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -17,7 +17,25 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .core.config import AUTO, HEADS, ORACLE_ORDER, ORDERS, PROBE_FEATURES, PROBE_LAYERS, PROBE_MORPHOLOGY, PROBE_VIEWS
+from .core.config import (
+    AUTO,
+    COMPILE_MODES,
+    DEVICES,
+    HEADS,
+    NORMALISATIONS,
+    ORACLE_ORDER,
+    ORDERS,
+    PRECISIONS,
+    PROBE_FEATURES,
+    PROBE_LAYERS,
+    PROBE_MORPHOLOGY,
+    PROBE_VIEWS,
+    WEAK_PASSES,
+    SessionConfig,
+    setting_names,
+)
+from .core.demo import ANOMALY_CLASS as DEMO_ANOMALY_CLASS
+from .core.demo import CLASSES as DEMO_CLASSES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,20 +112,28 @@ def build_parser() -> argparse.ArgumentParser:
 # -- shared options ----------------------------------------------------------------------
 
 
+# Every option whose dest is a setting's flat name (see SessionConfig.with_settings) sets that setting;
+# their defaults are None ("not given": a session keeps its own), so the help shows the config's defaults.
+DEFAULTS = SessionConfig()
+
+
 def _model_options(parser: argparse.ArgumentParser) -> None:
+    model, train = DEFAULTS.model, DEFAULTS.train
     group = parser.add_argument_group("model and training")
-    group.add_argument("--size", type=int, default=None, help="model input size in pixels (64)")
-    group.add_argument("--model", default=None, help="timm model name (tf_efficientnet_lite0)")
-    group.add_argument("--iterations", type=int, default=None, help="iterations per cycle (100)")
-    group.add_argument("--batch-size", type=int, default=None, help="labelled images per iteration (16)")
+    group.add_argument("--size", type=int, default=None, help=f"model input size in pixels ({model.image_size})")
+    group.add_argument("--model", default=None, help=f"timm model name ({model.name})")
+    group.add_argument("--iterations", type=int, default=None, help=f"iterations per cycle ({train.iterations})")
+    group.add_argument("--batch-size", type=int, default=None,
+                       help=f"labelled images per iteration ({train.batch_size})")
     group.add_argument("--unlabelled-ratio", type=int, default=None,
-                       help="unlabelled images per labelled image in a batch (5)")
+                       help=f"unlabelled images per labelled image in a batch ({train.unlabelled_ratio})")
     group.add_argument("--pool-size", type=int, default=None,
-                       help="unlabelled images drawn per cycle for training (10000)")
-    group.add_argument("--threshold", type=float, default=None, help="pseudo-label confidence (0.95)")
-    group.add_argument("--lr", type=float, default=None, help="learning rate (0.0075)")
-    group.add_argument("--seed", type=int, default=None, help="random seed (0)")
-    group.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"])
+                       help=f"unlabelled images drawn per cycle for training ({train.unlabelled_pool_size})")
+    group.add_argument("--threshold", type=float, default=None,
+                       help=f"pseudo-label confidence ({train.confidence_threshold})")
+    group.add_argument("--lr", type=float, default=None, help=f"learning rate ({train.learning_rate})")
+    group.add_argument("--seed", type=int, default=None, help=f"random seed ({train.seed})")
+    group.add_argument("--device", default=None, choices=DEVICES)
     group.add_argument("--head", default=None, choices=HEADS,
                        help="what scores: a linear probe on the embedding (the default), the "
                             "fine-tuned classifier (the paper's score), or both averaged (ensemble)")
@@ -131,84 +157,58 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                        help="centre embeddings on the unlabelled images' mean before the probe reads "
                             "them (on by default)")
     group.add_argument("--probe-c", type=float, default=None,
-                       help="the probe's inverse L2 regularisation strength (3.0)")
-    group.add_argument("--weak-pass", default=None, choices=["joint", "separate"],
-                       help="weak views in the training batch (joint) or in a cheaper separate pass")
+                       help=f"the probe's inverse L2 regularisation strength ({train.probe_regularisation})")
+    group.add_argument("--weak-pass", default=None, choices=WEAK_PASSES,
+                       help="weak views in the training batch (joint) or in a cheaper separate pass "
+                            f"({train.weak_pass})")
     group.add_argument("--backbone-lr-scale", type=float, default=None,
-                       help="backbone learning rate as a fraction of the head's (1.0)")
+                       help="backbone learning rate as a fraction of the head's "
+                            f"({train.backbone_rate_scale()}; 0.1 with --head lpft)")
 
 
 def _score_options(parser: argparse.ArgumentParser) -> None:
+    score = DEFAULTS.score
     group = parser.add_argument_group("scoring")
-    group.add_argument("--score-batch-size", type=int, default=None, help="images per batch (256)")
+    group.add_argument("--score-batch-size", type=int, default=None, help=f"images per batch ({score.batch_size})")
     group.add_argument("--workers", type=int, default=None,
                        help="loader processes (-1: automatic)")
-    group.add_argument("--precision", default=None, choices=["auto", "float32", "bfloat16", "float16"])
+    group.add_argument("--precision", default=None, choices=PRECISIONS)
     group.add_argument("--tta", default=None, action=argparse.BooleanOptionalAction,
                        help="score each image as the mean of its 8 flips/quarter turns (8x the scoring "
                             "time; the sky has no up)")
     group.add_argument("--part-size", type=int, default=None,
-                       help="images per part file, the unit of resuming (16384; shards are never mixed)")
-    group.add_argument("--compile", default=None, choices=["auto", "none", "torchscript", "inductor"],
+                       help=f"images per part file, the unit of resuming ({score.part_size}; shards are never mixed)")
+    group.add_argument("--compile", default=None, choices=COMPILE_MODES,
                        help="inference graph: auto (the fastest measured here that ranks as float32 "
                             "does), none (eager), inductor (torch.compile), torchscript (deprecated)")
 
 
 def _data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
-    group.add_argument("--reader", default=None, help="reader name (auto)")
-    group.add_argument("--hdu", default=None,
+    group.add_argument("--reader", default=None, help=f"reader name ({DEFAULTS.data.reader})")
+    group.add_argument("--hdu", type=_parse_hdu, default=None,
                        help="FITS HDU(s): index, name, comma-separated list, or 'all'")
     group.add_argument("--dataset", default=None, help="HDF5 dataset of the images")
     group.add_argument("--array", default=None, help="Zarr array of the images")
-    group.add_argument("--normalisation", default=None,
-                       choices=["auto", "none", "linear", "percentile", "log", "asinh", "zscale"])
+    group.add_argument("--normalisation", default=None, choices=NORMALISATIONS)
     _crop_option(group)
     _skip_bad_option(group)
 
 
-def _apply_options(config: Any, args: argparse.Namespace) -> Any:
-    """A new SessionConfig with the options given on the command line."""
-    import dataclasses
-
-    from .core.config import NormalisationConfig
-
-    def pick(section: Any, **names: str) -> Any:
-        changes = {field: getattr(args, arg) for field, arg in names.items()
-                   if getattr(args, arg, None) is not None}
-        return dataclasses.replace(section, **changes) if changes else section
-
-    model = pick(config.model, image_size="size", name="model", device="device")
-    train = pick(config.train, iterations="iterations", batch_size="batch_size",
-                 unlabelled_ratio="unlabelled_ratio", unlabelled_pool_size="pool_size",
-                 confidence_threshold="threshold", learning_rate="lr", seed="seed", head="head",
-                 weak_pass="weak_pass", backbone_lr_scale="backbone_lr_scale",
-                 probe_features="probe_features", probe_size="probe_size",
-                 probe_layers="probe_layers", probe_views="probe_views", probe_centre="probe_centre",
-                 probe_morphology="probe_morphology", probe_regularisation="probe_c")
-    score = pick(config.score, batch_size="score_batch_size", num_workers="workers",
-                 precision="precision", tta="tta", part_size="part_size", compile="compile")
-    data = config.data
-    options = dict(data.options)
-    if getattr(args, "hdu", None) is not None:
-        options["hdu"] = _parse_hdu(args.hdu)
-    for name in ("dataset", "array"):
-        if getattr(args, name, None) is not None:
-            options[name] = getattr(args, name)
-    changes: dict[str, Any] = {"options": options}
-    if getattr(args, "reader", None):
-        changes["reader"] = args.reader
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line, by their flat names (``SessionConfig.with_settings``)."""
+    given = {name: value for name, value in vars(args).items() if name in SETTING_NAMES and value is not None}
     if getattr(args, "skip_bad", None):
-        changes["on_error"] = "skip"
-    normalisation = data.normalisation or NormalisationConfig()
-    if getattr(args, "normalisation", None):
-        normalisation = dataclasses.replace(normalisation, method=args.normalisation)
-    if getattr(args, "crop", None) is not None:
-        normalisation = dataclasses.replace(normalisation, crop=args.crop)
-    if normalisation != (data.normalisation or NormalisationConfig()):
-        changes["normalisation"] = normalisation
-    data = dataclasses.replace(data, **changes)
-    return config.replace(data=data, model=model, train=train, score=score)
+        given["on_error"] = "skip"
+    return given
+
+
+def _apply_options(config: SessionConfig, args: argparse.Namespace) -> SessionConfig:
+    """``config`` with the settings given on the command line."""
+    return config.with_settings(**_settings(args))
+
+
+SETTING_NAMES = frozenset(setting_names())
 
 
 def _crop_option(parser: Any) -> None:
@@ -243,53 +243,51 @@ def _progress_bar(total: int, description: str, unit: str = "it"):
 def _drive_training(events, on_event: Callable[[Any], None] | None = None) -> Any:
     """Show loading/training progress bars while a generator runs; return its value."""
     from .core.loading import LoadProgress
+    from .core.runs import run_to_end
     from .core.training import TrainProgress
 
     bars: dict[str, Any] = {}
+
+    def show(event: Any) -> None:
+        if isinstance(event, LoadProgress):
+            bar = bars.get("load") or bars.setdefault("load", _progress_bar(event.n_total, "loading images", "img"))
+            bar.update(event.n_done - bar.n)
+        elif isinstance(event, TrainProgress):
+            key = f"train{event.cycle}"
+            bar = bars.get(key) or bars.setdefault(key, _progress_bar(event.iterations, f"cycle {event.cycle}"))
+            bar.set_postfix(loss=f"{event.loss:.3f}", mask=f"{event.mask_ratio:.2f}",
+                            s_per_it=f"{event.seconds_per_iteration:.2f}", refresh=False)
+            bar.update(1)
+            if event.iteration == event.iterations:
+                bar.close()
+                bars.pop("load", None)
+        if on_event is not None:
+            on_event(event)
+
     try:
-        while True:
-            try:
-                event = next(events)
-            except StopIteration as stop:
-                return stop.value
-            if isinstance(event, LoadProgress):
-                bar = bars.get("load") or bars.setdefault(
-                    "load", _progress_bar(event.n_total, "loading images", "img"))
-                bar.update(event.n_done - bar.n)
-            elif isinstance(event, TrainProgress):
-                key = f"train{event.cycle}"
-                bar = bars.get(key) or bars.setdefault(
-                    key, _progress_bar(event.iterations, f"cycle {event.cycle}"))
-                bar.set_postfix(loss=f"{event.loss:.3f}", mask=f"{event.mask_ratio:.2f}",
-                                s_per_it=f"{event.seconds_per_iteration:.2f}", refresh=False)
-                bar.update(1)
-                if event.iteration == event.iterations:
-                    bar.close()
-                    bars.pop("load", None)
-            if on_event is not None:
-                on_event(event)
+        return run_to_end(events, show)
     finally:
-        events.close()
         for bar in bars.values():
             bar.close()
 
 
 def _drive_scoring(events) -> Any:
-    bar = None
+    """Show a scoring progress bar while a scoring generator runs; return its ``ScoreResult``."""
+    from .core.runs import run_to_end
+
+    bars: list[Any] = []
+
+    def show(batch: Any) -> None:
+        if not bars:
+            bars.append(_progress_bar(batch.n_total, "scoring", "img"))
+            bars[0].update(batch.n_done - len(batch.indices))  # a resumed run starts part-way
+        bars[0].set_postfix(img_per_s=f"{batch.images_per_second:.0f}", refresh=False)
+        bars[0].update(len(batch.indices))
+
     try:
-        while True:
-            try:
-                batch = next(events)
-            except StopIteration as stop:
-                return stop.value
-            if bar is None:
-                bar = _progress_bar(batch.n_total, "scoring", "img")
-                bar.update(batch.n_done - len(batch.indices))
-            bar.set_postfix(img_per_s=f"{batch.images_per_second:.0f}", refresh=False)
-            bar.update(len(batch.indices))
+        return run_to_end(events, show)
     finally:
-        events.close()
-        if bar is not None:
+        for bar in bars:
             bar.close()
 
 
@@ -306,7 +304,7 @@ def _add_demo(commands: Any) -> None:
     parser.add_argument("--out", type=Path, default=Path("anomalymatch-demo"),
                         help="output folder (anomalymatch-demo)")
     parser.add_argument("--cycles", type=_positive_int, default=3)
-    parser.add_argument("--anomaly-class", default="Bent", choices=["FRI", "FRII", "Compact", "Bent"])
+    parser.add_argument("--anomaly-class", default=DEMO_ANOMALY_CLASS, choices=DEMO_CLASSES)
     _crop_option(parser)
     _model_options(parser)
     _score_options(parser)
@@ -315,7 +313,6 @@ def _add_demo(commands: Any) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from .core.config import SessionConfig
     from .core.demo import write_first_benchmark
     from .core.evaluate import read_benchmark
 
@@ -374,32 +371,19 @@ def _add_init(commands: Any) -> None:
 
 
 def _run_init(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from .core.config import DataConfig, SessionConfig
     from .core.session import Session
 
-    config = SessionConfig(data=DataConfig(source=str(args.source)))
-    config = _apply_options(config, args)
-    # absolute, globs included, so the session works from any folder
-    config = config.replace(data=dataclasses.replace(config.data, source=os.path.abspath(args.source)))
-    with Session.create(args.session, config) as session:
+    config = _apply_options(SessionConfig(), args)
+    data = dataclasses.replace(config.data, source=args.source)
+    with Session.open_or_create(args.session, data=data, config=config, labels=args.labels,
+                                reopen=False) as session:
         collection = session.collection
         print(f"session {args.session}: {len(collection)} images of "
               f"{'x'.join(map(str, collection.shape))} from {collection.source}")
-        imported = _import_catalogue_labels(session)
-        if args.labels is not None:
-            imported += session.import_labels(args.labels)
-        if imported:
-            print(f"imported {imported} labels; {session.labels.counts()}")
+        counts = session.labels.counts()
+        if any(counts.values()):
+            print(f"imported {sum(counts.values())} labels; {counts}")
     return 0
-
-
-def _import_catalogue_labels(session: Any) -> int:
-    labels = getattr(session.collection, "labels", None)
-    if not labels:
-        return 0
-    return len(session.labels.set_many(labels.items(), source="catalogue"))
 
 
 def _add_label(commands: Any) -> None:
@@ -438,13 +422,9 @@ def _add_train(commands: Any) -> None:
     parser.set_defaults(run=_run_train)
 
 
-def _update_settings(session: Any, args: argparse.Namespace, **score: Any) -> None:
+def _update_settings(session: Any, args: argparse.Namespace) -> None:
     """Store the options given on the command line in the session's settings."""
-    import dataclasses
-
     config = _apply_options(session.config, args)
-    if score:
-        config = config.replace(score=dataclasses.replace(config.score, **score))
     if config != session.config:
         session.update_config(config)
 
@@ -472,7 +452,7 @@ def _add_score(commands: Any) -> None:
                     "cluster: 'local' or 'local:N' starts one here, tcp://HOST:8786 joins a running one.")
     parser.add_argument("session", type=Path)
     parser.add_argument("--top", type=_positive_int, default=10, help="print the N best unlabelled candidates")
-    parser.add_argument("--top-k", type=int, default=None, help="rows of top.parquet (1000)")
+    parser.add_argument("--top-k", type=int, default=None, help=f"rows of top.parquet ({DEFAULTS.score.top_k})")
     parser.add_argument("--dask", default=None, metavar="ADDRESS",
                         help="score on a Dask cluster: local, local:N or tcp://scheduler:8786 "
                              "(needs pip install napari-anomalymatch[distributed])")
@@ -485,7 +465,7 @@ def _run_score(args: argparse.Namespace) -> int:
     from .core.session import Session
 
     with Session.open(args.session) as session:
-        _update_settings(session, args, **({} if args.top_k is None else {"top_k": args.top_k}))
+        _update_settings(session, args)
         if args.dask is None:
             _report_scores(session, _drive_scoring(session.score()), args.top)
             return 0
@@ -602,8 +582,7 @@ def _add_evaluate(commands: Any) -> None:
                         help="also write ranking.csv, gallery.png and metrics.json here")
     _model_options(parser)
     _score_options(parser)
-    parser.add_argument("--normalisation", default=None,
-                        choices=["auto", "none", "linear", "percentile", "log", "asinh", "zscale"])
+    parser.add_argument("--normalisation", default=None, choices=NORMALISATIONS)
     _crop_option(parser)
     parser.add_argument("--skip-bad", action="store_true", default=None,
                         help="warn about and leave out unreadable images instead of stopping")
@@ -611,7 +590,6 @@ def _add_evaluate(commands: Any) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from .core.config import SessionConfig
     from .core.evaluate import OracleSettings, read_benchmark
 
     benchmark = read_benchmark(args.manifest, on_error="skip" if args.skip_bad else "raise")

@@ -8,7 +8,7 @@ import pytest
 from napari_anomalymatch.core.autocrop import choose_crop, resolve_automatic
 from napari_anomalymatch.core.config import DataConfig, NormalisationConfig, SessionConfig
 from napari_anomalymatch.core.errors import ConfigError
-from napari_anomalymatch.core.io.base import open_collection
+from napari_anomalymatch.core.io import open_collection
 
 from ..conftest import write_pngs
 

@@ -38,7 +38,7 @@ from napari_anomalymatch.core.errors import (
     UnsupportedSourceError,
 )
 from napari_anomalymatch.core.export import export_session
-from napari_anomalymatch.core.io.base import open_collection
+from napari_anomalymatch.core.io import open_collection
 from napari_anomalymatch.core.labels import LabelStore
 from napari_anomalymatch.core.review import ReviewQueue
 from napari_anomalymatch.core.scorestore import CHECKSUMS, COMPLETE, SCORES, ScoreStore

@@ -11,7 +11,9 @@ from astropy.io import fits
 
 from napari_anomalymatch.core.errors import (
     BadImageError,
+    ConfigError,
     CorruptFileError,
+    DuplicateIdError,
     EmptyCollectionError,
     ShapeMismatchError,
     SourceNotFoundError,
@@ -179,3 +181,32 @@ def test_catalogue_with_a_bad_label(tmp_path):
     catalogue.write_text("path,label\nimg_000.png,maybe\n")
     with pytest.raises(ValueError, match=r"cat\.csv, row 2: label 'maybe' is not understood"):
         open_collection(catalogue)
+
+
+def test_catalogue_with_repeated_ids_names_the_file_and_the_ids(tmp_path):
+    write_pngs(tmp_path, np.zeros((8, 4, 4), np.uint8))
+    catalogue = tmp_path / "cat.csv"
+    rows = [["path", "id"], *[[f"img_{i:03d}.png", f"obj{i % 7}"] for i in range(8)]]
+    with open(catalogue, "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    with pytest.raises(DuplicateIdError, match=r"cat\.csv: ids must be unique, but 'obj0' appears more") as raised:
+        open_collection(catalogue)
+    assert "id column" in str(raised.value)
+
+
+def test_a_file_listed_twice_and_many_repeats_are_named(tmp_path):
+    write_pngs(tmp_path, np.zeros((1, 4, 4), np.uint8))
+    catalogue = tmp_path / "cat.csv"
+    catalogue.write_text("path\nimg_000.png\nimg_000.png\n")
+    with pytest.raises(DuplicateIdError, match=r"'img_000\.png' appears more than once"):
+        open_collection(catalogue)
+    names = [f"n{i}" for i in range(8)]
+    catalogue.write_text("path,id\n" + "".join(f"img_000.png,{name}\nimg_000.png,{name}\n" for name in names))
+    with pytest.raises(DuplicateIdError, match=r"'n0', 'n1', 'n2', 'n3', 'n4' and 3 more appear more than once"):
+        open_collection(catalogue)
+
+
+def test_an_option_the_reader_does_not_take_is_named(m13_dir):
+    with pytest.raises(ConfigError, match=r"the fits reader takes no option\(s\) \['dataset'\]; it takes \['hdu'\]"):
+        open_collection(m13_dir / "m13.fits", dataset="images")
+    assert len(open_collection(m13_dir / "m13.fits", hdu=0)) == 1

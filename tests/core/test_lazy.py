@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from napari_anomalymatch.core.io.base import open_collection
+from napari_anomalymatch.core.io import open_collection
 from napari_anomalymatch.core.io.lazy import DECODED_CHUNK_LENGTH, CollectionArray, chunk_length
 
 from ..conftest import blob_images, write_pngs

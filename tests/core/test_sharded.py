@@ -18,7 +18,7 @@ from napari_anomalymatch.core.errors import (
     UnknownIdError,
 )
 from napari_anomalymatch.core.io import open_collection
-from napari_anomalymatch.core.io.base import find_reader
+from napari_anomalymatch.core.io.registry import find_reader
 from napari_anomalymatch.core.io.sharded import ShardedCollection
 from napari_anomalymatch.core.loading import RangeBatches, iterate_batches
 from napari_anomalymatch.core.transforms import Normaliser, prepare_batch

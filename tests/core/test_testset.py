@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from napari_anomalymatch.core.errors import LabelError, UnknownIdError
-from napari_anomalymatch.core.io.base import open_collection
+from napari_anomalymatch.core.io import open_collection
 from napari_anomalymatch.core.testset import evaluate_test_set, read_test_set
 
 

@@ -47,6 +47,8 @@ def test_scripted_session(tmp_path, viewer, blobs):
         assert len(rows) == 16 and {r["label"] for r in rows} == {"anomaly", "normal", "unlabelled"}
         with pytest.raises(ConfigError, match="unknown setting 'iteration'"):
             app.configure(iteration=3)
+        with pytest.raises(ConfigError, match=r"\['crop'\] are data settings"):
+            app.configure(crop=0.5)  # chosen when the session is created, or in the Data panel
     finally:
         app.close()
     assert np.isfinite(outcome.score_result.scores).all()

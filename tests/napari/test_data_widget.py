@@ -156,7 +156,7 @@ def test_each_reader_with_the_other_readers_fields_filled(tmp_path, panel, widge
 
 def test_the_engine_names_an_option_a_reader_does_not_take(tmp_path):
     from napari_anomalymatch.core.errors import ConfigError
-    from napari_anomalymatch.core.io.base import open_collection
+    from napari_anomalymatch.core.io import open_collection
 
     sources = write_sources(tmp_path)
     with pytest.raises(ConfigError, match=r"the fits reader takes no option\(s\) \['dataset'\]; it takes \['hdu'\]"):

@@ -18,13 +18,12 @@ controller, so a scripted session and a hand-driven one are interchangeable.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.config import ModelConfig, NormalisationConfig, ScoreConfig, TrainConfig
+from ..core.config import NormalisationConfig
 from ..core.display import DisplaySettings
-from ..core.errors import AnomalyMatchError, ConfigError
+from ..core.errors import AnomalyMatchError
 from ..core.review import Candidate
 from ..core.session import Session
 from ..core.testset import TestReport
@@ -34,8 +33,6 @@ if TYPE_CHECKING:
 
     from .main_widget import AnomalyMatchWidget
     from .workers import RunOutcome
-
-SECTIONS = {"model": ModelConfig, "train": TrainConfig, "score": ScoreConfig}
 
 
 class AnomalyMatchApp:
@@ -73,18 +70,9 @@ class AnomalyMatchApp:
                                     normalisation=normalisation, labels=labels)
 
     def configure(self, **settings: Any) -> None:
-        """Change model/training/scoring settings by field name (``iterations=50`` ...)."""
-        base = self.controller.session.config if self.controller.session else self.controller.defaults
-        changes: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
-        for key, value in settings.items():
-            section = next((name for name, kind in SECTIONS.items()
-                            if key in {f.name for f in dataclasses.fields(kind)}), None)
-            if section is None:
-                known = sorted(f.name for kind in SECTIONS.values() for f in dataclasses.fields(kind))
-                raise ConfigError(f"unknown setting {key!r}; known: {known}")
-            changes[section][key] = value
-        self.controller.configure(**{name: dataclasses.replace(getattr(base, name), **values)
-                                     for name, values in changes.items() if values})
+        """Change model/training/scoring settings by name (``iterations=50`` ...; see
+        ``SessionConfig.with_settings``)."""
+        self.controller.update_settings(**settings)
 
     @property
     def session(self) -> Session | None:

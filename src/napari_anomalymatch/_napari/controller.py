@@ -3,25 +3,24 @@
 Widgets, key bindings and the scripted API call its methods; it calls the
 engine and tells listeners what changed through psygnal signals.  Methods
 raise the engine's errors; widgets and keys show them as notifications
-(``notify_errors``).
+(``notifications.notify_errors``).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from psygnal import Signal
 
-from ..core.config import DataConfig, NormalisationConfig, SessionConfig
+from ..core.config import DataConfig, NormalisationConfig, SessionConfig, setting_names
 from ..core.display import DisplayRenderer, DisplaySettings
 from ..core.errors import AnomalyMatchError, ConfigError, SessionError
 from ..core.export import export_session
 from ..core.review import Candidate, ReviewQueue
-from ..core.session import CONFIG_FILE, Session
+from ..core.session import Session
 from ..core.sessionstate import ReviewState, read_loss_history, read_review_state, write_review_state
 from ..core.testset import TestReport, TestSet, evaluate_test_set, read_test_set
 from ..core.transforms import Normaliser
@@ -32,22 +31,6 @@ from .workers import CycleRunner, RunOutcome
 
 if TYPE_CHECKING:
     import napari
-
-
-def notify_errors(action: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap ``action`` so that an engine error becomes a napari error notification."""
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        from napari.utils.notifications import show_error
-
-        try:
-            return action(*args, **kwargs)
-        except AnomalyMatchError as err:
-            show_error(str(err))
-            return None
-
-    wrapped.__name__ = getattr(action, "__name__", "action")
-    wrapped.__doc__ = action.__doc__
-    return wrapped
 
 
 class AnomalyMatchController:
@@ -89,28 +72,12 @@ class AnomalyMatchController:
             Whatever the engine raises for a bad folder, source or label file.
         """
         self._refuse_while_busy("open another session")
-        session_dir = Path(session_dir).expanduser()
-        if (session_dir / CONFIG_FILE).exists():
-            session = Session.open(session_dir)
-            if source and _absolute(source) != session.config.data.source:
-                session.close()
-                raise SessionError(
-                    f"{session_dir}: this session reviews {session.config.data.source}, not {source}; "
-                    "choose an empty folder for a new session")
-        elif source:
-            data = DataConfig(source=_absolute(source), reader=reader, options=dict(options or {}),
+        data = None
+        if source:
+            data = DataConfig(source=str(source), reader=reader, options=dict(options or {}),
                               normalisation=normalisation or NormalisationConfig())
-            session = Session.create(session_dir, (config or self.defaults).replace(data=data))
-        else:
-            raise SessionError(f"{session_dir}: not a session folder yet; choose a data source to create one")
-        try:
-            _ = session.collection  # opens the source: a bad one fails here, before anything changes
-            _import_catalogue_labels(session)
-            if labels:
-                session.import_labels(labels)
-        except (AnomalyMatchError, OSError):
-            session.close()
-            raise
+        session = Session.open_or_create(session_dir, data=data, config=config or self.defaults,
+                                         labels=labels or None)
         self._set_session(session)
         return session
 
@@ -185,6 +152,24 @@ class AnomalyMatchController:
             self._refuse_while_busy("change the settings")
             self.session.update_config(self.session.config.replace(**sections))
             self.session_changed.emit(self.session)
+        return self.config
+
+    def update_settings(self, **settings: Any) -> SessionConfig:
+        """Change model, training and scoring settings by flat name (``iterations=50``, ``image_size=64``).
+
+        The names are ``SessionConfig.with_settings``'s; data settings are chosen when a session
+        is created (``load``) or in the Data panel.
+        """
+        config = self.config.with_settings(**settings)
+        if config.data != self.config.data:
+            data = sorted(set(settings) & set(setting_names("data")))
+            raise ConfigError(f"{data} are data settings: choose them when the session is created "
+                              "(load(normalisation=, reader=, options=) or the Data panel)")
+        return self.configure(model=config.model, train=config.train, score=config.score)
+
+    @property
+    def config(self) -> SessionConfig:
+        """The open session's settings, or those a new session gets."""
         return self.session.config if self.session is not None else self.defaults
 
     def preview_import(self, path: str | Path) -> tuple[int, int]:
@@ -351,12 +336,7 @@ class AnomalyMatchController:
         ConfigError
             Without at least one anomaly and one normal label.
         """
-        counts = self._require_session().labels.counts()
-        if counts["anomaly"] == 0 or counts["normal"] == 0:
-            raise ConfigError(
-                f"training needs at least one anomaly and one normal label; the session has "
-                f"{counts['anomaly']} anomalies and {counts['normal']} normal images. Label some "
-                "(keys a and n) or import a label file first")
+        self._require_session().check_trainable()  # here, not in the worker: the caller hears of it
         return self._start(train=True, score=score, iterations=iterations)
 
     def score(self):
@@ -436,17 +416,3 @@ class AnomalyMatchController:
 
 
 PREFETCH = 6
-
-
-def _absolute(source: str | Path) -> str:
-    import glob
-
-    text = str(source)
-    return text if glob.has_magic(text) else str(Path(text).expanduser().absolute())
-
-
-def _import_catalogue_labels(session: Session) -> int:
-    labels = getattr(session.collection, "labels", None)
-    if not labels or session.labels.history():
-        return 0
-    return len(session.labels.set_many(labels.items(), source="catalogue"))

@@ -13,10 +13,10 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label,
 
 from ..core.config import NORMALISATIONS, NormalisationConfig
 from ..core.errors import AnomalyMatchError, ConfigError
-from ..core.io.base import reader_names
+from ..core.io.registry import find_reader, reader_names
 from .compact import compact_combo_boxes, compact_file_edit
-from .controller import notify_errors
 from .layers import layer_source
+from .notifications import notify_errors
 
 if TYPE_CHECKING:
     from .controller import AnomalyMatchController
@@ -105,8 +105,6 @@ class DataWidget(Container):
 
     def _form_reader(self) -> Any:
         """The reader chosen, or the one the source calls for; None while that is unknown."""
-        from ..core.io.base import find_reader
-
         source = text_of(self.source)
         if self.reader.value == "auto" and not source:
             return None

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
+from .notifications import notify_errors
+
 if TYPE_CHECKING:
     import napari
 
@@ -91,8 +93,6 @@ class ReviewKeys:
             self.viewer.mouse_drag_callbacks.remove(self._on_mouse_drag)
 
     def _handler(self, method: str, args: tuple[Any, ...]) -> Callable[[Any], None]:
-        from .controller import notify_errors
-
         action = notify_errors(getattr(self.controller, method))
 
         def on_key(viewer: Any) -> None:
@@ -103,8 +103,6 @@ class ReviewKeys:
 
     def _on_mouse_drag(self, viewer: Any, event: Any) -> Generator[None, None, None]:
         """A click (not a drag) on a gallery tile jumps to that candidate."""
-        from .controller import notify_errors
-
         pressed_at = tuple(event.position)
         dragged = False
         yield

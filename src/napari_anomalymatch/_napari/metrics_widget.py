@@ -14,8 +14,8 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.errors import AnomalyMatchError, ConfigError
 from .compact import compact_file_edit
-from .controller import notify_errors
 from .data_widget import text_of
+from .notifications import notify_errors
 from .plots import MetricsPlot
 
 if TYPE_CHECKING:

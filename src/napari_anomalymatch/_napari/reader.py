@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import AnomalyMatchError
-from ..core.io.base import FITS_SUFFIXES, HDF5_SUFFIXES, ImageCollection, has_suffix, open_collection
+from ..core.io.base import ImageCollection
+from ..core.io.paths import FITS_SUFFIXES, HDF5_SUFFIXES, has_suffix
+from ..core.io.registry import open_collection
 from .layers import collection_layer_data, source_name
 
 ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")

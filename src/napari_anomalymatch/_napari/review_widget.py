@@ -17,9 +17,9 @@ from ..core.errors import ConfigError
 from ..core.labels import LABEL_NAMES
 from ..core.session import FILTERS, ORDERS
 from .compact import compact_combo_boxes, compact_file_edit
-from .controller import notify_errors
 from .data_widget import text_of
 from .keys import REVIEW_KEYS
+from .notifications import notify_errors
 
 if TYPE_CHECKING:
     from ..core.review import Candidate

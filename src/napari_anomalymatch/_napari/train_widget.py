@@ -7,7 +7,6 @@ current iteration and keeps the model trained so far.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
@@ -17,7 +16,7 @@ from ..core.config import DEVICES, SessionConfig
 from ..core.loading import LoadProgress
 from ..core.scoring import ScoreBatch
 from ..core.training import TrainProgress
-from .controller import notify_errors
+from .notifications import notify_errors
 from .plots import LossPlot
 
 if TYPE_CHECKING:
@@ -50,28 +49,20 @@ class TrainSettingsForm(Container):
         self.show_config(config)
 
     def show_config(self, config: SessionConfig) -> None:
-        t, m = config.train, config.model
-        values = {"iterations": t.iterations, "batch_size": t.batch_size,
-                  "unlabelled_ratio": t.unlabelled_ratio, "confidence_threshold": t.confidence_threshold,
-                  "learning_rate": t.learning_rate, "image_size": m.image_size, "model_name": m.name,
-                  "seed": t.seed, "pool_size": t.unlabelled_pool_size, "device": m.device,
-                  "tta": config.score.tta}
         with self.changed.blocked():  # showing a config is not editing it
-            for name, value in values.items():
+            for name, value in config.settings(*FORM_SETTINGS).items():
                 getattr(self, name).value = value
 
-    def sections(self, config: SessionConfig) -> dict[str, Any]:
-        """``model``, ``train`` and ``score`` sections of ``config`` with the form's values (validated)."""
-        train = dataclasses.replace(
-            config.train, iterations=int(self.iterations.value), batch_size=int(self.batch_size.value),
-            unlabelled_ratio=int(self.unlabelled_ratio.value),
-            confidence_threshold=float(self.confidence_threshold.value),
-            learning_rate=float(self.learning_rate.value), seed=int(self.seed.value),
-            unlabelled_pool_size=int(self.pool_size.value))
-        model = dataclasses.replace(config.model, image_size=int(self.image_size.value),
-                                    name=self.model_name.value.strip(), device=self.device.value)
-        score = dataclasses.replace(config.score, tta=bool(self.tta.value))
-        return {"model": model, "train": train, "score": score}
+    def settings(self) -> dict[str, Any]:
+        """The form's values by their setting names (``SessionConfig.with_settings`` checks them)."""
+        values = {name: getattr(self, name).value for name in FORM_SETTINGS}
+        values["model_name"] = values["model_name"].strip()
+        return values
+
+
+# The form's fields, named as the settings they show (see SessionConfig.with_settings).
+FORM_SETTINGS = ("iterations", "batch_size", "unlabelled_ratio", "confidence_threshold", "learning_rate",
+                 "image_size", "model_name", "seed", "pool_size", "device", "tta")
 
 
 class TrainWidget(QWidget):
@@ -80,7 +71,7 @@ class TrainWidget(QWidget):
     def __init__(self, controller: AnomalyMatchController) -> None:
         super().__init__()
         self.controller = controller
-        self.form = TrainSettingsForm(controller.defaults)
+        self.form = TrainSettingsForm(controller.config)
         self.train_button = PushButton(text="Train cycle (then score)")
         self.score_button = PushButton(text="Score only")
         self.stop_button = PushButton(text="Stop", enabled=False)
@@ -103,8 +94,7 @@ class TrainWidget(QWidget):
 
     def apply_settings(self) -> None:
         """Hand the form's settings to the controller (session and new sessions)."""
-        config = self.controller.session.config if self.controller.session else self.controller.defaults
-        self.controller.configure(**self.form.sections(config))
+        self.controller.update_settings(**self.form.settings())
 
     def _on_form_changed(self, *_: Any) -> None:
         """Edits apply at once, so the r key retrains with what the form shows."""

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import AnomalyMatchError, SessionError
 from ..core.loading import LoadProgress
+from ..core.runs import run_until_stopped
 from ..core.scoring import ScoreBatch, ScoreResult
 from ..core.session import Session
 from ..core.training import TrainProgress
@@ -30,24 +31,6 @@ class RunOutcome:
     score_result: ScoreResult | None = None
     stopped: bool = False
     error: str | None = None
-
-
-def run_until_stopped(events: Iterator[Any], stop: threading.Event) -> Generator[Any, None, tuple[Any, bool]]:
-    """Yield ``events`` until they end or ``stop`` is set; return (their return value, stopped).
-
-    ``events`` is closed in every case, in the thread that drives this generator.
-    """
-    try:
-        while True:
-            if stop.is_set():
-                return None, True
-            try:
-                event = next(events)
-            except StopIteration as finished:
-                return finished.value, False
-            yield event
-    finally:
-        events.close()  # type: ignore[attr-defined]
 
 
 def cycle_events(session: Session, stop: threading.Event, iterations: int | None = None,

@@ -8,6 +8,8 @@ rest of the engine trusts what it receives.  ``SessionConfig.to_toml`` and
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -328,6 +330,101 @@ class SessionConfig:
     def replace(self, **sections: Any) -> SessionConfig:
         """Return a copy with some sections replaced, e.g. ``train=TrainConfig(...)``."""
         return dataclasses.replace(self, **sections)
+
+    def with_settings(self, **settings: Any) -> SessionConfig:
+        """A copy with settings changed by their flat names, e.g. ``iterations=50, image_size=64``.
+
+        The names are those of ``setting_names()``: every model, training and scoring field, the
+        data settings, and the short names of the CLI's options and the Train panel's fields.
+
+        Raises
+        ------
+        ConfigError
+            For a name that is no setting (naming the close ones), or a value its section refuses.
+        """
+        paths = _setting_paths()
+        _reject_unknown_settings(settings, paths)
+        if not settings:
+            return self
+        values = self.to_dict()
+        for name, value in settings.items():
+            *tables, key = paths[name]
+            table = values
+            for part in tables:
+                table = table[part]
+            table[key] = value
+        return SessionConfig.from_dict(values)
+
+    def settings(self, *names: str) -> dict[str, Any]:
+        """The values of settings by their flat names (see ``with_settings``)."""
+        paths = _setting_paths()
+        _reject_unknown_settings(names, paths)
+        found = {}
+        for name in names:
+            value: Any = self
+            for part in paths[name]:
+                value = value.get(part) if isinstance(value, dict) else getattr(value, part)
+            found[name] = value
+        return found
+
+
+# Flat names whose field is called otherwise: the CLI's short options and the Train panel's fields.
+SETTING_ALIASES: dict[str, tuple[str, ...]] = {
+    "size": ("model", "image_size"), "model": ("model", "name"), "model_name": ("model", "name"),
+    "pool_size": ("train", "unlabelled_pool_size"), "threshold": ("train", "confidence_threshold"),
+    "lr": ("train", "learning_rate"), "probe_c": ("train", "probe_regularisation"),
+    "score_batch_size": ("score", "batch_size"), "workers": ("score", "num_workers"),
+    "normalisation": ("data", "normalisation", "method"),
+}
+# Reader options with a flat name (the CLI's --hdu, --dataset, --array); stored in data.options.
+READER_OPTIONS = ("hdu", "dataset", "array")
+# Sections whose fields are settings by their own name; on a clash the first section's wins
+# (``batch_size`` is the training one; the scoring one is ``score_batch_size``).
+FLAT_SECTIONS = ("model", "train", "score")
+
+
+def setting_names(section: str | None = None) -> list[str]:
+    """The flat setting names ``SessionConfig.with_settings`` takes (of one section if given), sorted."""
+    return sorted(name for name, path in _setting_paths().items() if section in (None, path[0]))
+
+
+def _setting_paths() -> dict[str, tuple[str, ...]]:
+    """Each flat setting name and where it lives (section, field[, key])."""
+    defaults = SessionConfig()
+    paths: dict[str, tuple[str, ...]] = {}
+    for section in FLAT_SECTIONS:
+        for name in _field_names(type(getattr(defaults, section))):
+            paths.setdefault(name, (section, name))
+    paths.update({"reader": ("data", "reader"), "on_error": ("data", "on_error")})
+    paths.update({name: ("data", "normalisation", name)
+                  for name in _field_names(NormalisationConfig) if name != "method"})
+    paths.update({name: ("data", "options", name) for name in READER_OPTIONS})
+    paths.update(SETTING_ALIASES)
+    return paths
+
+
+def _reject_unknown_settings(names: Any, paths: dict[str, tuple[str, ...]]) -> None:
+    unknown = [name for name in names if name not in paths]
+    if unknown:
+        close = sorted({match for name in unknown for match in difflib.get_close_matches(name, paths)})
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise ConfigError(f"unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
+                          f"{hint}; known settings: {sorted(paths)}")
+
+
+def resolve_source(source: str | Path) -> str:
+    """``source`` as a session stores it: ``~`` expanded and absolute, a glob's folders included,
+    so that the session opens from any working folder.
+
+    Raises
+    ------
+    ConfigError
+        For an empty source.
+    """
+    text = str(source)
+    if not text.strip():
+        raise ConfigError("no data source given; choose a folder, a file or a glob pattern of images")
+    return os.path.abspath(os.path.expanduser(text))
 
 
 # The Python types a TOML value of each annotated field may have (an int is a valid float).

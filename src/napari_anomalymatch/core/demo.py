@@ -21,6 +21,7 @@ from .errors import SourceNotFoundError
 PACKAGE = "firstgalaxydata"
 ARCHIVE = "galaxy_data.zip"
 CLASSES = ("FRI", "FRII", "Compact", "Bent")
+ANOMALY_CLASS = "Bent"  # the demo's anomalies: bent-tailed radio galaxies
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def _parse_member(member: str, galaxy_class: str) -> GalaxyImage:
     return GalaxyImage(member, galaxy_class, ra, dec)
 
 
-def write_first_benchmark(out_dir: Path, anomaly_class: str = "Bent",
+def write_first_benchmark(out_dir: Path, anomaly_class: str = ANOMALY_CLASS,
                           anomaly_fraction: float | None = 0.05, labelled_anomalies: int = 10,
                           labelled_normal: int = 30, seed: int = 0) -> Path:
     """Extract a FIRST benchmark into ``out_dir`` and write its manifest CSV.

@@ -47,6 +47,10 @@ class UnknownIdError(AnomalyMatchError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class DuplicateIdError(AnomalyMatchError, ValueError):
+    """Two or more images of one source share an id (ids name images in labels, scores and exports)."""
+
+
 class LabelError(AnomalyMatchError, ValueError):
     """A label value or a label file is not understood."""
 

@@ -28,6 +28,7 @@ from .inference import CALIBRATION_IMAGES, ScoringModel, anomaly_probability, ch
 from .io.base import ImageCollection
 from .loading import RangeBatches, iterate_batches, load_images
 from .pathchoice import InferencePath, default_path, needs_selection
+from .runs import run_to_end
 from .scorestore import Part, ScoreStore, best_of
 from .transforms import Normaliser
 
@@ -256,17 +257,6 @@ def finish_stored_run(store: ScoreStore, k: int, model_hash: str, n_scored: int,
     found = catalogue.exists() and top_table.exists()
     return ScoreResult(scores, top, n_scored, images_per_second, model_hash,
                        catalogue if found else None, top_table if found else None, store.manifest.inference)
-
-
-def run_to_end(generator: Generator[ScoreBatch, None, ScoreResult], progress=None) -> ScoreResult:
-    """Drive a scoring generator to its end, calling ``progress(batch)`` for each batch."""
-    while True:
-        try:
-            batch = next(generator)
-        except StopIteration as stop:
-            return stop.value
-        if progress is not None:
-            progress(batch)
 
 
 def top_k(scores: np.ndarray, subset: np.ndarray, k: int) -> np.ndarray:

@@ -29,10 +29,18 @@ import torch
 from .atomic import remove_stale_temporaries
 from .autocrop import resolve_automatic
 from .checkpoints import CheckpointInfo, load_checkpoint, read_checkpoint_info, save_checkpoint
-from .config import AUTO, ORDERS, SessionConfig, TrainConfig
-from .errors import CheckpointError, ConfigError, IncompleteScoresError, NotTrainedError, SessionError
-from .io.base import ImageCollection, find_reader, open_collection
-from .labels import ANOMALY, NORMAL, LabelEvent, LabelStore, parse_label
+from .config import AUTO, ORDERS, DataConfig, SessionConfig, TrainConfig, resolve_source
+from .errors import (
+    AnomalyMatchError,
+    CheckpointError,
+    ConfigError,
+    IncompleteScoresError,
+    NotTrainedError,
+    SessionError,
+)
+from .io.base import ImageCollection
+from .io.registry import find_reader, open_collection
+from .labels import LabelEvent, LabelStore, parse_label
 from .loading import LoadProgress, load_images
 from .scorestore import ScoreManifest, ScoreRunStatus, ScoreStore, open_scores, run_status
 from .scoring import ScoreBatch, ScoreResult, finish_stored_run, model_fingerprint, score_collection
@@ -49,8 +57,9 @@ FILTERS = ("unlabelled", "labelled", "all")
 class Session:
     """Labels, models and scores of one collection, kept in ``path``.
 
-    Open one with ``Session.create`` or ``Session.open``; pass it explicitly
-    to whatever needs it (there is no global session).
+    Open one with ``Session.open_or_create`` (what every front end uses),
+    ``Session.create`` or ``Session.open``; pass it explicitly to whatever
+    needs it (there is no global session).
     """
 
     def __init__(self, path: Path, config: SessionConfig, read_only: bool = False) -> None:
@@ -119,6 +128,63 @@ class Session:
         if not read_only:
             remove_stale_temporaries(path)
         return cls(path, config, read_only=read_only)
+
+    @classmethod
+    def open_or_create(cls, path: str | Path, data: DataConfig | None = None,
+                       config: SessionConfig | None = None, labels: str | Path | None = None,
+                       reopen: bool = True) -> Session:
+        """Open the session in ``path``, or create it for ``data``, and import its first labels.
+
+        The source is opened before this returns, so a bad one fails here. The labels a
+        catalogue source carries are imported into a session without label history
+        (``import_catalogue_labels``), then the label file ``labels``.
+
+        Parameters
+        ----------
+        path
+            The session folder (``~`` is expanded).
+        data
+            The data source and how to read it, for a new session (``resolve_source`` makes the
+            source absolute); given for an existing session, its source must be the session's.
+            None: only open.
+        config
+            The other settings of a new session (default: ``SessionConfig()``); an existing
+            session keeps its own.
+        labels
+            A CSV/ECSV label file to import.
+        reopen
+            False refuses a folder that holds a session already (``anomalymatch init``).
+
+        Raises
+        ------
+        SessionError
+            No session in ``path`` and no data source; a session of another source; with
+            ``reopen=False``, a session exists already.
+        AnomalyMatchError, OSError
+            A bad source or label file; the session is closed again (a new one stays created).
+        """
+        path = Path(path).expanduser()
+        if data is not None:
+            data = dataclasses.replace(data, source=resolve_source(data.source))
+        if reopen and (path / CONFIG_FILE).exists():
+            session = cls.open(path)
+            if data is not None and data.source != session.config.data.source:
+                session.close()
+                raise SessionError(f"{path}: this session reviews {session.config.data.source}, not "
+                                   f"{data.source}; choose an empty folder for a new session")
+        elif data is not None:
+            session = cls.create(path, (config or SessionConfig()).replace(data=data))
+        else:
+            raise SessionError(f"{path}: not a session folder yet; choose a data source to create one")
+        try:
+            _ = session.collection  # an existing session's source may be gone: say so now
+            session.import_catalogue_labels()
+            if labels is not None:
+                session.import_labels(labels)
+        except (AnomalyMatchError, OSError):
+            session.close()
+            raise
+        return session
 
     def close(self) -> None:
         self.labels.close()
@@ -192,6 +258,26 @@ class Session:
 
         pairs = read_label_file(Path(path), self.collection, skip_unknown=self.config.data.on_error == "skip")
         return len(self.labels.set_many(pairs, cycle=self.cycle, source=source))
+
+    def import_catalogue_labels(self) -> int:
+        """Store the labels a catalogue source carries, into a session with no label history only.
+
+        Reopening a session never brings back a catalogue label that was changed or undone
+        since.  Returns the number of labels stored.
+        """
+        labels = getattr(self.collection, "labels", None)
+        if not labels or self.labels.history():
+            return 0
+        return len(self.labels.set_many(labels.items(), source="catalogue"))
+
+    def check_trainable(self) -> None:
+        """Raise ``ConfigError`` unless the session has at least one anomaly and one normal label."""
+        counts = self.labels.counts()
+        if counts["anomaly"] == 0 or counts["normal"] == 0:
+            raise ConfigError(
+                f"training needs at least one anomaly and one normal label; the session has "
+                f"{counts['anomaly']} anomalies and {counts['normal']} normal images. Label some "
+                "(or import a label file) first")
 
     def labelled(self) -> tuple[np.ndarray, np.ndarray]:
         """Indices and labels (0 normal, 1 anomaly) of every labelled image."""
@@ -269,8 +355,8 @@ class Session:
         The model continues from the previous cycle.  Stopping early (closing
         the generator) still saves a usable checkpoint of the iterations done.
         """
+        self.check_trainable()
         labelled_idx, labels = self.labelled()
-        _check_trainable(labels)
         pool = self._unlabelled_pool(labelled_idx)
         data = yield from self._load_training_data(labelled_idx, labels, pool)
         trainer = self.trainer
@@ -471,15 +557,6 @@ def rank(scores: np.ndarray, candidates: np.ndarray, order: str, seed: int = 0) 
         key = -values
     key = np.where(missing, np.inf, key)
     return candidates[np.lexsort((candidates, key))]
-
-
-def _check_trainable(labels: np.ndarray) -> None:
-    anomalies, normal = int((labels == ANOMALY).sum()), int((labels == NORMAL).sum())
-    if anomalies == 0 or normal == 0:
-        raise ConfigError(
-            f"training needs at least one anomaly and one normal label; the session has {anomalies} "
-            f"anomalies and {normal} normal images. Label some (or import a label file) first"
-        )
 
 
 def _check_source(config_file: Path, config: SessionConfig) -> None:

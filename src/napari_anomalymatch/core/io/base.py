@@ -1,4 +1,4 @@
-"""The one interface every image source offers, and the reader registry.
+"""The one interface every image source offers.
 
 An ``ImageCollection`` is a fixed-shape, random-access, lazily read set of
 images.  ``read(indices)`` always returns ``float32`` arrays shaped
@@ -10,27 +10,15 @@ open file handles are dropped on pickling and reopened on first use.
 from __future__ import annotations
 
 import abc
-import glob
 import hashlib
-import importlib
-import inspect
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import (
-    BadImageError,
-    ConfigError,
-    SourceNotFoundError,
-    UnknownIdError,
-    UnsupportedSourceError,
-)
-
-Source = str | Path | Sequence[str | Path]
+from ..errors import BadImageError, UnknownIdError
 
 
 class BadImageWarning(UserWarning):
@@ -195,172 +183,6 @@ class ImageCollection(abc.ABC):
         if batch is not None and position is not None and not already_nan:
             batch[position] = nan_image
         return nan_image
-
-
-# -- the reader registry -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reader:
-    """A named way of opening a source; ``target`` is ``module:function``."""
-
-    name: str
-    target: str
-    claims: Callable[[Path], bool]
-    description: str
-
-    def open(self, source: Any, **options: Any) -> ImageCollection:
-        """Open ``source``; an option this reader does not take is a ``ConfigError`` naming it.
-
-        Raises
-        ------
-        ConfigError
-            For options the reader's function does not take.
-        """
-        function = self._function()
-        accepted = self.option_names()
-        unknown = sorted(set(options) - {"on_error"} - set(accepted)) if accepted is not None else []
-        if unknown:
-            raise ConfigError(f"the {self.name} reader takes no option(s) {unknown}; it takes "
-                              f"{sorted(accepted) or 'none'}. Remove the others")
-        return function(source, **options)
-
-    def option_names(self) -> tuple[str, ...] | None:
-        """The options this reader takes (besides ``on_error``); None when it passes any on (sharded)."""
-        parameters = list(inspect.signature(self._function()).parameters.values())[1:]
-        if any(p.kind is p.VAR_KEYWORD for p in parameters):
-            return None
-        return tuple(p.name for p in parameters if p.kind is not p.VAR_KEYWORD and p.name != "on_error")
-
-    def _function(self) -> Callable[..., ImageCollection]:
-        module_name, function_name = self.target.split(":")
-        return getattr(importlib.import_module(module_name, package=__package__), function_name)
-
-
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fz", ".fits.fz")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
-HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
-CATALOGUE_SUFFIXES = (".csv", ".ecsv")
-
-
-def has_suffix(path: Path | str, suffixes: Sequence[str]) -> bool:
-    return str(path).lower().endswith(tuple(suffixes))
-
-
-def _claims_shards(path: Path) -> bool:
-    from .shardsource import is_shard_source
-
-    return is_shard_source(path)
-
-
-def _is_zarr(path: Path) -> bool:
-    return has_suffix(str(path).rstrip("/"), (".zarr",)) or (
-        path.is_dir() and ((path / ".zarray").exists() or (path / "zarr.json").exists()
-                           or (path / ".zgroup").exists())
-    )
-
-
-READERS: tuple[Reader, ...] = (
-    Reader("sharded", ".sharded:open_sharded", _claims_shards,
-           "many HDF5/Zarr/FITS-cube files (or image folders) as one collection: a glob, "
-           "a folder of them or a CSV list of shards"),
-    Reader("zarr", ".zarr:open_zarr", _is_zarr, "Zarr array of N images"),
-    Reader("hdf5", ".hdf5:open_hdf5", lambda p: has_suffix(p, HDF5_SUFFIXES),
-           "HDF5 dataset of N images or of encoded image bytes"),
-    Reader("fits", ".fits:open_fits", lambda p: has_suffix(p, FITS_SUFFIXES),
-           "FITS image, cube or multi-extension file"),
-    Reader("catalogue", ".catalogue:open_catalogue",
-           lambda p: has_suffix(p, CATALOGUE_SUFFIXES), "CSV/ECSV table of image paths"),
-    Reader("folder", ".files:open_files",
-           lambda p: p.is_dir() or has_suffix(p, IMAGE_SUFFIXES),
-           "folder, glob or list of PNG/JPEG/TIFF/FITS files"),
-)
-
-
-def reader_names() -> list[str]:
-    return [reader.name for reader in READERS]
-
-
-def find_reader(source: Source, reader: str = "auto") -> Reader:
-    """The reader for ``source``: the one named, or the first that claims it."""
-    by_name = {r.name: r for r in READERS}
-    if reader != "auto":
-        if reader not in by_name:
-            raise UnsupportedSourceError(
-                f"unknown reader {reader!r}; choose one of {sorted(by_name)} or 'auto'"
-            )
-        return by_name[reader]
-    if not isinstance(source, (str, Path)):
-        return by_name["folder"]  # an explicit list of files
-    text = str(source)
-    if glob.has_magic(text):
-        return by_name["sharded"] if _claims_shards(Path(text)) else by_name["folder"]
-    path = Path(text).expanduser()
-    for candidate in READERS:
-        if candidate.claims(path):
-            if not path.exists() and candidate.name != "zarr":
-                raise SourceNotFoundError(f"{path}: no such file or folder")
-            return candidate
-    if not path.exists():
-        raise SourceNotFoundError(f"{path}: no such file or folder")
-    known = ", ".join(FITS_SUFFIXES + HDF5_SUFFIXES + CATALOGUE_SUFFIXES + (".zarr",)
-                      + IMAGE_SUFFIXES)
-    raise UnsupportedSourceError(
-        f"{path}: no reader for this kind of file; expected a folder or one of {known}"
-    )
-
-
-def open_collection(source: Source, reader: str = "auto", on_error: str = "raise",
-                    **options: Any) -> ImageCollection:
-    """Open any supported source as an ``ImageCollection`` without reading pixels.
-
-    Parameters
-    ----------
-    source
-        A folder, a file (FITS, HDF5, Zarr, CSV/ECSV catalogue, image), a glob
-        pattern or a list of image files.
-    reader
-        A name from ``reader_names()`` or ``'auto'`` to choose by the source.
-    on_error
-        ``'raise'`` or ``'skip'`` (see ``ImageCollection.read``).
-    **options
-        Reader options, e.g. ``hdu=`` for FITS or ``dataset=`` for HDF5.
-
-    Raises
-    ------
-    SourceNotFoundError, UnsupportedSourceError, CorruptFileError, EmptyCollectionError
-    """
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip'; got {on_error!r}")
-    return find_reader(source, reader).open(source, on_error=on_error, **options)
-
-
-def expand_source(source: Source, suffixes: Sequence[str]) -> tuple[list[Path], Path | None]:
-    """Files named by a folder (recursively), a glob or a list, sorted, and their root."""
-    if not isinstance(source, (str, Path)):
-        return [Path(p).expanduser() for p in source], None
-    text = str(source)
-    if glob.has_magic(text):
-        paths = sorted(Path(p) for p in glob.glob(text, recursive=True)
-                       if has_suffix(p, suffixes))
-        return paths, _glob_root(text)
-    path = Path(text).expanduser()
-    if path.is_dir():
-        paths = sorted(p for p in path.rglob("*") if p.is_file() and has_suffix(p, suffixes)
-                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
-        return paths, path
-    if not path.exists():
-        raise SourceNotFoundError(f"{path}: no such file or folder")
-    return [path], path.parent
-
-
-def _glob_root(pattern: str) -> Path:
-    parts = []
-    for part in Path(pattern).parts:
-        if glob.has_magic(part):
-            break
-        parts.append(part)
-    return Path(*parts) if parts else Path(".")
 
 
 def parse_index_id(image_id: str, length: int, source: str) -> int:

@@ -18,13 +18,16 @@ import numpy as np
 
 from ..errors import (
     CorruptFileError,
+    DuplicateIdError,
     EmptyCollectionError,
     ShapeMismatchError,
     SourceNotFoundError,
     UnsupportedSourceError,
 )
-from .base import FITS_SUFFIXES, IMAGE_SUFFIXES, BadImageWarning, ImageCollection, Source, expand_source, has_suffix
+from .base import BadImageWarning, ImageCollection
 from .decode import decode_image_file
+from .fitsfile import fits_centre_coordinates, read_fits_image
+from .paths import FITS_SUFFIXES, IMAGE_SUFFIXES, Source, expand_source, has_suffix
 
 FILE_SUFFIXES = IMAGE_SUFFIXES + FITS_SUFFIXES
 
@@ -63,7 +66,7 @@ class FileListCollection(ImageCollection):
         self._ids = list(ids) if ids is not None else [self._path_id(p) for p in self.paths]
         if len(self._ids) != len(self.paths):
             raise ValueError(f"{self.source}: {len(self._ids)} ids for {len(self.paths)} files")
-        _check_unique(self._ids, self.source)
+        _check_unique(self._ids, self.source, explicit=ids is not None)
         self.columns = {k: np.asarray(v) for k, v in (columns or {}).items()}
         any_fits = any(has_suffix(p, FITS_SUFFIXES) for p in self.paths)
         self.value_range = None if any_fits else (0.0, 1.0)
@@ -88,8 +91,6 @@ class FileListCollection(ImageCollection):
         for name, values in self.columns.items():
             columns[name] = values[idx]
         if "ra" not in columns and any(has_suffix(self.paths[i], FITS_SUFFIXES) for i in idx):
-            from .fits import fits_centre_coordinates
-
             coords = [fits_centre_coordinates(self.paths[i], self.fits_options) for i in idx]
             columns["ra"] = np.array([c[0] for c in coords], dtype=np.float64)
             columns["dec"] = np.array([c[1] for c in coords], dtype=np.float64)
@@ -106,8 +107,6 @@ class FileListCollection(ImageCollection):
         if not path.exists():
             raise SourceNotFoundError(f"{path}: image file is missing (it was listed in {self.source})")
         if has_suffix(path, FITS_SUFFIXES):
-            from .fits import read_fits_image
-
             return read_fits_image(path, **self.fits_options)
         return decode_image_file(path)
 
@@ -183,11 +182,21 @@ def utf8_names(paths: list[Path], on_error: str, source: str) -> list[Path]:
     return kept
 
 
-def _check_unique(ids: Sequence[str], source: str) -> None:
-    if len(set(ids)) != len(ids):
-        seen: set[str] = set()
-        duplicate = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
-        raise ValueError(f"{source}: id {duplicate!r} appears more than once; ids must be unique")
+def _check_unique(ids: Sequence[str], source: str, explicit: bool) -> None:
+    """Refuse repeated ids, naming the first few, since labels, scores and exports are keyed by id."""
+    if len(set(ids)) == len(ids):
+        return
+    seen: set[str] = set()
+    repeated = list(dict.fromkeys(i for i in ids if i in seen or seen.add(i)))  # type: ignore[func-returns-value]
+    shown = ", ".join(repr(i) for i in repeated[:SHOWN_DUPLICATES])
+    more = f" and {len(repeated) - SHOWN_DUPLICATES} more" if len(repeated) > SHOWN_DUPLICATES else ""
+    fix = ("give every row its own id (or leave out the id column to use the file paths)" if explicit
+           else "list each file once")
+    verb = "appears" if len(repeated) == 1 else "appear"
+    raise DuplicateIdError(f"{source}: ids must be unique, but {shown}{more} {verb} more than once; {fix}")
+
+
+SHOWN_DUPLICATES = 5
 
 
 def _strip_path(err: Exception, path: Path) -> str:

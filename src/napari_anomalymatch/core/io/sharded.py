@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, ShapeMismatchError, UnknownIdError
-from .base import ImageCollection, NativeFormat, Source, find_reader
+from .base import ImageCollection, NativeFormat
+from .paths import Source
+from .registry import find_reader
 from .shardsizes import remember_sizes, with_known_sizes
 from .shardsource import Shard, list_shards
 

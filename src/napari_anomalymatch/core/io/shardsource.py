@@ -17,15 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, EmptyCollectionError, SourceNotFoundError
-from .base import (
-    CATALOGUE_SUFFIXES,
-    FITS_SUFFIXES,
-    HDF5_SUFFIXES,
-    IMAGE_SUFFIXES,
-    _glob_root,
-    _is_zarr,
-    has_suffix,
-)
+from .catalogue import column, read_table
+from .fitsfile import fits_stack_length
+from .paths import CATALOGUE_SUFFIXES, FITS_SUFFIXES, HDF5_SUFFIXES, IMAGE_SUFFIXES, glob_root, has_suffix, is_zarr
 
 SHARD_PATH_COLUMNS = ("path", "shard", "file", "filename")
 SHARD_READERS = ("hdf5", "zarr", "fits", "folder")
@@ -49,7 +43,7 @@ def is_shard_source(path: Path) -> bool:
     if not path.exists():
         return False
     if path.is_dir():
-        if _is_zarr(path):
+        if is_zarr(path):
             return False
         return _holds_containers(_visible_children(path))
     if has_suffix(path, CATALOGUE_SUFFIXES):
@@ -73,7 +67,7 @@ def list_shards(source: str | Path | list, hdu: object = None) -> tuple[list[Sha
     text = str(source)
     if glob.has_magic(text):
         paths = [Path(p) for p in sorted(glob.glob(text, recursive=True))]
-        return _shards_of(paths, _glob_root(text), hdu, text), text
+        return _shards_of(paths, glob_root(text), hdu, text), text
     path = Path(text).expanduser()
     if not path.exists():
         raise SourceNotFoundError(f"{path}: no such file or folder")
@@ -93,8 +87,6 @@ def read_shard_catalogue(path: Path) -> list[Shard]:
     Giving ``n_images`` for every shard lets the collection open without
     opening every shard; relative paths are relative to the catalogue.
     """
-    from .catalogue import column, read_table
-
     table = read_table(path)
     paths = column(table, SHARD_PATH_COLUMNS, path, required=True)
     names = column(table, ("name",), path)
@@ -134,7 +126,7 @@ def _holds_containers(paths: list[Path]) -> bool:
 
 
 def _kind(path: Path) -> str | None:
-    if _is_zarr(path):
+    if is_zarr(path):
         return "zarr"
     if path.is_file() and has_suffix(path, HDF5_SUFFIXES):
         return "hdf5"
@@ -155,8 +147,6 @@ def _reader_for(path: Path, hdu: object) -> str | None:
 
 
 def _is_fits_cube(path: Path, hdu: object = None) -> bool:
-    from .fits import fits_stack_length
-
     return fits_stack_length(path, hdu) is not None
 
 
@@ -237,12 +227,12 @@ def _is_shard_catalogue(path: Path) -> bool:
     lower = [h.strip().lower() for h in header]
     if "n_images" in lower:
         return True
-    column = next((lower.index(name) for name in SHARD_PATH_COLUMNS if name in lower), None)
-    if column is None or first is None or column >= len(first):
+    path_column = next((lower.index(name) for name in SHARD_PATH_COLUMNS if name in lower), None)
+    if path_column is None or first is None or path_column >= len(first):
         return False
-    text = first[column].strip().strip('"')
+    text = first[path_column].strip().strip('"')
     candidate = Path(text) if Path(text).is_absolute() else path.parent / text
-    return has_suffix(text.rstrip("/"), (*HDF5_SUFFIXES, ".zarr")) or _is_zarr(candidate)
+    return has_suffix(text.rstrip("/"), (*HDF5_SUFFIXES, ".zarr")) or is_zarr(candidate)
 
 
 def _first_rows(path: Path) -> tuple[list[str], list[str] | None]:
