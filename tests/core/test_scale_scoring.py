@@ -74,7 +74,8 @@ def test_a_killed_run_resumes_by_skipping_finished_shards(tmp_path):
     model = session.trainer.scoring_model
     fresh = run_to_end(score_collection(model, session.collection, session.normaliser, 32,
                                         session.config.score))
-    np.testing.assert_allclose(result.scores, fresh.scores, rtol=0, atol=1e-6)
+    # float32 sums differ in the last bits with the batch a shard's images land in (1.3e-6 seen)
+    np.testing.assert_allclose(result.scores, fresh.scores, rtol=0, atol=1e-5)
     assert isinstance(result.scores, np.memmap)  # the scores are not held in memory
 
 
