@@ -116,7 +116,7 @@ def test_a_checkpoint_restores_the_network_and_its_morphology(trained):
 def test_a_checkpoint_of_the_probe_head_is_refused_with_what_to_do(trained):
     probe_trainer = Trainer(ModelConfig(image_size=32), TrainConfig(head="probe", iterations=1, batch_size=4),
                             in_chans=1, device=CPU)
-    with pytest.raises(CheckpointError, match=r"train.head = 'classifier', 'probe' or 'ensemble'.*'lpft'"):
+    with pytest.raises(CheckpointError, match=r"train.head = 'classifier' or 'probe' or 'ensemble'.*'lpft'"):
         trained[0].load_state_dict(probe_trainer.state_dict(), 1, 1)
-    with pytest.raises(CheckpointError, match=r"trained with train.head = 'lpft'.*asks for 'probe'"):
+    with pytest.raises(CheckpointError, match=r"trained with train.head = 'lpft\+probe' or 'lpft'.*asks for 'probe'"):
         probe_trainer.load_state_dict(trained[0].state_dict(), 1, 1)

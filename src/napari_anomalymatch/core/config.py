@@ -24,7 +24,9 @@ ON_ERROR = ("raise", "skip")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 WEAK_PASSES = ("joint", "separate")
-HEADS = ("lpft", "classifier", "probe", "ensemble")
+HEADS = ("lpft+probe", "lpft", "classifier", "probe", "ensemble")
+# Heads whose trained network is an ``lpft.ProbedNetwork`` (the others train the classifier).
+LPFT_HEADS = ("lpft+probe", "lpft")
 PROBE_FEATURES = ("pretrained", "fine-tuned")
 PROBE_VIEWS = ("auto", "dihedral", "flip", "none")
 AUTO = "auto"  # a setting the engine chooses from the data
@@ -198,7 +200,12 @@ class TrainConfig:
         new head (the paper's single learning rate)."""
         if self.backbone_lr_scale is not None:
             return self.backbone_lr_scale
-        return 0.1 if self.head == "lpft" else 1.0
+        return 0.1 if self.trains_lpft else 1.0
+
+    @property
+    def trains_lpft(self) -> bool:
+        """Whether FixMatch trains the probe-initialised network (else the classifier)."""
+        return self.head in LPFT_HEADS
 
     def uses_morphology(self, in_chans: int) -> bool:
         """Whether the probe reads morphology statistics of images with ``in_chans`` channels."""

@@ -30,7 +30,7 @@ from .io.catalogue import CatalogueCollection, column, open_catalogue, read_tabl
 from .labels import ANOMALY, NORMAL, UNLABELED, parse_label
 from .loading import LoadProgress, load_images
 from .metrics import ranking_metrics
-from .probe import AnomalyScorer, embed_views
+from .probe import ENSEMBLE_PARTS, AnomalyScorer, embed_views, ensemble_log_odds
 from .scoring import score_components
 from .session import ORDERS, rank
 from .training import Trainer, TrainingData, TrainProgress
@@ -256,10 +256,11 @@ def _all_components(scorer: AnomalyScorer, parts: dict[str, np.ndarray], images:
 
 
 def _head_scores(parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Log-odds of every head the parts give: classifier, probe and their ensemble."""
+    """Log-odds of every head the parts give: the network's, the probe's and their ensemble."""
     heads = dict(parts)
-    if "probe" in parts and "classifier" in parts:
-        heads["ensemble"] = (parts["classifier"] + parts["probe"]) / 2
+    for head, needed in ENSEMBLE_PARTS.items():
+        if all(name in parts for name in needed):
+            heads[head] = ensemble_log_odds(parts, head)
     return heads
 
 

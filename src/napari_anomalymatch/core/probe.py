@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import dihedral
-from .config import HEADS, PROBE_LAYERS
+from .config import HEADS, LPFT_HEADS, PROBE_LAYERS
 from .errors import CheckpointError, ConfigError
 from .morphology import MORPHOLOGY_STATISTICS, morphology_statistics
 
@@ -161,11 +161,10 @@ class FrozenEmbedder(nn.Module):
 class AnomalyScorer(nn.Module):
     """The EMA network plus (optionally) the probe; forward gives ``[0, z]`` logits.
 
-    ``head``: ``lpft`` (the network is an ``lpft.ProbedNetwork``, the default score),
-    ``classifier`` (the paper's fine-tuned classifier), ``probe`` (the linear probe alone), or
-    ``ensemble`` (the mean of the classifier's and the probe's anomaly logits, each a log-odds,
-    so the result is a geometric mean of the odds). ``frozen``: the embedder the probe was
-    fitted on (None: the network's own embedding).
+    ``head``: ``lpft`` (the network is an ``lpft.ProbedNetwork``), ``classifier`` (the paper's
+    fine-tuned classifier), ``probe`` (the linear probe alone), or an ensemble of the network and
+    the probe (``ensemble_log_odds``): ``lpft+probe`` or ``ensemble`` (with the classifier).
+    ``frozen``: the embedder the probe was fitted on (None: the network's own embedding).
     """
 
     def __init__(self, model: nn.Module, probe: LinearProbe | None, head: str = "probe",
@@ -175,7 +174,7 @@ class AnomalyScorer(nn.Module):
             raise ValueError(f"head must be one of {HEADS}; got {head!r}")
         self.model = model
         self.probe = probe
-        self.head = head if probe is not None or head == "lpft" else "classifier"
+        self.head = head if probe is not None else ("lpft" if head in LPFT_HEADS else "classifier")
         self.frozen = frozen if probe is not None else None
 
     @property
@@ -209,8 +208,7 @@ class AnomalyScorer(nn.Module):
 
     def needed_components(self) -> tuple[str, ...]:
         """The components the head's score is made of."""
-        return {"lpft": ("lpft",), "classifier": ("classifier",), "probe": ("probe",)}.get(
-            self.head, ("classifier", "probe"))
+        return ENSEMBLE_PARTS.get(self.head, (self.head,))
 
     def probe_embedder(self) -> nn.Module:
         """What the probe's features come from: the frozen embedder, or else the model."""
@@ -223,9 +221,19 @@ class AnomalyScorer(nn.Module):
         elif self.head == "probe":  # only the probe's network runs
             z = self.probe(self.probe_embedder().embed(images))
         else:
-            parts = self.components(images)
-            z = (parts["classifier"] + parts["probe"]) / 2
+            z = ensemble_log_odds(self.components(images), self.head)
         return torch.stack([torch.zeros_like(z), z], dim=1)
+
+
+# The components each ensemble head averages: the trained network's and the probe's.
+ENSEMBLE_PARTS = {"lpft+probe": ("lpft", "probe"), "ensemble": ("classifier", "probe")}
+
+
+def ensemble_log_odds(components: dict, head: str):
+    """The ensemble ``head``'s anomaly log-odds from its components' (tensors or arrays): their
+    mean, so its odds are the geometric mean of the parts' odds."""
+    network, probe = ENSEMBLE_PARTS[head]
+    return (components[network] + components[probe]) / 2
 
 
 # The dihedral elements (see ``augment.dihedral``) a probe is fitted on, by ``TrainConfig.probe_views``.

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .augment import strong_augment, weak_augment
-from .config import ModelConfig, TrainConfig
+from .config import HEADS, LPFT_HEADS, ModelConfig, TrainConfig
 from .errors import CheckpointError, ConfigError
 from .fixmatch import FixMatchBatch, fixmatch_step
 from .labels import ANOMALY, NORMAL
@@ -91,7 +91,7 @@ class Trainer:
         self._starting_model = copy.deepcopy(built.model).to(self.device, memory_format=torch.channels_last)
         self._starting_model.eval().requires_grad_(False)
         network = (ProbedNetwork(built.model, train_config.uses_morphology(in_chans))
-                   if train_config.head == "lpft" else built.model)
+                   if train_config.trains_lpft else built.model)
         self.model: AnomalyClassifier | ProbedNetwork = network.to(self.device, memory_format=torch.channels_last)
         from timm.utils import ModelEmaV3
 
@@ -265,8 +265,9 @@ class Trainer:
         network's morphology from the checkpoint, as the probe's is."""
         saved_lpft = "head.weight" in model_state
         if saved_lpft != isinstance(self.model, ProbedNetwork):
-            saved, wanted = ("'lpft'", f"{self.config.head!r}") if saved_lpft else (
-                "'classifier', 'probe' or 'ensemble'", "'lpft'")
+            kinds = (LPFT_HEADS, tuple(h for h in HEADS if h not in LPFT_HEADS))
+            saved = " or ".join(repr(h) for h in kinds[0 if saved_lpft else 1])
+            wanted = repr(self.config.head)
             raise CheckpointError(
                 f"the checkpoint's network was trained with train.head = {saved}, but this session asks for "
                 f"{wanted}; set train.head back in session.toml to continue it, or start a new session "
