@@ -160,11 +160,11 @@ class AnomalyMatchController:
         The names are ``SessionConfig.with_settings``'s; data settings are chosen when a session
         is created (``load``) or in the Data panel.
         """
-        config = self.config.with_settings(**settings)
-        if config.data != self.config.data:
-            data = sorted(set(settings) & set(setting_names("data")))
+        data = sorted(set(settings) & set(setting_names("data")))
+        if data:  # even when the value is the session's: it cannot be changed here
             raise ConfigError(f"{data} are data settings: choose them when the session is created "
                               "(load(normalisation=, reader=, options=) or the Data panel)")
+        config = self.config.with_settings(**settings)
         return self.configure(model=config.model, train=config.train, score=config.score)
 
     @property
