@@ -30,6 +30,15 @@ def rows(path: Path) -> list[str]:
     return lines
 
 
+def final_row(path: Path) -> str:
+    """One line per run: its variant and every head's ranking after the last cycle."""
+    result = json.loads(path.read_text())
+    last = result["cycles"][-1]["head_metrics"]
+    heads = "; ".join(f"{head} {m['auroc']:.3f} / {m['auprc']:.3f}" for head, m in last.items())
+    follows = result.get("oracle_follows", result["settings"]["train"]["head"])
+    return f"| {path.stem} | {result.get('variant', '')} | {follows} | {heads} |"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="+", type=Path)
@@ -42,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
              "train s/iteration |", "|---|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(args.results):
         lines.extend(rows(path))
+    lines += ["", "After the last cycle (a run's `variant` says what it changed; the oracle followed the "
+              "head named):", "", "| file | variant | oracle followed | heads (AUROC / AUPRC) |", "|---|---|---|---|"]
+    lines.extend(final_row(path) for path in sorted(args.results))
     args.out.write_text("\n".join(lines) + "\n")
     print(args.out.read_text())
     return 0

@@ -22,6 +22,7 @@ Writes ``benchmarks/results/review_latency.json``.  Uses Xvfb when no display is
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -195,6 +196,7 @@ def main() -> int:
     import napari
 
     results = []
+    load_before = os.getloadavg()  # the machine is shared: say how busy it was
     with display(), tempfile.TemporaryDirectory() as tmp:
         for size in SIZES:
             results.append(measure(size, Path(tmp)))
@@ -202,7 +204,7 @@ def main() -> int:
     report = {"benchmark": "review_latency", "target_median_ms": 50, "target_max_gap_ms": 200, "results": results,
               "napari": napari.__version__, "python": platform.python_version(),
               "machine": f"{platform.machine()}, {cpu_model()}",
-              "pace_seconds": PACE_SECONDS}
+              "pace_seconds": PACE_SECONDS, "load_average": {"before": load_before, "after": os.getloadavg()}}
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(report, indent=1) + "\n")
     print(f"written {RESULT}")
