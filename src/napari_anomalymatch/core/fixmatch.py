@@ -4,9 +4,10 @@
 its parts; the trainer does ``backward``, the optimiser step and the EMA
 update.  By default (``weak_pass='separate'``) the weak views are scored in a
 gradient-free pass of their own, since their logits are detached anyway, and
-labelled and strong views share the training pass: about half the cost of a
-step on a CPU, with pseudo-labels at least as good in our runs (FIRST, Bent,
-cycle 1: classifier AUROC 0.68 against 0.63 for the joint pass).
+labelled and strong views share the training pass: a cheaper step, since no
+graph is kept for the weak views, and pseudo-labels were at least as good when the
+two were compared on FIRST (``benchmarks/ablation.py``'s ``joint-weak-pass`` trial
+measures it again).
 ``weak_pass='joint'`` puts all three in one batch, as FixMatch does.
 """
 
