@@ -1,0 +1,288 @@
+"""Rewrite the result tables of the README and docs/ from the files in ``benchmarks/results/``.
+
+Figures in the documentation are never typed by hand: each table sits between
+``<!-- results:NAME -->`` and ``<!-- /results -->`` and is rendered here from the result file
+it names. Where a benchmark script already renders its own Markdown (``quality.md``,
+``ablation.md``, ``feature_ceiling.md``, ``lpft_first.md``) that file is included as it is.
+
+Usage::
+
+    python benchmarks/render_docs.py           # rewrite the blocks of README.md and docs/*.md
+    python benchmarks/render_docs.py --check   # exit 1 naming the documents that are out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from quality import summarise  # noqa: E402  (the same means as quality.md's)
+
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+BLOCK = re.compile(r"(?P<open><!-- results:(?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(?P<close><!-- /results -->)",
+                   re.DOTALL)
+DATASET_NAMES = {"first": "FIRST radio galaxies", "cifar10": "CIFAR-10"}
+
+
+def documents(root: Path = ROOT) -> list[Path]:
+    """The Markdown files whose result blocks this script owns."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+class Links:
+    """Relative links from one document to the result files, so a block renders the same path
+    correctly in README.md and in docs/."""
+
+    def __init__(self, document: Path, results: Path) -> None:
+        self.document = document
+        self.results = results
+
+    def path(self, name: str) -> Path:
+        path = self.results / name
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: result file not found; run the benchmark that writes it "
+                                    f"(see benchmarks/*.py) or remove its block from {self.document}")
+        return path
+
+    def link(self, name: str) -> str:
+        target = os.path.relpath(self.path(name), self.document.parent).replace(os.sep, "/")
+        return f"[`{name}`]({target})"
+
+    def json(self, name: str) -> dict:
+        return json.loads(self.path(name).read_text())
+
+    def text(self, name: str) -> str:
+        return self.path(name).read_text()
+
+
+# -- the blocks ------------------------------------------------------------------------------
+
+
+def quality_summary(links: Links) -> str:
+    """The README's one table: each dataset's mean over all runs beside the paper's figures."""
+    data = links.json("quality.json")
+    lines = ["| data | runs | AUROC | AUPRC | precision in the top 1 % |", "|---|---|---|---|---|"]
+    for name, entry in data["datasets"].items():
+        s = summarise(entry["runs"])
+        lines.append(f"| {DATASET_NAMES.get(name, name)} ({', '.join(entry.get('classes', []))} in turn) "
+                     f"| {len(entry['runs'])} | {_pm(s, 'auroc', 3)} | {_pm(s, 'auprc', 3)} "
+                     f"| {_pm(s, 'precision_top1pct', 2)} |")
+        paper = data.get("paper", {}).get(name)
+        if paper:
+            lines.append(f"| paper ({paper['dataset']}) | | {_num(paper['auroc'], 2)} | {_num(paper['auprc'], 2)} "
+                         f"| {_num(paper.get('precision_top1pct'), 2)} |")
+    return "\n".join(lines) + f"\n\nFrom {links.link('quality.json')}.\n"
+
+
+def quality(links: Links) -> str:
+    """quality.md's table (quality.py renders it), and the options each dataset's runs used."""
+    table = [line for line in links.text("quality.md").splitlines() if line.startswith("|")]
+    data = links.json("quality.json")
+    settings = data["settings"]
+    options = [f"* {DATASET_NAMES.get(name, name)}: `{' '.join(opts) or '(none)'}`; "
+               f"{_run_settings(data['datasets'][name]['runs'])}; seeds "
+               f"{', '.join(map(str, settings.get('seeds', {}).get(name, [])))}; package source "
+               f"{', '.join(f'`{code[:7]}`' for code in settings.get('package_code', {}).get(name, []))}"
+               for name, opts in settings.get("dataset_options", {}).items()]
+    return ("\n".join(table) + f"\n\nProtocol `{' '.join(settings['protocol'])}`; options beyond it, per dataset:\n\n"
+            + "\n".join(options) + f"\n\nFrom {links.link('quality.md')} and {links.link('quality.json')}.\n")
+
+
+def included(name: str) -> Callable[[Links], str]:
+    """A block that is a benchmark's own Markdown, included whole."""
+
+    def render(links: Links) -> str:
+        return links.text(name).rstrip("\n") + f"\n\nFrom {links.link(name)}.\n"
+
+    return render
+
+
+def speed(links: Links) -> str:
+    data = links.json("speed.json")
+    machine = data.get("machine", {})
+    parts = [f"On {machine.get('cpus', '?')} CPU threads (Python {machine.get('python', '?')}); "
+             "whole pipeline: read, decode, normalise, resize, model."]
+    if data.get("training"):
+        rows = [f"| {e['size']} px | {e.get('head', 'classifier')} | {e['seconds_per_iteration']:.2f} "
+                f"| {e['images_per_iteration']} | {e['peak_rss_mb']:.0f} |" for e in data["training"]]
+        parts.append("| training | network trained | s per iteration | images per iteration | peak MB |\n"
+                     "|---|---|---|---|---|\n" + "\n".join(rows))
+    if data.get("scoring"):
+        parts.append(_pivot(data["scoring"], "format", "scoring, images/s"))
+    for section, key in (("heads", "head"), ("probe_features", "head"), ("paths", "path")):
+        if data.get(section):
+            parts.append(_pivot(data[section], key, f"scoring uint8 HDF5 by {section.replace('_', ' ')}, images/s"))
+    if data.get("memory"):
+        rows = [f"| {e['n_images']:,} | {e['images_per_second']:.0f} | {e['peak_rss_mb']:.0f} |"
+                for e in data["memory"]]
+        parts.append("| scoring uint8 HDF5 at 64 px, images | images/s | peak MB |\n|---|---|---|\n" + "\n".join(rows))
+    if data.get("agreement"):
+        parts.append(_records(data["agreement"], "bf16 against float32 scores"))
+    return "\n\n".join(parts) + f"\n\nFrom {links.link('speed.json')}.\n"
+
+
+def scale(links: Links) -> str:
+    data = links.json("scale.json")
+    backends = list(dict.fromkeys(run["backend"] for run in data["runs"]))
+    sizes = sorted({run["n_images"] for run in data["runs"]})
+    cells = {(run["n_images"], run["backend"]): run for run in data["runs"]}
+    lines = ["| images | " + " | ".join(backends) + " |", "|---|" + "---|" * len(backends)]
+    for n in sizes:
+        row = [_scale_cell(cells.get((n, backend))) for backend in backends]
+        lines.append(f"| {n:,} | " + " | ".join(row) + " |")
+    return (data.get("description", "") + "\n\n" + "\n".join(lines)
+            + f"\n\nFrom {links.link('scale.json')}.\n")
+
+
+def review_latency(links: Links) -> str:
+    data = links.json("review_latency.json")
+    lines = ["| cutout | key presses | median ms | p90 ms | max ms |", "|---|---|---|---|---|"]
+    for entry in data["results"]:
+        for pace, label in (("paced", f"every {data.get('pace_seconds', '?')} s"), ("burst", "key held down")):
+            t = entry[pace]
+            lines.append(f"| {entry['image_size']} px | {label} | {t['median_ms']:.1f} | {t['p90_ms']:.1f} "
+                         f"| {t['max_ms']:.1f} |")
+    return (f"From a key press to the next candidate drawn (target: median under {data['target_median_ms']} ms; "
+            f"napari {data.get('napari', '?')}, {data.get('machine', '?')}):\n\n" + "\n".join(lines)
+            + f"\n\nFrom {links.link('review_latency.json')}.\n")
+
+
+def reader_open(links: Links) -> str:
+    d = links.json("reader_open.json")
+    shape = "×".join(map(str, d["image_shape"]))
+    return ("| images | image | reader and layer data, s | `viewer.open` until drawn, s | target, s |\n"
+            "|---|---|---|---|---|\n"
+            f"| {d['n_images']:,} | {shape} | {d['get_reader_and_layer_data_s']:.2f} "
+            f"| {d['viewer_open_until_drawn_s']:.2f} | {d['target_s']:.1f} |\n\n"
+            f"From {links.link('reader_open.json')}.\n")
+
+
+FAULT_OUTCOMES = ("works", "clear error", "unclear error", "traceback", "silent wrong result", "unexpected error")
+
+
+def faults(links: Links) -> str:
+    data = links.json("faults.json")
+    lines = ["| outcome | cases |", "|---|---|"]
+    lines += [f"| {outcome} | {data[outcome]} |" for outcome in FAULT_OUTCOMES if outcome in data]
+    lines.append(f"| **tried** | {data['cases_tried']} |")
+    return "\n".join(lines) + f"\n\nEach case, with what it printed, in {links.link('faults.json')}.\n"
+
+
+BLOCKS: dict[str, Callable[[Links], str]] = {
+    "quality-summary": quality_summary,
+    "quality": quality,
+    "ablation": included("ablation.md"),
+    "feature-ceiling": included("feature_ceiling.md"),
+    "lpft": included("lpft_first.md"),
+    "speed": speed,
+    "scale": scale,
+    "review-latency": review_latency,
+    "reader-open": reader_open,
+    "faults": faults,
+}
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _pm(summary: dict, key: str, digits: int) -> str:
+    return f"{summary[key + '_mean']:.{digits}f} ± {summary[key + '_std']:.{digits}f}"
+
+
+def _pivot(entries: list[dict], key: str, title: str) -> str:
+    """Images/s with one row per ``key`` and one column per image size."""
+    sizes = sorted({e["size"] for e in entries})
+    cells = {(e[key], e["size"]): e["images_per_second"] for e in entries}
+    names = list(dict.fromkeys(e[key] for e in entries))
+    lines = [f"| {title} | " + " | ".join(f"{s} px" for s in sizes) + " |", "|---|" + "---|" * len(sizes)]
+    for name in names:
+        row = [f"{cells[(name, s)]:.0f}" if (name, s) in cells else "–" for s in sizes]
+        lines.append(f"| {name} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def _records(entries: list[dict], title: str) -> str:
+    """A table of flat records whose keys this script does not know in advance."""
+    keys = list(dict.fromkeys(k for e in entries for k, v in e.items() if not isinstance(v, dict | list)))
+    lines = [f"{title}:", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for e in entries:
+        lines.append("| " + " | ".join(_cell(e.get(k)) for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "" if value is None else str(value)
+
+
+def _run_settings(runs: list[dict]) -> str:
+    """The score head and the oracle's review order the runs recorded (several if they differ)."""
+    def values(get) -> str:
+        found = list(dict.fromkeys(str(get(run.get("settings", {}))) for run in runs))
+        return " / ".join(f"`{value}`" for value in found)
+
+    return (f"score head {values(lambda s: s.get('train', {}).get('head'))}, oracle order "
+            f"{values(lambda s: s.get('oracle', {}).get('order'))}")
+
+
+def _scale_cell(run: dict | None) -> str:
+    if run is None:
+        return "not run"
+    return f"{run['images_per_second']:.0f} images/s, {run['seconds']:.0f} s, peak {run['peak_rss_mb'] / 1000:.1f} GB"
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+def render(text: str, document: Path, results: Path = RESULTS) -> str:
+    """``text`` with every result block rendered afresh from ``results``."""
+    links = Links(document, results)
+
+    def block(match: re.Match) -> str:
+        name = match["name"]
+        if name not in BLOCKS:
+            raise KeyError(f"{document}: unknown result block {name!r}; known: {sorted(BLOCKS)}")
+        return match["open"] + BLOCKS[name](links) + match["close"]
+
+    return BLOCK.sub(block, text)
+
+
+def stale(paths: list[Path], results: Path = RESULTS) -> list[Path]:
+    """The documents whose blocks differ from what ``results`` renders."""
+    return [path for path in paths if render(path.read_text(), path, results) != path.read_text()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a document is out of date")
+    args = parser.parse_args(argv)
+    paths = documents()
+    if args.check:
+        out_of_date = stale(paths)
+        for path in out_of_date:
+            print(f"{path}: out of date with benchmarks/results/; run python benchmarks/render_docs.py")
+        return 1 if out_of_date else 0
+    for path in paths:
+        text = path.read_text()
+        rendered = render(text, path)
+        if rendered != text:
+            path.write_text(rendered)
+            print(f"rewrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
