@@ -23,6 +23,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from ablation import TRIALS  # noqa: E402
 from quality import summarise  # noqa: E402  (the same means as quality.md's)
 
 ROOT = HERE.parent
@@ -105,6 +106,17 @@ def included(name: str) -> Callable[[Links], str]:
     return render
 
 
+def ablation_not_run(links: Links) -> str:
+    """The trials ``ablation.py`` defines that ``ablation.json`` has no run of, per dataset."""
+    records = links.json("ablation.json")["records"]
+    runs = {(r["dataset"], r["trial"]) for r in records}
+    datasets = list(dict.fromkeys(r["dataset"] for r in records))
+    lines = [f"* {DATASET_NAMES.get(d, d)}: "
+             + (", ".join(f"`{t}`" for t in TRIALS if (d, t) not in runs) or "none") for d in datasets]
+    return ("Trials in `benchmarks/ablation.py` without a run in "
+            f"{links.link('ablation.json')} yet:\n\n" + "\n".join(lines) + "\n")
+
+
 def speed(links: Links) -> str:
     data = links.json("speed.json")
     machine = data.get("machine", {})
@@ -180,6 +192,7 @@ BLOCKS: dict[str, Callable[[Links], str]] = {
     "quality-summary": quality_summary,
     "quality": quality,
     "ablation": included("ablation.md"),
+    "ablation-not-run": ablation_not_run,
     "feature-ceiling": included("feature_ceiling.md"),
     "lpft": included("lpft_first.md"),
     "speed": speed,
