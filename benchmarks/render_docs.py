@@ -162,9 +162,26 @@ def review_latency(links: Links) -> str:
             t = entry[pace]
             lines.append(f"| {entry['image_size']} px | {label} | {t['median_ms']:.1f} | {t['p90_ms']:.1f} "
                          f"| {t['max_ms']:.1f} |")
-    return (f"From a key press to the next candidate drawn (target: median under {data['target_median_ms']} ms; "
-            f"napari {data.get('napari', '?')}, {data.get('machine', '?')}):\n\n" + "\n".join(lines)
-            + f"\n\nFrom {links.link('review_latency.json')}.\n")
+    text = (f"From a key press to the next candidate drawn (target: median under {data['target_median_ms']} ms; "
+            f"napari {data.get('napari', '?')}, {data.get('machine', '?')}):\n\n" + "\n".join(lines))
+    cycles = [(e["image_size"], e["training_cycle"]) for e in data["results"] if "training_cycle" in e]
+    if cycles:
+        rows = [f"| {size} px | {c['run_seconds']:.0f} | {c['median_gap_ms']:.1f} | {c['p95_gap_ms']:.1f} "
+                f"| {c['max_gap_ms']:.1f} |" for size, c in cycles]
+        text += (f"\n\nWhile a training cycle and scoring run in the worker, the gaps between the ticks of a "
+                 f"{cycles[0][1]['timer_ms']} ms timer (target: the longest under "
+                 f"{data.get('target_max_gap_ms', '?')} ms):\n\n"
+                 "| cutout | cycle s | median gap ms | p95 gap ms | max gap ms |\n|---|---|---|---|---|\n"
+                 + "\n".join(rows))
+    if "load_average" in data:
+        load = data["load_average"]
+        text += (f"\n\nLoad average (1, 5, 15 min) before: {_loads(load['before'])}; "
+                 f"after: {_loads(load['after'])}.")
+    return text + f"\n\nFrom {links.link('review_latency.json')}.\n"
+
+
+def _loads(values: list[float]) -> str:
+    return ", ".join(f"{v:.1f}" for v in values)
 
 
 def reader_open(links: Links) -> str:

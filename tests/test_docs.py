@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import shutil
 import sys
@@ -88,3 +89,18 @@ def test_readme_shows_the_two_set_up_commands_ci_runs():
     setup = readme.split("## Set-up on a fresh machine")[1].split("\n## ")[0]
     assert re.findall(r"```bash\n(.*?)\n```", setup) == ["make demo", "make test"]
     assert "make test" in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_review_latency_shows_the_gaps_during_a_cycle_once_recorded(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "benchmarks" / "results", results)
+    path = results / "review_latency.json"
+    data = json.loads(path.read_text())
+    data["load_average"] = {"before": [1.25, 1.0, 0.5], "after": [2.0, 1.5, 1.0]}
+    for entry in data["results"]:
+        entry["training_cycle"] = {"timer_ms": 50, "run_seconds": 61.0, "median_gap_ms": 50.1,
+                                   "p95_gap_ms": 60.2, "max_gap_ms": 187.5}
+    path.write_text(json.dumps(data))
+    text = render_docs.review_latency(render_docs.Links(tmp_path / "README.md", results))
+    assert "| 64 px | 61 | 50.1 | 60.2 | 187.5 |" in text
+    assert "before: 1.2, 1.0, 0.5" in text
