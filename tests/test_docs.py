@@ -104,3 +104,13 @@ def test_review_latency_shows_the_gaps_during_a_cycle_once_recorded(tmp_path):
     text = render_docs.review_latency(render_docs.Links(tmp_path / "README.md", results))
     assert "| 64 px | 61 | 50.1 | 60.2 | 187.5 |" in text
     assert "before: 1.2, 1.0, 0.5" in text
+
+
+def test_readme_key_table_lists_every_review_key():
+    from napari_anomalymatch._napari.keys import REVIEW_KEYS
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("| key | action |")[1].split("\n\n")[0]
+    spelled = {"Right": "→", "Left": "←"}
+    missing = [key for key in REVIEW_KEYS if spelled.get(key, key) not in table]
+    assert not missing, f"README's key table does not mention {missing}"

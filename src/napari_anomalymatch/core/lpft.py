@@ -1,4 +1,4 @@
-"""The default scorer: a FixMatch network whose head starts as the linear probe (LP-FT).
+"""A FixMatch network whose head starts as the linear probe (LP-FT): the ``lpft`` heads.
 
 ``ProbedNetwork`` reads the same inputs as the linear probe of ``core.probe`` (the pooled
 feature pyramid of its backbone and, on single-band images, the morphology statistics) with
@@ -7,9 +7,10 @@ a linear head of the same form (``LinearProbe``), but its backbone and head are 
 At the start of every cycle the head is fitted as a probe on the network's current features
 of the labelled images (the "linear probing" of Kumar et al., ICLR 2022, "Fine-tuning can
 distort pretrained features and underperform out-of-distribution"); FixMatch then fine-tunes
-backbone and head on the labelled images and the pseudo-labelled unlabelled ones. So before
-the first iteration the network ranks exactly as the probe does, and every iteration after
-moves it with what the unlabelled images teach. Its batch-normalisation statistics stay the
+backbone and head on the labelled images and the pseudo-labelled unlabelled ones, and at the
+end of the cycle the head is fitted again on the EMA network's features. So before the first
+iteration the network ranks exactly as the probe does, and every iteration after moves its
+features with what the unlabelled images teach. Its batch-normalisation statistics stay the
 pretrained ones (the network is always in eval mode): with a few labels and small batches,
 batch statistics would make the training and the scoring passes disagree.
 """
