@@ -162,8 +162,11 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                        help="weak views in the training batch (joint) or in a cheaper separate pass "
                             f"({train.weak_pass})")
     group.add_argument("--backbone-lr-scale", type=float, default=None,
-                       help="backbone learning rate as a fraction of the head's "
-                            f"({train.backbone_rate_scale()}; 0.1 with --head lpft)")
+                       help="backbone learning rate as a fraction of --lr (1.0 for the classifier; "
+                            "0, a frozen backbone, for the lpft heads)")
+    group.add_argument("--head-lr-scale", type=float, default=None,
+                       help="head learning rate as a multiple of --lr (1.0 for the classifier; 30 for "
+                            "the lpft heads, whose head reads unit-length features)")
 
 
 def _score_options(parser: argparse.ArgumentParser) -> None:

@@ -120,3 +120,33 @@ def test_a_checkpoint_of_the_probe_head_is_refused_with_what_to_do(trained):
         trained[0].load_state_dict(probe_trainer.state_dict(), 1, 1)
     with pytest.raises(CheckpointError, match=r"trained with train.head = 'lpft\+probe' or 'lpft'.*asks for 'probe'"):
         probe_trainer.load_state_dict(trained[0].state_dict(), 1, 1)
+
+
+def _backbone_state(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in trainer.model.network.state_dict().items()}
+
+
+def test_by_default_only_the_head_learns_and_the_backbone_skips_its_gradients(trained):
+    trainer = trained[0]
+    pretrained = trainer._starting_model.state_dict()
+    for name, value in trainer.model.network.state_dict().items():
+        torch.testing.assert_close(value, pretrained[name], rtol=0, atol=0)
+    assert not any(p.requires_grad for p in trainer.model.network.parameters())
+    assert all(p.requires_grad for p in trainer.model.head.parameters())
+
+
+def test_a_learning_backbone_moves_and_can_be_frozen_again():
+    images, _, data = _blobs()
+    trainer = Trainer(ModelConfig(image_size=32), TrainConfig(**{**TINY.__dict__, "backbone_lr_scale": 0.1}),
+                      in_chans=1, device=CPU)
+    before = _backbone_state(trainer)
+    for _ in trainer.run(data, iterations=3):
+        pass
+    moved = _backbone_state(trainer)
+    assert any(not torch.equal(before[k], moved[k]) for k in before if before[k].is_floating_point())
+    trainer.set_config(TINY)  # back to the default: frozen from the next iteration on
+    assert not any(p.requires_grad for p in trainer.model.network.parameters())
+    for _ in trainer.run(data, iterations=2):
+        pass
+    for name, value in _backbone_state(trainer).items():
+        torch.testing.assert_close(value, moved[name], rtol=0, atol=0)

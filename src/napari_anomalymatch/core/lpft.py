@@ -7,10 +7,12 @@ a linear head of the same form (``LinearProbe``), but its backbone and head are 
 At the start of every cycle the head is fitted as a probe on the network's current features
 of the labelled images (the "linear probing" of Kumar et al., ICLR 2022, "Fine-tuning can
 distort pretrained features and underperform out-of-distribution"); FixMatch then fine-tunes
-backbone and head on the labelled images and the pseudo-labelled unlabelled ones, and at the
-end of the cycle the head is fitted again on the EMA network's features. So before the first
-iteration the network ranks exactly as the probe does, and every iteration after moves its
-features with what the unlabelled images teach. Its batch-normalisation statistics stay the
+the head (and, with ``backbone_lr_scale`` > 0, the backbone, whose features the head is then
+fitted on again at the end of the cycle) on the labelled images and the pseudo-labelled
+unlabelled ones. By default the backbone stays the pretrained one and only the head learns, at
+``head_lr_scale`` times the paper's rate: so before the first iteration the network ranks
+exactly as the probe does, and every iteration after moves it with what the pseudo-labelled
+strong views of the unlabelled images teach. Its batch-normalisation statistics stay the
 pretrained ones (the network is always in eval mode): with a few labels and small batches,
 batch statistics would make the training and the scoring passes disagree.
 """

@@ -98,6 +98,7 @@ class Trainer:
 
         self.ema = ModelEmaV3(self.model, decay=train_config.ema_decay)
         self.optimizer = _make_optimizer(self.model, train_config)
+        _freeze_backbone(self.model, train_config)
         self.cycle = 0
         self.iterations_done = 0
         self.probe: LinearProbe | None = None
@@ -115,9 +116,13 @@ class Trainer:
         """Use new settings (learning rate, threshold ...) from the next iteration on."""
         self.config = train_config
         self.ema.decay = train_config.ema_decay
+        heads = _head_ids(self.model)
         for group in self.optimizer.param_groups:
+            is_head = id(group["params"][0]) in heads
+            group["lr_scale"] = train_config.head_rate_scale() if is_head else train_config.backbone_rate_scale()
             group["lr"] = train_config.learning_rate * group["lr_scale"]
             group["momentum"] = train_config.momentum
+        _freeze_backbone(self.model, train_config)
 
     def run(self, data: TrainingData, iterations: int | None = None) -> Iterator[TrainProgress]:
         """Train one cycle, yielding progress after each iteration."""
@@ -148,7 +153,8 @@ class Trainer:
                     seconds_per_iteration=time.perf_counter() - started,
                 )
         finally:  # also when the caller stops early: the model it keeps is complete
-            if self.iterations_done > done_before and isinstance(self.model, ProbedNetwork):
+            if (self.iterations_done > done_before and isinstance(self.model, ProbedNetwork)
+                    and self.config.backbone_rate_scale() > 0):  # a frozen backbone: FixMatch taught the head
                 self._fit_head(self.ema.module, labelled, labels, unlabelled, draw=5)
             if self.iterations_done > done_before and self.config.head != "classifier":
                 self.refit_probe(labelled, labels, unlabelled)
@@ -159,8 +165,10 @@ class Trainer:
         ``network``'s current features of the labelled images.
 
         Before fine-tuning it reads the training network, so FixMatch starts from the probe's
-        optimum; after, the EMA network that scores, so the score is the best linear read-out of
-        the features FixMatch trained (the head FixMatch moved fits the labels less well)."""
+        optimum. After fine-tuning a backbone that learns (``backbone_lr_scale`` > 0) it reads the
+        EMA network that scores, so the score is the best linear read-out of the features FixMatch
+        trained (the head FixMatch moved along with them fits the labels less well); with a frozen
+        backbone the head FixMatch trained is the score."""
         config = self.config
         drawing = torch.Generator().manual_seed(config.seed + 1000 * self.cycle + draw)
         head = fit_head(network, images, labels, unlabelled, self.device, config.probe_regularisation,
@@ -279,6 +287,7 @@ class Trainer:
                 self.model = ProbedNetwork(self.model.network, morphology).to(self.device)
                 self.ema = type(self.ema)(self.model, decay=self.config.ema_decay)
                 self.optimizer = _make_optimizer(self.model, self.config)
+                _freeze_backbone(self.model, self.config)
 
     def _all_params(self) -> list[torch.nn.Parameter]:
         """The parameters in a fixed order (optimiser state is saved by this position)."""
@@ -340,17 +349,32 @@ def _balancing_weights(labels: torch.Tensor) -> torch.Tensor:
     return per_class[labels]
 
 
-def _make_optimizer(model: AnomalyClassifier | ProbedNetwork, config: TrainConfig) -> torch.optim.SGD:
-    """SGD with Nesterov momentum; no weight decay on biases and normalisation weights; the
-    backbone's learning rate scaled by ``backbone_lr_scale`` (the head keeps the full rate)."""
+def _head_ids(model: AnomalyClassifier | ProbedNetwork) -> set[int]:
     head = model.head_parameters() if isinstance(model, ProbedNetwork) else model.backbone.get_classifier().parameters()
-    head_ids = {id(p) for p in head}
+    return {id(p) for p in head}
+
+
+def _freeze_backbone(model: AnomalyClassifier | ProbedNetwork, config: TrainConfig) -> None:
+    """A backbone that does not learn (rate 0) needs no gradients: training then costs the
+    backbone's forward pass only."""
+    learns = config.backbone_rate_scale() > 0
+    head_ids = _head_ids(model)
+    for param in model.parameters():
+        if id(param) not in head_ids:
+            param.requires_grad_(learns)
+
+
+def _make_optimizer(model: AnomalyClassifier | ProbedNetwork, config: TrainConfig) -> torch.optim.SGD:
+    """SGD with Nesterov momentum; no weight decay on biases and normalisation weights; the head's
+    and the backbone's learning rates scaled by ``TrainConfig.head_rate_scale`` and
+    ``backbone_rate_scale``."""
+    head_ids = _head_ids(model)
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for param in model.parameters():
         groups.setdefault((id(param) in head_ids, param.ndim <= 1), []).append(param)
     param_groups = []
     for (is_head, no_decay), params in sorted(groups.items()):
-        scale = 1.0 if is_head else config.backbone_rate_scale()
+        scale = config.head_rate_scale() if is_head else config.backbone_rate_scale()
         param_groups.append({"params": params, "weight_decay": 0.0 if no_decay else config.weight_decay,
                              "lr": config.learning_rate * scale, "lr_scale": scale})
     return torch.optim.SGD(param_groups, lr=config.learning_rate, momentum=config.momentum, nesterov=True)
