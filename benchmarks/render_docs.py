@@ -156,12 +156,16 @@ def scale(links: Links) -> str:
 
 def review_latency(links: Links) -> str:
     data = links.json("review_latency.json")
-    lines = ["| cutout | key presses | median ms | p90 ms | max ms |", "|---|---|---|---|---|"]
+    tail = "p95_ms" if "p95_ms" in data["results"][0]["paced"] else "p90_ms"  # older files give p90
+    lines = [f"| cutout | action | median ms | {tail.split('_')[0]} ms | max ms |", "|---|---|---|---|---|"]
+    actions = (("paced", f"→, every {data.get('pace_seconds', '?')} s"), ("burst", "→ held down"),
+               ("page_down", "PageDown"), ("go_to_rank", "go to rank"))
     for entry in data["results"]:
-        for pace, label in (("paced", f"every {data.get('pace_seconds', '?')} s"), ("burst", "key held down")):
-            t = entry[pace]
-            lines.append(f"| {entry['image_size']} px | {label} | {t['median_ms']:.1f} | {t['p90_ms']:.1f} "
-                         f"| {t['max_ms']:.1f} |")
+        for action, label in actions:
+            if action in entry:
+                t = entry[action]
+                lines.append(f"| {entry['image_size']} px | {label} | {t['median_ms']:.1f} | {t[tail]:.1f} "
+                             f"| {t['max_ms']:.1f} |")
     text = (f"From a key press to the next candidate drawn (target: median under {data['target_median_ms']} ms; "
             f"napari {data.get('napari', '?')}, {data.get('machine', '?')}):\n\n" + "\n".join(lines))
     cycles = [(e["image_size"], e["training_cycle"]) for e in data["results"] if "training_cycle" in e]
