@@ -167,7 +167,7 @@ def test_evaluate_compares_the_lpft_network_with_the_probe_on_the_same_labels(tm
                  "--compare-heads", "--head", "lpft", *TINY]) == 0
     result = json.loads(out.read_text())
     heads = result["cycles"][-1]["head_metrics"]
-    assert set(heads) == {"lpft", "probe"}
+    assert set(heads) == {"lpft", "probe", "lpft+probe"}  # and their ensemble
     assert heads["lpft"]["auroc"] == pytest.approx(result["auroc"])
     assert result["comparison_seconds"] > 0
 
