@@ -128,3 +128,17 @@ def test_export_writes_scores_and_every_label(session, tmp_path):
     assert [r["id"] for r in rows] == ids(session, [1, 4, 7])
     assert [r["label"] for r in rows] == ["anomaly", "unsure", "unlabelled"]
     assert float(rows[0]["score"]) == pytest.approx(0.9)
+
+
+def test_the_caption_is_two_short_lines_for_a_narrow_view():
+    from napari_anomalymatch.core.review import Candidate, shorten_middle
+
+    long_id = "images/Bent/" + "x" * 80 + "_3_Proctor_Tab1.png"
+    candidate = Candidate(position=2, total=1905, index=7, image_id=long_id, score=0.9449, label=ANOMALY)
+    first, second = candidate.caption(id_characters=40).split("\n")
+    assert first == "3/1905  score 0.9449  anomaly"
+    assert len(second) == 40 and second.startswith("images/Bent/") and second.endswith("_3_Proctor_Tab1.png")
+    assert "…" in second
+    unscored = Candidate(position=0, total=8, index=0, image_id="a.png", score=float("nan"), label=UNLABELED)
+    assert unscored.caption() == "1/8  not scored  unlabelled\na.png"
+    assert shorten_middle("short.png", 40) == "short.png"

@@ -30,3 +30,50 @@ def test_nothing_is_shown_as_nan_before_scoring(widget, controller):
     assert "nan" not in widget.review_panel.candidate.value.lower()
     assert "nan" not in text_overlay(controller.viewer).text.lower()
     assert "no score yet" in widget.review_panel.candidate.value
+
+
+def settle_on(widget, title: str) -> None:
+    widget.show_panel(title)
+    for _ in range(5):
+        QApplication.processEvents()
+
+
+def left_in_window(magicgui_widget) -> int:
+    native = magicgui_widget.native
+    return native.mapTo(native.window(), native.rect().topLeft()).x()
+
+
+def test_status_lines_use_the_width_of_their_panel(viewer, widget, controller):
+    viewer.window.resize(1280, 800)
+    long_line = "a status line long enough to wrap at the dock's width, " * 3
+    lines = {"Data": widget.data_panel.status, "Train": widget.train_panel.status,
+             "Review": widget.review_panel.candidate, "Metrics": widget.metrics_panel.summary,
+             "Display": widget.display_panel.message}
+    for title, label in lines.items():
+        label.value = long_line
+        settle_on(widget, title)
+        panel = widget.tabs.currentWidget().widget()
+        assert label.native.width() >= 0.85 * panel.width(), f"{title}: status wrapped into a narrow column"
+
+
+@pytest.mark.parametrize("title, above, below", [("Data", "load_button", "labels_file"),
+                                                  ("Display", "lupton_stretch", "reset")])
+def test_short_panels_keep_their_rows_together(viewer, widget, controller, title, above, below):
+    viewer.window.resize(1600, 1000)
+    settle_on(widget, title)
+    panel = {"Data": widget.data_panel, "Display": widget.display_panel}[title]
+    upper, lower = getattr(panel, above).native, getattr(panel, below).native
+    top = upper.mapTo(panel.native, upper.rect().bottomLeft()).y()
+    bottom = lower.mapTo(panel.native, lower.rect().topLeft()).y()
+    assert bottom - top < 40, f"{title}: {bottom - top} px between {above} and {below}"
+
+
+def test_the_fields_of_a_form_start_in_one_column(viewer, widget, controller):
+    data, display, train = widget.data_panel, widget.display_panel, widget.train_panel.form
+    forms = {"Data": [data.session_dir, data.reader, data.source, data.hdu, data.array_name, data.ids_name],
+             "Display": [display.stretch, display.brightness, display.unsharp_radius, display.lupton_q],
+             "Train": [train.iterations, train.confidence_threshold, train.pool_size, train.device]}
+    for title, fields in forms.items():
+        settle_on(widget, title)
+        starts = {field.label: left_in_window(field) for field in fields}
+        assert len(set(starts.values())) == 1, f"{title}: fields start at {starts}"

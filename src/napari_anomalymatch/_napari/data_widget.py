@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton
 
 from ..core.config import NORMALISATIONS, NormalisationConfig
 from ..core.errors import AnomalyMatchError, ConfigError
 from ..core.io.registry import find_reader, reader_names
-from .compact import compact_combo_boxes, compact_file_edit
+from .compact import compact_combo_boxes, compact_file_edit, pack_to_top, status_label
 from .layers import layer_source
 from .notifications import notify_errors
 
@@ -52,13 +52,13 @@ class DataWidget(Container):
         self.load_button = PushButton(text="Open / create session")
         self.labels_file = compact_file_edit(FileEdit(mode="r", filter="*.csv *.ecsv", label="Label file"))
         self.import_button = PushButton(text="Import labels")
-        self.status = Label(value="no session open")
-        self.status.native.setWordWrap(True)
+        self.status = status_label("no session open")
         self.extend([form(self.session_dir, self.reader, self.source, self.hdu, self.array_name, self.ids_name),
                      self.from_layer, form(self.normalisation, self.low, self.high, self.crop),
                      self.apply_normalisation, self.load_button, form(self.labels_file), self.import_button,
                      self.status])
         compact_combo_boxes(self)
+        pack_to_top(self)
         self.reader.changed.connect(self._on_reader_changed)
         self.source.changed.connect(lambda *_: self._sync_fields(clear=False))
         self.load_button.changed.connect(notify_errors(self._on_load))

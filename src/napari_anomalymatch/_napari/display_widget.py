@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider, FloatSpinBox, Label, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider, FloatSpinBox, PushButton, SpinBox
 from qtpy.QtCore import QTimer
 
 from ..core.display import DISPLAY_STRETCHES, DisplaySettings
 from ..core.errors import AnomalyMatchError
-from .compact import compact_combo_boxes
+from .compact import compact_combo_boxes, pack_to_top, status_label
 
 if TYPE_CHECKING:
     from .controller import AnomalyMatchController
@@ -25,7 +25,7 @@ class DisplayWidget(Container):
     """Display-only adjustments for careful labelling."""
 
     def __init__(self, controller: AnomalyMatchController) -> None:
-        super().__init__(labels=True)
+        super().__init__(labels=False)  # the form has labels; the button and message span the dock
         self.controller = controller
         d = DisplaySettings()
         self.stretch = ComboBox(choices=list(DISPLAY_STRETCHES), value=d.stretch, label="Stretch",
@@ -45,11 +45,14 @@ class DisplayWidget(Container):
         self.lupton_stretch = FloatSpinBox(value=d.lupton_stretch, min=0.01, max=100.0, step=0.05,
                                            label="Lupton stretch")
         self.reset = PushButton(text="Reset display")
-        self.message = Label(value="")
-        self.extend([self.stretch, self.brightness, self.contrast, self.gamma, self.unsharp_amount,
+        self.message = status_label()
+        form = Container(labels=True)
+        form.extend([self.stretch, self.brightness, self.contrast, self.gamma, self.unsharp_amount,
                      self.unsharp_radius, self.channels, self.lupton, *self.bands, self.lupton_q,
-                     self.lupton_stretch, self.reset, self.message])
+                     self.lupton_stretch])
+        self.extend([form, self.reset, self.message])
         compact_combo_boxes(self)
+        pack_to_top(self)
         self._timer = QTimer()
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)

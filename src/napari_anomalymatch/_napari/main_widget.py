@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from qtpy.QtGui import QShowEvent
 from qtpy.QtWidgets import QScrollArea, QTabWidget, QVBoxLayout, QWidget
 
+from .compact import align_form_labels
 from .controller import AnomalyMatchController
 from .data_widget import DataWidget
 from .display_widget import DisplayWidget
@@ -39,6 +41,14 @@ class AnomalyMatchWidget(QWidget):
         layout.addWidget(self.tabs)
         self.controller.session_changed.connect(self._on_session_changed)
         self.destroyed.connect(self.controller.close)
+        self._labels_aligned = False
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Align the forms' label columns once the dock is styled (napari's font is larger than Qt's)."""
+        super().showEvent(event)
+        if not self._labels_aligned:
+            align_form_labels(self)
+            self._labels_aligned = True
 
     def show_panel(self, title: str) -> None:
         """Bring a panel to the front by its tab title (Data, Train, Review, Display, Metrics)."""

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import Container, FileEdit, Label, PushButton
+from magicgui.widgets import Container, FileEdit, PushButton
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.errors import AnomalyMatchError, ConfigError
-from .compact import compact_file_edit
+from .compact import compact_file_edit, status_label
 from .data_widget import text_of
 from .notifications import notify_errors
 from .plots import MetricsPlot
@@ -31,12 +31,12 @@ class MetricsWidget(QWidget):
         self.test_file = compact_file_edit(FileEdit(mode="r", filter="*.csv *.ecsv", label="Test set"))
         self.load_button = PushButton(text="Load test set")
         self.refresh_button = PushButton(text="Refresh")
-        self.summary = Label(value="no test set loaded")
-        self.summary.native.setWordWrap(True)
+        self.summary = status_label("no test set loaded")
         self.plot = MetricsPlot()
-        form = Container(widgets=[self.test_file, self.load_button, self.refresh_button, self.summary])
+        form = Container(widgets=[self.test_file, self.load_button, self.refresh_button])
         layout = QVBoxLayout(self)
         layout.addWidget(form.native)
+        layout.addWidget(self.summary.native)  # outside the form: the full width, not the field column
         layout.addWidget(self.plot)
         self.load_button.changed.connect(notify_errors(self._on_load))
         self.refresh_button.changed.connect(self.refresh)

@@ -134,7 +134,7 @@ class ReviewLayers:
         layer.contrast_limits = (0, 255)
         overlay = text_overlay(self.viewer)
         overlay.visible = True
-        overlay.text = candidate.describe()
+        overlay.text = candidate.caption()  # two short lines: one long line was cut off at 1280x800
 
     def _show_page(self, queue: ReviewQueue) -> None:
         start, indices = queue.page(self.grid.size)
@@ -163,7 +163,7 @@ class ReviewLayers:
     def _show_nothing(self) -> None:
         overlay = text_overlay(self.viewer)
         overlay.visible = True
-        overlay.text = "no candidates: every image in this list is labelled (change the filter)"
+        overlay.text = "no candidates: every image\nin this list is labelled\n(change the filter in Review)"
         for name in (CANDIDATE_LAYER, GALLERY_LAYER):
             if name in self.viewer.layers:
                 layer = self.viewer.layers[name]

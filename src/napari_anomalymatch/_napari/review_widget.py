@@ -11,12 +11,11 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton
-from qtpy.QtWidgets import QSizePolicy
 
 from ..core.errors import ConfigError
 from ..core.labels import LABEL_NAMES
 from ..core.session import FILTERS, ORDERS
-from .compact import compact_combo_boxes, compact_file_edit
+from .compact import compact_combo_boxes, compact_file_edit, status_label
 from .data_widget import text_of
 from .keys import REVIEW_KEYS
 from .notifications import notify_errors
@@ -34,11 +33,8 @@ class ReviewWidget(Container):
     def __init__(self, controller: AnomalyMatchController) -> None:
         super().__init__(labels=False)
         self.controller = controller
-        self.candidate = Label(value="no session open")
-        self.counts = Label(value="")
-        for label in (self.candidate, self.counts):
-            label.native.setWordWrap(True)
-            label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)  # full width
+        self.candidate = status_label("no session open")
+        self.counts = status_label()
         self.order = ComboBox(choices=list(ORDERS), value="score", label="Order")
         self.which = ComboBox(choices=list(FILTERS), value="unlabelled", label="Show")
         self.advance = CheckBox(value=True, text="Next candidate after each label")

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, PushButton, SpinBox
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.config import DEVICES, SessionConfig
 from ..core.loading import LoadProgress
 from ..core.scoring import ScoreBatch
 from ..core.training import TrainProgress
+from .compact import status_label
 from .notifications import notify_errors
 from .plots import LossPlot
 
@@ -75,8 +76,7 @@ class TrainWidget(QWidget):
         self.train_button = PushButton(text="Train cycle (then score)")
         self.score_button = PushButton(text="Score only")
         self.stop_button = PushButton(text="Stop", enabled=False)
-        self.status = Label(value="")
-        self.status.native.setWordWrap(True)
+        self.status = status_label()
         self.plot = LossPlot()
         buttons = Container(widgets=[self.train_button, self.score_button, self.stop_button],
                             layout="horizontal", labels=False)

@@ -21,6 +21,7 @@ from .labels import UNLABELED, LabelEvent, parse_label
 from .session import FILTERS, ORDERS, Session, rank
 
 KEY_LABELS = {"a": "anomaly", "n": "normal", "s": "unsure"}
+CAPTION_ID_CHARACTERS = 40  # about 450 px of canvas text: the view is that narrow at 1280x800
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,28 @@ class Candidate:
 
     def describe(self) -> str:
         """One line for a status bar: rank, id, score and label."""
+        return f"{self.rank}/{self.total}  {self.image_id}  {self._score_text()}  {self._label_name()}"
+
+    def caption(self, id_characters: int = CAPTION_ID_CHARACTERS) -> str:
+        """Two short lines for a narrow view: rank, score and label, then the id shortened in the middle."""
+        return (f"{self.rank}/{self.total}  {self._score_text()}  {self._label_name()}\n"
+                f"{shorten_middle(self.image_id, id_characters)}")
+
+    def _score_text(self) -> str:
+        return "not scored" if math.isnan(self.score) else f"score {self.score:.4f}"
+
+    def _label_name(self) -> str:
         from .labels import LABEL_NAMES
 
-        score = "not scored" if math.isnan(self.score) else f"score {self.score:.4f}"
-        return f"{self.rank}/{self.total}  {self.image_id}  {score}  {LABEL_NAMES[self.label]}"
+        return LABEL_NAMES[self.label]
+
+
+def shorten_middle(text: str, characters: int) -> str:
+    """``text`` cut to ``characters`` by an ellipsis in the middle (the end of a path says the most)."""
+    if len(text) <= characters:
+        return text
+    head = max(1, (characters - 1) // 3)
+    return f"{text[:head]}…{text[len(text) - (characters - 1 - head):]}"
 
 
 class ReviewQueue:
