@@ -56,18 +56,6 @@ def test_status_lines_use_the_width_of_their_panel(viewer, widget, controller):
         assert label.native.width() >= 0.85 * panel.width(), f"{title}: status wrapped into a narrow column"
 
 
-@pytest.mark.parametrize("title, above, below", [("Data", "load_button", "labels_file"),
-                                                  ("Display", "lupton_stretch", "reset")])
-def test_short_panels_keep_their_rows_together(viewer, widget, controller, title, above, below):
-    viewer.window.resize(1600, 1000)
-    settle_on(widget, title)
-    panel = {"Data": widget.data_panel, "Display": widget.display_panel}[title]
-    upper, lower = getattr(panel, above).native, getattr(panel, below).native
-    top = upper.mapTo(panel.native, upper.rect().bottomLeft()).y()
-    bottom = lower.mapTo(panel.native, lower.rect().topLeft()).y()
-    assert bottom - top < 40, f"{title}: {bottom - top} px between {above} and {below}"
-
-
 def test_the_fields_of_a_form_start_in_one_column(viewer, widget, controller):
     data, display, train = widget.data_panel, widget.display_panel, widget.train_panel.form
     forms = {"Data": [data.session_dir, data.reader, data.source, data.hdu, data.array_name, data.ids_name],
