@@ -70,9 +70,10 @@ class NormalisationConfig:
     ``none`` (values used as they are, clipped to [0, 1]), ``linear`` (min-max),
     ``percentile`` (linear between two percentiles), ``log``, ``asinh``
     (both between the percentiles) or ``zscale`` (IRAF's zscale limits).
-    ``crop``: the central fraction of each side kept before anything else (1.0:
-    the whole image, the default), for cutouts whose sources fill only their middle; ``auto``:
-    chosen from the images when the session is created (``core.autocrop``).
+    ``crop``: the central fraction of each side kept before anything else (1.0: the whole
+    image), for cutouts whose sources fill only their middle; ``auto`` (the default): chosen
+    from the images when the session is created (``core.autocrop``), so a user need not know
+    where a survey's sources lie.
     ``asinh_softening``: ``fixed`` uses ``asinh_a``; ``noise`` sets each
     image's softening from its background noise (faint sources stand out).
     """
@@ -83,7 +84,7 @@ class NormalisationConfig:
     asinh_a: float = 0.1
     asinh_softening: str = "fixed"
     log_a: float = 1000.0
-    crop: float | str = 1.0
+    crop: float | str = AUTO
 
     def __post_init__(self) -> None:
         owner = "normalisation"
@@ -146,10 +147,12 @@ class ModelConfig:
 class TrainConfig:
     """FixMatch training settings; the defaults are the AnomalyMatch paper's, but for the score.
 
-    ``head`` chooses the score: ``probe`` (the default), ``classifier`` (the fine-tuned FixMatch
-    classifier, the paper's score), ``ensemble`` (the mean of their log-odds) or ``lpft`` (the
-    FixMatch network whose head starts each cycle as the probe, see ``core.lpft``); see
-    ``benchmarks/results/ablation.md`` for how they compare. The probe (see ``probe``) is
+    ``head`` chooses the score: ``lpft`` (the default: the FixMatch network whose head starts
+    each cycle as the probe and then learns from the labelled and unlabelled images, see
+    ``core.lpft``), ``lpft+probe`` (the mean of its log-odds and the probe's), ``probe`` (the
+    linear probe alone, the baseline), ``classifier`` (the fine-tuned FixMatch classifier, the
+    paper's score) or ``ensemble`` (the mean of classifier and probe log-odds); see
+    ``docs/benchmarks.md`` for how they compare. The probe (see ``probe``) is
     fitted after each cycle on the embeddings given by ``probe_features``: ``pretrained``, a
     frozen copy of the starting network (ImageNet weights), seeing the images at ``probe_size``
     pixels (0: the model's input size), or ``fine-tuned``, the EMA model's own embedding.
@@ -185,7 +188,7 @@ class TrainConfig:
     strong_ops: int = 2
     strong_magnitude: int = 10
     weak_pass: str = "separate"
-    head: str = "probe"
+    head: str = "lpft"
     probe_regularisation: float = 3.0
     probe_features: str = "pretrained"
     probe_size: int = 0
