@@ -20,6 +20,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from statistics import fmean
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -95,6 +96,30 @@ def quality(links: Links) -> str:
                for name, opts in settings.get("dataset_options", {}).items()]
     return ("\n".join(table) + f"\n\nProtocol `{' '.join(settings['protocol'])}`; options beyond it, per dataset:\n\n"
             + "\n".join(options) + f"\n\nFrom {links.link('quality.md')} and {links.link('quality.json')}.\n")
+
+
+def quality_heads(links: Links) -> str:
+    """Every head of each quality run after its last cycle, scored on the same labels (the oracle
+    followed the default head), with each dataset's mean."""
+    data = links.json("quality.json")
+    runs = [run for entry in data["datasets"].values() for run in entry["runs"]]
+    heads = list(dict.fromkeys(h for run in runs for h in run["cycles"][-1].get("head_metrics", {})))
+    lines = ["| data | anomaly | seed | " + " | ".join(f"{h} AUROC / AUPRC" for h in heads) + " |",
+             "|---|---|---|" + "---|" * len(heads)]
+    for name, entry in data["datasets"].items():
+        scored = [run["cycles"][-1].get("head_metrics", {}) for run in entry["runs"]]
+        for run, metrics in zip(entry["runs"], scored):
+            lines.append(f"| {DATASET_NAMES.get(name, name)} | {run['anomaly_class']} | {run['seed']} | "
+                         + " | ".join(_head_cell([metrics.get(h)]) for h in heads) + " |")
+        lines.append(f"| {DATASET_NAMES.get(name, name)} | **mean** | | "
+                     + " | ".join(_head_cell([m.get(h) for m in scored]) for h in heads) + " |")
+    return "\n".join(lines) + f"\n\nFrom {links.link('quality.json')}.\n"
+
+
+def _head_cell(metrics: list[dict | None]) -> str:
+    if any(m is None for m in metrics) or not metrics:
+        return "–"
+    return " / ".join(f"{fmean(m[key] for m in metrics):.3f}" for key in ("auroc", "auprc"))
 
 
 def included(name: str) -> Callable[[Links], str]:
@@ -212,6 +237,7 @@ def faults(links: Links) -> str:
 BLOCKS: dict[str, Callable[[Links], str]] = {
     "quality-summary": quality_summary,
     "quality": quality,
+    "quality-heads": quality_heads,
     "ablation": included("ablation.md"),
     "ablation-not-run": ablation_not_run,
     "feature-ceiling": included("feature_ceiling.md"),
