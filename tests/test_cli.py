@@ -129,12 +129,13 @@ def test_evaluate_writes_the_promised_json(tmp_path, blob_manifest):
     assert result["settings"]["oracle"] == {"anomalies": 10, "normals": 10, "order": "score"}
     assert 20 <= result["cycles"][0]["oracle_reviewed"] <= 74 and result["cycles"][1]["oracle_reviewed"] == 0
     assert result["settings"]["train"]["iterations"] == 2 and result["settings"]["cycles"] == 2
-    assert result["settings"]["data"]["normalisation"]["crop"] == 1.0
+    crop = result["settings"]["data"]["normalisation"]["crop"]  # chosen from the images, and recorded
+    assert crop != "auto" and 0 < crop <= 1
     assert result["settings"]["score"]["tta"] is False
     assert 0.0 <= result["auroc"] <= 1.0
     ranking = Table.read(tmp_path / "report" / "ranking.csv")
     assert len(ranking) == 54 and (tmp_path / "report" / "gallery.png").stat().st_size > 1000
-    assert set(result["cycles"][-1]["head_metrics"]) == {"probe"}  # only the chosen head is scored
+    assert set(result["cycles"][-1]["head_metrics"]) == {"lpft"}  # only the default head is scored
     assert result["comparison_seconds"] == 0.0
 
 
@@ -151,20 +152,20 @@ def test_tta_is_switched_on_and_off_on_the_command_line():
 def test_evaluate_compares_the_heads_on_the_same_run(tmp_path, blob_manifest):
     out = tmp_path / "result.json"
     assert main(["evaluate", str(blob_manifest), "--cycles", "1", "--seed", "0", "--json", str(out),
-                 "--compare-heads", "--oracle-order", "score", "--tta", *TINY]) == 0
+                 "--compare-heads", "--head", "probe", "--oracle-order", "score", "--tta", *TINY]) == 0
     result = json.loads(out.read_text())
     assert result["settings"]["oracle"]["order"] == "score"
     assert result["settings"]["score"]["tta"] is True  # all 8 views of each image, for both heads
     heads = result["cycles"][-1]["head_metrics"]
     assert set(heads) == {"classifier", "probe", "ensemble"}
-    assert heads["probe"]["auroc"] == pytest.approx(result["auroc"])  # the default head made the ranking
+    assert heads["probe"]["auroc"] == pytest.approx(result["auroc"])  # the chosen head made the ranking
     assert result["comparison_seconds"] > 0
 
 
 def test_evaluate_compares_the_lpft_network_with_the_probe_on_the_same_labels(tmp_path, blob_manifest):
     out = tmp_path / "result.json"
     assert main(["evaluate", str(blob_manifest), "--cycles", "1", "--seed", "0", "--json", str(out),
-                 "--compare-heads", "--head", "lpft", *TINY]) == 0
+                 "--compare-heads", *TINY]) == 0  # the default head: lpft
     result = json.loads(out.read_text())
     heads = result["cycles"][-1]["head_metrics"]
     assert set(heads) == {"lpft", "probe", "lpft+probe"}  # and their ensemble

@@ -135,8 +135,10 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=None, help=f"random seed ({train.seed})")
     group.add_argument("--device", default=None, choices=DEVICES)
     group.add_argument("--head", default=None, choices=HEADS,
-                       help="what scores: a linear probe on the embedding (the default), the "
-                            "fine-tuned classifier (the paper's score), or both averaged (ensemble)")
+                       help="what scores: lpft, FixMatch training of a head that starts as the "
+                            "linear probe (the default); lpft+probe, it and the probe averaged; probe, "
+                            "the linear probe alone; classifier, the fine-tuned FixMatch classifier "
+                            "(the paper's score); ensemble, classifier and probe averaged")
     group.add_argument("--probe-features", default=None, choices=PROBE_FEATURES,
                        help="the probe's embedding: a frozen copy of the pretrained network (the "
                             "default; with --head ensemble a second forward pass per image) or the "
@@ -217,8 +219,8 @@ SETTING_NAMES = frozenset(setting_names())
 def _crop_option(parser: Any) -> None:
     parser.add_argument("--crop", type=_parse_crop, default=None, metavar="FRACTION",
                         help="keep the central FRACTION of each side of every image (1.0: all), "
-                             "for cutouts whose sources fill only their middle; 'auto' (the default "
-                             "of a new session): chosen from where the images' light lies")
+                             "for cutouts whose sources fill only their middle; 'auto' (the "
+                             "default): chosen from where the images' light lies")
 
 
 def _parse_crop(text: str) -> float | str:
@@ -311,8 +313,7 @@ def _add_demo(commands: Any) -> None:
     _crop_option(parser)
     _model_options(parser)
     _score_options(parser)
-    # FIRST sources fill the middle of their cutouts: the demo lets the images choose the crop
-    parser.set_defaults(run=_run_demo, tta=True, crop=AUTO)  # radio sources have no up: score all 8 views
+    parser.set_defaults(run=_run_demo, tta=True)  # radio sources have no up: score all 8 views
 
 
 def _run_demo(args: argparse.Namespace) -> int:

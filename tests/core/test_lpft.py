@@ -16,7 +16,7 @@ from napari_anomalymatch.core.training import Trainer, TrainingData
 from ..conftest import blob_images
 
 CPU = torch.device("cpu")
-TINY = TrainConfig(iterations=6, batch_size=4, unlabelled_ratio=2, seed=3, head="lpft")
+TINY = TrainConfig(iterations=6, batch_size=4, unlabelled_ratio=2, seed=3)  # the default head: lpft
 
 
 def _blobs(n: int = 60) -> tuple[torch.Tensor, np.ndarray, TrainingData]:
@@ -58,6 +58,7 @@ def trained():
 
 def test_the_lpft_head_trains_a_probe_initialised_network(trained):
     trainer, images, _ = trained
+    assert TINY.head == "lpft"  # the default score is the FixMatch network's
     assert isinstance(trainer.model, ProbedNetwork) and isinstance(trainer.ema.module, ProbedNetwork)
     assert trainer.scoring_model.head == "lpft"
     assert trainer.model.morphology  # single-band images: the probe's morphology statistics too

@@ -150,7 +150,7 @@ def test_precomputed_probe_features_give_the_same_scores(trained):
     direct = score_components(scorer, images, ScoreConfig(batch_size=16), CPU)
     cached = score_components(scorer, images, ScoreConfig(batch_size=16), CPU, probe_features=features)
     for name in ("classifier", "probe"):
-        np.testing.assert_allclose(cached[name], direct[name], atol=1e-5)
+        np.testing.assert_allclose(cached[name], direct[name], rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match=r"\(8, N, D\) with tta"):
         score_components(scorer, images, ScoreConfig(tta=True), CPU, probe_features=features)
 
@@ -162,7 +162,7 @@ def test_precomputed_features_of_the_eight_views_give_the_tta_scores(trained):
     views = embed_views(scorer.frozen, images, CPU, views=tuple(range(8))).reshape(8, len(images), -1)
     direct = score_components(scorer, images, tta, CPU, which=("probe",))["probe"]
     cached = score_components(scorer, images, tta, CPU, probe_features=views, which=("probe",))["probe"]
-    np.testing.assert_allclose(cached, direct, atol=1e-5)
+    np.testing.assert_allclose(cached, direct, rtol=1e-5, atol=1e-5)
     per_view = [score_components(scorer, dihedral(images, k), ScoreConfig(), CPU, which=("probe",))["probe"]
                 for k in range(8)]
     np.testing.assert_allclose(direct, np.mean(per_view, 0), atol=1e-5)  # the mean of the views' log-odds

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_anomalymatch.core.config import DataConfig, ModelConfig, ScoreConfig, SessionConfig, TrainConfig
+from napari_anomalymatch.core.config import DataConfig, ModelConfig, NormalisationConfig, ScoreConfig, SessionConfig, TrainConfig
 
 from ..conftest import TINY_TRAINING, blob_images, write_pngs
 
@@ -21,9 +21,11 @@ if importlib.util.find_spec("napari") is None:  # tests/core runs without napari
     collect_ignore_glob = ["test_*.py"]
 
 
-def tiny_config(source: str | Path = "") -> SessionConfig:
-    """Settings that train and score the blob images in a few seconds."""
-    return SessionConfig(data=DataConfig(source=str(source)), model=ModelConfig(image_size=32),
+def tiny_config(source: str | Path = "", crop: float | str = 1.0) -> SessionConfig:
+    """Settings that train and score the blob images in a few seconds; by default on the whole
+    image, which the panels' pixel arithmetic in these tests assumes."""
+    data = DataConfig(source=str(source), normalisation=NormalisationConfig(crop=crop))
+    return SessionConfig(data=data, model=ModelConfig(image_size=32),
                          train=TrainConfig(**TINY_TRAINING),
                          score=ScoreConfig(batch_size=16, part_size=16, num_workers=0))
 

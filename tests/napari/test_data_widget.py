@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
+from napari_anomalymatch.core.autocrop import choose_crop
 from napari_anomalymatch.core.config import SessionConfig
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL
 from napari_anomalymatch.core.tiles import frame_width
@@ -21,7 +22,7 @@ def click(button) -> list[str]:
 
 @pytest.fixture
 def panel(widget):
-    widget.controller.defaults = tiny_config()
+    widget.controller.defaults = tiny_config(crop="auto")  # the default: chosen from the images
     return widget.data_panel
 
 
@@ -60,10 +61,13 @@ def test_load_import_and_normalisation(tmp_path, panel, widget, blobs):
     folder, truth = blobs
     panel.session_dir.line_edit.value = str(tmp_path / "session")
     panel.source.line_edit.value = str(folder)
+    assert panel.crop.native.text() == "auto" and panel.normalisation_config().crop == "auto"
     assert click(panel.load_button) == []
     controller = widget.controller
     assert controller.session is not None and len(controller.queue) == 16
     assert "16 images of 32x32x1" in panel.status.value
+    chosen = controller.session.config.data.normalisation.crop  # the blobs lie in the middle
+    assert chosen == choose_crop(controller.session.collection) < 1 and panel.crop.value == chosen
 
     bad = tmp_path / "bad.csv"
     bad.write_text("id,label\nghost.png,anomaly\n")
@@ -85,6 +89,7 @@ def test_load_import_and_normalisation(tmp_path, panel, widget, blobs):
     assert click(panel.apply_normalisation) == []
     assert SessionConfig.from_toml(tmp_path / "session" / "session.toml").data.normalisation.method == "zscale"
 
+    panel.crop.value = 1.0
     whole = controller.candidate_layer.data.shape[:2]
     panel.crop.value = 0.5  # the preview shows the middle half of the 32 px images, framed
     assert whole == (32 + 2 * frame_width(32),) * 2

@@ -6,6 +6,7 @@ import csv
 
 import numpy as np
 
+from napari_anomalymatch.core.autocrop import choose_crop
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL
 from napari_anomalymatch.core.sessionstate import REVIEW_FILE
 
@@ -50,20 +51,21 @@ def test_a_new_session_starts_from_the_defaults(qtbot, widget, blobs, tmp_path):
     panel, controller = widget.data_panel, widget.controller
     panel.session_dir.line_edit.value = str(tmp_path / "first")
     panel.source.line_edit.value = str(folder)
-    panel.crop.value = 0.5  # chosen for the first session
+    panel.crop.value = 0.25  # chosen for the first session
     assert notifications_during(lambda: panel.load_button.clicked.emit()) == []
-    assert controller.session.config.data.normalisation.crop == 0.5
+    assert controller.session.config.data.normalisation.crop == 0.25
     widget.display_panel.gamma.value = 2.0
     widget.display_panel.apply()
-    small = controller.viewer.layers.extent.world[1]
+    small = controller.viewer.layers.extent.world[1, -2:]  # the displayed (last two) axes
 
-    panel.session_dir.line_edit.value = str(tmp_path / "second")  # the form still shows crop 0.5
+    panel.session_dir.line_edit.value = str(tmp_path / "second")  # the form still shows crop 0.25
     assert notifications_during(lambda: panel.load_button.clicked.emit()) == []
-    assert controller.session.config.data.normalisation.crop == 1.0 and panel.crop.value == 1.0
+    chosen = choose_crop(controller.session.collection)  # the default: chosen from the images
+    assert controller.session.config.data.normalisation.crop == chosen > 0.25 and panel.crop.value == chosen
     assert controller.display.gamma == 1.0 and widget.display_panel.gamma.value == 1.0
     assert not (tmp_path / "second" / REVIEW_FILE).exists()
-    (top, left), (bottom, right) = controller.viewer.layers.extent.world
-    assert bottom > small[0]  # the whole images again, and the view fits them
+    (top, left), (bottom, right) = controller.viewer.layers.extent.world[:, -2:]
+    assert bottom > small[0]  # the larger crop, and the view fits it
     np.testing.assert_allclose(controller.viewer.scene.camera.center[-2:], ((top + bottom) / 2, (left + right) / 2),
                                atol=0.6)
 

@@ -72,11 +72,12 @@ class AnomalyMatchController:
             Whatever the engine raises for a bad folder, source or label file.
         """
         self._refuse_while_busy("open another session")
+        config = config or self.defaults
         data = None
         if source:
             data = DataConfig(source=str(source), reader=reader, options=dict(options or {}),
-                              normalisation=normalisation or NormalisationConfig())
-        session = Session.open_or_create(session_dir, data=data, config=config or self.defaults,
+                              normalisation=normalisation or config.data.normalisation)
+        session = Session.open_or_create(session_dir, data=data, config=config,
                                          labels=labels or None)
         self._set_session(session)
         return session

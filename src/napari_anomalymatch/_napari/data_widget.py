@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton
 
-from ..core.config import NORMALISATIONS, NormalisationConfig
+from ..core.config import AUTO, NORMALISATIONS, NormalisationConfig
 from ..core.errors import AnomalyMatchError, ConfigError
 from ..core.io.registry import find_reader, reader_names
 from .compact import compact_combo_boxes, compact_file_edit, pack_to_top, status_label
@@ -25,6 +25,9 @@ FOLDER_READERS = ("folder", "zarr")
 LAYER_STACK_FILE = "layer-images.h5"
 # form field -> the reader options it can fill (the HDF5 dataset and the Zarr array share one field)
 FIELD_OPTIONS = {"hdu": ("hdu",), "array_name": ("dataset", "array"), "ids_name": ("ids",)}
+
+
+AUTO_CROP = 0.0  # the crop spin box's value for "auto" (a crop of nothing is not a setting)
 
 
 class DataWidget(Container):
@@ -46,8 +49,10 @@ class DataWidget(Container):
         self.normalisation = ComboBox(choices=list(NORMALISATIONS), value="auto", label="Normalisation")
         self.low = FloatSpinBox(value=0.5, min=0.0, max=100.0, step=0.5, label="Low percentile")
         self.high = FloatSpinBox(value=99.5, min=0.0, max=100.0, step=0.5, label="High percentile")
-        self.crop = FloatSpinBox(value=1.0, min=0.05, max=1.0, step=0.05, label="Central crop",
-                                 tooltip="keep this fraction of each side (1: the whole image)")
+        self.crop = FloatSpinBox(value=AUTO_CROP, min=AUTO_CROP, max=1.0, step=0.05, label="Central crop",
+                                 tooltip="keep this fraction of each side (1: the whole image; auto: chosen "
+                                         "from the images when the session is created)")
+        self.crop.native.setSpecialValueText(AUTO)  # the spin box's lowest value reads, and means, "auto"
         self.apply_normalisation = PushButton(text="Apply normalisation to the session")
         self.load_button = PushButton(text="Open / create session")
         self.labels_file = compact_file_edit(FileEdit(mode="r", filter="*.csv *.ecsv", label="Label file"))
@@ -127,7 +132,10 @@ class DataWidget(Container):
     def normalisation_config(self) -> NormalisationConfig:
         """The normalisation in the form (raises ConfigError naming a bad value)."""
         return NormalisationConfig(method=self.normalisation.value, low_percentile=float(self.low.value),
-                                   high_percentile=float(self.high.value), crop=float(self.crop.value))
+                                   high_percentile=float(self.high.value), crop=self._crop_setting())
+
+    def _crop_setting(self) -> float | str:
+        return AUTO if self.crop.value == AUTO_CROP else float(self.crop.value)
 
     # -- actions -----------------------------------------------------------------------
 
@@ -215,7 +223,8 @@ class DataWidget(Container):
         self.source.value = session.config.data.source
         norm = session.config.data.normalisation
         for widget, value in ((self.normalisation, norm.method), (self.low, norm.low_percentile),
-                              (self.high, norm.high_percentile), (self.crop, norm.crop)):
+                              (self.high, norm.high_percentile),
+                              (self.crop, AUTO_CROP if norm.crop == AUTO else norm.crop)):
             with widget.changed.blocked():
                 widget.value = value
         self._normalisation_edited = False

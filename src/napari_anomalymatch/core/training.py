@@ -273,6 +273,9 @@ class Trainer:
         """Refuse a checkpoint of another kind of network (with what to do), and take a probe-initialised
         network's morphology from the checkpoint, as the probe's is."""
         saved_lpft = "head.weight" in model_state
+        plain = self.model.network if isinstance(self.model, ProbedNetwork) else self.model
+        if not saved_lpft and not any(name in model_state for name in plain.state_dict()):
+            return  # a network of neither kind: loading it says what does not fit
         if saved_lpft != isinstance(self.model, ProbedNetwork):
             kinds = (LPFT_HEADS, tuple(h for h in HEADS if h not in LPFT_HEADS))
             saved = " or ".join(repr(h) for h in kinds[0 if saved_lpft else 1])
