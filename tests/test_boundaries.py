@@ -12,22 +12,22 @@ import pytest
 CORE_MODULES = [
     "napari_anomalymatch",
     "napari_anomalymatch.core.session",
-    "napari_anomalymatch.core.evaluate",
-    "napari_anomalymatch.core.scoring",
+    "napari_anomalymatch.core.evaluation.protocol",
+    "napari_anomalymatch.core.scoring.run",
     "napari_anomalymatch.core.io.fits",
     "napari_anomalymatch.core.io.hdf5",
     "napari_anomalymatch.core.io.zarr",
-    "napari_anomalymatch.core.report",
-    "napari_anomalymatch.core.review",
+    "napari_anomalymatch.core.evaluation.report",
+    "napari_anomalymatch.core.review.queue",
     "napari_anomalymatch.core.display",
-    "napari_anomalymatch.core.tiles",
-    "napari_anomalymatch.core.testset",
+    "napari_anomalymatch.core.review.tiles",
+    "napari_anomalymatch.core.evaluation.testset",
     "napari_anomalymatch.core.io.lazy",
 
 
     "napari_anomalymatch.core.io.sharded",
-    "napari_anomalymatch.core.scoretables",
-    "napari_anomalymatch.core.distributed",
+    "napari_anomalymatch.core.scoring.tables",
+    "napari_anomalymatch.core.scoring.cluster",
     "napari_anomalymatch.cli",
 ]
 GUI_PACKAGES = ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "vispy", "superqt",
@@ -86,7 +86,7 @@ def test_plugin_imports_go_one_way():
 
 def test_dask_and_pyarrow_stay_optional_imports():
     code = (
-        "import sys, napari_anomalymatch.core.distributed, napari_anomalymatch.core.scoretables\n"
+        "import sys, napari_anomalymatch.core.scoring.cluster, napari_anomalymatch.core.scoring.tables\n"
         "import napari_anomalymatch.core.session, napari_anomalymatch.cli\n"
         "loaded = sorted(m for m in ('distributed', 'dask', 'pyarrow') if m in sys.modules)\n"
         "assert not loaded, loaded\n"

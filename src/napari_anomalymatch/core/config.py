@@ -148,7 +148,7 @@ class TrainConfig:
 
     ``head`` chooses the score: ``probe`` (the default), ``classifier`` (the fine-tuned FixMatch
     classifier, the paper's score), ``ensemble`` (the mean of their log-odds) or ``lpft`` (the
-    FixMatch network whose head starts each cycle as the probe, see ``core.lpft``); see
+    FixMatch network whose head starts each cycle as the probe, see ``core.learning.lpft``); see
     ``benchmarks/results/ablation.md`` for how they compare. The probe (see ``probe``) is
     fitted after each cycle on the embeddings given by ``probe_features``: ``pretrained``, a
     frozen copy of the starting network (ImageNet weights), seeing the images at ``probe_size``
@@ -164,7 +164,7 @@ class TrainConfig:
     before the probe normalises an embedding (the default).
     ``probe_morphology`` (pretrained features only): ``on`` adds eleven morphology statistics
     of each image (light radii, Gini, M20, asymmetries, elongation, size, offsets; see
-    ``core.morphology``) to what the probe reads, standardised on the unlabelled images;
+    ``core.learning.morphology``) to what the probe reads, standardised on the unlabelled images;
     ``auto`` (the default) turns them on for single-band images, the usual astronomical
     cutout, and off for colour ones; ``off`` never.
     """
