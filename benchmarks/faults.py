@@ -143,7 +143,7 @@ def damaged_latest_checkpoint(session: Path) -> None:
 def foreign_checkpoint(session: Path) -> None:
     import torch
 
-    from napari_anomalymatch.core.checkpoints import CheckpointInfo, save_checkpoint
+    from napari_anomalymatch.core.learning.checkpoints import CheckpointInfo, save_checkpoint
 
     save_checkpoint(session / "checkpoints" / "cycle-0002.safetensors", {"x": torch.zeros(3)},
                     CheckpointInfo(2, 4, "tf_efficientnet_lite0", 1, 32, "x"))
@@ -339,7 +339,7 @@ def interrupt_case(base: Path, work: Path) -> Case:
     time.sleep(60)  # well into the cycle's 5,000 iterations
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=300)
-    from napari_anomalymatch.core.checkpoints import read_checkpoint_info
+    from napari_anomalymatch.core.learning.checkpoints import read_checkpoint_info
 
     latest = sorted((session / "checkpoints").glob("cycle-*.safetensors"))[-1]
     info = read_checkpoint_info(latest)

@@ -67,9 +67,9 @@ def sample_manifest(root: Path, per_class: int, seed: int) -> tuple[Path, np.nda
 def load_sample(manifest: Path):
     """The manifest's images at the protocol's size, preprocessed as ``anomalymatch evaluate`` does."""
     from napari_anomalymatch.core.config import SessionConfig
-    from napari_anomalymatch.core.evaluate import read_benchmark
+    from napari_anomalymatch.core.evaluation.protocol import read_benchmark
     from napari_anomalymatch.core.loading import load_images
-    from napari_anomalymatch.core.scoring import run_to_end
+    from napari_anomalymatch.core.scoring.run import run_to_end
     from napari_anomalymatch.core.transforms import Normaliser
 
     config = SessionConfig()
@@ -86,8 +86,8 @@ def embed(images, size: int) -> np.ndarray:
     import torch
 
     from napari_anomalymatch.core.config import ModelConfig
-    from napari_anomalymatch.core.models import build_model
-    from napari_anomalymatch.core.probe import FrozenEmbedder, embed_views
+    from napari_anomalymatch.core.learning.models import build_model
+    from napari_anomalymatch.core.learning.probe import FrozenEmbedder, embed_views
 
     model = build_model(ModelConfig(), images.shape[1]).model.to(memory_format=torch.channels_last)
     input_size = 0 if size == PROTOCOL_SIZE else size
@@ -103,7 +103,7 @@ def cross_validated_scores(features: np.ndarray, truth: np.ndarray, regularisati
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
-    from napari_anomalymatch.core.probe import probe_input
+    from napari_anomalymatch.core.learning.probe import probe_input
 
     scores = np.zeros(len(truth))
     folds = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)

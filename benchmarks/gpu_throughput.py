@@ -101,9 +101,9 @@ def _collection(work: Path, size: int, storage: str, settings: dict):
 def _measure(collection, size: int, storage: str, device: torch.device, settings: dict,
              args: argparse.Namespace) -> dict:
     from napari_anomalymatch.core.config import ModelConfig, NormalisationConfig, ScoreConfig
-    from napari_anomalymatch.core.inference import prepare_scoring_model
+    from napari_anomalymatch.core.learning.models import build_model
     from napari_anomalymatch.core.loading import resolve_workers
-    from napari_anomalymatch.core.models import build_model
+    from napari_anomalymatch.core.scoring.inference import prepare_scoring_model
     from napari_anomalymatch.core.transforms import Normaliser
 
     config = ScoreConfig(batch_size=settings["batch_size"], num_workers=args.workers,
@@ -131,8 +131,8 @@ def _measure(collection, size: int, storage: str, device: torch.device, settings
 
 def _pipeline_rate(model, collection, normaliser, size, config, device, seconds) -> tuple[float, float | None]:
     """The whole scoring pipeline (with part files) for ``seconds``; overall and steady-state rates."""
-    from napari_anomalymatch.core.scorestore import ScoreManifest, ScoreStore
-    from napari_anomalymatch.core.scoring import score_collection
+    from napari_anomalymatch.core.scoring.run import score_collection
+    from napari_anomalymatch.core.scoring.store import ScoreManifest, ScoreStore
 
     with tempfile.TemporaryDirectory() as folder:
         manifest = ScoreManifest(collection.fingerprint(), len(collection), "benchmark", 1, config.part_size,

@@ -86,7 +86,7 @@ def cifar_manifest(root: Path, anomaly: str, seed: int, n_anomalies: int = 455,
 
 
 def first_manifest(anomaly: str, seed: int) -> Path:
-    from napari_anomalymatch.core.demo import write_first_benchmark
+    from napari_anomalymatch.core.evaluation.demo import write_first_benchmark
 
     out = WORK / "first" / f"{anomaly}-seed{seed}"
     return write_first_benchmark(out, anomaly_class=anomaly, anomaly_fraction=None,

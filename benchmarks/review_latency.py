@@ -63,7 +63,7 @@ def write_collection(path: Path, size: int, seed: int = 0) -> None:
 
 
 def write_random_scores(session) -> None:
-    from napari_anomalymatch.core.scorestore import ScoreManifest, ScoreStore
+    from napari_anomalymatch.core.scoring.store import ScoreManifest, ScoreStore
 
     n = len(session.collection)
     scores = np.random.default_rng(1).random(n).astype(np.float32)

@@ -156,7 +156,7 @@ def _run_one(session_path: Path, backend: str, batch_size: int) -> int:
     """(child) Score the session afresh and print one JSON line."""
     import torch
 
-    from napari_anomalymatch.core.scoring import run_to_end
+    from napari_anomalymatch.core.scoring.run import run_to_end
     from napari_anomalymatch.core.session import Session
 
     with Session.open(session_path) as session:
@@ -167,7 +167,7 @@ def _run_one(session_path: Path, backend: str, batch_size: int) -> int:
             result = run_to_end(session.score())
             cluster_seconds = 0.0
         else:
-            from napari_anomalymatch.core.distributed import connect
+            from napari_anomalymatch.core.scoring.cluster import connect
 
             with connect(BACKENDS[backend]) as cluster:
                 cluster_seconds = time.perf_counter() - started

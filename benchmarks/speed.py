@@ -171,10 +171,10 @@ def measure_scoring(source: str, size: int, options: dict, head: str = "classifi
 
     from napari_anomalymatch.core.config import ModelConfig, NormalisationConfig, ScoreConfig
     from napari_anomalymatch.core.io import open_collection
-    from napari_anomalymatch.core.lpft import ProbedNetwork
-    from napari_anomalymatch.core.models import build_model
-    from napari_anomalymatch.core.probe import AnomalyScorer, FrozenEmbedder, LinearProbe
-    from napari_anomalymatch.core.scoring import run_to_end, score_collection
+    from napari_anomalymatch.core.learning.lpft import ProbedNetwork
+    from napari_anomalymatch.core.learning.models import build_model
+    from napari_anomalymatch.core.learning.probe import AnomalyScorer, FrozenEmbedder, LinearProbe
+    from napari_anomalymatch.core.scoring.run import run_to_end, score_collection
     from napari_anomalymatch.core.transforms import Normaliser
 
     collection = open_collection(source, **options)
@@ -208,11 +208,11 @@ def measure_agreement(dataset: str, size: int, iterations: int, max_images: int 
     import torch
 
     from napari_anomalymatch.core.config import ModelConfig, NormalisationConfig, ScoreConfig, TrainConfig
-    from napari_anomalymatch.core.evaluate import read_benchmark
+    from napari_anomalymatch.core.evaluation.protocol import read_benchmark
+    from napari_anomalymatch.core.learning.training import Trainer, TrainingData
     from napari_anomalymatch.core.loading import load_images
     from napari_anomalymatch.core.pathchoice import agrees, ranking_agreement
-    from napari_anomalymatch.core.scoring import run_to_end, score_images
-    from napari_anomalymatch.core.training import Trainer, TrainingData
+    from napari_anomalymatch.core.scoring.run import run_to_end, score_images
     from napari_anomalymatch.core.transforms import Normaliser
 
     bench = read_benchmark(_agreement_manifest(dataset))
@@ -258,7 +258,7 @@ def measure_training(size: int, iterations: int, head: str = "lpft") -> dict:
     import torch
 
     from napari_anomalymatch.core.config import ModelConfig, TrainConfig
-    from napari_anomalymatch.core.training import Trainer, TrainingData
+    from napari_anomalymatch.core.learning.training import Trainer, TrainingData
 
     config = TrainConfig(batch_size=16, unlabelled_ratio=5, head=head)
     trainer = Trainer(ModelConfig(image_size=size), config, in_chans=3, device=torch.device("cpu"))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from napari_anomalymatch import AnomalyMatchApp, open_plugin
 from napari_anomalymatch.core.config import NormalisationConfig
-from napari_anomalymatch.core.demo import write_first_benchmark
+from napari_anomalymatch.core.evaluation.demo import write_first_benchmark
 
 
 def prepare_demo(out: Path) -> tuple[Path, Path, dict[str, bool]]:

@@ -12,22 +12,22 @@ import pytest
 CORE_MODULES = [
     "napari_anomalymatch",
     "napari_anomalymatch.core.session",
-    "napari_anomalymatch.core.evaluate",
-    "napari_anomalymatch.core.scoring",
+    "napari_anomalymatch.core.evaluation.protocol",
+    "napari_anomalymatch.core.scoring.run",
     "napari_anomalymatch.core.io.fits",
     "napari_anomalymatch.core.io.hdf5",
     "napari_anomalymatch.core.io.zarr",
-    "napari_anomalymatch.core.report",
-    "napari_anomalymatch.core.review",
+    "napari_anomalymatch.core.evaluation.report",
+    "napari_anomalymatch.core.review.queue",
     "napari_anomalymatch.core.display",
-    "napari_anomalymatch.core.tiles",
-    "napari_anomalymatch.core.testset",
+    "napari_anomalymatch.core.review.tiles",
+    "napari_anomalymatch.core.evaluation.testset",
     "napari_anomalymatch.core.io.lazy",
 
 
     "napari_anomalymatch.core.io.sharded",
-    "napari_anomalymatch.core.scoretables",
-    "napari_anomalymatch.core.distributed",
+    "napari_anomalymatch.core.scoring.tables",
+    "napari_anomalymatch.core.scoring.cluster",
     "napari_anomalymatch.cli",
 ]
 GUI_PACKAGES = ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "vispy", "superqt",
@@ -86,7 +86,7 @@ def test_plugin_imports_go_one_way():
 
 def test_dask_and_pyarrow_stay_optional_imports():
     code = (
-        "import sys, napari_anomalymatch.core.distributed, napari_anomalymatch.core.scoretables\n"
+        "import sys, napari_anomalymatch.core.scoring.cluster, napari_anomalymatch.core.scoring.tables\n"
         "import napari_anomalymatch.core.session, napari_anomalymatch.cli\n"
         "loaded = sorted(m for m in ('distributed', 'dask', 'pyarrow') if m in sys.modules)\n"
         "assert not loaded, loaded\n"
@@ -169,3 +169,31 @@ def test_no_import_circles():
     graph = {name: _imported_modules(path, set(paths)) for name, path in paths.items()}
     assert sum(map(len, graph.values())) > 100  # the scan sees the package's imports
     assert _import_circles(graph) == []
+
+
+# The engine's parts, bottom to top: a module may import only its own layer and those below.
+# Shared ground is every top-level core module except the session, which drives learning and scoring.
+CORE_LAYERS = ("ground", "learning", "scoring", "session", "review", "evaluation")
+SESSION_MODULES = {"napari_anomalymatch.core.session", "napari_anomalymatch.core.sessionstate"}
+
+
+def _core_layer(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[:2] != ["napari_anomalymatch", "core"]:
+        return None
+    if module in SESSION_MODULES:
+        return "session"
+    if len(parts) > 3 and parts[2] in CORE_LAYERS:
+        return parts[2]
+    return "ground"  # core itself, its top-level modules and core.io
+
+
+def test_core_layers_import_downwards_only():
+    paths = {_module_name(p): p for p in (SOURCE / "core").rglob("*.py")}
+    assert {_core_layer(name) for name in paths} == set(CORE_LAYERS)  # every layer is seen
+    upward = sorted(
+        (name, imported)
+        for name, path in paths.items()
+        for imported in _imported_modules(path, set(paths))
+        if CORE_LAYERS.index(_core_layer(imported)) > CORE_LAYERS.index(_core_layer(name)))
+    assert upward == []

@@ -34,8 +34,8 @@ from .core.config import (
     SessionConfig,
     setting_names,
 )
-from .core.demo import ANOMALY_CLASS as DEMO_ANOMALY_CLASS
-from .core.demo import CLASSES as DEMO_CLASSES
+from .core.evaluation.demo import ANOMALY_CLASS as DEMO_ANOMALY_CLASS
+from .core.evaluation.demo import CLASSES as DEMO_CLASSES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -247,9 +247,9 @@ def _progress_bar(total: int, description: str, unit: str = "it"):
 
 def _drive_training(events, on_event: Callable[[Any], None] | None = None) -> Any:
     """Show loading/training progress bars while a generator runs; return its value."""
+    from .core.learning.training import TrainProgress
     from .core.loading import LoadProgress
     from .core.runs import run_to_end
-    from .core.training import TrainProgress
 
     bars: dict[str, Any] = {}
 
@@ -317,8 +317,8 @@ def _add_demo(commands: Any) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from .core.demo import write_first_benchmark
-    from .core.evaluate import read_benchmark
+    from .core.evaluation.demo import write_first_benchmark
+    from .core.evaluation.protocol import read_benchmark
 
     seed = args.seed if args.seed is not None else 0
     manifest = write_first_benchmark(args.out, anomaly_class=args.anomaly_class, seed=seed)
@@ -332,8 +332,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def _run_and_report(benchmark: Any, config: Any, cycles: int, out: Path | None,
                     compare_heads: bool = False, oracle: Any = None) -> Any:
-    from .core.evaluate import CycleReport, OracleSettings, run_protocol
-    from .core.report import write_evaluation_report
+    from .core.evaluation.protocol import CycleReport, OracleSettings, run_protocol
+    from .core.evaluation.report import write_evaluation_report
     from .core.transforms import Normaliser
 
     def report(event: Any) -> None:
@@ -473,7 +473,7 @@ def _run_score(args: argparse.Namespace) -> int:
         if args.dask is None:
             _report_scores(session, _drive_scoring(session.score()), args.top)
             return 0
-        from .core.distributed import connect
+        from .core.scoring.cluster import connect
 
         with connect(args.dask) as cluster:
             print(f"scoring on Dask cluster {cluster.address} ({len(cluster.client.nthreads())} workers)")
@@ -513,7 +513,7 @@ def _add_export(commands: Any) -> None:
 def _run_export(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .core.export import ranking_table, write_table
+    from .core.review.export import ranking_table, write_table
     from .core.session import Session
 
     with Session.open(args.session, read_only=True) as session:
@@ -594,7 +594,7 @@ def _add_evaluate(commands: Any) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from .core.evaluate import OracleSettings, read_benchmark
+    from .core.evaluation.protocol import OracleSettings, read_benchmark
 
     benchmark = read_benchmark(args.manifest, on_error="skip" if args.skip_bad else "raise")
     config = _apply_options(SessionConfig(), args)

@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from napari_anomalymatch.core import distributed as dist
 from napari_anomalymatch.core.errors import ConfigError
-from napari_anomalymatch.core.scorestore import ScoreManifest
-from napari_anomalymatch.core.scoring import run_to_end
+from napari_anomalymatch.core.scoring import cluster as dist
+from napari_anomalymatch.core.scoring.run import run_to_end
+from napari_anomalymatch.core.scoring.store import ScoreManifest
 
 from .test_scale_scoring import trained_session
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_anomalymatch.core.errors import ConfigError
-from napari_anomalymatch.core.evaluate import OracleSettings, _oracle_picks
+from napari_anomalymatch.core.evaluation.protocol import OracleSettings, _oracle_picks
 
 # ten images: scores from 0.95 down to 0.05; the true anomalies are at places 0, 4 and 9
 SCORES = np.array([0.95, 0.85, 0.75, 0.65, 0.55, 0.45, 0.35, 0.25, 0.15, 0.05], dtype=np.float32)

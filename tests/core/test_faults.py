@@ -24,8 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_anomalymatch.core import atomic, checkpoints, labels
-from napari_anomalymatch.core.checkpoints import CheckpointInfo, load_checkpoint, save_checkpoint
+from napari_anomalymatch.core import atomic, labels
 from napari_anomalymatch.core.config import DataConfig, ModelConfig, ScoreConfig, SessionConfig, TrainConfig
 from napari_anomalymatch.core.errors import (
     CheckpointError,
@@ -37,12 +36,14 @@ from napari_anomalymatch.core.errors import (
     SessionError,
     UnsupportedSourceError,
 )
-from napari_anomalymatch.core.export import export_session
 from napari_anomalymatch.core.io import open_collection
 from napari_anomalymatch.core.labels import LabelStore
-from napari_anomalymatch.core.review import ReviewQueue
-from napari_anomalymatch.core.scorestore import CHECKSUMS, COMPLETE, SCORES, ScoreStore
-from napari_anomalymatch.core.scoring import run_to_end
+from napari_anomalymatch.core.learning import checkpoints
+from napari_anomalymatch.core.learning.checkpoints import CheckpointInfo, load_checkpoint, save_checkpoint
+from napari_anomalymatch.core.review.export import export_session
+from napari_anomalymatch.core.review.queue import ReviewQueue
+from napari_anomalymatch.core.scoring.run import run_to_end
+from napari_anomalymatch.core.scoring.store import CHECKSUMS, COMPLETE, SCORES, ScoreStore
 from napari_anomalymatch.core.session import Session, saved_state
 
 from ..conftest import TINY_TRAINING, blob_images, write_pngs
@@ -221,7 +222,7 @@ def test_a_second_ctrl_c_aborts_the_save_and_keeps_the_previous(tmp_path, monkey
 
 KILLED_WRITER = textwrap.dedent("""
     import sys, torch
-    from napari_anomalymatch.core.checkpoints import CheckpointInfo, save_checkpoint
+    from napari_anomalymatch.core.learning.checkpoints import CheckpointInfo, save_checkpoint
     info = CheckpointInfo(2, 4, "m", 1, 32, "x")
     big = {f"t{i}": torch.full((1_000_000,), float(i)) for i in range(40)}
     while True:

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from napari_anomalymatch.core import inference, pathchoice
+from napari_anomalymatch.core import pathchoice
 from napari_anomalymatch.core.config import ModelConfig, ScoreConfig
-from napari_anomalymatch.core.inference import ScoringModel, ScoringModelWarning, prepare_scoring_model
-from napari_anomalymatch.core.models import build_model
+from napari_anomalymatch.core.learning.models import build_model
+from napari_anomalymatch.core.scoring import inference
+from napari_anomalymatch.core.scoring.inference import ScoringModel, ScoringModelWarning, prepare_scoring_model
 
 SHAPE = (1, 32, 32)
 
@@ -102,7 +103,7 @@ def test_the_selection_holds_a_small_trained_model_to_the_agreement_rule(trained
 @pytest.fixture(scope="module")
 def trained_blobs():
     from napari_anomalymatch.core.config import TrainConfig
-    from napari_anomalymatch.core.training import Trainer, TrainingData
+    from napari_anomalymatch.core.learning.training import Trainer, TrainingData
 
     from ..conftest import blob_images
 

@@ -8,10 +8,10 @@ import torch
 
 from napari_anomalymatch.core.config import ModelConfig, ScoreConfig, TrainConfig
 from napari_anomalymatch.core.errors import CheckpointError
-from napari_anomalymatch.core.fixmatch import FixMatchBatch, fixmatch_step
-from napari_anomalymatch.core.lpft import ProbedNetwork
-from napari_anomalymatch.core.scoring import score_components
-from napari_anomalymatch.core.training import Trainer, TrainingData
+from napari_anomalymatch.core.learning.fixmatch import FixMatchBatch, fixmatch_step
+from napari_anomalymatch.core.learning.lpft import ProbedNetwork
+from napari_anomalymatch.core.learning.training import Trainer, TrainingData
+from napari_anomalymatch.core.scoring.run import score_components
 
 from ..conftest import blob_images
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from napari_anomalymatch.core.metrics import ranking_metrics
+from napari_anomalymatch.core.evaluation.metrics import ranking_metrics
 
 
 def test_perfect_ranking():

@@ -8,8 +8,8 @@ import torch
 
 from napari_anomalymatch.core.config import ModelConfig
 from napari_anomalymatch.core.errors import ConfigError
-from napari_anomalymatch.core.models import PretrainedWeightsWarning, build_model
-from napari_anomalymatch.core.weights import lite0_state_dict, rename_lite0_key
+from napari_anomalymatch.core.learning.models import PretrainedWeightsWarning, build_model
+from napari_anomalymatch.core.learning.weights import lite0_state_dict, rename_lite0_key
 
 EGYPTIAN_CAT, TABBY, TIGER_CAT = 285, 281, 282
 
@@ -76,7 +76,7 @@ def test_any_number_of_channels(channels):
 
 
 def test_other_timm_models_start_random_without_local_weights(monkeypatch):
-    monkeypatch.setattr("napari_anomalymatch.core.models.cached_hub_weights", lambda name: None)
+    monkeypatch.setattr("napari_anomalymatch.core.learning.models.cached_hub_weights", lambda name: None)
     with pytest.warns(PretrainedWeightsWarning, match="no ImageNet weights for 'resnet10t'"):
         built = build_model(ModelConfig(name="resnet10t"), in_chans=1)
     assert built.weights == "random initialisation"

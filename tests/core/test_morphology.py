@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from napari_anomalymatch.core.config import ModelConfig, ScoreConfig, TrainConfig
-from napari_anomalymatch.core.morphology import MORPHOLOGY_STATISTICS, morphology_statistics
-from napari_anomalymatch.core.probe import (
+from napari_anomalymatch.core.learning.morphology import MORPHOLOGY_STATISTICS, morphology_statistics
+from napari_anomalymatch.core.learning.probe import (
     EXTRA_STATISTIC_LIMIT,
     AnomalyScorer,
     CollectionStatistics,
@@ -17,8 +17,8 @@ from napari_anomalymatch.core.probe import (
     collection_statistics,
     probe_input,
 )
-from napari_anomalymatch.core.scoring import score_components
-from napari_anomalymatch.core.training import Trainer
+from napari_anomalymatch.core.learning.training import Trainer
+from napari_anomalymatch.core.scoring.run import score_components
 
 from .test_probe import _trained as trained_on_blobs
 
@@ -219,7 +219,7 @@ def test_checkpoint_from_before_morphology_reads_the_network_alone():
 
 
 def test_scoring_graph_with_morphology_matches_eager_at_any_batch_size(single_band):
-    from napari_anomalymatch.core.inference import prepare_scoring_model
+    from napari_anomalymatch.core.scoring.inference import prepare_scoring_model
 
     trainer, images, _ = single_band
     scorer = AnomalyScorer(trainer.ema.module, trainer.probe, "probe", trainer.probe_embedder)

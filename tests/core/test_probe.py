@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from napari_anomalymatch.core.augment import dihedral
 from napari_anomalymatch.core.config import ModelConfig, ScoreConfig, TrainConfig
 from napari_anomalymatch.core.errors import ConfigError
-from napari_anomalymatch.core.probe import (
+from napari_anomalymatch.core.learning.augment import dihedral
+from napari_anomalymatch.core.learning.probe import (
     FROZEN_LAYER_CODES,
     AnomalyScorer,
     FrozenEmbedder,
@@ -19,8 +19,8 @@ from napari_anomalymatch.core.probe import (
     embed_views,
     fit_probe,
 )
-from napari_anomalymatch.core.scoring import score_components
-from napari_anomalymatch.core.training import Trainer, TrainingData
+from napari_anomalymatch.core.learning.training import Trainer, TrainingData
+from napari_anomalymatch.core.scoring.run import score_components
 
 from ..conftest import blob_images
 
@@ -170,7 +170,7 @@ def test_precomputed_features_of_the_eight_views_give_the_tta_scores(trained):
 
 
 def test_the_protocol_embeds_every_view_once_with_tta(trained):
-    from napari_anomalymatch.core.evaluate import _FrozenFeatures
+    from napari_anomalymatch.core.evaluation.protocol import _FrozenFeatures
 
     trainer, images, _ = trained
     scorer = trainer.scoring_model
@@ -185,7 +185,7 @@ def test_the_protocol_embeds_every_view_once_with_tta(trained):
 
 
 def test_batch_scoring_with_tta_gives_the_sigmoid_of_the_mean_log_odds(trained):
-    from napari_anomalymatch.core.inference import prepare_scoring_model
+    from napari_anomalymatch.core.scoring.inference import prepare_scoring_model
 
     trainer, images, _ = trained
     scorer = trainer.scoring_model
@@ -320,7 +320,7 @@ def test_probe_settings_are_checked(changes, message):
 
 
 def test_scoring_graph_of_the_scorer_with_a_frozen_embedder_matches_eager(trained):
-    from napari_anomalymatch.core.inference import prepare_scoring_model
+    from napari_anomalymatch.core.scoring.inference import prepare_scoring_model
 
     trainer, images, _ = trained
     frozen = FrozenEmbedder(trainer._starting_model, 48, trainer.config.probe_layers)

@@ -9,10 +9,10 @@ import pytest
 
 from napari_anomalymatch.core.config import DataConfig, SessionConfig
 from napari_anomalymatch.core.errors import ConfigError, NotTrainedError
-from napari_anomalymatch.core.export import export_session
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL, UNLABELED, UNSURE
-from napari_anomalymatch.core.review import ReviewQueue
-from napari_anomalymatch.core.scorestore import ScoreManifest, ScoreStore
+from napari_anomalymatch.core.review.export import export_session
+from napari_anomalymatch.core.review.queue import ReviewQueue
+from napari_anomalymatch.core.scoring.store import ScoreManifest, ScoreStore
 from napari_anomalymatch.core.session import Session
 
 SCORES = np.array([0.1, 0.9, 0.5, 0.45, 0.8, 0.2, np.nan, 0.55], dtype=np.float32)
@@ -131,7 +131,7 @@ def test_export_writes_scores_and_every_label(session, tmp_path):
 
 
 def test_the_caption_is_two_short_lines_for_a_narrow_view():
-    from napari_anomalymatch.core.review import Candidate, shorten_middle
+    from napari_anomalymatch.core.review.queue import Candidate, shorten_middle
 
     long_id = "images/Bent/" + "x" * 80 + "_3_Proctor_Tab1.png"
     candidate = Candidate(position=2, total=1905, index=7, image_id=long_id, score=0.9449, label=ANOMALY)

@@ -10,8 +10,8 @@ import pytest
 
 from napari_anomalymatch.core.config import DataConfig, ModelConfig, ScoreConfig, SessionConfig, TrainConfig
 from napari_anomalymatch.core.io import open_collection
-from napari_anomalymatch.core.scorestore import ScoreManifest, ScoreStore, best_of
-from napari_anomalymatch.core.scoring import finish_stored_run, run_to_end, score_collection
+from napari_anomalymatch.core.scoring.run import finish_stored_run, run_to_end, score_collection
+from napari_anomalymatch.core.scoring.store import ScoreManifest, ScoreStore, best_of
 from napari_anomalymatch.core.session import Session
 
 from ..conftest import TINY_TRAINING, blob_images

@@ -13,10 +13,10 @@ import torch
 from napari_anomalymatch.core.config import DataConfig, ModelConfig, ScoreConfig, SessionConfig, TrainConfig
 from napari_anomalymatch.core.errors import ConfigError, NotTrainedError, SessionError, UnknownIdError
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL
+from napari_anomalymatch.core.learning.training import TrainProgress
 from napari_anomalymatch.core.loading import LoadProgress
-from napari_anomalymatch.core.scoring import run_to_end
+from napari_anomalymatch.core.scoring.run import run_to_end
 from napari_anomalymatch.core.session import Session, rank
-from napari_anomalymatch.core.training import TrainProgress
 
 from ..conftest import TINY_TRAINING
 

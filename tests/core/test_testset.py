@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from napari_anomalymatch.core.errors import LabelError, UnknownIdError
+from napari_anomalymatch.core.evaluation.testset import evaluate_test_set, read_test_set
 from napari_anomalymatch.core.io import open_collection
-from napari_anomalymatch.core.testset import evaluate_test_set, read_test_set
 
 
 @pytest.fixture

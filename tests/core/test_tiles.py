@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from napari_anomalymatch.core.errors import ConfigError
-from napari_anomalymatch.core.gallery import BORDER_COLOURS, UNLABELLED_COLOUR
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL, UNLABELED
-from napari_anomalymatch.core.tiles import CURRENT_COLOUR, TileGrid, framed, paint_border, resize_rgb
+from napari_anomalymatch.core.review.gallery import BORDER_COLOURS, UNLABELLED_COLOUR
+from napari_anomalymatch.core.review.tiles import CURRENT_COLOUR, TileGrid, framed, paint_border, resize_rgb
 
 
 def test_frame_surrounds_the_image_in_the_label_colour():

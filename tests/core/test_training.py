@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from napari_anomalymatch.core.augment import dihedral, strong_augment, weak_augment
 from napari_anomalymatch.core.config import ModelConfig, TrainConfig
-from napari_anomalymatch.core.fixmatch import FixMatchBatch, fixmatch_step, pseudo_labels
-from napari_anomalymatch.core.training import Trainer, TrainingData
+from napari_anomalymatch.core.learning.augment import dihedral, strong_augment, weak_augment
+from napari_anomalymatch.core.learning.fixmatch import FixMatchBatch, fixmatch_step, pseudo_labels
+from napari_anomalymatch.core.learning.training import Trainer, TrainingData
 
 # The paper's classifier (the default head, the probe-initialised network, is tested in test_lpft.py).
 TINY = TrainConfig(iterations=3, batch_size=4, unlabelled_ratio=2, seed=1, head="classifier")

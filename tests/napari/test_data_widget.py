@@ -11,7 +11,7 @@ import pytest
 from napari_anomalymatch.core.autocrop import choose_crop
 from napari_anomalymatch.core.config import SessionConfig
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL
-from napari_anomalymatch.core.tiles import frame_width
+from napari_anomalymatch.core.review.tiles import frame_width
 
 from .conftest import notifications_during, tiny_config
 
@@ -172,7 +172,7 @@ def test_exports_of_the_first_sample_carry_its_ra_and_dec(tmp_path, viewer, pane
     from astropy.table import Table
 
     from napari_anomalymatch._napari.sample_data import first_radio_galaxies
-    from napari_anomalymatch.core.scorestore import ScoreManifest, ScoreStore
+    from napari_anomalymatch.core.scoring.store import ScoreManifest, ScoreStore
 
     pytest.importorskip("firstgalaxydata")
     (data, meta, _), = first_radio_galaxies()

@@ -26,7 +26,7 @@ def test_writer_saves_the_session_behind_a_review_layer(tmp_path, viewer, contro
     meta = {"name": "AnomalyMatch candidate", "metadata": controller.candidate_layer.metadata}
     with pytest.raises(NotTrainedError, match="nothing scored yet"):
         write_ranking(str(tmp_path / "r.csv"), None, meta)
-    from napari_anomalymatch.core.scorestore import ScoreManifest, ScoreStore
+    from napari_anomalymatch.core.scoring.store import ScoreManifest, ScoreStore
 
     session = controller.session
     scores = np.linspace(0, 1, 16, dtype=np.float32)

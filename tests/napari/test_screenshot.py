@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_anomalymatch.core.gallery import BORDER_COLOURS, UNLABELLED_COLOUR
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL
+from napari_anomalymatch.core.review.gallery import BORDER_COLOURS, UNLABELLED_COLOUR
 
 from .conftest import press
 

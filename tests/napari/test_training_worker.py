@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from qtpy.QtCore import QTimer
 
-from napari_anomalymatch.core.training import TrainProgress
+from napari_anomalymatch.core.learning.training import TrainProgress
 
 from .conftest import notifications_during, press
 

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 from ..core.config import NormalisationConfig
 from ..core.display import DisplaySettings
 from ..core.errors import AnomalyMatchError
-from ..core.review import Candidate
+from ..core.evaluation.testset import TestReport
+from ..core.review.queue import Candidate
 from ..core.session import Session
-from ..core.testset import TestReport
 
 if TYPE_CHECKING:
     import napari

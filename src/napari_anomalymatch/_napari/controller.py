@@ -18,11 +18,11 @@ from psygnal import Signal
 from ..core.config import DataConfig, NormalisationConfig, SessionConfig, setting_names
 from ..core.display import DisplayRenderer, DisplaySettings
 from ..core.errors import AnomalyMatchError, ConfigError, SessionError
-from ..core.export import export_session
-from ..core.review import Candidate, ReviewQueue
+from ..core.evaluation.testset import TestReport, TestSet, evaluate_test_set, read_test_set
+from ..core.review.export import export_session
+from ..core.review.queue import Candidate, ReviewQueue
 from ..core.session import Session
 from ..core.sessionstate import ReviewState, read_loss_history, read_review_state, write_review_state
-from ..core.testset import TestReport, TestSet, evaluate_test_set, read_test_set
 from ..core.transforms import Normaliser
 from .compat import avoid_triton_llvm_clash
 from .keys import ReviewKeys

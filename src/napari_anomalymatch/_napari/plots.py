@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
-from ..core.testset import TestReport
-from ..core.training import TrainProgress
+from ..core.evaluation.testset import TestReport
+from ..core.learning.training import TrainProgress
 
 BACKGROUND = "#262930"
 FOREGROUND = "#d1d2d4"

@@ -15,8 +15,8 @@ import numpy as np
 
 from ..core.display import DisplayRenderer
 from ..core.io.base import ImageCollection
-from ..core.review import Candidate, ReviewQueue
-from ..core.tiles import TileGrid, frame_width, framed, label_colour, resize_rgb
+from ..core.review.queue import Candidate, ReviewQueue
+from ..core.review.tiles import TileGrid, frame_width, framed, label_colour, resize_rgb
 from .layers import SOURCE_KEY, text_overlay, upsert_image
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from .keys import REVIEW_KEYS
 from .notifications import notify_errors
 
 if TYPE_CHECKING:
-    from ..core.review import Candidate
+    from ..core.review.queue import Candidate
     from .controller import AnomalyMatchController
 
 KEY_NAMES = {"Right": "→", "Left": "←", "PageDown": "PgDn", "PageUp": "PgUp", "Backspace": "⌫"}

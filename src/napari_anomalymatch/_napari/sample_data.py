@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.demo import read_first_sample
+from ..core.evaluation.demo import read_first_sample
 
 N_IMAGES = 300
 

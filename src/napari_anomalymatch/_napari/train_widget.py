@@ -13,9 +13,9 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEd
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.config import DEVICES, SessionConfig
+from ..core.learning.training import TrainProgress
 from ..core.loading import LoadProgress
-from ..core.scoring import ScoreBatch
-from ..core.training import TrainProgress
+from ..core.scoring.run import ScoreBatch
 from .compact import status_label
 from .notifications import notify_errors
 from .plots import LossPlot

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import AnomalyMatchError, SessionError
+from ..core.learning.training import TrainProgress
 from ..core.loading import LoadProgress
 from ..core.runs import run_until_stopped
-from ..core.scoring import ScoreBatch, ScoreResult
+from ..core.scoring.run import ScoreBatch, ScoreResult
 from ..core.session import Session
-from ..core.training import TrainProgress
 
 
 @dataclass(frozen=True)

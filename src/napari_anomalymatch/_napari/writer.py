@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.errors import ConfigError
-from ..core.export import export_session
+from ..core.review.export import export_session
 from ..core.session import Session
 from .layers import SOURCE_KEY
 

@@ -2,4 +2,9 @@
 
 Nothing here imports napari, Qt or magicgui.  Import the modules you need,
 e.g. ``from napari_anomalymatch.core.session import Session``.
+
+The top-level modules are the shared ground (config, errors, labels, transforms,
+loading, ...) plus the session that drives the parts; ``io/`` reads collections.
+The parts import in one direction (tests/test_boundaries.py checks):
+``learning`` <- ``scoring`` <- ``session`` <- ``review`` <- ``evaluation``.
 """

@@ -149,7 +149,7 @@ class TrainConfig:
 
     ``head`` chooses the score: ``lpft`` (the default: the FixMatch network whose head starts
     each cycle as the probe and then learns from the labelled and unlabelled images, see
-    ``core.lpft``), ``lpft+probe`` (the mean of its log-odds and the probe's), ``probe`` (the
+    ``core.learning.lpft``), ``lpft+probe`` (the mean of its log-odds and the probe's), ``probe`` (the
     linear probe alone, the baseline), ``classifier`` (the fine-tuned FixMatch classifier, the
     paper's score) or ``ensemble`` (the mean of classifier and probe log-odds); see
     ``docs/benchmarks.md`` for how they compare. The probe (see ``probe``) is
@@ -167,7 +167,7 @@ class TrainConfig:
     before the probe normalises an embedding (the default).
     ``probe_morphology`` (pretrained features only): ``on`` adds eleven morphology statistics
     of each image (light radii, Gini, M20, asymmetries, elongation, size, offsets; see
-    ``core.morphology``) to what the probe reads, standardised on the unlabelled images;
+    ``core.learning.morphology``) to what the probe reads, standardised on the unlabelled images;
     ``auto`` (the default) turns them on for single-band images, the usual astronomical
     cutout, and off for colour ones; ``off`` never.
     """

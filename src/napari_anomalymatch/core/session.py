@@ -28,7 +28,6 @@ import torch
 
 from .atomic import remove_stale_temporaries
 from .autocrop import resolve_automatic
-from .checkpoints import CheckpointInfo, load_checkpoint, read_checkpoint_info, save_checkpoint
 from .config import AUTO, ORDERS, DataConfig, SessionConfig, TrainConfig, resolve_source
 from .errors import (
     AnomalyMatchError,
@@ -41,11 +40,12 @@ from .errors import (
 from .io.base import ImageCollection
 from .io.registry import find_reader, open_collection
 from .labels import LabelEvent, LabelStore, parse_label
+from .learning.checkpoints import CheckpointInfo, load_checkpoint, read_checkpoint_info, save_checkpoint
+from .learning.training import Trainer, TrainingData, TrainProgress
 from .loading import LoadProgress, load_images
-from .scorestore import ScoreManifest, ScoreRunStatus, ScoreStore, open_scores, run_status
-from .scoring import ScoreBatch, ScoreResult, finish_stored_run, model_fingerprint, score_collection
+from .scoring.run import ScoreBatch, ScoreResult, finish_stored_run, model_fingerprint, score_collection
+from .scoring.store import ScoreManifest, ScoreRunStatus, ScoreStore, open_scores, run_status
 from .sessionstate import recorded, write_loss_history
-from .training import Trainer, TrainingData, TrainProgress
 from .transforms import Normaliser
 
 CONFIG_FILE = "session.toml"
@@ -400,7 +400,7 @@ class Session:
         Parameters
         ----------
         cluster
-            A ``distributed.DaskCluster`` (see ``core.distributed.connect``) to
+            A ``distributed.DaskCluster`` (see ``core.scoring.cluster.connect``) to
             spread the shards over; None scores here.
 
         The run's folder gets one part file per shard (or per ``part_size``
@@ -416,8 +416,8 @@ class Session:
             return (yield from score_collection(model, self.collection, self.normaliser,
                                                 self.config.model.image_size, self.config.score,
                                                 trainer.device, store=store))
-        from .distributed import score_on_cluster, scoring_job
-        from .scoring import prepare_run_scorer
+        from .scoring.cluster import score_on_cluster, scoring_job
+        from .scoring.run import prepare_run_scorer
 
         n_todo = sum(len(part) for part in store.remaining_parts())
         # chosen (or read back) here, once, so every worker and every resume scores alike

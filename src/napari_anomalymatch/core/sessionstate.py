@@ -23,7 +23,7 @@ from typing import Any
 from .atomic import atomic_write_bytes
 from .display import DisplaySettings
 from .errors import ConfigError
-from .training import TrainProgress
+from .learning.training import TrainProgress
 
 HISTORY_DIR = "history"
 REVIEW_FILE = "review.json"

@@ -22,19 +22,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from .augment import scoring_views
-from .autocrop import resolve_automatic
-from .config import ORACLE_ORDER, ScoreConfig, SessionConfig
-from .errors import ConfigError, LabelError
-from .io.catalogue import CatalogueCollection, column, open_catalogue, read_table
-from .labels import ANOMALY, NORMAL, UNLABELED, parse_label
-from .loading import LoadProgress, load_images
+from ..autocrop import resolve_automatic
+from ..config import ORACLE_ORDER, ScoreConfig, SessionConfig
+from ..errors import ConfigError, LabelError
+from ..io.catalogue import CatalogueCollection, column, open_catalogue, read_table
+from ..labels import ANOMALY, NORMAL, UNLABELED, parse_label
+from ..learning.augment import scoring_views
+from ..learning.probe import ENSEMBLE_PARTS, AnomalyScorer, embed_views, ensemble_log_odds
+from ..learning.training import Trainer, TrainingData, TrainProgress
+from ..loading import LoadProgress, load_images
+from ..scoring.run import score_components
+from ..session import ORDERS, rank
+from ..transforms import Normaliser
 from .metrics import ranking_metrics
-from .probe import ENSEMBLE_PARTS, AnomalyScorer, embed_views, ensemble_log_odds
-from .scoring import score_components
-from .session import ORDERS, rank
-from .training import Trainer, TrainingData, TrainProgress
-from .transforms import Normaliser
 
 # Preprocessed images are held in memory; refuse sizes that would not fit comfortably.
 MAX_PREPARED_BYTES = 12 * 1024**3

@@ -1,6 +1,6 @@
 """A FixMatch network whose head starts as the linear probe (LP-FT): the ``lpft`` heads.
 
-``ProbedNetwork`` reads the same inputs as the linear probe of ``core.probe`` (the pooled
+``ProbedNetwork`` reads the same inputs as the linear probe of ``core.learning.probe`` (the pooled
 feature pyramid of its backbone and, on single-band images, the morphology statistics) with
 a linear head of the same form (``LinearProbe``), but its backbone and head are trained.
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .labels import ANOMALY, NORMAL, UNSURE
+from ..labels import ANOMALY, NORMAL, UNSURE
 
 BORDER_COLOURS = {ANOMALY: (230, 50, 50), NORMAL: (60, 160, 255), UNSURE: (240, 200, 40)}
 UNLABELLED_COLOUR = (90, 90, 90)

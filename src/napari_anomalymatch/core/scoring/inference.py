@@ -22,9 +22,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .augment import dihedral, scoring_views
-from .config import ScoreConfig
-from .pathchoice import (
+from ..config import ScoreConfig
+from ..learning.augment import dihedral, scoring_views
+from ..pathchoice import (
     InferencePath,
     Selection,
     candidate_paths,

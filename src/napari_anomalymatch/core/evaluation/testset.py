@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import LabelError
-from .io.base import ImageCollection
-from .labelfiles import read_label_file
-from .labels import ANOMALY, NORMAL
+from ..errors import LabelError
+from ..io.base import ImageCollection
+from ..labelfiles import read_label_file
+from ..labels import ANOMALY, NORMAL
 from .metrics import ranking_metrics
 
 TRUTH_COLUMNS = ("is_anomaly", "truth", "label", "labels", "class")

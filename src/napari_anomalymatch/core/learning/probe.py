@@ -10,7 +10,7 @@ network, optionally looking at the images enlarged to ``probe_size``. Fine-tunin
 labelled anomalies degrades the pretrained features (see ``benchmarks/results/ablation.md``), so
 the probe on the frozen features is the default score; the ``ensemble`` head adds the fine-tuned
 classifier at the cost of a second forward pass per image. On single-band images the frozen
-embedder also appends morphology statistics (``core.morphology``), which ``probe_input`` weighs
+embedder also appends morphology statistics (``core.learning.morphology``), which ``probe_input`` weighs
 beside the network's features. ``AnomalyScorer`` returns two-class
 logits like the classifier, so every scoring path (local, workers, Dask) uses it unchanged.
 """
@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import HEADS, LPFT_HEADS, PROBE_LAYERS
+from ..errors import CheckpointError, ConfigError
 from .augment import dihedral
-from .config import HEADS, LPFT_HEADS, PROBE_LAYERS
-from .errors import CheckpointError, ConfigError
 from .morphology import MORPHOLOGY_STATISTICS, morphology_statistics
 
 
@@ -116,7 +116,7 @@ class FrozenEmbedder(nn.Module):
 
     ``layers``: ``head``, the pooled features the classifier reads, or ``pyramid``, those joined
     to the pooled features of the stages before (see ``AnomalyClassifier.embed_pyramid``).
-    ``morphology``: follow them with the images' morphology statistics (``core.morphology``),
+    ``morphology``: follow them with the images' morphology statistics (``core.learning.morphology``),
     measured on the images as given.
     """
 

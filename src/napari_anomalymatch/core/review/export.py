@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
-from .io.base import ImageCollection
-from .labels import LABEL_NAMES, UNLABELED
+from ..errors import ConfigError
+from ..io.base import ImageCollection
+from ..labels import LABEL_NAMES, UNLABELED
 
 FORMATS = {".csv": "ascii.csv", ".ecsv": "ascii.ecsv", ".fits": "fits", ".fit": "fits",
            ".xml": "votable", ".vot": "votable", ".votable": "votable", ".parquet": "parquet"}

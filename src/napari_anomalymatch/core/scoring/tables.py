@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_path
-from .errors import ConfigError
-from .io.base import ImageCollection
-from .scorestore import ScoreStore
+from ..atomic import atomic_path
+from ..errors import ConfigError
+from ..io.base import ImageCollection
+from .store import ScoreStore
 
 CATALOGUE = "scores.parquet"
 TOP = "top.parquet"

@@ -1,7 +1,7 @@
 """Scoring on a Dask cluster, when one node is not enough.
 
 One task per shard (per part for a single large file): each worker loads the
-model once (``daskworker.ScoringModelPlugin``), reads its shards itself and
+model once (``cluster_worker.ScoringModelPlugin``), reads its shards itself and
 sends back their scores; this process writes each shard's part file as it
 arrives, so a run stopped at any point resumes by skipping finished shards,
 exactly like a local run, and the merged outputs are the same.
@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import SessionConfig
-from .errors import ConfigError
-from .io.base import ImageCollection
-from .scorestore import Part, ScoreStore
-from .scoring import ScoreBatch
-from .transforms import Normaliser
+from ..config import SessionConfig
+from ..errors import ConfigError
+from ..io.base import ImageCollection
+from ..transforms import Normaliser
+from .run import ScoreBatch
+from .store import Part, ScoreStore
 
 INSTALL_HINT = "pip install napari-anomalymatch[distributed]"
 SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
@@ -130,7 +130,7 @@ def scoring_job(model: torch.nn.Module, model_hash: str, config: SessionConfig, 
     require_dask()
     from safetensors.torch import save
 
-    from .daskworker import BUFFER_PREFIX, ScoringJob
+    from .cluster_worker import BUFFER_PREFIX, ScoringJob
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     for name, buffer in model.named_buffers():  # input scaling is not part of the state dict
@@ -180,7 +180,7 @@ def score_on_cluster(cluster: DaskCluster, job: Any, collection: ImageCollection
     ``(n_scored, images_per_second)``; a worker's error is raised here.
     """
     distributed = require_dask()
-    from .daskworker import ScoringModelPlugin, score_shard
+    from .cluster_worker import ScoringModelPlugin, score_shard
 
     client = cluster.client
     groups = shard_groups(store.remaining_parts())

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config import HEADS, LPFT_HEADS, ModelConfig, TrainConfig
+from ..errors import CheckpointError, ConfigError
+from ..labels import ANOMALY, NORMAL
 from .augment import strong_augment, weak_augment
-from .config import HEADS, LPFT_HEADS, ModelConfig, TrainConfig
-from .errors import CheckpointError, ConfigError
 from .fixmatch import FixMatchBatch, fixmatch_step
-from .labels import ANOMALY, NORMAL
 from .lpft import ProbedNetwork, fit_head
 from .models import AnomalyClassifier, build_model, choose_device
 from .probe import (

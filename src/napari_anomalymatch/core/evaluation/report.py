@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluate import EvaluationResult
-from .export import ranking_table, write_table
-from .gallery import save_gallery
-from .labels import ANOMALY, NORMAL
-from .transforms import Normaliser
+from ..labels import ANOMALY, NORMAL
+from ..review.export import ranking_table, write_table
+from ..review.gallery import save_gallery
+from ..transforms import Normaliser
+from .protocol import EvaluationResult
 
 
 def write_evaluation_report(result: EvaluationResult, out_dir: str | Path, normaliser: Normaliser,

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
-from .errors import ConfigError
+from ..config import ModelConfig
+from ..errors import ConfigError
 from .weights import LITE0_MEAN, LITE0_STD, cached_hub_weights, lite0_state_dict
 
 DEFAULT_MODEL = "tf_efficientnet_lite0"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .gallery import BORDER_COLOURS, UNLABELLED_COLOUR
 
 CURRENT_COLOUR = (255, 255, 255)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .config import TrainConfig
+from ..config import TrainConfig
 
 
 @dataclass(frozen=True)

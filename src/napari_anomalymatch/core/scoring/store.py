@@ -39,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path, atomic_write_bytes, disk_errors
-from .errors import CorruptFileError, SessionError
+from ..atomic import atomic_path, atomic_write_bytes, disk_errors
+from ..errors import CorruptFileError, SessionError
 
 MANIFEST = "manifest.json"
 COMPLETE = "complete.json"
@@ -329,7 +329,7 @@ def best_of(scores: np.ndarray, indices: np.ndarray, k: int) -> np.ndarray:
     return finite[order][:k]
 
 
-TABLES = ("scores.parquet", "top.parquet")  # scoretables.CATALOGUE and TOP
+TABLES = ("scores.parquet", "top.parquet")  # tables.CATALOGUE and TOP
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """What runs on a Dask worker: the model, loaded once, and the scoring of whole shards.
 
-Imported only on workers and by ``core.distributed`` once ``dask.distributed``
+Imported only on workers and by ``core.scoring.cluster`` once ``dask.distributed``
 is known to be installed.  A ``ScoringModelPlugin`` builds the model from the
 job's weights when it is registered on a worker (and on every worker that
 joins later); ``score_shard`` tasks then use it, one at a time per worker.
@@ -19,14 +19,14 @@ import torch
 from distributed import get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from .config import ModelConfig, ScoreConfig
+from ..config import ModelConfig, ScoreConfig
+from ..io.base import ImageCollection
+from ..learning.lpft import ProbedNetwork
+from ..learning.probe import AnomalyScorer, FrozenEmbedder, LinearProbe
+from ..transforms import Normaliser
 from .inference import ScoringModel, prepare_scoring_model
-from .io.base import ImageCollection
-from .lpft import ProbedNetwork
-from .probe import AnomalyScorer, FrozenEmbedder, LinearProbe
-from .scorestore import Part
-from .scoring import score_parts
-from .transforms import Normaliser
+from .run import score_parts
+from .store import Part
 
 BUFFER_PREFIX = "__buffer__."
 
@@ -105,7 +105,7 @@ def score_shard(plugin_name: str, collection: ImageCollection, normaliser: Norma
 def _build_scorer(job: ScoringJob, device: torch.device) -> ScoringModel:
     from safetensors.torch import load
 
-    from .models import build_model
+    from ..learning.models import build_model
 
     built = build_model(dataclasses.replace(job.model, pretrained=False), job.in_chans)
     tensors = load(job.weights)
@@ -132,7 +132,7 @@ def _build_scorer(job: ScoringJob, device: torch.device) -> ScoringModel:
 
 def _device_for(model: ModelConfig, worker: Any) -> torch.device:
     """The job's device; with several GPUs, LocalCluster worker ``k`` takes GPU ``k mod n``."""
-    from .models import choose_device
+    from ..learning.models import choose_device
 
     device = choose_device(model.device)
     if device.type == "cuda" and torch.cuda.device_count() > 1:

@@ -22,15 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .augment import dihedral, scoring_views
-from .config import ScoreConfig
+from ..config import ScoreConfig
+from ..io.base import ImageCollection
+from ..learning.augment import dihedral, scoring_views
+from ..loading import RangeBatches, iterate_batches, load_images
+from ..pathchoice import InferencePath, default_path, needs_selection
+from ..runs import run_to_end
+from ..transforms import Normaliser
 from .inference import CALIBRATION_IMAGES, ScoringModel, anomaly_probability, choose_precision, prepare_scoring_model
-from .io.base import ImageCollection
-from .loading import RangeBatches, iterate_batches, load_images
-from .pathchoice import InferencePath, default_path, needs_selection
-from .runs import run_to_end
-from .scorestore import Part, ScoreStore, best_of
-from .transforms import Normaliser
+from .store import Part, ScoreStore, best_of
 
 
 class MissingTablesWarning(UserWarning):
@@ -228,10 +228,10 @@ def finish_stored_run(store: ScoreStore, k: int, model_hash: str, n_scored: int,
     """Merge a run whose parts are all written: ``scores.npy``, the top ``k`` and the Parquet tables.
 
     With ``tables_for`` (the scored collection) and pyarrow installed, the
-    catalogue and top-k tables are written (see ``scoretables``).  A run
+    catalogue and top-k tables are written (see ``scoring.tables``).  A run
     found complete is not merged again.
     """
-    from .scoretables import CATALOGUE, TOP, parquet_available, write_score_tables
+    from .tables import CATALOGUE, TOP, parquet_available, write_score_tables
 
     missing = len(store.remaining_parts())
     if missing:
