@@ -106,6 +106,29 @@ def test_training_is_reproducible_from_a_seed():
     torch.testing.assert_close(final_weights(), final_weights(), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("head", ["classifier", "lpft"])
+def test_the_global_rng_is_the_callers(head):
+    """Training neither resets the caller's torch RNG nor depends on what the caller draws from it."""
+    config = TrainConfig(iterations=3, batch_size=4, unlabelled_ratio=2, seed=1, head=head, backbone_lr_scale=0.1)
+
+    def trained(caller_draws: bool) -> tuple[dict, torch.Tensor]:
+        torch.manual_seed(123)
+        expected = torch.get_rng_state()
+        t = Trainer(ModelConfig(image_size=32), config, in_chans=1, device=torch.device("cpu"))
+        assert torch.equal(torch.get_rng_state(), expected)
+        for _ in t.run(_data()):
+            if caller_draws:
+                torch.rand(5)
+        return t.ema.module.state_dict(), torch.rand(1)
+
+    quiet, after_quiet = trained(caller_draws=False)
+    busy, _ = trained(caller_draws=True)
+    torch.manual_seed(123)
+    assert torch.equal(after_quiet, torch.rand(1))  # the caller's sequence went on as if untouched
+    for name, value in quiet.items():
+        torch.testing.assert_close(busy[name], value, rtol=0, atol=0, msg=name)
+
+
 def test_state_dict_round_trip(trainer):
     clone = Trainer(ModelConfig(image_size=32), TINY, in_chans=1)
     clone.load_state_dict(trainer.state_dict(), cycle=trainer.cycle, iterations_done=trainer.iterations_done)

@@ -85,14 +85,17 @@ class Trainer:
         self.config = train_config
         self.in_chans = in_chans
         self.device = device or choose_device(model_config.device)
-        torch.manual_seed(train_config.seed)
-        built = build_model(model_config, in_chans)
+        # The trainer's own torch RNG (new heads' initial weights, any dropout), seeded from the
+        # config: a caller's global RNG is neither reset by the library nor able to change a run.
+        self._rng_state: list[torch.Tensor] | None = None
+        with self._own_rng(seed=train_config.seed):
+            built = build_model(model_config, in_chans)
+            network = (ProbedNetwork(built.model, train_config.uses_morphology(in_chans))
+                       if train_config.trains_lpft else built.model)
         self.weights_source = built.weights
         # The starting network, kept frozen: the probe's features (probe_features = "pretrained").
         self._starting_model = copy.deepcopy(built.model).to(self.device, memory_format=torch.channels_last)
         self._starting_model.eval().requires_grad_(False)
-        network = (ProbedNetwork(built.model, train_config.uses_morphology(in_chans))
-                   if train_config.trains_lpft else built.model)
         self.model: AnomalyClassifier | ProbedNetwork = network.to(self.device, memory_format=torch.channels_last)
         from timm.utils import ModelEmaV3
 
@@ -200,7 +203,26 @@ class Trainer:
             return None
         return FrozenEmbedder(self._starting_model, size, layers, morphology)
 
+    @contextlib.contextmanager
+    def _own_rng(self, seed: int | None = None) -> Iterator[None]:
+        """Run the block on the trainer's RNG state (from ``seed`` the first time), leaving the
+        global one as it was."""
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            if seed is not None:
+                torch.manual_seed(seed)
+            else:
+                torch.set_rng_state(self._rng_state[0])
+                if cuda:
+                    torch.cuda.set_rng_state(self._rng_state[1], cuda[0])
+            yield
+            self._rng_state = [torch.get_rng_state(), *(torch.cuda.get_rng_state(cuda[0]) for _ in cuda)]
+
     def _step(self, batch: FixMatchBatch):
+        with self._own_rng():
+            return self._fixmatch_update(batch)
+
+    def _fixmatch_update(self, batch: FixMatchBatch):
         with self._autocast():
             result = fixmatch_step(self.model, batch, self.config)
         self.optimizer.zero_grad(set_to_none=True)
