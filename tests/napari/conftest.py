@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_anomalymatch.core.config import DataConfig, ModelConfig, NormalisationConfig, ScoreConfig, SessionConfig, TrainConfig
+from napari_anomalymatch.core.config import (
+    DataConfig,
+    ModelConfig,
+    NormalisationConfig,
+    ScoreConfig,
+    SessionConfig,
+    TrainConfig,
+)
 
 from ..conftest import TINY_TRAINING, blob_images, write_pngs
 

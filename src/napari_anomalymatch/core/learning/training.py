@@ -87,7 +87,7 @@ class Trainer:
         self.device = device or choose_device(model_config.device)
         # The trainer's own torch RNG (new heads' initial weights, any dropout), seeded from the
         # config: a caller's global RNG is neither reset by the library nor able to change a run.
-        self._rng_state: list[torch.Tensor] | None = None
+        self._rng_state: dict[str, torch.Tensor] = {}
         with self._own_rng(seed=train_config.seed):
             built = build_model(model_config, in_chans)
             network = (ProbedNetwork(built.model, train_config.uses_morphology(in_chans))
@@ -207,16 +207,18 @@ class Trainer:
     def _own_rng(self, seed: int | None = None) -> Iterator[None]:
         """Run the block on the trainer's RNG state (from ``seed`` the first time), leaving the
         global one as it was."""
-        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
+        cuda = (self.device.index or 0) if self.device.type == "cuda" else None
+        with torch.random.fork_rng(devices=[] if cuda is None else [cuda]):
             if seed is not None:
                 torch.manual_seed(seed)
             else:
-                torch.set_rng_state(self._rng_state[0])
-                if cuda:
-                    torch.cuda.set_rng_state(self._rng_state[1], cuda[0])
+                torch.set_rng_state(self._rng_state["cpu"])
+                if cuda is not None:
+                    torch.cuda.set_rng_state(self._rng_state["cuda"], cuda)
             yield
-            self._rng_state = [torch.get_rng_state(), *(torch.cuda.get_rng_state(cuda[0]) for _ in cuda)]
+            self._rng_state = {"cpu": torch.get_rng_state()}
+            if cuda is not None:
+                self._rng_state["cuda"] = torch.cuda.get_rng_state(cuda)
 
     def _step(self, batch: FixMatchBatch):
         with self._own_rng():
