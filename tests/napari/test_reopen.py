@@ -56,7 +56,7 @@ def test_a_new_session_starts_from_the_defaults(qtbot, widget, blobs, tmp_path):
     assert controller.session.config.data.normalisation.crop == 0.25
     widget.display_panel.gamma.value = 2.0
     widget.display_panel.apply()
-    small = controller.viewer.layers.extent.world[1, -2:]  # the displayed (last two) axes
+    small = controller.viewer.layers.extent.world[1]
 
     panel.session_dir.line_edit.value = str(tmp_path / "second")  # the form still shows crop 0.25
     assert notifications_during(lambda: panel.load_button.clicked.emit()) == []
@@ -64,7 +64,8 @@ def test_a_new_session_starts_from_the_defaults(qtbot, widget, blobs, tmp_path):
     assert controller.session.config.data.normalisation.crop == chosen > 0.25 and panel.crop.value == chosen
     assert controller.display.gamma == 1.0 and widget.display_panel.gamma.value == 1.0
     assert not (tmp_path / "second" / REVIEW_FILE).exists()
-    (top, left), (bottom, right) = controller.viewer.layers.extent.world[:, -2:]
+    assert controller.candidate_layer.rgb  # a small crop is still a colour image, not a stack of planes
+    (top, left), (bottom, right) = controller.viewer.layers.extent.world
     assert bottom > small[0]  # the larger crop, and the view fits it
     np.testing.assert_allclose(controller.viewer.scene.camera.center[-2:], ((top + bottom) / 2, (left + right) / 2),
                                atol=0.6)

@@ -61,13 +61,19 @@ def layer_source(layer: Any) -> dict[str, Any] | None:
 
 
 def upsert_image(viewer: napari.Viewer, name: str, data: np.ndarray, **properties: Any):
-    """Set the data of image layer ``name`` in place, or add the layer; returns it."""
+    """Set the data of image layer ``name`` in place, or add the layer; returns it.
+
+    Pass ``rgb`` for colour data: napari guesses it only for images more than about 30 pixels
+    wide, so a small crop would otherwise show as a stack of three-pixel-wide planes."""
     if name in viewer.layers:
         layer = viewer.layers[name]
-        layer.data = data
-        for key, value in properties.items():
-            setattr(layer, key, value)
-        return layer
+        if layer.rgb == properties.get("rgb", layer.rgb):  # rgb is fixed when a layer is made
+            layer.data = data
+            for key, value in properties.items():
+                if key != "rgb":
+                    setattr(layer, key, value)
+            return layer
+        viewer.layers.remove(layer)
     return viewer.add_image(data, name=name, **properties)
 
 

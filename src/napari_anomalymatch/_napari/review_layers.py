@@ -130,7 +130,7 @@ class ReviewLayers:
         data = framed(image, label_colour(candidate.label), width)
         metadata = {SOURCE_KEY: {**self.metadata[SOURCE_KEY], "index": candidate.index,
                                  "id": candidate.image_id}}
-        layer = upsert_image(self.viewer, CANDIDATE_LAYER, data, metadata=metadata)
+        layer = upsert_image(self.viewer, CANDIDATE_LAYER, data, rgb=True, metadata=metadata)
         layer.contrast_limits = (0, 255)
         overlay = text_overlay(self.viewer)
         overlay.visible = True
@@ -156,7 +156,7 @@ class ReviewLayers:
         candidate_height = self.viewer.layers[CANDIDATE_LAYER].data.shape[0]
         scale = candidate_height / self.grid.shape[0]
         translate = (0.0, candidate_height * (1 + GALLERY_GAP))
-        layer = upsert_image(self.viewer, GALLERY_LAYER, self._canvas, scale=(scale, scale),
+        layer = upsert_image(self.viewer, GALLERY_LAYER, self._canvas, rgb=True, scale=(scale, scale),
                              translate=translate, metadata=self.metadata)
         layer.contrast_limits = (0, 255)
 
