@@ -49,9 +49,9 @@ def test_session_workflow(tmp_path, blob_folder, capsys):
     saved = SessionConfig.from_toml(session / "session.toml")
     normalisation = saved.data.normalisation
     assert (normalisation.method, normalisation.crop) == ("percentile", 0.75)
-    train = saved.train
-    assert (train.probe_features, train.probe_size, train.probe_regularisation, train.probe_views,
-            train.probe_centre, train.probe_layers, train.probe_morphology) == (
+    probe = saved.probe
+    assert (probe.features, probe.size, probe.regularisation, probe.views,
+            probe.centre, probe.layers, probe.morphology) == (
         "pretrained", 48, 0.5, "flip", False, "head", "off")
     labels = tmp_path / "labels.csv"
     with open(labels, "w", newline="") as handle:

@@ -159,7 +159,7 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                        help="centre embeddings on the unlabelled images' mean before the probe reads "
                             "them (on by default)")
     group.add_argument("--probe-c", type=float, default=None,
-                       help=f"the probe's inverse L2 regularisation strength ({train.probe_regularisation})")
+                       help=f"the probe's inverse L2 regularisation strength ({DEFAULTS.probe.regularisation})")
     group.add_argument("--weak-pass", default=None, choices=WEAK_PASSES,
                        help="weak views in the training batch (joint) or in a cheaper separate pass "
                             f"({train.weak_pass})")

@@ -61,7 +61,7 @@ def test_two_worker_cluster_equals_the_local_run(tmp_path, one_thread):
     assert scorer.frozen is not None  # the workers must rebuild the probe's frozen network too
     job = dist.scoring_job(scorer, "x", session.config, session.trainer.in_chans, 90)
     assert (job.head, job.frozen_size, job.frozen_layers, job.frozen_morphology) == (
-        session.config.train.head, scorer.frozen.input_size, session.config.train.probe_layers, True)
+        session.config.train.head, scorer.frozen.input_size, session.config.probe.layers, True)
     local = run_to_end(session.score())
     local_scores = np.array(local.scores)
     local_tables = (local.catalogue.read_bytes(), local.top_table.read_bytes())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_anomalymatch.core.config import ModelConfig, ScoreConfig, TrainConfig
+from napari_anomalymatch.core.config import ModelConfig, ProbeConfig, ScoreConfig, TrainConfig
 from napari_anomalymatch.core.errors import CheckpointError
 from napari_anomalymatch.core.learning.fixmatch import FixMatchBatch, fixmatch_step
 from napari_anomalymatch.core.learning.lpft import ProbedNetwork
@@ -105,8 +105,8 @@ def test_unlabelled_images_enter_the_loss():
 
 def test_a_checkpoint_restores_the_network_and_its_morphology(trained):
     trainer, images, _ = trained
-    restored = Trainer(ModelConfig(image_size=32), TrainConfig(probe_morphology="off", head="lpft"), in_chans=1,
-                       device=CPU)
+    restored = Trainer(ModelConfig(image_size=32), TrainConfig(head="lpft"), in_chans=1, device=CPU,
+                       probe_config=ProbeConfig(morphology="off"))
     restored.load_state_dict(trainer.state_dict(), trainer.cycle, trainer.iterations_done)
     assert restored.model.morphology  # the checkpoint decides, not the new settings
     before, after = _scores(trainer, images), _scores(restored, images)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from napari_anomalymatch.core.config import ModelConfig, ScoreConfig, TrainConfig
+from napari_anomalymatch.core.config import ModelConfig, ProbeConfig, ScoreConfig, TrainConfig
 from napari_anomalymatch.core.learning.morphology import MORPHOLOGY_STATISTICS, morphology_statistics
 from napari_anomalymatch.core.learning.probe import (
     EXTRA_STATISTIC_LIMIT,
@@ -150,9 +150,8 @@ def test_probe_input_weighs_the_statistics_beside_the_normalised_network_feature
 
 
 def _trained(in_chans: int, morphology: str = "auto") -> tuple[Trainer, torch.Tensor, np.ndarray]:
-    config = TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=2, seed=3, probe_morphology=morphology,
-                         head="probe")
-    return trained_on_blobs(config, in_chans)
+    config = TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=2, seed=3, head="probe")
+    return trained_on_blobs(config, in_chans, ProbeConfig(morphology=morphology))
 
 
 @pytest.fixture(scope="module")
@@ -188,15 +187,15 @@ def test_the_setting_and_the_channel_count_decide_morphology(in_chans, setting, 
 
 
 def test_fine_tuned_features_never_get_morphology():
-    assert not TrainConfig(probe_features="fine-tuned", probe_morphology="on").uses_morphology(1)
+    assert not ProbeConfig(features="fine-tuned", morphology="on").uses_morphology(1)
 
 
 def test_checkpoint_restores_the_morphology_and_its_scale(single_band):
     trainer, images, _ = single_band
     state = trainer.state_dict()
     assert int(state["probe.frozen_morphology"]) == 1
-    restored = Trainer(ModelConfig(image_size=32), TrainConfig(probe_morphology="off", head="probe"), in_chans=1,
-                       device=CPU)
+    restored = Trainer(ModelConfig(image_size=32), TrainConfig(head="probe"), in_chans=1, device=CPU,
+                       probe_config=ProbeConfig(morphology="off"))
     restored.load_state_dict(state, trainer.cycle, trainer.iterations_done)
     assert restored.probe_embedder.morphology  # the checkpoint decides, not the new settings
     before = score_components(trainer.scoring_model, images, ScoreConfig(), CPU)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from napari_anomalymatch.core.config import ModelConfig, ScoreConfig, TrainConfig
+from napari_anomalymatch.core.config import ModelConfig, ProbeConfig, ScoreConfig, TrainConfig
 from napari_anomalymatch.core.errors import ConfigError
 from napari_anomalymatch.core.learning.augment import dihedral
 from napari_anomalymatch.core.learning.probe import (
@@ -27,7 +27,8 @@ from ..conftest import blob_images
 CPU = torch.device("cpu")
 # The network alone: the morphology statistics these single-band images would get by default
 # are tested in test_morphology.py.
-TINY = TrainConfig(iterations=4, batch_size=4, unlabelled_ratio=2, seed=3, probe_morphology="off", head="probe")
+TINY = TrainConfig(iterations=4, batch_size=4, unlabelled_ratio=2, seed=3, head="probe")
+TINY_PROBE = ProbeConfig(morphology="off")
 
 
 def _blobs(n: int = 60, size: int = 32) -> tuple[torch.Tensor, np.ndarray]:
@@ -35,16 +36,22 @@ def _blobs(n: int = 60, size: int = 32) -> tuple[torch.Tensor, np.ndarray]:
     return torch.from_numpy(images[:, None].astype(np.float32) / 255), truth
 
 
-def _trained(config: TrainConfig = TINY, in_chans: int = 1) -> tuple[Trainer, torch.Tensor, np.ndarray]:
+def _trained(config: TrainConfig = TINY, in_chans: int = 1,
+             probe: ProbeConfig = TINY_PROBE) -> tuple[Trainer, torch.Tensor, np.ndarray]:
     """A trainer after one cycle on 60 blob images (3 + 6 labelled), the band repeated ``in_chans`` times."""
     images, truth = _blobs()
     images = images.expand(-1, in_chans, -1, -1).contiguous()
     labelled = np.concatenate([np.flatnonzero(truth)[:3], np.flatnonzero(~truth)[:6]])
-    trainer = Trainer(ModelConfig(image_size=32), config, in_chans=in_chans, device=CPU)
+    trainer = Trainer(ModelConfig(image_size=32), config, in_chans=in_chans, device=CPU, probe_config=probe)
     data = TrainingData(images[labelled], torch.from_numpy(truth[labelled].astype(np.int64)), images)
     for _ in trainer.run(data):
         pass
     return trainer, images, truth
+
+
+def _fresh() -> Trainer:
+    """An untrained trainer with ``TINY``'s settings."""
+    return Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU, probe_config=TINY_PROBE)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +60,7 @@ def trained() -> tuple[Trainer, torch.Tensor, np.ndarray]:
 
 
 def test_frozen_embedder_stays_in_eval_mode_without_gradients():
-    model = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU).model
+    model = _fresh().model
     frozen = FrozenEmbedder(model, 48)
     frozen.train()
     assert not frozen.training and not frozen.model.training
@@ -61,7 +68,7 @@ def test_frozen_embedder_stays_in_eval_mode_without_gradients():
 
 
 def test_frozen_embedder_enlarges_images_to_its_size():
-    model = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU).model.eval()
+    model = _fresh().model.eval()
     images = torch.rand(3, 1, 32, 32)
     enlarged = F.interpolate(images, size=(48, 48), mode="bilinear", align_corners=False)
     with torch.no_grad():
@@ -70,7 +77,7 @@ def test_frozen_embedder_enlarges_images_to_its_size():
 
 
 def test_pyramid_joins_the_normalised_pooled_features_of_the_last_stages_and_the_head():
-    model = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU).model.eval()
+    model = _fresh().model.eval()
     images = torch.rand(3, 1, 32, 32)
     with torch.no_grad():
         pyramid = FrozenEmbedder(model, 0, "pyramid").embed(images)
@@ -89,9 +96,9 @@ def test_pyramid_needs_an_efficientnet_style_backbone():
     class Flat(torch.nn.Module):
         has_pyramid = False
 
-    with pytest.raises(ConfigError, match="probe_layers = 'pyramid'.*use 'head'"):
+    with pytest.raises(ConfigError, match=r"probe\.layers = 'pyramid'.*use 'head'"):
         FrozenEmbedder(Flat(), 0, "pyramid")
-    with pytest.raises(ConfigError, match="probe_layers"):
+    with pytest.raises(ConfigError, match=r"probe\.layers"):
         FrozenEmbedder(Flat(), 0, "stages")
 
 
@@ -107,7 +114,7 @@ def test_the_default_probe_reads_the_pyramid(trained):
 
 def test_training_leaves_the_probes_network_at_its_starting_weights(trained):
     trainer, _, _ = trained
-    fresh = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU)
+    fresh = _fresh()
     frozen_state = trainer.probe_embedder.model.state_dict()
     for key, value in fresh.model.backbone.state_dict().items():
         if "classifier" in key:
@@ -204,14 +211,14 @@ def test_the_probe_is_centred_on_the_unlabelled_images_mean_embedding(trained):
 
 
 def test_probe_centre_can_be_switched_off():
-    trainer, _, _ = _trained(TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=2, probe_centre=False,
-                                          probe_morphology="off"))
+    trainer, _, _ = _trained(TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=2),
+                             probe=ProbeConfig(centre=False, morphology="off"))
     assert not trainer.probe.centre.any()
 
 
 def test_fine_tuned_probe_reads_the_models_own_embedding():
-    trainer, images, _ = _trained(TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=2,
-                                              probe_features="fine-tuned"))
+    trainer, images, _ = _trained(TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=2),
+                                  probe=ProbeConfig(features="fine-tuned"))
     scorer = trainer.scoring_model
     assert trainer.probe_embedder is None and scorer.frozen is None
     with torch.no_grad():
@@ -224,7 +231,7 @@ def test_checkpoint_restores_the_probe_and_its_embedder(trained):
     state = trainer.state_dict()
     assert int(state["probe.frozen_size"]) == trainer.probe_embedder.input_size
     assert int(state["probe.frozen_layers"]) == FROZEN_LAYER_CODES["pyramid"]
-    restored = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU)
+    restored = _fresh()
     restored.load_state_dict(state, trainer.cycle, trainer.iterations_done)
     assert restored.probe_embedder is not None
     assert torch.equal(restored.probe.centre, trainer.probe.centre)
@@ -237,17 +244,17 @@ def test_checkpoint_restores_the_probe_and_its_embedder(trained):
 def test_old_checkpoint_probe_reads_the_fine_tuned_embedding(trained):
     trainer, _, _ = trained
     state = {k: v for k, v in trainer.state_dict().items() if k != "probe.frozen_size"}
-    restored = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU)
+    restored = _fresh()
     restored.load_state_dict(state, trainer.cycle, trainer.iterations_done)
     assert restored.probe is not None and restored.probe_embedder is None
 
 
 def test_head_only_probe_survives_a_checkpoint_from_before_the_pyramid():
-    trainer, images, _ = _trained(TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=2,
-                                              probe_layers="head", probe_morphology="off", head="probe"))
+    trainer, images, _ = _trained(TrainConfig(iterations=2, batch_size=4, unlabelled_ratio=2, head="probe"),
+                                  probe=ProbeConfig(layers="head", morphology="off"))
     assert trainer.probe.weight.numel() == 1280
     state = {k: v for k, v in trainer.state_dict().items() if k != "probe.frozen_layers"}
-    restored = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU)  # TINY: pyramid
+    restored = _fresh()  # the default layers: pyramid
     restored.load_state_dict(state, trainer.cycle, trainer.iterations_done)
     assert restored.probe_embedder.layers == "head"
     before = score_components(trainer.scoring_model, images, ScoreConfig(), CPU)["probe"]
@@ -260,7 +267,7 @@ def test_checkpoint_with_unknown_frozen_layers_says_to_upgrade(trained):
 
     trainer, _, _ = trained
     state = {**trainer.state_dict(), "probe.frozen_layers": torch.tensor(7)}
-    restored = Trainer(ModelConfig(image_size=32), TINY, in_chans=1, device=CPU)
+    restored = _fresh()
     with pytest.raises(CheckpointError, match="coded 7.*upgrade"):
         restored.load_state_dict(state, trainer.cycle, trainer.iterations_done)
 
@@ -304,26 +311,26 @@ def test_probe_views_decide_whether_the_probe_may_use_orientation(views, tells_u
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"probe_size": 8}, "probe_size"),
-    ({"probe_size": -1}, "probe_size"),
-    ({"probe_size": True}, "probe_size"),
-    ({"probe_features": "imagenet"}, "probe_features"),
-    ({"probe_regularisation": 0.0}, "probe_regularisation"),
-    ({"probe_views": "rotations"}, "probe_views"),
-    ({"probe_centre": "yes"}, "probe_centre"),
-    ({"probe_layers": "all"}, "probe_layers"),
-    ({"probe_morphology": True}, "probe_morphology"),
+    ({"size": 8}, r"probe\.size"),
+    ({"size": -1}, r"probe\.size"),
+    ({"size": True}, r"probe\.size"),
+    ({"features": "imagenet"}, r"probe\.features"),
+    ({"regularisation": 0.0}, r"probe\.regularisation"),
+    ({"views": "rotations"}, r"probe\.views"),
+    ({"centre": "yes"}, r"probe\.centre"),
+    ({"layers": "all"}, r"probe\.layers"),
+    ({"morphology": True}, r"probe\.morphology"),
 ])
 def test_probe_settings_are_checked(changes, message):
     with pytest.raises(ConfigError, match=message):
-        TrainConfig(**changes)
+        ProbeConfig(**changes)
 
 
 def test_scoring_graph_of_the_scorer_with_a_frozen_embedder_matches_eager(trained):
     from napari_anomalymatch.core.scoring.inference import prepare_scoring_model
 
     trainer, images, _ = trained
-    frozen = FrozenEmbedder(trainer._starting_model, 48, trainer.config.probe_layers)
+    frozen = FrozenEmbedder(trainer._starting_model, 48, trainer.probe_config.layers)
     scorer = AnomalyScorer(trainer.ema.module, trainer.probe, "ensemble", frozen)
     graph = prepare_scoring_model(scorer, ScoreConfig(compile="torchscript"), (1, 32, 32), CPU)
     eager = prepare_scoring_model(scorer, ScoreConfig(compile="none"), (1, 32, 32), CPU)

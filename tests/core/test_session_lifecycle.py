@@ -9,6 +9,7 @@ import pytest
 from napari_anomalymatch.core.config import (
     DataConfig,
     ModelConfig,
+    ProbeConfig,
     ScoreConfig,
     SessionConfig,
     TrainConfig,
@@ -128,7 +129,7 @@ def test_resolve_source_is_absolute_with_home_expanded_and_keeps_globs(tmp_path,
     ({"size": 48}, ("model", "image_size"), 48),
     ({"model": "resnet18"}, ("model", "name"), "resnet18"),
     ({"workers": 0}, ("score", "num_workers"), 0),
-    ({"probe_c": 1.5}, ("train", "probe_regularisation"), 1.5),
+    ({"probe_c": 1.5}, ("probe", "regularisation"), 1.5),
     ({"model_name": "resnet18"}, ("model", "name"), "resnet18"),  # the Train panel's
     ({"pool_size": 99}, ("train", "unlabelled_pool_size"), 99),
     ({"image_size": 40}, ("model", "image_size"), 40),  # the scripted API's field names
@@ -177,6 +178,7 @@ def test_setting_names_cover_every_model_training_and_scoring_field():
     for section, kind in (("model", ModelConfig), ("train", TrainConfig)):
         assert {f for f in kind.__dataclass_fields__} <= names, section
     assert set(ScoreConfig.__dataclass_fields__) - {"batch_size"} <= names
+    assert {f"probe_{f}" for f in ProbeConfig.__dataclass_fields__} == set(setting_names("probe")) - {"probe_c"}
     assert set(setting_names("data")) >= {"reader", "on_error", "normalisation", "crop", "hdu", "dataset"}
 
 

@@ -45,6 +45,9 @@ def test_scripted_session(tmp_path, viewer, blobs):
         with open(path) as handle:
             rows = list(csv.DictReader(handle))
         assert len(rows) == 16 and {r["label"] for r in rows} == {"anomaly", "normal", "unlabelled"}
+        app.configure(probe_views="flip")  # the probe's flat names reach its section, and the trainer
+        assert session.config.probe.views == "flip" and session.trainer.probe_config.views == "flip"
+        assert 'views = "flip"' in (tmp_path / "scripted" / "session.toml").read_text()
         with pytest.raises(ConfigError, match="unknown setting 'iteration'"):
             app.configure(iteration=3)
         with pytest.raises(ConfigError, match=r"\['crop'\] are data settings"):

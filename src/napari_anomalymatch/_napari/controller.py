@@ -32,6 +32,9 @@ from .workers import CycleRunner, RunOutcome
 if TYPE_CHECKING:
     import napari
 
+# The sections ``configure`` changes; the data settings are chosen when a session is created.
+CONFIGURABLE_SECTIONS = ("model", "train", "probe", "score")
+
 
 class AnomalyMatchController:
     """The plugin's state for one viewer (see the module docstring)."""
@@ -141,13 +144,13 @@ class AnomalyMatchController:
     close = close_session
 
     def configure(self, **sections: Any) -> SessionConfig:
-        """Change settings (``model=``, ``train=``, ``score=`` sections) of the session and of new ones.
+        """Change settings (``model=``, ``train=``, ``probe=``, ``score=`` sections) of the session and of new ones.
 
         A new model name or image size starts the model afresh at the next cycle.
         """
-        unknown = sorted(set(sections) - {"model", "train", "score"})
+        unknown = sorted(set(sections) - set(CONFIGURABLE_SECTIONS))
         if unknown:
-            raise ConfigError(f"configure takes model=, train= and score= sections; got {unknown}")
+            raise ConfigError(f"configure takes model=, train=, probe= and score= sections; got {unknown}")
         self.defaults = self.defaults.replace(**sections)
         if self.session is not None and self.session.config.replace(**sections) != self.session.config:
             self._refuse_while_busy("change the settings")
@@ -166,7 +169,7 @@ class AnomalyMatchController:
             raise ConfigError(f"{data} are data settings: choose them when the session is created "
                               "(load(normalisation=, reader=, options=) or the Data panel)")
         config = self.config.with_settings(**settings)
-        return self.configure(model=config.model, train=config.train, score=config.score)
+        return self.configure(**{name: getattr(config, name) for name in CONFIGURABLE_SECTIONS})
 
     @property
     def config(self) -> SessionConfig:

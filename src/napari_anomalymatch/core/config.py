@@ -152,24 +152,8 @@ class TrainConfig:
     ``core.learning.lpft``), ``lpft+probe`` (the mean of its log-odds and the probe's), ``probe`` (the
     linear probe alone, the baseline), ``classifier`` (the fine-tuned FixMatch classifier, the
     paper's score) or ``ensemble`` (the mean of classifier and probe log-odds); see
-    ``docs/benchmarks.md`` for how they compare. The probe (see ``probe``) is
-    fitted after each cycle on the embeddings given by ``probe_features``: ``pretrained``, a
-    frozen copy of the starting network (ImageNet weights), seeing the images at ``probe_size``
-    pixels (0: the model's input size), or ``fine-tuned``, the EMA model's own embedding.
-    ``probe_layers`` (pretrained features only): ``pyramid`` (the default) joins the pooled
-    features of the network's last three stages before its head to the head's, each normalised,
-    so the probe also reads textures and shapes at finer scales; ``head``: the head's alone.
-    ``probe_regularisation`` is scikit-learn's C (inverse L2 strength) of the probe.
-    ``probe_views``: the views of each labelled image the probe is fitted on: ``dihedral``, all
-    eight flips and quarter turns (the sky has no up; the default), ``flip``, the image and its
-    mirror (natural images, which have an up), or ``none``, the image alone.
-    ``probe_centre``: subtract the mean embedding of (up to 2,048 of) the unlabelled images
-    before the probe normalises an embedding (the default).
-    ``probe_morphology`` (pretrained features only): ``on`` adds eleven morphology statistics
-    of each image (light radii, Gini, M20, asymmetries, elongation, size, offsets; see
-    ``core.learning.morphology``) to what the probe reads, standardised on the unlabelled images;
-    ``auto`` (the default) turns them on for single-band images, the usual astronomical
-    cutout, and off for colour ones; ``off`` never.
+    ``docs/benchmarks.md`` for how they compare. What the probe reads and how it is fitted is
+    ``ProbeConfig``, a section of its own.
     """
 
     iterations: int = 100
@@ -189,13 +173,6 @@ class TrainConfig:
     strong_magnitude: int = 10
     weak_pass: str = "separate"
     head: str = "lpft"
-    probe_regularisation: float = 3.0
-    probe_features: str = "pretrained"
-    probe_size: int = 0
-    probe_layers: str = "pyramid"
-    probe_views: str = AUTO
-    probe_centre: bool = True
-    probe_morphology: str = "auto"
     seed: int = 0
 
     def backbone_rate_scale(self) -> float:
@@ -223,12 +200,6 @@ class TrainConfig:
         """Whether FixMatch trains the probe-initialised network (else the classifier)."""
         return self.head in LPFT_HEADS
 
-    def uses_morphology(self, in_chans: int) -> bool:
-        """Whether the probe reads morphology statistics of images with ``in_chans`` channels."""
-        if self.probe_features != "pretrained":
-            return False
-        return self.probe_morphology == "on" or (self.probe_morphology == "auto" and in_chans == 1)
-
     def __post_init__(self) -> None:
         owner = "train"
         _check_int(owner, "iterations", self.iterations, 1)
@@ -250,18 +221,63 @@ class TrainConfig:
         _check_range(owner, "strong_magnitude", self.strong_magnitude, 0, 30)
         _check_choice(owner, "weak_pass", self.weak_pass, WEAK_PASSES)
         _check_choice(owner, "head", self.head, HEADS)
-        _check_range(owner, "probe_regularisation", self.probe_regularisation, 0.0, 1e6, low_open=True)
-        _check_choice(owner, "probe_features", self.probe_features, PROBE_FEATURES)
-        _check_choice(owner, "probe_views", self.probe_views, PROBE_VIEWS)
-        _check_choice(owner, "probe_layers", self.probe_layers, PROBE_LAYERS)
-        _check_choice(owner, "probe_morphology", self.probe_morphology, PROBE_MORPHOLOGY)
-        if not isinstance(self.probe_centre, bool):
-            raise ConfigError(f"train.probe_centre must be true or false; got {self.probe_centre!r}")
-        if isinstance(self.probe_size, bool) or not isinstance(self.probe_size, int) or (
-                self.probe_size != 0 and self.probe_size < 16):
-            raise ConfigError(f"train.probe_size must be 0 (the model's input size) or an integer "
-                              f">= 16; got {self.probe_size!r}")
         _check_int(owner, "seed", self.seed, 0)
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """The linear probe: what it reads and how it is fitted (see ``core.learning.probe``).
+
+    The probe is fitted after each cycle, and the ``lpft`` heads start each cycle as it, on the
+    embeddings given by ``features``: ``pretrained``, a frozen copy of the starting network
+    (ImageNet weights), seeing the images at ``size`` pixels (0: the model's input size), or
+    ``fine-tuned``, the EMA model's own embedding.
+    ``layers`` (pretrained features only): ``pyramid`` (the default) joins the pooled features of
+    the network's last three stages before its head to the head's, each normalised, so the probe
+    also reads textures and shapes at finer scales; ``head``: the head's alone.
+    ``regularisation`` is scikit-learn's C (inverse L2 strength) of the probe.
+    ``views``: the views of each labelled image the probe is fitted on: ``dihedral``, all eight
+    flips and quarter turns (the sky has no up), ``flip``, the image and its mirror (natural
+    images, which have an up), ``none``, the image alone, or ``auto`` (the default): dihedral for
+    single-band images, flip for colour ones.
+    ``centre``: subtract the mean embedding of (up to 2,048 of) the unlabelled images before the
+    probe normalises an embedding (the default).
+    ``morphology`` (pretrained features only): ``on`` adds eleven morphology statistics of each
+    image (light radii, Gini, M20, asymmetries, elongation, size, offsets; see
+    ``core.learning.morphology``) to what the probe reads, standardised on the unlabelled images;
+    ``auto`` (the default) turns them on for single-band images, the usual astronomical cutout,
+    and off for colour ones; ``off`` never.
+
+    Its flat setting names (``SessionConfig.with_settings``, the CLI's options) are the fields
+    with a ``probe_`` prefix: ``probe_views``, ``--probe-views``.
+    """
+
+    regularisation: float = 3.0
+    features: str = "pretrained"
+    size: int = 0
+    layers: str = "pyramid"
+    views: str = AUTO
+    centre: bool = True
+    morphology: str = "auto"
+
+    def uses_morphology(self, in_chans: int) -> bool:
+        """Whether the probe reads morphology statistics of images with ``in_chans`` channels."""
+        if self.features != "pretrained":
+            return False
+        return self.morphology == "on" or (self.morphology == "auto" and in_chans == 1)
+
+    def __post_init__(self) -> None:
+        owner = "probe"
+        _check_range(owner, "regularisation", self.regularisation, 0.0, 1e6, low_open=True)
+        _check_choice(owner, "features", self.features, PROBE_FEATURES)
+        _check_choice(owner, "views", self.views, PROBE_VIEWS)
+        _check_choice(owner, "layers", self.layers, PROBE_LAYERS)
+        _check_choice(owner, "morphology", self.morphology, PROBE_MORPHOLOGY)
+        if not isinstance(self.centre, bool):
+            raise ConfigError(f"probe.centre must be true or false; got {self.centre!r}")
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or (self.size != 0 and self.size < 16):
+            raise ConfigError(f"probe.size must be 0 (the model's input size) or an integer >= 16; "
+                              f"got {self.size!r}")
 
 
 @dataclass(frozen=True)
@@ -303,6 +319,7 @@ class SessionConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -310,10 +327,15 @@ class SessionConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SessionConfig:
-        """Build a config from nested dictionaries, rejecting unknown keys."""
+        """Build a config from nested dictionaries, rejecting unknown keys.
+
+        The layout before the ``probe`` section, ``probe_*`` keys in ``train``, is read too (see
+        ``_move_old_probe_keys``).
+        """
         sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
-                    "score": ScoreConfig}
+                    "probe": ProbeConfig, "score": ScoreConfig}
         _reject_unknown("session", values, sections)
+        values = _move_old_probe_keys(values)
         built = {}
         for name, kind in sections.items():
             section = _table(name, values.get(name, {}))
@@ -360,7 +382,8 @@ class SessionConfig:
         """A copy with settings changed by their flat names, e.g. ``iterations=50, image_size=64``.
 
         The names are those of ``setting_names()``: every model, training and scoring field, the
-        data settings, and the short names of the CLI's options and the Train panel's fields.
+        probe's fields prefixed ``probe_`` (``probe_views``), the data settings, and the short names
+        of the CLI's options and the Train panel's fields.
 
         Raises
         ------
@@ -397,7 +420,7 @@ class SessionConfig:
 SETTING_ALIASES: dict[str, tuple[str, ...]] = {
     "size": ("model", "image_size"), "model": ("model", "name"), "model_name": ("model", "name"),
     "pool_size": ("train", "unlabelled_pool_size"), "threshold": ("train", "confidence_threshold"),
-    "lr": ("train", "learning_rate"), "probe_c": ("train", "probe_regularisation"),
+    "lr": ("train", "learning_rate"), "probe_c": ("probe", "regularisation"),
     "score_batch_size": ("score", "batch_size"), "workers": ("score", "num_workers"),
     "normalisation": ("data", "normalisation", "method"),
 }
@@ -406,6 +429,9 @@ READER_OPTIONS = ("hdu", "dataset", "array")
 # Sections whose fields are settings by their own name; on a clash the first section's wins
 # (``batch_size`` is the training one; the scoring one is ``score_batch_size``).
 FLAT_SECTIONS = ("model", "train", "score")
+# The probe section's fields are settings by their name with this prefix (``probe_views``): the
+# names they had in ``train`` before the section, kept by the CLI, the scripted API and old files.
+PROBE_PREFIX = "probe_"
 
 
 def setting_names(section: str | None = None) -> list[str]:
@@ -420,12 +446,39 @@ def _setting_paths() -> dict[str, tuple[str, ...]]:
     for section in FLAT_SECTIONS:
         for name in _field_names(type(getattr(defaults, section))):
             paths.setdefault(name, (section, name))
+    paths.update({PROBE_PREFIX + name: ("probe", name) for name in _field_names(ProbeConfig)})
     paths.update({"reader": ("data", "reader"), "on_error": ("data", "on_error")})
     paths.update({name: ("data", "normalisation", name)
                   for name in _field_names(NormalisationConfig) if name != "method"})
     paths.update({name: ("data", "options", name) for name in READER_OPTIONS})
     paths.update(SETTING_ALIASES)
     return paths
+
+
+def _move_old_probe_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with the ``train`` table's ``probe_<field>`` keys (the layout before the ``probe``
+    section) moved into ``probe``.
+
+    Raises
+    ------
+    ConfigError
+        When a setting is in both places: neither is silently preferred.
+    """
+    train = values.get("train")
+    if not isinstance(train, dict):
+        return values  # nothing to move; a table of the wrong type is refused by its section
+    old = {key[len(PROBE_PREFIX):]: key for key in train
+           if key.startswith(PROBE_PREFIX) and key[len(PROBE_PREFIX):] in _field_names(ProbeConfig)}
+    if not old:
+        return values
+    probe = _table("probe", values.get("probe", {}))
+    both = sorted(name for name in old if name in probe)
+    if both:
+        raise ConfigError(f"{', '.join(f'train.{old[name]} and probe.{name}' for name in both)} are the same "
+                          "setting; keep only the one in [probe] (the [train] probe_* keys are the old layout)")
+    probe.update({name: train[key] for name, key in old.items()})
+    moved = {key: value for key, value in train.items() if key not in old.values()}
+    return {**values, "train": moved, "probe": probe}
 
 
 def _reject_unknown_settings(names: Any, paths: dict[str, tuple[str, ...]]) -> None:

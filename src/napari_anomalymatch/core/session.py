@@ -208,7 +208,7 @@ class Session:
         if data_changed or model_changed:
             self._trainer = None
         elif self._trainer is not None:
-            self._trainer.set_config(config.train)
+            self._trainer.set_config(config.train, config.probe)
 
     # -- data --------------------------------------------------------------------------
 
@@ -306,7 +306,8 @@ class Session:
     def trainer(self) -> Trainer:
         """The trainer, restored from the latest checkpoint when there is one."""
         if self._trainer is None:
-            trainer = Trainer(self.config.model, self.config.train, self.collection.shape[2])
+            trainer = Trainer(self.config.model, self.config.train, self.collection.shape[2],
+                              probe_config=self.config.probe)
             latest = self.latest_checkpoint()
             if latest is not None:
                 self._restore(trainer, latest)

@@ -168,7 +168,7 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
     labels = benchmark.initial_labels.copy()
     labels[~valid] = UNLABELED
     ever_labelled = labels != UNLABELED
-    trainer = Trainer(config.model, config.train, collection.shape[2])
+    trainer = Trainer(config.model, config.train, collection.shape[2], probe_config=config.probe)
     rng = np.random.default_rng(config.train.seed)
     reports: list[CycleReport] = []
     scores = np.full(len(collection), np.nan, dtype=np.float32)

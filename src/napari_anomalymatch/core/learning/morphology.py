@@ -9,7 +9,7 @@ source's peak is far from its centre, a core-brightened one's is near). See Cons
 and Lotz, Primack & Madau (2004) for the galaxy versions.
 
 An ImageNet network pools such global geometry away, so the probe reads these numbers beside
-the network's features (``TrainConfig.probe_morphology``). On the FIRST radio galaxies they
+the network's features (``ProbeConfig.morphology``). On the FIRST radio galaxies they
 raise the probe's AUROC (``benchmarks/results/ablation.md``). All statistics are computed in
 batches on the device, so they cost little next to the network's pass.
 """

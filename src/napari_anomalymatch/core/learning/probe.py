@@ -124,9 +124,9 @@ class FrozenEmbedder(nn.Module):
                  morphology: bool = False) -> None:
         super().__init__()
         if layers not in PROBE_LAYERS:
-            raise ConfigError(f"train.probe_layers must be one of {PROBE_LAYERS}; got {layers!r}")
+            raise ConfigError(f"probe.layers must be one of {PROBE_LAYERS}; got {layers!r}")
         if layers == "pyramid" and not getattr(model, "has_pyramid", False):
-            raise ConfigError("train.probe_layers = 'pyramid' needs an EfficientNet-style backbone "
+            raise ConfigError("probe.layers = 'pyramid' needs an EfficientNet-style backbone "
                               "(conv_stem, blocks, conv_head); this model has none: use 'head'")
         self.model = model.eval()
         self.input_size = int(input_size)
@@ -236,7 +236,7 @@ def ensemble_log_odds(components: dict, head: str):
     return (components[network] + components[probe]) / 2
 
 
-# The dihedral elements (see ``augment.dihedral``) a probe is fitted on, by ``TrainConfig.probe_views``.
+# The dihedral elements (see ``augment.dihedral``) a probe is fitted on, by ``ProbeConfig.views``.
 PROBE_VIEW_ELEMENTS = {"dihedral": tuple(range(8)), "flip": (0, 4), "none": (0,)}
 
 

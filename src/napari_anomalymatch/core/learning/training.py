@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import HEADS, LPFT_HEADS, ModelConfig, TrainConfig
+from ..config import HEADS, LPFT_HEADS, ModelConfig, ProbeConfig, TrainConfig
 from ..errors import CheckpointError, ConfigError
 from ..labels import ANOMALY, NORMAL
 from .augment import strong_augment, weak_augment
@@ -77,12 +77,17 @@ class TrainingData:
 
 
 class Trainer:
-    """Owns the model, its EMA copy (used for scoring) and the optimiser."""
+    """Owns the model, its EMA copy (used for scoring) and the optimiser.
+
+    ``probe_config`` (default: ``ProbeConfig()``) says what the linear probe, and the head the
+    ``lpft`` heads start each cycle with, read and how they are fitted.
+    """
 
     def __init__(self, model_config: ModelConfig, train_config: TrainConfig, in_chans: int,
-                 device: torch.device | None = None) -> None:
+                 device: torch.device | None = None, probe_config: ProbeConfig | None = None) -> None:
         self.model_config = model_config
         self.config = train_config
+        self.probe_config = probe_config or ProbeConfig()
         self.in_chans = in_chans
         self.device = device or choose_device(model_config.device)
         # The trainer's own torch RNG (new heads' initial weights, any dropout), seeded from the
@@ -90,10 +95,10 @@ class Trainer:
         self._rng_state: dict[str, torch.Tensor] = {}
         with self._own_rng(seed=train_config.seed):
             built = build_model(model_config, in_chans)
-            network = (ProbedNetwork(built.model, train_config.uses_morphology(in_chans))
+            network = (ProbedNetwork(built.model, self.probe_config.uses_morphology(in_chans))
                        if train_config.trains_lpft else built.model)
         self.weights_source = built.weights
-        # The starting network, kept frozen: the probe's features (probe_features = "pretrained").
+        # The starting network, kept frozen: the probe's features (probe.features = "pretrained").
         self._starting_model = copy.deepcopy(built.model).to(self.device, memory_format=torch.channels_last)
         self._starting_model.eval().requires_grad_(False)
         self.model: AnomalyClassifier | ProbedNetwork = network.to(self.device, memory_format=torch.channels_last)
@@ -115,9 +120,11 @@ class Trainer:
         """What scores the collection: the EMA model (and the probe fitted on it), in eval mode."""
         return AnomalyScorer(self.ema.module, self.probe, self.config.head, self.probe_embedder).eval()
 
-    def set_config(self, train_config: TrainConfig) -> None:
-        """Use new settings (learning rate, threshold ...) from the next iteration on."""
+    def set_config(self, train_config: TrainConfig, probe_config: ProbeConfig | None = None) -> None:
+        """Use new settings (learning rate, threshold ...) from the next iteration on, and new
+        probe settings (None: the current ones) from the next fit of the probe."""
         self.config = train_config
+        self.probe_config = probe_config or self.probe_config
         self.ema.decay = train_config.ema_decay
         heads = _head_ids(self.model)
         for group in self.optimizer.param_groups:
@@ -172,30 +179,29 @@ class Trainer:
         EMA network that scores, so the score is the best linear read-out of the features FixMatch
         trained (the head FixMatch moved along with them fits the labels less well); with a frozen
         backbone the head FixMatch trained is the score."""
-        config = self.config
-        drawing = torch.Generator().manual_seed(config.seed + 1000 * self.cycle + draw)
-        head = fit_head(network, images, labels, unlabelled, self.device, config.probe_regularisation,
-                        config.probe_views, CENTRE_SAMPLE, drawing, centre=config.probe_centre)
+        probe = self.probe_config
+        drawing = torch.Generator().manual_seed(self.config.seed + 1000 * self.cycle + draw)
+        head = fit_head(network, images, labels, unlabelled, self.device, probe.regularisation,
+                        probe.views, CENTRE_SAMPLE, drawing, centre=probe.centre)
         self.model.set_head(head)
         self.ema.module.set_head(head)
 
     def refit_probe(self, images: torch.Tensor, labels: torch.Tensor, unlabelled: torch.Tensor) -> None:
         """Fit the linear probe on the labelled images' embeddings, centred on the unlabelled
-        images' mean embedding (see ``TrainConfig.probe_features``, ``probe_centre`` and
-        ``probe_morphology``)."""
-        config = self.config
-        self.probe_embedder = self._frozen_embedder(config.probe_features, config.probe_size,
-                                                    config.probe_layers, config.uses_morphology(self.in_chans))
+        images' mean embedding (see ``ProbeConfig.features``, ``centre`` and ``morphology``)."""
+        probe = self.probe_config
+        self.probe_embedder = self._frozen_embedder(probe.features, probe.size, probe.layers,
+                                                    probe.uses_morphology(self.in_chans))
         embedder = self.probe_embedder if self.probe_embedder is not None else self.ema.module
         extra_dims = self.probe_embedder.extra_dims if self.probe_embedder is not None else 0
         statistics = None
-        if config.probe_centre or extra_dims:
-            drawing = torch.Generator().manual_seed(config.seed + 1000 * self.cycle + 2)
+        if probe.centre or extra_dims:
+            drawing = torch.Generator().manual_seed(self.config.seed + 1000 * self.cycle + 2)
             pool = unlabelled if len(unlabelled) else images  # extra statistics always need a scale
             statistics = collection_statistics(embedder, pool, self.device, CENTRE_SAMPLE, drawing,
-                                               extra_dims, centre=config.probe_centre)
-        self.probe = fit_probe(embedder, images, labels, self.device, config.probe_regularisation,
-                               config.probe_views, statistics)
+                                               extra_dims, centre=probe.centre)
+        self.probe = fit_probe(embedder, images, labels, self.device, probe.regularisation,
+                               probe.views, statistics)
 
     def _frozen_embedder(self, features: str, size: int, layers: str,
                          morphology: bool = False) -> FrozenEmbedder | None:

@@ -44,7 +44,7 @@ class ScoringJob:
     n_images: int  # images to score in the whole run (chooses the inference graph as locally)
     head: str | None = None  # an AnomalyScorer's head; None: a bare classifier
     frozen_size: int | None = None  # its frozen embedder's input size; None: it has none
-    frozen_layers: str = "head"  # what its frozen embedder pools (TrainConfig.probe_layers)
+    frozen_layers: str = "head"  # what its frozen embedder pools (ProbeConfig.layers)
     frozen_morphology: bool = False  # whether it adds morphology statistics
     network_morphology: bool | None = None  # a ProbedNetwork's (head lpft) morphology; None: a classifier
 
