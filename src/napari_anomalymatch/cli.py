@@ -185,7 +185,8 @@ def _score_options(parser: argparse.ArgumentParser) -> None:
                        help=f"images per part file, the unit of resuming ({score.part_size}; shards are never mixed)")
     group.add_argument("--compile", default=None, choices=COMPILE_MODES,
                        help="inference graph: auto (the fastest measured here that ranks as float32 "
-                            "does), none (eager), inductor (torch.compile), torchscript (deprecated)")
+                            "does), none (eager), fused (eager, batch norms folded into the convolutions), "
+                            "inductor (torch.compile), torchscript (deprecated)")
 
 
 def _data_options(parser: argparse.ArgumentParser) -> None:

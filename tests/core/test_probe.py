@@ -336,3 +336,6 @@ def test_scoring_graph_of_the_scorer_with_a_frozen_embedder_matches_eager(traine
     eager = prepare_scoring_model(scorer, ScoreConfig(compile="none"), (1, 32, 32), CPU)
     assert graph.graph == "torchscript"
     np.testing.assert_allclose(graph(images[:16]), eager(images[:16]), atol=1e-4)
+    fused = prepare_scoring_model(scorer, ScoreConfig(compile="fused"), (1, 32, 32), CPU)
+    assert fused.graph == "fused"
+    np.testing.assert_allclose(fused(images[:16]), eager(images[:16]), atol=1e-4)

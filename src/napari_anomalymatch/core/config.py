@@ -35,7 +35,7 @@ PROBE_MORPHOLOGY = ("auto", "on", "off")
 # The orders a person (the Review panel) or the protocol's oracle reviews candidates in.
 ORDERS = ("score", "uncertainty", "random")
 ORACLE_ORDER = "score"  # the paper's protocol: the oracle labels the most anomalous images first
-COMPILE_MODES = ("auto", "none", "torchscript", "inductor")
+COMPILE_MODES = ("auto", "none", "fused", "torchscript", "inductor")
 
 
 def _check_range(owner: str, name: str, value: float, low: float, high: float,
@@ -288,8 +288,9 @@ class ScoreConfig:
     resuming); the parts of a sharded collection never straddle two shards.
     ``precision`` and ``compile`` both ``auto``: the fastest path measured on
     the run's images whose ranking agrees with float32 (see ``core.pathchoice``);
-    ``compile``: ``none`` (eager), ``inductor`` (``torch.compile``) or
-    ``torchscript`` (deprecated with torch's TorchScript).
+    ``compile``: ``none`` (eager), ``fused`` (eager with the batch norms folded
+    into the convolutions), ``inductor`` (``torch.compile``) or ``torchscript``
+    (deprecated with torch's TorchScript).
     """
 
     batch_size: int = 256

@@ -6,10 +6,12 @@ for inference.  Its path, a precision and a graph, is forced by
 measurement on the run's own images (``pathchoice.select_path``): on a CPU
 float32 eager or bf16 autocast where the CPU has native bf16 (AVX-512 BF16,
 AMX), on a GPU bf16/fp16 or float32, the fastest whose ranking agrees with
-float32.  ``torch.compile`` (``compile="inductor"``) is used when asked; the
-TorchScript graph is kept only behind ``compile="torchscript"``, deprecated as
-torch deprecates it.  A graph that cannot be built, or whose output differs
-from the eager model's, is not used: the eager model is.
+float32, each as it is or with its batch norms folded into the convolutions
+(``compile="fused"``, see ``fusion``).  ``torch.compile`` (``compile="inductor"``)
+is timed too for large runs, and used when asked; the TorchScript graph is kept
+only behind ``compile="torchscript"``, deprecated as torch deprecates it.  A
+graph that cannot be built, or whose output differs from the eager model's, is
+not used: the eager model is.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ..pathchoice import (
     select_path,
     timing_key,
 )
+from .fusion import fold_batch_norms
 
 # How far a graph's logits may stray from the eager model's, relative to the largest logit.
 GRAPH_TOLERANCE = {None: 1e-4, torch.bfloat16: 5e-2, torch.float16: 2e-2}
@@ -230,7 +233,8 @@ def _build_graph(eager: ScoringModel, graph: str, example: torch.Tensor) -> Scor
             warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
             # Shapes taken as constants are those of one run's fixed input; the graph is checked below.
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            module = _torchscript(eager, example) if graph == "torchscript" else _inductor(eager)
+            builder = {"torchscript": _torchscript, "fused": _fused, "inductor": _inductor}[graph]
+            module = builder(eager, example)
             candidate = ScoringModel(module, eager.device, eager.dtype, eager.tta, graph)
             difference = _relative_difference(candidate, eager, example)
     except (RuntimeError, AttributeError, TypeError, ValueError, NotImplementedError) as err:
@@ -262,7 +266,14 @@ def _torchscript(eager: ScoringModel, example: torch.Tensor) -> torch.nn.Module:
         return torch.jit.freeze(traced.eval())
 
 
-def _inductor(eager: ScoringModel) -> torch.nn.Module:
+def _fused(eager: ScoringModel, example: torch.Tensor) -> torch.nn.Module:
+    module, folded = fold_batch_norms(eager.module)
+    if folded == 0:
+        raise ValueError("the network has no batch norm after a convolution to fold")
+    return module.to(memory_format=torch.channels_last)
+
+
+def _inductor(eager: ScoringModel, example: torch.Tensor) -> torch.nn.Module:
     # on a CPU the weights are folded into the graph, as TorchScript's freeze did
     options = {"freezing": True} if eager.device.type == "cpu" else None
     return torch.compile(eager.module, dynamic=False, options=options)
