@@ -157,6 +157,9 @@ def speed(links: Links) -> str:
     for section, key in (("heads", "head"), ("probe_features", "head"), ("paths", "path")):
         if data.get(section):
             parts.append(_pivot(data[section], key, f"scoring uint8 HDF5 by {section.replace('_', ' ')}, images/s"))
+            host = data.get("machines", {}).get(section)
+            if host:
+                parts[-1] += f"\n\nMeasured on {_host(host)}."
     if data.get("memory"):
         rows = [f"| {e['n_images']:,} | {e['images_per_second']:.0f} | {e['peak_rss_mb']:.0f} |"
                 for e in data["memory"]]
@@ -164,6 +167,13 @@ def speed(links: Links) -> str:
     if data.get("agreement"):
         parts.append(_records(data["agreement"], "bf16 against float32 scores"))
     return "\n\n".join(parts) + f"\n\nFrom {links.link('speed.json')}.\n"
+
+
+def _host(machine: dict) -> str:
+    flags = ", ".join(machine.get("cpu_flags", [])) or "no bf16 flags"
+    load = machine.get("load_average")
+    busy = f", load average {load[0]:.1f} at the start" if load else ""
+    return f"{machine.get('processor', '?')} ({flags}), {machine.get('cpus', '?')} threads{busy}"
 
 
 def scale(links: Links) -> str:

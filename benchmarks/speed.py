@@ -295,8 +295,13 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [64] if args.quick else [64, 150]
     n = 3000 if args.quick else args.n_images
     results: dict = json.loads(args.out.read_text()) if args.out.exists() else {}
+    machines = results.setdefault("machines", {})
+    for kept in set(SECTIONS) - set(args.sections) - set(machines):
+        if kept in results and "machine" in results:  # measured before sections named their host
+            machines[kept] = results["machine"]
     results["machine"] = _machine()
-    for section in args.sections:
+    for section in args.sections:  # sections kept from an earlier call keep the host they were measured on
+        machines[section] = results["machine"]
         results[section] = SECTIONS[section](sizes, n, args.quick)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
