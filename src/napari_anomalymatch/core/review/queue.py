@@ -2,7 +2,8 @@
 
 ``ReviewQueue`` holds a snapshot of the session's ranking (``score``: most
 anomalous first, ``uncertainty``: closest to the decision boundary first, or
-``random``; restricted to ``unlabelled``, ``labelled`` or ``all`` images).
+``random``; restricted to ``unlabelled``, ``labelled`` or ``all`` images;
+with a cross-match, known objects shown, hidden or put last: ``KNOWN``).
 Labelling an image keeps it in its place, so stepping back and forth stays
 predictable; ``refresh`` re-ranks after new scores or another order.  Every
 label goes straight to the session's label store.
@@ -19,8 +20,10 @@ import numpy as np
 from ..errors import ConfigError, UnknownIdError
 from ..labels import UNLABELED, LabelEvent, parse_label
 from ..session import FILTERS, ORDERS, Session, rank
+from .crossmatch import CrossMatch, read_crossmatch
 
 KEY_LABELS = {"a": "anomaly", "n": "normal", "s": "unsure"}
+KNOWN = ("show", "hide", "last")  # what the review does with images the cross-match calls known
 CAPTION_ID_CHARACTERS = 40  # about 450 px of canvas text: the view is that narrow at 1280x800
 
 
@@ -34,6 +37,7 @@ class Candidate:
     image_id: str
     score: float
     label: int
+    known: str | None = None  # the cross-match's verdict in words; None without a cross-match
 
     @property
     def rank(self) -> int:
@@ -42,7 +46,8 @@ class Candidate:
 
     def describe(self) -> str:
         """One line for a status bar: rank, id, score and label."""
-        return f"{self.rank}/{self.total}  {self.image_id}  {self._score_text()}  {self._label_name()}"
+        line = f"{self.rank}/{self.total}  {self.image_id}  {self._score_text()}  {self._label_name()}"
+        return line if self.known is None else f"{line}  {self.known}"
 
     def caption(self, id_characters: int = CAPTION_ID_CHARACTERS) -> str:
         """Two short lines for a narrow view: rank, score and label, then the id shortened in the middle."""
@@ -79,14 +84,19 @@ class ReviewQueue:
         Seed of the ``random`` order.
     advance_on_label
         Move to the next candidate after each label (the fast path for review).
+    known
+        With a cross-match: ``show`` known objects in their place, ``hide`` them, or put
+        them ``last`` (the not yet known first).
     """
 
     def __init__(self, session: Session, order: str = "score", which: str = "unlabelled",
-                 seed: int = 0, advance_on_label: bool = True) -> None:
-        _check_order(order, which)
+                 seed: int = 0, advance_on_label: bool = True, known: str = "show") -> None:
+        _check_order(order, which, known)
         self.session = session
         self.order = order
         self.which = which
+        self.known = known
+        self.crossmatch: CrossMatch | None = None
         self.seed = seed
         self.advance_on_label = advance_on_label
         self.scores = np.zeros(0, dtype=np.float32)
@@ -108,27 +118,46 @@ class ReviewQueue:
             found = self.session.scores()  # complete runs only
             self.scores_notice = self.session.score_notice()
             self.scores_cycle, self.scores = found if found else (None, np.full(n, np.nan, np.float32))
-        self.ranking = rank(self.scores, self._candidates(n), self.order, self.seed)
+            self.crossmatch = read_crossmatch(self.session)
+        if self.crossmatch is None:
+            self.known = "show"  # the match is gone (or was made for another source)
+        self.ranking = self._known_last(rank(self.scores, self._candidates(n), self.order, self.seed))
         listed = np.flatnonzero(self.ranking == keep) if keep is not None else np.zeros(0)
         if listed.size:
             self.position = int(listed[0])
         else:
             self.position = min(self.position, max(len(self.ranking) - 1, 0))
 
-    def set_order(self, order: str | None = None, which: str | None = None) -> None:
-        """Change the order and/or the filter, then re-rank."""
+    def set_order(self, order: str | None = None, which: str | None = None, known: str | None = None) -> None:
+        """Change the order, the filter and/or what is done with known objects, then re-rank."""
         order = order or self.order
         which = which or self.which
-        _check_order(order, which)
-        self.order, self.which = order, which
+        known = known or self.known
+        _check_order(order, which, known)
+        self._check_known(known)
+        self.order, self.which, self.known = order, which, known
         self.refresh(reload_scores=False)
+
+    def _check_known(self, known: str) -> None:
+        if known != "show" and self.crossmatch is None:
+            raise ConfigError(f"cannot {known} known objects: the session has no cross-match yet; run "
+                              f"'anomalymatch crossmatch {self.session.path} CATALOGUE' first")
 
     def _candidates(self, n: int) -> np.ndarray:
         if self.which == "all" or not self._labels:
-            return np.arange(n) if self.which != "labelled" else np.zeros(0, dtype=np.int64)
-        labelled = np.zeros(n, dtype=bool)
-        labelled[self.session.collection.indices_of(list(self._labels))] = True
-        return np.flatnonzero(labelled if self.which == "labelled" else ~labelled)
+            found = np.arange(n) if self.which != "labelled" else np.zeros(0, dtype=np.int64)
+        else:
+            labelled = np.zeros(n, dtype=bool)
+            labelled[self.session.collection.indices_of(list(self._labels))] = True
+            found = np.flatnonzero(labelled if self.which == "labelled" else ~labelled)
+        if self.known == "hide" and self.crossmatch is not None:
+            found = found[~self.crossmatch.known[found]]
+        return found
+
+    def _known_last(self, ranking: np.ndarray) -> np.ndarray:
+        if self.known != "last" or self.crossmatch is None:
+            return ranking
+        return ranking[np.argsort(self.crossmatch.known[ranking], kind="stable")]  # else in rank order
 
     # -- the cursor ------------------------------------------------------------------
 
@@ -143,8 +172,9 @@ class ReviewQueue:
     def candidate_at(self, position: int) -> Candidate:
         index = int(self.ranking[position])
         image_id = self.session.collection.id_of(index)
+        known = self.crossmatch.describe(index) if self.crossmatch is not None else None
         return Candidate(position, len(self.ranking), index, image_id, float(self.scores[index]),
-                         self._labels.get(image_id, UNLABELED))
+                         self._labels.get(image_id, UNLABELED), known)
 
     def move(self, step: int) -> bool:
         """Move ``step`` places (clipped to the list); True when the cursor moved."""
@@ -233,8 +263,10 @@ class ReviewQueue:
         return event
 
 
-def _check_order(order: str, which: str) -> None:
+def _check_order(order: str, which: str, known: str = "show") -> None:
     if order not in ORDERS:
         raise ConfigError(f"review order must be one of {list(ORDERS)}; got {order!r}")
     if which not in FILTERS:
         raise ConfigError(f"review filter must be one of {list(FILTERS)}; got {which!r}")
+    if known not in KNOWN:
+        raise ConfigError(f"what to do with known objects must be one of {list(KNOWN)}; got {known!r}")
