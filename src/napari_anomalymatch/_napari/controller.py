@@ -19,6 +19,7 @@ from ..core.config import DataConfig, NormalisationConfig, SessionConfig, settin
 from ..core.display import DisplayRenderer, DisplaySettings
 from ..core.errors import AnomalyMatchError, ConfigError, SessionError
 from ..core.evaluation.testset import TestReport, TestSet, evaluate_test_set, read_test_set
+from ..core.review.crossmatch import DEFAULT_RADIUS, CrossMatch, crossmatch_session
 from ..core.review.export import export_session
 from ..core.review.queue import Candidate, ReviewQueue
 from ..core.session import Session
@@ -266,10 +267,17 @@ class AnomalyMatchController:
             self.labels_changed.emit()
         return self.current
 
-    def set_order(self, order: str | None = None, which: str | None = None) -> None:
-        """Review by ``score``, ``uncertainty`` or ``random``; ``unlabelled``, ``labelled`` or ``all``."""
-        self._require_queue().set_order(order, which)
+    def set_order(self, order: str | None = None, which: str | None = None, known: str | None = None) -> None:
+        """Review by ``score``, ``uncertainty`` or ``random``; ``unlabelled``, ``labelled`` or ``all``;
+        known objects (of the cross-match) ``show``n, ``hide``den or ``last``."""
+        self._require_queue().set_order(order, which, known)
         self.show()
+
+    def crossmatch(self, catalogue: str | Path, radius: str = DEFAULT_RADIUS) -> CrossMatch:
+        """Match the images against a catalogue of known objects; the review then shows each verdict."""
+        match = crossmatch_session(self._require_session(), catalogue, radius)
+        self.refresh()
+        return match
 
     def refresh(self) -> None:
         """Re-read labels and scores and re-rank (keeps the current image)."""
