@@ -501,8 +501,10 @@ def _report_scores(session: Any, result: Any, top: int = 10) -> None:
 
 def _add_export(commands: Any) -> None:
     parser = commands.add_parser("export", help="write the ranking as CSV, ECSV, FITS or VOTable",
-                                 description="Write id, path, score, rank, label, cycle and "
-                                             "RA/Dec (when known) of every image, best first. "
+                                 description="Write id, path, score, rank, label, cycle, "
+                                             "RA/Dec (when known) and, after 'crossmatch', known, "
+                                             "known_name and known_separation_arcsec of every image, "
+                                             "best first. "
                                              "The format follows the suffix: .csv .ecsv .fits "
                                              ".xml/.vot .parquet")
     parser.add_argument("session", type=Path)

@@ -8,6 +8,7 @@
     checkpoints/cycle-NNNN.safetensors   the model after each training cycle
     scores/cycle-NNNN/        the scores of the whole collection after that cycle
     history/, review.json     loss curves and the review's display (``sessionstate``)
+    crossmatch.npz            each image's nearest known object (``review.crossmatch``)
 
 Every write is atomic or transactional, so a session killed at any moment
 re-opens with every label already given and continues where it stopped.
