@@ -246,7 +246,18 @@ class Session:
         return self.labels.set(self.collection.id_of(int(index)), label, cycle=self.cycle, source=source)
 
     def undo(self) -> LabelEvent | None:
+        """Revert the latest label or tag action."""
         return self.labels.undo()
+
+    def add_tags(self, image_id: str, tags: str | list[str], source: str = "user") -> list[LabelEvent]:
+        """Tag one image by id (checked against the collection); its label stays as it is."""
+        self.collection.index_of(image_id)  # raises UnknownIdError naming the source
+        return self.labels.add_tags(image_id, tags, cycle=self.cycle, source=source)
+
+    def remove_tags(self, image_id: str, tags: str | list[str], source: str = "user") -> list[LabelEvent]:
+        """Take tags from one image by id; returns the events of the tags it had."""
+        self.collection.index_of(image_id)
+        return self.labels.remove_tags(image_id, tags, cycle=self.cycle, source=source)
 
     def import_labels(self, path: str | Path, source: str = "import") -> int:
         """Import labels from a CSV/ECSV with ``id`` (or ``path``) and ``label`` columns.

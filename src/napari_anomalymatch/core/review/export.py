@@ -78,7 +78,8 @@ def _write_parquet(table, path: Path) -> None:
 
 def session_table(session: Session, top: int | None = None, scored_only: bool = True):
     """A session's latest ranking as a ``Table``: every label given (incl. unsure) and, when the
-    session has one, its cross-match (``known``, ``known_name``, ``known_separation_arcsec``).
+    session has one, its cross-match (``known``, ``known_name``, ``known_separation_arcsec``),
+    and every image's ``tags`` joined by ``;``.
 
     Parameters
     ----------
@@ -104,12 +105,22 @@ def session_table(session: Session, top: int | None = None, scored_only: bool = 
         indices = indices[:top]
     match = read_crossmatch(session)
     extra = match.columns(np.arange(n)) if match is not None else {}
+    extra["tags"] = tag_column(session)
     table = ranking_table(session.collection, scores, session.labels.current(include_unsure=True),
                           cycle, indices=np.sort(indices), extra=extra)
     if match is not None:
         table["known_separation_arcsec"].unit = "arcsec"
         table.meta["crossmatch"] = {"catalogue": match.catalogue, "radius_arcsec": match.radius_arcsec}
     return table
+
+
+def tag_column(session: Session) -> np.ndarray:
+    """Every image's tags joined by ``;`` (``""`` for none), in collection order."""
+    column = np.full(len(session.collection), "", dtype=object)
+    tagged = session.labels.tagged()
+    if tagged:
+        column[session.collection.indices_of(list(tagged))] = [";".join(t) for t in tagged.values()]
+    return column.astype(str)
 
 
 def export_session(session: Session, path: str | Path, top: int | None = None) -> Path:

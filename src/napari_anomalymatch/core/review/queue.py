@@ -3,7 +3,8 @@
 ``ReviewQueue`` holds a snapshot of the session's ranking (``score``: most
 anomalous first, ``uncertainty``: closest to the decision boundary first, or
 ``random``; restricted to ``unlabelled``, ``labelled`` or ``all`` images;
-with a cross-match, known objects shown, hidden or put last: ``KNOWN``).
+with a cross-match, known objects shown, hidden or put last: ``KNOWN``; or
+only the images with one tag).
 Labelling an image keeps it in its place, so stepping back and forth stays
 predictable; ``refresh`` re-ranks after new scores or another order.  Every
 label goes straight to the session's label store.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, UnknownIdError
+from ..errors import ConfigError, LabelError, UnknownIdError
 from ..labels import UNLABELED, LabelEvent, parse_label
 from ..session import FILTERS, ORDERS, Session, rank
 from .crossmatch import CrossMatch, read_crossmatch
@@ -38,6 +39,7 @@ class Candidate:
     score: float
     label: int
     known: str | None = None  # the cross-match's verdict in words; None without a cross-match
+    tags: tuple[str, ...] = ()
 
     @property
     def rank(self) -> int:
@@ -47,7 +49,13 @@ class Candidate:
     def describe(self) -> str:
         """One line for a status bar: rank, id, score and label."""
         line = f"{self.rank}/{self.total}  {self.image_id}  {self._score_text()}  {self._label_name()}"
+        if self.tags:
+            line += f"  {self.tags_text()}"
         return line if self.known is None else f"{line}  {self.known}"
+
+    def tags_text(self) -> str:
+        """``tags: arc, lens`` ('' without tags)."""
+        return f"tags: {', '.join(self.tags)}" if self.tags else ""
 
     def caption(self, id_characters: int = CAPTION_ID_CHARACTERS) -> str:
         """Two short lines for a narrow view: rank, score and label, then the id shortened in the middle."""
@@ -87,16 +95,20 @@ class ReviewQueue:
     known
         With a cross-match: ``show`` known objects in their place, ``hide`` them, or put
         them ``last`` (the not yet known first).
+    tag
+        Only the images with this tag (``""``: every image).
     """
 
     def __init__(self, session: Session, order: str = "score", which: str = "unlabelled",
-                 seed: int = 0, advance_on_label: bool = True, known: str = "show") -> None:
+                 seed: int = 0, advance_on_label: bool = True, known: str = "show", tag: str = "") -> None:
         _check_order(order, which, known)
         self.session = session
         self.order = order
         self.which = which
         self.known = known
+        self.tag = tag
         self.crossmatch: CrossMatch | None = None
+        self._tags: dict[str, tuple[str, ...]] = {}
         self.seed = seed
         self.advance_on_label = advance_on_label
         self.scores = np.zeros(0, dtype=np.float32)
@@ -114,6 +126,7 @@ class ReviewQueue:
         keep = int(self.ranking[self.position]) if len(self.ranking) else None
         n = len(self.session.collection)
         self._labels = dict(self.session.labels.current(include_unsure=True))
+        self._tags = self.session.labels.tagged()
         if reload_scores or len(self.scores) != n:
             found = self.session.scores()  # complete runs only
             self.scores_notice = self.session.score_notice()
@@ -128,15 +141,25 @@ class ReviewQueue:
         else:
             self.position = min(self.position, max(len(self.ranking) - 1, 0))
 
-    def set_order(self, order: str | None = None, which: str | None = None, known: str | None = None) -> None:
-        """Change the order, the filter and/or what is done with known objects, then re-rank."""
+    def set_order(self, order: str | None = None, which: str | None = None, known: str | None = None,
+                  tag: str | None = None) -> None:
+        """Change the order, the filter, what is done with known objects and/or the tag shown
+        (None keeps each; ``tag=""`` shows every image again), then re-rank."""
         order = order or self.order
         which = which or self.which
         known = known or self.known
         _check_order(order, which, known)
         self._check_known(known)
-        self.order, self.which, self.known = order, which, known
+        tag = self.tag if tag is None else tag.strip()
+        if tag:
+            self._check_tag(tag)
+        self.order, self.which, self.known, self.tag = order, which, known, tag
         self.refresh(reload_scores=False)
+
+    def _check_tag(self, tag: str) -> None:
+        in_use = self.session.labels.all_tags()
+        if tag not in in_use:
+            raise LabelError(f"no image has the tag {tag!r}; tags in use: {', '.join(in_use) or 'none yet'}")
 
     def _check_known(self, known: str) -> None:
         if known != "show" and self.crossmatch is None:
@@ -152,6 +175,11 @@ class ReviewQueue:
             found = np.flatnonzero(labelled if self.which == "labelled" else ~labelled)
         if self.known == "hide" and self.crossmatch is not None:
             found = found[~self.crossmatch.known[found]]
+        if self.tag:
+            tagged = np.zeros(n, dtype=bool)
+            with_tag = [image_id for image_id, tags in self._tags.items() if self.tag in tags]
+            tagged[self.session.collection.indices_of(with_tag)] = True
+            found = found[tagged[found]]
         return found
 
     def _known_last(self, ranking: np.ndarray) -> np.ndarray:
@@ -174,7 +202,7 @@ class ReviewQueue:
         image_id = self.session.collection.id_of(index)
         known = self.crossmatch.describe(index) if self.crossmatch is not None else None
         return Candidate(position, len(self.ranking), index, image_id, float(self.scores[index]),
-                         self._labels.get(image_id, UNLABELED), known)
+                         self._labels.get(image_id, UNLABELED), known, self._tags.get(image_id, ()))
 
     def move(self, step: int) -> bool:
         """Move ``step`` places (clipped to the list); True when the cursor moved."""
@@ -234,6 +262,26 @@ class ReviewQueue:
     def labels_of(self, indices: Sequence[int] | np.ndarray) -> list[int]:
         return [self.label_of(int(i)) for i in indices]
 
+    def tags_of(self, indices: Sequence[int] | np.ndarray) -> list[tuple[str, ...]]:
+        """The tags of each of ``indices`` (for the gallery)."""
+        return [self._tags.get(self.session.collection.id_of(int(i)), ()) for i in indices]
+
+    def add_tags(self, tags: str | list[str]) -> list[LabelEvent]:
+        """Tag the current candidate (``"lens, merger"``); the cursor stays and the label is untouched."""
+        return self._change_tags(tags, self.session.add_tags)
+
+    def remove_tags(self, tags: str | list[str]) -> list[LabelEvent]:
+        """Take tags from the current candidate."""
+        return self._change_tags(tags, self.session.remove_tags)
+
+    def _change_tags(self, tags: str | list[str], change) -> list[LabelEvent]:
+        candidate = self.current
+        if candidate is None:
+            raise ConfigError("no candidate to tag: the review list is empty; change the filter")
+        events = change(candidate.image_id, tags)
+        self._tags = self.session.labels.tagged()
+        return events
+
     def label(self, label: int | str) -> LabelEvent | None:
         """Label the current candidate (``a``/``n``/``s`` or any label word) and store it at once.
 
@@ -256,6 +304,7 @@ class ReviewQueue:
         if event is None:
             return None
         self._labels = dict(self.session.labels.current(include_unsure=True))  # an import reverts many
+        self._tags = self.session.labels.tagged()
         index = self.session.collection.index_of(event.image_id)
         listed = np.flatnonzero(self.ranking == index)
         if listed.size:
