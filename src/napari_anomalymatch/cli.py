@@ -1,7 +1,7 @@
 """The ``anomalymatch`` command line: argparse -> config -> core generators + tqdm.
 
 Sub-commands: ``demo``, ``init``, ``label``, ``train``, ``score``, ``export``,
-``crossmatch``, ``evaluate``, ``info``.  Errors the user can fix are printed as one line
+``crossmatch``, ``tag``, ``evaluate``, ``info``.  Errors the user can fix are printed as one line
 (exit status 2); Ctrl-C during training keeps the iterations done.
 """
 
@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_init(commands)
     _add_label(commands)
+    _add_tag(commands)
     _add_train(commands)
     _add_score(commands)
     _add_export(commands)
@@ -414,6 +415,34 @@ def _run_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_tag(commands: Any) -> None:
+    parser = commands.add_parser(
+        "tag", help="give an image free tags (lens, merger ...), or take them away",
+        description="Add tags to one image (or remove them with --remove); without tags, show its "
+                    "tags. Tags are kept with the labels and their history, exported in a tags "
+                    "column, and never change a label: training uses anomaly/normal only.")
+    parser.add_argument("session", type=Path)
+    parser.add_argument("id", help="the image's id")
+    parser.add_argument("tags", nargs="*", metavar="TAG", help="tags, e.g. lens merger (or 'lens, merger')")
+    parser.add_argument("--remove", action="store_true", help="take these tags away instead")
+    parser.set_defaults(run=_run_tag)
+
+
+def _run_tag(args: argparse.Namespace) -> int:
+    from .core.session import Session
+
+    with Session.open(args.session, read_only=not args.tags) as session:
+        session.collection.index_of(args.id)  # an unknown id is an error, not an image without tags
+        if args.tags:
+            change = session.remove_tags if args.remove else session.add_tags
+            events = change(args.id, args.tags)
+            done = "removed" if args.remove else "added"
+            print(f"{args.id}: {done} {', '.join(e.tag for e in events) or 'nothing (no change)'}")
+        tags = session.labels.tags(args.id)
+        print(f"{args.id}: tags {', '.join(tags) if tags else '(none)'}")
+    return 0
+
+
 def _add_train(commands: Any) -> None:
     parser = commands.add_parser("train", help="run training cycles (each followed by scoring)",
                                  description="Continue training the session's model for one or "
@@ -503,8 +532,8 @@ def _add_export(commands: Any) -> None:
     parser = commands.add_parser("export", help="write the ranking as CSV, ECSV, FITS or VOTable",
                                  description="Write id, path, score, rank, label, cycle, "
                                              "RA/Dec (when known) and, after 'crossmatch', known, "
-                                             "known_name and known_separation_arcsec of every image, "
-                                             "best first. "
+                                             "known_name and known_separation_arcsec, and tags of "
+                                             "every image, best first. "
                                              "The format follows the suffix: .csv .ecsv .fits "
                                              ".xml/.vot .parquet")
     parser.add_argument("session", type=Path)
