@@ -77,6 +77,17 @@ def test_tags_have_history_and_undo_reverts_the_last_action(tmp_path):
         assert all(e.undone for e in history[:4] if e.source == "user")
 
 
+def test_one_typed_line_adds_and_removes_in_one_undoable_step(session):  # noqa: F811
+    queue = ReviewQueue(session)
+    queue.add_tags("merger")
+    events = queue.edit_tags("lens, -merger, arc")
+    assert [(e.tag, e.label) for e in events] == [("lens", TAG_ADDED), ("arc", TAG_ADDED), ("merger", TAG_REMOVED)]
+    assert queue.current.tags == ("arc", "lens")
+    assert queue.current.caption().splitlines()[-1] == "tags: arc, lens"
+    queue.undo()
+    assert queue.current.tags == ("merger",)
+
+
 def test_a_tag_named_like_a_label_stays_a_tag(tmp_path):
     with LabelStore(tmp_path / "labels.sqlite") as store:
         store.set("a", "normal")

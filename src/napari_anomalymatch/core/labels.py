@@ -101,6 +101,23 @@ def parse_tags(values: str | Iterable[str]) -> list[str]:
     return tags
 
 
+def parse_tag_edits(text: str) -> tuple[list[str], list[str]]:
+    """What a typed tag line asks for: ``"lens, -merger"`` adds ``lens`` and removes ``merger``.
+
+    Raises
+    ------
+    LabelError
+        As ``parse_tags``.
+    """
+    add, remove = [], []
+    for tag in parse_tags(text):
+        if tag.startswith("-"):
+            remove.extend(parse_tags(tag[1:]))
+        else:
+            add.append(tag)
+    return add, remove
+
+
 def parse_label(value: Any, where: str = "label") -> int:
     """Turn ``'anomaly'``, ``'normal'``, ``1``, ``0``, ``''`` ... into a label code."""
     if isinstance(value, bool):
@@ -272,23 +289,30 @@ class LabelStore:
 
         Returns the events of the tags it did not have yet.
         """
-        return self._change_tags(str(image_id), parse_tags(tags), TAG_ADDED, cycle, source)
+        return self.edit_tags(image_id, add=tags, cycle=cycle, source=source)
 
     def remove_tags(self, image_id: str, tags: str | Iterable[str], cycle: int = 0,
                     source: str = "user") -> list[LabelEvent]:
         """Take these tags from ``image_id``; returns the events of those it had."""
-        return self._change_tags(str(image_id), parse_tags(tags), TAG_REMOVED, cycle, source)
+        return self.edit_tags(image_id, remove=tags, cycle=cycle, source=source)
 
-    def _change_tags(self, image_id: str, tags: list[str], present: int, cycle: int,
-                     source: str) -> list[LabelEvent]:
+    def edit_tags(self, image_id: str, add: str | Iterable[str] = (), remove: str | Iterable[str] = (),
+                  cycle: int = 0, source: str = "user") -> list[LabelEvent]:
+        """Add some tags and remove others in one transaction (one undo reverts both)."""
         self._require_tags()
+        image_id = str(image_id)
+        wanted = [(tag, TAG_ADDED) for tag in (parse_tags(add) if add else [])]
+        wanted += [(tag, TAG_REMOVED) for tag in (parse_tags(remove) if remove else [])]
+        if not wanted:
+            raise LabelError("no tag given; expected words such as 'lens' or 'lens, merger'")
         now = time.time()
         events = []
         with self._lock, self._transaction():
             had = set(self._tags_of(image_id))
-            for tag in tags:
+            for tag, present in wanted:
                 if (tag in had) != (present == TAG_ADDED):
                     events.append(self._append_tag(image_id, tag, present, 1 - present, now, cycle, source, None))
+                    had ^= {tag}
         return events
 
     def tags(self, image_id: str) -> tuple[str, ...]:

@@ -251,13 +251,17 @@ class Session:
 
     def add_tags(self, image_id: str, tags: str | list[str], source: str = "user") -> list[LabelEvent]:
         """Tag one image by id (checked against the collection); its label stays as it is."""
-        self.collection.index_of(image_id)  # raises UnknownIdError naming the source
-        return self.labels.add_tags(image_id, tags, cycle=self.cycle, source=source)
+        return self.edit_tags(image_id, add=tags, source=source)
 
     def remove_tags(self, image_id: str, tags: str | list[str], source: str = "user") -> list[LabelEvent]:
         """Take tags from one image by id; returns the events of the tags it had."""
-        self.collection.index_of(image_id)
-        return self.labels.remove_tags(image_id, tags, cycle=self.cycle, source=source)
+        return self.edit_tags(image_id, remove=tags, source=source)
+
+    def edit_tags(self, image_id: str, add: str | list[str] = (), remove: str | list[str] = (),
+                  source: str = "user") -> list[LabelEvent]:
+        """Add and remove tags of one image in one step (one undo reverts it)."""
+        self.collection.index_of(image_id)  # raises UnknownIdError naming the source
+        return self.labels.edit_tags(image_id, add, remove, cycle=self.cycle, source=source)
 
     def import_labels(self, path: str | Path, source: str = "import") -> int:
         """Import labels from a CSV/ECSV with ``id`` (or ``path``) and ``label`` columns.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, LabelError, UnknownIdError
-from ..labels import UNLABELED, LabelEvent, parse_label
+from ..labels import UNLABELED, LabelEvent, parse_label, parse_tag_edits
 from ..session import FILTERS, ORDERS, Session, rank
 from .crossmatch import CrossMatch, read_crossmatch
 
@@ -58,9 +58,11 @@ class Candidate:
         return f"tags: {', '.join(self.tags)}" if self.tags else ""
 
     def caption(self, id_characters: int = CAPTION_ID_CHARACTERS) -> str:
-        """Two short lines for a narrow view: rank, score and label, then the id shortened in the middle."""
-        return (f"{self.rank}/{self.total}  {self._score_text()}  {self._label_name()}\n"
+        """Two short lines for a narrow view: rank, score and label, then the id shortened in the middle
+        (and a third with the tags, when there are any)."""
+        text = (f"{self.rank}/{self.total}  {self._score_text()}  {self._label_name()}\n"
                 f"{shorten_middle(self.image_id, id_characters)}")
+        return f"{text}\n{shorten_middle(self.tags_text(), id_characters)}" if self.tags else text
 
     def _score_text(self) -> str:
         return "not scored" if math.isnan(self.score) else f"score {self.score:.4f}"
@@ -268,17 +270,21 @@ class ReviewQueue:
 
     def add_tags(self, tags: str | list[str]) -> list[LabelEvent]:
         """Tag the current candidate (``"lens, merger"``); the cursor stays and the label is untouched."""
-        return self._change_tags(tags, self.session.add_tags)
+        return self._edit_tags(tags, ())
 
     def remove_tags(self, tags: str | list[str]) -> list[LabelEvent]:
         """Take tags from the current candidate."""
-        return self._change_tags(tags, self.session.remove_tags)
+        return self._edit_tags((), tags)
 
-    def _change_tags(self, tags: str | list[str], change) -> list[LabelEvent]:
+    def edit_tags(self, text: str) -> list[LabelEvent]:
+        """Apply a typed tag line to the current candidate: ``"lens, -merger"`` (see ``parse_tag_edits``)."""
+        return self._edit_tags(*parse_tag_edits(text))
+
+    def _edit_tags(self, add: str | list[str] | tuple, remove: str | list[str] | tuple) -> list[LabelEvent]:
         candidate = self.current
         if candidate is None:
             raise ConfigError("no candidate to tag: the review list is empty; change the filter")
-        events = change(candidate.image_id, tags)
+        events = self.session.edit_tags(candidate.image_id, add, remove)
         self._tags = self.session.labels.tagged()
         return events
 
