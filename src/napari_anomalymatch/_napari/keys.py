@@ -32,7 +32,7 @@ REVIEW_KEYS: dict[str, tuple[str, str, tuple[Any, ...]]] = {
     "s": ("skip: label as unsure (then next)", "label", ("s",)),
     "Right": ("next candidate", "move", (1,)),
     "Left": ("previous candidate", "move", (-1,)),
-    "t": ("tag the candidate: type tags, Enter (-tag removes)", "open_tag_entry", ()),
+    "t": ("tag the candidate (type, Enter)", "open_tag_entry", ()),
     "z": ("undo the last label or tag", "undo", ()),
     "Backspace": ("undo the last label or tag", "undo", ()),
     "Home": ("first candidate", "go_to", (0,)),
