@@ -145,6 +145,10 @@ class AnomalyMatchApp:
         (after ``crossmatch``) show, hide or last."""
         self.controller.set_order(order, which, known)
 
+    def tag(self, text: str) -> Candidate | None:
+        """Tag the current candidate (``"lens, merger"``; ``"-lens"`` removes), as the ``t`` key does."""
+        return self.controller.edit_tags(text)
+
     def crossmatch(self, catalogue: str | Path, radius: str = "3arcsec") -> CrossMatch:
         """Match the images against a catalogue of known objects (kept in the session)."""
         return self.controller.crossmatch(catalogue, radius)
