@@ -34,19 +34,10 @@ def sky(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     return ra, dec
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> int:
     from astropy.table import Table
 
+    from napari_anomalymatch.core.pathchoice import _processor  # as speed.py: one reading of the CPU model
     from napari_anomalymatch.core.review.crossmatch import match_positions
     from napari_anomalymatch.core.review.known import read_known_catalogue
 
@@ -79,7 +70,7 @@ def main() -> int:
         "match_s_best": round(min(match_s), 3),
         "read_fits_catalogue_s": [round(s, 3) for s in read_s],
         "median_nearest_separation_arcsec": round(float(np.median(separation)), 1),
-        "cpu": cpu_model(),
+        "cpu": _processor(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "astropy": __import__("astropy").__version__,
