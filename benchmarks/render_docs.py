@@ -233,6 +233,15 @@ def reader_open(links: Links) -> str:
             f"From {links.link('reader_open.json')}.\n")
 
 
+def crossmatch_speed(links: Links) -> str:
+    d = links.json("crossmatch_speed.json")
+    return ("| candidates | catalogue rows | match, s (best of 3) | reading the FITS catalogue, s | CPU |\n"
+            "|---|---|---|---|---|\n"
+            f"| {d['n_candidates']:,} | {d['n_catalogue']:,} | {d['match_s_best']:.2f} "
+            f"| {min(d['read_fits_catalogue_s']):.2f} | {d['cpu']}, {d['cpu_count']} cores |\n\n"
+            f"From {links.link('crossmatch_speed.json')}.\n")
+
+
 FAULT_OUTCOMES = ("works", "clear error", "unclear error", "traceback", "silent wrong result", "unexpected error")
 
 
@@ -256,6 +265,7 @@ BLOCKS: dict[str, Callable[[Links], str]] = {
     "scale": scale,
     "review-latency": review_latency,
     "reader-open": reader_open,
+    "crossmatch-speed": crossmatch_speed,
     "faults": faults,
 }
 

@@ -17,7 +17,7 @@ from napari_anomalymatch.core.config import SessionConfig
 
 TINY = ["--iterations", "2", "--batch-size", "4", "--unlabelled-ratio", "1", "--pool-size", "16",
         "--size", "32", "--workers", "0"]
-COMMANDS = ["demo", "init", "label", "train", "score", "export", "evaluate", "info"]
+COMMANDS = ["demo", "init", "label", "tag", "train", "score", "export", "crossmatch", "evaluate", "info"]
 
 
 def test_console_script_is_installed():
@@ -231,3 +231,67 @@ def test_score_sharded_survey_here_and_on_a_local_dask_cluster(tmp_path, capsys)
 
     top = pq.read_table(there / "scores" / "cycle-0001" / "top.parquet").to_pydict()
     assert len(top["id"]) == 12 and top["id"][0].startswith("field_")
+
+
+def test_crossmatch_marks_known_objects_and_writes_the_ranking(tmp_path, capsys):
+    from .core.test_crossmatch import known_table, write_sky_catalogue
+    from .core.test_review import write_scores
+
+    source = write_sky_catalogue(tmp_path / "data")
+    session = tmp_path / "session"
+    assert main(["init", str(session), str(source)]) == 0
+    catalogue = tmp_path / "known.fits"
+    known_table("RAJ2000", "DEJ2000", "main_id").write(catalogue)
+    out = tmp_path / "matched.csv"
+    capsys.readouterr()
+    assert main(["crossmatch", str(session), str(catalogue), "--radius", "3arcsec", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "1 of 8 images are known" in printed and "1 images have no RA/Dec" in printed
+    with open(out) as handle:
+        rows = {row["id"]: row for row in csv.DictReader(handle)}
+    assert rows["src0"]["known_name"] == "lens-A" and rows["src0"]["known"] == "True"
+    assert float(rows["src1"]["known_separation_arcsec"]) == pytest.approx(5.0, abs=1e-3)
+    assert rows["src7"]["known_name"] == "" and rows["src7"]["known"] == "False"
+
+    from napari_anomalymatch.core.session import Session
+
+    with Session.open(session) as opened:  # the match stays with the session: export shows it too
+        write_scores(opened, np.linspace(0.9, 0.2, 8).astype(np.float32))
+    assert main(["export", str(session), str(tmp_path / "ranking.ecsv")]) == 0
+    table = Table.read(tmp_path / "ranking.ecsv")
+    assert list(table["known_name"][:2]) == ["lens-A", "merger-B"]
+
+    assert main(["crossmatch", str(session), str(tmp_path / "missing.vot")]) == 2
+    assert main(["crossmatch", str(session), str(catalogue), "--radius", "3"]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert errors[0] == f"anomalymatch crossmatch: error: {tmp_path / 'missing.vot'}: no such catalogue file"
+    assert "radius '3' is not an angle" in errors[1] and len(errors) == 2
+
+
+def test_tag_adds_removes_and_exports_tags_without_labelling(tmp_path, blob_folder, capsys):
+    from .core.test_review import write_scores
+
+    folder, _ = blob_folder
+    session = tmp_path / "session"
+    assert main(["init", str(session), str(folder)]) == 0
+    assert main(["tag", str(session), "img_003.png", "lens", "merger, arc"]) == 0
+    assert main(["tag", str(session), "img_003.png", "merger", "--remove"]) == 0
+    assert main(["tag", str(session), "img_004.png", "lens"]) == 0
+    capsys.readouterr()
+    assert main(["tag", str(session), "img_003.png"]) == 0
+    assert capsys.readouterr().out == "img_003.png: tags arc, lens\n"
+    assert main(["tag", str(session), "nope.png", "lens"]) == 2
+    assert main(["tag", str(session), "img_003.png", " "]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert "nope.png" in errors[0] and "empty tag" in errors[1] and len(errors) == 2
+
+    from napari_anomalymatch.core.session import Session
+
+    with Session.open(session) as opened:
+        write_scores(opened, np.linspace(0.9, 0.1, 40).astype(np.float32))
+        assert opened.labels.counts() == {"normal": 0, "anomaly": 0, "unsure": 0}
+    assert main(["export", str(session), str(tmp_path / "ranking.fits")]) == 0
+    table = Table.read(tmp_path / "ranking.fits")
+    filled = table["tags"].filled("") if hasattr(table["tags"], "filled") else table["tags"]  # FITS: "" is masked
+    tags = dict(zip(table["id"], filled, strict=True))
+    assert tags["img_003.png"] == "arc;lens" and tags["img_004.png"] == "lens" and tags["img_000.png"] == ""

@@ -1,7 +1,7 @@
 """The ``anomalymatch`` command line: argparse -> config -> core generators + tqdm.
 
 Sub-commands: ``demo``, ``init``, ``label``, ``train``, ``score``, ``export``,
-``evaluate``, ``info``.  Errors the user can fix are printed as one line
+``crossmatch``, ``tag``, ``evaluate``, ``info``.  Errors the user can fix are printed as one line
 (exit status 2); Ctrl-C during training keeps the iterations done.
 """
 
@@ -101,9 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_init(commands)
     _add_label(commands)
+    _add_tag(commands)
     _add_train(commands)
     _add_score(commands)
     _add_export(commands)
+    _add_crossmatch(commands)
     _add_evaluate(commands)
     _add_info(commands)
     return parser
@@ -414,6 +416,34 @@ def _run_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_tag(commands: Any) -> None:
+    parser = commands.add_parser(
+        "tag", help="give an image free tags (lens, merger ...), or take them away",
+        description="Add tags to one image (or remove them with --remove); without tags, show its "
+                    "tags. Tags are kept with the labels and their history, exported in a tags "
+                    "column, and never change a label: training uses anomaly/normal only.")
+    parser.add_argument("session", type=Path)
+    parser.add_argument("id", help="the image's id")
+    parser.add_argument("tags", nargs="*", metavar="TAG", help="tags, e.g. lens merger (or 'lens, merger')")
+    parser.add_argument("--remove", action="store_true", help="take these tags away instead")
+    parser.set_defaults(run=_run_tag)
+
+
+def _run_tag(args: argparse.Namespace) -> int:
+    from .core.session import Session
+
+    with Session.open(args.session, read_only=not args.tags) as session:
+        session.collection.index_of(args.id)  # an unknown id is an error, not an image without tags
+        if args.tags:
+            change = session.remove_tags if args.remove else session.add_tags
+            events = change(args.id, args.tags)
+            done = "removed" if args.remove else "added"
+            print(f"{args.id}: {done} {', '.join(e.tag for e in events) or 'nothing (no change)'}")
+        tags = session.labels.tags(args.id)
+        print(f"{args.id}: tags {', '.join(tags) if tags else '(none)'}")
+    return 0
+
+
 def _add_train(commands: Any) -> None:
     parser = commands.add_parser("train", help="run training cycles (each followed by scoring)",
                                  description="Continue training the session's model for one or "
@@ -501,8 +531,10 @@ def _report_scores(session: Any, result: Any, top: int = 10) -> None:
 
 def _add_export(commands: Any) -> None:
     parser = commands.add_parser("export", help="write the ranking as CSV, ECSV, FITS or VOTable",
-                                 description="Write id, path, score, rank, label, cycle and "
-                                             "RA/Dec (when known) of every image, best first. "
+                                 description="Write id, path, score, rank, label, cycle, "
+                                             "RA/Dec (when known) and, after 'crossmatch', known, "
+                                             "known_name and known_separation_arcsec, and tags of "
+                                             "every image, best first. "
                                              "The format follows the suffix: .csv .ecsv .fits "
                                              ".xml/.vot .parquet")
     parser.add_argument("session", type=Path)
@@ -512,21 +544,48 @@ def _add_export(commands: Any) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from .core.review.export import ranking_table, write_table
+    from .core.review.export import session_table, write_table
     from .core.session import Session
 
     with Session.open(args.session, read_only=True) as session:
-        cycle, scores = session.complete_scores()
+        table = session_table(session, top=args.top)
         _warn_if_incomplete(session)
-        indices = session.ranking("score", "all")
-        if args.top is not None:
-            indices = indices[:args.top]
-        table = ranking_table(session.collection, scores, session.labels.current(include_unsure=True),
-                              cycle, indices=np.sort(indices))
         path = write_table(table, args.output)
         print(f"wrote {len(table)} rows to {path}")
+    return 0
+
+
+def _add_crossmatch(commands: Any) -> None:
+    from .core.review.crossmatch import DEFAULT_RADIUS
+
+    parser = commands.add_parser(
+        "crossmatch", help="mark the images already known in a catalogue (offline)",
+        description="Match every image's RA/Dec against a catalogue of known objects (FITS, ECSV, "
+                    "CSV, VOTable or Parquet with RA/Dec columns; a name column is used when there "
+                    "is one). The match is kept in the session: the review shows each candidate's "
+                    "nearest known object and can hide the known ones, and every export gains the "
+                    "columns known, known_name and known_separation_arcsec.")
+    parser.add_argument("session", type=Path)
+    parser.add_argument("catalogue", type=Path, help="table of known objects with RA/Dec columns")
+    parser.add_argument("--radius", default=DEFAULT_RADIUS,
+                        help=f"match radius with its unit, e.g. 3arcsec or 0.001deg ({DEFAULT_RADIUS})")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write the ranking with the match columns (format by suffix, as export)")
+    parser.set_defaults(run=_run_crossmatch)
+
+
+def _run_crossmatch(args: argparse.Namespace) -> int:
+    from .core.review.crossmatch import crossmatch_session
+    from .core.review.export import session_table, write_table
+    from .core.session import Session
+
+    with Session.open(args.session) as session:
+        match = crossmatch_session(session, args.catalogue, args.radius)
+        print(match.summary())
+        if args.out is not None:
+            table = session_table(session, scored_only=False)
+            _warn_if_incomplete(session)
+            print(f"wrote {len(table)} rows to {write_table(table, args.out)}")
     return 0
 
 

@@ -25,6 +25,7 @@ from ..core.config import NormalisationConfig
 from ..core.display import DisplaySettings
 from ..core.errors import AnomalyMatchError
 from ..core.evaluation.testset import TestReport
+from ..core.review.crossmatch import CrossMatch
 from ..core.review.queue import Candidate
 from ..core.session import Session
 
@@ -139,9 +140,18 @@ class AnomalyMatchApp:
     def undo(self) -> Candidate | None:
         return self.controller.undo()
 
-    def order(self, order: str | None = None, which: str | None = None) -> None:
-        """Review by score/uncertainty/random, among unlabelled/labelled/all images."""
-        self.controller.set_order(order, which)
+    def order(self, order: str | None = None, which: str | None = None, known: str | None = None) -> None:
+        """Review by score/uncertainty/random, among unlabelled/labelled/all images; known objects
+        (after ``crossmatch``) show, hide or last."""
+        self.controller.set_order(order, which, known)
+
+    def tag(self, text: str) -> Candidate | None:
+        """Tag the current candidate (``"lens, merger"``; ``"-lens"`` removes), as the ``t`` key does."""
+        return self.controller.edit_tags(text)
+
+    def crossmatch(self, catalogue: str | Path, radius: str = "3arcsec") -> CrossMatch:
+        """Match the images against a catalogue of known objects (kept in the session)."""
+        return self.controller.crossmatch(catalogue, radius)
 
     def gallery(self, visible: bool) -> None:
         if self.controller.layers.gallery_visible != visible:

@@ -19,6 +19,7 @@ from ..core.config import DataConfig, NormalisationConfig, SessionConfig, settin
 from ..core.display import DisplayRenderer, DisplaySettings
 from ..core.errors import AnomalyMatchError, ConfigError, SessionError
 from ..core.evaluation.testset import TestReport, TestSet, evaluate_test_set, read_test_set
+from ..core.review.crossmatch import DEFAULT_RADIUS, CrossMatch, crossmatch_session
 from ..core.review.export import export_session
 from ..core.review.queue import Candidate, ReviewQueue
 from ..core.session import Session
@@ -26,6 +27,7 @@ from ..core.sessionstate import ReviewState, read_loss_history, read_review_stat
 from ..core.transforms import Normaliser
 from .compat import avoid_triton_llvm_clash
 from .keys import ReviewKeys
+from .notifications import notify_errors
 from .review_layers import CANDIDATE_LAYER, ReviewLayers
 from .workers import CycleRunner, RunOutcome
 
@@ -59,6 +61,7 @@ class AnomalyMatchController:
         self.defaults = SessionConfig()
         self.test_set: TestSet | None = None
         self.keep_place = False  # after new scores: stay on the current image (else rank 1)
+        self._tag_entry: Any = None  # made when first opened (it needs the viewer's window)
         self._preview: NormalisationConfig | None = None
         self.runner = CycleRunner(self.progress.emit, self._on_outcome, self.busy_changed.emit)
 
@@ -135,6 +138,8 @@ class AnomalyMatchController:
         if self.session is None:
             return
         self.stop(wait=True)
+        if self._tag_entry is not None:
+            self._tag_entry.hide()
         self.keys.unbind()
         self.layers.remove()
         self.session.close()
@@ -262,17 +267,44 @@ class AnomalyMatchController:
         self.labels_changed.emit()
         return self.current
 
+    def edit_tags(self, text: str) -> Candidate | None:
+        """Tag the current candidate (``"lens, merger"``; ``-lens`` removes); its label stays."""
+        self._require_queue().edit_tags(text)
+        self.show()
+        self.labels_changed.emit()
+        return self.current
+
+    def open_tag_entry(self) -> None:
+        """Open the tag entry over the canvas for the current candidate (the ``t`` key)."""
+        if self._require_queue().current is None:
+            raise ConfigError("no candidate to tag: the review list is empty; change the filter")
+        qt_viewer = self.viewer.window._qt_viewer
+        if self._tag_entry is None:
+            from .tag_entry import TagEntry
+
+            self._tag_entry = TagEntry(qt_viewer, notify_errors(self.edit_tags), self.keys.focus_canvas)
+        self._tag_entry.open(list(self.session.labels.all_tags()), qt_viewer.canvas.native)
+
     def undo(self) -> Candidate | None:
-        """Revert the latest label and go back to that image."""
+        """Revert the latest label or tag action and go back to that image."""
         if self._require_queue().undo() is not None:
             self.show()
             self.labels_changed.emit()
         return self.current
 
-    def set_order(self, order: str | None = None, which: str | None = None) -> None:
-        """Review by ``score``, ``uncertainty`` or ``random``; ``unlabelled``, ``labelled`` or ``all``."""
-        self._require_queue().set_order(order, which)
+    def set_order(self, order: str | None = None, which: str | None = None, known: str | None = None,
+                  tag: str | None = None) -> None:
+        """Review by ``score``, ``uncertainty`` or ``random``; ``unlabelled``, ``labelled`` or ``all``;
+        known objects (of the cross-match) ``show``n, ``hide``den or ``last``; only images with ``tag``
+        (``""``: all)."""
+        self._require_queue().set_order(order, which, known, tag)
         self.show()
+
+    def crossmatch(self, catalogue: str | Path, radius: str = DEFAULT_RADIUS) -> CrossMatch:
+        """Match the images against a catalogue of known objects; the review then shows each verdict."""
+        match = crossmatch_session(self._require_session(), catalogue, radius)
+        self.refresh()
+        return match
 
     def refresh(self) -> None:
         """Re-read labels and scores and re-rank (keeps the current image)."""

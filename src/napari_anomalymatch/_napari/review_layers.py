@@ -1,4 +1,5 @@
-"""The review's two layers: the current candidate, large and framed by its label, and the gallery.
+"""The review's layers: the current candidate, large and framed by its label, the gallery, and the
+gallery tiles' tags (text, drawn only while a tile of the page has a tag).
 
 Rendered images are cached by collection index, so stepping through
 candidates only reads and renders what is not cached yet (the next few are
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 
 CANDIDATE_LAYER = "AnomalyMatch candidate"
 GALLERY_LAYER = "AnomalyMatch gallery"
+TAGS_LAYER = "AnomalyMatch tags"
+TAG_TEXT = {"string": "{tags}", "anchor": "lower_left", "color": "yellow", "size": 8}  # hangs below its point
+TILE_TAG_CHARACTERS = 10  # about a tile's width at the gallery's usual zoom; the panel shows them all
 MAX_TILE = 128
 RENDER_CACHE_BYTES = 256 * 1024 * 1024  # rendered candidates kept (uint8 RGB): 1,365 at 256 px
 GALLERY_GAP = 0.05  # gap between candidate and gallery, as a fraction of the candidate's height
@@ -46,6 +50,7 @@ class ReviewLayers:
         self._page: tuple[int, tuple[int, ...]] | None = None
         self._page_labels: list[int] = []
         self._page_current: int | None = None
+        self._page_tags: list[tuple[str, ...]] = []
         self._canvas: np.ndarray | None = None
 
     # -- set-up ------------------------------------------------------------------------
@@ -151,6 +156,7 @@ class ReviewLayers:
                     self.grid.paint(self._canvas, slot, labels[slot], slot == current)
         self._page, self._page_labels, self._page_current = key, labels, current
         self._draw_gallery()
+        self._draw_tags(queue.tags_of(indices))
 
     def _draw_gallery(self) -> None:
         candidate_height = self.viewer.layers[CANDIDATE_LAYER].data.shape[0]
@@ -160,6 +166,31 @@ class ReviewLayers:
                              translate=translate, metadata=self.metadata)
         layer.contrast_limits = (0, 255)
 
+    def _draw_tags(self, tags: list[tuple[str, ...]]) -> None:
+        """Write each tagged tile's tags along its lower edge (redrawn only when they change)."""
+        if tags == self._page_tags and (TAGS_LAYER in self.viewer.layers) == any(tags):
+            return
+        self._page_tags = tags
+        self._remove(TAGS_LAYER)
+        slots = [slot for slot, names in enumerate(tags) if names]
+        if not slots:
+            return
+        gallery = self.viewer.layers[GALLERY_LAYER]
+        corners = []
+        for slot in slots:
+            rows, cols = self.grid.cell(slot)
+            corners.append(gallery.data_to_world((rows.start + self.grid.border, cols.start + self.grid.border)))
+        active = self.viewer.layers.selection.active
+        self.viewer.add_points(np.array(corners), name=TAGS_LAYER, size=0.01, face_color="transparent",
+                               border_width=0, features={"tags": [_short(", ".join(tags[s])) for s in slots]},
+                               text=TAG_TEXT, metadata=self.metadata)
+        if active is not None:
+            self.viewer.layers.selection.active = active  # the keys and the click stay the review's
+
+    def _remove(self, name: str) -> None:
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+
     def _show_nothing(self) -> None:
         overlay = text_overlay(self.viewer)
         overlay.visible = True
@@ -168,7 +199,8 @@ class ReviewLayers:
             if name in self.viewer.layers:
                 layer = self.viewer.layers[name]
                 layer.data = np.zeros((1, 1, 3), dtype=np.uint8)
-        self._page = None
+        self._remove(TAGS_LAYER)
+        self._page, self._page_tags = None, []
 
     def set_gallery_visible(self, visible: bool, queue: ReviewQueue | None) -> None:
         """Show or hide the gallery; the view then fits what is shown."""
@@ -178,12 +210,14 @@ class ReviewLayers:
             self._show_page(queue)
         elif not visible and GALLERY_LAYER in self.viewer.layers:
             self.viewer.layers.remove(GALLERY_LAYER)
-            self._page = None
+            self._remove(TAGS_LAYER)
+            self._page, self._page_tags = None, []
         self.viewer.reset_view()
 
     def review_layers(self) -> list[Any]:
         """The candidate and gallery layers now in the viewer."""
-        return [self.viewer.layers[name] for name in (CANDIDATE_LAYER, GALLERY_LAYER) if name in self.viewer.layers]
+        return [self.viewer.layers[name] for name in (CANDIDATE_LAYER, GALLERY_LAYER, TAGS_LAYER)
+                if name in self.viewer.layers]
 
     def slot_at(self, world_position: tuple[float, ...]) -> int | None:
         """The gallery slot under a world position, or None."""
@@ -195,7 +229,11 @@ class ReviewLayers:
 
     def remove(self) -> None:
         """Take the review's layers out of the viewer."""
-        for name in (CANDIDATE_LAYER, GALLERY_LAYER):
-            if name in self.viewer.layers:
-                self.viewer.layers.remove(name)
+        for name in (CANDIDATE_LAYER, GALLERY_LAYER, TAGS_LAYER):
+            self._remove(name)
+        self._page_tags = []
         text_overlay(self.viewer).visible = False
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= TILE_TAG_CHARACTERS else text[:TILE_TAG_CHARACTERS - 1] + "…"

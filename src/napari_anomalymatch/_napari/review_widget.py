@@ -8,12 +8,15 @@ store at once.
 from __future__ import annotations
 
 import math
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton
 
 from ..core.errors import ConfigError
 from ..core.labels import LABEL_NAMES
+from ..core.review.crossmatch import DEFAULT_RADIUS
+from ..core.review.queue import KNOWN
 from ..core.session import FILTERS, ORDERS
 from .compact import compact_combo_boxes, compact_file_edit, status_label
 from .data_widget import text_of
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from ..core.review.queue import Candidate
     from .controller import AnomalyMatchController
 
+ANY_TAG = "(any)"
 KEY_NAMES = {"Right": "→", "Left": "←", "PageDown": "PgDn", "PageUp": "PgUp", "Backspace": "⌫"}
 
 
@@ -37,6 +41,14 @@ class ReviewWidget(Container):
         self.counts = status_label()
         self.order = ComboBox(choices=list(ORDERS), value="score", label="Order")
         self.which = ComboBox(choices=list(FILTERS), value="unlabelled", label="Show")
+        self.tag = ComboBox(choices=[ANY_TAG], value=ANY_TAG, label="Tag",
+                            tooltip="only the images with this tag (tag the candidate with t)")
+        self.known = ComboBox(choices=list(KNOWN), value="show", label="Known objects",
+                              tooltip="after a cross-match: show the known ones, hide them, or put them last")
+        self.catalogue = compact_file_edit(FileEdit(mode="r", label="Known catalogue",
+                                                    filter="*.fits *.fit *.ecsv *.csv *.xml *.vot *.parquet"))
+        self.radius = LineEdit(value=DEFAULT_RADIUS, label="Radius", tooltip="with its unit: 3arcsec, 0.001deg")
+        self.match_button = PushButton(text="Cross-match")
         self.advance = CheckBox(value=True, text="Next candidate after each label")
         self.keep_place = CheckBox(value=False, text="Stay on this image after new scores",
                                    tooltip="otherwise the review starts again at rank 1 of the new ranking")
@@ -52,6 +64,7 @@ class ReviewWidget(Container):
             "normal": ("Normal (n)", lambda: controller.label("n")),
             "unsure": ("Skip / unsure (s)", lambda: controller.label("s")),
             "undo": ("Undo (z)", lambda: controller.undo()),
+            "tag": ("Tag… (t)", lambda: controller.open_tag_entry()),
             "gallery": ("Gallery (g)", lambda: controller.toggle_gallery()),
             "retrain": ("Retrain (r)", lambda: controller.train_cycle()),
         }
@@ -65,17 +78,22 @@ class ReviewWidget(Container):
         self.export_button = PushButton(text="Export labels and scores")
         self.keys_help = Label(value=keys_table())
         rows = [("first", "last"), ("previous", "next"), ("anomaly", "normal"), ("unsure", "undo"),
-                ("gallery", "retrain")]
+                ("tag", "gallery"), ("retrain",)]
         self.extend([self.candidate, self.counts,
-                     Container(widgets=[self.order, self.which], labels=True),
+                     Container(widgets=[self.order, self.which, self.tag, self.known], labels=True),
                      self.advance, self.keep_place,
                      Container(widgets=[self.go_to, self.go_button], layout="horizontal", labels=False),
-                     *[Container(widgets=[self.buttons[a], self.buttons[b]], layout="horizontal", labels=False)
-                       for a, b in rows],
-                     Container(widgets=[self.export_file], labels=True), self.export_button, self.keys_help])
+                     *[Container(widgets=[self.buttons[name] for name in row], layout="horizontal", labels=False)
+                       for row in rows],
+                     Container(widgets=[self.export_file, self.catalogue, self.radius], labels=True),
+                     Container(widgets=[self.export_button, self.match_button], layout="horizontal", labels=False),
+                     self.keys_help])
         compact_combo_boxes(self)
         self.order.changed.connect(notify_errors(self._on_order_changed))
         self.which.changed.connect(notify_errors(self._on_order_changed))
+        self.known.changed.connect(notify_errors(self._on_order_changed))
+        self.tag.changed.connect(notify_errors(self._on_order_changed))
+        self.match_button.changed.connect(notify_errors(self._on_crossmatch))
         self.advance.changed.connect(self._on_advance_changed)
         self.keep_place.changed.connect(self._on_keep_place_changed)
         self.go_button.changed.connect(notify_errors(self._on_go_to))
@@ -87,7 +105,8 @@ class ReviewWidget(Container):
 
     def _on_order_changed(self, *_: Any) -> None:
         if self.controller.session is not None:
-            self.controller.set_order(self.order.value, self.which.value)
+            tag = "" if self.tag.value == ANY_TAG else self.tag.value
+            self.controller.set_order(self.order.value, self.which.value, self.known.value, tag)
 
     def _on_advance_changed(self, value: bool) -> None:
         if self.controller.queue is not None:
@@ -111,6 +130,15 @@ class ReviewWidget(Container):
 
         show_info(f"ranking written to {written}")
 
+    def _on_crossmatch(self, *_: Any) -> None:
+        path = text_of(self.catalogue)
+        if not path:
+            raise ConfigError("choose a catalogue of known objects (FITS, ECSV, CSV, VOTable) with RA/Dec columns")
+        match = self.controller.crossmatch(path, self.radius.value)
+        from napari.utils.notifications import show_info
+
+        show_info(match.summary())
+
     def _on_candidate_changed(self, candidate: Candidate | None) -> None:
         if candidate is None:
             self.candidate.value = "no candidates in this list"
@@ -121,8 +149,12 @@ class ReviewWidget(Container):
         score = "no score yet" if math.isnan(candidate.score) else f"score {candidate.score:.4f}"
         if queue.scores_notice:
             scored += f"; <b>{queue.scores_notice}</b>"
+        known = f"<br>{escape(candidate.known)}" if candidate.known is not None else ""
+        if candidate.tags:
+            known += f"<br>{escape(candidate.tags_text())}"
         self.candidate.value = (f"<b>{candidate.rank} / {candidate.total}</b> ({queue.order}, {queue.which}; "
-                                f"{scored})<br>{candidate.image_id}<br>{score} · {LABEL_NAMES[candidate.label]}")
+                                f"{scored})<br>{candidate.image_id}<br>{score} · {LABEL_NAMES[candidate.label]}"
+                                f"{known}")
 
     def _on_session_changed(self, session: Any) -> None:
         if session is None:
@@ -135,10 +167,21 @@ class ReviewWidget(Container):
 
     def _show_order(self, queue: Any) -> None:
         """Show the queue's order and filter (they may have been set from a script)."""
-        for widget, value in ((self.order, queue.order), (self.which, queue.which)):
+        self._show_tags_in_use(queue)
+        for widget, value in ((self.order, queue.order), (self.which, queue.which), (self.known, queue.known),
+                              (self.tag, queue.tag or ANY_TAG)):
             if widget.value != value:
                 with widget.changed.blocked():
                     widget.value = value
+
+    def _show_tags_in_use(self, queue: Any) -> None:
+        """Offer every tag in use (and the one shown, even if no image has it any more)."""
+        tags = [ANY_TAG, *self.controller.session.labels.all_tags()]
+        if queue.tag and queue.tag not in tags:
+            tags.append(queue.tag)
+        if list(self.tag.choices) != tags:
+            with self.tag.changed.blocked():
+                self.tag.choices = tags
 
     def _show_counts(self, *_: Any) -> None:
         session = self.controller.session

@@ -2,7 +2,7 @@
 
 Saving the *AnomalyMatch candidate* (or gallery) layer writes the session's
 latest ranking: id, path, score, rank, label (anomaly/normal/unsure/
-unlabelled), cycle and RA/Dec, in the format the file suffix names.
+unlabelled), cycle, RA/Dec and the cross-match's columns, in the format the file suffix names.
 """
 
 from __future__ import annotations

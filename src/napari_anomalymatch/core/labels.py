@@ -1,9 +1,13 @@
-"""The label store: every label a person gave, kept in SQLite, never overwritten.
+"""The label store: every label and tag a person gave, kept in SQLite, never overwritten.
 
 Each change is an appended event (image id, label, previous label, time,
 cycle, source); the current label of every image is kept beside the events in
-the same transaction.  ``undo`` appends an event that restores the previous
-label, so the history itself is never lost.  Each call commits before it
+the same transaction.  Free tags (``lens``, ``merger``) are events too, of the
+same history: one with a ``tag`` records its addition (``label`` 1) or removal
+(0), and changes the image's tags, never its label.  ``undo`` appends an
+event that restores what the latest label or tag action changed, so the
+history itself is never lost.  A store written before tags existed is
+migrated in place, in one transaction, when it is first opened for writing.  Each call commits before it
 returns (WAL journal, ``synchronous=FULL``): a process killed at any moment
 keeps every label whose call returned.
 """
@@ -11,6 +15,7 @@ keeps every label whose call returned.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import threading
@@ -55,6 +60,62 @@ CREATE TABLE IF NOT EXISTS current (
 );
 CREATE INDEX IF NOT EXISTS events_by_id ON events (image_id);
 """
+SCHEMA_VERSION = 1  # PRAGMA user_version; 0: the store before tags
+_TO_VERSION_1 = (  # tags: a column of the events, and each image's current tags beside them
+    "ALTER TABLE events ADD COLUMN tag TEXT",
+    "CREATE TABLE IF NOT EXISTS tags (image_id TEXT NOT NULL, tag TEXT NOT NULL, seq INTEGER NOT NULL, "
+    "PRIMARY KEY (image_id, tag))",
+    "CREATE INDEX IF NOT EXISTS tags_by_tag ON tags (tag)",
+)
+TAG_ADDED, TAG_REMOVED = 1, 0  # a tag event's ``label``: whether the image has the tag afterwards
+TAG_SEPARATORS = re.compile(r"[,;]")
+MAX_TAG_CHARACTERS = 64
+
+
+def parse_tags(values: str | Iterable[str]) -> list[str]:
+    """Tags from text: ``"lens, merger"`` or ``["lens", "merger"]`` -> ``["lens", "merger"]``.
+
+    Commas and semicolons separate tags (a semicolon joins them in exports);
+    spaces around a tag are dropped, inner runs of spaces become one.
+
+    Raises
+    ------
+    LabelError
+        For no tag at all, an empty tag or one longer than ``MAX_TAG_CHARACTERS``.
+    """
+    texts = [values] if isinstance(values, str) else list(values)
+    tags: list[str] = []
+    for text in texts:
+        for part in TAG_SEPARATORS.split(str(text)):
+            tag = " ".join(part.split())
+            if not tag:
+                raise LabelError(f"tag {str(text)!r} holds an empty tag; expected words such as 'lens' or "
+                                 "'lens, merger'")
+            if len(tag) > MAX_TAG_CHARACTERS:
+                raise LabelError(f"tag {tag[:20]!r}... is {len(tag)} characters long; at most "
+                                 f"{MAX_TAG_CHARACTERS} are kept")
+            if tag not in tags:
+                tags.append(tag)
+    if not tags:
+        raise LabelError("no tag given; expected words such as 'lens' or 'lens, merger'")
+    return tags
+
+
+def parse_tag_edits(text: str) -> tuple[list[str], list[str]]:
+    """What a typed tag line asks for: ``"lens, -merger"`` adds ``lens`` and removes ``merger``.
+
+    Raises
+    ------
+    LabelError
+        As ``parse_tags``.
+    """
+    add, remove = [], []
+    for tag in parse_tags(text):
+        if tag.startswith("-"):
+            remove.extend(parse_tags(tag[1:]))
+        else:
+            add.append(tag)
+    return add, remove
 
 
 def parse_label(value: Any, where: str = "label") -> int:
@@ -92,6 +153,7 @@ class LabelEvent:
     source: str
     reverts: int | None
     undone: bool
+    tag: str | None = None  # a tag event: ``label`` says whether the image has the tag afterwards
 
 
 class LabelStore:
@@ -103,6 +165,8 @@ class LabelStore:
         self._lock = threading.RLock()
         try:
             self._db = self._connect_writable() if not read_only else self._connect_read_only()
+            # read-only, a store from before tags stays as it is: it has no tags to read
+            self._has_tags = "tag" in {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
         except sqlite3.DatabaseError as err:
             raise self._open_error(err) from err
 
@@ -114,6 +178,7 @@ class LabelStore:
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA busy_timeout=10000")
         db.executescript(_SCHEMA)
+        _migrate(db, self.path)
         return db
 
     def _connect_read_only(self) -> sqlite3.Connection:
@@ -189,26 +254,116 @@ class LabelStore:
         A change made by one import (``set_many`` from a label file or a
         catalogue: one source other than ``user``, one moment) is reverted
         as a whole, so one undo brings back every label the import replaced.
+        Tags added or removed by one call are reverted together too.
         """
+        tag = "tag" if self._has_tags else "NULL"
         with self._lock, self._transaction():
             row = self._db.execute(
-                "SELECT seq, time, source FROM events "
+                f"SELECT seq, time, source, {tag} IS NOT NULL FROM events "
                 "WHERE undone = 0 AND reverts IS NULL ORDER BY seq DESC LIMIT 1"
             ).fetchone()
             if row is None:
                 return None
-            seq, when, source = row
-            batch = [(seq,)] if source == "user" else self._db.execute(
-                "SELECT seq FROM events WHERE undone = 0 AND reverts IS NULL AND time = ? AND source = ? "
-                "ORDER BY seq DESC", (when, source)).fetchall()
+            seq, when, source, is_tag = row
+            batch = [(seq,)] if source == "user" and not is_tag else self._db.execute(
+                f"SELECT seq FROM events WHERE undone = 0 AND reverts IS NULL AND time = ? AND source = ? "
+                f"AND ({tag} IS NOT NULL) = ? ORDER BY seq DESC", (when, source, is_tag)).fetchall()
             return [self._revert(seq) for (seq,) in batch][-1]
 
     def _revert(self, seq: int) -> LabelEvent:
-        image_id, previous, cycle = self._db.execute(
-            "SELECT image_id, previous, cycle FROM events WHERE seq = ?", (seq,)).fetchone()
-        current = self._current_label(image_id)
+        tag = "tag" if self._has_tags else "NULL"
+        image_id, previous, cycle, tag = self._db.execute(
+            f"SELECT image_id, previous, cycle, {tag} FROM events WHERE seq = ?", (seq,)).fetchone()
         self._db.execute("UPDATE events SET undone = 1 WHERE seq = ?", (seq,))
+        if tag is not None:
+            present = TAG_ADDED if tag in self._tags_of(image_id) else TAG_REMOVED
+            return self._append_tag(image_id, tag, previous, present, time.time(), cycle, "undo", seq)
+        current = self._current_label(image_id)
         return self._append(image_id, previous, current, time.time(), cycle, "undo", seq)
+
+    # -- tags ----------------------------------------------------------------------------
+
+    def add_tags(self, image_id: str, tags: str | Iterable[str], cycle: int = 0,
+                 source: str = "user") -> list[LabelEvent]:
+        """Give ``image_id`` these tags (``parse_tags``), in one transaction; its label is untouched.
+
+        Returns the events of the tags it did not have yet.
+        """
+        return self.edit_tags(image_id, add=tags, cycle=cycle, source=source)
+
+    def remove_tags(self, image_id: str, tags: str | Iterable[str], cycle: int = 0,
+                    source: str = "user") -> list[LabelEvent]:
+        """Take these tags from ``image_id``; returns the events of those it had."""
+        return self.edit_tags(image_id, remove=tags, cycle=cycle, source=source)
+
+    def edit_tags(self, image_id: str, add: str | Iterable[str] = (), remove: str | Iterable[str] = (),
+                  cycle: int = 0, source: str = "user") -> list[LabelEvent]:
+        """Add some tags and remove others in one transaction (one undo reverts both)."""
+        self._require_tags()
+        image_id = str(image_id)
+        wanted = [(tag, TAG_ADDED) for tag in (parse_tags(add) if add else [])]
+        wanted += [(tag, TAG_REMOVED) for tag in (parse_tags(remove) if remove else [])]
+        if not wanted:
+            raise LabelError("no tag given; expected words such as 'lens' or 'lens, merger'")
+        now = time.time()
+        events = []
+        with self._lock, self._transaction():
+            had = set(self._tags_of(image_id))
+            for tag, present in wanted:
+                if (tag in had) != (present == TAG_ADDED):
+                    events.append(self._append_tag(image_id, tag, present, 1 - present, now, cycle, source, None))
+                    had ^= {tag}
+        return events
+
+    def tags(self, image_id: str) -> tuple[str, ...]:
+        """The tags ``image_id`` has now, in alphabetical order."""
+        with self._lock:
+            return self._tags_of(str(image_id)) if self._has_tags else ()
+
+    def tagged(self, tag: str | None = None) -> dict[str, tuple[str, ...]]:
+        """Every tagged image's tags (only those with ``tag``, when given)."""
+        if not self._has_tags:
+            return {}
+        query = "SELECT image_id, tag FROM tags"
+        if tag is not None:
+            query += " WHERE image_id IN (SELECT image_id FROM tags WHERE tag = ?)"
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY image_id, tag", () if tag is None else (tag,)).fetchall()
+        found: dict[str, list[str]] = {}
+        for image_id, name in rows:
+            found.setdefault(image_id, []).append(name)
+        return {image_id: tuple(names) for image_id, names in found.items()}
+
+    def all_tags(self) -> dict[str, int]:
+        """Every tag in use and how many images have it, the most used first (then by name)."""
+        if not self._has_tags:
+            return {}
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT tag, COUNT(*) AS n FROM tags GROUP BY tag ORDER BY n DESC, tag").fetchall()
+        return dict(rows)
+
+    def _require_tags(self) -> None:
+        if not self._has_tags:
+            raise ReadOnlyError(f"{self.path}: this label store was written before tags existed and is "
+                                "open read-only, so it cannot be given tags; open it for writing once")
+
+    def _tags_of(self, image_id: str) -> tuple[str, ...]:
+        rows = self._db.execute("SELECT tag FROM tags WHERE image_id = ? ORDER BY tag", (image_id,)).fetchall()
+        return tuple(row[0] for row in rows)
+
+    def _append_tag(self, image_id: str, tag: str, present: int, previous: int, when: float, cycle: int,
+                    source: str, reverts: int | None) -> LabelEvent:
+        cursor = self._db.execute(
+            "INSERT INTO events (image_id, label, previous, time, cycle, source, reverts, tag) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (image_id, present, previous, when, cycle, source, reverts, tag))
+        seq = int(cursor.lastrowid)
+        if present == TAG_ADDED:
+            self._db.execute("INSERT OR REPLACE INTO tags (image_id, tag, seq) VALUES (?, ?, ?)",
+                             (image_id, tag, seq))
+        else:
+            self._db.execute("DELETE FROM tags WHERE image_id = ? AND tag = ?", (image_id, tag))
+        return LabelEvent(seq, image_id, present, previous, when, cycle, source, reverts, False, tag)
 
     # -- reading labels ------------------------------------------------------------
 
@@ -237,14 +392,15 @@ class LabelStore:
 
     def history(self, image_id: str | None = None) -> list[LabelEvent]:
         """All events, oldest first (of one image if given)."""
-        query = "SELECT seq, image_id, label, previous, time, cycle, source, reverts, undone FROM events"
+        tag = "tag" if self._has_tags else "NULL"
+        query = f"SELECT seq, image_id, label, previous, time, cycle, source, reverts, undone, {tag} FROM events"
         args: tuple[Any, ...] = ()
         if image_id is not None:
             query += " WHERE image_id = ?"
             args = (str(image_id),)
         with self._lock:
             rows = self._db.execute(query + " ORDER BY seq", args).fetchall()
-        return [LabelEvent(*row[:8], undone=bool(row[8])) for row in rows]
+        return [LabelEvent(*row[:8], undone=bool(row[8]), tag=row[9]) for row in rows]
 
     def __len__(self) -> int:
         return len(self.current())
@@ -272,6 +428,24 @@ class LabelStore:
             (image_id, label, seq),
         )
         return LabelEvent(seq, image_id, label, previous, when, cycle, source, reverts, False)
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring a store written by older code up to ``SCHEMA_VERSION`` in place, in one transaction.
+
+    Every label and event stays as it was: the migration only adds (a column, a table), and a
+    crash or a full disk part-way leaves the store exactly as before.
+    """
+    if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        return
+    transaction = _Transaction(db, path)
+    with transaction:
+        if db.execute("PRAGMA user_version").fetchone()[0] < 1:  # checked again: another process may be first
+            columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+            for statement in _TO_VERSION_1:
+                if not ("ADD COLUMN tag" in statement and "tag" in columns):
+                    db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"

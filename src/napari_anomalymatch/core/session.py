@@ -8,6 +8,7 @@
     checkpoints/cycle-NNNN.safetensors   the model after each training cycle
     scores/cycle-NNNN/        the scores of the whole collection after that cycle
     history/, review.json     loss curves and the review's display (``sessionstate``)
+    crossmatch.npz            each image's nearest known object (``review.crossmatch``)
 
 Every write is atomic or transactional, so a session killed at any moment
 re-opens with every label already given and continues where it stopped.
@@ -245,7 +246,22 @@ class Session:
         return self.labels.set(self.collection.id_of(int(index)), label, cycle=self.cycle, source=source)
 
     def undo(self) -> LabelEvent | None:
+        """Revert the latest label or tag action."""
         return self.labels.undo()
+
+    def add_tags(self, image_id: str, tags: str | list[str], source: str = "user") -> list[LabelEvent]:
+        """Tag one image by id (checked against the collection); its label stays as it is."""
+        return self.edit_tags(image_id, add=tags, source=source)
+
+    def remove_tags(self, image_id: str, tags: str | list[str], source: str = "user") -> list[LabelEvent]:
+        """Take tags from one image by id; returns the events of the tags it had."""
+        return self.edit_tags(image_id, remove=tags, source=source)
+
+    def edit_tags(self, image_id: str, add: str | list[str] = (), remove: str | list[str] = (),
+                  source: str = "user") -> list[LabelEvent]:
+        """Add and remove tags of one image in one step (one undo reverts it)."""
+        self.collection.index_of(image_id)  # raises UnknownIdError naming the source
+        return self.labels.edit_tags(image_id, add, remove, cycle=self.cycle, source=source)
 
     def import_labels(self, path: str | Path, source: str = "import") -> int:
         """Import labels from a CSV/ECSV with ``id`` (or ``path``) and ``label`` columns.

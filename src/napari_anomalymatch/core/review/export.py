@@ -9,14 +9,19 @@ import numpy as np
 from ..errors import ConfigError
 from ..io.base import ImageCollection
 from ..labels import LABEL_NAMES, UNLABELED
+from ..session import Session
 
 FORMATS = {".csv": "ascii.csv", ".ecsv": "ascii.ecsv", ".fits": "fits", ".fit": "fits",
            ".xml": "votable", ".vot": "votable", ".votable": "votable", ".parquet": "parquet"}
 
 
 def ranking_table(collection: ImageCollection, scores: np.ndarray, labels: dict[str, int],
-                  cycle: int, model_hash: str = "", indices: np.ndarray | None = None):
-    """An astropy ``Table`` of the ranking: id, path, score, rank, label, cycle, RA/Dec."""
+                  cycle: int, model_hash: str = "", indices: np.ndarray | None = None,
+                  extra: dict[str, np.ndarray] | None = None):
+    """An astropy ``Table`` of the ranking: id, path, score, rank, label, cycle, RA/Dec.
+
+    ``extra`` adds columns given for every image in collection order.
+    """
     from astropy.table import Table
 
     if indices is None:
@@ -41,6 +46,8 @@ def ranking_table(collection: ImageCollection, scores: np.ndarray, labels: dict[
         if name in meta:
             table[name] = np.asarray(meta[name], dtype=np.float64)
             table[name].unit = "deg"
+    for name, values in (extra or {}).items():
+        table[name] = np.asarray(values)[indices]
     table["score"].description = "P(anomaly) from the EMA model"
     return table
 
@@ -69,31 +76,61 @@ def _write_parquet(table, path: Path) -> None:
     pq.write_table(pa.table(columns), path)
 
 
-def export_session(session, path: str | Path, top: int | None = None) -> Path:
-    """Write a session's latest ranking with every label given (incl. unsure) to ``path``.
+def session_table(session: Session, top: int | None = None, scored_only: bool = True):
+    """A session's latest ranking as a ``Table``: every label given (incl. unsure) and, when the
+    session has one, its cross-match (``known``, ``known_name``, ``known_separation_arcsec``),
+    and every image's ``tags`` joined by ``;``.
 
     Parameters
     ----------
-    session
-        A ``Session`` that has been scored.
-    path
-        The output file; its suffix names the format (see ``FORMATS``).
     top
         Only the ``top`` highest-scoring images; all of them when None.
+    scored_only
+        Raise without complete scores; False: the images in collection order, unscored (NaN).
 
     Raises
     ------
     NotTrainedError
-        When nothing has been scored yet.
+        When nothing has been scored yet (and ``scored_only``).
     IncompleteScoresError
-        When the only score runs stopped before their end.
+        When the only score runs stopped before their end (and ``scored_only``).
+    """
+    from .crossmatch import read_crossmatch
+
+    found = session.complete_scores() if scored_only else session.scores()
+    n = len(session.collection)
+    cycle, scores = found if found is not None else (0, np.full(n, np.nan, dtype=np.float32))
+    indices = session.ranking("score", "all")  # the newest complete run; see Session.score_notice
+    if top is not None:
+        indices = indices[:top]
+    match = read_crossmatch(session)
+    extra = match.columns(np.arange(n)) if match is not None else {}
+    extra["tags"] = tag_column(session)
+    table = ranking_table(session.collection, scores, session.labels.current(include_unsure=True),
+                          cycle, indices=np.sort(indices), extra=extra)
+    if match is not None:
+        table["known_separation_arcsec"].unit = "arcsec"
+        table.meta["crossmatch"] = {"catalogue": match.catalogue, "radius_arcsec": match.radius_arcsec}
+    return table
+
+
+def tag_column(session: Session) -> np.ndarray:
+    """Every image's tags joined by ``;`` (``""`` for none), in collection order."""
+    column = np.full(len(session.collection), "", dtype=object)
+    tagged = session.labels.tagged()
+    if tagged:
+        column[session.collection.indices_of(list(tagged))] = [";".join(t) for t in tagged.values()]
+    return column.astype(str)
+
+
+def export_session(session: Session, path: str | Path, top: int | None = None) -> Path:
+    """Write ``session_table(session, top)`` to ``path``; its suffix names the format (``FORMATS``).
+
+    Raises
+    ------
+    NotTrainedError, IncompleteScoresError
+        Without complete scores (see ``session_table``).
     ConfigError
         For an unknown format.
     """
-    cycle, scores = session.complete_scores()  # the newest complete run; see Session.score_notice
-    indices = session.ranking("score", "all")
-    if top is not None:
-        indices = indices[:top]
-    table = ranking_table(session.collection, scores, session.labels.current(include_unsure=True),
-                          cycle, indices=np.sort(indices))
-    return write_table(table, path)
+    return write_table(session_table(session, top), path)

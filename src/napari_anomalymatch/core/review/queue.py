@@ -2,7 +2,9 @@
 
 ``ReviewQueue`` holds a snapshot of the session's ranking (``score``: most
 anomalous first, ``uncertainty``: closest to the decision boundary first, or
-``random``; restricted to ``unlabelled``, ``labelled`` or ``all`` images).
+``random``; restricted to ``unlabelled``, ``labelled`` or ``all`` images;
+with a cross-match, known objects shown, hidden or put last: ``KNOWN``; or
+only the images with one tag).
 Labelling an image keeps it in its place, so stepping back and forth stays
 predictable; ``refresh`` re-ranks after new scores or another order.  Every
 label goes straight to the session's label store.
@@ -16,11 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, UnknownIdError
-from ..labels import UNLABELED, LabelEvent, parse_label
+from ..errors import ConfigError, LabelError, UnknownIdError
+from ..labels import UNLABELED, LabelEvent, parse_label, parse_tag_edits
 from ..session import FILTERS, ORDERS, Session, rank
+from .crossmatch import CrossMatch, read_crossmatch
 
 KEY_LABELS = {"a": "anomaly", "n": "normal", "s": "unsure"}
+KNOWN = ("show", "hide", "last")  # what the review does with images the cross-match calls known
 CAPTION_ID_CHARACTERS = 40  # about 450 px of canvas text: the view is that narrow at 1280x800
 
 
@@ -34,6 +38,8 @@ class Candidate:
     image_id: str
     score: float
     label: int
+    known: str | None = None  # the cross-match's verdict in words; None without a cross-match
+    tags: tuple[str, ...] = ()
 
     @property
     def rank(self) -> int:
@@ -42,12 +48,21 @@ class Candidate:
 
     def describe(self) -> str:
         """One line for a status bar: rank, id, score and label."""
-        return f"{self.rank}/{self.total}  {self.image_id}  {self._score_text()}  {self._label_name()}"
+        line = f"{self.rank}/{self.total}  {self.image_id}  {self._score_text()}  {self._label_name()}"
+        if self.tags:
+            line += f"  {self.tags_text()}"
+        return line if self.known is None else f"{line}  {self.known}"
+
+    def tags_text(self) -> str:
+        """``tags: arc, lens`` ('' without tags)."""
+        return f"tags: {', '.join(self.tags)}" if self.tags else ""
 
     def caption(self, id_characters: int = CAPTION_ID_CHARACTERS) -> str:
-        """Two short lines for a narrow view: rank, score and label, then the id shortened in the middle."""
-        return (f"{self.rank}/{self.total}  {self._score_text()}  {self._label_name()}\n"
+        """Two short lines for a narrow view: rank, score and label, then the id shortened in the middle
+        (and a third with the tags, when there are any)."""
+        text = (f"{self.rank}/{self.total}  {self._score_text()}  {self._label_name()}\n"
                 f"{shorten_middle(self.image_id, id_characters)}")
+        return f"{text}\n{shorten_middle(self.tags_text(), id_characters)}" if self.tags else text
 
     def _score_text(self) -> str:
         return "not scored" if math.isnan(self.score) else f"score {self.score:.4f}"
@@ -79,14 +94,23 @@ class ReviewQueue:
         Seed of the ``random`` order.
     advance_on_label
         Move to the next candidate after each label (the fast path for review).
+    known
+        With a cross-match: ``show`` known objects in their place, ``hide`` them, or put
+        them ``last`` (the not yet known first).
+    tag
+        Only the images with this tag (``""``: every image).
     """
 
     def __init__(self, session: Session, order: str = "score", which: str = "unlabelled",
-                 seed: int = 0, advance_on_label: bool = True) -> None:
-        _check_order(order, which)
+                 seed: int = 0, advance_on_label: bool = True, known: str = "show", tag: str = "") -> None:
+        _check_order(order, which, known)
         self.session = session
         self.order = order
         self.which = which
+        self.known = known
+        self.tag = tag
+        self.crossmatch: CrossMatch | None = None
+        self._tags: dict[str, tuple[str, ...]] = {}
         self.seed = seed
         self.advance_on_label = advance_on_label
         self.scores = np.zeros(0, dtype=np.float32)
@@ -104,31 +128,66 @@ class ReviewQueue:
         keep = int(self.ranking[self.position]) if len(self.ranking) else None
         n = len(self.session.collection)
         self._labels = dict(self.session.labels.current(include_unsure=True))
+        self._tags = self.session.labels.tagged()
         if reload_scores or len(self.scores) != n:
             found = self.session.scores()  # complete runs only
             self.scores_notice = self.session.score_notice()
             self.scores_cycle, self.scores = found if found else (None, np.full(n, np.nan, np.float32))
-        self.ranking = rank(self.scores, self._candidates(n), self.order, self.seed)
+            self.crossmatch = read_crossmatch(self.session)
+        if self.crossmatch is None:
+            self.known = "show"  # the match is gone (or was made for another source)
+        self.ranking = self._known_last(rank(self.scores, self._candidates(n), self.order, self.seed))
         listed = np.flatnonzero(self.ranking == keep) if keep is not None else np.zeros(0)
         if listed.size:
             self.position = int(listed[0])
         else:
             self.position = min(self.position, max(len(self.ranking) - 1, 0))
 
-    def set_order(self, order: str | None = None, which: str | None = None) -> None:
-        """Change the order and/or the filter, then re-rank."""
+    def set_order(self, order: str | None = None, which: str | None = None, known: str | None = None,
+                  tag: str | None = None) -> None:
+        """Change the order, the filter, what is done with known objects and/or the tag shown
+        (None keeps each; ``tag=""`` shows every image again), then re-rank."""
         order = order or self.order
         which = which or self.which
-        _check_order(order, which)
-        self.order, self.which = order, which
+        known = known or self.known
+        _check_order(order, which, known)
+        self._check_known(known)
+        tag = self.tag if tag is None else tag.strip()
+        if tag:
+            self._check_tag(tag)
+        self.order, self.which, self.known, self.tag = order, which, known, tag
         self.refresh(reload_scores=False)
+
+    def _check_tag(self, tag: str) -> None:
+        in_use = self.session.labels.all_tags()
+        if tag not in in_use:
+            raise LabelError(f"no image has the tag {tag!r}; tags in use: {', '.join(in_use) or 'none yet'}")
+
+    def _check_known(self, known: str) -> None:
+        if known != "show" and self.crossmatch is None:
+            raise ConfigError(f"cannot {known} known objects: the session has no cross-match yet; run "
+                              f"'anomalymatch crossmatch {self.session.path} CATALOGUE' first")
 
     def _candidates(self, n: int) -> np.ndarray:
         if self.which == "all" or not self._labels:
-            return np.arange(n) if self.which != "labelled" else np.zeros(0, dtype=np.int64)
-        labelled = np.zeros(n, dtype=bool)
-        labelled[self.session.collection.indices_of(list(self._labels))] = True
-        return np.flatnonzero(labelled if self.which == "labelled" else ~labelled)
+            found = np.arange(n) if self.which != "labelled" else np.zeros(0, dtype=np.int64)
+        else:
+            labelled = np.zeros(n, dtype=bool)
+            labelled[self.session.collection.indices_of(list(self._labels))] = True
+            found = np.flatnonzero(labelled if self.which == "labelled" else ~labelled)
+        if self.known == "hide" and self.crossmatch is not None:
+            found = found[~self.crossmatch.known[found]]
+        if self.tag:
+            tagged = np.zeros(n, dtype=bool)
+            with_tag = [image_id for image_id, tags in self._tags.items() if self.tag in tags]
+            tagged[self.session.collection.indices_of(with_tag)] = True
+            found = found[tagged[found]]
+        return found
+
+    def _known_last(self, ranking: np.ndarray) -> np.ndarray:
+        if self.known != "last" or self.crossmatch is None:
+            return ranking
+        return ranking[np.argsort(self.crossmatch.known[ranking], kind="stable")]  # else in rank order
 
     # -- the cursor ------------------------------------------------------------------
 
@@ -143,8 +202,9 @@ class ReviewQueue:
     def candidate_at(self, position: int) -> Candidate:
         index = int(self.ranking[position])
         image_id = self.session.collection.id_of(index)
+        known = self.crossmatch.describe(index) if self.crossmatch is not None else None
         return Candidate(position, len(self.ranking), index, image_id, float(self.scores[index]),
-                         self._labels.get(image_id, UNLABELED))
+                         self._labels.get(image_id, UNLABELED), known, self._tags.get(image_id, ()))
 
     def move(self, step: int) -> bool:
         """Move ``step`` places (clipped to the list); True when the cursor moved."""
@@ -204,6 +264,30 @@ class ReviewQueue:
     def labels_of(self, indices: Sequence[int] | np.ndarray) -> list[int]:
         return [self.label_of(int(i)) for i in indices]
 
+    def tags_of(self, indices: Sequence[int] | np.ndarray) -> list[tuple[str, ...]]:
+        """The tags of each of ``indices`` (for the gallery)."""
+        return [self._tags.get(self.session.collection.id_of(int(i)), ()) for i in indices]
+
+    def add_tags(self, tags: str | list[str]) -> list[LabelEvent]:
+        """Tag the current candidate (``"lens, merger"``); the cursor stays and the label is untouched."""
+        return self._edit_tags(tags, ())
+
+    def remove_tags(self, tags: str | list[str]) -> list[LabelEvent]:
+        """Take tags from the current candidate."""
+        return self._edit_tags((), tags)
+
+    def edit_tags(self, text: str) -> list[LabelEvent]:
+        """Apply a typed tag line to the current candidate: ``"lens, -merger"`` (see ``parse_tag_edits``)."""
+        return self._edit_tags(*parse_tag_edits(text))
+
+    def _edit_tags(self, add: str | list[str] | tuple, remove: str | list[str] | tuple) -> list[LabelEvent]:
+        candidate = self.current
+        if candidate is None:
+            raise ConfigError("no candidate to tag: the review list is empty; change the filter")
+        events = self.session.edit_tags(candidate.image_id, add, remove)
+        self._tags = self.session.labels.tagged()
+        return events
+
     def label(self, label: int | str) -> LabelEvent | None:
         """Label the current candidate (``a``/``n``/``s`` or any label word) and store it at once.
 
@@ -226,6 +310,7 @@ class ReviewQueue:
         if event is None:
             return None
         self._labels = dict(self.session.labels.current(include_unsure=True))  # an import reverts many
+        self._tags = self.session.labels.tagged()
         index = self.session.collection.index_of(event.image_id)
         listed = np.flatnonzero(self.ranking == index)
         if listed.size:
@@ -233,8 +318,10 @@ class ReviewQueue:
         return event
 
 
-def _check_order(order: str, which: str) -> None:
+def _check_order(order: str, which: str, known: str = "show") -> None:
     if order not in ORDERS:
         raise ConfigError(f"review order must be one of {list(ORDERS)}; got {order!r}")
     if which not in FILTERS:
         raise ConfigError(f"review filter must be one of {list(FILTERS)}; got {which!r}")
+    if known not in KNOWN:
+        raise ConfigError(f"what to do with known objects must be one of {list(KNOWN)}; got {known!r}")
