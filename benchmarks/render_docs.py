@@ -242,6 +242,26 @@ def crossmatch_speed(links: Links) -> str:
             f"From {links.link('crossmatch_speed.json')}.\n")
 
 
+def zero_label(links: Links) -> str:
+    """Each benchmark class's zero-label ranking (``zero_label.py``), per novelty method."""
+    data = links.json("zero_label.json")
+    lines = ["| dataset | anomaly class | method | AUROC | AUPRC | top-1% precision | anomalies in top 50 |",
+             "|---|---|---|---|---|---|---|"]
+    for dataset, found in data["datasets"].items():
+        for cls, methods in found["classes"].items():
+            for method, m in methods.items():
+                lines.append(f"| {DATASET_NAMES.get(dataset, dataset)} | {cls} | {method} | {m['auroc']:.3f} "
+                             f"| {m['auprc']:.3f} | {m['precision_top1pct']:.2f} | {m['anomalies_in_top50']} |")
+    seconds = ", ".join(f"{DATASET_NAMES.get(d, d)} {f['n_images']:,} images in "
+                        f"{f['seconds_to_embed_and_score']:.0f} s" for d, f in data["datasets"].items())
+    missing = [DATASET_NAMES[d] for d in DATASET_NAMES if d not in data["datasets"]]
+    if missing:
+        lines.append(f"\nNot measured yet: {', '.join(missing)} (`zero_label.py --datasets ...`).")
+    host = data["host"]
+    return ("\n".join(lines) + f"\n\nEmbedding and scoring (both methods): {seconds}, on {host['cpu']} "
+            f"({host['threads']} threads, torch {host['torch']}). From {links.link('zero_label.json')}.\n")
+
+
 FAULT_OUTCOMES = ("works", "clear error", "unclear error", "traceback", "silent wrong result", "unexpected error")
 
 
@@ -267,6 +287,7 @@ BLOCKS: dict[str, Callable[[Links], str]] = {
     "reader-open": reader_open,
     "crossmatch-speed": crossmatch_speed,
     "faults": faults,
+    "zero-label": zero_label,
 }
 
 

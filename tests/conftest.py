@@ -87,3 +87,16 @@ def blob_manifest(tmp_path: Path) -> Path:
 
 
 TINY_TRAINING = {"iterations": 2, "batch_size": 4, "unlabelled_ratio": 1, "unlabelled_pool_size": 16}
+
+
+def rare_bar_folder(folder: Path, n: int = 40, anomalies: tuple[int, ...] = (7, 23, 31), size: int = 32,
+                    seed: int = 0) -> tuple[Path, np.ndarray]:
+    """PNGs of faint noise; the images ``anomalies`` also hold a bright bar. Returns the folder and truth."""
+    rng = np.random.default_rng(seed)
+    images = rng.normal(40, 10, (n, size, size))
+    truth = np.zeros(n, dtype=bool)
+    truth[list(anomalies)] = True
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    images[truth] += 200 * ((np.abs(yy) < 2) & (np.abs(xx) < size / 3))
+    write_pngs(folder, np.clip(images, 0, 255).astype(np.uint8))
+    return folder, truth

@@ -295,3 +295,24 @@ def test_tag_adds_removes_and_exports_tags_without_labelling(tmp_path, blob_fold
     filled = table["tags"].filled("") if hasattr(table["tags"], "filled") else table["tags"]  # FITS: "" is masked
     tags = dict(zip(table["id"], filled, strict=True))
     assert tags["img_003.png"] == "arc;lens" and tags["img_004.png"] == "lens" and tags["img_000.png"] == ""
+
+
+def test_score_unsupervised_then_export_and_train_refuses_without_labels(tmp_path, capsys):
+    from .conftest import rare_bar_folder
+
+    folder, truth = rare_bar_folder(tmp_path / "images")
+    session = tmp_path / "session"
+    assert main(["init", str(session), str(folder), "--size", "32"]) == 0
+    assert main(["score", str(session), "--method", "knn"]) == 2
+    assert "--unsupervised" in capsys.readouterr().err
+    assert main(["score", str(session), "--unsupervised", "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "unsupervised ranking: label a few anomalies" in out
+    shown = [line.split()[-1] for line in out.splitlines() if line.strip().startswith(("1 ", "2 ", "3 "))]
+    assert set(shown) == {f"img_{i:03d}.png" for i in np.flatnonzero(truth)}
+    assert main(["export", str(session), str(tmp_path / "ranking.csv"), "--top", "3"]) == 0
+    with open(tmp_path / "ranking.csv") as handle:
+        ids = {row["id"] for row in csv.DictReader(handle)}
+    assert ids == {f"img_{i:03d}.png" for i in np.flatnonzero(truth)}
+    assert main(["train", str(session)]) == 2
+    assert "at least one anomaly" in capsys.readouterr().err

@@ -23,6 +23,7 @@ from .core.config import (
     DEVICES,
     HEADS,
     NORMALISATIONS,
+    NOVELTY_METHODS,
     ORACLE_ORDER,
     ORDERS,
     PRECISIONS,
@@ -280,22 +281,30 @@ def _drive_training(events, on_event: Callable[[Any], None] | None = None) -> An
 
 
 def _drive_scoring(events) -> Any:
-    """Show a scoring progress bar while a scoring generator runs; return its ``ScoreResult``."""
+    """Show a scoring progress bar while a scoring generator runs; return its ``ScoreResult``.
+
+    The unsupervised ranking first embeds its reference sample (events without ``indices``).
+    """
     from .core.runs import run_to_end
 
-    bars: list[Any] = []
+    bars: dict[str, Any] = {}
 
-    def show(batch: Any) -> None:
-        if not bars:
-            bars.append(_progress_bar(batch.n_total, "scoring", "img"))
-            bars[0].update(batch.n_done - len(batch.indices))  # a resumed run starts part-way
-        bars[0].set_postfix(img_per_s=f"{batch.images_per_second:.0f}", refresh=False)
-        bars[0].update(len(batch.indices))
+    def show(event: Any) -> None:
+        if not hasattr(event, "indices"):
+            bar = bars.get("embed") or bars.setdefault(
+                "embed", _progress_bar(event.n_total, "embedding the reference sample", "img"))
+            bar.update(event.n_done - bar.n)
+            return
+        if "score" not in bars:
+            bars["score"] = _progress_bar(event.n_total, "scoring", "img")
+            bars["score"].update(event.n_done - len(event.indices))  # a resumed run starts part-way
+        bars["score"].set_postfix(img_per_s=f"{event.images_per_second:.0f}", refresh=False)
+        bars["score"].update(len(event.indices))
 
     try:
         return run_to_end(events, show)
     finally:
-        for bar in bars:
+        for bar in bars.values():
             bar.close()
 
 
@@ -491,16 +500,34 @@ def _add_score(commands: Any) -> None:
     parser.add_argument("--dask", default=None, metavar="ADDRESS",
                         help="score on a Dask cluster: local, local:N or tcp://scheduler:8786 "
                              "(needs pip install napari-anomalymatch[distributed])")
+    parser.add_argument("--unsupervised", action="store_true",
+                        help="a first ranking with zero labels: score every image by how unusual its "
+                             "pretrained embedding is (before the first training cycle)")
+    parser.add_argument("--method", default=None, choices=NOVELTY_METHODS,
+                        help=f"with --unsupervised: {NOVELTY_METHODS[0]} (mean cosine distance to the "
+                             f"nearest images; the default) or {NOVELTY_METHODS[1]} (Astronomaly's baseline)")
     _skip_bad_option(parser)
     _score_options(parser)
     parser.set_defaults(run=_run_score)
 
 
 def _run_score(args: argparse.Namespace) -> int:
+    from .core.config import DEFAULT_NOVELTY_METHOD
+    from .core.errors import ConfigError
     from .core.session import Session
 
+    if args.method is not None and not args.unsupervised:
+        raise ConfigError("--method chooses the unsupervised ranking's method; add --unsupervised")
     with Session.open(args.session) as session:
         _update_settings(session, args)
+        if args.unsupervised:
+            if args.dask is not None:
+                raise ConfigError("--unsupervised scores here; leave out --dask")
+            _report_scores(session, _drive_scoring(session.score_unsupervised(args.method or DEFAULT_NOVELTY_METHOD)),
+                           args.top)
+            print("unsupervised ranking: label a few anomalies (anomalymatch export, then anomalymatch "
+                  "label), then train")
+            return 0
         if args.dask is None:
             _report_scores(session, _drive_scoring(session.score()), args.top)
             return 0

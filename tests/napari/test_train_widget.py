@@ -23,3 +23,18 @@ def test_form_shows_and_changes_the_session_settings(widget, controller):
     messages = notifications_during(lambda: setattr(form.model_name, "value", " "))
     assert len(messages) == 1 and "model.name must be a timm model name" in messages[0]
     assert controller.session.config.model.name == "tf_efficientnet_lite0"
+
+
+def test_rank_without_labels_button_fills_the_review(widget, controller, tmp_path):
+    from ..conftest import rare_bar_folder
+    from .conftest import tiny_config
+
+    folder, truth = rare_bar_folder(tmp_path / "bars", n=24, anomalies=(5,))
+    controller.load(tmp_path / "bars-session", folder, config=tiny_config())
+    panel = widget.train_panel
+    assert panel.rank_button.enabled  # no trained model yet
+    panel.rank_button.clicked.emit()
+    controller.wait()
+    assert controller.queue.scores_cycle == 0 and controller.current.index == 5  # the odd image first
+    assert "unsupervised ranking" in widget.review_panel.candidate.value
+    assert "label a few anomalies" in panel.status.value and panel.rank_button.enabled

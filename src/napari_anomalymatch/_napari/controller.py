@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from psygnal import Signal
 
-from ..core.config import DataConfig, NormalisationConfig, SessionConfig, setting_names
+from ..core.config import DEFAULT_NOVELTY_METHOD, DataConfig, NormalisationConfig, SessionConfig, setting_names
 from ..core.display import DisplayRenderer, DisplaySettings
 from ..core.errors import AnomalyMatchError, ConfigError, SessionError
 from ..core.evaluation.testset import TestReport, TestSet, evaluate_test_set, read_test_set
@@ -379,11 +379,19 @@ class AnomalyMatchController:
         """Score the collection with the latest model in a worker thread; returns the worker."""
         return self._start(train=False, score=True)
 
-    def _start(self, train: bool, score: bool, iterations: int | None = None):
+    def score_unsupervised(self, method: str = DEFAULT_NOVELTY_METHOD):
+        """Rank the collection without labels (``Session.score_unsupervised``) in a worker thread."""
+        from ..core.scoring.novelty import check_method
+
+        check_method(method)
+        return self._start(train=False, score=True, unsupervised=method)
+
+    def _start(self, train: bool, score: bool, iterations: int | None = None, unsupervised: str | None = None):
         session = self._require_session()
         self._refuse_while_busy("start another run")
         avoid_triton_llvm_clash()  # before the worker imports the model stack
-        return self.runner.start(session, train=train, score=score, iterations=iterations)
+        return self.runner.start(session, train=train, score=score, iterations=iterations,
+                                 unsupervised=unsupervised)
 
     def stop(self, wait: bool = False) -> None:
         """Ask the running worker to stop after its current iteration or batch."""

@@ -145,7 +145,12 @@ class ReviewWidget(Container):
             return
         queue = self.controller.queue
         self._show_order(queue)
-        scored = f"scores of cycle {queue.scores_cycle}" if queue.scores_cycle else "not scored yet"
+        if queue.scores_cycle is None:
+            scored = "not scored yet"
+        elif queue.scores_cycle == 0:  # only the ranking without labels is stored before cycle 1
+            scored = "unsupervised ranking: label a few anomalies, then train"
+        else:
+            scored = f"scores of cycle {queue.scores_cycle}"
         score = "no score yet" if math.isnan(candidate.score) else f"score {candidate.score:.4f}"
         if queue.scores_notice:
             scored += f"; <b>{queue.scores_notice}</b>"

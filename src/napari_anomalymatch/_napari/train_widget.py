@@ -15,6 +15,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 from ..core.config import DEVICES, SessionConfig
 from ..core.learning.training import TrainProgress
 from ..core.loading import LoadProgress
+from ..core.scoring.novelty import EmbedProgress
 from ..core.scoring.run import ScoreBatch
 from .compact import status_label
 from .notifications import notify_errors
@@ -75,10 +76,13 @@ class TrainWidget(QWidget):
         self.form = TrainSettingsForm(controller.config)
         self.train_button = PushButton(text="Train cycle (then score)")
         self.score_button = PushButton(text="Score only")
+        self.rank_button = PushButton(text="Rank without labels",
+                                      tooltip="Score every image by how unusual its pretrained embedding "
+                                              "is, to find the first anomalies to label")
         self.stop_button = PushButton(text="Stop", enabled=False)
         self.status = status_label()
         self.plot = LossPlot()
-        buttons = Container(widgets=[self.train_button, self.score_button, self.stop_button],
+        buttons = Container(widgets=[self.train_button, self.score_button, self.rank_button, self.stop_button],
                             layout="horizontal", labels=False)
         layout = QVBoxLayout(self)
         for widget in (self.form.native, buttons.native, self.status.native, self.plot):
@@ -86,6 +90,7 @@ class TrainWidget(QWidget):
         self.form.changed.connect(notify_errors(self._on_form_changed))
         self.train_button.changed.connect(notify_errors(self._on_train))
         self.score_button.changed.connect(notify_errors(self._on_score))
+        self.rank_button.changed.connect(notify_errors(self._on_rank))
         self.stop_button.changed.connect(self._on_stop)
         controller.busy_changed.connect(self._on_busy_changed)
         controller.progress.connect(self._on_progress)
@@ -108,6 +113,9 @@ class TrainWidget(QWidget):
     def _on_score(self, *_: Any) -> None:
         self.controller.score()
 
+    def _on_rank(self, *_: Any) -> None:
+        self.controller.score_unsupervised()
+
     def _on_stop(self, *_: Any) -> None:
         self.controller.stop()
         self.status.value = "stopping after this iteration ..."
@@ -115,8 +123,14 @@ class TrainWidget(QWidget):
     def _on_busy_changed(self, busy: bool) -> None:
         self.train_button.enabled = not busy
         self.score_button.enabled = not busy
+        self._enable_ranking(busy)
         self.stop_button.enabled = busy
         self.form.enabled = not busy
+
+    def _enable_ranking(self, busy: bool = False) -> None:
+        """The ranking without labels is for a session with no trained model yet."""
+        session = self.controller.session
+        self.rank_button.enabled = not busy and session is not None and session.cycle == 0
 
     def _on_progress(self, event: Any) -> None:
         if isinstance(event, LoadProgress):
@@ -128,6 +142,8 @@ class TrainWidget(QWidget):
             self.status.value = (f"cycle {event.cycle}: iteration {event.iteration}/{event.iterations}, "
                                  f"loss {event.loss:.3f}, mask rate {event.mask_ratio:.2f}, "
                                  f"{event.seconds_per_iteration:.2f} s/it")
+        elif isinstance(event, EmbedProgress):
+            self.status.value = f"embedding the reference sample {event.n_done}/{event.n_total}"
         elif isinstance(event, ScoreBatch):
             self.status.value = (f"scoring {event.n_done}/{event.n_total} "
                                  f"({event.images_per_second:.0f} images/s)")
@@ -139,13 +155,18 @@ class TrainWidget(QWidget):
             self.status.value = f"failed: {outcome.error}"
         elif outcome.stopped:
             self.status.value = f"stopped; model of cycle {cycle} saved"
+        elif outcome.score_result is not None and session is not None and session.ranking_method():
+            self.status.value = (f"unsupervised ranking of {outcome.score_result.n_scored} images: "
+                                 "label a few anomalies, then train")
         elif outcome.score_result is not None:
             r = outcome.score_result
             self.status.value = (f"cycle {cycle}: scored {r.n_scored} images "
                                  f"({r.images_per_second:.0f} images/s)")
+        self._enable_ranking()
 
     def _on_session_changed(self, session: Any) -> None:
         self.plot.clear()
+        self._enable_ranking(self.controller.busy)
         if session is not None:
             self.form.show_config(session.config)
             self.plot.show_history(self.controller.loss_history())

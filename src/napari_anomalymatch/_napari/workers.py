@@ -20,6 +20,7 @@ from ..core.errors import AnomalyMatchError, SessionError
 from ..core.learning.training import TrainProgress
 from ..core.loading import LoadProgress
 from ..core.runs import run_until_stopped
+from ..core.scoring.novelty import EmbedProgress
 from ..core.scoring.run import ScoreBatch, ScoreResult
 from ..core.session import Session
 
@@ -34,9 +35,14 @@ class RunOutcome:
 
 
 def cycle_events(session: Session, stop: threading.Event, iterations: int | None = None,
-                 train: bool = True, score: bool = True) -> Generator[Any, None, RunOutcome]:
-    """Train one cycle and/or score the collection, yielding the engine's progress events."""
+                 train: bool = True, score: bool = True,
+                 unsupervised: str | None = None) -> Generator[Any, None, RunOutcome]:
+    """Train one cycle and/or score the collection, yielding the engine's progress events;
+    ``unsupervised`` (a novelty method): only the ranking without labels (``Session.score_unsupervised``)."""
     try:
+        if unsupervised is not None:
+            result, stopped = yield from run_until_stopped(session.score_unsupervised(unsupervised), stop)
+            return RunOutcome(score_result=result, stopped=stopped)
         if train:
             _, stopped = yield from run_until_stopped(session.train(iterations), stop)
             if stopped:
@@ -50,12 +56,13 @@ def cycle_events(session: Session, stop: threading.Event, iterations: int | None
 
 
 def start_cycle_worker(session: Session, stop: threading.Event, connect: dict[str, Any],
-                       iterations: int | None = None, train: bool = True, score: bool = True):
+                       iterations: int | None = None, train: bool = True, score: bool = True,
+                       unsupervised: str | None = None):
     """Start ``cycle_events`` in a napari ``GeneratorWorker`` with the given signal handlers."""
     from napari.qt.threading import create_worker
 
     return create_worker(cycle_events, session, stop, iterations=iterations, train=train, score=score,
-                         _connect=connect, _start_thread=True)
+                         unsupervised=unsupervised, _connect=connect, _start_thread=True)
 
 
 class CycleRunner:
@@ -84,14 +91,15 @@ class CycleRunner:
     def busy(self) -> bool:
         return self._worker is not None
 
-    def start(self, session: Session, train: bool, score: bool, iterations: int | None = None):
+    def start(self, session: Session, train: bool, score: bool, iterations: int | None = None,
+              unsupervised: str | None = None):
         """Start a run; returns its napari worker."""
         if self.busy:
             raise SessionError("a training or scoring run is going; press Stop first")
         self._stop.clear()
         connect = {"yielded": self._on_yielded, "returned": self.on_outcome, "finished": self._on_finished}
         self._worker = start_cycle_worker(session, self._stop, connect, iterations=iterations,
-                                          train=train, score=score)
+                                          train=train, score=score, unsupervised=unsupervised)
         self.on_busy(True)
         return self._worker
 
@@ -118,6 +126,9 @@ class CycleRunner:
             bar.update(event.n_done - bar.n)
         elif isinstance(event, TrainProgress):
             self._bar("train", event.iterations, f"training cycle {event.cycle}").update(1)
+        elif isinstance(event, EmbedProgress):
+            bar = self._bar("embed", event.n_total, "embedding the reference sample")
+            bar.update(event.n_done - bar.n)
         elif isinstance(event, ScoreBatch):
             bar = self._bar("score", event.n_total, "scoring")
             bar.update(event.n_done - bar.n)

@@ -29,7 +29,7 @@ import torch
 
 from .atomic import remove_stale_temporaries
 from .autocrop import resolve_automatic
-from .config import AUTO, ORDERS, DataConfig, SessionConfig, TrainConfig, resolve_source
+from .config import AUTO, DEFAULT_NOVELTY_METHOD, ORDERS, DataConfig, SessionConfig, TrainConfig, resolve_source
 from .errors import (
     AnomalyMatchError,
     CheckpointError,
@@ -44,6 +44,7 @@ from .labels import LabelEvent, LabelStore, parse_label
 from .learning.checkpoints import CheckpointInfo, load_checkpoint, read_checkpoint_info, save_checkpoint
 from .learning.training import Trainer, TrainingData, TrainProgress
 from .loading import LoadProgress, load_images
+from .scoring.novelty import EmbedProgress
 from .scoring.run import ScoreBatch, ScoreResult, finish_stored_run, model_fingerprint, score_collection
 from .scoring.store import ScoreManifest, ScoreRunStatus, ScoreStore, open_scores, run_status
 from .sessionstate import recorded, write_loss_history
@@ -424,7 +425,9 @@ class Session:
         images), ``scores.npy`` and, with pyarrow, ``scores.parquet`` and ``top.parquet``.
         """
         if self.cycle == 0:
-            raise NotTrainedError(f"{self.path}: no model yet; run a training cycle before scoring")
+            raise NotTrainedError(f"{self.path}: no model yet; run a training cycle before scoring, or "
+                                  f"'anomalymatch score {self.path} --unsupervised' for a first ranking "
+                                  "without labels")
         trainer = self.trainer
         model = trainer.scoring_model
         model_hash = model_fingerprint(model)
@@ -446,14 +449,66 @@ class Session:
         return finish_stored_run(store, self.config.score.top_k, model_hash, n_scored, rate,
                                  tables_for=self.collection)
 
-    def _score_manifest(self, model_hash: str) -> ScoreManifest:
+    def score_unsupervised(self, method: str = DEFAULT_NOVELTY_METHOD
+                           ) -> Generator[EmbedProgress | ScoreBatch, None, ScoreResult]:
+        """A first ranking with zero labels: every image scored by how unusual its pretrained
+        embedding is (``core.scoring.novelty``: ``knn`` or ``isolation-forest``).
+
+        The ranking is stored as cycle 0's scores, marked unsupervised, so the review and the
+        export read it as a trained ranking; the first training cycle's scores replace it.
+        Yields the reference sample's ``EmbedProgress`` then a ``ScoreBatch`` per batch;
+        a stopped run resumes.
+
+        Raises
+        ------
+        ConfigError
+            An unknown ``method``.
+        SessionError
+            The session has a trained model already (its ranking is the one reviewed).
+        """
+        from .learning.models import build_model, choose_device
+        from .learning.probe import FrozenEmbedder
+        from .scoring.novelty import check_method, fit_novelty
+        from .scoring.run import score_parts
+
+        check_method(method)
+        if self.cycle > 0:
+            raise SessionError(f"{self.path}: the session has a trained model (cycle {self.cycle}) whose "
+                               "ranking the review shows; the unsupervised ranking is for a start "
+                               "without labels: run 'anomalymatch score' for the model's ranking")
+        probe, channels = self.config.probe, self.collection.shape[2]
+        with torch.random.fork_rng(devices=[]):  # the new head's random weights leave the caller's RNG alone
+            network = build_model(self.config.model, channels).model
+        embedder = FrozenEmbedder(network, probe.size, probe.layers, probe.uses_morphology(channels))
+        device = choose_device(self.config.model.device)
+        embedder.to(device)
+        key = f"unsupervised:{method}"
+        fingerprint = model_fingerprint(embedder)
+        store = ScoreStore(self.score_directory(0), self._score_manifest(
+            f"{method}-{fingerprint}", cycle=0, method=key))
+        size, score = self.config.model.image_size, self.config.score
+        scorer = yield from fit_novelty(embedder, self.collection, self.normaliser, size, method, device,
+                                        self.config.train.seed, score.num_workers)
+        store.record_inference(key)
+        n_scored, rate = yield from score_parts(scorer, self.collection, self.normaliser, size, score,
+                                                store.remaining_parts(), store.write_part,
+                                                len(self.collection))
+        return finish_stored_run(store, score.top_k, store.manifest.model_hash, n_scored, rate,
+                                 tables_for=self.collection)
+
+    def ranking_method(self) -> str:
+        """What made the ranking the review shows: "" (a trained model, or none yet) or
+        ``unsupervised:<method>`` (``score_unsupervised``)."""
+        return next((status.method for status in self.score_runs() if status.complete), "")
+
+    def _score_manifest(self, model_hash: str, cycle: int | None = None, method: str = "") -> ScoreManifest:
         collection = self.collection
         shard_table = getattr(collection, "shard_table", None)
         return ScoreManifest(
             collection=collection.fingerprint(), n_images=len(collection), model_hash=model_hash,
-            cycle=self.trainer.cycle, part_size=self.config.score.part_size,
+            cycle=self.trainer.cycle if cycle is None else cycle, part_size=self.config.score.part_size,
             preprocessing=self._preprocessing_key(),
-            shards=shard_table() if shard_table is not None else ())
+            shards=shard_table() if shard_table is not None else (), method=method)
 
     def _preprocessing_key(self) -> str:
         return repr((self.config.data.normalisation, self.config.model.image_size,
@@ -488,8 +543,9 @@ class Session:
         complete = next((r for r in runs if r.complete), None)
         using = (f"the scores of cycle {complete.cycle} (complete) are used instead" if complete
                  else "no complete scores exist yet")
+        again = f" --unsupervised --method {newest.method.split(':', 1)[1]}" if newest.method else ""
         return (f"scoring of cycle {newest.cycle} is incomplete ({newest.parts_done} of {newest.n_parts} "
-                f"parts); {using}. Run 'anomalymatch score {self.path}' to finish it")
+                f"parts); {using}. Run 'anomalymatch score {self.path}{again}' to finish it")
 
     def complete_scores(self) -> tuple[int, np.ndarray]:
         """(cycle, scores) of the newest complete run.

@@ -334,6 +334,12 @@ def collection_statistics(model: nn.Module, images: torch.Tensor, device: torch.
         return None
     picked = torch.randperm(len(images), generator=generator)[:sample]
     embeddings = embed_views(model, images[picked.to(images.device)], device, views=(0,))
+    return statistics_of(embeddings, extra_dims, centre)
+
+
+def statistics_of(embeddings: torch.Tensor, extra_dims: int = 0, centre: bool = True) -> CollectionStatistics:
+    """The ``CollectionStatistics`` of embeddings ``(N, D)`` already computed (see
+    ``collection_statistics``)."""
     typical = embeddings.mean(0)
     network_dims = embeddings.shape[1] - extra_dims
     if not centre:

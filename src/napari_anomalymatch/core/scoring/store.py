@@ -80,6 +80,8 @@ class ScoreManifest:
     shards: tuple[tuple[str, int], ...] = field(default=())
     # the inference path that scores the run (inference.InferencePath.label); chosen once, reused on resume
     inference: str = field(default="", compare=False)
+    # "" for a trained model's scores; "unsupervised:<method>" for a ranking made without labels
+    method: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shards", tuple((str(n), int(k)) for n, k in self.shards))
@@ -342,6 +344,7 @@ class ScoreRunStatus:
     parts_done: int
     n_parts: int
     complete: bool
+    method: str = ""  # see ScoreManifest.method
 
 
 def run_status(directory: Path) -> ScoreRunStatus | None:
@@ -352,7 +355,7 @@ def run_status(directory: Path) -> ScoreRunStatus | None:
     store = ScoreStore.existing(directory)
     done = len(store.done_parts())
     return ScoreRunStatus(Path(directory), manifest.cycle, manifest.n_images, done, manifest.n_parts,
-                          store.complete and done == manifest.n_parts)
+                          store.complete and done == manifest.n_parts, manifest.method)
 
 
 def _file_sha256(path: Path) -> str:
