@@ -63,6 +63,8 @@ def saliency_maps(session: Session, indices: np.ndarray | list[int], method: str
                              batch_size, method)
     resized = torch.nn.functional.interpolate(maps[:, None], size=shown.shape[1:3], mode="bilinear",
                                               align_corners=False)
+    peaks = resized.amax((2, 3), keepdim=True)
+    resized = torch.where(peaks > 0, resized / peaks.clamp_min(1e-30), resized)  # a peak of 1 again
     return [m[0].clamp(0, 1).numpy().astype(np.float32) for m in resized]
 
 
@@ -143,8 +145,10 @@ def _writable_folder(out: Path) -> Path:
 
 
 def _safe_name(image_id: str) -> str:
-    """An id as one file name: path separators and odd characters become '_'."""
-    name = "".join(c if c.isalnum() or c in "-._" else "_" for c in image_id)
+    """An id as one file name, its image suffix left out (the rank keeps names apart): path
+    separators and odd characters become '_'."""
+    stem = image_id.rsplit(".", 1)[0] if "." in image_id[-6:] else image_id
+    name = "".join(c if c.isalnum() or c in "-._" else "_" for c in stem)
     return name.strip("._") or "image"
 
 

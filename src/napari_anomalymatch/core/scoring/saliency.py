@@ -34,11 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import SALIENCY_METHODS
 from ..errors import ConfigError
 from ..learning.models import PYRAMID_STAGES
 from ..learning.probe import AnomalyScorer, FrozenEmbedder
 
-SALIENCY_METHODS = ("gradient", "grad-cam", "occlusion")
 CAM_STAGES = PYRAMID_STAGES + 1  # the stages before the head that the map reads (plus the head)
 SMOOTHING = 1 / 16  # the gradient map's Gaussian, as a fraction of the input's side
 OCCLUSION_BATCH = 64
