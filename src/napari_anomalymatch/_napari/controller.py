@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from ..core.errors import AnomalyMatchError, ConfigError, SessionError
 from ..core.evaluation.testset import TestReport, TestSet, evaluate_test_set, read_test_set
 from ..core.review.export import export_session
 from ..core.review.queue import Candidate, ReviewQueue
+from ..core.review.saliency import saliency_maps
 from ..core.session import Session
 from ..core.sessionstate import ReviewState, read_loss_history, read_review_state, write_review_state
 from ..core.transforms import Normaliser
@@ -57,6 +59,9 @@ class AnomalyMatchController:
         self.test_set: TestSet | None = None
         self.keep_place = False  # after new scores: stay on the current image (else rank 1)
         self._preview: NormalisationConfig | None = None
+        self.saliency_visible = False
+        self._saliency: OrderedDict[int, Any] = OrderedDict()  # index -> map, of _saliency_cycle's model
+        self._saliency_cycle: int | None = None
         self.runner = CycleRunner(self.progress.emit, self._on_outcome, self.busy_changed.emit)
 
     # -- sessions ----------------------------------------------------------------------
@@ -136,6 +141,8 @@ class AnomalyMatchController:
         self.layers.remove()
         self.session.close()
         self.session, self.queue = None, None
+        self.saliency_visible = False
+        self._saliency.clear()
         self.session_changed.emit(None)
 
     close = close_session
@@ -200,6 +207,8 @@ class AnomalyMatchController:
         if self.queue is None:
             return
         self.layers.show(self.queue)
+        if self.saliency_visible:
+            self._show_saliency()
         self.keys.bind_layers(self.layers.review_layers())
         self.candidate_changed.emit(self.queue.current)
         self._schedule_prefetch()
@@ -217,7 +226,8 @@ class AnomalyMatchController:
         start, _ = self.queue.page(size)
         next_page = self.queue.ranking[start + size:start + 2 * size]
         if self.layers.prefetch(self.queue.upcoming(PREFETCH)) or (
-                self.layers.gallery_visible and self.layers.prefetch_tile(next_page)):
+                self.layers.gallery_visible and self.layers.prefetch_tile(next_page)) or (
+                self.saliency_visible and self._prefetch_saliency()):
             self._schedule_prefetch()
 
     def move(self, step: int) -> Candidate | None:
@@ -289,6 +299,61 @@ class AnomalyMatchController:
         start, _ = self.queue.page(self.layers.grid.size)
         return self.go_to(start + slot)
 
+    def toggle_saliency(self) -> bool:
+        """Show or hide the current candidate's saliency map over it; returns whether it is shown.
+
+        Raises
+        ------
+        NotTrainedError
+            Before the first training cycle (there is no score to explain).
+        SessionError
+            While training or scoring runs (the model is changing).
+        """
+        self._require_queue()
+        if not self.saliency_visible:
+            self._refuse_while_busy("show the saliency map")
+            self.saliency_visible = True
+            try:
+                self._show_saliency()
+            except AnomalyMatchError:
+                self.saliency_visible = False
+                raise
+        else:
+            self.saliency_visible = False
+            self.layers.hide_saliency()
+        self.keys.bind_layers(self.layers.review_layers())
+        return self.saliency_visible
+
+    def _show_saliency(self) -> None:
+        """Draw the current candidate's map (none while a run changes the model)."""
+        candidate = self.current
+        if candidate is None or self.busy:
+            self.layers.hide_saliency()
+            return
+        self.layers.show_saliency(self._saliency_of(candidate.index))
+
+    def _saliency_of(self, index: int):
+        """The map of image ``index`` by the latest model (kept until a new model or normalisation)."""
+        session = self._require_session()
+        if self._saliency_cycle != session.cycle:
+            self._saliency.clear()
+            self._saliency_cycle = session.cycle
+        if index not in self._saliency:
+            self._saliency[index] = saliency_maps(session, [index])[0]
+            while len(self._saliency) > SALIENCY_CACHE:
+                self._saliency.popitem(last=False)
+        return self._saliency[index]
+
+    def _prefetch_saliency(self) -> bool:
+        """Make the map of the first upcoming candidate without one; False when all have one."""
+        if self.busy:
+            return False
+        for index in self.queue.upcoming(PREFETCH):
+            if int(index) not in self._saliency or self._saliency_cycle != self.session.cycle:
+                self._saliency_of(int(index))
+                return True
+        return False
+
     # -- display -----------------------------------------------------------------------
 
     def set_display(self, settings: DisplaySettings) -> None:
@@ -312,6 +377,7 @@ class AnomalyMatchController:
         session.update_config(session.config.replace(
             data=dataclasses.replace(session.config.data, normalisation=normalisation)))
         self._preview = None
+        self._saliency.clear()  # the model sees the images otherwise now
         self._attach_layers()
         self.show()
         self.session_changed.emit(session)
@@ -372,6 +438,8 @@ class AnomalyMatchController:
             if not self.keep_place:
                 self.queue.go_to(0)  # the new ranking's top is what the user wants to see next
             self.show()
+        elif self.saliency_visible and self.queue is not None:
+            self.show()  # the map, hidden during the run, by the new model
         self.run_finished.emit(outcome)
 
     # -- results -----------------------------------------------------------------------
@@ -417,3 +485,4 @@ class AnomalyMatchController:
 
 
 PREFETCH = 6
+SALIENCY_CACHE = 256  # maps kept: 4 MiB at 64 px

@@ -1,4 +1,5 @@
-"""The review's two layers: the current candidate, large and framed by its label, and the gallery.
+"""The review's layers: the current candidate, large and framed by its label, the gallery, and
+(while it is switched on) the candidate's saliency map over it.
 
 Rendered images are cached by collection index, so stepping through
 candidates only reads and renders what is not cached yet (the next few are
@@ -16,6 +17,7 @@ import numpy as np
 from ..core.display import DisplayRenderer
 from ..core.io.base import ImageCollection
 from ..core.review.queue import Candidate, ReviewQueue
+from ..core.review.saliency import INFERNO, OVERLAY_OPACITY
 from ..core.review.tiles import TileGrid, frame_width, framed, label_colour, resize_rgb
 from .layers import SOURCE_KEY, text_overlay, upsert_image
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
 CANDIDATE_LAYER = "AnomalyMatch candidate"
 GALLERY_LAYER = "AnomalyMatch gallery"
+SALIENCY_LAYER = "AnomalyMatch saliency"
 MAX_TILE = 128
 RENDER_CACHE_BYTES = 256 * 1024 * 1024  # rendered candidates kept (uint8 RGB): 1,365 at 256 px
 GALLERY_GAP = 0.05  # gap between candidate and gallery, as a fraction of the candidate's height
@@ -47,6 +50,7 @@ class ReviewLayers:
         self._page_labels: list[int] = []
         self._page_current: int | None = None
         self._canvas: np.ndarray | None = None
+        self._frame, self._drawn_shape = 0, (1, 1)  # the candidate's frame width and image size
 
     # -- set-up ------------------------------------------------------------------------
 
@@ -127,6 +131,7 @@ class ReviewLayers:
     def _show_candidate(self, candidate: Candidate) -> None:
         image = self.render([candidate.index])[0]
         width = frame_width(image.shape[0])
+        self._frame, self._drawn_shape = width, image.shape[:2]
         data = framed(image, label_colour(candidate.label), width)
         metadata = {SOURCE_KEY: {**self.metadata[SOURCE_KEY], "index": candidate.index,
                                  "id": candidate.image_id}}
@@ -168,6 +173,7 @@ class ReviewLayers:
             if name in self.viewer.layers:
                 layer = self.viewer.layers[name]
                 layer.data = np.zeros((1, 1, 3), dtype=np.uint8)
+        self.hide_saliency()
         self._page = None
 
     def set_gallery_visible(self, visible: bool, queue: ReviewQueue | None) -> None:
@@ -181,9 +187,28 @@ class ReviewLayers:
             self._page = None
         self.viewer.reset_view()
 
+    def show_saliency(self, saliency: np.ndarray) -> Any:
+        """Draw the current candidate's map over it (inside its frame), fading to clear where the
+        map is 0; a map of another size than the drawn image (a previewed crop) is stretched to it."""
+        width, inner = self._frame, self._drawn_shape
+        scale = (inner[0] / saliency.shape[0], inner[1] / saliency.shape[1])
+        translate = tuple(width + (s - 1) / 2 for s in scale)  # pixel centres on the image's
+        layer = upsert_image(self.viewer, SALIENCY_LAYER, saliency, colormap=saliency_colormap(),
+                             contrast_limits=(0.0, 1.0), opacity=OVERLAY_OPACITY, blending="translucent",
+                             scale=scale, translate=translate)
+        layers = self.viewer.layers
+        if layers.index(layer) < layers.index(CANDIDATE_LAYER):  # the candidate was made again
+            layers.move(layers.index(layer), len(layers))
+        return layer
+
+    def hide_saliency(self) -> None:
+        if SALIENCY_LAYER in self.viewer.layers:
+            self.viewer.layers.remove(SALIENCY_LAYER)
+
     def review_layers(self) -> list[Any]:
-        """The candidate and gallery layers now in the viewer."""
-        return [self.viewer.layers[name] for name in (CANDIDATE_LAYER, GALLERY_LAYER) if name in self.viewer.layers]
+        """The candidate, gallery and saliency layers now in the viewer."""
+        return [self.viewer.layers[name] for name in (CANDIDATE_LAYER, GALLERY_LAYER, SALIENCY_LAYER)
+                if name in self.viewer.layers]
 
     def slot_at(self, world_position: tuple[float, ...]) -> int | None:
         """The gallery slot under a world position, or None."""
@@ -195,7 +220,15 @@ class ReviewLayers:
 
     def remove(self) -> None:
         """Take the review's layers out of the viewer."""
-        for name in (CANDIDATE_LAYER, GALLERY_LAYER):
+        for name in (CANDIDATE_LAYER, GALLERY_LAYER, SALIENCY_LAYER):
             if name in self.viewer.layers:
                 self.viewer.layers.remove(name)
         text_overlay(self.viewer).visible = False
+
+
+def saliency_colormap() -> Any:
+    """The core's inferno colours, clear at 0 and opaque at 1 (so low saliency hides nothing)."""
+    from napari.utils.colormaps import Colormap
+
+    alpha = np.linspace(0.0, 1.0, len(INFERNO), dtype=np.float32)[:, None]
+    return Colormap(colors=np.hstack([INFERNO, alpha]), name="anomalymatch saliency")

@@ -53,6 +53,7 @@ class ReviewWidget(Container):
             "unsure": ("Skip / unsure (s)", lambda: controller.label("s")),
             "undo": ("Undo (z)", lambda: controller.undo()),
             "gallery": ("Gallery (g)", lambda: controller.toggle_gallery()),
+            "saliency": ("Saliency (x)", lambda: controller.toggle_saliency()),
             "retrain": ("Retrain (r)", lambda: controller.train_cycle()),
         }
         self.buttons = {}
@@ -65,13 +66,13 @@ class ReviewWidget(Container):
         self.export_button = PushButton(text="Export labels and scores")
         self.keys_help = Label(value=keys_table())
         rows = [("first", "last"), ("previous", "next"), ("anomaly", "normal"), ("unsure", "undo"),
-                ("gallery", "retrain")]
+                ("gallery", "saliency"), ("retrain",)]
         self.extend([self.candidate, self.counts,
                      Container(widgets=[self.order, self.which], labels=True),
                      self.advance, self.keep_place,
                      Container(widgets=[self.go_to, self.go_button], layout="horizontal", labels=False),
-                     *[Container(widgets=[self.buttons[a], self.buttons[b]], layout="horizontal", labels=False)
-                       for a, b in rows],
+                     *[Container(widgets=[self.buttons[name] for name in row], layout="horizontal", labels=False)
+                       for row in rows],
                      Container(widgets=[self.export_file], labels=True), self.export_button, self.keys_help])
         compact_combo_boxes(self)
         self.order.changed.connect(notify_errors(self._on_order_changed))
