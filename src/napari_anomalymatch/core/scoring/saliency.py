@@ -14,8 +14,8 @@ candidates), on the image the model sees. Three methods (``SALIENCY_METHODS``):
     Grad-CAM (Selvaraju et al., ICCV 2017), ``ReLU(sum_k w_k A_k)`` with ``w_k`` the spatial
     mean of ``dz/dA_k``, summed over the stages the ``lpft`` pyramid pools and the stride-8
     stage before them (``CAM_STAGES``), each upsampled to the input and scaled to a peak of 1.
-    At 64 px those stages are 8x8 to 2x2 grids: too coarse, and on the blob images it peaks
-    on the blob in only about a third of them (``benchmarks/results/saliency_speed.json``);
+    At 64 px those stages are 8x8 to 2x2 grids: too coarse, and on the benchmark's blob images
+    its peak lands on the blob in under half of them (``benchmarks/results/saliency_speed.json``);
     it leaves out the morphology statistics, which are pooled over the whole image.
 ``occlusion``
     The drop of ``z`` when a patch (a quarter of the side) is set to the image's median,
