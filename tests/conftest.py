@@ -8,6 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from napari_anomalymatch.core.config import (
+    DataConfig,
+    ModelConfig,
+    NormalisationConfig,
+    ScoreConfig,
+    SessionConfig,
+    TrainConfig,
+)
+
 ASTROPY_FITS = Path(__import__("astropy").__file__).parent / "io" / "fits"
 M13 = ASTROPY_FITS / "hdu" / "compressed" / "tests" / "data"
 
@@ -87,3 +96,12 @@ def blob_manifest(tmp_path: Path) -> Path:
 
 
 TINY_TRAINING = {"iterations": 2, "batch_size": 4, "unlabelled_ratio": 1, "unlabelled_pool_size": 16}
+
+
+def tiny_config(source: str | Path = "", crop: float | str = 1.0, image_size: int = 32) -> SessionConfig:
+    """Settings that train and score the blob images in a few seconds; by default on the whole
+    image, which the panels' pixel arithmetic in the napari tests assumes."""
+    data = DataConfig(source=str(source), normalisation=NormalisationConfig(crop=crop))
+    return SessionConfig(data=data, model=ModelConfig(image_size=image_size),
+                         train=TrainConfig(**TINY_TRAINING),
+                         score=ScoreConfig(batch_size=16, part_size=16, num_workers=0))

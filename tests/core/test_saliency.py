@@ -6,19 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from napari_anomalymatch.core.config import (
-    DataConfig,
-    ModelConfig,
-    NormalisationConfig,
-    ScoreConfig,
-    SessionConfig,
-    TrainConfig,
-)
 from napari_anomalymatch.core.errors import ConfigError, NotTrainedError
 from napari_anomalymatch.core.review.saliency import overlay, saliency_maps
 from napari_anomalymatch.core.session import Session
 
-from ..conftest import TINY_TRAINING, write_pngs
+from ..conftest import tiny_config, write_pngs
 
 SIZE, CROP, SIGMA = 32, 0.75, 2.0  # the review shows the middle 24 x 24 pixels
 OFFSET = (SIZE - round(SIZE * CROP)) // 2
@@ -42,11 +34,7 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("saliency")
     images, centres = blob_in_noise(8, 8)
     write_pngs(folder / "images", images)
-    config = SessionConfig(data=DataConfig(source=str(folder / "images"),
-                                           normalisation=NormalisationConfig(crop=CROP)),
-                           model=ModelConfig(image_size=SIZE), train=TrainConfig(**TINY_TRAINING),
-                           score=ScoreConfig(batch_size=16, part_size=16, num_workers=0))
-    with Session.create(folder / "session", config) as session:
+    with Session.create(folder / "session", tiny_config(folder / "images", crop=CROP, image_size=SIZE)) as session:
         ids = session.collection.ids()
         for i in (0, 1, 2):
             session.label(ids[i], "anomaly")

@@ -9,15 +9,11 @@ from napari_anomalymatch._napari.review_widget import keys_table
 from napari_anomalymatch.core.review.saliency import saliency_maps
 from napari_anomalymatch.core.review.tiles import frame_width
 
-from .conftest import notifications_during, press
+from .conftest import label_both_classes, notifications_during, press
 
 
 def _train(qtbot, controller, truth) -> None:
-    ids = controller.session.collection.ids()
-    for i in np.flatnonzero(truth)[:2]:
-        controller.session.label(ids[i], "anomaly")
-    for i in np.flatnonzero(~truth)[:2]:
-        controller.session.label(ids[i], "normal")
+    label_both_classes(controller, truth, normal=2)
     controller.train_cycle()
     qtbot.waitUntil(lambda: not controller.busy, timeout=120_000)
 
