@@ -43,6 +43,13 @@ def test_x_shows_the_map_over_the_candidate_and_it_follows(qtbot, viewer, widget
     np.testing.assert_allclose(layer.data, expected, atol=1e-6)
     assert not np.array_equal(layer.data, first)
 
+    controller.train_cycle(iterations=1, score=False)  # a new model: its map, once it is saved
+    assert SALIENCY_LAYER not in viewer.layers and controller.saliency_visible
+    qtbot.waitUntil(lambda: not controller.busy, timeout=120_000)
+    assert controller.session.cycle == 2
+    expected, = saliency_maps(controller.session, [controller.current.index])
+    np.testing.assert_allclose(viewer.layers[SALIENCY_LAYER].data, expected, atol=1e-6)
+
     press(qtbot, viewer, "X")
     assert SALIENCY_LAYER not in viewer.layers and not controller.saliency_visible
     press(qtbot, viewer, "Right")

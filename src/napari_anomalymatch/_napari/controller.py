@@ -62,7 +62,7 @@ class AnomalyMatchController:
         self.saliency_visible = False
         self._saliency: OrderedDict[int, Any] = OrderedDict()  # index -> map, of _saliency_cycle's model
         self._saliency_cycle: int | None = None
-        self.runner = CycleRunner(self.progress.emit, self._on_outcome, self.busy_changed.emit)
+        self.runner = CycleRunner(self.progress.emit, self._on_outcome, self._on_busy)
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -321,7 +321,6 @@ class AnomalyMatchController:
         else:
             self.saliency_visible = False
             self.layers.hide_saliency()
-        self.keys.bind_layers(self.layers.review_layers())
         return self.saliency_visible
 
     def _show_saliency(self) -> None:
@@ -331,6 +330,7 @@ class AnomalyMatchController:
             self.layers.hide_saliency()
             return
         self.layers.show_saliency(self._saliency_of(candidate.index))
+        self.keys.bind_layers(self.layers.review_layers())  # a new layer: its own x would orient planes
 
     def _saliency_of(self, index: int):
         """The map of image ``index`` by the latest model (kept until a new model or normalisation)."""
@@ -414,6 +414,7 @@ class AnomalyMatchController:
         session = self._require_session()
         self._refuse_while_busy("start another run")
         avoid_triton_llvm_clash()  # before the worker imports the model stack
+        self.layers.hide_saliency()  # the model changes: the map comes back by the new one
         return self.runner.start(session, train=train, score=score, iterations=iterations)
 
     def stop(self, wait: bool = False) -> None:
@@ -438,9 +439,12 @@ class AnomalyMatchController:
             if not self.keep_place:
                 self.queue.go_to(0)  # the new ranking's top is what the user wants to see next
             self.show()
-        elif self.saliency_visible and self.queue is not None:
-            self.show()  # the map, hidden during the run, by the new model
         self.run_finished.emit(outcome)
+
+    def _on_busy(self, busy: bool) -> None:
+        if not busy and self.saliency_visible and self.queue is not None:
+            self._show_saliency()  # hidden during the run; now by the new model
+        self.busy_changed.emit(busy)
 
     # -- results -----------------------------------------------------------------------
 
