@@ -223,6 +223,21 @@ def _loads(values: list[float]) -> str:
     return ", ".join(f"{v:.1f}" for v in values)
 
 
+def saliency(links: Links) -> str:
+    data = links.json("saliency_speed.json")
+    lines = ["| method | torch threads | median ms | p95 ms | candidates | peak on the blob "
+             "| median peak distance px |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['method']} | {r['torch_threads']} | {r['median_ms']:.1f} | {r['p95_ms']:.1f} "
+              f"| {r['n_candidates']} | {r['found_fraction']:.0%} | {r['median_peak_distance_px']:.1f} |"
+              for r in data["results"]]
+    load = data["load_average"]
+    return (f"Saliency map of one candidate at {data['image_size']} px, `{data['head']}` head, read to map "
+            f"(target: median under {data['target_median_ms']} ms; {data['machine']}; load average before "
+            f"{_loads(load['before'])}, after {_loads(load['after'])}). \"Peak on the blob\": the map's "
+            f"maximum within {2 * data['blob_sigma_px']:.0f} px (two blob sigmas) of the inserted blob's "
+            f"centre.\n\n" + "\n".join(lines) + f"\n\nFrom {links.link('saliency_speed.json')}.\n")
+
+
 def reader_open(links: Links) -> str:
     d = links.json("reader_open.json")
     shape = "×".join(map(str, d["image_shape"]))
@@ -284,6 +299,7 @@ BLOCKS: dict[str, Callable[[Links], str]] = {
     "speed": speed,
     "scale": scale,
     "review-latency": review_latency,
+    "saliency": saliency,
     "reader-open": reader_open,
     "crossmatch-speed": crossmatch_speed,
     "faults": faults,

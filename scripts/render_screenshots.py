@@ -57,7 +57,8 @@ def settle(app, viewer, frames: int = 30) -> None:
     app.controller.wait()
 
 
-SHOTS = {"review": "Review", "train": "Train", "metrics": "Metrics", "data": "Data", "display": "Display"}
+SHOTS = {"review": "Review", "train": "Train", "metrics": "Metrics", "data": "Data", "display": "Display",
+         "saliency": "Review"}
 
 
 def prepare(app, work: Path, iterations: int, train: bool) -> None:
@@ -89,6 +90,10 @@ def render(out: Path, work: Path, iterations: int, shots: list[str], window: tup
         if name == "display":  # careful labelling of faint emission, on the candidate alone
             app.display(gamma=0.5, unsharp_amount=1.5)
             app.gallery(False)
+        if name == "saliency":  # where the candidate's score comes from, over the candidate alone
+            app.display(gamma=1.0, unsharp_amount=0.0)
+            app.gallery(False)
+        app.saliency(name == "saliency")
         settle(app, viewer)
         viewer.reset_view()
         settle(app, viewer)

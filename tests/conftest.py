@@ -8,6 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from napari_anomalymatch.core.config import (
+    DataConfig,
+    ModelConfig,
+    NormalisationConfig,
+    ScoreConfig,
+    SessionConfig,
+    TrainConfig,
+)
+
 ASTROPY_FITS = Path(__import__("astropy").__file__).parent / "io" / "fits"
 M13 = ASTROPY_FITS / "hdu" / "compressed" / "tests" / "data"
 
@@ -100,3 +109,12 @@ def rare_bar_folder(folder: Path, n: int = 40, anomalies: tuple[int, ...] = (7, 
     images[truth] += 200 * ((np.abs(yy) < 2) & (np.abs(xx) < size / 3))
     write_pngs(folder, np.clip(images, 0, 255).astype(np.uint8))
     return folder, truth
+
+
+def tiny_config(source: str | Path = "", crop: float | str = 1.0, image_size: int = 32) -> SessionConfig:
+    """Settings that train and score the blob images in a few seconds; by default on the whole
+    image, which the panels' pixel arithmetic in the napari tests assumes."""
+    data = DataConfig(source=str(source), normalisation=NormalisationConfig(crop=crop))
+    return SessionConfig(data=data, model=ModelConfig(image_size=image_size),
+                         train=TrainConfig(**TINY_TRAINING),
+                         score=ScoreConfig(batch_size=16, part_size=16, num_workers=0))

@@ -1,7 +1,7 @@
 """The ``anomalymatch`` command line: argparse -> config -> core generators + tqdm.
 
 Sub-commands: ``demo``, ``init``, ``label``, ``train``, ``score``, ``export``,
-``crossmatch``, ``tag``, ``evaluate``, ``info``.  Errors the user can fix are printed as one line
+``crossmatch``, ``tag``, ``explain``, ``evaluate``, ``info``.  Errors the user can fix are printed as one line
 (exit status 2); Ctrl-C during training keeps the iterations done.
 """
 
@@ -21,6 +21,7 @@ from .core.config import (
     AUTO,
     COMPILE_MODES,
     DEVICES,
+    FILTERS,
     HEADS,
     NORMALISATIONS,
     NOVELTY_METHODS,
@@ -31,6 +32,7 @@ from .core.config import (
     PROBE_LAYERS,
     PROBE_MORPHOLOGY,
     PROBE_VIEWS,
+    SALIENCY_METHODS,
     WEAK_PASSES,
     SessionConfig,
     setting_names,
@@ -107,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_score(commands)
     _add_export(commands)
     _add_crossmatch(commands)
+    _add_explain(commands)
     _add_evaluate(commands)
     _add_info(commands)
     return parser
@@ -613,6 +616,35 @@ def _run_crossmatch(args: argparse.Namespace) -> int:
             table = session_table(session, scored_only=False)
             _warn_if_incomplete(session)
             print(f"wrote {len(table)} rows to {write_table(table, args.out)}")
+
+
+def _add_explain(commands: Any) -> None:
+    parser = commands.add_parser(
+        "explain", help="write saliency maps of the top candidates as PNGs",
+        description="For the N most anomalous images of the latest ranking, write "
+                    "<rank>_<id>_candidate.png (as the review shows it) and <rank>_<id>_saliency.png "
+                    "(the candidate under its saliency map: where the score comes from), and "
+                    "saliency.csv listing them")
+    parser.add_argument("session", type=Path)
+    parser.add_argument("--top", type=_positive_int, default=10, help="how many candidates (default 10)")
+    parser.add_argument("--out", type=Path, required=True, help="the folder to write to")
+    parser.add_argument("--which", default="unlabelled", choices=FILTERS,
+                        help="which images are ranked (default: unlabelled, as the review)")
+    parser.add_argument("--method", default=SALIENCY_METHODS[0], choices=SALIENCY_METHODS,
+                        help="how the map is made (default: gradient; see docs/method.md)")
+    parser.set_defaults(run=_run_explain)
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    from .core.review.saliency import explain_top
+    from .core.session import Session
+
+    with Session.open(args.session, read_only=True) as session:
+        _warn_if_incomplete(session)
+        index = explain_top(session, args.out, args.top, which=args.which, method=args.method)
+        with open(index) as handle:
+            written = sum(1 for _ in handle) - 1
+        print(f"wrote {2 * written} PNGs of {written} candidates to {args.out}; index: {index}")
     return 0
 
 

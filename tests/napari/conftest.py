@@ -13,28 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_anomalymatch.core.config import (
-    DataConfig,
-    ModelConfig,
-    NormalisationConfig,
-    ScoreConfig,
-    SessionConfig,
-    TrainConfig,
-)
-
-from ..conftest import TINY_TRAINING, blob_images, write_pngs
+from ..conftest import blob_images, tiny_config, write_pngs
 
 if importlib.util.find_spec("napari") is None:  # tests/core runs without napari; these do not
     collect_ignore_glob = ["test_*.py"]
-
-
-def tiny_config(source: str | Path = "", crop: float | str = 1.0) -> SessionConfig:
-    """Settings that train and score the blob images in a few seconds; by default on the whole
-    image, which the panels' pixel arithmetic in these tests assumes."""
-    data = DataConfig(source=str(source), normalisation=NormalisationConfig(crop=crop))
-    return SessionConfig(data=data, model=ModelConfig(image_size=32),
-                         train=TrainConfig(**TINY_TRAINING),
-                         score=ScoreConfig(batch_size=16, part_size=16, num_workers=0))
 
 
 @pytest.fixture
@@ -97,3 +79,13 @@ def notifications_during(action, severity: str = "error") -> list[str]:
     finally:
         notification_manager.notification_ready.disconnect(collect)
     return seen
+
+
+def label_both_classes(controller, truth, normal: int = 3) -> None:
+    """Label the first two anomalies and ``normal`` normal images of the blobs; then refresh."""
+    ids = controller.session.collection.ids()
+    for i in np.flatnonzero(truth)[:2]:
+        controller.session.label(ids[i], "anomaly")
+    for i in np.flatnonzero(~truth)[:normal]:
+        controller.session.label(ids[i], "normal")
+    controller.refresh()

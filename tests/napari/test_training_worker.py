@@ -7,16 +7,7 @@ from qtpy.QtCore import QTimer
 
 from napari_anomalymatch.core.learning.training import TrainProgress
 
-from .conftest import notifications_during, press
-
-
-def label_both_classes(controller, truth) -> None:
-    ids = controller.session.collection.ids()
-    for i in np.flatnonzero(truth)[:2]:
-        controller.session.label(ids[i], "anomaly")
-    for i in np.flatnonzero(~truth)[:3]:
-        controller.session.label(ids[i], "normal")
-    controller.refresh()
+from .conftest import label_both_classes, notifications_during, press
 
 
 def test_a_cycle_in_a_worker_updates_the_ranking_while_the_viewer_answers_keys(

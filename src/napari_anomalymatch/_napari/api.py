@@ -157,6 +157,11 @@ class AnomalyMatchApp:
         if self.controller.layers.gallery_visible != visible:
             self.controller.toggle_gallery()
 
+    def saliency(self, visible: bool) -> None:
+        """Show or hide the current candidate's saliency map over it (the ``x`` key)."""
+        if self.controller.saliency_visible != visible:
+            self.controller.toggle_saliency()
+
     def display(self, **changes: Any) -> DisplaySettings:
         """Change display settings by field name (``stretch='zscale', gamma=0.8`` ...)."""
         self.controller.set_display(self.controller.display.with_changes(**changes))

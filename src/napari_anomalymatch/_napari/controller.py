@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from ..core.evaluation.testset import TestReport, TestSet, evaluate_test_set, re
 from ..core.review.crossmatch import DEFAULT_RADIUS, CrossMatch, crossmatch_session
 from ..core.review.export import export_session
 from ..core.review.queue import Candidate, ReviewQueue
+from ..core.review.saliency import saliency_maps
 from ..core.session import Session
 from ..core.sessionstate import ReviewState, read_loss_history, read_review_state, write_review_state
 from ..core.transforms import Normaliser
@@ -63,7 +65,10 @@ class AnomalyMatchController:
         self.keep_place = False  # after new scores: stay on the current image (else rank 1)
         self._tag_entry: Any = None  # made when first opened (it needs the viewer's window)
         self._preview: NormalisationConfig | None = None
-        self.runner = CycleRunner(self.progress.emit, self._on_outcome, self.busy_changed.emit)
+        self.saliency_visible = False
+        self._saliency: OrderedDict[int, Any] = OrderedDict()  # index -> map, of _saliency_cycle's model
+        self._saliency_cycle: int | None = None
+        self.runner = CycleRunner(self.progress.emit, self._on_outcome, self._on_busy)
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -144,6 +149,8 @@ class AnomalyMatchController:
         self.layers.remove()
         self.session.close()
         self.session, self.queue = None, None
+        self.saliency_visible = False
+        self._saliency.clear()
         self.session_changed.emit(None)
 
     close = close_session
@@ -208,6 +215,8 @@ class AnomalyMatchController:
         if self.queue is None:
             return
         self.layers.show(self.queue)
+        if self.saliency_visible:
+            self._show_saliency()
         self.keys.bind_layers(self.layers.review_layers())
         self.candidate_changed.emit(self.queue.current)
         self._schedule_prefetch()
@@ -225,7 +234,8 @@ class AnomalyMatchController:
         start, _ = self.queue.page(size)
         next_page = self.queue.ranking[start + size:start + 2 * size]
         if self.layers.prefetch(self.queue.upcoming(PREFETCH)) or (
-                self.layers.gallery_visible and self.layers.prefetch_tile(next_page)):
+                self.layers.gallery_visible and self.layers.prefetch_tile(next_page)) or (
+                self.saliency_visible and self._prefetch_saliency()):
             self._schedule_prefetch()
 
     def move(self, step: int) -> Candidate | None:
@@ -324,6 +334,61 @@ class AnomalyMatchController:
         start, _ = self.queue.page(self.layers.grid.size)
         return self.go_to(start + slot)
 
+    def toggle_saliency(self) -> bool:
+        """Show or hide the current candidate's saliency map over it; returns whether it is shown.
+
+        Raises
+        ------
+        NotTrainedError
+            Before the first training cycle (there is no score to explain).
+        SessionError
+            While training or scoring runs (the model is changing).
+        """
+        self._require_queue()
+        if not self.saliency_visible:
+            self._refuse_while_busy("show the saliency map")
+            self.saliency_visible = True
+            try:
+                self._show_saliency()
+            except AnomalyMatchError:
+                self.saliency_visible = False
+                raise
+        else:
+            self.saliency_visible = False
+            self.layers.hide_saliency()
+        return self.saliency_visible
+
+    def _show_saliency(self) -> None:
+        """Draw the current candidate's map (none while a run changes the model)."""
+        candidate = self.current
+        if candidate is None or self.busy:
+            self.layers.hide_saliency()
+            return
+        self.layers.show_saliency(self._saliency_of(candidate.index))
+        self.keys.bind_layers(self.layers.review_layers())  # a new layer: its own x would orient planes
+
+    def _saliency_of(self, index: int):
+        """The map of image ``index`` by the latest model (kept until a new model or normalisation)."""
+        session = self._require_session()
+        if self._saliency_cycle != session.cycle:
+            self._saliency.clear()
+            self._saliency_cycle = session.cycle
+        if index not in self._saliency:
+            self._saliency[index] = saliency_maps(session, [index])[0]
+            while len(self._saliency) > SALIENCY_CACHE:
+                self._saliency.popitem(last=False)
+        return self._saliency[index]
+
+    def _prefetch_saliency(self) -> bool:
+        """Make the map of the first upcoming candidate without one; False when all have one."""
+        if self.busy:
+            return False
+        for index in self.queue.upcoming(PREFETCH):
+            if int(index) not in self._saliency or self._saliency_cycle != self.session.cycle:
+                self._saliency_of(int(index))
+                return True
+        return False
+
     # -- display -----------------------------------------------------------------------
 
     def set_display(self, settings: DisplaySettings) -> None:
@@ -347,6 +412,7 @@ class AnomalyMatchController:
         session.update_config(session.config.replace(
             data=dataclasses.replace(session.config.data, normalisation=normalisation)))
         self._preview = None
+        self._saliency.clear()  # the model sees the images otherwise now
         self._attach_layers()
         self.show()
         self.session_changed.emit(session)
@@ -390,6 +456,7 @@ class AnomalyMatchController:
         session = self._require_session()
         self._refuse_while_busy("start another run")
         avoid_triton_llvm_clash()  # before the worker imports the model stack
+        self.layers.hide_saliency()  # the model changes: the map comes back by the new one
         return self.runner.start(session, train=train, score=score, iterations=iterations,
                                  unsupervised=unsupervised)
 
@@ -416,6 +483,11 @@ class AnomalyMatchController:
                 self.queue.go_to(0)  # the new ranking's top is what the user wants to see next
             self.show()
         self.run_finished.emit(outcome)
+
+    def _on_busy(self, busy: bool) -> None:
+        if not busy and self.saliency_visible and self.queue is not None:
+            self._show_saliency()  # hidden during the run; now by the new model
+        self.busy_changed.emit(busy)
 
     # -- results -----------------------------------------------------------------------
 
@@ -460,3 +532,4 @@ class AnomalyMatchController:
 
 
 PREFETCH = 6
+SALIENCY_CACHE = 256  # maps kept: 4 MiB at 64 px

@@ -40,6 +40,7 @@ REVIEW_KEYS: dict[str, tuple[str, str, tuple[Any, ...]]] = {
     "PageDown": ("next gallery page", "move_page", (1,)),
     "PageUp": ("previous gallery page", "move_page", (-1,)),
     "g": ("show or hide the gallery", "toggle_gallery", ()),
+    "x": ("show or hide the saliency map", "toggle_saliency", ()),
     "r": ("retrain with the new labels (then rescore)", "train_cycle", ()),
 }
 

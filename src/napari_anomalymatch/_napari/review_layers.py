@@ -1,5 +1,6 @@
-"""The review's layers: the current candidate, large and framed by its label, the gallery, and the
-gallery tiles' tags (text, drawn only while a tile of the page has a tag).
+"""The review's layers: the current candidate, large and framed by its label, the gallery, the
+gallery tiles' tags (text, drawn only while a tile of the page has a tag) and (while it is switched
+on) the candidate's saliency map over it.
 
 Rendered images are cached by collection index, so stepping through
 candidates only reads and renders what is not cached yet (the next few are
@@ -17,6 +18,7 @@ import numpy as np
 from ..core.display import DisplayRenderer
 from ..core.io.base import ImageCollection
 from ..core.review.queue import Candidate, ReviewQueue
+from ..core.review.saliency import INFERNO, OVERLAY_OPACITY
 from ..core.review.tiles import TileGrid, frame_width, framed, label_colour, resize_rgb
 from .layers import SOURCE_KEY, text_overlay, upsert_image
 
@@ -28,6 +30,7 @@ GALLERY_LAYER = "AnomalyMatch gallery"
 TAGS_LAYER = "AnomalyMatch tags"
 TAG_TEXT = {"string": "{tags}", "anchor": "lower_left", "color": "yellow", "size": 8}  # hangs below its point
 TILE_TAG_CHARACTERS = 10  # about a tile's width at the gallery's usual zoom; the panel shows them all
+SALIENCY_LAYER = "AnomalyMatch saliency"
 MAX_TILE = 128
 RENDER_CACHE_BYTES = 256 * 1024 * 1024  # rendered candidates kept (uint8 RGB): 1,365 at 256 px
 GALLERY_GAP = 0.05  # gap between candidate and gallery, as a fraction of the candidate's height
@@ -52,6 +55,7 @@ class ReviewLayers:
         self._page_current: int | None = None
         self._page_tags: list[tuple[str, ...]] = []
         self._canvas: np.ndarray | None = None
+        self._frame, self._drawn_shape = 0, (1, 1)  # the candidate's frame width and image size
 
     # -- set-up ------------------------------------------------------------------------
 
@@ -132,6 +136,7 @@ class ReviewLayers:
     def _show_candidate(self, candidate: Candidate) -> None:
         image = self.render([candidate.index])[0]
         width = frame_width(image.shape[0])
+        self._frame, self._drawn_shape = width, image.shape[:2]
         data = framed(image, label_colour(candidate.label), width)
         metadata = {SOURCE_KEY: {**self.metadata[SOURCE_KEY], "index": candidate.index,
                                  "id": candidate.image_id}}
@@ -200,6 +205,7 @@ class ReviewLayers:
                 layer = self.viewer.layers[name]
                 layer.data = np.zeros((1, 1, 3), dtype=np.uint8)
         self._remove(TAGS_LAYER)
+        self.hide_saliency()
         self._page, self._page_tags = None, []
 
     def set_gallery_visible(self, visible: bool, queue: ReviewQueue | None) -> None:
@@ -214,9 +220,27 @@ class ReviewLayers:
             self._page, self._page_tags = None, []
         self.viewer.reset_view()
 
+    def show_saliency(self, saliency: np.ndarray) -> Any:
+        """Draw the current candidate's map over it (inside its frame), fading to clear where the
+        map is 0; a map of another size than the drawn image (a previewed crop) is stretched to it."""
+        width, inner = self._frame, self._drawn_shape
+        scale = (inner[0] / saliency.shape[0], inner[1] / saliency.shape[1])
+        translate = tuple(width + (s - 1) / 2 for s in scale)  # pixel centres on the image's
+        layer = upsert_image(self.viewer, SALIENCY_LAYER, saliency, colormap=saliency_colormap(),
+                             contrast_limits=(0.0, 1.0), opacity=OVERLAY_OPACITY, blending="translucent",
+                             scale=scale, translate=translate)
+        layers = self.viewer.layers
+        if layers.index(layer) < layers.index(CANDIDATE_LAYER):  # the candidate was made again
+            layers.move(layers.index(layer), len(layers))
+        return layer
+
+    def hide_saliency(self) -> None:
+        if SALIENCY_LAYER in self.viewer.layers:
+            self.viewer.layers.remove(SALIENCY_LAYER)
+
     def review_layers(self) -> list[Any]:
-        """The candidate and gallery layers now in the viewer."""
-        return [self.viewer.layers[name] for name in (CANDIDATE_LAYER, GALLERY_LAYER, TAGS_LAYER)
+        """The candidate, gallery, tags and saliency layers now in the viewer."""
+        return [self.viewer.layers[name] for name in (CANDIDATE_LAYER, GALLERY_LAYER, TAGS_LAYER, SALIENCY_LAYER)
                 if name in self.viewer.layers]
 
     def slot_at(self, world_position: tuple[float, ...]) -> int | None:
@@ -229,7 +253,7 @@ class ReviewLayers:
 
     def remove(self) -> None:
         """Take the review's layers out of the viewer."""
-        for name in (CANDIDATE_LAYER, GALLERY_LAYER, TAGS_LAYER):
+        for name in (CANDIDATE_LAYER, GALLERY_LAYER, TAGS_LAYER, SALIENCY_LAYER):
             self._remove(name)
         self._page_tags = []
         text_overlay(self.viewer).visible = False
@@ -237,3 +261,11 @@ class ReviewLayers:
 
 def _short(text: str) -> str:
     return text if len(text) <= TILE_TAG_CHARACTERS else text[:TILE_TAG_CHARACTERS - 1] + "…"
+
+
+def saliency_colormap() -> Any:
+    """The core's inferno colours, clear at 0 and opaque at 1 (so low saliency hides nothing)."""
+    from napari.utils.colormaps import Colormap
+
+    alpha = np.linspace(0.0, 1.0, len(INFERNO), dtype=np.float32)[:, None]
+    return Colormap(colors=np.hstack([INFERNO, alpha]), name="anomalymatch saliency")

@@ -66,6 +66,7 @@ class ReviewWidget(Container):
             "undo": ("Undo (z)", lambda: controller.undo()),
             "tag": ("Tag… (t)", lambda: controller.open_tag_entry()),
             "gallery": ("Gallery (g)", lambda: controller.toggle_gallery()),
+            "saliency": ("Saliency (x)", lambda: controller.toggle_saliency()),
             "retrain": ("Retrain (r)", lambda: controller.train_cycle()),
         }
         self.buttons = {}
@@ -78,7 +79,7 @@ class ReviewWidget(Container):
         self.export_button = PushButton(text="Export labels and scores")
         self.keys_help = Label(value=keys_table())
         rows = [("first", "last"), ("previous", "next"), ("anomaly", "normal"), ("unsure", "undo"),
-                ("tag", "gallery"), ("retrain",)]
+                ("tag", "gallery"), ("saliency", "retrain")]
         self.extend([self.candidate, self.counts,
                      Container(widgets=[self.order, self.which, self.tag, self.known], labels=True),
                      self.advance, self.keep_place,

@@ -34,6 +34,8 @@ PROBE_LAYERS = ("pyramid", "head")
 PROBE_MORPHOLOGY = ("auto", "on", "off")
 # The orders a person (the Review panel) or the protocol's oracle reviews candidates in.
 ORDERS = ("score", "uncertainty", "random")
+FILTERS = ("unlabelled", "labelled", "all")  # which images a ranking lists
+SALIENCY_METHODS = ("gradient", "grad-cam", "occlusion")  # see core.scoring.saliency
 ORACLE_ORDER = "score"  # the paper's protocol: the oracle labels the most anomalous images first
 # How a first ranking without labels scores novelty (core.scoring.novelty); knn's AUROC is the
 # higher on three of FIRST's four classes (benchmarks/results/zero_label.json)

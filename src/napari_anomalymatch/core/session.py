@@ -29,7 +29,16 @@ import torch
 
 from .atomic import remove_stale_temporaries
 from .autocrop import resolve_automatic
-from .config import AUTO, DEFAULT_NOVELTY_METHOD, ORDERS, DataConfig, SessionConfig, TrainConfig, resolve_source
+from .config import (
+    AUTO,
+    DEFAULT_NOVELTY_METHOD,
+    FILTERS,
+    ORDERS,
+    DataConfig,
+    SessionConfig,
+    TrainConfig,
+    resolve_source,
+)
 from .errors import (
     AnomalyMatchError,
     CheckpointError,
@@ -53,7 +62,6 @@ from .transforms import Normaliser
 CONFIG_FILE = "session.toml"
 LABELS_FILE = "labels.sqlite"
 SHARD_SIZES_FILE = "shard-sizes.json"  # how many images each shard of a sharded source holds
-FILTERS = ("unlabelled", "labelled", "all")
 
 
 class Session:
