@@ -81,6 +81,7 @@ class TrainWidget(QWidget):
                                               "is, to find the first anomalies to label")
         self.stop_button = PushButton(text="Stop", enabled=False)
         self.status = status_label()
+        self._run_ended = False  # progress events queued behind a run's end are dropped
         self.plot = LossPlot()
         buttons = Container(widgets=[self.train_button, self.score_button, self.rank_button, self.stop_button],
                             layout="horizontal", labels=False)
@@ -121,6 +122,8 @@ class TrainWidget(QWidget):
         self.status.value = "stopping after this iteration ..."
 
     def _on_busy_changed(self, busy: bool) -> None:
+        if busy:
+            self._run_ended = False
         self.train_button.enabled = not busy
         self.score_button.enabled = not busy
         self._enable_ranking(busy)
@@ -133,6 +136,8 @@ class TrainWidget(QWidget):
         self.rank_button.enabled = not busy and session is not None and session.cycle == 0
 
     def _on_progress(self, event: Any) -> None:
+        if self._run_ended:
+            return
         if isinstance(event, LoadProgress):
             self.status.value = f"loading training images {event.n_done}/{event.n_total}"
         elif isinstance(event, TrainProgress):
@@ -149,6 +154,7 @@ class TrainWidget(QWidget):
                                  f"({event.images_per_second:.0f} images/s)")
 
     def _on_run_finished(self, outcome: RunOutcome) -> None:
+        self._run_ended = True  # its outcome, not a late progress line, is what the status keeps
         session = self.controller.session
         cycle = session.cycle if session is not None else 0
         if outcome.error:
