@@ -157,6 +157,9 @@ def speed(links: Links) -> str:
     for section, key in (("heads", "head"), ("probe_features", "head"), ("paths", "path")):
         if data.get(section):
             parts.append(_pivot(data[section], key, f"scoring uint8 HDF5 by {section.replace('_', ' ')}, images/s"))
+            if any("images_per_cpu_second" in e for e in data[section]):
+                parts.append(_pivot(data[section], key, "the same per CPU-second (other jobs barely change it)",
+                                    "images_per_cpu_second"))
             host = data.get("machines", {}).get(section)
             if host:
                 parts[-1] += f"\n\nMeasured on {_host(host)}."
@@ -165,7 +168,7 @@ def speed(links: Links) -> str:
                 for e in data["memory"]]
         parts.append("| scoring uint8 HDF5 at 64 px, images | images/s | peak MB |\n|---|---|---|\n" + "\n".join(rows))
     if data.get("agreement"):
-        parts.append(_records(data["agreement"], "bf16 against float32 scores"))
+        parts.append(_records(data["agreement"], "reduced precision against float32 (allowed: meets the rule)"))
     return "\n\n".join(parts) + f"\n\nFrom {links.link('speed.json')}.\n"
 
 
@@ -318,10 +321,10 @@ def _pm(summary: dict, key: str, digits: int) -> str:
     return f"{summary[key + '_mean']:.{digits}f} ± {summary[key + '_std']:.{digits}f}"
 
 
-def _pivot(entries: list[dict], key: str, title: str) -> str:
-    """Images/s with one row per ``key`` and one column per image size."""
+def _pivot(entries: list[dict], key: str, title: str, value: str = "images_per_second") -> str:
+    """Images/s (or another ``value``) with one row per ``key`` and one column per image size."""
     sizes = sorted({e["size"] for e in entries})
-    cells = {(e[key], e["size"]): e["images_per_second"] for e in entries}
+    cells = {(e[key], e["size"]): e[value] for e in entries if value in e}
     names = list(dict.fromkeys(e[key] for e in entries))
     lines = [f"| {title} | " + " | ".join(f"{s} px" for s in sizes) + " |", "|---|" + "---|" * len(sizes)]
     for name in names:

@@ -14,11 +14,14 @@
   get by default;
 * memory: peak RSS of a scoring process as the collection grows from 10^3 to 10^5 images;
 * paths: scoring uint8 HDF5 along each CPU inference path (the deprecated TorchScript graph, the
-  default before the measured choice; float32 eager; bf16 autocast; ``auto``, the measured choice,
-  its measurement included), at 64 and 150 px, with each rate relative to TorchScript's;
-* agreement: bf16 against float32 on the same trained model on real data (FIRST radio galaxies, Bent
-  as the anomaly; CIFAR-10 with cat as the anomaly): |dAUROC|, top-100 overlap, Spearman's rho,
-  and whether the rule of ``core.pathchoice.AGREEMENT`` lets bf16 score.
+  default before the measured choice; float32 eager; bf16 autocast, plain and with the first
+  stages in float32; each eager and with its batch norms folded; torch.compile; ``auto``, the
+  measured choice, its measurement included), at 64 and 150 px, with each rate relative to
+  TorchScript's;
+* agreement: bf16 and bf16 with the first stages in float32 against float32 on the same trained
+  model on real data (FIRST radio galaxies, Bent as the anomaly; CIFAR-10 with cat as the
+  anomaly): |dAUROC|, top-100 overlap, Spearman's rho, and whether the rule of
+  ``core.pathchoice.AGREEMENT`` lets the precision score.
 
 Each measurement runs in a fresh process (so peak RSS is that run's own). The data are synthetic
 galaxy-like cutouts written under ``benchmarks/work/speed`` (git-ignored). The machine is shared
@@ -194,17 +197,26 @@ def measure_scoring(source: str, size: int, options: dict, head: str = "classifi
         model = AnomalyScorer(model, probe, head.split("-")[0], frozen).eval()
     normaliser = Normaliser(NormalisationConfig(), collection.value_range)
     config = ScoreConfig(batch_size=256, **(score or {}))
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
     result = run_to_end(score_collection(model, collection, normaliser, size, config))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
     return {"n_images": len(collection), "images_per_second": len(collection) / elapsed,
-            "seconds": elapsed, "finite_scores": int(np.isfinite(result.scores).sum()),
+            "images_per_cpu_second": len(collection) / cpu, "seconds": elapsed,
+            "finite_scores": int(np.isfinite(result.scores).sum()),
             "inference": result.inference, "peak_rss_mb": _peak_rss_mb()}
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process's threads and its finished loader processes: unlike wall time,
+    barely changed by other jobs sharing the machine, so paths measured at different loads compare."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def measure_agreement(dataset: str, size: int, iterations: int, max_images: int = 6000) -> dict:
-    """bf16 against float32 scores of one model trained ``iterations`` FixMatch steps on ``dataset``
-    (at most ``max_images``: every anomaly and labelled image, and normal ones evenly spread)."""
+    """Each reduced CPU precision (``REDUCED_PRECISIONS``) against float32 scores of one model
+    trained ``iterations`` FixMatch steps on ``dataset`` (at most ``max_images``: every anomaly and
+    labelled image, and normal ones evenly spread)."""
     import torch
 
     from napari_anomalymatch.core.config import ModelConfig, NormalisationConfig, ScoreConfig, TrainConfig
@@ -230,11 +242,14 @@ def measure_agreement(dataset: str, size: int, iterations: int, max_images: int 
         pass
     model = trainer.scoring_model
     fp32 = score_images(model, images, ScoreConfig(precision="float32"))
-    bf16 = score_images(model, images, ScoreConfig(precision="bfloat16"))
-    agreement = ranking_agreement(fp32, bf16, truth, top=100)
-    return {"dataset": dataset, "size": size, "iterations": iterations, "n_images": len(truth),
-            "n_images_in_set": len(collection), "n_anomalies": int(truth.sum()), **agreement,
-            "bf16_allowed": agrees(agreement)}
+    entries = []
+    for precision in REDUCED_PRECISIONS:
+        agreement = ranking_agreement(fp32, score_images(model, images, ScoreConfig(precision=precision)),
+                                      truth, top=100)
+        entries.append({"dataset": dataset, "precision": precision, "size": size, "iterations": iterations,
+                        "n_images": len(truth), "n_images_in_set": len(collection),
+                        "n_anomalies": int(truth.sum()), **agreement, "allowed": agrees(agreement)})
+    return {"entries": entries}
 
 
 def _subset(keep: np.ndarray, max_images: int) -> np.ndarray:
@@ -367,6 +382,8 @@ PATHS = {"torchscript (the old default)": {"precision": "float32", "compile": "t
          "float32 fused": {"precision": "float32", "compile": "fused"},
          "bfloat16 eager": {"precision": "bfloat16", "compile": "none"},
          "bfloat16 fused": {"precision": "bfloat16", "compile": "fused"},
+         "bfloat16-mixed eager": {"precision": "bfloat16-mixed", "compile": "none"},
+         "bfloat16-mixed fused": {"precision": "bfloat16-mixed", "compile": "fused"},
          "float32 torch.compile": {"precision": "float32", "compile": "inductor"},
          "bfloat16 torch.compile": {"precision": "bfloat16", "compile": "inductor"},
          "auto (measured)": {}}
@@ -387,23 +404,29 @@ def _paths(sizes: list[int], n: int, quick: bool) -> list[dict]:
                 os.environ["ANOMALYMATCH_CACHE_DIR"] = cache  # the subprocess inherits it
                 entry = {"path": name, "size": size, **in_subprocess(
                     "measure_scoring", source=str(path), size=size, options={}, head="lpft", score=score)}
-            baseline = baseline or entry["images_per_second"]
-            entry["relative_to_torchscript"] = entry["images_per_second"] / baseline
+            baseline = baseline or {"wall": entry["images_per_second"], "cpu": entry["images_per_cpu_second"]}
+            entry["relative_to_torchscript"] = entry["images_per_second"] / baseline["wall"]
+            entry["cpu_relative_to_torchscript"] = entry["images_per_cpu_second"] / baseline["cpu"]
             entries.append(entry)
             print(f"scoring uint8_hdf5 {size}px, {name} ({entry['inference']}): "
-                  f"{entry['images_per_second']:.0f} images/s ({entry['relative_to_torchscript']:.2f}x)", flush=True)
+                  f"{entry['images_per_second']:.0f} images/s ({entry['relative_to_torchscript']:.2f}x), "
+                  f"{entry['images_per_cpu_second']:.0f} per CPU-second ({entry['cpu_relative_to_torchscript']:.2f}x)",
+                  flush=True)
     return entries
 
 
 def _agreement(sizes: list[int], n: int, quick: bool) -> list[dict]:
     entries = []
     for dataset in ("first", "cifar10"):
-        entries.append(in_subprocess("measure_agreement", dataset=dataset, size=64, iterations=40 if quick else 100))
-        print(f"agreement {dataset}: {entries[-1]}", flush=True)
+        measured = in_subprocess("measure_agreement", dataset=dataset, size=64, iterations=40 if quick else 100)
+        entries.extend(measured["entries"])
+        for entry in measured["entries"]:
+            print(f"agreement {dataset} {entry['precision']}: {entry}", flush=True)
     return entries
 
 
 HEADS = ("lpft", "classifier", "ensemble", "probe")
+REDUCED_PRECISIONS = ("bfloat16", "bfloat16-mixed")
 SECTIONS = {"training": _training, "scoring": _scoring, "heads": _heads, "probe_features": _probe_features,
             "memory": _memory, "paths": _paths, "agreement": _agreement}
 

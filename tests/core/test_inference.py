@@ -12,6 +12,7 @@ import torch
 
 from napari_anomalymatch.core import pathchoice
 from napari_anomalymatch.core.config import ModelConfig, ScoreConfig
+from napari_anomalymatch.core.errors import ConfigError
 from napari_anomalymatch.core.learning.models import build_model
 from napari_anomalymatch.core.scoring import inference
 from napari_anomalymatch.core.scoring.inference import ScoringModel, ScoringModelWarning, prepare_scoring_model
@@ -26,7 +27,8 @@ def model():
 
 
 @pytest.mark.parametrize(("requested", "expected"), [
-    ("auto", None), ("float32", None), ("bfloat16", torch.bfloat16), ("float16", torch.float16)])
+    ("auto", None), ("float32", None), ("bfloat16", torch.bfloat16), ("bfloat16-mixed", torch.bfloat16),
+    ("float16", torch.float16)])
 def test_precision_on_a_cpu(requested, expected):
     assert inference.choose_precision(requested, torch.device("cpu")) == expected
 
@@ -131,6 +133,45 @@ def test_the_selection_holds_a_small_trained_model_to_the_agreement_rule(trained
     np.testing.assert_allclose(chosen(images), fp32, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("compile_mode", ["none", "fused"])
+def test_mixed_precision_runs_the_first_stages_in_float32_and_the_rest_in_bf16(trained_blobs, compile_mode):
+    model, images, truth = trained_blobs
+    cpu = torch.device("cpu")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    mixed = prepare_scoring_model(model, ScoreConfig(precision="bfloat16-mixed", compile=compile_mode),
+                                  (1, 32, 32), cpu)
+    assert mixed.path.label == f"bfloat16-mixed+{ {'none': 'eager'}.get(compile_mode, compile_mode)}"
+    backbone = next(m for m in mixed.module.modules() if hasattr(m, "conv_stem"))
+    seen = {}
+    for index in (0, 1, 2, len(backbone.blocks) - 1):
+        block = backbone.blocks[index]
+        block.register_forward_hook(lambda module, args, out, index=index: seen.__setitem__(index, out.dtype))
+    fp32 = prepare_scoring_model(model, ScoreConfig(precision="float32", compile="none"), (1, 32, 32), cpu)(images)
+    bf16 = prepare_scoring_model(model, ScoreConfig(precision="bfloat16", compile="none"), (1, 32, 32), cpu)(images)
+    found = mixed(images)
+    assert seen == {0: torch.float32, 1: torch.float32, 2: torch.bfloat16, len(backbone.blocks) - 1: torch.bfloat16}
+    assert np.abs(found - fp32).max() < np.abs(bf16 - fp32).max()
+    assert pathchoice.ranking_agreement(fp32, found)["spearman"] > pathchoice.ranking_agreement(fp32, bf16)["spearman"]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_mixed_precision_is_used_only_when_asked_for(monkeypatch):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    automatic = [p.label for p in pathchoice.candidate_paths(ScoreConfig(), torch.device("cpu"), 10_000)]
+    assert automatic == ["float32+eager", "bfloat16+eager", "float32+fused", "bfloat16+fused"]
+    forced = pathchoice.candidate_paths(ScoreConfig(precision="bfloat16-mixed"), torch.device("cpu"), 10_000)
+    assert [p.label for p in forced] == ["bfloat16-mixed+eager", "bfloat16-mixed+fused"]
+    assert pathchoice.InferencePath.parse("bfloat16-mixed+fused").dtype == torch.bfloat16
+
+
+def test_mixed_precision_needs_a_network_with_stages():
+    plain = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    plain(torch.zeros(1, *SHAPE))
+    with pytest.raises(ConfigError, match="bfloat16-mixed.*EfficientNet-style"):
+        prepare_scoring_model(plain, ScoreConfig(precision="bfloat16-mixed", compile="none"), SHAPE,
+                              torch.device("cpu"))
+
+
 @pytest.fixture(scope="module")
 def trained_blobs():
     from napari_anomalymatch.core.config import TrainConfig
@@ -170,9 +211,9 @@ def test_a_graph_that_strays_is_not_used(model, monkeypatch):
 
 def test_cudnn_autotuning_is_switched_on_only_while_scoring_on_a_gpu(model):
     before = torch.backends.cudnn.benchmark
-    gpu_scorer = ScoringModel(model, torch.device("cuda"), None, False, "eager")  # never run here
+    gpu_scorer = ScoringModel(model, torch.device("cuda"), "float32", False, "eager")  # never run here
     with gpu_scorer.tuned():
         assert torch.backends.cudnn.benchmark is True
     assert torch.backends.cudnn.benchmark is before
-    with ScoringModel(model, torch.device("cpu"), None, False, "eager").tuned():
+    with ScoringModel(model, torch.device("cpu"), "float32", False, "eager").tuned():
         assert torch.backends.cudnn.benchmark is before

@@ -21,7 +21,7 @@ from .errors import ConfigError
 NORMALISATIONS = ("auto", "none", "linear", "percentile", "log", "asinh", "zscale")
 SOFTENINGS = ("fixed", "noise")
 ON_ERROR = ("raise", "skip")
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+PRECISIONS = ("auto", "float32", "bfloat16", "bfloat16-mixed", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 WEAK_PASSES = ("joint", "separate")
 HEADS = ("lpft+probe", "lpft", "classifier", "probe", "ensemble")
@@ -294,6 +294,8 @@ class ScoreConfig:
     resuming); the parts of a sharded collection never straddle two shards.
     ``precision`` and ``compile`` both ``auto``: the fastest path measured on
     the run's images whose ranking agrees with float32 (see ``core.pathchoice``);
+    ``precision="bfloat16-mixed"``: bf16 after the network's first stages, which stay float32
+    (see ``scoring.mixed``);
     ``compile``: ``none`` (eager), ``fused`` (eager with the batch norms folded
     into the convolutions), ``inductor`` (``torch.compile``) or ``torchscript``
     (deprecated with torch's TorchScript).

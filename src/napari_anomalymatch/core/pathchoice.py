@@ -36,12 +36,14 @@ MEASURE_MIN_IMAGES = 2048
 # From this many images a torch.compile graph (20-40 s to build on 2 cores) is worth timing too.
 COMPILE_MIN_IMAGES = 50_000
 CACHE_ENV = "ANOMALYMATCH_CACHE_DIR"
+MIXED = "-mixed"  # a precision's suffix: the network's first stages stay float32
 _COMPILE_TO_GRAPH = {"none": "eager", "fused": "fused", "inductor": "inductor", "torchscript": "torchscript"}
 
 
 @dataclass(frozen=True)
 class InferencePath:
-    """``precision`` (float32, bfloat16, float16) and ``graph`` (eager, fused, inductor, torchscript)."""
+    """``precision`` (float32, bfloat16, bfloat16-mixed, float16) and ``graph`` (eager, fused,
+    inductor, torchscript)."""
 
     precision: str
     graph: str
@@ -52,7 +54,13 @@ class InferencePath:
 
     @property
     def dtype(self) -> torch.dtype | None:
-        return None if self.precision == "float32" else getattr(torch, self.precision)
+        """The autocast dtype (None: plain float32)."""
+        return None if self.precision == "float32" else getattr(torch, self.precision.removesuffix(MIXED))
+
+    @property
+    def mixed(self) -> bool:
+        """Whether the network's first stages stay float32 (see ``scoring.mixed``)."""
+        return self.precision.endswith(MIXED)
 
     @classmethod
     def parse(cls, label: str) -> InferencePath:
@@ -79,7 +87,11 @@ class Selection:
 
 
 def native_reduced_precisions(device: torch.device) -> list[str]:
-    """Reduced precisions this device computes natively (bf16 needs AVX-512 BF16 or AMX on a CPU)."""
+    """Reduced precisions this device computes natively (bf16 needs AVX-512 BF16 or AMX on a CPU).
+
+    ``bfloat16-mixed`` is not among them: on FIRST its top 100 still strays from float32's by
+    more than ``AGREEMENT`` allows, which the few calibration images of a run cannot see, so it
+    is used only when asked for."""
     if device.type == "cuda":
         return ["bfloat16"] if torch.cuda.is_bf16_supported() else ["float16"]
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)

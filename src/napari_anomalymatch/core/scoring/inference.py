@@ -4,10 +4,11 @@
 for inference.  Its path, a precision and a graph, is forced by
 ``ScoreConfig.precision`` / ``compile`` or, with both ``auto``, chosen by
 measurement on the run's own images (``pathchoice.select_path``): on a CPU
-float32 eager or bf16 autocast where the CPU has native bf16 (AVX-512 BF16,
-AMX), on a GPU bf16/fp16 or float32, the fastest whose ranking agrees with
-float32, each as it is or with its batch norms folded into the convolutions
-(``compile="fused"``, see ``fusion``).  ``torch.compile`` (``compile="inductor"``)
+float32, or where the CPU has native bf16 (AVX-512 BF16, AMX) bf16 autocast,
+plain or with the network's first stages in float32 (``bfloat16-mixed``, see
+``mixed``), on a GPU bf16/fp16 or float32; each as it is or with its batch norms
+folded into the convolutions (``compile="fused"``, see ``fusion``); the fastest whose ranking agrees with
+float32 is used.  ``torch.compile`` (``compile="inductor"``)
 is timed too for large runs, and used when asked; the TorchScript graph is kept
 only behind ``compile="torchscript"``, deprecated as torch deprecates it.  A
 graph that cannot be built, or whose output differs from the eager model's, is
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from ..config import ScoreConfig
+from ..errors import ConfigError
 from ..learning.augment import dihedral, scoring_views
 from ..pathchoice import (
     InferencePath,
@@ -36,6 +38,7 @@ from ..pathchoice import (
     timing_key,
 )
 from .fusion import fold_batch_norms
+from .mixed import keep_early_stages_float32
 
 # How far a graph's logits may stray from the eager model's, relative to the largest logit.
 GRAPH_TOLERANCE = {None: 1e-4, torch.bfloat16: 5e-2, torch.float16: 2e-2}
@@ -54,8 +57,8 @@ def choose_precision(requested: str, device: torch.device) -> torch.dtype | None
     """
     if requested == "float32":
         return None
-    if requested in ("bfloat16", "float16"):
-        return getattr(torch, requested)
+    if requested in ("bfloat16", "bfloat16-mixed", "float16"):
+        return InferencePath(requested, "eager").dtype
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return None
@@ -79,7 +82,7 @@ class ScoringModel:
     """A classifier ready to score batches: ``scoring_model(images, valid) -> scores``.
 
     Build one with ``prepare_scoring_model``.  ``graph`` says what runs:
-    ``eager``, ``torchscript`` or ``inductor``; ``path`` is the precision and
+    ``eager``, ``fused``, ``torchscript`` or ``inductor``; ``path`` is the precision and
     graph (what a resumed run must reuse) and ``selection`` how it was chosen.
     """
 
@@ -87,13 +90,17 @@ class ScoringModel:
 
     @property
     def path(self) -> InferencePath:
-        return InferencePath(str(self.dtype).replace("torch.", "") if self.dtype else "float32", self.graph)
+        return InferencePath(self.precision, self.graph)
 
-    def __init__(self, module: torch.nn.Module, device: torch.device, dtype: torch.dtype | None,
+    @property
+    def dtype(self) -> torch.dtype | None:
+        return InferencePath(self.precision, self.graph).dtype
+
+    def __init__(self, module: torch.nn.Module, device: torch.device, precision: str,
                  tta: bool, graph: str) -> None:
         self.module = module
         self.device = device
-        self.dtype = dtype
+        self.precision = precision
         self.tta = tta
         self.graph = graph
 
@@ -216,7 +223,12 @@ def prepare_scoring_model(model: torch.nn.Module, config: ScoreConfig, input_sha
 def _build(module: torch.nn.Module, path: InferencePath, tta: bool, device: torch.device,
            input_shape: tuple[int, int, int]) -> ScoringModel:
     """``module`` (prepared) scoring along ``path``; a graph that fails or strays gives the eager model."""
-    eager = ScoringModel(module, device, path.dtype, tta, "eager")
+    if path.mixed:
+        module, changed = keep_early_stages_float32(module)
+        if changed == 0:
+            raise ConfigError(f"score.precision = {path.precision!r} needs an EfficientNet-style "
+                              "network (conv_stem, bn1, blocks); use 'bfloat16' or 'float32'")
+    eager = ScoringModel(module, device, path.precision, tta, "eager")
     if path.graph == "eager":
         return eager
     if path.graph == "torchscript":
@@ -235,7 +247,7 @@ def _build_graph(eager: ScoringModel, graph: str, example: torch.Tensor) -> Scor
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             builder = {"torchscript": _torchscript, "fused": _fused, "inductor": _inductor}[graph]
             module = builder(eager, example)
-            candidate = ScoringModel(module, eager.device, eager.dtype, eager.tta, graph)
+            candidate = ScoringModel(module, eager.device, eager.precision, eager.tta, graph)
             difference = _relative_difference(candidate, eager, example)
     except (RuntimeError, AttributeError, TypeError, ValueError, NotImplementedError) as err:
         warnings.warn(f"could not build the {graph} scoring graph ({type(err).__name__}: {err}); "

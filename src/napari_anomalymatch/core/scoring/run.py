@@ -30,6 +30,7 @@ from ..pathchoice import InferencePath, default_path, needs_selection
 from ..runs import run_to_end
 from ..transforms import Normaliser
 from .inference import CALIBRATION_IMAGES, ScoringModel, anomaly_probability, choose_precision, prepare_scoring_model
+from .mixed import keep_early_stages_float32
 from .store import Part, ScoreStore, best_of
 
 
@@ -298,6 +299,8 @@ def score_components(scorer: torch.nn.Module, images: torch.Tensor, config: Scor
                          f"got {tuple(probe_features.shape)} with tta={config.tta}")
     device = device or next(scorer.parameters()).device
     scorer.eval()
+    if InferencePath(config.precision, "eager").mixed:
+        scorer = keep_early_stages_float32(scorer)[0]
     dtype = choose_precision(config.precision, device)
     context = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
     parts: dict[str, list[np.ndarray]] = {}
