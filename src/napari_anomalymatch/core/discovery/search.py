@@ -86,25 +86,22 @@ def embedded_run(session: Session) -> ScoreStore:
 def query_embeddings(session: Session, store: ScoreStore, embeddings: np.ndarray,
                      queries: Sequence[Query]) -> tuple[np.ndarray, np.ndarray]:
     """The queries' embeddings ``(Q, D)`` and the collection indices among the queries."""
-    rows, own, files = [], [], []
+    rows, own = [], []
     for query in queries:
         index = _collection_index(session, query)
         if index is not None:
             own.append(index)
-            rows.append(np.asarray(embeddings[index], dtype=np.float32))
+            found = np.asarray(embeddings[index:index + 1], dtype=np.float32)
         elif Path(query).is_file():
-            files.append(Path(query))
+            found = embed_file(session, store, Path(query))
         else:
             raise UnknownIdError(f"{query!r}: neither an image id of {session.collection.source} nor an "
                                  "image file; give an id shown in the review or export, or a file's path")
-    for path in files:
-        rows.extend(embed_file(session, store, path))
-    vectors = np.stack(rows)
-    unusable = [str(q) for q, v in zip(list(queries), vectors, strict=False) if not np.isfinite(v).all()]
-    if unusable:
-        raise UnknownIdError(f"{', '.join(unusable)}: no embedding (the image could not be read or "
-                             "scored); choose another query image")
-    return vectors, np.asarray(own, dtype=np.int64)
+        if not np.isfinite(found).all():
+            raise UnknownIdError(f"{query}: no embedding (the image could not be read or scored); "
+                                 "choose another query image")
+        rows.append(found)
+    return np.concatenate(rows), np.asarray(own, dtype=np.int64)
 
 
 def _collection_index(session: Session, query: Query) -> int | None:

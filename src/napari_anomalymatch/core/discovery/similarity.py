@@ -7,6 +7,7 @@ Several queries are searched as one: the mean of their unit vectors, the directi
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -71,7 +72,9 @@ def _cosines(rows: np.ndarray, query: np.ndarray) -> np.ndarray:
     float16 to float32 with the CPU's vector instructions, many times faster than NumPy."""
     import torch
 
-    block = torch.from_numpy(np.ascontiguousarray(rows)).float()
+    with warnings.catch_warnings():  # a read-only memory map: it is only read
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        block = torch.from_numpy(np.ascontiguousarray(rows)).float()
     sims = (block @ torch.from_numpy(query)) / torch.linalg.vector_norm(block, dim=1).clamp_min(1e-30)
     sims = torch.nan_to_num(sims, nan=-torch.inf)
     return sims.numpy()
