@@ -28,6 +28,7 @@ CORE_MODULES = [
     "napari_anomalymatch.core.io.sharded",
     "napari_anomalymatch.core.scoring.tables",
     "napari_anomalymatch.core.scoring.cluster",
+    "napari_anomalymatch.core.discovery.search",
     "napari_anomalymatch.cli",
 ]
 GUI_PACKAGES = ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "vispy", "superqt",

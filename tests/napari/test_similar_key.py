@@ -16,8 +16,8 @@ def test_f_orders_the_review_by_similarity_and_back(qtbot, viewer, widget, contr
     assert controller.queue.similar_to is None
 
     label_both_classes(controller, blobs[1], normal=2)
-    controller.train_cycle()
-    qtbot.waitUntil(lambda: not controller.busy, timeout=300_000)
+    controller.train_cycle(iterations=1)  # then scores, storing the embeddings
+    qtbot.waitUntil(lambda: not controller.busy, timeout=900_000)  # a shared 2-core machine is slow
     queue, session = controller.queue, controller.session
     by_score = queue.ranking.copy()
     press(qtbot, viewer, "Right")

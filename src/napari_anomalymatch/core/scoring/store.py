@@ -176,10 +176,11 @@ class ScoreStore:
         present = set(os.listdir(self.directory)) if self.directory.exists() else set()
         self._checksums = None  # another process may have written parts meanwhile
         known = self.checksums()
-        names = [(p, p.name, EMBEDDING_PREFIX + p.name) for p in self.manifest.parts]
-        wanted = (1, 2) if self.manifest.embeddings else (1,)  # a part counts once all its files are there
-        return {p.number for p, *files in names
-                if all(files[w - 1] in present and (known is None or files[w - 1] in known) for w in wanted)}
+        return {p.number for p in self.manifest.parts  # a part counts once all its files are written
+                if all(name in present and (known is None or name in known) for name in self._files_of(p))}
+
+    def _files_of(self, part: Part) -> tuple[str, ...]:
+        return (part.name, EMBEDDING_PREFIX + part.name) if self.manifest.embeddings else (part.name,)
 
     def remaining_parts(self) -> list[Part]:
         done = self.done_parts()
