@@ -260,6 +260,24 @@ def crossmatch_speed(links: Links) -> str:
             f"From {links.link('crossmatch_speed.json')}.\n")
 
 
+def similarity(links: Links) -> str:
+    d = links.json("similarity.json")
+    parts = []
+    if d.get("index"):
+        rows = [f"| {r['n_embeddings']:,} | {r['library']} | {_num(r['build_s'], 1)} | {_num(r['query_ms'], 1)} "
+                f"| {_num(r['recall_at_100'], 3)} | {r.get('note', '')} |" for r in d["index"]]
+        parts.append("| embeddings | search | build, s | query, ms (median) | recall@100 | note |\n"
+                     "|---|---|---|---|---|---|\n" + "\n".join(rows)
+                     + f"\n\nMeasured on {_host(d['machines']['index'])}.")
+    if d.get("embeddings"):
+        rows = [f"| {'yes' if r['embeddings'] else 'no'} | {r['n_images']:,} | {r['images_per_second']:.0f} "
+                f"| {r['embedding_bytes_per_image']:.0f} | {r['peak_rss_mb']:.0f} |" for r in d["embeddings"]]
+        parts.append(f"| scoring uint8 HDF5 at {d['embeddings'][0]['size']} px, embeddings stored | images "
+                     "| images/s | bytes per image | peak MB |\n|---|---|---|---|---|\n" + "\n".join(rows)
+                     + f"\n\nMeasured on {_host(d['machines']['embeddings'])}.")
+    return "\n\n".join(parts) + f"\n\nFrom {links.link('similarity.json')}.\n"
+
+
 def zero_label(links: Links) -> str:
     """Each benchmark class's zero-label ranking (``zero_label.py``), per novelty method."""
     data = links.json("zero_label.json")
@@ -305,6 +323,7 @@ BLOCKS: dict[str, Callable[[Links], str]] = {
     "saliency": saliency,
     "reader-open": reader_open,
     "crossmatch-speed": crossmatch_speed,
+    "similarity": similarity,
     "faults": faults,
     "zero-label": zero_label,
 }

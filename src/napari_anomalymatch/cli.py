@@ -1,6 +1,6 @@
 """The ``anomalymatch`` command line: argparse -> config -> core generators + tqdm.
 
-Sub-commands: ``demo``, ``init``, ``label``, ``train``, ``score``, ``export``,
+Sub-commands: ``demo``, ``init``, ``label``, ``train``, ``score``, ``export``, ``similar``,
 ``crossmatch``, ``tag``, ``explain``, ``evaluate``, ``info``.  Errors the user can fix are printed as one line
 (exit status 2); Ctrl-C during training keeps the iterations done.
 """
@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(commands)
     _add_score(commands)
     _add_export(commands)
+    _add_similar(commands)
     _add_crossmatch(commands)
     _add_explain(commands)
     _add_evaluate(commands)
@@ -585,6 +586,33 @@ def _run_export(args: argparse.Namespace) -> int:
         _warn_if_incomplete(session)
         path = write_table(table, args.output)
         print(f"wrote {len(table)} rows to {path}")
+    return 0
+
+
+def _add_similar(commands: Any) -> None:
+    parser = commands.add_parser("similar", help="rank the images most like some query images",
+                                 description="Rank the collection by cosine similarity of its stored "
+                                             "embeddings (written by 'score') to the query images together. "
+                                             "A QUERY is an image id of the collection or the path of an "
+                                             "image or FITS file, embedded by the same network. The output "
+                                             "format follows the suffix, as for export")
+    parser.add_argument("session", type=Path)
+    parser.add_argument("queries", nargs="+", metavar="QUERY")
+    parser.add_argument("--top", type=_positive_int, default=100, help="how many images (default 100)")
+    parser.add_argument("--out", type=Path, default=None, help="write the table here (default: print it)")
+    parser.set_defaults(run=_run_similar)
+
+
+def _run_similar(args: argparse.Namespace) -> int:
+    from .core.review.export import similar_table, write_table
+    from .core.session import Session
+
+    with Session.open(args.session) as session:
+        table = similar_table(session, session.similar(args.queries, top=args.top))
+        if args.out is None:
+            table[["rank", "id", "similarity", "anomaly_score", "label"]].pprint(max_lines=-1, max_width=-1)
+        else:
+            print(f"wrote {len(table)} rows to {write_table(table, args.out)}")
     return 0
 
 

@@ -321,6 +321,13 @@ class AnomalyMatchController:
         self._require_queue().refresh()
         self.show()
 
+    def toggle_similar(self) -> bool:
+        """Review the images most like the current one (it first), or the ranking again; returns
+        whether the similarity order is on (see ``ReviewQueue.toggle_similar``)."""
+        similar = self._require_queue().toggle_similar()
+        self.show()
+        return similar
+
     def toggle_gallery(self) -> bool:
         """Show or hide the gallery; returns whether it is shown."""
         self.layers.set_gallery_visible(not self.layers.gallery_visible, self.queue)

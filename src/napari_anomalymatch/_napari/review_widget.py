@@ -68,6 +68,7 @@ class ReviewWidget(Container):
             "gallery": ("Gallery (g)", lambda: controller.toggle_gallery()),
             "saliency": ("Saliency (x)", lambda: controller.toggle_saliency()),
             "retrain": ("Retrain (r)", lambda: controller.train_cycle()),
+            "similar": ("More like this (f)", lambda: controller.toggle_similar()),
         }
         self.buttons = {}
         for name, (text, action) in buttons.items():
@@ -79,7 +80,7 @@ class ReviewWidget(Container):
         self.export_button = PushButton(text="Export labels and scores")
         self.keys_help = Label(value=keys_table())
         rows = [("first", "last"), ("previous", "next"), ("anomaly", "normal"), ("unsure", "undo"),
-                ("tag", "gallery"), ("saliency", "retrain")]
+                ("tag", "gallery"), ("saliency", "retrain"), ("similar",)]
         self.extend([self.candidate, self.counts,
                      Container(widgets=[self.order, self.which, self.tag, self.known], labels=True),
                      self.advance, self.keep_place,

@@ -77,3 +77,11 @@ class ReadOnlyError(SessionError):
 
 class IncompleteScoresError(SessionError):
     """Scores were asked for, but the newest scoring run stopped before its end."""
+
+
+class NoEmbeddingsError(NotTrainedError):
+    """A similarity search was asked for before a score run stored the collection's embeddings."""
+
+
+class MissingDependencyError(AnomalyMatchError, ImportError):
+    """An optional package that a feature needs is not installed."""

@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -58,6 +58,9 @@ from .scoring.run import ScoreBatch, ScoreResult, finish_stored_run, model_finge
 from .scoring.store import ScoreManifest, ScoreRunStatus, ScoreStore, open_scores, run_status
 from .sessionstate import recorded, write_loss_history
 from .transforms import Normaliser
+
+if TYPE_CHECKING:
+    from .discovery.search import SimilarImages
 
 CONFIG_FILE = "session.toml"
 LABELS_FILE = "labels.sqlite"
@@ -439,7 +442,9 @@ class Session:
         trainer = self.trainer
         model = trainer.scoring_model
         model_hash = model_fingerprint(model)
-        store = ScoreStore(self.score_directory(trainer.cycle), self._score_manifest(model_hash))
+        # embeddings are stored by a run here; cluster workers write scores only
+        store = ScoreStore(self.score_directory(trainer.cycle),
+                           self._score_manifest(model_hash, embeddings=cluster is None))
         if cluster is None:
             return (yield from score_collection(model, self.collection, self.normaliser,
                                                 self.config.model.image_size, self.config.score,
@@ -509,14 +514,27 @@ class Session:
         ``unsupervised:<method>`` (``score_unsupervised``)."""
         return next((status.method for status in self.score_runs() if status.complete), "")
 
-    def _score_manifest(self, model_hash: str, cycle: int | None = None, method: str = "") -> ScoreManifest:
+    def similar(self, queries: list[int | str | Path], top: int = 100) -> SimilarImages:
+        """The ``top`` images most like ``queries`` (indices, image ids or image files), by cosine
+        similarity of the embeddings the latest score run stored (see ``core.discovery.search``).
+
+        Raises
+        ------
+        NoEmbeddingsError, UnknownIdError, ShapeMismatchError
+        """
+        from .discovery.search import similar_images
+
+        return similar_images(self, queries, top)
+
+    def _score_manifest(self, model_hash: str, cycle: int | None = None, method: str = "",
+                        embeddings: bool = False) -> ScoreManifest:
         collection = self.collection
         shard_table = getattr(collection, "shard_table", None)
         return ScoreManifest(
             collection=collection.fingerprint(), n_images=len(collection), model_hash=model_hash,
             cycle=self.trainer.cycle if cycle is None else cycle, part_size=self.config.score.part_size,
             preprocessing=self._preprocessing_key(),
-            shards=shard_table() if shard_table is not None else (), method=method)
+            shards=shard_table() if shard_table is not None else (), method=method, embeddings=embeddings)
 
     def _preprocessing_key(self) -> str:
         return repr((self.config.data.normalisation, self.config.model.image_size,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,6 +11,9 @@ from ..errors import ConfigError
 from ..io.base import ImageCollection
 from ..labels import LABEL_NAMES, UNLABELED
 from ..session import Session
+
+if TYPE_CHECKING:
+    from ..discovery.search import SimilarImages
 
 FORMATS = {".csv": "ascii.csv", ".ecsv": "ascii.ecsv", ".fits": "fits", ".fit": "fits",
            ".xml": "votable", ".vot": "votable", ".votable": "votable", ".parquet": "parquet"}
@@ -111,6 +115,24 @@ def session_table(session: Session, top: int | None = None, scored_only: bool = 
     if match is not None:
         table["known_separation_arcsec"].unit = "arcsec"
         table.meta["crossmatch"] = {"catalogue": match.catalogue, "radius_arcsec": match.radius_arcsec}
+    return table
+
+
+def similar_table(session: Session, found: SimilarImages):
+    """The images of ``found`` (``Session.similar``) as a ``Table`` like ``session_table``'s, in
+    order of similarity: rank, id, path, similarity, score, label, cycle, RA/Dec, tags."""
+    scored = session.scores()
+    n = len(session.collection)
+    scores = scored[1] if scored is not None else np.full(n, np.nan, dtype=np.float32)
+    similarity = np.full(n, np.nan, dtype=np.float64)
+    similarity[found.indices] = found.similarities
+    table = ranking_table(session.collection, similarity, session.labels.current(include_unsure=True),
+                          found.cycle, indices=found.indices,
+                          extra={"anomaly_score": scores, "tags": tag_column(session)})
+    table.rename_column("score", "similarity")
+    table["similarity"].description = "cosine similarity of the embeddings to the query images"
+    table["anomaly_score"].description = "P(anomaly) from the EMA model"
+    table.meta["search"] = found.method
     return table
 
 

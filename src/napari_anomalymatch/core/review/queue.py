@@ -4,7 +4,8 @@
 anomalous first, ``uncertainty``: closest to the decision boundary first, or
 ``random``; restricted to ``unlabelled``, ``labelled`` or ``all`` images;
 with a cross-match, known objects shown, hidden or put last: ``KNOWN``; or
-only the images with one tag).
+only the images with one tag), or, for "more like this", the images most similar
+to one candidate (``toggle_similar``; it stays first).
 Labelling an image keeps it in its place, so stepping back and forth stays
 predictable; ``refresh`` re-ranks after new scores or another order.  Every
 label goes straight to the session's label store.
@@ -25,6 +26,7 @@ from .crossmatch import CrossMatch, read_crossmatch
 
 KEY_LABELS = {"a": "anomaly", "n": "normal", "s": "unsure"}
 KNOWN = ("show", "hide", "last")  # what the review does with images the cross-match calls known
+SIMILAR_REVIEW_TOP = 2000  # images the "more like this" order lists after its query image
 CAPTION_ID_CHARACTERS = 40  # about 450 px of canvas text: the view is that narrow at 1280x800
 
 
@@ -119,6 +121,8 @@ class ReviewQueue:
         self.ranking = np.zeros(0, dtype=np.int64)
         self.position = 0
         self._labels: dict[str, int] = {}
+        self.similar_to: int | None = None  # the image whose look-alikes are listed (None: the ranking)
+        self._similar = np.zeros(0, dtype=np.int64)
         self.refresh()
 
     # -- the order -------------------------------------------------------------------
@@ -136,7 +140,11 @@ class ReviewQueue:
             self.crossmatch = read_crossmatch(self.session)
         if self.crossmatch is None:
             self.known = "show"  # the match is gone (or was made for another source)
-        self.ranking = self._known_last(rank(self.scores, self._candidates(n), self.order, self.seed))
+        candidates = self._candidates(n)
+        if self.similar_to is None:
+            self.ranking = self._known_last(rank(self.scores, candidates, self.order, self.seed))
+        else:
+            self.ranking = self._similar_ranking(candidates)
         listed = np.flatnonzero(self.ranking == keep) if keep is not None else np.zeros(0)
         if listed.size:
             self.position = int(listed[0])
@@ -157,6 +165,36 @@ class ReviewQueue:
             self._check_tag(tag)
         self.order, self.which, self.known, self.tag = order, which, known, tag
         self.refresh(reload_scores=False)
+
+    def toggle_similar(self) -> bool:
+        """List the images most like the current candidate (cosine similarity of the stored
+        embeddings, ``Session.similar``), it first, or go back to the ranked order; returns
+        whether the similarity order is on.  Labelling works as in any order.
+
+        Raises
+        ------
+        ConfigError
+            Nothing is listed to start from.
+        NoEmbeddingsError
+            No score run stored embeddings yet.
+        """
+        if self.similar_to is not None:
+            self.similar_to, self._similar = None, np.zeros(0, dtype=np.int64)
+            self.refresh(reload_scores=False)
+            return False
+        candidate = self.current
+        if candidate is None:
+            raise ConfigError("no candidate to find look-alikes of: the review list is empty; change the filter")
+        found = self.session.similar([candidate.index], top=SIMILAR_REVIEW_TOP)
+        self.similar_to, self._similar = candidate.index, found.indices
+        self.refresh(reload_scores=False)
+        self.position = 0
+        return True
+
+    def _similar_ranking(self, candidates: np.ndarray) -> np.ndarray:
+        """The query image, then its look-alikes among ``candidates`` (the filter still applies)."""
+        alike = self._similar[np.isin(self._similar, candidates)]
+        return np.concatenate([[self.similar_to], alike]).astype(np.int64)
 
     def _check_tag(self, tag: str) -> None:
         in_use = self.session.labels.all_tags()

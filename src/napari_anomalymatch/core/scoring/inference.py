@@ -87,6 +87,8 @@ class ScoringModel:
     """
 
     selection: Selection | None = None
+    # a module whose ``embed`` gives each image's pooled features, stored with its score (None: none)
+    embedder: torch.nn.Module | None = None
 
     @property
     def path(self) -> InferencePath:
@@ -124,12 +126,23 @@ class ScoringModel:
         keeps the GPU busy while this thread fetches and uploads the next batch.
         """
         probabilities = self.probabilities(images)
+        embeddings = self.embeddings(images) if self.embedder is not None else None
         if self.device.type != "cuda":
-            return PendingScores(probabilities, None, valid)
+            return PendingScores(probabilities, None, valid, embeddings)
         host = probabilities.to("cpu", non_blocking=True)
+        if embeddings is not None:
+            embeddings = embeddings.to("cpu", non_blocking=True)
         done = torch.cuda.Event()
         done.record()
-        return PendingScores(host, done, valid)
+        return PendingScores(host, done, valid, embeddings)
+
+    @torch.inference_mode()
+    def embeddings(self, images: torch.Tensor) -> torch.Tensor:
+        """The embedder's float16 features of a batch (the images as given: no flips)."""
+        images = images.to(self.device, non_blocking=True).float().contiguous(
+            memory_format=torch.channels_last)
+        with self.autocast():
+            return self.embedder.embed(images).half()
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:
@@ -155,10 +168,11 @@ class PendingScores:
     """Scores of a batch on their way back from the device."""
 
     def __init__(self, host: torch.Tensor, done: torch.cuda.Event | None,
-                 valid: torch.Tensor | np.ndarray | None) -> None:
+                 valid: torch.Tensor | np.ndarray | None, embeddings: torch.Tensor | None = None) -> None:
         self.host = host
         self.done = done
         self.valid = valid
+        self.embedded = embeddings
 
     def result(self) -> np.ndarray:
         """Float32 scores, NaN where the batch's images were not usable."""
@@ -168,6 +182,18 @@ class PendingScores:
         if self.valid is not None:
             mask = self.valid.numpy() if isinstance(self.valid, torch.Tensor) else np.asarray(self.valid)
             out[~mask] = np.nan
+        return out
+
+    def embeddings(self) -> np.ndarray | None:
+        """Float16 embeddings ``(N, D)``, NaN rows where images were not usable (None: not asked for)."""
+        if self.embedded is None:
+            return None
+        if self.done is not None:
+            self.done.synchronize()
+        out = self.embedded.numpy().astype(np.float16, copy=True)
+        if self.valid is not None:
+            mask = self.valid.numpy() if isinstance(self.valid, torch.Tensor) else np.asarray(self.valid)
+            out[~mask.astype(bool)] = np.nan
         return out
 
 

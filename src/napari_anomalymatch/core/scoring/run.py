@@ -31,7 +31,7 @@ from ..runs import run_to_end
 from ..transforms import Normaliser
 from .inference import CALIBRATION_IMAGES, ScoringModel, anomaly_probability, choose_precision, prepare_scoring_model
 from .mixed import keep_early_stages_float32
-from .store import Part, ScoreStore, best_of
+from .store import EMBEDDINGS, Part, ScoreStore, best_of
 
 
 class MissingTablesWarning(UserWarning):
@@ -151,7 +151,28 @@ def prepare_run_scorer(model: torch.nn.Module, collection: ImageCollection, norm
                                    path=path)
     if store is not None:
         store.record_inference(scorer.path.label)
+        if store.manifest.embeddings:
+            scorer.embedder = embedding_network(model, device)
     return scorer
+
+
+def embedding_network(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """A frozen copy of the classifier inside ``model`` whose ``embed`` gives the pooled features
+    its head reads (1,280 for EfficientNet-Lite0): what similarity search compares.
+
+    The lpft network's morphology statistics are left out: they are in other units and
+    would outweigh the network's features under a cosine.
+    """
+    import copy
+
+    network = getattr(model, "model", model)  # an AnomalyScorer's trained network
+    network = getattr(network, "network", network)  # an lpft.ProbedNetwork's classifier
+    if not hasattr(network, "embed"):
+        raise ValueError(f"{type(network).__name__} has no embed(); it cannot store embeddings")
+    network = copy.deepcopy(network).eval().to(device, memory_format=torch.channels_last)
+    for parameter in network.parameters():
+        parameter.requires_grad_(False)
+    return network
 
 
 def calibration_images(collection: ImageCollection, normaliser: Normaliser, image_size: int,
@@ -172,6 +193,7 @@ class _Scored:
     indices: np.ndarray
     scores: np.ndarray
     n_done: int
+    embeddings: np.ndarray | None = None
 
 
 def stream_scores(scorer: ScoringModel, collection: ImageCollection, normaliser: Normaliser,
@@ -189,11 +211,16 @@ def stream_scores(scorer: ScoringModel, collection: ImageCollection, normaliser:
             started = (k, scorer.start(images, valid))
             if pending is not None:
                 n_done += len(batches[pending[0]])
-                yield _Scored(batches[pending[0]], pending[1].result(), n_done)
+                yield _collected(batches[pending[0]], pending[1], n_done)
             pending = started
         if pending is not None:
             n_done += len(batches[pending[0]])
-            yield _Scored(batches[pending[0]], pending[1].result(), n_done)
+            yield _collected(batches[pending[0]], pending[1], n_done)
+
+
+def _collected(indices: np.ndarray, pending, n_done: int) -> _Scored:
+    embeddings = getattr(pending, "embeddings", None)  # scorers without an embedder have none
+    return _Scored(indices, pending.result(), n_done, embeddings() if embeddings is not None else None)
 
 
 def score_parts(scorer: ScoringModel, collection: ImageCollection, normaliser: Normaliser,
@@ -210,15 +237,19 @@ def score_parts(scorer: ScoringModel, collection: ImageCollection, normaliser: N
     n_total = n_total if n_total is not None else n_todo
     started = time.perf_counter()
     part_iter = iter(parts)
-    current, buffer, filled = None, np.zeros(0, dtype=np.float32), 0
+    current, buffer, filled, embedded = None, np.zeros(0, dtype=np.float32), 0, None
     for batch in stream_scores(scorer, collection, normaliser, image_size, config, plan):
         if current is None or filled == len(current):
             current = next(part_iter)
-            buffer, filled = np.full(len(current), np.nan, dtype=np.float32), 0
+            buffer, filled, embedded = np.full(len(current), np.nan, dtype=np.float32), 0, None
+        if batch.embeddings is not None and embedded is None:
+            embedded = np.full((len(current), batch.embeddings.shape[1]), np.nan, dtype=np.float16)
         buffer[filled:filled + len(batch.indices)] = batch.scores
+        if embedded is not None:
+            embedded[filled:filled + len(batch.indices)] = batch.embeddings
         filled += len(batch.indices)
         if filled == len(current):
-            write_part(current.number, buffer)
+            write_part(current.number, buffer, *(() if embedded is None else (embedded,)))
         yield _progress(batch.indices, batch.scores, n_before + batch.n_done, n_total, batch.n_done,
                         started)
     return n_todo, n_todo / max(time.perf_counter() - started, 1e-9)
@@ -239,6 +270,8 @@ def finish_stored_run(store: ScoreStore, k: int, model_hash: str, n_scored: int,
         raise RuntimeError(f"{store.directory}: {missing} parts are still missing; score them first")
     done_before = store.complete
     n_finite = None if done_before else store.consolidate()
+    if store.manifest.embeddings and not (done_before and (store.directory / EMBEDDINGS).exists()):
+        store.consolidate_embeddings()
     scores = store.scores()  # memory-mapped: nothing is read until used
     top = store.top_k(k)
     catalogue, top_table = store.directory / CATALOGUE, store.directory / TOP

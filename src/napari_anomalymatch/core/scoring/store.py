@@ -40,11 +40,13 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path, atomic_write_bytes, disk_errors
-from ..errors import CorruptFileError, SessionError
+from ..errors import CorruptFileError, NoEmbeddingsError, SessionError
 
 MANIFEST = "manifest.json"
 COMPLETE = "complete.json"
 SCORES = "scores.npy"
+EMBEDDINGS = "embeddings.npy"  # (n_images, D) float16 in collection order, merged from the parts
+EMBEDDING_PREFIX = "embeddings-"
 CHECKSUMS = "checksums.txt"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -82,6 +84,8 @@ class ScoreManifest:
     inference: str = field(default="", compare=False)
     # "" for a trained model's scores; "unsupervised:<method>" for a ranking made without labels
     method: str = ""
+    # whether each part also stores its images' embeddings (EMBEDDING_PREFIX + the part's name)
+    embeddings: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shards", tuple((str(n), int(k)) for n, k in self.shards))
@@ -172,25 +176,39 @@ class ScoreStore:
         present = set(os.listdir(self.directory)) if self.directory.exists() else set()
         self._checksums = None  # another process may have written parts meanwhile
         known = self.checksums()
-        return {p.number for p in self.manifest.parts
-                if p.name in present and (known is None or p.name in known)}
+        return {p.number for p in self.manifest.parts  # a part counts once all its files are written
+                if all(name in present and (known is None or name in known) for name in self._files_of(p))}
+
+    def _files_of(self, part: Part) -> tuple[str, ...]:
+        return (part.name, EMBEDDING_PREFIX + part.name) if self.manifest.embeddings else (part.name,)
 
     def remaining_parts(self) -> list[Part]:
         done = self.done_parts()
         return [p for p in self.manifest.parts if p.number not in done]
 
-    def write_part(self, part: int, scores: np.ndarray) -> None:
+    def write_part(self, part: int, scores: np.ndarray, embeddings: np.ndarray | None = None) -> None:
+        """Write a part's scores and, for a run that stores them, its ``(n, D)`` embeddings
+        (first, so a part whose scores are there has its embeddings too)."""
         start, stop = self.manifest.part_range(part)
         if scores.shape != (stop - start,):
             raise ValueError(f"part {part} needs {stop - start} scores, got {scores.shape}")
+        if self.manifest.embeddings and (embeddings is None or embeddings.ndim != 2
+                                         or len(embeddings) != stop - start):
+            got = None if embeddings is None else embeddings.shape
+            raise ValueError(f"part {part} of a run storing embeddings needs ({stop - start}, D) of them, got {got}")
         if not (self.directory / MANIFEST).exists():
             raise SessionError(f"{self.directory}: the score run's folder (or its {MANIFEST}) was removed "
                                "while scoring; run 'anomalymatch score' to start the run again")
-        buffer = io.BytesIO()
-        np.save(buffer, scores.astype(np.float32))
-        data = buffer.getvalue()
-        atomic_write_bytes(self.part_path(part), data)
         name = self.manifest.parts[part].name
+        if self.manifest.embeddings:
+            self._write_array(EMBEDDING_PREFIX + name, embeddings.astype(np.float16))
+        self._write_array(name, scores.astype(np.float32))
+
+    def _write_array(self, name: str, values: np.ndarray) -> None:
+        buffer = io.BytesIO()
+        np.save(buffer, values)
+        data = buffer.getvalue()
+        atomic_write_bytes(self.directory / name, data)
         with disk_errors(self.directory / CHECKSUMS), open(self.directory / CHECKSUMS, "a") as log:
             log.write(f"{name} {hashlib.sha256(data).hexdigest()}\n")
             log.flush()
@@ -274,6 +292,49 @@ class ScoreStore:
                 n_finite += int(np.isfinite(scores).sum())
         return n_finite
 
+    def consolidate_embeddings(self) -> None:
+        """Write ``embeddings.npy`` from the parts' embeddings in collection order, one part at a
+        time (memory stays at one part)."""
+        parts = self.manifest.parts
+        first = self.embedding_part(0)
+        with atomic_path(self.directory / EMBEDDINGS) as tmp, open(tmp, "wb") as handle:
+            header = {"descr": "<f2", "fortran_order": False, "shape": (self.manifest.n_images, first.shape[1])}
+            np.lib.format.write_array_header_1_0(handle, header)
+            for part in parts:
+                handle.write(np.ascontiguousarray(self.embedding_part(part.number), dtype="<f2").tobytes())
+
+    def embedding_part(self, part: int) -> np.ndarray:
+        """A part's embeddings ``(n, D)`` float16, memory-mapped."""
+        path = self.directory / (EMBEDDING_PREFIX + self.manifest.parts[part].name)
+        expected = len(self.manifest.parts[part])
+        values = _load_mapped(path, "embeddings part", "delete it and run 'anomalymatch score' to score "
+                              "its images again")
+        if values.dtype != np.float16 or values.ndim != 2 or len(values) != expected:
+            raise CorruptFileError(f"{path}: holds {values.dtype} of shape {values.shape}, not {expected} "
+                                   "float16 embeddings; delete it and run 'anomalymatch score' again")
+        return values
+
+    def embeddings(self) -> np.ndarray:
+        """Every image's embedding ``(n_images, D)`` float16, memory-mapped (NaN rows: not embedded).
+
+        Raises
+        ------
+        NoEmbeddingsError
+            The run stores no embeddings, or is not complete yet.
+        """
+        path = self.directory / EMBEDDINGS
+        if not self.manifest.embeddings or not path.exists():
+            raise NoEmbeddingsError(f"{self.directory}: this score run stored no embeddings; run "
+                                    f"'anomalymatch score {self.directory.parent.parent}' (a run on this "
+                                    "machine, not a cluster) to store them")
+        values = _load_mapped(path, "embeddings file", "delete it and complete.json; 'anomalymatch score' "
+                              "merges it again from the parts")
+        if values.dtype != np.float16 or values.ndim != 2 or len(values) != self.manifest.n_images:
+            raise CorruptFileError(f"{path}: holds {values.dtype} of shape {values.shape}, not "
+                                   f"{self.manifest.n_images} float16 embeddings; delete it and complete.json, "
+                                   "then run 'anomalymatch score' to merge it again")
+        return values
+
     def scores(self) -> np.ndarray:
         """All scores, NaN where a part is missing or an image could not be scored.
 
@@ -356,6 +417,13 @@ def run_status(directory: Path) -> ScoreRunStatus | None:
     done = len(store.done_parts())
     return ScoreRunStatus(Path(directory), manifest.cycle, manifest.n_images, done, manifest.n_parts,
                           store.complete and done == manifest.n_parts, manifest.method)
+
+
+def _load_mapped(path: Path, what: str, advice: str) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise CorruptFileError(f"{path}: not a readable {what} ({err}); {advice}") from err
 
 
 def _file_sha256(path: Path) -> str:

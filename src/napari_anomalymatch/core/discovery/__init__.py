@@ -1,0 +1,1 @@
+"""Discovery beyond the ranking: images like a chosen one (``similarity``, ``index``)."""
