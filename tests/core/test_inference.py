@@ -217,3 +217,26 @@ def test_cudnn_autotuning_is_switched_on_only_while_scoring_on_a_gpu(model):
     assert torch.backends.cudnn.benchmark is before
     with ScoringModel(model, torch.device("cpu"), "float32", False, "eager").tuned():
         assert torch.backends.cudnn.benchmark is before
+
+
+@pytest.mark.parametrize("compile_mode", ["none", "fused"])
+def test_embeddings_are_pooled_from_the_scoring_pass_itself(model, compile_mode):
+    from napari_anomalymatch.core.scoring.run import embedding_network
+
+    images = torch.rand(5, *SHAPE, generator=torch.Generator().manual_seed(3))
+    network = embedding_network(model, torch.device("cpu"))
+    with torch.inference_mode():
+        expected = network.embed(images.contiguous(memory_format=torch.channels_last)).numpy()
+    scorer = prepare_scoring_model(model, ScoreConfig(precision="float32", compile=compile_mode), SHAPE,
+                                   torch.device("cpu"))
+
+    class NoSecondPass(torch.nn.Module):
+        def embed(self, images):
+            raise AssertionError("the embeddings took a second pass")
+
+    scorer.store_embeddings(NoSecondPass())
+    pending = scorer.start(images, torch.tensor([True, True, False, True, True]))
+    found = pending.embeddings()
+    assert found.dtype == np.float16 and np.isnan(found[2]).all()
+    np.testing.assert_allclose(found[[0, 1, 3, 4]].astype(np.float32), expected[[0, 1, 3, 4]], rtol=1e-2, atol=1e-2)
+    np.testing.assert_allclose(pending.result()[[0, 1, 3, 4]], scorer(images)[[0, 1, 3, 4]], rtol=0, atol=1e-6)

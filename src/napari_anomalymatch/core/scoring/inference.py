@@ -105,6 +105,7 @@ class ScoringModel:
         self.precision = precision
         self.tta = tta
         self.graph = graph
+        self._captured: list[torch.Tensor] = []  # features pooled during the last pass (store_embeddings)
 
     @torch.inference_mode()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
@@ -125,8 +126,12 @@ class ScoringModel:
         Starting batch ``k + 1`` before asking for the result of batch ``k``
         keeps the GPU busy while this thread fetches and uploads the next batch.
         """
+        self._captured.clear()
         probabilities = self.probabilities(images)
-        embeddings = self.embeddings(images) if self.embedder is not None else None
+        embeddings = None
+        if self.embedder is not None:
+            # the features the scoring pass pooled on its way, else a second pass of the embedder
+            embeddings = self._captured[0].half() if len(self._captured) == 1 else self.embeddings(images)
         if self.device.type != "cuda":
             return PendingScores(probabilities, None, valid, embeddings)
         host = probabilities.to("cpu", non_blocking=True)
@@ -135,6 +140,17 @@ class ScoringModel:
         done = torch.cuda.Event()
         done.record()
         return PendingScores(host, done, valid, embeddings)
+
+    def store_embeddings(self, embedder: torch.nn.Module) -> None:
+        """Give each batch's embeddings too: ``embedder.embed``'s pooled head features. Where the
+        scoring pass runs in eager mode through one backbone, and on the image as it is, they are
+        pooled from that pass (the same features: ``embed`` pools the output of ``bn2``) instead
+        of a second pass."""
+        self.embedder = embedder
+        backbones = [m for m in self.module.modules() if all(hasattr(m, n) for n in ("conv_head", "bn2", "blocks"))]
+        if self.graph in ("eager", "fused") and not self.tta and len(backbones) == 1:
+            backbones[0].bn2.register_forward_hook(
+                lambda module, args, out: self._captured.append(out.float().mean((2, 3))))
 
     @torch.inference_mode()
     def embeddings(self, images: torch.Tensor) -> torch.Tensor:
