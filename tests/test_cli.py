@@ -17,7 +17,7 @@ from napari_anomalymatch.core.config import SessionConfig
 
 TINY = ["--iterations", "2", "--batch-size", "4", "--unlabelled-ratio", "1", "--pool-size", "16",
         "--size", "32", "--workers", "0"]
-COMMANDS = ["demo", "init", "label", "tag", "train", "score", "export", "explain", "crossmatch", "evaluate",
+COMMANDS = ["demo", "init", "label", "tag", "train", "score", "export", "explain", "crossmatch", "samp", "evaluate",
             "info"]
 
 

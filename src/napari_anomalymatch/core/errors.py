@@ -77,3 +77,7 @@ class ReadOnlyError(SessionError):
 
 class IncompleteScoresError(SessionError):
     """Scores were asked for, but the newest scoring run stopped before its end."""
+
+
+class SampError(AnomalyMatchError, ConnectionError):
+    """No SAMP hub is running, it went away, or a message received over SAMP names no candidate."""
