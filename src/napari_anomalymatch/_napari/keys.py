@@ -41,6 +41,7 @@ REVIEW_KEYS: dict[str, tuple[str, str, tuple[Any, ...]]] = {
     "PageUp": ("previous gallery page", "move_page", (-1,)),
     "g": ("show or hide the gallery", "toggle_gallery", ()),
     "x": ("show or hide the saliency map", "toggle_saliency", ()),
+    "o": ("open the candidate on the sky (browser)", "open_sky", ()),
     "r": ("retrain with the new labels (then rescore)", "train_cycle", ()),
 }
 
