@@ -118,3 +118,60 @@ def tiny_config(source: str | Path = "", crop: float | str = 1.0, image_size: in
     return SessionConfig(data=data, model=ModelConfig(image_size=image_size),
                          train=TrainConfig(**TINY_TRAINING),
                          score=ScoreConfig(batch_size=16, part_size=16, num_workers=0))
+
+
+class SampPeer:
+    """A second SAMP client (standing in for TOPCAT/Aladin) that records what it receives."""
+
+    MTYPES = ("table.load.votable", "coord.pointAt.sky")
+
+    def __init__(self, lockfile: Path) -> None:
+        from napari_anomalymatch.core.review.samp import samp_module
+
+        samp = samp_module()
+        self.lockfile = lockfile
+        self.received: list[tuple[str, dict]] = []
+        self.client = samp.SAMPIntegratedClient(name="peer", addr="127.0.0.1")
+        self.client.connect(hub_params=samp.lockfile_helpers.read_lockfile(str(lockfile)))
+        for mtype in self.MTYPES:
+            self.client.bind_receive_notification(mtype, self._record)
+
+    def _record(self, private_key, sender_id, mtype, params, extra) -> None:
+        self.received.append((mtype, params))
+
+    def wait_for(self, mtype: str, timeout: float = 10.0) -> dict:
+        """The params of the first ``mtype`` message received (waiting up to ``timeout`` s)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [params for kind, params in self.received if kind == mtype]
+            if found:
+                return found[0]
+            time.sleep(0.02)
+        raise AssertionError(f"no {mtype} message within {timeout} s; received {self.received}")
+
+    def select_rows(self, table_id: str, rows: list[int]) -> None:
+        """Select ``rows`` of a table, as TOPCAT does when rows are picked in a plot."""
+        self.client.notify_all({"samp.mtype": "table.select.rowList",
+                                "samp.params": {"table-id": table_id, "row-list": [str(r) for r in rows]}})
+
+
+@pytest.fixture
+def samp_hub(tmp_path, monkeypatch):
+    """A SAMP hub of its own on localhost (no web profile), found through SAMP_HUB: the user's
+    hub, if any, is never touched.  Yields a connected ``SampPeer``."""
+    from napari_anomalymatch.core.review.samp import samp_module
+
+    samp = samp_module()
+    lockfile = tmp_path / "samp-hub.lock"
+    hub = samp.SAMPHubServer(web_profile=False, lockfile=str(lockfile), addr="127.0.0.1")
+    hub.start(wait=False)
+    monkeypatch.setenv("SAMP_HUB", f"std-lockurl:{lockfile}")
+    peer = SampPeer(lockfile)
+    try:
+        yield peer
+    finally:
+        if peer.client.is_connected:
+            peer.client.disconnect()
+        hub.stop()

@@ -17,8 +17,8 @@ from napari_anomalymatch.core.config import SessionConfig
 
 TINY = ["--iterations", "2", "--batch-size", "4", "--unlabelled-ratio", "1", "--pool-size", "16",
         "--size", "32", "--workers", "0"]
-COMMANDS = ["demo", "init", "label", "tag", "train", "score", "export", "similar", "explain", "crossmatch", "evaluate",
-            "info"]
+COMMANDS = ["demo", "init", "label", "tag", "train", "score", "export", "similar", "explain", "crossmatch", "samp",
+            "evaluate", "info"]
 
 
 def test_console_script_is_installed():

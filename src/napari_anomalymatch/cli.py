@@ -1,7 +1,7 @@
 """The ``anomalymatch`` command line: argparse -> config -> core generators + tqdm.
 
 Sub-commands: ``demo``, ``init``, ``label``, ``train``, ``score``, ``export``, ``similar``,
-``crossmatch``, ``tag``, ``explain``, ``evaluate``, ``info``.  Errors the user can fix are printed as one line
+``crossmatch``, ``samp``, ``tag``, ``explain``, ``evaluate``, ``info``.  Errors the user can fix are printed as one line
 (exit status 2); Ctrl-C during training keeps the iterations done.
 """
 
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(commands)
     _add_similar(commands)
     _add_crossmatch(commands)
+    _add_samp(commands)
     _add_explain(commands)
     _add_evaluate(commands)
     _add_info(commands)
@@ -647,6 +648,34 @@ def _run_crossmatch(args: argparse.Namespace) -> int:
             table = session_table(session, scored_only=False)
             _warn_if_incomplete(session)
             print(f"wrote {len(table)} rows to {write_table(table, args.out)}")
+
+
+def _add_samp(commands: Any) -> None:
+    parser = commands.add_parser(
+        "samp", help="send the top candidates to TOPCAT or Aladin over SAMP",
+        description="Send the N best candidates (rank, id, score, label, RA/Dec, tags and, after "
+                    "'crossmatch', the known columns) once as a VOTable to the clients of the running "
+                    "SAMP hub (TOPCAT and Aladin each start one; SAMP_HUB names another). The Review "
+                    "panel's SAMP button also hears rows selected there.")
+    parser.add_argument("session", type=Path)
+    parser.add_argument("--top", type=_positive_int, default=None,
+                        help=f"how many candidates (default: the session's samp_top, {DEFAULTS.sky.samp_top})")
+    parser.set_defaults(run=_run_samp)
+
+
+def _run_samp(args: argparse.Namespace) -> int:
+    from .core.review.samp import SampLink, send_ranking
+    from .core.session import Session
+
+    with Session.open(args.session, read_only=True) as session:
+        _warn_if_incomplete(session)
+        link = SampLink(on_row=lambda image_id: None, on_problem=lambda message: None)  # sends only
+        try:
+            sent = send_ranking(link, session, args.top or session.config.sky.samp_top)
+        finally:
+            link.close()
+    print(f"sent the top {len(sent.ids)} candidates to {', '.join(sent.recipients)} ({sent.url})")
+    return 0
 
 
 def _add_explain(commands: Any) -> None:

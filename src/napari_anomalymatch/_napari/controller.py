@@ -18,12 +18,14 @@ from psygnal import Signal
 
 from ..core.config import DEFAULT_NOVELTY_METHOD, DataConfig, NormalisationConfig, SessionConfig, setting_names
 from ..core.display import DisplayRenderer, DisplaySettings
-from ..core.errors import AnomalyMatchError, ConfigError, SessionError
+from ..core.errors import AnomalyMatchError, ConfigError, SampError, SessionError
 from ..core.evaluation.testset import TestReport, TestSet, evaluate_test_set, read_test_set
 from ..core.review.crossmatch import DEFAULT_RADIUS, CrossMatch, crossmatch_session
 from ..core.review.export import export_session
 from ..core.review.queue import Candidate, ReviewQueue
 from ..core.review.saliency import saliency_maps
+from ..core.review.samp import SampLink, SentTable, send_ranking
+from ..core.review.sky import require_position, sky_url
 from ..core.session import Session
 from ..core.sessionstate import ReviewState, read_loss_history, read_review_state, write_review_state
 from ..core.transforms import Normaliser
@@ -31,13 +33,13 @@ from .compat import avoid_triton_llvm_clash
 from .keys import ReviewKeys
 from .notifications import notify_errors
 from .review_layers import CANDIDATE_LAYER, ReviewLayers
-from .workers import CycleRunner, RunOutcome
+from .workers import CycleRunner, RunOutcome, main_thread_runner
 
 if TYPE_CHECKING:
     import napari
 
 # The sections ``configure`` changes; the data settings are chosen when a session is created.
-CONFIGURABLE_SECTIONS = ("model", "train", "probe", "score")
+CONFIGURABLE_SECTIONS = ("model", "train", "probe", "score", "sky")
 
 
 class AnomalyMatchController:
@@ -68,6 +70,8 @@ class AnomalyMatchController:
         self.saliency_visible = False
         self._saliency: OrderedDict[int, Any] = OrderedDict()  # index -> map, of _saliency_cycle's model
         self._saliency_cycle: int | None = None
+        self.samp: SampLink | None = None  # made by send_to_samp; while connected the review follows on the sky
+        self._main_thread = main_thread_runner()
         self.runner = CycleRunner(self.progress.emit, self._on_outcome, self._on_busy)
 
     # -- sessions ----------------------------------------------------------------------
@@ -147,6 +151,7 @@ class AnomalyMatchController:
             self._tag_entry.hide()
         self.keys.unbind()
         self.layers.remove()
+        self.close_samp()
         self.session.close()
         self.session, self.queue = None, None
         self.saliency_visible = False
@@ -162,7 +167,7 @@ class AnomalyMatchController:
         """
         unknown = sorted(set(sections) - set(CONFIGURABLE_SECTIONS))
         if unknown:
-            raise ConfigError(f"configure takes model=, train=, probe= and score= sections; got {unknown}")
+            raise ConfigError(f"configure takes model=, train=, probe=, score= and sky= sections; got {unknown}")
         self.defaults = self.defaults.replace(**sections)
         if self.session is not None and self.session.config.replace(**sections) != self.session.config:
             self._refuse_while_busy("change the settings")
@@ -219,6 +224,7 @@ class AnomalyMatchController:
             self._show_saliency()
         self.keys.bind_layers(self.layers.review_layers())
         self.candidate_changed.emit(self.queue.current)
+        self._follow_on_sky()
         self._schedule_prefetch()
 
     def _schedule_prefetch(self) -> None:
@@ -396,6 +402,76 @@ class AnomalyMatchController:
                 return True
         return False
 
+    # -- the sky -----------------------------------------------------------------------
+
+    def open_sky(self) -> str:
+        """Open the current candidate's position in the web sky viewer of the settings (the ``o`` key);
+        returns the address opened.
+
+        Raises
+        ------
+        ConfigError
+            When the candidate's collection gives no RA/Dec (the message says where one comes from).
+        """
+        import webbrowser
+
+        candidate = self._require_candidate("open on the sky")
+        url = sky_url(require_position(candidate.sky, candidate.image_id), self.config.sky.viewer)
+        webbrowser.open(url)
+        return url
+
+    def set_sky_viewer(self, viewer: str) -> None:
+        """Open candidates in ``viewer`` (``SKY_VIEWER_NAMES``) from now on; kept in the session's settings."""
+        sky = dataclasses.replace(self.config.sky, viewer=viewer)
+        self.defaults = self.defaults.replace(sky=sky)
+        if self.session is not None:  # not a training setting: allowed while a run goes
+            self.session.update_config(self.session.config.replace(sky=sky))
+
+    def send_to_samp(self, top: int | None = None) -> SentTable:
+        """Send the ``top`` best candidates (the settings' ``samp_top``) to TOPCAT/Aladin over SAMP.
+
+        From then on the review points the hub's sky viewers at each candidate shown, and a row
+        selected there is shown here.
+
+        Raises
+        ------
+        SampError
+            Without a SAMP hub, or without a client there that loads tables.
+        NotTrainedError, IncompleteScoresError
+            Without complete scores.
+        """
+        session = self._require_session()
+        if self.samp is None:
+            run = self._main_thread.run
+            self.samp = SampLink(on_row=lambda image_id: run(lambda: self._on_samp_row(image_id)),
+                                 on_problem=lambda message: run(lambda: _warn(message)))
+        sent = send_ranking(self.samp, session, top or self.config.sky.samp_top)
+        self._follow_on_sky()
+        return sent
+
+    def close_samp(self) -> None:
+        """Leave the SAMP hub (the review stops following on the sky)."""
+        if self.samp is not None:
+            self.samp.close()
+            self.samp = None
+
+    def _follow_on_sky(self) -> None:
+        """Point the hub's sky viewers at the candidate shown, while connected; a hub gone is said once."""
+        candidate = self.current
+        if self.samp is None or not self.samp.connected or candidate is None or candidate.sky is None:
+            return
+        try:
+            self.samp.point_at(candidate.sky)
+        except SampError as err:
+            if not self.samp.connected:  # the hub went away: stop following
+                self.samp = None
+                _warn(f"stopped following on the sky: {err}")
+            # else no client points at positions now (Aladin closed): nothing to follow with
+
+    def _on_samp_row(self, image_id: str) -> None:
+        """A row selected in TOPCAT/Aladin: show that candidate (in the GUI thread)."""
+        notify_errors(self.find)(image_id)
+
     # -- display -----------------------------------------------------------------------
 
     def set_display(self, settings: DisplaySettings) -> None:
@@ -527,6 +603,12 @@ class AnomalyMatchController:
         self._require_session()
         return self.queue
 
+    def _require_candidate(self, action: str) -> Candidate:
+        candidate = self._require_queue().current
+        if candidate is None:
+            raise ConfigError(f"no candidate to {action}: the review list is empty; change the filter")
+        return candidate
+
     def _refuse_while_busy(self, action: str) -> None:
         if self.busy:
             raise SessionError(f"cannot {action} while training or scoring runs; press Stop first")
@@ -536,6 +618,12 @@ class AnomalyMatchController:
         """The layer showing the current candidate (None before a session is open)."""
         found = [layer for layer in self.viewer.layers if layer.name == CANDIDATE_LAYER]
         return found[0] if found else None
+
+
+def _warn(message: str) -> None:
+    from napari.utils.notifications import show_warning
+
+    show_warning(message)
 
 
 PREFETCH = 6

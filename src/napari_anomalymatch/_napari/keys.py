@@ -42,6 +42,7 @@ REVIEW_KEYS: dict[str, tuple[str, str, tuple[Any, ...]]] = {
     "g": ("show or hide the gallery", "toggle_gallery", ()),
     "x": ("show or hide the saliency map", "toggle_saliency", ()),
     "f": ("more like this: the look-alikes (again: ranking)", "toggle_similar", ()),
+    "o": ("open the candidate on the sky (browser)", "open_sky", ()),
     "r": ("retrain with the new labels (then rescore)", "train_cycle", ()),
 }
 

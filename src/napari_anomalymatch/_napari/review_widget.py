@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton
 
+from ..core.config import SKY_VIEWER_NAMES
 from ..core.errors import ConfigError
 from ..core.labels import LABEL_NAMES
 from ..core.review.crossmatch import DEFAULT_RADIUS
@@ -49,6 +50,11 @@ class ReviewWidget(Container):
                                                     filter="*.fits *.fit *.ecsv *.csv *.xml *.vot *.parquet"))
         self.radius = LineEdit(value=DEFAULT_RADIUS, label="Radius", tooltip="with its unit: 3arcsec, 0.001deg")
         self.match_button = PushButton(text="Cross-match")
+        self.sky_viewer = ComboBox(choices=list(SKY_VIEWER_NAMES), value=controller.config.sky.viewer,
+                                   label="Sky viewer", tooltip="where Sky (o) opens the candidate in the browser")
+        self.samp_button = PushButton(text="Send to SAMP", tooltip=(
+            "send the top candidates to TOPCAT/Aladin; then Aladin follows the review, and a row "
+            "selected there is shown here"))
         self.advance = CheckBox(value=True, text="Next candidate after each label")
         self.keep_place = CheckBox(value=False, text="Stay on this image after new scores",
                                    tooltip="otherwise the review starts again at rank 1 of the new ranking")
@@ -67,6 +73,7 @@ class ReviewWidget(Container):
             "tag": ("Tag… (t)", lambda: controller.open_tag_entry()),
             "gallery": ("Gallery (g)", lambda: controller.toggle_gallery()),
             "saliency": ("Saliency (x)", lambda: controller.toggle_saliency()),
+            "sky": ("Sky (o)", lambda: controller.open_sky()),
             "retrain": ("Retrain (r)", lambda: controller.train_cycle()),
             "similar": ("More like this (f)", lambda: controller.toggle_similar()),
         }
@@ -87,8 +94,9 @@ class ReviewWidget(Container):
                      Container(widgets=[self.go_to, self.go_button], layout="horizontal", labels=False),
                      *[Container(widgets=[self.buttons[name] for name in row], layout="horizontal", labels=False)
                        for row in rows],
-                     Container(widgets=[self.export_file, self.catalogue, self.radius], labels=True),
+                     Container(widgets=[self.export_file, self.catalogue, self.radius, self.sky_viewer], labels=True),
                      Container(widgets=[self.export_button, self.match_button], layout="horizontal", labels=False),
+                     Container(widgets=[self.buttons["sky"], self.samp_button], layout="horizontal", labels=False),
                      self.keys_help])
         compact_combo_boxes(self)
         self.order.changed.connect(notify_errors(self._on_order_changed))
@@ -96,6 +104,8 @@ class ReviewWidget(Container):
         self.known.changed.connect(notify_errors(self._on_order_changed))
         self.tag.changed.connect(notify_errors(self._on_order_changed))
         self.match_button.changed.connect(notify_errors(self._on_crossmatch))
+        self.sky_viewer.changed.connect(notify_errors(self._on_sky_viewer_changed))
+        self.samp_button.changed.connect(notify_errors(self._on_send_to_samp))
         self.advance.changed.connect(self._on_advance_changed)
         self.keep_place.changed.connect(self._on_keep_place_changed)
         self.go_button.changed.connect(notify_errors(self._on_go_to))
@@ -141,6 +151,15 @@ class ReviewWidget(Container):
 
         show_info(match.summary())
 
+    def _on_sky_viewer_changed(self, viewer: str) -> None:
+        self.controller.set_sky_viewer(viewer)
+
+    def _on_send_to_samp(self, *_: Any) -> None:
+        sent = self.controller.send_to_samp()
+        from napari.utils.notifications import show_info
+
+        show_info(f"sent the top {len(sent.ids)} candidates to {', '.join(sent.recipients)}")
+
     def _on_candidate_changed(self, candidate: Candidate | None) -> None:
         if candidate is None:
             self.candidate.value = "no candidates in this list"
@@ -156,12 +175,13 @@ class ReviewWidget(Container):
         score = "no score yet" if math.isnan(candidate.score) else f"score {candidate.score:.4f}"
         if queue.scores_notice:
             scored += f"; <b>{queue.scores_notice}</b>"
-        known = f"<br>{escape(candidate.known)}" if candidate.known is not None else ""
+        extra = f"<br>{escape(candidate.sky.describe())}" if candidate.sky is not None else ""
+        extra += f"<br>{escape(candidate.known)}" if candidate.known is not None else ""
         if candidate.tags:
-            known += f"<br>{escape(candidate.tags_text())}"
+            extra += f"<br>{escape(candidate.tags_text())}"
         self.candidate.value = (f"<b>{candidate.rank} / {candidate.total}</b> ({queue.order}, {queue.which}; "
                                 f"{scored})<br>{candidate.image_id}<br>{score} · {LABEL_NAMES[candidate.label]}"
-                                f"{known}")
+                                f"{extra}")
 
     def _on_session_changed(self, session: Any) -> None:
         if session is None:
@@ -170,6 +190,8 @@ class ReviewWidget(Container):
         queue = self.controller.queue
         self._show_order(queue)
         queue.advance_on_label = bool(self.advance.value)
+        with self.sky_viewer.changed.blocked():
+            self.sky_viewer.value = session.config.sky.viewer
         self._show_counts()
 
     def _show_order(self, queue: Any) -> None:

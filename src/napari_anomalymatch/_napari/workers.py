@@ -147,3 +147,25 @@ class CycleRunner:
         self._bars.clear()
         self._worker = None
         self.on_busy(False)
+
+
+def main_thread_runner() -> Any:
+    """An object whose ``run(action)`` may be called from any thread and calls ``action()`` in the Qt
+    main thread (where it was made): for callbacks of the SAMP client's own thread."""
+    from qtpy.QtCore import QObject, Signal, Slot
+
+    class MainThreadRunner(QObject):
+        delivered = Signal(object)
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.delivered.connect(self._call)  # queued: a slot of an object living in the main thread
+
+        def run(self, action: Callable[[], Any]) -> None:
+            self.delivered.emit(action)
+
+        @Slot(object)
+        def _call(self, action: Callable[[], Any]) -> None:
+            action()
+
+    return MainThreadRunner()

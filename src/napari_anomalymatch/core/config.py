@@ -42,6 +42,7 @@ ORACLE_ORDER = "score"  # the paper's protocol: the oracle labels the most anoma
 NOVELTY_METHODS = ("knn", "isolation-forest")
 DEFAULT_NOVELTY_METHOD = "knn"
 COMPILE_MODES = ("auto", "none", "fused", "torchscript", "inductor")
+SKY_VIEWER_NAMES = ("legacy-survey", "esasky", "aladin")  # core.review.sky.SKY_VIEWERS has their URLs
 
 
 def _check_range(owner: str, name: str, value: float, low: float, high: float,
@@ -322,6 +323,23 @@ class ScoreConfig:
 
 
 @dataclass(frozen=True)
+class SkyConfig:
+    """Where a candidate is looked at on the sky (``core.review.sky``, ``core.review.samp``).
+
+    ``viewer``: the web sky viewer a candidate opens in (the Legacy Surveys viewer, ESASky or
+    Aladin Lite); ``samp_top``: how many of the best candidates go to TOPCAT or Aladin over SAMP.
+    Their flat setting names are ``sky_viewer`` and ``samp_top``.
+    """
+
+    viewer: str = SKY_VIEWER_NAMES[0]
+    samp_top: int = 1000
+
+    def __post_init__(self) -> None:
+        _check_choice("sky", "viewer", self.viewer, SKY_VIEWER_NAMES)
+        _check_int("sky", "samp_top", self.samp_top, 1)
+
+
+@dataclass(frozen=True)
 class SessionConfig:
     """Everything a session needs to be re-opened and continued."""
 
@@ -330,6 +348,7 @@ class SessionConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
+    sky: SkyConfig = field(default_factory=SkyConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -342,7 +361,7 @@ class SessionConfig:
         ``_move_old_probe_keys``).
         """
         sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
-                    "probe": ProbeConfig, "score": ScoreConfig}
+                    "probe": ProbeConfig, "score": ScoreConfig, "sky": SkyConfig}
         _reject_unknown("session", values, sections)
         values = _move_old_probe_keys(values)
         built = {}
@@ -432,6 +451,7 @@ SETTING_ALIASES: dict[str, tuple[str, ...]] = {
     "lr": ("train", "learning_rate"), "probe_c": ("probe", "regularisation"),
     "score_batch_size": ("score", "batch_size"), "workers": ("score", "num_workers"),
     "normalisation": ("data", "normalisation", "method"),
+    "sky_viewer": ("sky", "viewer"), "samp_top": ("sky", "samp_top"),
 }
 # Reader options with a flat name (the CLI's --hdu, --dataset, --array); stored in data.options.
 READER_OPTIONS = ("hdu", "dataset", "array")

@@ -85,3 +85,7 @@ class NoEmbeddingsError(NotTrainedError):
 
 class MissingDependencyError(AnomalyMatchError, ImportError):
     """An optional package that a feature needs is not installed."""
+
+
+class SampError(AnomalyMatchError, ConnectionError):
+    """No SAMP hub is running, it went away, or a message received over SAMP names no candidate."""

@@ -11,6 +11,7 @@ from ..errors import ConfigError
 from ..io.base import ImageCollection
 from ..labels import LABEL_NAMES, UNLABELED
 from ..session import Session
+from .sky import sky_positions
 
 if TYPE_CHECKING:
     from ..discovery.search import SimilarImages
@@ -46,10 +47,10 @@ def ranking_table(collection: ImageCollection, scores: np.ndarray, labels: dict[
     table["cycle"] = np.full(len(indices), cycle, dtype=np.int32)
     if model_hash:
         table["model_hash"] = [model_hash] * len(indices)
-    for name in ("ra", "dec"):
-        if name in meta:
-            table[name] = np.asarray(meta[name], dtype=np.float64)
-            table[name].unit = "deg"
+    ra, dec = sky_positions(collection, indices, meta)
+    if np.isfinite(ra).any():  # from the metadata or the ids' IAU names
+        table["ra"], table["dec"] = ra, dec
+        table["ra"].unit = table["dec"].unit = "deg"
     for name, values in (extra or {}).items():
         table[name] = np.asarray(values)[indices]
     table["score"].description = "P(anomaly) from the EMA model"

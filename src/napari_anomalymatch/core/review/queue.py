@@ -23,11 +23,13 @@ from ..errors import ConfigError, LabelError, UnknownIdError
 from ..labels import UNLABELED, LabelEvent, parse_label, parse_tag_edits
 from ..session import FILTERS, ORDERS, Session, rank
 from .crossmatch import CrossMatch, read_crossmatch
+from .sky import SkyPosition, sky_position
 
 KEY_LABELS = {"a": "anomaly", "n": "normal", "s": "unsure"}
 KNOWN = ("show", "hide", "last")  # what the review does with images the cross-match calls known
 SIMILAR_REVIEW_TOP = 2000  # images the "more like this" order lists after its query image
 CAPTION_ID_CHARACTERS = 40  # about 450 px of canvas text: the view is that narrow at 1280x800
+POSITIONS_KEPT = 4096  # sky positions remembered (a FITS cutout's is read from its header)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Candidate:
     label: int
     known: str | None = None  # the cross-match's verdict in words; None without a cross-match
     tags: tuple[str, ...] = ()
+    sky: SkyPosition | None = None  # where it lies on the sky; None when the collection does not say
 
     @property
     def rank(self) -> int:
@@ -51,6 +54,8 @@ class Candidate:
     def describe(self) -> str:
         """One line for a status bar: rank, id, score and label."""
         line = f"{self.rank}/{self.total}  {self.image_id}  {self._score_text()}  {self._label_name()}"
+        if self.sky is not None:
+            line += f"  {self.sky.describe()}"
         if self.tags:
             line += f"  {self.tags_text()}"
         return line if self.known is None else f"{line}  {self.known}"
@@ -61,9 +66,11 @@ class Candidate:
 
     def caption(self, id_characters: int = CAPTION_ID_CHARACTERS) -> str:
         """Two short lines for a narrow view: rank, score and label, then the id shortened in the middle
-        (and a third with the tags, when there are any)."""
+        (then the position in hours and degrees, and the tags, when there are any)."""
         text = (f"{self.rank}/{self.total}  {self._score_text()}  {self._label_name()}\n"
                 f"{shorten_middle(self.image_id, id_characters)}")
+        if self.sky is not None:
+            text += f"\n{self.sky.sexagesimal()}"
         return f"{text}\n{shorten_middle(self.tags_text(), id_characters)}" if self.tags else text
 
     def _score_text(self) -> str:
@@ -113,6 +120,7 @@ class ReviewQueue:
         self.tag = tag
         self.crossmatch: CrossMatch | None = None
         self._tags: dict[str, tuple[str, ...]] = {}
+        self._positions: dict[int, SkyPosition | None] = {}
         self.seed = seed
         self.advance_on_label = advance_on_label
         self.scores = np.zeros(0, dtype=np.float32)
@@ -242,7 +250,16 @@ class ReviewQueue:
         image_id = self.session.collection.id_of(index)
         known = self.crossmatch.describe(index) if self.crossmatch is not None else None
         return Candidate(position, len(self.ranking), index, image_id, float(self.scores[index]),
-                         self._labels.get(image_id, UNLABELED), known, self._tags.get(image_id, ()))
+                         self._labels.get(image_id, UNLABELED), known, self._tags.get(image_id, ()),
+                         self.sky_position_of(index))
+
+    def sky_position_of(self, index: int) -> SkyPosition | None:
+        """Image ``index``'s position on the sky (remembered: the cursor passes the same images often)."""
+        if index not in self._positions:
+            if len(self._positions) >= POSITIONS_KEPT:
+                self._positions.clear()
+            self._positions[index] = sky_position(self.session.collection, index)
+        return self._positions[index]
 
     def move(self, step: int) -> bool:
         """Move ``step`` places (clipped to the list); True when the cursor moved."""
