@@ -94,3 +94,24 @@ def test_send_to_samp_without_a_hub_says_what_to_start(widget, sky_review, tmp_p
     monkeypatch.setenv("SAMP_HUB", f"std-lockurl:{tmp_path / 'no-hub.lock'}")
     errors = notifications_during(lambda: widget.review_panel.samp_button.clicked.emit())
     assert any("no SAMP hub is running: start TOPCAT or Aladin" in message for message in errors)
+
+
+def test_hovering_over_a_gallery_tile_names_it_with_its_position(viewer, widget, sky_review):
+    from types import SimpleNamespace
+
+    from napari_anomalymatch._napari.review_layers import GALLERY_LAYER
+
+    def move_to(position):
+        for callback in viewer.mouse_move_callbacks:  # as napari calls them when the pointer moves
+            callback(viewer, SimpleNamespace(position=tuple(position), type="mouse_move"))
+
+    panel = widget.review_panel
+    gallery = viewer.layers[GALLERY_LAYER]
+    rows, cols = sky_review.layers.grid.cell(1)  # the second best: src6, at 150.6, +2.3
+    centre = gallery.data_to_world(((rows.start + rows.stop) / 2, (cols.start + cols.stop) / 2))
+    move_to(centre)
+    assert panel.hovered.value.startswith("pointer: 2/")
+    assert "src6" in panel.hovered.value and "10:02:24.00 +02:18:00.0" in panel.hovered.value
+    assert sky_review.current.position == 0  # hovering moves nothing
+    move_to((-100.0, -100.0))
+    assert panel.hovered.value == ""

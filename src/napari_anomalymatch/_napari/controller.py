@@ -47,6 +47,7 @@ class AnomalyMatchController:
 
     session_changed = Signal(object)
     candidate_changed = Signal(object)
+    tile_hovered = Signal(object)  # the gallery tile's Candidate under the pointer (None: none)
     labels_changed = Signal()
     busy_changed = Signal(bool)
     progress = Signal(object)
@@ -59,6 +60,7 @@ class AnomalyMatchController:
         self.viewer = viewer
         self.session: Session | None = None
         self.queue: ReviewQueue | None = None
+        self._hovered_index: int | None = None  # the gallery tile last said to be under the pointer
         self.layers = ReviewLayers(viewer)
         self.keys = ReviewKeys(viewer, self)
         self.display = DisplaySettings()
@@ -341,11 +343,30 @@ class AnomalyMatchController:
 
     def click(self, world_position: tuple[float, ...]) -> Candidate | None:
         """Jump to the gallery tile at a world position (no-op elsewhere)."""
+        position = self._gallery_position(world_position)
+        return None if position is None else self.go_to(position)
+
+    def tile_at(self, world_position: tuple[float, ...]) -> Candidate | None:
+        """The candidate of the gallery tile at a world position (None elsewhere): what hovering
+        over a tile shows in the status bar, its position on the sky included."""
+        position = self._gallery_position(world_position)
+        return None if position is None else self.queue.candidate_at(position)
+
+    def hover(self, world_position: tuple[float, ...]) -> Candidate | None:
+        """Say which gallery tile the pointer is over (``tile_hovered``) when that changes."""
+        candidate = self.tile_at(world_position)
+        index = None if candidate is None else candidate.index
+        if index != self._hovered_index:
+            self._hovered_index = index
+            self.tile_hovered.emit(candidate)
+        return candidate
+
+    def _gallery_position(self, world_position: tuple[float, ...]) -> int | None:
         slot = self.layers.slot_at(world_position)
         if slot is None or self.queue is None:
             return None
-        start, _ = self.queue.page(self.layers.grid.size)
-        return self.go_to(start + slot)
+        start, shown = self.queue.page(self.layers.grid.size)
+        return start + slot if slot < len(shown) else None
 
     def toggle_saliency(self) -> bool:
         """Show or hide the current candidate's saliency map over it; returns whether it is shown.

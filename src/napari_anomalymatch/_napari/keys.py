@@ -69,6 +69,7 @@ class ReviewKeys:
             self._handlers[key] = self._handler(method, args)
             self._replaced[key] = self.viewer.bind_key(key, self._handlers[key], overwrite=True)
         self.viewer.mouse_drag_callbacks.append(self._on_mouse_drag)
+        self.viewer.mouse_move_callbacks.append(self._on_mouse_move)
         self._forwarder = forward_keys(self.viewer, list(REVIEW_KEYS))
 
     def focus_canvas(self) -> None:
@@ -95,6 +96,8 @@ class ReviewKeys:
             self._forwarder = None
         if self._on_mouse_drag in self.viewer.mouse_drag_callbacks:
             self.viewer.mouse_drag_callbacks.remove(self._on_mouse_drag)
+        if self._on_mouse_move in self.viewer.mouse_move_callbacks:
+            self.viewer.mouse_move_callbacks.remove(self._on_mouse_move)
 
     def _handler(self, method: str, args: tuple[Any, ...]) -> Callable[[Any], None]:
         action = notify_errors(getattr(self.controller, method))
@@ -115,6 +118,11 @@ class ReviewKeys:
             yield
         if not dragged:
             notify_errors(self.controller.click)(pressed_at)
+
+
+    def _on_mouse_move(self, viewer: Any, event: Any) -> None:
+        """Hovering over a gallery tile names its candidate (id, score, label, RA/Dec) in the Review panel."""
+        notify_errors(self.controller.hover)(tuple(event.position))
 
 
 def _key(key: str) -> Any:

@@ -40,6 +40,7 @@ class ReviewWidget(Container):
         self.controller = controller
         self.candidate = status_label("no session open")
         self.counts = status_label()
+        self.hovered = status_label()  # the gallery tile under the pointer, with its RA/Dec
         self.order = ComboBox(choices=list(ORDERS), value="score", label="Order")
         self.which = ComboBox(choices=list(FILTERS), value="unlabelled", label="Show")
         self.tag = ComboBox(choices=[ANY_TAG], value=ANY_TAG, label="Tag",
@@ -88,7 +89,7 @@ class ReviewWidget(Container):
         self.keys_help = Label(value=keys_table())
         rows = [("first", "last"), ("previous", "next"), ("anomaly", "normal"), ("unsure", "undo"),
                 ("tag", "gallery"), ("saliency", "retrain"), ("similar",)]
-        self.extend([self.candidate, self.counts,
+        self.extend([self.candidate, self.counts, self.hovered,
                      Container(widgets=[self.order, self.which, self.tag, self.known], labels=True),
                      self.advance, self.keep_place,
                      Container(widgets=[self.go_to, self.go_button], layout="horizontal", labels=False),
@@ -112,6 +113,7 @@ class ReviewWidget(Container):
         self.go_to.native.returnPressed.connect(notify_errors(self._on_go_to))
         self.export_button.changed.connect(notify_errors(self._on_export))
         controller.candidate_changed.connect(self._on_candidate_changed)
+        controller.tile_hovered.connect(self._on_tile_hovered)
         controller.labels_changed.connect(self._show_counts)
         controller.session_changed.connect(self._on_session_changed)
 
@@ -182,6 +184,9 @@ class ReviewWidget(Container):
         self.candidate.value = (f"<b>{candidate.rank} / {candidate.total}</b> ({queue.order}, {queue.which}; "
                                 f"{scored})<br>{candidate.image_id}<br>{score} · {LABEL_NAMES[candidate.label]}"
                                 f"{extra}")
+
+    def _on_tile_hovered(self, candidate: Any) -> None:
+        self.hovered.value = "" if candidate is None else f"pointer: {escape(candidate.describe())}"
 
     def _on_session_changed(self, session: Any) -> None:
         if session is None:
