@@ -278,6 +278,11 @@ def similarity(links: Links) -> str:
     return "\n\n".join(parts) + f"\n\nFrom {links.link('similarity.json')}.\n"
 
 
+def _collections(found: dict) -> str:
+    count = found.get("collections_embedded", 1)
+    return f"{count} collections of " if count > 1 else ""
+
+
 def zero_label(links: Links) -> str:
     """Each benchmark class's zero-label ranking (``zero_label.py``), per novelty method."""
     data = links.json("zero_label.json")
@@ -288,14 +293,18 @@ def zero_label(links: Links) -> str:
             for method, m in methods.items():
                 lines.append(f"| {DATASET_NAMES.get(dataset, dataset)} | {cls} | {method} | {m['auroc']:.3f} "
                              f"| {m['auprc']:.3f} | {m['precision_top1pct']:.2f} | {m['anomalies_in_top50']} |")
-    seconds = ", ".join(f"{DATASET_NAMES.get(d, d)} {f['n_images']:,} images in "
-                        f"{f['seconds_to_embed_and_score']:.0f} s" for d, f in data["datasets"].items())
+    seconds = "; ".join(f"{DATASET_NAMES.get(d, d)} {_collections(f)}{f['n_images']:,} images in "
+                        f"{f['seconds_to_embed_and_score']:.0f} s on {_zero_label_host(f['host'])}"
+                        for d, f in data["datasets"].items())
     missing = [DATASET_NAMES[d] for d in DATASET_NAMES if d not in data["datasets"]]
     if missing:
         lines.append(f"\nNot measured yet: {', '.join(missing)} (`zero_label.py --datasets ...`).")
-    host = data["host"]
-    return ("\n".join(lines) + f"\n\nEmbedding and scoring (both methods): {seconds}, on {host['cpu']} "
-            f"({host['threads']} threads, torch {host['torch']}). From {links.link('zero_label.json')}.\n")
+    return ("\n".join(lines) + f"\n\nEmbedding and scoring (both methods): {seconds}. "
+            f"From {links.link('zero_label.json')}.\n")
+
+
+def _zero_label_host(host: dict) -> str:
+    return f"{host['cpu']} ({host['threads']} threads, torch {host['torch']})"
 
 
 FAULT_OUTCOMES = ("works", "clear error", "unclear error", "traceback", "silent wrong result", "unexpected error")

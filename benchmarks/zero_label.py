@@ -120,9 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = json.loads(OUT.read_text()) if OUT.exists() else {"datasets": {}}
     for dataset in args.datasets:
-        results["datasets"][dataset] = measure(dataset)
-        print(json.dumps(results["datasets"][dataset], indent=1))
-    results["host"] = {"cpu": host_cpu(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+        found = measure(dataset)
+        found["host"] = {"cpu": host_cpu(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+        results["datasets"][dataset] = found
+        print(json.dumps(found, indent=1))
     results["seed"] = SEED
     OUT.write_text(json.dumps(results, indent=1) + "\n")
     print(f"results: {OUT}")

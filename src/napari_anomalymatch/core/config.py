@@ -38,7 +38,7 @@ FILTERS = ("unlabelled", "labelled", "all")  # which images a ranking lists
 SALIENCY_METHODS = ("gradient", "grad-cam", "occlusion")  # see core.scoring.saliency
 ORACLE_ORDER = "score"  # the paper's protocol: the oracle labels the most anomalous images first
 # How a first ranking without labels scores novelty (core.scoring.novelty); knn's AUROC is the
-# higher on three of FIRST's four classes (benchmarks/results/zero_label.json)
+# higher on three of FIRST's four classes and four of CIFAR-10's five (benchmarks/results/zero_label.json)
 NOVELTY_METHODS = ("knn", "isolation-forest")
 DEFAULT_NOVELTY_METHOD = "knn"
 COMPILE_MODES = ("auto", "none", "fused", "torchscript", "inductor")
