@@ -1,6 +1,6 @@
 """The ``anomalymatch`` command line: argparse -> config -> core generators + tqdm.
 
-Sub-commands: ``demo``, ``init``, ``label``, ``train``, ``score``, ``export``, ``similar``,
+Sub-commands: ``demo``, ``init``, ``label``, ``train``, ``score``, ``export``, ``similar``, ``map``,
 ``crossmatch``, ``samp``, ``tag``, ``explain``, ``evaluate``, ``info``.  Errors the user can fix are printed as one line
 (exit status 2); Ctrl-C during training keeps the iterations done.
 """
@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_score(commands)
     _add_export(commands)
     _add_similar(commands)
+    _add_map(commands)
     _add_crossmatch(commands)
     _add_samp(commands)
     _add_explain(commands)
@@ -615,6 +616,75 @@ def _run_similar(args: argparse.Namespace) -> int:
         else:
             print(f"wrote {len(table)} rows to {write_table(table, args.out)}")
     return 0
+
+
+def _add_map(commands: Any) -> None:
+    from .core.discovery.embedding_map import MAP_SAMPLE
+    from .core.discovery.map_figure import COLOUR_BY
+
+    parser = commands.add_parser(
+        "map", help="draw a 2-D map (UMAP) of the collection's embeddings",
+        description="Lay out the embeddings the latest 'score' run stored on a 2-D map (UMAP), every "
+                    "labelled image and a random sample of the rest, and draw it coloured by score or "
+                    "label. The map is saved with the run: a second call only draws it. A table OUT "
+                    "(.csv, .ecsv, .fits, .parquet) gets the coordinates (id, x, y, score, label) "
+                    "instead of a picture")
+    parser.add_argument("session", type=Path)
+    parser.add_argument("--out", type=Path, required=True, help="map.png (.pdf, .svg), or a table: map.csv, "
+                                                                ".ecsv, .fits, .parquet")
+    parser.add_argument("--colour", choices=COLOUR_BY, default=COLOUR_BY[0], help="what colours the points")
+    parser.add_argument("--sample", type=_positive_int, default=None,
+                        help=f"images mapped at most (default {MAP_SAMPLE:,}); computes the map again")
+    parser.add_argument("--recompute", action="store_true", help="compute the map again even if one is saved")
+    parser.set_defaults(run=_run_map)
+
+
+def _run_map(args: argparse.Namespace) -> int:
+    from .core.discovery.map_figure import map_colouring, render_map
+    from .core.review.export import FORMATS, map_table, write_table
+    from .core.runs import run_to_end
+    from .core.session import Session
+
+    with Session.open(args.session) as session:
+        found = None if args.recompute or args.sample else session.embedding_map()
+        if found is None:
+            with _MapBar() as bar:
+                found = run_to_end(session.compute_map(args.sample), bar.update)
+            print(f"map computed in {found.seconds:.0f} s")
+        colouring = map_colouring(session, found, args.colour)
+        if args.out.suffix.lower() in FORMATS:
+            path = write_table(map_table(session, found, colouring), args.out)
+        else:
+            path = render_map(found, colouring, args.out, f"{session.path.name}: {found.describe()}")
+        print(f"{found.describe()}\nwrote {path}")
+    return 0
+
+
+class _MapBar:
+    """tqdm progress of ``Session.compute_map``: reading the embeddings, then fitting."""
+
+    def __enter__(self) -> _MapBar:
+        self._bar = None
+        return self
+
+    def update(self, event: Any) -> None:
+        from tqdm import tqdm
+
+        if event.stage == "reading":
+            if self._bar is None:
+                self._bar = tqdm(total=event.total, desc="reading embeddings", unit="img", file=sys.stderr)
+            self._bar.update(event.done - self._bar.n)
+        elif event.stage == "fitting":
+            self._close()
+            print(f"fitting UMAP to {event.total:,} images", file=sys.stderr)
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
 
 
 def _add_crossmatch(commands: Any) -> None:

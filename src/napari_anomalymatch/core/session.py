@@ -20,7 +20,7 @@ import dataclasses
 import os
 import re
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +60,7 @@ from .sessionstate import recorded, write_loss_history
 from .transforms import Normaliser
 
 if TYPE_CHECKING:
+    from .discovery.embedding_map import EmbeddingMap, MapProgress
     from .discovery.search import SimilarImages
 
 CONFIG_FILE = "session.toml"
@@ -525,6 +526,31 @@ class Session:
         from .discovery.search import similar_images
 
         return similar_images(self, queries, top)
+
+    def compute_map(self, sample: int | None = None, seed: int = 0) -> Generator[MapProgress, None, EmbeddingMap]:
+        """Compute the 2-D embedding map of the latest embedded score run (UMAP of up to
+        ``sample`` images: every labelled one and a random sample of the rest) and save it with
+        the run; yields ``MapProgress`` (see ``core.discovery.embedding_map``).
+
+        Raises
+        ------
+        NoEmbeddingsError, ConfigError
+        """
+        from .discovery.embedding_map import MAP_SAMPLE, compute_map
+
+        return compute_map(self, MAP_SAMPLE if sample is None else sample, seed)
+
+    def embedding_map(self) -> EmbeddingMap | None:
+        """The saved map of the latest embedded score run, or None until ``compute_map`` made one."""
+        from .discovery.embedding_map import saved_map
+
+        return saved_map(self)
+
+    def label_indices(self, indices: Iterable[int], label: int | str, source: str = "selection") -> list[LabelEvent]:
+        """Give many images one label in one step (a map selection, say); one ``undo`` reverts them all."""
+        ids = self.collection.ids()
+        pairs = [(ids[int(i)], label) for i in indices]
+        return self.labels.set_many(pairs, cycle=self.cycle, source=source)
 
     def _score_manifest(self, model_hash: str, cycle: int | None = None, method: str = "",
                         embeddings: bool = False) -> ScoreManifest:

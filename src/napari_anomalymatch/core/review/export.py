@@ -14,6 +14,8 @@ from ..session import Session
 from .sky import sky_positions
 
 if TYPE_CHECKING:
+    from ..discovery.embedding_map import EmbeddingMap
+    from ..discovery.map_figure import MapColouring
     from ..discovery.search import SimilarImages
 
 FORMATS = {".csv": "ascii.csv", ".ecsv": "ascii.ecsv", ".fits": "fits", ".fit": "fits",
@@ -134,6 +136,20 @@ def similar_table(session: Session, found: SimilarImages):
     table["similarity"].description = "cosine similarity of the embeddings to the query images"
     table["anomaly_score"].description = "P(anomaly) from the EMA model"
     table.meta["search"] = found.method
+    return table
+
+
+def map_table(session: Session, embedding_map: EmbeddingMap, colouring: MapColouring):
+    """The mapped images' map coordinates with their id, score and label (``anomalymatch map --out
+    map.csv``), in collection order."""
+    from astropy.table import Table
+
+    ids = session.collection.ids()
+    table = Table({"id": [ids[i] for i in embedding_map.indices],
+                   "x": embedding_map.xy[:, 0], "y": embedding_map.xy[:, 1],
+                   "anomaly_score": colouring.scores,
+                   "label": [LABEL_NAMES[int(code)] for code in colouring.labels]})
+    table.meta["map"] = embedding_map.describe()
     return table
 
 
