@@ -278,6 +278,17 @@ def similarity(links: Links) -> str:
     return "\n\n".join(parts) + f"\n\nFrom {links.link('similarity.json')}.\n"
 
 
+def embedding_map(links: Links) -> str:
+    """How long the embedding map's layout takes (``embedding_map.py``)."""
+    d = links.json("embedding_map.json")
+    host = d["host"]
+    return (f"| images | dimensions | PCA components | seconds | CPU seconds | neighbour purity |\n"
+            f"|---|---|---|---|---|---|\n| {d['points']:,} | {d['dimensions']} | {d['pca_components']} "
+            f"| {d['seconds']:.1f} | {d['cpu_seconds']:.1f} | {d['neighbour_purity']:.3f} |\n\n"
+            f"Measured on {host['cpu']}, {host['cores']} cores, load average {host['load_average']:.1f}. "
+            f"From {links.link('embedding_map.json')}.\n")
+
+
 def _collections(found: dict) -> str:
     count = found.get("collections_embedded", 1)
     return f"{count} collections of " if count > 1 else ""
@@ -335,6 +346,7 @@ BLOCKS: dict[str, Callable[[Links], str]] = {
     "similarity": similarity,
     "faults": faults,
     "zero-label": zero_label,
+    "embedding-map": embedding_map,
 }
 
 

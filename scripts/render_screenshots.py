@@ -58,7 +58,21 @@ def settle(app, viewer, frames: int = 30) -> None:
 
 
 SHOTS = {"review": "Review", "train": "Train", "metrics": "Metrics", "data": "Data", "display": "Display",
-         "saliency": "Review"}
+         "saliency": "Review", "map": "Map", "similar": "Review"}
+
+
+def select_top_cluster(app, count: int = 40) -> None:
+    """Lasso the map around the highest-scoring images and review only those (the Map panel's use)."""
+    maps = app.controller.embedding_map
+    if maps.map is None:
+        app.compute_map()
+    maps.wait()
+    found, scores = maps.map, maps.colouring("score").scores
+    top = found.xy[np.argsort(-np.nan_to_num(scores, nan=-1.0))[:count]]
+    centre, spread = np.median(top, axis=0), np.percentile(np.abs(top - np.median(top, axis=0)), 70, axis=0)
+    angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    app.select_on_map(centre + np.c_[np.cos(angles), np.sin(angles)] * spread.max())
+    app.review_selection()
 
 
 def prepare(app, work: Path, iterations: int, train: bool) -> None:
@@ -93,6 +107,14 @@ def render(out: Path, work: Path, iterations: int, shots: list[str], window: tup
         if name == "saliency":  # where the candidate's score comes from, over the candidate alone
             app.display(gamma=1.0, unsharp_amount=0.0)
             app.gallery(False)
+        if name in ("map", "similar"):
+            app.gallery(True)
+        if name == "map":
+            select_top_cluster(app)
+        if name == "similar":  # the look-alikes of the candidate at rank 2
+            app.controller.embedding_map.review_everything()
+            app.go_to(2)
+            app.similar(True)
         app.saliency(name == "saliency")
         settle(app, viewer)
         viewer.reset_view()

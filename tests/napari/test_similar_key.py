@@ -24,6 +24,7 @@ def test_f_orders_the_review_by_similarity_and_back(qtbot, viewer, widget, contr
     query = controller.current.index
     press(qtbot, viewer, "F")
     assert queue.similar_to == query and controller.current.index == query  # the query first
+    assert f"look-alikes of {session.collection.id_of(query)}, unlabelled" in widget.review_panel.candidate.value
     alike = session.similar([query], top=2000)
     listed = set(by_score.tolist())  # the unlabelled ones: the filter still applies
     np.testing.assert_array_equal(queue.ranking[1:], [i for i in alike.indices if i in listed])

@@ -21,7 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..core.config import NormalisationConfig
+from ..core.discovery.embedding_map import EmbeddingMap
 from ..core.display import DisplaySettings
 from ..core.errors import AnomalyMatchError
 from ..core.evaluation.testset import TestReport
@@ -166,6 +169,34 @@ class AnomalyMatchApp:
         """Change display settings by field name (``stretch='zscale', gamma=0.8`` ...)."""
         self.controller.set_display(self.controller.display.with_changes(**changes))
         return self.controller.display
+
+    def similar(self, on: bool = True) -> Candidate | None:
+        """Review the current candidate's look-alikes (the ``f`` key), or the ranking again."""
+        if (self.controller.queue.similar_to is not None) != on:
+            self.controller.toggle_similar()
+        return self.current
+
+    # -- the embedding map ---------------------------------------------------------------
+
+    def compute_map(self, wait: bool = True, sample: int | None = None) -> EmbeddingMap | None:
+        """Compute the embedding map (the Map panel's button); with ``wait``, return it when done."""
+        maps = self.controller.embedding_map
+        maps.compute(sample)
+        if wait:
+            maps.wait()
+        return maps.map
+
+    def select_on_map(self, polygon: Any) -> np.ndarray:
+        """Select the mapped images inside ``polygon`` ((V, 2) map coordinates); returns their indices."""
+        return self.controller.embedding_map.select(np.asarray(polygon, dtype=np.float64))
+
+    def review_selection(self) -> int:
+        """Review only the images selected on the map (the panel's *Review these*)."""
+        return self.controller.embedding_map.review_selection()
+
+    def label_selection(self, label: str | int) -> int:
+        """Label every image selected on the map in one undoable step."""
+        return self.controller.embedding_map.label_selection(label)
 
     # -- results -----------------------------------------------------------------------
 

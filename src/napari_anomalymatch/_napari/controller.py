@@ -31,6 +31,7 @@ from ..core.sessionstate import ReviewState, read_loss_history, read_review_stat
 from ..core.transforms import Normaliser
 from .compat import avoid_triton_llvm_clash
 from .keys import ReviewKeys
+from .map_controller import MapController
 from .notifications import notify_errors
 from .review_layers import CANDIDATE_LAYER, ReviewLayers
 from .workers import CycleRunner, RunOutcome, main_thread_runner
@@ -75,6 +76,7 @@ class AnomalyMatchController:
         self.samp: SampLink | None = None  # made by send_to_samp; while connected the review follows on the sky
         self._main_thread = main_thread_runner()
         self.runner = CycleRunner(self.progress.emit, self._on_outcome, self._on_busy)
+        self.embedding_map = MapController(self)
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -335,6 +337,27 @@ class AnomalyMatchController:
         similar = self._require_queue().toggle_similar()
         self.show()
         return similar
+
+    def show_index(self, index: int) -> Candidate | None:
+        """Show image ``index`` (a point clicked on the map), listing every image if it is not listed."""
+        if self._require_queue().show_index(index):
+            _warn("the review now lists every image (all labels), so that the image chosen on the map is in it")
+        self.show()
+        return self.current
+
+    def review_selection(self, indices) -> int:
+        """Review only ``indices`` (a selection on the map), from its first; None: every image again."""
+        listed = self._require_queue().review_selection(indices)
+        self.show()
+        return listed
+
+    def label_indices(self, indices, label: int | str) -> int:
+        """Label many images in one step (``undo`` reverts them together); returns how many changed."""
+        events = self._require_session().label_indices(indices, label)
+        self.queue.refresh(reload_scores=False)
+        self.show()
+        self.labels_changed.emit()
+        return len(events)
 
     def toggle_gallery(self) -> bool:
         """Show or hide the gallery; returns whether it is shown."""

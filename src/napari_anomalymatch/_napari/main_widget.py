@@ -1,4 +1,4 @@
-"""The AnomalyMatch dock: Data, Train, Review, Display and Metrics panels over one controller."""
+"""The AnomalyMatch dock: Data, Train, Review, Display, Metrics and Map panels over one controller."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from .compact import align_form_labels
 from .controller import AnomalyMatchController
 from .data_widget import DataWidget
 from .display_widget import DisplayWidget
+from .map_widget import MapWidget
 from .metrics_widget import MetricsWidget
 from .review_widget import ReviewWidget
 from .train_widget import TrainWidget
@@ -31,10 +32,11 @@ class AnomalyMatchWidget(QWidget):
         self.review_panel = ReviewWidget(self.controller)
         self.display_panel = DisplayWidget(self.controller)
         self.metrics_panel = MetricsWidget(self.controller)
+        self.map_panel = MapWidget(self.controller)
         self.tabs = QTabWidget()
         for title, panel in (("Data", self.data_panel.native), ("Train", self.train_panel),
                              ("Review", self.review_panel.native), ("Display", self.display_panel.native),
-                             ("Metrics", self.metrics_panel)):
+                             ("Metrics", self.metrics_panel), ("Map", self.map_panel)):
             self.tabs.addTab(_scrollable(panel), title)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -51,7 +53,7 @@ class AnomalyMatchWidget(QWidget):
             self._labels_aligned = True
 
     def show_panel(self, title: str) -> None:
-        """Bring a panel to the front by its tab title (Data, Train, Review, Display, Metrics)."""
+        """Bring a panel to the front by its tab title (Data, Train, Review, Display, Metrics, Map)."""
         titles = [self.tabs.tabText(i) for i in range(self.tabs.count())]
         self.tabs.setCurrentIndex(titles.index(title))
 

@@ -181,7 +181,7 @@ class ReviewWidget(Container):
         extra += f"<br>{escape(candidate.known)}" if candidate.known is not None else ""
         if candidate.tags:
             extra += f"<br>{escape(candidate.tags_text())}"
-        self.candidate.value = (f"<b>{candidate.rank} / {candidate.total}</b> ({queue.order}, {queue.which}; "
+        self.candidate.value = (f"<b>{candidate.rank} / {candidate.total}</b> ({escape(queue.describe_order())}; "
                                 f"{scored})<br>{candidate.image_id}<br>{score} · {LABEL_NAMES[candidate.label]}"
                                 f"{extra}")
 

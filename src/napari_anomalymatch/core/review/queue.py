@@ -4,8 +4,8 @@
 anomalous first, ``uncertainty``: closest to the decision boundary first, or
 ``random``; restricted to ``unlabelled``, ``labelled`` or ``all`` images;
 with a cross-match, known objects shown, hidden or put last: ``KNOWN``; or
-only the images with one tag), or, for "more like this", the images most similar
-to one candidate (``toggle_similar``; it stays first).
+only the images with one tag, or only a selection made on the embedding map), or, for
+"more like this", the images most similar to one candidate (``toggle_similar``; it stays first).
 Labelling an image keeps it in its place, so stepping back and forth stays
 predictable; ``refresh`` re-ranks after new scores or another order.  Every
 label goes straight to the session's label store.
@@ -131,6 +131,7 @@ class ReviewQueue:
         self._labels: dict[str, int] = {}
         self.similar_to: int | None = None  # the image whose look-alikes are listed (None: the ranking)
         self._similar = np.zeros(0, dtype=np.int64)
+        self.selection: np.ndarray | None = None  # only these images (a selection on the map); None: all
         self.refresh()
 
     # -- the order -------------------------------------------------------------------
@@ -149,10 +150,12 @@ class ReviewQueue:
         if self.crossmatch is None:
             self.known = "show"  # the match is gone (or was made for another source)
         candidates = self._candidates(n)
-        if self.similar_to is None:
-            self.ranking = self._known_last(rank(self.scores, candidates, self.order, self.seed))
-        else:
+        if self.similar_to is not None:
             self.ranking = self._similar_ranking(candidates)
+        else:
+            if self.selection is not None:
+                candidates = candidates[np.isin(candidates, self.selection)]
+            self.ranking = self._known_last(rank(self.scores, candidates, self.order, self.seed))
         listed = np.flatnonzero(self.ranking == keep) if keep is not None else np.zeros(0)
         if listed.size:
             self.position = int(listed[0])
@@ -190,6 +193,7 @@ class ReviewQueue:
             self.similar_to, self._similar = None, np.zeros(0, dtype=np.int64)
             self.refresh(reload_scores=False)
             return False
+        self.selection = None
         candidate = self.current
         if candidate is None:
             raise ConfigError("no candidate to find look-alikes of: the review list is empty; change the filter")
@@ -198,6 +202,35 @@ class ReviewQueue:
         self.refresh(reload_scores=False)
         self.position = 0
         return True
+
+    def describe_order(self) -> str:
+        """What the list is, for the panel: ``score, unlabelled``, ``look-alikes of ID, all`` or
+        ``326 selected on the map by score, all``."""
+        if self.similar_to is not None:
+            return f"look-alikes of {self.session.collection.id_of(self.similar_to)}, {self.which}"
+        if self.selection is not None:
+            return f"{len(self.selection):,} selected on the map by {self.order}, {self.which}"
+        return f"{self.order}, {self.which}"
+
+    def review_selection(self, indices: Sequence[int] | np.ndarray | None) -> int:
+        """Review only ``indices`` (a selection on the embedding map), in the current order and
+        filter, from its first; None: every image again.  Returns how many are listed."""
+        self.similar_to, self._similar = None, np.zeros(0, dtype=np.int64)
+        self.selection = None if indices is None else np.unique(np.asarray(indices, dtype=np.int64))
+        self.refresh(reload_scores=False)
+        self.position = 0
+        return len(self.ranking)
+
+    def show_index(self, index: int) -> bool:
+        """Put the cursor on image ``index``, widening the list to every image (all labels, no
+        selection, tag or look-alikes) when it is not listed; returns whether it was widened."""
+        widened = not np.any(self.ranking == index)
+        if widened:
+            self.similar_to, self._similar, self.selection, self.tag = None, np.zeros(0, np.int64), None, ""
+            self.which, self.known = "all", "show"
+            self.refresh(reload_scores=False)
+        self.position = int(np.flatnonzero(self.ranking == index)[0])
+        return widened
 
     def _similar_ranking(self, candidates: np.ndarray) -> np.ndarray:
         """The query image, then its look-alikes among ``candidates`` (the filter still applies)."""

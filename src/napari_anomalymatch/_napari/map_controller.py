@@ -1,0 +1,200 @@
+"""The embedding map in the viewer: computing it in a worker thread, and what a click, hover or
+selection on it does to the review.
+
+``MapController`` belongs to one ``AnomalyMatchController``.  It loads the session's saved map,
+computes a new one on request and after every cycle that scored (``auto_update``), and turns
+map positions into review actions; ``map_widget.MapWidget`` only draws what it holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from psygnal import Signal
+
+from ..core.discovery.embedding_map import EmbeddingMap, MapProgress
+from ..core.discovery.map_figure import MapColouring, map_colouring
+from ..core.discovery.search import embedded_run
+from ..core.errors import AnomalyMatchError, ConfigError, NoEmbeddingsError, SessionError
+from ..core.labels import LABEL_NAMES, parse_label
+from ..core.session import Session
+
+if TYPE_CHECKING:
+    from .controller import AnomalyMatchController
+    from .workers import RunOutcome
+
+
+class MapController:
+    """The current session's embedding map and the selection made on it."""
+
+    changed = Signal(object)  # the EmbeddingMap shown (None: none yet)
+    progress = Signal(object)  # MapProgress of a computation
+    busy_changed = Signal(bool)
+    selection_changed = Signal(object)  # collection indices selected on the map
+
+    def __init__(self, controller: AnomalyMatchController) -> None:
+        self.controller = controller
+        self.map: EmbeddingMap | None = None
+        self.selected = np.zeros(0, dtype=np.int64)
+        self.auto_update = True  # compute a new map after each cycle that stored embeddings
+        self.error: str | None = None  # why the last computation failed
+        self._worker: Any = None
+        controller.session_changed.connect(self._on_session)
+        controller.run_finished.connect(self._on_run_finished)
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    # -- computing ------------------------------------------------------------------
+
+    def compute(self, sample: int | None = None):
+        """Compute the map of the latest embedded score run in a worker thread; returns the worker.
+
+        Raises
+        ------
+        SessionError
+            Without a session, or while a map is being computed.
+        NoEmbeddingsError
+            Before a score run stored embeddings.
+        """
+        session = self.controller._require_session()
+        if self.busy:
+            raise SessionError("the map is being computed; wait for it to finish")
+        from napari.qt.threading import create_worker
+
+        embedded_run(session)  # raises NoEmbeddingsError here, where the caller hears of it
+        self.error = None
+        connect = {"yielded": self.progress.emit, "returned": self._on_computed, "finished": self._on_finished}
+        self._worker = create_worker(_map_events, session, sample, _connect=connect, _start_thread=True)
+        self.busy_changed.emit(True)
+        return self._worker
+
+    def wait(self, timeout_ms: int = 300_000) -> None:
+        """Process Qt events until the computation has finished."""
+        import time
+
+        from qtpy.QtCore import QElapsedTimer
+        from qtpy.QtWidgets import QApplication
+
+        clock = QElapsedTimer()
+        clock.start()
+        while self._worker is not None:
+            if clock.elapsed() > timeout_ms:
+                raise SessionError(f"the map was not computed within {timeout_ms / 1000:.0f} s")
+            QApplication.processEvents()
+            time.sleep(0.005)
+
+    def _on_computed(self, result: EmbeddingMap | str) -> None:
+        if isinstance(result, str):
+            from napari.utils.notifications import show_error
+
+            self.error = result
+            show_error(result)
+            return
+        self._show(result)
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        self.busy_changed.emit(False)
+
+    def _on_session(self, session: Session | None) -> None:
+        found = None
+        if session is not None:
+            try:
+                found = session.embedding_map()
+            except SessionError as err:  # a damaged map file: said, and the panel offers a new one
+                self.error = str(err)
+        self._show(found)
+
+    def _on_run_finished(self, outcome: RunOutcome) -> None:
+        """After new scores: the newest embedded run's saved map, or (``auto_update``) a new one."""
+        session = self.controller.session
+        if outcome.score_result is None or session is None or self.busy:
+            return
+        try:
+            saved = session.embedding_map()
+        except SessionError:
+            saved = None
+        if saved is not None or not self.auto_update:
+            self._show(saved if saved is not None else self.map)
+            return
+        with contextlib.suppress(NoEmbeddingsError):  # no run stored embeddings: nothing to map
+            self.compute()
+
+    def _show(self, found: EmbeddingMap | None) -> None:
+        self.map = found
+        self.select_indices(np.zeros(0, dtype=np.int64))
+        self.changed.emit(found)
+
+    # -- what the map shows ---------------------------------------------------------
+
+    def colouring(self, by: str) -> MapColouring:
+        return map_colouring(self.controller._require_session(), self._require_map(), by)
+
+    def describe(self) -> str:
+        """What the panel says about the map (or why there is none)."""
+        if self.map is not None:
+            return self.map.describe()
+        if self.error:
+            return self.error
+        return "no map yet: score the collection, then press Compute map"
+
+    def image_at(self, point: tuple[float, float], radius: float) -> int | None:
+        """The collection index of the image drawn nearest ``point`` within ``radius`` (map units)."""
+        return self.map.nearest(point, radius) if self.map is not None else None
+
+    def describe_image(self, index: int) -> str:
+        """``id  score 0.9731  anomaly`` for the pointer line."""
+        queue = self.controller._require_queue()
+        score = float(queue.scores[index]) if index < len(queue.scores) else math.nan
+        score_text = "not scored" if math.isnan(score) else f"score {score:.4f}"
+        return f"{queue.session.collection.id_of(index)}  {score_text}  {LABEL_NAMES[queue.label_of(index)]}"
+
+    # -- acting on it ---------------------------------------------------------------
+
+    def show_image(self, index: int) -> None:
+        """Show image ``index`` in the review (a click on the map)."""
+        self.controller.show_index(index)
+
+    def select(self, polygon: np.ndarray) -> np.ndarray:
+        """Select the images inside ``polygon`` (a lasso, in map units); returns their indices."""
+        return self.select_indices(self._require_map().inside(polygon))
+
+    def select_indices(self, indices: np.ndarray) -> np.ndarray:
+        self.selected = np.asarray(indices, dtype=np.int64)
+        self.selection_changed.emit(self.selected)
+        return self.selected
+
+    def review_selection(self) -> int:
+        """Review only the selected images (the current order and filter); returns how many are listed."""
+        if not len(self.selected):
+            raise ConfigError("nothing is selected: draw around some points of the map first")
+        return self.controller.review_selection(self.selected)
+
+    def review_everything(self) -> None:
+        """Review every image again, as before the selection."""
+        self.controller.review_selection(None)
+
+    def label_selection(self, label: int | str) -> int:
+        """Give every selected image ``label`` in one step (one undo reverts it); returns how many changed."""
+        if not len(self.selected):
+            raise ConfigError("nothing is selected: draw around some points of the map first")
+        return self.controller.label_indices(self.selected, parse_label(label))
+
+    def _require_map(self) -> EmbeddingMap:
+        if self.map is None:
+            raise ConfigError(self.describe())
+        return self.map
+
+
+def _map_events(session: Session, sample: int | None) -> Generator[MapProgress, None, EmbeddingMap | str]:
+    """``Session.compute_map`` for a worker thread: an error the user can fix comes back as its message."""
+    try:
+        return (yield from session.compute_map(sample))
+    except AnomalyMatchError as err:
+        return str(err)
