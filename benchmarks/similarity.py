@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -136,16 +137,31 @@ def _version(module: str) -> str:
     return getattr(__import__(module), "__version__", "?")
 
 
-def index_section(sizes: list[int]) -> list[dict]:
+LIBRARIES = {"faiss": measure_faiss, "usearch": measure_usearch}
+
+
+def index_section(sizes: list[int], libraries: list[str]) -> list[dict]:
+    """Exact search and each of ``libraries`` at each size; every row says the load it ran under."""
     rows = []
     for n in sizes:
         embeddings = clustered_embeddings(n)
         queries = queries_near(embeddings)
+        load = os.getloadavg()[0]
         exact, truth = measure_exact(embeddings, queries)
-        for row in (exact, measure_faiss(embeddings, queries, truth), measure_usearch(embeddings, queries, truth)):
-            rows.append({"n_embeddings": n, **row})
+        for row in (exact, *(LIBRARIES[name](embeddings, queries, truth) for name in libraries)):
+            rows.append({"n_embeddings": n, **row, "load_average": round(load, 1)})
             print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def merged_rows(earlier: list[dict], new: list[dict]) -> list[dict]:
+    """``new`` in place of the earlier rows of the same size and library; the others kept."""
+    def key(row: dict) -> tuple[int, str]:
+        return row["n_embeddings"], row["library"].split()[0]
+
+    fresh = {key(row): row for row in new}
+    kept = [row for row in earlier if key(row) not in fresh]
+    return sorted([*kept, *new], key=lambda row: (row["n_embeddings"], key(row)[1] != "numpy", key(row)[1]))
 
 
 def measure_embedding_cost(source: str, size: int, embeddings: bool) -> dict:
@@ -210,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sections", nargs="+", choices=sorted(SECTIONS), default=sorted(SECTIONS))
     parser.add_argument("--sizes", nargs="+", type=int, default=[100_000, 1_000_000])
+    parser.add_argument("--libraries", nargs="+", choices=sorted(LIBRARIES), default=sorted(LIBRARIES),
+                        help="the indexes measured beside exact search (the other rows of the file are kept)")
     parser.add_argument("--out", type=Path, default=RESULTS / "similarity.json")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
@@ -219,7 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     machines = results.setdefault("machines", {})
     for section in args.sections:
         machines[section] = _machine()
-        results[section] = index_section(args.sizes) if section == "index" else embeddings_section()
+        if section == "index":
+            results[section] = merged_rows(results.get(section, []), index_section(args.sizes, args.libraries))
+        else:
+            results[section] = embeddings_section()
         args.out.write_text(json.dumps(results, indent=1))
     return 0
 
