@@ -270,8 +270,8 @@ def similarity(links: Links) -> str:
                 f"| {r.get('note', '')} |" for r in d["index"]]
         parts.append("| embeddings | search | build, s | query, ms (median) | recall@100 | load average | note |\n"
                      "|---|---|---|---|---|---|---|\n" + "\n".join(rows)
-                     + f"\n\nMeasured on {_host({**machine, 'load_average': None})}; the load average is the machine's at the "
-                       "start of each size's run (2 cores: above 2, other work shared them).")
+                     + f"\n\nMeasured on {_host({**machine, 'load_average': None})}; the load average is "
+                       "the machine's at the start of each size's run (2 cores: above 2, other work shared them).")
     if d.get("embeddings"):
         rows = [f"| {'yes' if r['embeddings'] else 'no'} | {r['n_images']:,} | {r['images_per_second']:.0f} "
                 f"| {r['embedding_bytes_per_image']:.0f} | {r['peak_rss_mb']:.0f} |" for r in d["embeddings"]]
