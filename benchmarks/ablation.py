@@ -80,6 +80,8 @@ TRIALS = {
     "classifier": (["--head", "classifier"], "the paper's fine-tuned classifier scores and the oracle follows it"),
     "uncertainty-order": (["--oracle-order", "uncertainty"], "the oracle labels the images nearest the decision "
                           "boundary first instead of the most anomalous (the paper's protocol)"),
+    "diverse-order": (["--oracle-order", "diverse"], "the oracle reviews the top 500 clustered into 25 by the "
+                      "scoring network's embeddings, the best of each cluster first, instead of in score order"),
 }
 HEAD_KEYS = ("auroc", "auprc", "precision_top1pct")
 HEADS = ("lpft", "classifier", "probe", "ensemble")

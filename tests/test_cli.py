@@ -150,6 +150,15 @@ def test_tta_is_switched_on_and_off_on_the_command_line():
     assert build_parser().parse_args(["demo"]).tta is True  # the demo's radio galaxies have no up
 
 
+def test_evaluate_with_the_diverse_oracle(tmp_path, blob_manifest):
+    out = tmp_path / "result.json"
+    assert main(["evaluate", str(blob_manifest), "--cycles", "2", "--seed", "0", "--json", str(out),
+                 "--oracle-order", "diverse", *TINY]) == 0
+    result = json.loads(out.read_text())
+    assert result["settings"]["oracle"]["order"] == "diverse"
+    assert result["cycles"][1]["n_labelled_anomalies"] == 12 and result["n_scored"] == 80 - 6 - 20
+
+
 def test_evaluate_compares_the_heads_on_the_same_run(tmp_path, blob_manifest):
     out = tmp_path / "result.json"
     assert main(["evaluate", str(blob_manifest), "--cycles", "1", "--seed", "0", "--json", str(out),

@@ -826,7 +826,8 @@ def _add_evaluate(commands: Any) -> None:
     parser.add_argument("--cycles", type=_positive_int, default=3)
     parser.add_argument("--oracle-order", default=ORACLE_ORDER, choices=ORDERS,
                         help="the review order the oracle labels in: most anomalous first (default: "
-                             "the paper's protocol), closest to the decision boundary first, or random")
+                             "the paper's protocol), closest to the decision boundary first, random, or "
+                             "diverse (the top 500 clustered, the best of each cluster first)")
     parser.add_argument("--compare-heads", action="store_true",
                         help="also score with the heads not chosen (classifier, probe, ensemble) and "
                              "report each; their scoring time is reported apart")

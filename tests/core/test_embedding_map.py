@@ -145,3 +145,24 @@ def test_without_umap_the_error_says_what_to_install(mapped, monkeypatch):
     monkeypatch.setitem(sys.modules, "umap", None)
     with pytest.raises(ConfigError, match="pip install umap-learn"):
         run_to_end(session.compute_map(sample=10))
+
+
+def test_the_diverse_review_order_reads_the_stored_embeddings(mapped, tmp_path):
+    from napari_anomalymatch.core.review.queue import ReviewQueue
+
+    session, _, _ = mapped
+    by_score = session.ranking("score")
+    diverse = session.ranking("diverse")
+    assert sorted(diverse.tolist()) == sorted(by_score.tolist()) and diverse[0] == by_score[0]
+    queue = ReviewQueue(session, order="diverse")
+    np.testing.assert_array_equal(queue.ranking, diverse)
+    assert queue.describe_order() == "diverse, unlabelled" and not queue.diverse_fallback
+
+    folder, _ = rare_bar_folder(tmp_path / "images")
+    with Session.create(tmp_path / "fresh", tiny_config(folder)) as fresh:  # nothing scored yet
+        with pytest.raises(NoEmbeddingsError, match="score the collection|anomalymatch score"):
+            fresh.ranking("diverse")
+        queue = ReviewQueue(fresh)
+        with pytest.raises(NoEmbeddingsError, match="anomalymatch score"):
+            queue.set_order("diverse")
+        assert queue.order == "score"  # refused: the order is unchanged

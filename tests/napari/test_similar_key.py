@@ -40,3 +40,16 @@ def test_f_orders_the_review_by_similarity_and_back(qtbot, viewer, widget, contr
     assert "<b>f</b>" in keys_table()
     assert widget.review_panel.buttons["similar"].text == "More like this (f)"
     qtbot.wait(5)
+
+
+def test_the_diverse_order_is_refused_until_embeddings_are_stored(qtbot, viewer, widget, controller, blobs):
+    panel = widget.review_panel
+    messages = notifications_during(lambda: setattr(panel.order, "value", "diverse"))
+    assert len(messages) == 1 and "anomalymatch score" in messages[0]
+    assert controller.queue.order == "score" and panel.order.value == "score"  # the panel shows what is kept
+    label_both_classes(controller, blobs[1], normal=2)
+    controller.train_cycle(iterations=1)
+    qtbot.waitUntil(lambda: not controller.busy, timeout=900_000)
+    panel.order.value = "diverse"
+    assert controller.queue.order == "diverse" and "(diverse, unlabelled;" in panel.candidate.value
+    np.testing.assert_array_equal(controller.queue.ranking, controller.session.ranking("diverse"))

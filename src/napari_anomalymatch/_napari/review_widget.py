@@ -120,7 +120,10 @@ class ReviewWidget(Container):
     def _on_order_changed(self, *_: Any) -> None:
         if self.controller.session is not None:
             tag = "" if self.tag.value == ANY_TAG else self.tag.value
-            self.controller.set_order(self.order.value, self.which.value, self.known.value, tag)
+            try:
+                self.controller.set_order(self.order.value, self.which.value, self.known.value, tag)
+            finally:  # a refused choice (diverse before any embeddings, say) shows the order kept
+                self._show_order(self.controller.queue)
 
     def _on_advance_changed(self, value: bool) -> None:
         if self.controller.queue is not None:

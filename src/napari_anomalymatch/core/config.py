@@ -33,7 +33,7 @@ AUTO = "auto"  # a setting the engine chooses from the data
 PROBE_LAYERS = ("pyramid", "head")
 PROBE_MORPHOLOGY = ("auto", "on", "off")
 # The orders a person (the Review panel) or the protocol's oracle reviews candidates in.
-ORDERS = ("score", "uncertainty", "random")
+ORDERS = ("score", "uncertainty", "random", "diverse")
 FILTERS = ("unlabelled", "labelled", "all")  # which images a ranking lists
 SALIENCY_METHODS = ("gradient", "grad-cam", "occlusion")  # see core.scoring.saliency
 ORACLE_ORDER = "score"  # the paper's protocol: the oracle labels the most anomalous images first

@@ -44,6 +44,7 @@ from .errors import (
     CheckpointError,
     ConfigError,
     IncompleteScoresError,
+    NoEmbeddingsError,
     NotTrainedError,
     SessionError,
 )
@@ -62,6 +63,7 @@ from .transforms import Normaliser
 if TYPE_CHECKING:
     from .discovery.embedding_map import EmbeddingMap, MapProgress
     from .discovery.search import SimilarImages
+    from .review.diversity import EmbeddingLookup
 
 CONFIG_FILE = "session.toml"
 LABELS_FILE = "labels.sqlite"
@@ -621,8 +623,9 @@ class Session:
         """Collection indices in review order.
 
         ``order``: ``score`` (most anomalous first), ``uncertainty`` (closest
-        to 0.5 first) or ``random``; ``which``: ``unlabelled``, ``labelled`` or
-        ``all`` images.  Images without a score come last.
+        to 0.5 first), ``random`` or ``diverse`` (the top candidates spread over
+        their embeddings: ``core.review.diversity``); ``which``: ``unlabelled``,
+        ``labelled`` or ``all`` images.  Images without a score come last.
         """
         if order not in ORDERS:
             raise ConfigError(f"order must be one of {ORDERS}; got {order!r}")
@@ -632,7 +635,20 @@ class Session:
         found = self.scores()  # complete runs only: see score_notice
         scores = found[1] if found is not None else np.full(n, np.nan, dtype=np.float32)
         candidates = self._filtered(which, n)
-        return rank(scores, candidates, order, seed)
+        return rank(scores, candidates, order, seed, self.stored_embeddings() if order == "diverse" else None)
+
+    def stored_embeddings(self) -> EmbeddingLookup:
+        """indices -> the embeddings the newest embedded score run stored (for the ``diverse`` order).
+
+        Raises
+        ------
+        NoEmbeddingsError
+            No score run stored embeddings yet.
+        """
+        from .discovery.search import embedded_run
+
+        stored = embedded_run(self).embeddings()
+        return lambda indices: np.asarray(stored[np.asarray(indices, dtype=np.int64)])
 
     def _filtered(self, which: str, n: int) -> np.ndarray:
         if which == "all":
@@ -670,8 +686,17 @@ def saved_state(path: str | Path) -> str:
     return "; ".join(said)
 
 
-def rank(scores: np.ndarray, candidates: np.ndarray, order: str, seed: int = 0) -> np.ndarray:
-    """Order ``candidates`` by ``order`` (see ``Session.ranking``); ties by index."""
+def rank(scores: np.ndarray, candidates: np.ndarray, order: str, seed: int = 0,
+         embeddings_of: EmbeddingLookup | None = None) -> np.ndarray:
+    """Order ``candidates`` by ``order`` (see ``Session.ranking``); ties by index.  ``diverse``
+    needs ``embeddings_of`` (indices -> embeddings: ``core.review.diversity``)."""
+    if order == "diverse":
+        from .review.diversity import diverse_order
+
+        if embeddings_of is None:
+            raise NoEmbeddingsError("the diverse order spreads the top candidates over their embeddings; "
+                                    "score the collection (after a training cycle) to store them")
+        return diverse_order(rank(scores, candidates, "score", seed), scores, embeddings_of, seed)
     values = scores[candidates].astype(np.float64)
     missing = ~np.isfinite(values)
     if order == "random":

@@ -17,7 +17,7 @@ import time
 from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,10 +31,13 @@ from ..learning.augment import scoring_views
 from ..learning.probe import ENSEMBLE_PARTS, AnomalyScorer, embed_views, ensemble_log_odds
 from ..learning.training import Trainer, TrainingData, TrainProgress
 from ..loading import LoadProgress, load_images
-from ..scoring.run import score_components
+from ..scoring.run import embedding_network, score_components
 from ..session import ORDERS, rank
 from ..transforms import Normaliser
 from .metrics import ranking_metrics
+
+if TYPE_CHECKING:
+    from ..review.diversity import EmbeddingLookup
 
 # Preprocessed images are held in memory; refuse sizes that would not fit comfortably.
 MAX_PREPARED_BYTES = 12 * 1024**3
@@ -56,8 +59,9 @@ class OracleSettings:
     It reviews the still-unlabelled images in ``order``, one of the review orders of
     ``Session.ranking``, and labels the first ``anomalies`` true anomalies and the first
     ``normals`` normal images it meets. ``score`` (most anomalous first) is the paper's
-    protocol and the default; ``uncertainty`` (closest to the decision boundary first) and
-    ``random`` are compared in ``benchmarks/results/ablation.md``.
+    protocol and the default; ``uncertainty`` (closest to the decision boundary first),
+    ``random`` and ``diverse`` (the top candidates spread over the scoring network's embeddings)
+    are compared in ``benchmarks/results/ablation.md``.
     """
 
     anomalies: int = 10
@@ -196,7 +200,9 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
         unlabelled = ~ever_labelled & valid
         newly, reviewed = np.zeros(0, dtype=np.int64), 0
         if cycle < cycles:
-            newly, reviewed = _oracle_picks(scores, benchmark.is_anomaly, unlabelled, oracle, config.train.seed)
+            embeddings_of = _embedder(scorer, images, trainer.device) if oracle.order == "diverse" else None
+            newly, reviewed = _oracle_picks(scores, benchmark.is_anomaly, unlabelled, oracle, config.train.seed,
+                                            embeddings_of)
         report = CycleReport(
             cycle=cycle,
             metrics=ranking_metrics(scores[unlabelled], benchmark.is_anomaly[unlabelled]),
@@ -282,16 +288,33 @@ def _training_data(images: torch.Tensor, labels: np.ndarray, valid: np.ndarray, 
                         images[torch.from_numpy(pool)])
 
 
-def _oracle_picks(scores: np.ndarray, truth: np.ndarray, unlabelled: np.ndarray,
-                  oracle: OracleSettings, seed: int) -> tuple[np.ndarray, int]:
+def _oracle_picks(scores: np.ndarray, truth: np.ndarray, unlabelled: np.ndarray, oracle: OracleSettings,
+                  seed: int, embeddings_of: EmbeddingLookup | None = None) -> tuple[np.ndarray, int]:
     """The first unlabelled true anomalies and normal images in the oracle's review order, and
     how many images it reviewed to find them."""
-    ranked = rank(scores, np.flatnonzero(unlabelled), oracle.order, seed)
+    ranked = rank(scores, np.flatnonzero(unlabelled), oracle.order, seed, embeddings_of)
     anomalies = np.flatnonzero(truth[ranked])[:oracle.anomalies]
     normals = np.flatnonzero(~truth[ranked])[:oracle.normals]
     places = np.concatenate([anomalies, normals])
     reviewed = int(places.max()) + 1 if places.size else 0
     return ranked[places], reviewed
+
+
+def _embedder(scorer: torch.nn.Module, images: torch.Tensor, device: torch.device,
+              batch: int = 128) -> EmbeddingLookup:
+    """indices -> the scoring network's embeddings of those prepared images (what a session's
+    score run stores), computed when asked: the diverse oracle embeds only its pool."""
+    network = embedding_network(scorer, device)
+
+    def embeddings_of(indices: np.ndarray) -> np.ndarray:
+        rows = []
+        with torch.inference_mode():
+            for start in range(0, len(indices), batch):
+                chosen = torch.from_numpy(np.asarray(indices[start:start + batch], dtype=np.int64))
+                rows.append(network.embed(images[chosen].to(device).float()).float().cpu().numpy())
+        return np.concatenate(rows) if rows else np.zeros((0, 1), dtype=np.float32)
+
+    return embeddings_of
 
 
 def _check_memory(n: int, channels: int, size: int) -> None:

@@ -1,11 +1,12 @@
 """Reviewing ranked candidates: the review order, a cursor through it, and labelling.
 
 ``ReviewQueue`` holds a snapshot of the session's ranking (``score``: most
-anomalous first, ``uncertainty``: closest to the decision boundary first, or
-``random``; restricted to ``unlabelled``, ``labelled`` or ``all`` images;
-with a cross-match, known objects shown, hidden or put last: ``KNOWN``; or
-only the images with one tag, or only a selection made on the embedding map), or, for
-"more like this", the images most similar to one candidate (``toggle_similar``; it stays first).
+anomalous first, ``uncertainty``: closest to the decision boundary first,
+``random``, or ``diverse``: the top candidates spread over their embeddings;
+restricted to ``unlabelled``, ``labelled`` or ``all`` images; with a cross-match,
+known objects shown, hidden or put last: ``KNOWN``; or only the images with one
+tag, or only a selection made on the embedding map), or, for "more like this",
+the images most similar to one candidate (``toggle_similar``; it stays first).
 Labelling an image keeps it in its place, so stepping back and forth stays
 predictable; ``refresh`` re-ranks after new scores or another order.  Every
 label goes straight to the session's label store.
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, LabelError, UnknownIdError
+from ..errors import ConfigError, LabelError, NoEmbeddingsError, UnknownIdError
 from ..labels import UNLABELED, LabelEvent, parse_label, parse_tag_edits
 from ..session import FILTERS, ORDERS, Session, rank
 from .crossmatch import CrossMatch, read_crossmatch
@@ -132,6 +133,7 @@ class ReviewQueue:
         self.similar_to: int | None = None  # the image whose look-alikes are listed (None: the ranking)
         self._similar = np.zeros(0, dtype=np.int64)
         self.selection: np.ndarray | None = None  # only these images (a selection on the map); None: all
+        self.diverse_fallback = False  # the diverse order is asked for but no run stored embeddings
         self.refresh()
 
     # -- the order -------------------------------------------------------------------
@@ -155,12 +157,24 @@ class ReviewQueue:
         else:
             if self.selection is not None:
                 candidates = candidates[np.isin(candidates, self.selection)]
-            self.ranking = self._known_last(rank(self.scores, candidates, self.order, self.seed))
+            self.ranking = self._known_last(self._rank(candidates))
         listed = np.flatnonzero(self.ranking == keep) if keep is not None else np.zeros(0)
         if listed.size:
             self.position = int(listed[0])
         else:
             self.position = min(self.position, max(len(self.ranking) - 1, 0))
+
+    def _rank(self, candidates: np.ndarray) -> np.ndarray:
+        """``candidates`` in the review order; ``diverse`` falls back to ``score`` (said by
+        ``describe_order``) while no score run has stored embeddings."""
+        order, embeddings_of = self.order, None
+        if order == "diverse":
+            try:
+                embeddings_of = self.session.stored_embeddings()
+            except NoEmbeddingsError:
+                order = "score"
+        self.diverse_fallback = order != self.order
+        return rank(self.scores, candidates, order, self.seed, embeddings_of)
 
     def set_order(self, order: str | None = None, which: str | None = None, known: str | None = None,
                   tag: str | None = None) -> None:
@@ -171,6 +185,8 @@ class ReviewQueue:
         known = known or self.known
         _check_order(order, which, known)
         self._check_known(known)
+        if order == "diverse" and self.order != "diverse":
+            self.session.stored_embeddings()  # raises NoEmbeddingsError, saying what to do
         tag = self.tag if tag is None else tag.strip()
         if tag:
             self._check_tag(tag)
@@ -208,9 +224,10 @@ class ReviewQueue:
         ``326 selected on the map by score, all``."""
         if self.similar_to is not None:
             return f"look-alikes of {self.session.collection.id_of(self.similar_to)}, {self.which}"
+        order = "diverse (score until a score run stores embeddings)" if self.diverse_fallback else self.order
         if self.selection is not None:
-            return f"{len(self.selection):,} selected on the map by {self.order}, {self.which}"
-        return f"{self.order}, {self.which}"
+            return f"{len(self.selection):,} selected on the map by {order}, {self.which}"
+        return f"{order}, {self.which}"
 
     def review_selection(self, indices: Sequence[int] | np.ndarray | None) -> int:
         """Review only ``indices`` (a selection on the embedding map), in the current order and

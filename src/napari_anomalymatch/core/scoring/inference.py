@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -87,7 +87,9 @@ class ScoringModel:
     """
 
     selection: Selection | None = None
-    # a module whose ``embed`` gives each image's pooled features, stored with its score (None: none)
+    # makes a module whose ``embed`` gives each image's pooled features, stored with its score
+    # (None: no embeddings); made only if the scoring pass cannot pool them itself
+    make_embedder: Callable[[], torch.nn.Module] | None = None
     embedder: torch.nn.Module | None = None
 
     @property
@@ -129,7 +131,7 @@ class ScoringModel:
         self._captured.clear()
         probabilities = self.probabilities(images)
         embeddings = None
-        if self.embedder is not None:
+        if self.make_embedder is not None:
             # the features the scoring pass pooled on its way, else a second pass of the embedder
             embeddings = self._captured[0].half() if len(self._captured) == 1 else self.embeddings(images)
         if self.device.type != "cuda":
@@ -141,12 +143,12 @@ class ScoringModel:
         done.record()
         return PendingScores(host, done, valid, embeddings)
 
-    def store_embeddings(self, embedder: torch.nn.Module) -> None:
-        """Give each batch's embeddings too: ``embedder.embed``'s pooled head features. Where the
-        scoring pass runs in eager mode through one backbone, and on the image as it is, they are
-        pooled from that pass (the same features: ``embed`` pools the output of ``bn2``) instead
-        of a second pass."""
-        self.embedder = embedder
+    def store_embeddings(self, make_embedder: Callable[[], torch.nn.Module]) -> None:
+        """Give each batch's embeddings too: the pooled head features of ``make_embedder()``'s
+        ``embed``.  Where the scoring pass runs in eager mode through one backbone, and on the
+        image as it is, they are pooled from that pass (the same features: ``embed`` pools the
+        output of ``bn2``), and the embedder (a copy of the network) is never made."""
+        self.make_embedder = make_embedder
         backbones = [m for m in self.module.modules() if all(hasattr(m, n) for n in ("conv_head", "bn2", "blocks"))]
         if self.graph in ("eager", "fused") and not self.tta and len(backbones) == 1:
             backbones[0].bn2.register_forward_hook(
@@ -157,6 +159,8 @@ class ScoringModel:
         """The embedder's float16 features of a batch (the images as given: no flips)."""
         images = images.to(self.device, non_blocking=True).float().contiguous(
             memory_format=torch.channels_last)
+        if self.embedder is None:
+            self.embedder = self.make_embedder()
         with self.autocast():
             return self.embedder.embed(images).half()
 

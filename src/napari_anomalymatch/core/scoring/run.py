@@ -152,7 +152,7 @@ def prepare_run_scorer(model: torch.nn.Module, collection: ImageCollection, norm
     if store is not None:
         store.record_inference(scorer.path.label)
         if store.manifest.embeddings:
-            scorer.store_embeddings(embedding_network(model, device))
+            scorer.store_embeddings(lambda: embedding_network(model, device))
     return scorer
 
 
