@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_anomalymatch.core.config import DataConfig, SessionConfig
-from napari_anomalymatch.core.errors import ConfigError, NotTrainedError, SessionError
+from napari_anomalymatch.core.errors import ConfigError, NoEmbeddingsError, NotTrainedError, SessionError
 from napari_anomalymatch.core.runs import run_to_end
 from napari_anomalymatch.core.scoring.novelty import EmbedProgress, reference_indices
 from napari_anomalymatch.core.scoring.run import ScoreBatch
@@ -36,6 +36,20 @@ def test_the_odd_images_rank_first_and_the_ranking_is_stored(tmp_path, method):
         assert again.ranking_method() == f"unsupervised:{method}"
         assert set(again.ranking()[:3]) == set(np.flatnonzero(truth))
         np.testing.assert_array_equal(scores, result.scores)
+
+
+def test_with_no_labels_yet_more_like_this_the_map_and_the_diverse_order_work(tmp_path):
+    session, truth = _session(tmp_path)
+    run_to_end(session.score_unsupervised())
+    bars = np.flatnonzero(truth)
+    found = session.similar([int(bars[0])], top=2)  # the stored novelty features: the other bars
+    assert set(found.indices.tolist()) == set(bars[1:].tolist())
+    assert len(run_to_end(session.compute_map())) == len(truth)
+    assert sorted(session.ranking("diverse").tolist()) == sorted(session.ranking().tolist())
+    query = tmp_path / "images" / session.collection.id_of(int(bars[0]))
+    with pytest.raises(NoEmbeddingsError, match="query by an image id"):
+        session.similar([query])
+    session.close()
 
 
 def test_training_after_it_works_once_labels_exist(tmp_path):

@@ -501,7 +501,7 @@ class Session:
         key = f"unsupervised:{method}"
         fingerprint = model_fingerprint(embedder)
         store = ScoreStore(self.score_directory(0), self._score_manifest(
-            f"{method}-{fingerprint}", cycle=0, method=key))
+            f"{method}-{fingerprint}", cycle=0, method=key, embeddings=True))
         size, score = self.config.model.image_size, self.config.score
         scorer = yield from fit_novelty(embedder, self.collection, self.normaliser, size, method, device,
                                         self.config.train.seed, score.num_workers)

@@ -126,6 +126,10 @@ def embed_file(session: Session, store: ScoreStore, path: Path) -> np.ndarray:
     from ..runs import run_to_end
     from ..scoring.run import embedding_network
 
+    if store.manifest.method:
+        raise NoEmbeddingsError(f"{path}: the stored embeddings are those of the ranking without labels "
+                                f"({store.manifest.method}), which a file cannot be embedded like; query by "
+                                "an image id of the collection, or train a cycle and score first")
     if store.manifest.cycle != session.cycle:
         raise NoEmbeddingsError(f"{session.path}: the stored embeddings are cycle {store.manifest.cycle}'s "
                                 f"and the model is cycle {session.cycle}'s; run 'anomalymatch score "

@@ -103,18 +103,26 @@ class NoveltyScorer:
         return (1.0 - chosen).mean(1).numpy().astype(np.float32)
 
     def start(self, images: torch.Tensor, valid=None) -> _Done:
-        scores = self.novelty(self.features(images))
+        features = self.features(images)
+        scores = self.novelty(features)
+        embeddings = features.numpy().astype(np.float16)  # stored: "more like this" and the map read them
         if valid is not None:
-            scores[~np.asarray(valid, dtype=bool)] = np.nan
-        return _Done(scores)
+            unusable = ~np.asarray(valid, dtype=bool)
+            scores[unusable] = np.nan
+            embeddings[unusable] = np.nan
+        return _Done(scores, embeddings)
 
 
 @dataclass(frozen=True)
 class _Done:
     scores: np.ndarray
+    embedded: np.ndarray
 
     def result(self) -> np.ndarray:
         return self.scores
+
+    def embeddings(self) -> np.ndarray:
+        return self.embedded
 
 
 def embed_reference(embedder: FrozenEmbedder, collection: ImageCollection, normaliser: Normaliser,
