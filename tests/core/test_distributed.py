@@ -12,7 +12,7 @@ import torch
 from napari_anomalymatch.core.errors import ConfigError
 from napari_anomalymatch.core.scoring import cluster as dist
 from napari_anomalymatch.core.scoring.run import run_to_end
-from napari_anomalymatch.core.scoring.store import ScoreManifest
+from napari_anomalymatch.core.scoring.store import ScoreManifest, ScoreStore
 
 from .test_scale_scoring import trained_session
 
@@ -64,6 +64,7 @@ def test_two_worker_cluster_equals_the_local_run(tmp_path, one_thread):
         session.config.train.head, scorer.frozen.input_size, session.config.probe.layers, True)
     local = run_to_end(session.score())
     local_scores = np.array(local.scores)
+    local_embeddings = np.array(ScoreStore.existing(session.score_directory(1)).embeddings())
     local_tables = (local.catalogue.read_bytes(), local.top_table.read_bytes())
     folder = session.score_directory(1)
     for path in folder.iterdir():
@@ -85,6 +86,11 @@ def test_two_worker_cluster_equals_the_local_run(tmp_path, one_thread):
     np.testing.assert_array_equal(remote.top_indices, local.top_indices)
     assert (remote.catalogue.read_bytes(), remote.top_table.read_bytes()) == local_tables
     assert pq.read_table(remote.top_table).num_rows == 20
+    # the workers' embeddings come back with their scores: "more like this" and the map work on a cluster run
+    remote_embeddings = ScoreStore.existing(folder).embeddings()
+    np.testing.assert_allclose(np.array(remote_embeddings, dtype=np.float32), local_embeddings.astype(np.float32),
+                               rtol=1e-3, atol=1e-3)
+    assert len(session.similar([0], top=5).indices) == 5
 
 
 def test_daemonic_workers_decode_in_their_own_thread(tmp_path):

@@ -445,9 +445,7 @@ class Session:
         trainer = self.trainer
         model = trainer.scoring_model
         model_hash = model_fingerprint(model)
-        # embeddings are stored by a run here; cluster workers write scores only
-        store = ScoreStore(self.score_directory(trainer.cycle),
-                           self._score_manifest(model_hash, embeddings=cluster is None))
+        store = ScoreStore(self.score_directory(trainer.cycle), self._score_manifest(model_hash, embeddings=True))
         if cluster is None:
             return (yield from score_collection(model, self.collection, self.normaliser,
                                                 self.config.model.image_size, self.config.score,
@@ -460,7 +458,7 @@ class Session:
         path = prepare_run_scorer(model, self.collection, self.normaliser, self.config.model.image_size,
                                   self.config.score, trainer.device, store, len(self.collection)).path
         config = dataclasses.replace(self.config, score=path.forced(self.config.score))
-        job = scoring_job(model, model_hash, config, trainer.in_chans, n_todo)
+        job = scoring_job(model, model_hash, config, trainer.in_chans, n_todo, embeddings=True)
         n_scored, rate = yield from score_on_cluster(cluster, job, self.collection, self.normaliser, store)
         return finish_stored_run(store, self.config.score.top_k, model_hash, n_scored, rate,
                                  tables_for=self.collection)

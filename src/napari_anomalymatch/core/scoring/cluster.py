@@ -125,7 +125,7 @@ def connect(address: str) -> Iterator[DaskCluster]:
 
 
 def scoring_job(model: torch.nn.Module, model_hash: str, config: SessionConfig, in_chans: int,
-                n_images: int) -> Any:
+                n_images: int, embeddings: bool = False) -> Any:
     """The ``ScoringJob`` sent to every worker: the model's weights and the run's settings."""
     require_dask()
     from safetensors.torch import save
@@ -138,7 +138,7 @@ def scoring_job(model: torch.nn.Module, model_hash: str, config: SessionConfig, 
             tensors[f"{BUFFER_PREFIX}{name}"] = buffer.detach().cpu().contiguous()
     return ScoringJob(weights=save(tensors), model_hash=model_hash, model=config.model, in_chans=in_chans,
                       image_size=config.model.image_size, score=config.score, n_images=n_images,
-                      head=getattr(model, "head", None), **_frozen_settings(model))
+                      head=getattr(model, "head", None), embeddings=embeddings, **_frozen_settings(model))
 
 
 def _frozen_settings(model: torch.nn.Module) -> dict[str, Any]:
@@ -210,10 +210,10 @@ def score_on_cluster(cluster: DaskCluster, job: Any, collection: ImageCollection
             answer = future.result()
             submitted.discard(future)
             future.release()
-            for number, scores in answer.parts:
-                store.write_part(number, scores)
+            for number, scores, embeddings in answer.parts:
+                store.write_part(number, scores, embeddings)
             warned = warned or _warn_if_no_loaders(answer, job)
-            n_done += sum(len(s) for _, s in answer.parts)
+            n_done += sum(len(s) for _, s, _ in answer.parts)
             submit_more()
             yield _shard_batch(store, answer, n_before + n_done, store.manifest.n_images,
                                n_done / max(time.perf_counter() - started, 1e-9))
@@ -235,9 +235,9 @@ def shard_groups(parts: list[Part]) -> list[list[Part]]:
 
 
 def _shard_batch(store: ScoreStore, answer: Any, n_done: int, n_total: int, rate: float) -> ScoreBatch:
-    ranges = [store.manifest.part_range(number) for number, _ in answer.parts]
+    ranges = [store.manifest.part_range(number) for number, _, _ in answer.parts]
     indices = np.concatenate([np.arange(start, stop, dtype=np.int64) for start, stop in ranges])
-    scores = np.concatenate([scores for _, scores in answer.parts])
+    scores = np.concatenate([scores for _, scores, _ in answer.parts])
     return ScoreBatch(indices, scores, n_done, n_total, rate)
 
 

@@ -47,6 +47,7 @@ class ScoringJob:
     frozen_layers: str = "head"  # what its frozen embedder pools (ProbeConfig.layers)
     frozen_morphology: bool = False  # whether it adds morphology statistics
     network_morphology: bool | None = None  # a ProbedNetwork's (head lpft) morphology; None: a classifier
+    embeddings: bool = False  # whether each part's embeddings come back too (the run stores them)
 
     @property
     def plugin_name(self) -> str:
@@ -57,7 +58,7 @@ class ScoringJob:
 class ShardScores:
     """A task's answer: the scores of each part it scored and how it ran."""
 
-    parts: list[tuple[int, np.ndarray]]
+    parts: list[tuple[int, np.ndarray, np.ndarray | None]]  # number, scores, embeddings (None: not asked)
     worker: str
     loader_workers: int
     graph: str
@@ -92,13 +93,15 @@ def score_shard(plugin_name: str, collection: ImageCollection, normaliser: Norma
     config = job.score
     if multiprocessing.current_process().daemon and config.num_workers != 0:
         config = dataclasses.replace(config, num_workers=0)  # daemonic workers cannot have children
-    found: dict[int, np.ndarray] = {}
+    found: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+
+    def keep(number: int, scores: np.ndarray, embeddings: np.ndarray | None = None) -> None:
+        found[number] = (scores, embeddings)
+
     with plugin.lock:
-        run = score_parts(plugin.scorer, collection, normaliser, job.image_size, config, parts,
-                          found.__setitem__)
-        for _ in run:
+        for _ in score_parts(plugin.scorer, collection, normaliser, job.image_size, config, parts, keep):
             pass
-    return ShardScores([(p.number, found[p.number]) for p in parts], str(worker.address),
+    return ShardScores([(p.number, *found[p.number]) for p in parts], str(worker.address),
                        config.num_workers, plugin.scorer.graph)
 
 
@@ -127,7 +130,13 @@ def _build_scorer(job: ScoringJob, device: torch.device) -> ScoringModel:
         if key.startswith(BUFFER_PREFIX):
             buffers[key[len(BUFFER_PREFIX):]].copy_(value)
     shape = (job.in_chans, job.image_size, job.image_size)
-    return prepare_scoring_model(module.to(device), job.score, shape, device, n_images=job.n_images)
+    module = module.to(device)
+    scorer = prepare_scoring_model(module, job.score, shape, device, n_images=job.n_images)
+    if job.embeddings:
+        from .run import embedding_network
+
+        scorer.store_embeddings(lambda: embedding_network(module, device))
+    return scorer
 
 
 def _device_for(model: ModelConfig, worker: Any) -> torch.device:
