@@ -151,6 +151,7 @@ class AnomalyMatchController:
         if self.session is None:
             return
         self.stop(wait=True)
+        self.embedding_map.wait()  # UMAP cannot be interrupted; its result belongs to this session
         if self._tag_entry is not None:
             self._tag_entry.hide()
         self.keys.unbind()

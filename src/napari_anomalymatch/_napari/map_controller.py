@@ -2,8 +2,9 @@
 selection on it does to the review.
 
 ``MapController`` belongs to one ``AnomalyMatchController``.  It loads the session's saved map,
-computes a new one on request and after every cycle that scored (``auto_update``), and turns
-map positions into review actions; ``map_widget.MapWidget`` only draws what it holds.
+computes a new one on request and, once the map is in use (its panel shown, or a map made),
+after every cycle that scored (``auto_update``), and turns map positions into review actions;
+``map_widget.MapWidget`` only draws what it holds.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ class MapController:
         self.controller = controller
         self.map: EmbeddingMap | None = None
         self.selected = np.zeros(0, dtype=np.int64)
-        self.auto_update = True  # compute a new map after each cycle that stored embeddings
+        self.auto_update = True  # compute a new map after each cycle that stored embeddings ...
+        self.in_use = False  # ... once the Map panel has been shown or a map computed (UMAP costs a minute)
         self.error: str | None = None  # why the last computation failed
         self._worker: Any = None
         controller.session_changed.connect(self._on_session)
@@ -68,7 +70,7 @@ class MapController:
         from napari.qt.threading import create_worker
 
         embedded_run(session)  # raises NoEmbeddingsError here, where the caller hears of it
-        self.error = None
+        self.error, self.in_use = None, True
         connect = {"yielded": self.progress.emit, "returned": self._on_computed, "finished": self._on_finished}
         self._worker = create_worker(_map_events, session, sample, _connect=connect, _start_thread=True)
         self.busy_changed.emit(True)
@@ -120,7 +122,7 @@ class MapController:
             saved = session.embedding_map()
         except SessionError:
             saved = None
-        if saved is not None or not self.auto_update:
+        if saved is not None or not (self.auto_update and (self.in_use or self.map is not None)):
             self._show(saved if saved is not None else self.map)
             return
         with contextlib.suppress(NoEmbeddingsError):  # no run stored embeddings: nothing to map

@@ -85,6 +85,11 @@ class MapWidget(QWidget):
 
         return LassoSelector(self.axes, self._on_lasso, props={"color": "white", "linewidth": 1.0})
 
+    def showEvent(self, event: Any) -> None:
+        """Shown once: the map is in use, so each cycle that scores draws a new one."""
+        super().showEvent(event)
+        self.maps.in_use = True
+
     # -- drawing --------------------------------------------------------------------
 
     def redraw(self) -> None:
