@@ -8,16 +8,11 @@ from PIL import Image
 
 from napari_anomalymatch.cli import main
 
-from .conftest import rare_bar_folder, write_label_file
-from .test_cli import TINY
+from .test_cli_similar import trained_not_scored
 
 
 def test_map_draws_the_scored_collection_and_reuses_the_saved_map(tmp_path, capsys):
-    folder, truth = rare_bar_folder(tmp_path / "images")
-    session = tmp_path / "session"
-    assert main(["init", str(session), str(folder), *TINY]) == 0
-    assert main(["label", str(session), str(write_label_file(tmp_path / "labels.csv", truth))]) == 0
-    assert main(["train", str(session), "--no-score"]) == 0
+    session, _ = trained_not_scored(tmp_path)
     capsys.readouterr()
     assert main(["map", str(session), "--out", str(tmp_path / "map.png")]) == 2
     assert f"run 'anomalymatch score {session}'" in capsys.readouterr().err  # no traceback, what to do

@@ -11,12 +11,18 @@ from .conftest import rare_bar_folder, write_label_file, write_pngs
 from .test_cli import TINY
 
 
-def test_similar_ranks_look_alikes_of_an_id_and_of_a_file(tmp_path, capsys):
+def trained_not_scored(tmp_path):
+    """A session of the bar images made by the command line, trained one cycle, not yet scored."""
     folder, truth = rare_bar_folder(tmp_path / "images")
     session = tmp_path / "session"
     assert main(["init", str(session), str(folder), *TINY]) == 0
     assert main(["label", str(session), str(write_label_file(tmp_path / "labels.csv", truth))]) == 0
     assert main(["train", str(session), "--no-score"]) == 0
+    return session, folder
+
+
+def test_similar_ranks_look_alikes_of_an_id_and_of_a_file(tmp_path, capsys):
+    session, folder = trained_not_scored(tmp_path)
     capsys.readouterr()
     assert main(["similar", str(session), "img_007.png"]) == 2
     assert f"run 'anomalymatch score {session}'" in capsys.readouterr().err  # no traceback, what to do

@@ -78,18 +78,9 @@ class MapController:
 
     def wait(self, timeout_ms: int = 300_000) -> None:
         """Process Qt events until the computation has finished."""
-        import time
+        from .workers import process_events_until
 
-        from qtpy.QtCore import QElapsedTimer
-        from qtpy.QtWidgets import QApplication
-
-        clock = QElapsedTimer()
-        clock.start()
-        while self._worker is not None:
-            if clock.elapsed() > timeout_ms:
-                raise SessionError(f"the map was not computed within {timeout_ms / 1000:.0f} s")
-            QApplication.processEvents()
-            time.sleep(0.005)
+        process_events_until(lambda: self._worker is None, timeout_ms, "the map was not computed")
 
     def _on_computed(self, result: EmbeddingMap | str) -> None:
         if isinstance(result, str):

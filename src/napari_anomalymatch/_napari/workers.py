@@ -109,16 +109,7 @@ class CycleRunner:
 
     def wait(self, timeout_ms: int = 600_000) -> None:
         """Process Qt events until the run has finished."""
-        from qtpy.QtCore import QElapsedTimer
-        from qtpy.QtWidgets import QApplication
-
-        clock = QElapsedTimer()
-        clock.start()
-        while self._worker is not None:
-            if clock.elapsed() > timeout_ms:
-                raise SessionError(f"the run did not finish within {timeout_ms / 1000:.0f} s")
-            QApplication.processEvents()
-            time.sleep(0.005)
+        process_events_until(lambda: self._worker is None, timeout_ms, "the run did not finish")
 
     def _on_yielded(self, event: Any) -> None:
         if isinstance(event, LoadProgress):
@@ -147,6 +138,20 @@ class CycleRunner:
         self._bars.clear()
         self._worker = None
         self.on_busy(False)
+
+
+def process_events_until(done: Callable[[], bool], timeout_ms: int, what: str) -> None:
+    """Process Qt events until ``done()``; past ``timeout_ms`` raise ``SessionError`` saying ``what``."""
+    from qtpy.QtCore import QElapsedTimer
+    from qtpy.QtWidgets import QApplication
+
+    clock = QElapsedTimer()
+    clock.start()
+    while not done():
+        if clock.elapsed() > timeout_ms:
+            raise SessionError(f"{what} within {timeout_ms / 1000:.0f} s")
+        QApplication.processEvents()
+        time.sleep(0.005)
 
 
 def main_thread_runner() -> Any:

@@ -61,9 +61,9 @@ from .sessionstate import recorded, write_loss_history
 from .transforms import Normaliser
 
 if TYPE_CHECKING:
+    from .discovery.diversity import EmbeddingLookup
     from .discovery.embedding_map import EmbeddingMap, MapProgress
     from .discovery.search import SimilarImages
-    from .review.diversity import EmbeddingLookup
 
 CONFIG_FILE = "session.toml"
 LABELS_FILE = "labels.sqlite"
@@ -622,7 +622,7 @@ class Session:
 
         ``order``: ``score`` (most anomalous first), ``uncertainty`` (closest
         to 0.5 first), ``random`` or ``diverse`` (the top candidates spread over
-        their embeddings: ``core.review.diversity``); ``which``: ``unlabelled``,
+        their embeddings: ``core.discovery.diversity``); ``which``: ``unlabelled``,
         ``labelled`` or ``all`` images.  Images without a score come last.
         """
         if order not in ORDERS:
@@ -687,9 +687,9 @@ def saved_state(path: str | Path) -> str:
 def rank(scores: np.ndarray, candidates: np.ndarray, order: str, seed: int = 0,
          embeddings_of: EmbeddingLookup | None = None) -> np.ndarray:
     """Order ``candidates`` by ``order`` (see ``Session.ranking``); ties by index.  ``diverse``
-    needs ``embeddings_of`` (indices -> embeddings: ``core.review.diversity``)."""
+    needs ``embeddings_of`` (indices -> embeddings: ``core.discovery.diversity``)."""
     if order == "diverse":
-        from .review.diversity import diverse_order
+        from .discovery.diversity import diverse_order
 
         if embeddings_of is None:
             raise NoEmbeddingsError("the diverse order spreads the top candidates over their embeddings; "

@@ -37,7 +37,7 @@ from ..transforms import Normaliser
 from .metrics import ranking_metrics
 
 if TYPE_CHECKING:
-    from ..review.diversity import EmbeddingLookup
+    from ..discovery.diversity import EmbeddingLookup
 
 # Preprocessed images are held in memory; refuse sizes that would not fit comfortably.
 MAX_PREPARED_BYTES = 12 * 1024**3

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..discovery.similarity import unit_rows
+from .similarity import unit_rows
 
 DIVERSE_POOL = 500  # the top candidates spread over the embedding
 DIVERSE_CLUSTERS = 25  # a gallery page: its first page holds the best of 25 clusters
