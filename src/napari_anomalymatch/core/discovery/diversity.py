@@ -45,8 +45,12 @@ def cluster_labels(vectors: np.ndarray, clusters: int, seed: int) -> np.ndarray:
     if k <= 1 or len(vectors) <= clusters:
         return np.arange(len(vectors))
     from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
 
-    return KMeans(k, n_init=3, random_state=seed).fit_predict(vectors)
+    # One thread: at 500 rows the threads' start-up costs more than they save (0.6 s against
+    # 0.09 s on two busy cores, benchmarks/diverse_order.py), and training may hold the cores.
+    with threadpool_limits(1):
+        return KMeans(k, n_init=3, random_state=seed).fit_predict(vectors)
 
 
 def farthest_first(units: np.ndarray, labels: np.ndarray) -> np.ndarray:
