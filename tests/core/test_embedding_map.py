@@ -166,3 +166,6 @@ def test_the_diverse_review_order_reads_the_stored_embeddings(mapped, tmp_path):
         with pytest.raises(NoEmbeddingsError, match="anomalymatch score"):
             queue.set_order("diverse")
         assert queue.order == "score"  # refused: the order is unchanged
+        kept = ReviewQueue(fresh, order="diverse")  # e.g. a view that kept its order: score until embedded
+        np.testing.assert_array_equal(kept.ranking, fresh.ranking("score"))
+        assert kept.diverse_fallback and kept.describe_order().startswith("diverse (score until")
