@@ -66,9 +66,10 @@ TRIALS = {
     "no-crop": (["--crop", "1.0"], "the whole 300 px cutout shrunk to 64 px"),
     "asinh": (["--normalisation", "asinh"], "asinh stretch between percentiles instead of the fixed 0-255 range"),
     "joint-weak-pass": (["--weak-pass", "joint"], "weak views inside the training batch (the paper)"),
-    "score-order": (["--oracle-order", "score"], "the oracle labels the most anomalous images first "
-                    "(the paper's protocol; the default before the oracle-order commit) instead of those "
-                    "nearest the decision boundary"),
+    "score-order": (["--oracle-order", "score"], "the oracle labels the most anomalous images first, "
+                    "given explicitly: the paper's protocol, the default from dbf36e9 on; a run of the "
+                    "diverse-order runs' commit is their same-code baseline (runs of older commits were "
+                    "against the then default, the decision boundary first)"),
     "tta": (["--tta"], "scores averaged over the 8 flips/quarter turns (FIRST's default from the "
                        "robust-statistics commit on)"),
     "no-tta": (["--no-tta"], "each image scored as it is, not as the mean of its 8 flips/quarter turns "
