@@ -47,8 +47,8 @@ def cluster_labels(vectors: np.ndarray, clusters: int, seed: int) -> np.ndarray:
     from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
 
-    # One thread: at 500 rows the threads' start-up costs more than they save (0.6 s against
-    # 0.09 s on two busy cores, benchmarks/diverse_order.py), and training may hold the cores.
+    # One thread: at 500 rows starting threads costs more than they save, the more so while
+    # training holds the cores (benchmarks/diverse_order.py).
     with threadpool_limits(1):
         return KMeans(k, n_init=3, random_state=seed).fit_predict(vectors)
 
