@@ -134,6 +134,8 @@ def test_evaluate_writes_the_promised_json(tmp_path, blob_manifest):
     assert crop != "auto" and 0 < crop <= 1
     assert result["settings"]["score"]["tta"] is False
     assert 0.0 <= result["auroc"] <= 1.0
+    for cycle in result["cycles"]:  # what FixMatch took from the unlabelled images, per cycle
+        assert 0.0 <= cycle["mean_mask_ratio"] <= 1.0 and 0.0 <= cycle["mean_pseudo_anomaly_ratio"] <= 1.0
     ranking = Table.read(tmp_path / "report" / "ranking.csv")
     assert len(ranking) == 54 and (tmp_path / "report" / "gallery.png").stat().st_size > 1000
     assert set(result["cycles"][-1]["head_metrics"]) == {"lpft"}  # only the default head is scored

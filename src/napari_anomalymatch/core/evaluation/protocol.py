@@ -87,6 +87,7 @@ class CycleReport:
     train_seconds_per_iteration: float
     score_images_per_second: float
     mean_mask_ratio: float
+    mean_pseudo_anomaly_ratio: float  # of the confident pseudo-labels, the share 'anomaly'
     head_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     # how far down its review order the oracle looked to find its labels (0: it labelled nothing)
     oracle_reviewed: int = 0
@@ -180,10 +181,11 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
     comparison_seconds = 0.0
     for cycle in range(1, cycles + 1):
         data = _training_data(images, labels, valid, config.train.unlabelled_pool_size, rng)
-        timings, masks = [], []
+        timings, masks, pseudo_anomalies = [], [], []
         for progress in trainer.run(data):
             timings.append(progress.seconds_per_iteration)
             masks.append(progress.mask_ratio)
+            pseudo_anomalies.append(progress.pseudo_anomaly_ratio)
             yield progress
         score_started = time.perf_counter()
         scorer = trainer.scoring_model
@@ -211,6 +213,7 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
             train_seconds_per_iteration=float(np.median(timings)),
             score_images_per_second=score_rate,
             mean_mask_ratio=float(np.mean(masks)),
+            mean_pseudo_anomaly_ratio=float(np.mean(pseudo_anomalies)),
             head_metrics={name: _brief(ranking_metrics(values[unlabelled], benchmark.is_anomaly[unlabelled]))
                           for name, values in heads.items()},
             oracle_reviewed=reviewed,
