@@ -213,7 +213,7 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
             train_seconds_per_iteration=float(np.median(timings)),
             score_images_per_second=score_rate,
             mean_mask_ratio=float(np.mean(masks)),
-            mean_pseudo_anomaly_ratio=float(np.mean(pseudo_anomalies)),
+            mean_pseudo_anomaly_ratio=_share_of_confident(pseudo_anomalies, masks),
             head_metrics={name: _brief(ranking_metrics(values[unlabelled], benchmark.is_anomaly[unlabelled]))
                           for name, values in heads.items()},
             oracle_reviewed=reviewed,
@@ -271,6 +271,13 @@ def _head_scores(parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if all(name in parts for name in needed):
             heads[head] = ensemble_log_odds(parts, head)
     return heads
+
+
+def _share_of_confident(shares: list[float], masks: list[float]) -> float:
+    """The per-iteration shares of confident pseudo-labels saying 'anomaly', weighted by how many
+    were confident in each iteration (an iteration with none confident says nothing)."""
+    weights = np.asarray(masks, dtype=np.float64)
+    return float(np.average(shares, weights=weights)) if weights.sum() > 0 else 0.0
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
