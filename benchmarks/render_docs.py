@@ -339,6 +339,7 @@ BLOCKS: dict[str, Callable[[Links], str]] = {
     "ablation": included("ablation.md"),
     "ablation-not-run": ablation_not_run,
     "feature-ceiling": included("feature_ceiling.md"),
+    "frozen-space": included("frozen_space.md"),
     "lpft": included("lpft_first.md"),
     "speed": speed,
     "scale": scale,
