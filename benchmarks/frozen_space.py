@@ -140,7 +140,7 @@ def head_scores(x: np.ndarray, labelled: np.ndarray, labels: np.ndarray, pool: n
     if method == "probe":
         return scores
     if method == "graph":
-        neighbours = _neighbours(x[pool], x, NEIGHBOURS + 1)[:, 1:]  # an image is its own first
+        neighbours = _neighbours(x[pool], x, NEIGHBOURS + 1)[:, 1:]  # skip the first: a pool image's own
         return (scores + scores[pool][neighbours].mean(1)) / 2
     if method == "self":
         pseudo = scores[pool]
