@@ -192,7 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "ablation.json")
     parser.add_argument("--reuse", action="store_true",
                         help="read runs an earlier (interrupted) call left instead of repeating them")
+    parser.add_argument("--render", action="store_true",
+                        help="run nothing: rewrite the report from the recorded runs and quality.json")
     args = parser.parse_args(argv)
+    if args.render:
+        write_report(args.out, earlier_records(args.out))
+        return 0
     classes = args.classes or (["Bent"] if args.dataset == "first" else ["cat"])
     recorded = recorded_default_runs(RESULTS / "quality.json", args.dataset)
     records = {_key(r): r for r in earlier_records(args.out)}
@@ -213,10 +218,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{args.dataset} {trial} {cls} seed {seed}: AUROC {shown}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"records": list(records.values())}, indent=1))
-    args.out.with_suffix(".md").write_text(markdown(list(records.values()))
-                                           + heads_over_quality_runs(RESULTS / "quality.json"))
-    print(args.out.with_suffix(".md").read_text())
+    write_report(args.out, list(records.values()))
     return 0
+
+
+def write_report(out: Path, records: list[dict]) -> None:
+    report = out.with_suffix(".md")
+    report.write_text(markdown(records) + heads_over_quality_runs(RESULTS / "quality.json"))
+    print(report.read_text())
 
 
 def _key(record: dict) -> tuple:
