@@ -62,7 +62,7 @@ SIZE = 64
 POOL = 10_000  # TrainConfig.unlabelled_pool_size
 BANK = 2_048  # training.CENTRE_SAMPLE: the unlabelled images each cycle embeds anyway
 NEIGHBOURS = 10
-CYCLES, ORACLE_LABELS = 3, 10
+CYCLES = 3
 # name -> (method, options); the first is the baseline every other is compared with.
 PROBE_C = ProbeConfig().regularisation
 HEADS: dict[str, tuple[str, dict]] = {
@@ -123,9 +123,10 @@ def _logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray, regularisation: 
 
 
 def _balanced(labels: np.ndarray) -> np.ndarray:
-    """Weights that give each class half of the labelled images' total (class_weight='balanced')."""
-    counts = np.bincount(labels, minlength=2).astype(float)
-    return len(labels) / (2 * counts.clip(min=1))[labels]
+    """Weights that give each class half of the total, as the probe's class_weight='balanced'."""
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    return compute_sample_weight("balanced", labels)
 
 
 def _probe(x: np.ndarray, labelled: np.ndarray, labels: np.ndarray, regularisation: float):
@@ -178,6 +179,8 @@ def replay_protocol(data: dict[str, np.ndarray], method: str, options: dict, see
     """AUROC/AUPRC of the still-unlabelled images after each cycle, the oracle following the head."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
+    from napari_anomalymatch.core.evaluation.protocol import OracleSettings, oracle_picks
+
     x, truth, valid = data["x"], data["truth"], data["valid"]
     labels = data["initial"].copy()
     ever = labels >= 0
@@ -191,8 +194,9 @@ def replay_protocol(data: dict[str, np.ndarray], method: str, options: dict, see
         cycles.append({"auroc": float(roc_auc_score(truth[candidates], scores[candidates])),
                        "auprc": float(average_precision_score(truth[candidates], scores[candidates]))})
         if cycle < CYCLES:
-            ranked = candidates[np.argsort(-scores[candidates], kind="stable")]
-            picks = np.concatenate([ranked[truth[ranked]][:ORACLE_LABELS], ranked[~truth[ranked]][:ORACLE_LABELS]])
+            unlabelled = np.zeros(len(x), bool)
+            unlabelled[candidates] = True
+            picks, _ = oracle_picks(scores, truth, unlabelled, OracleSettings(), seed)
             labels[picks] = truth[picks].astype(np.int64)
             ever[picks] = True
     return cycles
@@ -235,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         (RESULTS / "frozen_space.md").write_text(markdown(json.loads((RESULTS / "frozen_space.json").read_text())))
         return 0
     result = {"settings": {"size": SIZE, "pool": POOL, "bank": BANK, "neighbours": NEIGHBOURS, "cycles": CYCLES,
-                           "oracle_labels": ORACLE_LABELS, "heads": HEADS, "code": code_version()},
+                           "oracle": "OracleSettings() (the paper's)", "heads": HEADS, "code": code_version()},
               "runs": {}}
     for dataset, cls, manifest in manifests(args.datasets, args.classes):
         started = time.perf_counter()

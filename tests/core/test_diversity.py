@@ -7,7 +7,7 @@ import pytest
 
 from napari_anomalymatch.core.discovery.diversity import farthest_first, round_robin
 from napari_anomalymatch.core.errors import NoEmbeddingsError
-from napari_anomalymatch.core.evaluation.protocol import OracleSettings, _oracle_picks
+from napari_anomalymatch.core.evaluation.protocol import OracleSettings, oracle_picks
 from napari_anomalymatch.core.session import rank
 
 N, CLUSTERS, DIM = 600, 6, 32
@@ -77,7 +77,7 @@ def test_the_diverse_order_without_embeddings_says_what_to_do():
 def test_the_diverse_oracle_labels_anomalies_of_several_kinds():
     scores, embeddings, cluster = _clustered()
     truth = cluster < 3  # three kinds of anomaly, one of them the highest-scoring
-    picks, _ = _oracle_picks(scores, truth, np.ones(N, bool), OracleSettings(6, 0, "diverse"), 0, _lookup(embeddings))
+    picks, _ = oracle_picks(scores, truth, np.ones(N, bool), OracleSettings(6, 0, "diverse"), 0, _lookup(embeddings))
     assert set(cluster[picks]) == {0, 1, 2}
-    by_score, _ = _oracle_picks(scores, truth, np.ones(N, bool), OracleSettings(6, 0, "score"), 0)
+    by_score, _ = oracle_picks(scores, truth, np.ones(N, bool), OracleSettings(6, 0, "score"), 0)
     assert set(cluster[by_score]) == {0}

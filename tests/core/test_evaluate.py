@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_anomalymatch.core.errors import ConfigError
-from napari_anomalymatch.core.evaluation.protocol import OracleSettings, _oracle_picks
+from napari_anomalymatch.core.evaluation.protocol import OracleSettings, oracle_picks
 
 # ten images: scores from 0.95 down to 0.05; the true anomalies are at places 0, 4 and 9
 SCORES = np.array([0.95, 0.85, 0.75, 0.65, 0.55, 0.45, 0.35, 0.25, 0.15, 0.05], dtype=np.float32)
@@ -15,13 +15,13 @@ TRUTH[[0, 4, 9]] = True
 
 
 def test_score_order_labels_the_most_anomalous_first():
-    picks, reviewed = _oracle_picks(SCORES, TRUTH, np.ones(10, bool), OracleSettings(2, 2, "score"), seed=0)
+    picks, reviewed = oracle_picks(SCORES, TRUTH, np.ones(10, bool), OracleSettings(2, 2, "score"), seed=0)
     assert picks.tolist() == [0, 4, 1, 2]
     assert reviewed == 5  # it had to look down to the second anomaly, at place 5
 
 
 def test_uncertainty_order_labels_those_nearest_one_half_first():
-    picks, reviewed = _oracle_picks(SCORES, TRUTH, np.ones(10, bool), OracleSettings(1, 2, "uncertainty"), seed=0)
+    picks, reviewed = oracle_picks(SCORES, TRUTH, np.ones(10, bool), OracleSettings(1, 2, "uncertainty"), seed=0)
     # review order by |score - 0.5|: 4 (0.55), 5 (0.45), 3, 6, 2, 7, ...
     assert picks.tolist() == [4, 5, 3]
     assert reviewed == 3
@@ -30,24 +30,24 @@ def test_uncertainty_order_labels_those_nearest_one_half_first():
 def test_the_oracle_never_relabels_and_stops_when_the_images_run_out():
     unlabelled = np.ones(10, bool)
     unlabelled[[0, 4]] = False  # already labelled
-    picks, reviewed = _oracle_picks(SCORES, TRUTH, unlabelled, OracleSettings(5, 1, "score"), seed=0)
+    picks, reviewed = oracle_picks(SCORES, TRUTH, unlabelled, OracleSettings(5, 1, "score"), seed=0)
     assert picks.tolist() == [9, 1]  # the one anomaly left, and the top normal image
     assert reviewed == 8  # all eight unlabelled images were looked at
-    none, reviewed = _oracle_picks(SCORES, TRUTH, unlabelled, OracleSettings(0, 0, "score"), seed=0)
+    none, reviewed = oracle_picks(SCORES, TRUTH, unlabelled, OracleSettings(0, 0, "score"), seed=0)
     assert none.size == 0 and reviewed == 0
 
 
 def test_random_order_depends_on_the_seed_only():
     settings = OracleSettings(2, 2, "random")
-    first, _ = _oracle_picks(SCORES, TRUTH, np.ones(10, bool), settings, seed=3)
-    again, _ = _oracle_picks(SCORES, TRUTH, np.ones(10, bool), settings, seed=3)
+    first, _ = oracle_picks(SCORES, TRUTH, np.ones(10, bool), settings, seed=3)
+    again, _ = oracle_picks(SCORES, TRUTH, np.ones(10, bool), settings, seed=3)
     assert first.tolist() == again.tolist() and sorted(TRUTH[first]) == [False, False, True, True]
 
 
 def test_images_without_a_score_are_reviewed_last():
     scores = SCORES.copy()
     scores[4] = np.nan
-    picks, _ = _oracle_picks(scores, TRUTH, np.ones(10, bool), OracleSettings(2, 0, "uncertainty"), seed=0)
+    picks, _ = oracle_picks(scores, TRUTH, np.ones(10, bool), OracleSettings(2, 0, "uncertainty"), seed=0)
     assert picks.tolist() == [0, 9]
 
 

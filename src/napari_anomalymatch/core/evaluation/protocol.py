@@ -203,7 +203,7 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
         newly, reviewed = np.zeros(0, dtype=np.int64), 0
         if cycle < cycles:
             embeddings_of = _embedder(scorer, images, trainer.device) if oracle.order == "diverse" else None
-            newly, reviewed = _oracle_picks(scores, benchmark.is_anomaly, unlabelled, oracle, config.train.seed,
+            newly, reviewed = oracle_picks(scores, benchmark.is_anomaly, unlabelled, oracle, config.train.seed,
                                             embeddings_of)
         report = CycleReport(
             cycle=cycle,
@@ -298,7 +298,7 @@ def _training_data(images: torch.Tensor, labels: np.ndarray, valid: np.ndarray, 
                         images[torch.from_numpy(pool)])
 
 
-def _oracle_picks(scores: np.ndarray, truth: np.ndarray, unlabelled: np.ndarray, oracle: OracleSettings,
+def oracle_picks(scores: np.ndarray, truth: np.ndarray, unlabelled: np.ndarray, oracle: OracleSettings,
                   seed: int, embeddings_of: EmbeddingLookup | None = None) -> tuple[np.ndarray, int]:
     """The first unlabelled true anomalies and normal images in the oracle's review order, and
     how many images it reviewed to find them."""
