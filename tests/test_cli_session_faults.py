@@ -56,7 +56,8 @@ def _wait_for_holder(session: Path, pid: int, timeout: float = 300) -> None:
 
 
 def test_two_trains_at_once_one_refused_one_waiting_and_every_iteration_kept(session, capsys):
-    code = f"import sys\nfrom napari_anomalymatch.cli import main\nsys.exit(main({['train', str(session), '--no-score', '--iterations', '4']!r}))"
+    argv = ["train", str(session), "--no-score", "--iterations", "4"]
+    code = f"import sys\nfrom napari_anomalymatch.cli import main\nsys.exit(main({argv!r}))"
     first = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_holder(session, first.pid)

@@ -1,8 +1,8 @@
 """The ``anomalymatch`` command line: argparse -> config -> core generators + tqdm.
 
 Sub-commands: ``demo``, ``init``, ``label``, ``train``, ``score``, ``export``, ``similar``, ``map``,
-``crossmatch``, ``samp``, ``tag``, ``explain``, ``evaluate``, ``info``, ``relocate``.  Errors the user can fix are printed as one line
-(exit status 2); Ctrl-C during training keeps the iterations done.
+``crossmatch``, ``samp``, ``tag``, ``explain``, ``evaluate``, ``info``, ``relocate``.  Errors the user
+can fix are printed as one line (exit status 2); Ctrl-C during training keeps the iterations done.
 """
 
 from __future__ import annotations

@@ -195,7 +195,8 @@ def _edit_store(copy: Path, statement: str) -> None:
 
 
 @pytest.mark.parametrize(("statement", "expected"), [
-    ("UPDATE current SET label = 7 WHERE image_id = 'img_000.png'", r"label codes that mean nothing \('img_000.png' has 7\)"),
+    ("UPDATE current SET label = 7 WHERE image_id = 'img_000.png'",
+     r"label codes that mean nothing \('img_000.png' has 7\)"),
     ("ALTER TABLE current RENAME COLUMN label TO lab", r"another schema: its table 'current' lacks \['label'\]"),
     ("PRAGMA user_version = 9", "written by a newer napari-anomalymatch"),
 ])
@@ -224,11 +225,10 @@ def test_another_model_name_is_refused_naming_both_and_the_way_back(copy):
 
 def test_another_image_size_says_what_it_replaces_before_scoring(copy):
     _set_model(copy, "image_size = 32", "image_size = 48")
-    with Session.open(copy) as session:
-        with pytest.warns(SettingsChangedWarning) as said:
-            scoring = session.score()
-            next(scoring)  # the first batch: the warnings came before it
-            scoring.close()
+    with Session.open(copy) as session, pytest.warns(SettingsChangedWarning) as said:
+        scoring = session.score()
+        next(scoring)  # the first batch: the warnings came before it
+        scoring.close()
     messages = [str(w.message) for w in said]
     assert any("trained on 32-pixel images: it goes on at 48 pixels" in m for m in messages)
     assert any("image size (32 -> 48 pixels)" in m and "replaced" in m for m in messages)

@@ -65,12 +65,12 @@ from .learning.checkpoints import (
 )
 from .learning.training import Trainer, TrainingData, TrainProgress
 from .loading import LoadProgress, load_images
+from .relocation import moved_source_error
 from .scoring.novelty import EmbedProgress
 from .scoring.run import ScoreBatch, ScoreResult, finish_stored_run, model_fingerprint, score_collection
 from .scoring.store import ScoreManifest, ScoreRunStatus, ScoreStore, open_scores, read_manifest, run_status
 from .sessionlock import Holder, SessionLock
 from .sessionstate import recorded, write_loss_history
-from .relocation import moved_source_error
 from .settingsdrift import SettingsChangedWarning, check_model_name, image_size_notice, rescoring_notice
 from .transforms import Normaliser
 
@@ -602,7 +602,8 @@ class Session:
         trainer = self.trainer
         model = trainer.scoring_model
         model_hash = model_fingerprint(model)
-        store = self._score_store(self.score_directory(trainer.cycle), self._score_manifest(model_hash, embeddings=True))
+        manifest = self._score_manifest(model_hash, embeddings=True)
+        store = self._score_store(self.score_directory(trainer.cycle), manifest)
         if cluster is None:
             return (yield from score_collection(model, self.collection, self.normaliser,
                                                 self.config.model.image_size, self.config.score,
