@@ -11,6 +11,7 @@ from .compact import align_form_labels
 from .controller import AnomalyMatchController
 from .data_widget import DataWidget
 from .display_widget import DisplayWidget
+from .editing import apply_when_finished
 from .map_widget import MapWidget
 from .metrics_widget import MetricsWidget
 from .review_widget import ReviewWidget
@@ -41,6 +42,7 @@ class AnomalyMatchWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs)
+        apply_when_finished(self)
         self.controller.session_changed.connect(self._on_session_changed)
         self.destroyed.connect(self.controller.close)
         self._labels_aligned = False
