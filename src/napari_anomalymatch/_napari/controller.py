@@ -150,15 +150,17 @@ class AnomalyMatchController:
         """Stop any run, remove the review layers and close the session."""
         if self.session is None:
             return
-        self.stop(wait=True)
-        self.embedding_map.wait()  # UMAP cannot be interrupted; its result belongs to this session
-        if self._tag_entry is not None:
-            self._tag_entry.hide()
-        self.keys.unbind()
-        self.layers.remove()
-        self.close_samp()
-        self.session.close()
-        self.session, self.queue = None, None
+        try:
+            self.stop(wait=True)
+            self.embedding_map.wait()  # UMAP cannot be interrupted; its result belongs to this session
+            if self._tag_entry is not None:
+                self._tag_entry.hide()
+            self.keys.unbind()
+            self.layers.remove()
+            self.close_samp()
+        finally:  # whatever went wrong above, the labels are checkpointed into labels.sqlite
+            self.session.close()
+            self.session, self.queue = None, None
         self.saliency_visible = False
         self._saliency.clear()
         self.session_changed.emit(None)
@@ -304,7 +306,11 @@ class AnomalyMatchController:
             from .tag_entry import TagEntry
 
             self._tag_entry = TagEntry(qt_viewer, notify_errors(self.edit_tags), self.keys.focus_canvas)
+            self._tag_entry.destroyed.connect(self._forget_tag_entry)  # napari deletes it with its viewer
         self._tag_entry.open(list(self.session.labels.all_tags()), qt_viewer.canvas.native)
+
+    def _forget_tag_entry(self, *_: Any) -> None:
+        self._tag_entry = None
 
     def undo(self) -> Candidate | None:
         """Revert the latest label or tag action and go back to that image."""
