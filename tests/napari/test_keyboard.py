@@ -97,7 +97,6 @@ def key_on(qtbot, control, *keys: str) -> None:
     native.setFocus()
     for key in keys:
         qtbot.keyClick(native, getattr(Qt.Key, f"Key_{key}"))
-    qtbot.wait(5)
 
 
 @pytest.mark.parametrize("kind", ["spin box", "combo box", "check box", "button"])
