@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QAbstractSpinBox, QApplication, QDoubleSpinBox, QLineEdit, QWidget
+from qtpy.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QDoubleSpinBox,
+    QLineEdit,
+    QStackedWidget,
+    QTabWidget,
+    QWidget,
+)
 
 from napari_anomalymatch._napari.editing import is_text_field, spin_box_of
 
@@ -32,15 +40,23 @@ def type_keys(qtbot, *keys: str) -> None:
             qtbot.keyClicks(target, key)
 
 
-def editable_controls(widget) -> list[tuple[int, object]]:
-    """(tab index, Qt widget) of every enabled spin box and text field of every panel."""
+def bring_to_front(native) -> bool:
+    """Show the panel and section (tabs) ``native`` is on; returns whether it is then visible."""
+    child, parent = native, native.parentWidget()
+    while parent is not None:
+        if isinstance(parent, QStackedWidget) and isinstance(parent.parentWidget(), QTabWidget):
+            parent.parentWidget().setCurrentWidget(child)
+        child, parent = parent, parent.parentWidget()
+    return native.isVisible()
+
+
+def editable_controls(widget) -> list[object]:
+    """Every enabled spin box and text field of every panel (and of each panel's sections) in view."""
     found = []
-    for tab in range(widget.tabs.count()):
-        page = widget.tabs.widget(tab)
-        for child in page.findChildren(QWidget):
-            editable = isinstance(child, QAbstractSpinBox) or (is_text_field(child) and spin_box_of(child) is None)
-            if editable and child.isEnabled() and not child.isHidden() and child.isVisibleTo(page):
-                found.append((tab, child))
+    for child in widget.findChildren(QWidget):
+        editable = isinstance(child, QAbstractSpinBox) or (is_text_field(child) and spin_box_of(child) is None)
+        if editable and child.isEnabled() and bring_to_front(child):
+            found.append(child)
     return found
 
 
@@ -65,10 +81,10 @@ def test_every_editable_control_keeps_its_editing_keys(qtbot, widget, labelled):
     controller = labelled
     before = _review_state(controller)
     controls = editable_controls(widget)
-    kinds = {type(native) for _, native in controls}
+    kinds = {type(native) for native in controls}
     assert {QDoubleSpinBox, QLineEdit} < kinds and len(controls) > 20  # and superqt's integer spin box
-    for tab, native in controls:
-        widget.tabs.setCurrentIndex(tab)
+    for native in controls:
+        bring_to_front(native)
         focus_on(qtbot, native)
         box = spin_box_of(native)
         if box is not None:
