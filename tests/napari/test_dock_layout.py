@@ -72,7 +72,7 @@ def everything_in_view(viewer) -> bool:
     """Whether the candidate and gallery lie wholly inside what the canvas shows."""
     (top, left), (bottom, right) = np.asarray(viewer.layers.extent.world)[:, -2:]
     height, width = viewer.window._qt_viewer.canvas.size
-    zoom, (y, x) = viewer.camera.zoom, viewer.camera.center[-2:]
+    zoom, (y, x) = viewer.scene.camera.zoom, viewer.scene.camera.center[-2:]
     half_height, half_width = height / 2 / zoom, width / 2 / zoom
     return y - half_height <= top and bottom <= y + half_height and x - half_width <= left and right <= x + half_width
 
