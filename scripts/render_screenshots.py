@@ -5,7 +5,10 @@ expert labels the top candidates in between), then captures the window with
 each panel in front.  Runs under Xvfb when no display is set.  Takes a few
 minutes on a CPU.
 
-    python scripts/render_screenshots.py [--out docs/images] [--iterations 40] [--size 1280x800]
+    python scripts/render_screenshots.py [--out docs/images] [--iterations 40] [--size 1280x800 1920x1080]
+
+Each shot is rendered at each window size: ``review.png`` at the default 1600x1000, ``review-1280x800.png``
+at another size (a laptop screen, say), so the panels can be looked at where space is short.
 """
 
 from __future__ import annotations
@@ -89,39 +92,42 @@ def prepare(app, work: Path, iterations: int, train: bool) -> None:
     app.train_cycle()
 
 
-def render(out: Path, work: Path, iterations: int, shots: list[str], window: tuple[int, int] = WINDOW) -> None:
+def render(out: Path, work: Path, iterations: int, shots: list[str],
+           windows: list[tuple[int, int]] = [WINDOW]) -> None:  # noqa: B006 (never changed)
     from napari_anomalymatch import open_plugin
 
     app = open_plugin()
     viewer = app.viewer
-    viewer.window.resize(*window)
+    viewer.window.resize(*windows[0])
     prepare(app, work, iterations, train="train" in shots)  # the loss plot needs a cycle run here
     app.test_report(work / "data" / "manifest.csv")
-    app.order("score", "all")  # the top of the ranking, labelled ones included: coloured borders
-    app.go_to(3)
-    for name in shots:
-        app.widget.show_panel(SHOTS[name])
-        if name == "display":  # careful labelling of faint emission, on the candidate alone
-            app.display(gamma=0.5, unsharp_amount=1.5)
-            app.gallery(False)
-        if name == "saliency":  # where the candidate's score comes from, over the candidate alone
-            app.display(gamma=1.0, unsharp_amount=0.0)
-            app.gallery(False)
-        if name in ("map", "similar"):
-            app.gallery(True)
-        if name == "map":
-            select_top_cluster(app)
-        if name == "similar":  # the look-alikes of the candidate at rank 2
-            app.controller.embedding_map.review_everything()
-            app.go_to(2)
-            app.similar(True)
-        app.saliency(name == "saliency")
-        settle(app, viewer)
-        viewer.reset_view()
-        settle(app, viewer)
-        save(viewer.screenshot(canvas_only=False, flash=False), out / f"{name}.png")
+    for window in windows:
+        viewer.window.resize(*window)
+        suffix = "" if window == WINDOW else f"-{window[0]}x{window[1]}"
+        for name in shots:
+            show(app, name)
+            settle(app, viewer)  # the view refits itself when the canvas changes size
+            save(viewer.screenshot(canvas_only=False, flash=False), out / f"{name}{suffix}.png")
     app.close()
     viewer.close()
+
+
+def show(app, name: str) -> None:
+    """Bring the panel and the review state of shot ``name`` to the front."""
+    app.similar(False)
+    app.controller.embedding_map.review_everything()  # not the map's selection of an earlier shot
+    app.order("score", "all")  # the top of the ranking, labelled ones included: coloured borders
+    app.go_to(3)
+    app.widget.show_panel(SHOTS[name])
+    app.display(gamma=0.5 if name == "display" else 1.0, unsharp_amount=1.5 if name == "display" else 0.0)
+    app.gallery(name not in ("display", "saliency"))  # display and saliency: the candidate alone
+    if name == "map":
+        select_top_cluster(app)
+    if name == "similar":  # the look-alikes of the candidate at rank 2
+        app.controller.embedding_map.review_everything()
+        app.go_to(2)
+        app.similar(True)
+    app.saliency(name == "saliency")
 
 
 def main() -> int:
@@ -132,14 +138,15 @@ def main() -> int:
                         help="keep the demo session here (a re-render then trains one cycle more)")
     parser.add_argument("--shots", nargs="+", choices=list(SHOTS), default=list(SHOTS),
                         help="which screenshots (without 'train', a session trained before is reused as is)")
-    parser.add_argument("--size", default=f"{WINDOW[0]}x{WINDOW[1]}",
-                        help="window size WIDTHxHEIGHT (e.g. 1280x800 to check a small screen)")
+    parser.add_argument("--size", nargs="+", default=[f"{WINDOW[0]}x{WINDOW[1]}"],
+                        help="window sizes WIDTHxHEIGHT (e.g. 1280x800 1920x1080: a laptop and a desktop)")
     args = parser.parse_args()
-    window = tuple(int(n) for n in args.size.lower().split("x"))
+    windows = [tuple(int(n) for n in size.lower().split("x")) for size in args.size]
     args.out.mkdir(parents=True, exist_ok=True)
-    with display(window), contextlib.ExitStack() as stack:
+    largest = (max(w for w, _ in windows), max(h for _, h in windows))
+    with display(largest), contextlib.ExitStack() as stack:
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        render(args.out, work, args.iterations, args.shots, window)
+        render(args.out, work, args.iterations, args.shots, windows)
     return 0
 
 

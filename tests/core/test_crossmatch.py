@@ -107,6 +107,9 @@ def test_the_match_is_kept_in_the_session_for_review_and_export(tmp_path):
     assert rows["src0"]["known_name"] == "lens-A" and bool(rows["src0"]["known"])
     assert rows["src1"]["known_separation_arcsec"] == pytest.approx(5.0, abs=1e-3)
     assert not rows["src2"]["known"] and np.isnan(rows["src7"]["known_separation_arcsec"])
+    # src2's nearest object lies outside the radius: it matched nothing, so it is named nothing
+    assert rows["src2"]["known_name"] is np.ma.masked  # written empty
+    assert np.isnan(rows["src2"]["known_separation_arcsec"])
     assert table.meta["crossmatch"]["radius_arcsec"] == pytest.approx(6.0)
 
 

@@ -55,3 +55,20 @@ def test_bad_test_sets_are_refused_with_the_reason(tmp_path, collection):
     test = read_test_set(two, collection)
     with pytest.raises(LabelError, match="only one class"):
         evaluate_test_set(np.zeros(40), test, training_indices=np.array([0]))
+
+
+def test_a_manifest_and_a_stack_carry_their_own_truth(tmp_path, blob_manifest, collection):
+    from napari_anomalymatch.core.evaluation.testset import SOURCE_TRUTH, source_test_set
+    from napari_anomalymatch.core.io.hdf5 import write_hdf5_stack
+
+    manifest = open_collection(blob_manifest)
+    test = read_test_set(SOURCE_TRUTH, manifest)  # the name a session's review state keeps
+    assert test.source == SOURCE_TRUTH and len(test.indices) == 80 and test.is_anomaly.sum() == 16
+    np.testing.assert_array_equal(test.is_anomaly, np.arange(80) % 5 == 0)  # blob_images' rings
+
+    truth = np.arange(6) % 3 == 0
+    stack = write_hdf5_stack(tmp_path / "stack.h5", np.zeros((6, 8, 8), np.uint8), columns={"is_anomaly": truth})
+    np.testing.assert_array_equal(source_test_set(open_collection(stack)).is_anomaly, truth)
+
+    with pytest.raises(LabelError, match=r"blobs: the source carries no is_anomaly column \(its columns: \['path'\]\)"):
+        source_test_set(collection)

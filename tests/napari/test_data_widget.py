@@ -114,6 +114,17 @@ def test_a_layer_becomes_a_source(tmp_path, viewer, panel, widget):
     assert len(messages) == 1 and "expected a stack of images" in messages[0]
 
 
+def test_the_readme_order_works_a_layer_first_then_the_session(tmp_path, viewer, panel, widget, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    stack = np.random.default_rng(1).integers(0, 255, (6, 20, 20), dtype=np.uint8)
+    viewer.add_image(stack, name="FIRST radio galaxies")
+    infos = notifications_during(lambda: click(panel.from_layer), severity="info")
+    proposed = tmp_path / "home" / "anomalymatch-sessions" / "FIRST-radio-galaxies"
+    assert panel.session_dir.line_edit.value == str(proposed) and str(proposed) in infos[0]
+    assert click(panel.load_button) == []
+    assert widget.controller.session.path == proposed and len(widget.controller.session.collection) == 6
+
+
 def write_sources(folder) -> dict[str, str]:
     """One small source per reader: reader name -> path."""
     import zarr

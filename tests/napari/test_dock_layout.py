@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from qtpy.QtWidgets import QApplication
 
@@ -65,3 +66,27 @@ def test_the_fields_of_a_form_start_in_one_column(viewer, widget, controller):
         settle_on(widget, title)
         starts = {field.label: left_in_window(field) for field in fields}
         assert len(set(starts.values())) == 1, f"{title}: fields start at {starts}"
+
+
+def everything_in_view(viewer) -> bool:
+    """Whether the candidate and gallery lie wholly inside what the canvas shows."""
+    (top, left), (bottom, right) = np.asarray(viewer.layers.extent.world)[:, -2:]
+    height, width = viewer.window._qt_viewer.canvas.size
+    zoom, (y, x) = viewer.scene.camera.zoom, viewer.scene.camera.center[-2:]
+    half_height, half_width = height / 2 / zoom, width / 2 / zoom
+    return y - half_height <= top and bottom <= y + half_height and x - half_width <= left and right <= x + half_width
+
+
+def test_on_a_laptop_screen_the_review_needs_no_scrolling_and_stays_in_view(qtbot, viewer, widget, controller):
+    viewer.window.resize(1280, 800)
+    for title in ("Data", "Train", "Display", "Metrics", "Map", "Review"):
+        widget.show_panel(title)
+        qtbot.waitUntil(lambda: everything_in_view(viewer))
+    area = widget.tabs.currentWidget()
+    qtbot.waitUntil(lambda: area.verticalScrollBar().maximum() == 0)  # labels, moves and sections in view
+    viewer.window._qt_window.resize(1100, 700)  # a smaller canvas (as a wider layer list makes it): refitted
+    qtbot.waitUntil(lambda: viewer.window._qt_viewer.canvas.size[1] < 700)
+    qtbot.waitUntil(lambda: everything_in_view(viewer))
+    controller.toggle_gallery()
+    controller.toggle_gallery()
+    assert everything_in_view(viewer)

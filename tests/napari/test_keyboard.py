@@ -97,11 +97,11 @@ def key_on(qtbot, control, *keys: str) -> None:
     native.setFocus()
     for key in keys:
         qtbot.keyClick(native, getattr(Qt.Key, f"Key_{key}"))
-    qtbot.wait(5)
 
 
 @pytest.mark.parametrize("kind", ["spin box", "combo box", "check box", "button"])
 def test_every_review_key_works_whatever_control_has_focus(qtbot, viewer, widget, controller, kind):
+    """Except the keys a spin box edits with (Backspace, arrows, Home ...): test_field_keys.py."""
     from napari_anomalymatch._napari.review_layers import GALLERY_LAYER
 
     control, setting = _controls(widget)[kind]
@@ -113,20 +113,21 @@ def test_every_review_key_works_whatever_control_has_focus(qtbot, viewer, widget
     key_on(qtbot, control, "A", "N", "S")
     assert store.current(include_unsure=True) == {order[0]: ANOMALY, order[1]: NORMAL, order[2]: UNSURE}
     assert controller.current.position == 3
-    key_on(qtbot, control, "Right", "Right", "Left")
-    assert controller.current.position == 4
     key_on(qtbot, control, "Z")
     assert controller.current.position == 2 and store.get(order[2]) == UNLABELED
-    key_on(qtbot, control, "S", "Backspace")
-    assert controller.current.position == 2 and store.get(order[2]) == UNLABELED
-    key_on(qtbot, control, "End")
-    assert controller.current.position == 15
-    key_on(qtbot, control, "Home")
-    assert controller.current.position == 0
-    key_on(qtbot, control, "PageDown")
-    assert controller.current.position == 15  # one page is 25: clipped to the last of 16
-    key_on(qtbot, control, "PageUp")
-    assert controller.current.position == 0
+    if kind != "spin box":
+        key_on(qtbot, control, "Right", "Right", "Left")
+        assert controller.current.position == 3
+        key_on(qtbot, control, "S", "Backspace")
+        assert controller.current.position == 3 and store.get(order[3]) == UNLABELED
+        key_on(qtbot, control, "End")
+        assert controller.current.position == 15
+        key_on(qtbot, control, "Home")
+        assert controller.current.position == 0
+        key_on(qtbot, control, "PageDown")
+        assert controller.current.position == 15  # one page is 25: clipped to the last of 16
+        key_on(qtbot, control, "PageUp")
+        assert controller.current.position == 0
     key_on(qtbot, control, "G")
     assert GALLERY_LAYER not in viewer.layers
     key_on(qtbot, control, "G")

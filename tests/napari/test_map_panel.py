@@ -7,6 +7,7 @@ import numpy as np
 from napari_anomalymatch.core.labels import ANOMALY
 
 from .conftest import label_both_classes, notifications_during
+from .test_closing import labels_in_copy
 
 
 def _to_qt(panel, xy) -> tuple[int, int]:
@@ -26,10 +27,19 @@ def _mouse(qtbot, panel, action: str, xy) -> None:
         qtbot.mouseMove(canvas, QPoint(x, y))
     else:
         getattr(qtbot, f"mouse{action}")(canvas, Qt.MouseButton.LeftButton, pos=QPoint(x, y))
-    qtbot.wait(5)
 
 
-def test_the_map_links_to_the_review(qtbot, viewer, widget, controller, blobs):
+def isolated_point(xy: np.ndarray, allowed: np.ndarray) -> int:
+    """The place in ``xy`` of the ``allowed`` point farthest from every other point."""
+    distances = np.linalg.norm(xy[:, None] - xy[None], axis=-1)
+    np.fill_diagonal(distances, np.inf)
+    return int(np.argmax(np.where(allowed, distances.min(axis=1), -np.inf)))
+
+
+def test_the_map_links_to_the_review(qtbot, viewer, widget, controller, blobs, tmp_path):
+    from qtpy.QtCore import QEvent
+    from qtpy.QtWidgets import QApplication
+
     panel, maps = widget.map_panel, controller.embedding_map
     window = viewer.window._qt_window
     screen = window.screen().availableGeometry()
@@ -45,10 +55,11 @@ def test_the_map_links_to_the_review(qtbot, viewer, widget, controller, blobs):
     qtbot.waitUntil(lambda: maps.map is not None and not maps.busy, timeout=300_000)
     found = maps.map
     assert len(found) == 16 and panel.status.value == "16 of 16 images (cycle 1)"
-    qtbot.wait(50)  # the panel's layout settles (the status line changed), then the axes are placed
-    panel.plot.canvas.draw()
+    QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)  # the status line changed: lay out,
+    panel.plot.canvas.draw()  # then place the axes where the pointer will find them
 
-    target = int(np.argmax(found.xy[:, 0]))  # the rightmost point: nothing else under the pointer
+    # a point the review lists (a labelled one would widen it to every image), far from any other
+    target = isolated_point(found.xy, np.isin(found.indices, controller.queue.ranking))
     index = int(found.indices[target])
     _mouse(qtbot, panel, "move", found.xy[target])
     assert panel.hovered.value.startswith(f"pointer: {controller.session.collection.id_of(index)}  score ")
@@ -90,3 +101,10 @@ def test_the_map_links_to_the_review(qtbot, viewer, widget, controller, blobs):
     controller.load(path)  # reopened: the saved map is shown, not computed again
     assert not maps.busy and maps.map is not None
     np.testing.assert_array_equal(maps.map.xy, found.xy)
+
+    labels = controller.session.labels.current(include_unsure=True)
+    maps.compute()
+    assert maps.busy
+    viewer.close()  # while the map is computed: the session still closes, its labels in labels.sqlite
+    assert controller.session is None and not maps.busy
+    assert labels_in_copy(path, tmp_path) == labels and labels

@@ -38,3 +38,21 @@ def test_metrics_after_a_cycle(qtbot, tmp_path, widget, controller, blobs):
     panel.test_file.line_edit.value = str(missing)
     messages = notifications_during(lambda: panel.load_button.clicked.emit())
     assert len(messages) == 1 and "missing.csv" in messages[0]
+
+
+def test_the_samples_own_truth_is_the_test_set_with_no_file_to_write(qtbot, tmp_path, viewer, widget):
+    from ..conftest import blob_images
+
+    images, truth = blob_images(16, anomaly_every=4)
+    viewer.add_image(images, name="blobs", metadata={"ids": [f"b{i}" for i in range(16)], "is_anomaly": truth})
+    data, panel, controller = widget.data_panel, widget.metrics_panel, widget.controller
+    data.session_dir.line_edit.value = str(tmp_path / "session")
+    assert notifications_during(lambda: data.from_layer.clicked.emit()) == []  # as the FIRST sample's layer
+    assert notifications_during(lambda: data.load_button.clicked.emit()) == []
+    assert notifications_during(lambda: panel.truth_button.clicked.emit()) == []
+    np.testing.assert_array_equal(controller.test_set.is_anomaly, truth)
+    assert "test set: 16 images" in panel.summary.value
+
+    controller.close_session()
+    controller.load(tmp_path / "session")  # the choice is kept with the session
+    np.testing.assert_array_equal(controller.test_set.is_anomaly, truth)

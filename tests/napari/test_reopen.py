@@ -105,3 +105,23 @@ def test_importing_over_given_labels_asks_reports_and_undoes_as_a_whole(
     assert store.current() == {ids[0]: ANOMALY, ids[1]: NORMAL}
     controller.undo()  # then the labels given by hand, one at a time
     assert store.current() == {ids[0]: ANOMALY}
+
+
+def test_the_review_comes_back_where_it_was_left(qtbot, widget, controller):
+    controller.set_order("random", "all")
+    controller.go_to(9)
+    here, path = controller.current.image_id, controller.session.path
+    controller.close_session()
+    controller.load(path)
+    assert (controller.queue.order, controller.queue.which) == ("random", "all")
+    assert controller.current.image_id == here and controller.current.position == 9
+    panel = widget.review_panel
+    assert panel.order.value == "random" and panel.which.value == "all" and "10 / 16" in panel.candidate.value
+
+    controller.label("a")  # on the next image now; reopened with only the unlabelled listed
+    controller.set_order("score", "unlabelled")
+    controller.go_to(3)
+    here = controller.current.image_id
+    controller.close_session()
+    controller.load(path)
+    assert controller.current.image_id == here and controller.queue.which == "unlabelled"

@@ -22,7 +22,6 @@ def count_colour(shot: np.ndarray, colour: tuple[int, int, int]) -> int:
 def test_candidate_is_drawn_and_its_border_follows_the_label(qtbot, viewer, controller):
     controller.queue.advance_on_label = False  # stay on the candidate to see its frame change
     controller.toggle_gallery()  # the candidate alone: no gallery borders in the picture
-    qtbot.wait(50)
     before = viewer.screenshot(canvas_only=True, flash=False)
     assert before.shape[0] > 100 and before.shape[1] > 100
     assert before[..., :3].std() > 10  # not blank: a blob on a noisy background
@@ -31,7 +30,6 @@ def test_candidate_is_drawn_and_its_border_follows_the_label(qtbot, viewer, cont
     assert grey_before > 400 and count_colour(before, red) == 0
 
     press(qtbot, viewer, "A")
-    qtbot.wait(50)
     after = viewer.screenshot(canvas_only=True, flash=False)
     frame = count_colour(after, red)  # the frame, now red; the grey left is image content
     assert frame > 400
@@ -40,7 +38,6 @@ def test_candidate_is_drawn_and_its_border_follows_the_label(qtbot, viewer, cont
     assert not (red_now & ~grey_then).any()  # red exactly where the grey frame was
 
     press(qtbot, viewer, "N")
-    qtbot.wait(50)
     normal = viewer.screenshot(canvas_only=True, flash=False)
     assert abs(count_colour(normal, blue) - frame) < 0.05 * frame and count_colour(normal, red) == 0
 

@@ -39,7 +39,6 @@ def test_f_orders_the_review_by_similarity_and_back(qtbot, viewer, widget, contr
 
     assert "<b>f</b>" in keys_table()
     assert widget.review_panel.buttons["similar"].text == "More like this (f)"
-    qtbot.wait(5)
 
 
 def test_the_diverse_order_is_refused_until_embeddings_are_stored(qtbot, viewer, widget, controller, blobs):

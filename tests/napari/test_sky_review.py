@@ -50,7 +50,6 @@ def test_the_sky_viewer_setting_is_kept_and_used_by_the_button(qtbot, widget, sk
     sky_review.next()
     panel.sky_viewer.value = "aladin"
     panel.buttons["sky"].clicked.emit()
-    qtbot.wait(10)
     assert sky_review.opened[-1].startswith("https://aladin.cds.unistra.fr/AladinLite/?target=150.600000%20%2B2.3")
     assert Session.open(sky_review.session.path, read_only=True).config.sky.viewer == "aladin"
 

@@ -1,4 +1,4 @@
-"""The Train panel's form: edits reach the session at once; bad values are notifications."""
+"""The Train panel's form: a finished edit reaches the session at once; bad values are notifications."""
 
 from __future__ import annotations
 
@@ -20,7 +20,11 @@ def test_form_shows_and_changes_the_session_settings(widget, controller):
     assert SessionConfig.from_toml(controller.session.path / "session.toml").score.tta
     assert controller.session.config.score.tta and controller.session.config.train.iterations == 7
 
-    messages = notifications_during(lambda: setattr(form.model_name, "value", " "))
+    def type_model_name(text: str) -> None:
+        form.model_name.value = text
+        form.model_name.native.editingFinished.emit()  # Enter, or the focus moves on
+
+    messages = notifications_during(lambda: type_model_name(" "))
     assert len(messages) == 1 and "model.name must be a timm model name" in messages[0]
     assert controller.session.config.model.name == "tf_efficientnet_lite0"
 

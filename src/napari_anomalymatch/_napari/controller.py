@@ -19,7 +19,7 @@ from psygnal import Signal
 from ..core.config import DEFAULT_NOVELTY_METHOD, DataConfig, NormalisationConfig, SessionConfig, setting_names
 from ..core.display import DisplayRenderer, DisplaySettings
 from ..core.errors import AnomalyMatchError, ConfigError, SampError, SessionError
-from ..core.evaluation.testset import TestReport, TestSet, evaluate_test_set, read_test_set
+from ..core.evaluation.testset import SOURCE_TRUTH, TestReport, TestSet, evaluate_test_set, read_test_set
 from ..core.review.crossmatch import DEFAULT_RADIUS, CrossMatch, crossmatch_session
 from ..core.review.export import export_session
 from ..core.review.queue import Candidate, ReviewQueue
@@ -120,6 +120,7 @@ class AnomalyMatchController:
         from napari.utils.notifications import show_warning
 
         state = read_review_state(session.path)
+        self._restore_place(state)
         self.display, self.test_set, self._preview = state.display, None, None
         try:
             DisplayRenderer(self.display, session.normaliser, session.collection.shape[2])
@@ -131,10 +132,33 @@ class AnomalyMatchController:
             except (AnomalyMatchError, OSError) as err:
                 show_warning(f"the session's test set is not loaded again: {err}")
 
+    def _restore_place(self, state: ReviewState) -> None:
+        """Back to the order, filter and image of the last visit (rank 1 where they no longer apply)."""
+        try:
+            if state.order or state.which:
+                self.queue.set_order(state.order, state.which)
+            if state.image_id:
+                self.queue.go_to(self.queue.position_of(state.image_id))
+        except AnomalyMatchError:
+            pass  # an order refused now, or the image labelled since: the list starts at rank 1
+
+    def _save_place(self) -> None:
+        """Keep where the review is for the next visit; a folder that cannot take it is said, not raised:
+        closing must go on."""
+        try:
+            self._save_review_state()
+        except (AnomalyMatchError, OSError) as err:
+            _warn(f"the review's place is not kept for the next visit: {err}")
+
     def _save_review_state(self) -> None:
         if self.session is not None:
-            test_set = str(Path(self.test_set.source).absolute()) if self.test_set is not None else None
-            write_review_state(self.session.path, ReviewState(self.display, test_set))
+            test_set = self.test_set.source if self.test_set is not None else None
+            if test_set is not None and test_set != SOURCE_TRUTH:
+                test_set = str(Path(test_set).absolute())
+            current = self.current
+            write_review_state(self.session.path, ReviewState(
+                self.display, test_set, current.image_id if current is not None else None,
+                self.queue.order, self.queue.which))
 
     def loss_history(self) -> list:
         """Every training iteration's losses stored in the session, oldest first."""
@@ -150,15 +174,18 @@ class AnomalyMatchController:
         """Stop any run, remove the review layers and close the session."""
         if self.session is None:
             return
-        self.stop(wait=True)
-        self.embedding_map.wait()  # UMAP cannot be interrupted; its result belongs to this session
-        if self._tag_entry is not None:
-            self._tag_entry.hide()
-        self.keys.unbind()
-        self.layers.remove()
-        self.close_samp()
-        self.session.close()
-        self.session, self.queue = None, None
+        try:
+            self.stop(wait=True)
+            self.embedding_map.wait()  # UMAP cannot be interrupted; its result belongs to this session
+            self._save_place()
+            if self._tag_entry is not None:
+                self._tag_entry.hide()
+            self.keys.unbind()
+            self.layers.remove()
+            self.close_samp()
+        finally:  # whatever went wrong above, the labels are checkpointed into labels.sqlite
+            self.session.close()
+            self.session, self.queue = None, None
         self.saliency_visible = False
         self._saliency.clear()
         self.session_changed.emit(None)
@@ -304,7 +331,11 @@ class AnomalyMatchController:
             from .tag_entry import TagEntry
 
             self._tag_entry = TagEntry(qt_viewer, notify_errors(self.edit_tags), self.keys.focus_canvas)
+            self._tag_entry.destroyed.connect(self._forget_tag_entry)  # napari deletes it with its viewer
         self._tag_entry.open(list(self.session.labels.all_tags()), qt_viewer.canvas.native)
+
+    def _forget_tag_entry(self, *_: Any) -> None:
+        self._tag_entry = None
 
     def undo(self) -> Candidate | None:
         """Revert the latest label or tag action and go back to that image."""
@@ -629,6 +660,10 @@ class AnomalyMatchController:
         self._save_review_state()
         self.test_set_changed.emit(self.test_set)
         return self.test_set
+
+    def use_source_truth(self) -> TestSet:
+        """Measure on the truth the data source carries: a manifest's or the FIRST sample's is_anomaly."""
+        return self.load_test_set(SOURCE_TRUTH)
 
     def test_report(self) -> TestReport | None:
         """The test set's metrics and curves for the current scores, or None without both."""

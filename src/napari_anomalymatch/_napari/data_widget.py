@@ -13,6 +13,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEd
 
 from ..core.config import AUTO, NORMALISATIONS, NormalisationConfig
 from ..core.errors import AnomalyMatchError, ConfigError
+from ..core.folders import propose_session_folder
 from ..core.io.registry import find_reader, reader_names
 from .compact import compact_combo_boxes, compact_file_edit, pack_to_top, status_label
 from .layers import layer_source
@@ -169,18 +170,22 @@ class DataWidget(Container):
         from ..core.io.hdf5 import write_hdf5_stack
 
         folder = text_of(self.session_dir)
-        if not folder:
-            raise ConfigError(f"layer {layer.name!r} has no source file; choose a session folder first, "
-                              "its images are then stored there as HDF5")
+        if not folder:  # the README's order: the sample's layer first, then the session
+            folder = str(propose_session_folder(layer.name))
+            self.session_dir.value = folder
+            from napari.utils.notifications import show_info
+
+            show_info(f"the layer's images go to a new session folder, {folder}; choose another "
+                      "before Open / create session if you like")
         data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
         expected = 4 if getattr(layer, "rgb", False) else 3
         if getattr(data, "ndim", 0) != expected:
             raise ConfigError(f"layer {layer.name!r} holds data of shape {tuple(data.shape)}; expected a "
                               "stack of images (N x H x W, or N x H x W x 3 for RGB)")
         ids = layer.metadata.get("ids")
-        coordinates = {name: layer.metadata[name] for name in ("ra", "dec") if name in layer.metadata}
+        columns = {name: layer.metadata[name] for name in ("ra", "dec", "is_anomaly") if name in layer.metadata}
         path = write_hdf5_stack(Path(folder) / LAYER_STACK_FILE, data, ids=list(ids) if ids else None,
-                                columns=coordinates)  # the sample's RA/Dec reach the exports
+                                columns=columns)  # the sample's RA/Dec reach the exports, its truth Metrics
         return {"path": str(path), "reader": "hdf5",
                 "options": {"dataset": "images", **({"ids": "ids"} if ids else {})}}
 

@@ -8,9 +8,11 @@ orients the plane) would otherwise come first while one of them is selected.
 napari only hears keys pressed on its canvas; a key pressed while a dock
 control has focus goes to that control (``a`` picks a combo box entry, ``↑``
 steps a spin box).  So while a session is open an application event filter
-(``KeyForwarder``) hands the review keys pressed anywhere in the viewer's
-window to the canvas, where napari's keymap dispatches them; only text fields
-keep their keys, so typing an id or a path still works.
+(``KeyForwarder``) decides, for the whole window, who has a key: the focused
+field keeps every key it edits with (``editing.keeps_key``: Backspace or ←
+in a spin box, any key in a text field), and nothing above it gets that key
+even when the field ignores it; any other review key goes to the canvas,
+where napari's keymap dispatches it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
+from .editing import keeps_key
 from .notifications import notify_errors
 
 if TYPE_CHECKING:
@@ -156,9 +159,16 @@ def forward_keys(viewer: Any, keys: list[str]) -> Any:
             QApplication.instance().removeEventFilter(self)
 
         def eventFilter(self, receiver: Any, event: Any) -> bool:
-            if not _is_plain_key(event, self.codes) or _inside(self.canvas, receiver):
+            if not _is_plain_key_event(event):
+                return False
+            if keeps_key(receiver, event.key()):
+                return False  # a field editing with it
+            focus = QApplication.focusWidget()
+            if focus is not None and keeps_key(focus, event.key()) and _inside(focus, receiver):
+                return True  # the field ignored it (PageUp in a line edit): not for napari's keymap either
+            if event.key() not in self.codes or _inside(self.canvas, receiver):
                 return False  # the canvas (or, passed up from it, a widget holding it): napari's own
-            if is_text_field(receiver) or not _inside(receiver, self.window):
+            if not _inside(receiver, self.window):
                 return False
             if event.type() == event.Type.ShortcutOverride:
                 event.accept()  # a key for us, not for a shortcut of the window's menus
@@ -179,27 +189,14 @@ def _qt_key(key: str) -> int:
     return getattr(Qt.Key, f"Key_{key.upper() if len(key) == 1 else key}")
 
 
-def _is_plain_key(event: Any, codes: set[int]) -> bool:
-    """A press, release or shortcut check of one of ``codes`` with no Ctrl, Alt or Meta held."""
+def _is_plain_key_event(event: Any) -> bool:
+    """A key press, release or shortcut check with no Ctrl, Alt or Meta held."""
     from qtpy.QtCore import QEvent, Qt
 
     if event.type() not in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease, QEvent.Type.ShortcutOverride):
         return False
     held = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.MetaModifier
-    return event.key() in codes and not event.modifiers() & held
-
-
-def is_text_field(widget: Any) -> bool:
-    """Whether ``widget`` takes typed text: a line edit (not a spin box's), an editable combo box, a text edit."""
-    from qtpy.QtWidgets import QAbstractSpinBox, QComboBox, QLineEdit, QPlainTextEdit, QTextEdit
-
-    if isinstance(widget, (QTextEdit, QPlainTextEdit)):
-        return True
-    if isinstance(widget, QComboBox):
-        return widget.isEditable()
-    if isinstance(widget, QLineEdit):
-        return not isinstance(widget.parent(), QAbstractSpinBox)
-    return False
+    return not event.modifiers() & held
 
 
 def _inside(widget: Any, window: Any) -> bool:

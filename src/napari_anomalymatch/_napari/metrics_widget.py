@@ -1,8 +1,9 @@
 """The Metrics panel: AUROC, AUPRC, ROC and precision-recall curves and score histograms.
 
 Measured on a held-out test set (a CSV/ECSV with id or path and is_anomaly or
-label columns), leaving out the images labelled for training; refreshed after
-every cycle.
+label columns, or the is_anomaly column the data source carries: a benchmark
+manifest's, the FIRST sample's), leaving out the images labelled for training;
+refreshed after every cycle.
 """
 
 from __future__ import annotations
@@ -30,15 +31,18 @@ class MetricsWidget(QWidget):
         self.controller = controller
         self.test_file = compact_file_edit(FileEdit(mode="r", filter="*.csv *.ecsv", label="Test set"))
         self.load_button = PushButton(text="Load test set")
+        self.truth_button = PushButton(text="Use the source's own truth",
+                                       tooltip="the is_anomaly column of a manifest, or of the FIRST sample")
         self.refresh_button = PushButton(text="Refresh")
         self.summary = status_label("no test set loaded")
         self.plot = MetricsPlot()
-        form = Container(widgets=[self.test_file, self.load_button, self.refresh_button])
+        form = Container(widgets=[self.test_file, self.load_button, self.truth_button, self.refresh_button])
         layout = QVBoxLayout(self)
         layout.addWidget(form.native)
         layout.addWidget(self.summary.native)  # outside the form: the full width, not the field column
         layout.addWidget(self.plot)
         self.load_button.changed.connect(notify_errors(self._on_load))
+        self.truth_button.changed.connect(notify_errors(lambda *_: self.controller.use_source_truth()))
         self.refresh_button.changed.connect(self.refresh)
         controller.run_finished.connect(self.refresh)
         controller.test_set_changed.connect(self.refresh)

@@ -30,7 +30,7 @@ GALLERY_LAYER = "AnomalyMatch gallery"
 TAGS_LAYER = "AnomalyMatch tags"
 TAG_TEXT = {"string": "{tags}", "anchor": "lower_left", "color": "yellow", "size": 8}  # hangs below its point
 TILE_TAG_CHARACTERS = 10  # about a tile's width at the gallery's usual zoom; the panel shows them all
-SALIENCY_LAYER = "AnomalyMatch saliency"
+SALIENCY_LAYER = "saliency"  # short: napari's layer list and controls widen to fit a long name
 MAX_TILE = 128
 RENDER_CACHE_BYTES = 256 * 1024 * 1024  # rendered candidates kept (uint8 RGB): 1,365 at 256 px
 GALLERY_GAP = 0.05  # gap between candidate and gallery, as a fraction of the candidate's height
@@ -56,6 +56,7 @@ class ReviewLayers:
         self._page_tags: list[tuple[str, ...]] = []
         self._canvas: np.ndarray | None = None
         self._frame, self._drawn_shape = 0, (1, 1)  # the candidate's frame width and image size
+        self._canvas_watched: Any = None  # the canvas size event that refits the view
 
     # -- set-up ------------------------------------------------------------------------
 
@@ -67,6 +68,18 @@ class ReviewLayers:
         self._cache_length = max(2 * self.grid.size, RENDER_CACHE_BYTES // (h * w * 3))
         self.grid = TileGrid(self.columns, self.rows, tile=min(h, MAX_TILE), border=max(2, min(h, MAX_TILE) // 16))
         self.set_renderer(renderer)
+        self._keep_fitted()
+
+    def _keep_fitted(self) -> None:
+        """Refit the view whenever the canvas changes size (a smaller window, a wider layer list or
+        dock): at 1280 x 800 the candidate and gallery were clipped and never refitted."""
+        if self._canvas_watched is None:
+            self._canvas_watched = self.viewer.canvas.events.size  # after the view knows the new size
+            self._canvas_watched.connect(self._refit)
+
+    def _refit(self, *_: Any) -> None:
+        if CANDIDATE_LAYER in self.viewer.layers:
+            self.viewer.reset_view()
 
     def set_renderer(self, renderer: DisplayRenderer) -> None:
         """Use new display settings: every cached render is dropped."""
@@ -256,6 +269,9 @@ class ReviewLayers:
         for name in (CANDIDATE_LAYER, GALLERY_LAYER, TAGS_LAYER, SALIENCY_LAYER):
             self._remove(name)
         self._page_tags = []
+        if self._canvas_watched is not None:
+            self._canvas_watched.disconnect(self._refit)
+            self._canvas_watched = None
         text_overlay(self.viewer).visible = False
 
 
@@ -268,4 +284,4 @@ def saliency_colormap() -> Any:
     from napari.utils.colormaps import Colormap
 
     alpha = np.linspace(0.0, 1.0, len(INFERNO), dtype=np.float32)[:, None]
-    return Colormap(colors=np.hstack([INFERNO, alpha]), name="anomalymatch saliency")
+    return Colormap(colors=np.hstack([INFERNO, alpha]), name="saliency")

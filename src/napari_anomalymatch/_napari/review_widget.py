@@ -12,6 +12,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton
+from qtpy.QtWidgets import QTabWidget
 
 from ..core.config import SKY_VIEWER_NAMES
 from ..core.errors import ConfigError
@@ -19,7 +20,7 @@ from ..core.labels import LABEL_NAMES
 from ..core.review.crossmatch import DEFAULT_RADIUS
 from ..core.review.queue import KNOWN
 from ..core.session import FILTERS, ORDERS
-from .compact import compact_combo_boxes, compact_file_edit, status_label
+from .compact import compact_combo_boxes, compact_file_edit, pack_to_top, status_label
 from .data_widget import text_of
 from .keys import REVIEW_KEYS
 from .notifications import notify_errors
@@ -90,16 +91,24 @@ class ReviewWidget(Container):
         rows = [("first", "last"), ("previous", "next"), ("anomaly", "normal"), ("unsure", "undo"),
                 ("tag", "gallery"), ("saliency", "retrain"), ("similar",)]
         self.extend([self.candidate, self.counts, self.hovered,
-                     Container(widgets=[self.order, self.which, self.tag, self.known], labels=True),
-                     self.advance, self.keep_place,
-                     Container(widgets=[self.go_to, self.go_button], layout="horizontal", labels=False),
-                     *[Container(widgets=[self.buttons[name] for name in row], layout="horizontal", labels=False)
-                       for row in rows],
-                     Container(widgets=[self.export_file, self.catalogue, self.radius, self.sky_viewer], labels=True),
-                     Container(widgets=[self.export_button, self.match_button], layout="horizontal", labels=False),
-                     Container(widgets=[self.buttons["sky"], self.samp_button], layout="horizontal", labels=False),
-                     self.keys_help])
-        compact_combo_boxes(self)
+                     *[row(*[self.buttons[name] for name in names]) for names in rows]])
+        # the labelling actions always in view; the rest in sections (at 1280 x 800 nothing scrolls)
+        self._sections = {title: tight(Container(widgets=items, labels=False)) for title, items in {
+            "Order": [tight(Container(widgets=[self.order, self.which, self.tag], labels=True)),
+                      self.advance, self.keep_place, row(self.go_to, self.go_button)],
+            "Export": [tight(Container(widgets=[self.export_file], labels=True)), self.export_button],
+            "Known, sky": [tight(Container(widgets=[self.known, self.catalogue, self.radius, self.sky_viewer],
+                                            labels=True)),
+                            row(self.match_button, self.buttons["sky"], self.samp_button)],
+            "Keys": [self.keys_help],
+        }.items()}
+        self.sections = QTabWidget()
+        for title, section in self._sections.items():
+            pack_to_top(section)
+            self.sections.addTab(section.native, title)
+        self.native.layout().addWidget(self.sections)
+        for section in (self, *self._sections.values()):
+            compact_combo_boxes(section)
         self.order.changed.connect(notify_errors(self._on_order_changed))
         self.which.changed.connect(notify_errors(self._on_order_changed))
         self.known.changed.connect(notify_errors(self._on_order_changed))
@@ -225,6 +234,17 @@ class ReviewWidget(Container):
         if session is not None:
             counts = session.labels.counts()
             self.counts.value = "labelled: " + ", ".join(f"{n} {name}" for name, n in counts.items())
+
+
+def tight(container: Container) -> Container:
+    """A container without margins: a panel of nested rows spends no height on them."""
+    container.margins = (0, 0, 0, 0)
+    return container
+
+
+def row(*widgets: Any) -> Container:
+    """Widgets side by side, without margins."""
+    return tight(Container(widgets=list(widgets), layout="horizontal", labels=False))
 
 
 def keys_table() -> str:

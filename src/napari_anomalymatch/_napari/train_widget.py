@@ -18,6 +18,7 @@ from ..core.loading import LoadProgress
 from ..core.scoring.novelty import EmbedProgress
 from ..core.scoring.run import ScoreBatch
 from .compact import status_label
+from .editing import edit_finished
 from .notifications import notify_errors
 from .plots import LossPlot
 
@@ -88,7 +89,8 @@ class TrainWidget(QWidget):
         layout = QVBoxLayout(self)
         for widget in (self.form.native, buttons.native, self.status.native, self.plot):
             layout.addWidget(widget)
-        self.form.changed.connect(notify_errors(self._on_form_changed))
+        for name in FORM_SETTINGS:  # a typed model name counts once finished, not letter by letter
+            edit_finished(getattr(self.form, name)).connect(notify_errors(self._on_form_changed))
         self.train_button.changed.connect(notify_errors(self._on_train))
         self.score_button.changed.connect(notify_errors(self._on_score))
         self.rank_button.changed.connect(notify_errors(self._on_rank))

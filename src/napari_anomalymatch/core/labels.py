@@ -14,6 +14,7 @@ keeps every label whose call returned.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -223,7 +224,12 @@ class LabelStore:
         )
 
     def close(self) -> None:
+        """Close the store; every label is then in the ``.sqlite`` file itself (the WAL checkpointed),
+        so a copy of that one file holds them all."""
         with self._lock:
+            if not self.read_only:
+                with contextlib.suppress(sqlite3.OperationalError):  # another process reads: the WAL keeps them
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
 
     def __enter__(self) -> LabelStore:

@@ -3,10 +3,10 @@
 ::
 
     history/losses-cycle-NNNN.json   every iteration's losses of that training cycle
-    review.json                      the review's display settings and test set file
+    review.json                      the review's display settings, test set file and place
 
 Both are written atomically, so reopening a session shows its loss curves,
-its display and its test set as they were; a missing or unreadable
+its display, its test set and the candidate it was on as they were; a missing or unreadable
 ``review.json`` means the defaults (it holds no labels, so nothing is lost).
 """
 
@@ -31,10 +31,14 @@ REVIEW_FILE = "review.json"
 
 @dataclass(frozen=True)
 class ReviewState:
-    """The review's display settings and test set file (None: no test set)."""
+    """The review's display settings, test set file (None: no test set) and place: the image shown
+    and the order and filter it was listed in (None: rank 1 of the default order)."""
 
     display: DisplaySettings = field(default_factory=DisplaySettings)
     test_set: str | None = None
+    image_id: str | None = None
+    order: str | None = None
+    which: str | None = None
 
 
 def recorded(events: Iterator[Any], into: list[TrainProgress]) -> Generator[Any, None, Any]:
@@ -71,7 +75,8 @@ def read_loss_history(session_dir: Path) -> list[TrainProgress]:
 
 def write_review_state(session_dir: Path, state: ReviewState) -> None:
     """Store the display settings and the test set file in ``review.json``."""
-    data = {"display": dataclasses.asdict(state.display), "test_set": state.test_set}
+    data = {"display": dataclasses.asdict(state.display), "test_set": state.test_set,
+            "image_id": state.image_id, "order": state.order, "which": state.which}
     atomic_write_bytes(Path(session_dir) / REVIEW_FILE, json.dumps(data, indent=1).encode())
 
 
@@ -84,7 +89,8 @@ def read_review_state(session_dir: Path) -> ReviewState:
         for name in ("channels", "lupton_bands"):
             if name in display:
                 display[name] = tuple(display[name])
+        place = {name: str(data[name]) for name in ("image_id", "order", "which") if data.get(name)}
         test_set = data.get("test_set")
-        return ReviewState(DisplaySettings(**display), str(test_set) if test_set else None)
+        return ReviewState(DisplaySettings(**display), str(test_set) if test_set else None, **place)
     except (OSError, ValueError, TypeError, AttributeError, ConfigError):
         return ReviewState()

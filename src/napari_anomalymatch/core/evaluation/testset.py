@@ -1,10 +1,12 @@
 """A held-out labelled test set and how well the current scores rank it.
 
 A test set is a CSV/ECSV file with an ``id`` (or ``path``) column and a truth
-column (``is_anomaly``, ``truth`` or ``label``); its labels are never used for
-training.  ``evaluate_test_set`` measures the ranking of the test images that
-were not labelled for training: AUROC, AUPRC, the ROC and precision-recall
-curves and the score histograms of both classes.
+column (``is_anomaly``, ``truth`` or ``label``), or the ``is_anomaly`` column the
+data source carries itself (a benchmark manifest's, the FIRST sample's:
+``SOURCE_TRUTH``); its labels are never used for training.  ``evaluate_test_set``
+measures the ranking of the test images that were not labelled for training:
+AUROC, AUPRC, the ROC and precision-recall curves and the score histograms of
+both classes.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import numpy as np
 from ..errors import LabelError
 from ..io.base import ImageCollection
 from ..labelfiles import read_label_file
-from ..labels import ANOMALY, NORMAL
+from ..labels import ANOMALY, NORMAL, parse_label
 from .metrics import ranking_metrics
 
 TRUTH_COLUMNS = ("is_anomaly", "truth", "label", "labels", "class")
+SOURCE_TRUTH = "(the source's own is_anomaly column)"  # read_test_set's name for it
 HISTOGRAM_BINS = np.linspace(0.0, 1.0, 41)
 
 
@@ -60,16 +63,41 @@ def read_test_set(path: str | Path, collection: ImageCollection) -> TestSet:
     ------
     UnknownIdError, LabelError, SourceNotFoundError, CorruptFileError
     """
+    if str(path) == SOURCE_TRUTH:
+        return source_test_set(collection)
     path = Path(path)
     pairs = [(i, label) for i, label in read_label_file(path, collection, label_columns=TRUTH_COLUMNS)
              if label in (ANOMALY, NORMAL)]
     truth = np.array([label == ANOMALY for _, label in pairs], dtype=bool)
-    if truth.all() or not truth.any():
-        raise LabelError(
-            f"{path}: a test set needs anomalies and normal images; it holds {int(truth.sum())} "
-            f"anomalies and {int((~truth).sum())} normal images")
+    _check_both_classes(str(path), truth)
     indices = collection.indices_of([i for i, _ in pairs])
     return TestSet(str(path), indices, truth)
+
+
+def source_test_set(collection: ImageCollection) -> TestSet:
+    """Every image of ``collection`` with the truth its source carries (an ``is_anomaly`` column).
+
+    Raises
+    ------
+    LabelError
+        When the source has no such column (naming the columns it has), or it holds one class only.
+    """
+    columns = collection.metadata(np.arange(len(collection)))
+    if "is_anomaly" not in columns:
+        raise LabelError(f"{collection.source}: the source carries no is_anomaly column (its columns: "
+                         f"{sorted(columns) or 'none'}); load a test-set file instead")
+    where = f"{collection.source}, is_anomaly"
+    truth = np.array([parse_label(value.item() if hasattr(value, "item") else value, where) == ANOMALY
+                      for value in columns["is_anomaly"]], dtype=bool)
+    _check_both_classes(collection.source, truth)
+    return TestSet(SOURCE_TRUTH, np.arange(len(collection)), truth)
+
+
+def _check_both_classes(where: str, truth: np.ndarray) -> None:
+    if truth.all() or not truth.any():
+        raise LabelError(
+            f"{where}: a test set needs anomalies and normal images; it holds {int(truth.sum())} "
+            f"anomalies and {int((~truth).sum())} normal images")
 
 
 def evaluate_test_set(scores: np.ndarray, test: TestSet,

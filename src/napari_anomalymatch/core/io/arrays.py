@@ -91,7 +91,7 @@ class ArrayCollection(ImageCollection):
     def metadata(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
         idx = self._check_indices(indices)
         columns = {}
-        for name in ("ra", "dec", "RA", "DEC", "path"):
+        for name in ("ra", "dec", "RA", "DEC", "path", "is_anomaly"):
             values = self._named_array(name)
             if values is not None and values.shape[:1] == (self._length,):
                 columns[name.lower()] = np.asarray(_read_rows(values, idx))

@@ -79,6 +79,9 @@ def open_catalogue(source: str | Path, on_error: str = "raise", hdu: Any = None)
         values = column(table, aliases, path)
         if values is not None:
             columns[name] = np.array([float(v) if str(v).strip() else np.nan for v in values])
+    truth = column(table, ("is_anomaly",), path)  # a benchmark manifest's: the Metrics panel may use it
+    if truth is not None:
+        columns["is_anomaly"] = np.asarray(truth)
     collection = CatalogueCollection(files, root=path.parent, ids=ids, columns=columns,
                                      on_error=on_error, source=str(path),
                                      fits_options={"hdu": hdu} if hdu is not None else {})

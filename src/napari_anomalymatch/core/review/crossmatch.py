@@ -96,10 +96,12 @@ class CrossMatch:
         return f"not yet known (nearest: {name}, {_angle(separation)})"
 
     def columns(self, indices: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
-        """The export's columns for ``indices``: ``known``, ``known_name``, ``known_separation_arcsec``."""
+        """The export's columns for ``indices``: ``known``, ``known_name``, ``known_separation_arcsec``;
+        the name and separation stay empty (``""``, NaN) for an image with no object within the radius."""
         indices = np.asarray(indices, dtype=np.int64)
-        return {"known": self.known[indices], "known_name": self.name_of(indices),
-                "known_separation_arcsec": self.separation_arcsec[indices]}
+        known = self.known[indices]
+        return {"known": known, "known_name": np.where(known, self.name_of(indices), ""),
+                "known_separation_arcsec": np.where(known, self.separation_arcsec[indices], np.nan)}
 
     def summary(self) -> str:
         """What the match found, in words."""
