@@ -9,6 +9,7 @@ from napari_anomalymatch.core.errors import ConfigError, CorruptFileError
 from napari_anomalymatch.core.io import open_collection
 from napari_anomalymatch.core.labelfiles import read_label_file
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL
+from napari_anomalymatch.core.review.export import ranking_table, write_table
 
 from ..conftest import blob_images, write_pngs
 
@@ -57,3 +58,25 @@ def test_a_coordinate_that_is_no_number_names_the_row(tmp_path):
     (tmp_path / "cat.csv").write_text("path,ra\nimg_000.png,10\nimg_001.png,ten\n")
     with pytest.raises(ConfigError, match=r"cat\.csv, row 3: ra 'ten' is not a number"):
         open_collection(tmp_path / "cat.csv")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".ecsv", ".fits", ".xml", ".parquet"])
+def test_every_export_format_keeps_unicode_ids_and_paths(tmp_path, suffix):
+    from astropy.table import Table
+
+    folder = tmp_path / "données"
+    write_pngs(folder, blob_images(3)[0], names=["🚀 ring.png", "galaxie_é.png", "plain.png"])
+    collection = open_collection(folder)
+    scores = np.array([0.2, 0.9, 0.5], dtype=np.float32)
+    table = ranking_table(collection, scores, {"plain.png": ANOMALY}, 1)
+    table.meta["catalogue"] = str(folder / "known.csv")
+    written = write_table(table, tmp_path / "données" / f"out{suffix}")
+    back = Table.read(written, format="parquet") if suffix == ".parquet" else Table.read(written)
+    back.convert_bytestring_to_unicode()
+    ids = [collection.id_of(int(i)) for i in np.argsort(-scores)]
+    assert sorted(ids) == ["galaxie_é.png", "plain.png", "🚀 ring.png"]
+    assert list(back["id"]) == ids
+    assert list(back["path"]) == [str(folder / name) for name in ids]
+    assert list(back["label"]) == ["anomaly" if i == "plain.png" else "unlabelled" for i in ids]
+    if suffix == ".fits":  # header text is ASCII: backslash escapes
+        assert {k.lower(): v for k, v in back.meta.items()}["catalogue"] == str(folder / "known.csv").replace("é", "\\xe9")

@@ -94,6 +94,7 @@ def _read_table(path: Path) -> Any:
         raise CorruptFileError(f"{path}: cannot read it as a {fmt} table ({type(err).__name__}: {err})") from err
     if len(table) == 0:
         raise EmptyCollectionError(f"{path}: the catalogue has no rows")
+    table.convert_bytestring_to_unicode()  # FITS text columns, which exports write as UTF-8
     return table
 
 
