@@ -79,4 +79,5 @@ def test_every_export_format_keeps_unicode_ids_and_paths(tmp_path, suffix):
     assert list(back["path"]) == [str(folder / name) for name in ids]
     assert list(back["label"]) == ["anomaly" if i == "plain.png" else "unlabelled" for i in ids]
     if suffix == ".fits":  # header text is ASCII: backslash escapes
-        assert {k.lower(): v for k, v in back.meta.items()}["catalogue"] == str(folder / "known.csv").replace("é", "\\xe9")
+        header = {key.lower(): value for key, value in back.meta.items()}
+        assert header["catalogue"] == str(folder / "known.csv").replace("é", "\\xe9")
