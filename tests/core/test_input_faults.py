@@ -5,11 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_anomalymatch.core.errors import ConfigError, CorruptFileError
+from napari_anomalymatch.core.config import NormalisationConfig
+from napari_anomalymatch.core.errors import BadImageError, ConfigError, CorruptFileError
 from napari_anomalymatch.core.io import open_collection
+from napari_anomalymatch.core.io.base import BadImageWarning
 from napari_anomalymatch.core.labelfiles import read_label_file
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL
+from napari_anomalymatch.core.loading import load_images
 from napari_anomalymatch.core.review.export import ranking_table, write_table
+from napari_anomalymatch.core.transforms import Normaliser
 
 from ..conftest import blob_images, write_pngs
 
@@ -81,3 +85,71 @@ def test_every_export_format_keeps_unicode_ids_and_paths(tmp_path, suffix):
     if suffix == ".fits":  # header text is ASCII: backslash escapes
         header = {key.lower(): value for key, value in back.meta.items()}
         assert header["catalogue"] == str(folder / "known.csv").replace("é", "\\xe9")
+
+
+def zarr_with_missing_chunks(path, n=12, missing=(3,)):
+    """A Zarr store of ``n`` 8x8 float images in chunks of 2, with the chunks ``missing`` deleted."""
+    import shutil
+
+    import zarr
+
+    group = zarr.open_group(str(path), mode="w")
+    array = group.create_array("images", shape=(n, 8, 8), chunks=(2, 8, 8), dtype="float32")
+    array[:] = np.random.default_rng(0).random((n, 8, 8), dtype=np.float32)
+    for chunk in missing:
+        shutil.rmtree(path / "images" / "c" / str(chunk))
+    return path
+
+
+def test_a_missing_zarr_chunk_names_the_image_and_the_chunk(tmp_path):
+    collection = open_collection(zarr_with_missing_chunks(tmp_path / "stack.zarr"))
+    np.testing.assert_array_equal(collection.read([0, 5]).shape, (2, 8, 8, 1))
+    with pytest.raises(BadImageError, match=r"stack\.zarr\[6\]: is blank: every pixel is 0, as its chunk 'c/3/0/0' "
+                                            r"is missing from the store .*--skip-bad"):
+        collection.read(np.arange(12))
+
+
+def test_skip_bad_leaves_blank_images_out_of_loading_with_a_warning(tmp_path):
+    collection = open_collection(zarr_with_missing_chunks(tmp_path / "stack.zarr", missing=(1, 4)), on_error="skip")
+    normaliser = Normaliser(NormalisationConfig(method="linear"), collection.value_range)
+    with pytest.warns(BadImageWarning, match=r"stack\.zarr\[2\]: is blank.*'c/1/0/0'.*skipped"):
+        loading = load_images(collection, normaliser, 8, np.arange(12), batch_size=5, num_workers=0)
+        with pytest.raises(StopIteration) as finished:
+            while True:
+                next(loading)
+    images, valid = finished.value.value
+    np.testing.assert_array_equal(np.flatnonzero(~valid), [2, 3, 8, 9])
+    assert images[valid].float().std() > 0
+
+
+def test_an_all_nan_channel_of_a_cube_names_its_hdu(tmp_path):
+    from astropy.io import fits
+
+    cube = np.random.default_rng(0).random((3, 6, 6), dtype=np.float32)
+    hole = cube.copy()
+    hole[1] = np.nan
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(cube), fits.ImageHDU(hole)]).writeto(tmp_path / "cube.fits")
+    collection = open_collection(tmp_path / "cube.fits", hdu=[1, 2])
+    assert collection.read([0, 2]).shape == (2, 6, 6, 2)
+    with pytest.raises(BadImageError, match=r"cube\.fits\[1\]\[plane 1\]: channel 1 \(HDU 2\) has no finite pixel "
+                                            r"of its 2 channels; expected every channel to hold data"):
+        collection.read([0, 1, 2])
+    skipping = open_collection(tmp_path / "cube.fits", hdu=[1, 2], on_error="skip")
+    with pytest.warns(BadImageWarning, match=r"plane 1\].*skipped"):
+        batch, valid = skipping.read_valid([0, 1, 2])
+    assert valid.tolist() == [True, False, True] and np.isnan(batch[1]).all() and np.isfinite(batch[[0, 2]]).all()
+
+
+def test_blank_integer_images_are_refused_on_the_native_path_too(tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "stack.h5", "w") as handle:  # unwritten chunks read as the fill value 7
+        data = handle.create_dataset("images", shape=(8, 4, 4), dtype=np.uint8, chunks=(2, 4, 4), fillvalue=7)
+        data[:4] = np.arange(4 * 4 * 4, dtype=np.uint8).reshape(4, 4, 4)
+    with pytest.raises(BadImageError, match=r"stack\.h5.*\[4\]: is blank: every pixel is 7"):
+        open_collection(tmp_path / "stack.h5").read_native(np.arange(8))
+    skipping = open_collection(tmp_path / "stack.h5", on_error="skip")
+    with pytest.warns(BadImageWarning, match="is blank"):
+        _, valid = skipping.read_native(np.arange(8))
+    assert valid.tolist() == [True] * 4 + [False] * 4
+    assert open_collection(tmp_path / "stack.h5").read([4], check=False).max() == pytest.approx(7)  # shown as stored
