@@ -9,6 +9,7 @@ from napari_anomalymatch.core.config import NormalisationConfig
 from napari_anomalymatch.core.errors import BadImageError, ConfigError, CorruptFileError
 from napari_anomalymatch.core.io import open_collection
 from napari_anomalymatch.core.io.base import BadImageWarning
+from napari_anomalymatch.core.io.usable import plane_faults
 from napari_anomalymatch.core.labelfiles import read_label_file
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL
 from napari_anomalymatch.core.loading import load_images
@@ -153,3 +154,21 @@ def test_blank_integer_images_are_refused_on_the_native_path_too(tmp_path):
         _, valid = skipping.read_native(np.arange(8))
     assert valid.tolist() == [True] * 4 + [False] * 4
     assert open_collection(tmp_path / "stack.h5").read([4], check=False).max() == pytest.approx(7)  # shown as stored
+
+
+@pytest.mark.parametrize("shape", [(6, 61, 61, 3), (6, 8, 8, 1), (6, 5, 3, 2)])
+def test_plane_faults_agree_with_a_pixel_by_pixel_look(shape):
+    batch = np.random.default_rng(0).random(shape, dtype=np.float32)
+    batch[1] = 5.0  # blank
+    batch[2, ..., -1] = np.nan  # one empty channel
+    batch[3, ..., 0] = 2.0
+    batch[3, 0, 0, 0] = np.nan  # one value besides NaN: blank
+    batch[4, 0, 0, 0] = np.inf  # a hole, the rest varies
+    batch[5, ..., 0] = 1.0
+    batch[5, 0, 0, 0] = -np.inf  # one finite value besides inf: blank
+    empty, constant = plane_faults(batch)
+    for image, channel in np.ndindex(shape[0], shape[-1]):
+        finite = batch[image, ..., channel][np.isfinite(batch[image, ..., channel])]
+        assert empty[image, channel] == (finite.size == 0)
+        assert constant[image, channel] == (finite.size > 0 and finite.min() == finite.max())
+    assert plane_faults(np.full((2, 4, 4, 3), 9, np.uint8))[1].all()
