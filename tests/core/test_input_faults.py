@@ -172,3 +172,25 @@ def test_plane_faults_agree_with_a_pixel_by_pixel_look(shape):
         assert empty[image, channel] == (finite.size == 0)
         assert constant[image, channel] == (finite.size > 0 and finite.min() == finite.max())
     assert plane_faults(np.full((2, 4, 4, 3), 9, np.uint8))[1].all()
+
+
+def test_a_large_fits_image_is_read_block_averaged_a_band_at_a_time(tmp_path, monkeypatch):
+    from astropy.io import fits
+
+    from napari_anomalymatch.core.io import fitsfile
+
+    monkeypatch.setattr(fitsfile, "MAX_SIDE", 17)  # as a 20,000^2 tile is against 4,096: blocks of 3
+    monkeypatch.setattr(fitsfile, "BAND_BYTES", 4 * 50 * 3)  # bands of 3 rows: many reads, one partial
+    image = np.random.default_rng(0).normal(100, 5, (40, 50)).astype(np.float32)
+    image[:3, :3] = np.nan  # a NaN block apart from one pixel
+    image[0, 0] = 7.0
+    image[9:12, 9:12] = np.nan  # an all-NaN block
+    fits.PrimaryHDU(image).writeto(tmp_path / "tile.fits")
+    collection = open_collection(tmp_path / "tile.fits")
+    assert collection.shape == (14, 17, 1)  # 40 x 50 in blocks of 3 (edges partial)
+    padded = np.full((42, 51), np.nan, np.float32)
+    padded[:40, :50] = image
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmean(padded.reshape(14, 3, 17, 3), axis=(1, 3))
+    np.testing.assert_allclose(collection.read([0])[0, ..., 0], expected, rtol=1e-6)
+    assert collection.read([0])[0, 0, 0, 0] == 7.0 and np.isnan(collection.read([0])[0, 3, 3, 0])
