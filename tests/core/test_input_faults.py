@@ -194,3 +194,17 @@ def test_a_large_fits_image_is_read_block_averaged_a_band_at_a_time(tmp_path, mo
         expected = np.nanmean(padded.reshape(14, 3, 17, 3), axis=(1, 3))
     np.testing.assert_allclose(collection.read([0])[0, ..., 0], expected, rtol=1e-6)
     assert collection.read([0])[0, 0, 0, 0] == 7.0 and np.isnan(collection.read([0])[0, 3, 3, 0])
+
+
+def test_init_on_a_store_with_missing_chunks_is_one_clear_line_or_a_skip(tmp_path, capsys):
+    from napari_anomalymatch.cli import main
+    from napari_anomalymatch.core.session import Session
+
+    store = zarr_with_missing_chunks(tmp_path / "stack.zarr", missing=(2,))
+    assert main(["init", str(tmp_path / "refused"), str(store), "--size", "32", "--workers", "0"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "Traceback" not in error and "'c/2/0/0' is missing from the store" in error and "--skip-bad" in error
+    assert not (tmp_path / "refused").exists()
+    with pytest.warns(BadImageWarning, match=r"stack\.zarr\[4\]: is blank.*skipped"):  # said at init already
+        assert main(["init", str(tmp_path / "kept"), str(store), "--size", "32", "--workers", "0", "--skip-bad"]) == 0
+    assert Session.open(tmp_path / "kept").config.data.on_error == "skip"
