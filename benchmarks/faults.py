@@ -488,21 +488,25 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "faults.json")
     parser.add_argument("--only", nargs="+", default=[""], help="run only the cases whose name holds one of these")
     args = parser.parse_args()
+    wanted = lambda case: any(text in case.name for text in args.only)  # noqa: E731
+    inputs = [case for case in input_cases() if wanted(case)]
+    only_inputs = all(any(text in case.name for case in input_cases()) for text in args.only)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        base = make_base(work / "made")
+        base = None if only_inputs else make_base(work / "made")  # the input cases make their own data
         done = []
-        chosen = [c for c in cases(base) + input_cases() if any(text in c.name for text in args.only)]
+        chosen = ([case for case in cases(base) if wanted(case)] if base is not None else []) + inputs
         for number, case in enumerate(chosen):
             folder = work / f"case{number:02d}"
-            session = Path(shutil.copytree(base, folder / "session"))
+            session = Path(shutil.copytree(base, folder / "session")) if base is not None else folder / "session"
+            session.mkdir(parents=True, exist_ok=True)
             case.setup(session)
             argv = [a.format(session=session, tmp=folder) for a in case.command]
             rc, out, err = run(argv, case.patch.replace("{tmp}", str(folder)), case.umask)
             case.outcome, case.detail = classify(case, rc, out, err, session)
             print(f"{case.outcome:20s} {case.name}: {case.detail[:160]}", flush=True)
             done.append(case)
-        if any(text in "Ctrl-C during training" for text in args.only):
+        if base is not None and wanted(Case("Ctrl-C during training", [], "")):
             done.append(interrupt_case(base, work))
             print(f"{done[-1].outcome:20s} {done[-1].name}: {done[-1].detail[:160]}")
     outcomes = [c.outcome for c in done]
