@@ -29,6 +29,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+from napari_anomalymatch.core.pathchoice import _processor  # noqa: E402  (as speed.py: one reading of the CPU)
+
 PHASE = """
 import json, resource, sys
 from pathlib import Path
@@ -102,23 +105,13 @@ def main() -> None:
         figures["above_baseline_mb"] = round(figures["peak_mb"] - figures["baseline_mb"], 1)
         figures["times_file_size"] = round(figures["above_baseline_mb"] / file_mb, 2)
     run = {"side": args.side, "file_mb": round(file_mb, 1), **phases, "src": str(args.src),
-           "host": {"cpu": _cpu(), "python": platform.python_version()}}
+           "host": {"cpu": _processor(), "python": platform.python_version()}}
     result = json.loads(args.out.read_text()) if args.out.exists() else {}
     result = {"benchmark": "large_image", "target_times_file_size": 2.0,
               "runs": {**result.get("runs", {}), f"{args.label} {args.side}": run}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(run, indent=1))
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":
