@@ -377,9 +377,10 @@ def exported_ids_equal(name: str) -> Callable[[Path, str, str], bool]:
 
 LARGE_SIDE = 6000  # 144 MB of float32: above the 4,096-pixel side from which images are read in blocks
 PEAK_MEMORY = """
-import atexit, json, resource
+import atexit, json, pathlib, resource
+import torch, napari_anomalymatch.core.session  # what any init imports: not the image's cost
 _baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-atexit.register(lambda: open({path!r}, "w").write(json.dumps(
+atexit.register(lambda: pathlib.Path({path!r}).write_text(json.dumps(
     [_baseline, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss])))
 """
 
