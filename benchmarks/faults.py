@@ -491,7 +491,7 @@ def main() -> None:
     args = parser.parse_args()
     wanted = lambda case: any(text in case.name for text in args.only)  # noqa: E731
     inputs = [case for case in input_cases() if wanted(case)]
-    only_inputs = all(any(text in case.name for case in input_cases()) for text in args.only)
+    only_inputs = args.only != [""] and all(any(text in case.name for case in input_cases()) for text in args.only)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         base = None if only_inputs else make_base(work / "made")  # the input cases make their own data
