@@ -55,9 +55,13 @@ labels.shutil.disk_usage = lambda _: shutil._ntuple_diskusage(10, 10, 0)
 """
 CHECKPOINT_ENOSPC = """
 import errno, pathlib
+from napari_anomalymatch import cli
+cli.SPACE_POLL_S = 0.0
 _write = pathlib.Path.write_bytes
+_refused = []
 def _full(self, data):
-    if ".safetensors." in self.name:
+    if ".safetensors." in self.name and "spare" not in str(self) and len(_refused) < {times}:
+        _refused.append(1)
         with open(self, "wb") as handle:
             handle.write(data[: len(data) // 3])
         raise OSError(errno.ENOSPC, "No space left on device", str(self))
@@ -223,11 +227,15 @@ def top_table_readable(session: Path, out: str, err: str) -> bool:
     return pq.read_table(session / "scores" / "cycle-0001" / "top.parquet").num_rows > 0
 
 
-def checkpoint_kept(before: dict[str, bytes]) -> Callable[[Path, str, str], bool]:
+def checkpoint_saved_late(before: dict[str, bytes]) -> Callable[[Path, str, str], bool]:
+    """The cycle the full disk refused was saved once there was space, and the previous one kept."""
     def check(session: Path, out: str, err: str) -> bool:
+        from napari_anomalymatch.core.learning.checkpoints import read_checkpoint_info
+
         folder = session / "checkpoints"
         return (folder / "cycle-0001.safetensors").read_bytes() == before["ckpt"] and \
-            not list(folder.glob(".*.tmp")) and not (folder / "cycle-0002.safetensors").exists()
+            not list(folder.glob(".*.tmp")) and "previous one is intact" in err and \
+            read_checkpoint_info(folder / "cycle-0002.safetensors").iterations_done == 4
     return check
 
 
@@ -297,8 +305,9 @@ def cases(base: Path) -> list[Case]:
              patch=READ_ONLY_SQLITE.format(message="attempt to write a readonly database")),
         Case("full disk: info", ["info", s], "works", "", patch=FULL_DISK, check=info_says("scored_cycle", 1)),
         Case("full disk: train", ["train", s], "error", "the disk is full", patch=FULL_DISK),
-        Case("full disk during the checkpoint save", ["train", s, "--no-score"], "error",
-             "previous one is intact", patch=CHECKPOINT_ENOSPC, check=checkpoint_kept(before)),
+        Case("full disk during the checkpoint save, then space", ["train", s, "--no-score"], "works",
+             "waiting for space to save cycle 2", patch=CHECKPOINT_ENOSPC.format(times=2),
+             check=checkpoint_saved_late(before)),
         Case("export into a folder the user cannot write", ["export", s, "{tmp}/out.csv"], "error",
              "cannot write here", patch=EXPORT_EACCES),
         Case("stale temporary from a killed save", ["label", s, "{tmp}/unknown.csv"], "works", "",
@@ -442,6 +451,195 @@ def input_cases() -> list[Case]:
     ]
 
 
+# -- one writer, a full disk, hand-edited files, moved data (issue 34) -----------------------------
+
+
+LOW_SPACE = """
+import shutil
+from napari_anomalymatch.core.learning import checkpoints
+checkpoints.shutil.disk_usage = lambda _: shutil._ntuple_diskusage(10**9, 10**9 - 5 * 10**6, 5 * 10**6)
+"""
+
+
+def sql(statement: str) -> Callable[[Path], None]:
+    def edit(session: Path) -> None:
+        import sqlite3
+
+        with sqlite3.connect(session / "labels.sqlite") as db:
+            db.execute(statement)
+    return edit
+
+
+def edit_toml(old: str, new: str) -> Callable[[Path], None]:
+    def edit(session: Path) -> None:
+        path = session / "session.toml"
+        path.write_text(path.read_text().replace(old, new))
+    return edit
+
+
+def data_moved(keep_same: bool = True) -> Callable[[Path], None]:
+    """The data copied to {tmp}/moved (one image renamed unless ``keep_same``) and gone from the source."""
+    def move(session: Path) -> None:
+        text = (session / "session.toml").read_text()
+        source = next(line.split('"')[1] for line in text.splitlines() if line.startswith("source ="))
+        moved = Path(shutil.copytree(source, session.parent / "moved"))
+        if not keep_same:
+            (moved / "img_003.png").rename(moved / "stranger.png")
+        (session / "session.toml").write_text(text.replace(source, str(session.parent / "gone")))
+    return move
+
+
+def checkpoint_untouched(before: dict[str, bytes]) -> Callable[[Path, str, str], bool]:
+    def check(session: Path, out: str, err: str) -> bool:
+        folder = session / "checkpoints"
+        return (folder / "cycle-0001.safetensors").read_bytes() == before["ckpt"] and \
+            not (folder / "cycle-0002.safetensors").exists()
+    return check
+
+
+def saved_to_spare(session: Path, out: str, err: str) -> bool:
+    from napari_anomalymatch.core.learning.checkpoints import read_checkpoint_info
+
+    return read_checkpoint_info(session.parent / "spare" / "cycle-0002.safetensors").iterations_done == 4
+
+
+def relocated(session: Path, out: str, err: str) -> bool:
+    rc, info, _ = run(["info", str(session)])
+    return rc == 0 and json.loads(info)["scored_cycle"] == 1 and str(session.parent / "moved") in info
+
+
+def session_cases(base: Path) -> list[Case]:
+    s = "{session}"
+    before = {"ckpt": (base / "checkpoints" / "cycle-0001.safetensors").read_bytes()}
+    one_row = lambda x: (x.parent / "one.csv").write_text("id,label\nimg_004.png,anomaly\n")  # noqa: E731
+    return [
+        Case("too little space for the checkpoint, before training", ["train", s, "--no-score"], "error",
+             "nothing was trained", patch=LOW_SPACE, check=checkpoint_untouched(before)),
+        Case("full disk during the save, --save-to", ["train", s, "--no-score", "--save-to", "{tmp}/spare"], "error",
+             "cycle 2 was saved to", patch=CHECKPOINT_ENOSPC.format(times=10**6), check=saved_to_spare),
+        Case("unknown label code in the label store", ["info", s], "error", "label codes that mean nothing",
+             sql("UPDATE current SET label = 7 WHERE image_id = 'img_000.png'")),
+        Case("label store of another schema", ["train", s], "error", "has another schema",
+             sql("ALTER TABLE current RENAME COLUMN label TO lab")),
+        Case("label store of a newer version", ["info", s], "error", "written by a newer",
+             sql("PRAGMA user_version = 9")),
+        Case("model.name edited to another network", ["score", s], "error", "model.name is 'resnet18'",
+             edit_toml('name = "tf_efficientnet_lite0"', 'name = "resnet18"')),
+        Case("model.image_size edited 32 -> 48", ["score", s], "works", "image size (32 -> 48 pixels)",
+             edit_toml("image_size = 32", "image_size = 48"), lambda x, out, err: "scored 40 images" in out),
+        Case("data moved: info", ["info", s], "error", "anomalymatch relocate", data_moved()),
+        Case("data moved: export", ["export", s, "{tmp}/out.csv"], "error", "anomalymatch relocate", data_moved()),
+        Case("relocate to the moved data", ["relocate", s, "{tmp}/moved"], "works", "", data_moved(), relocated),
+        Case("relocate to other images", ["relocate", s, "{tmp}/moved"], "error",
+             "1 of the session's ids are missing there (img_003.png)", data_moved(keep_same=False),
+             lambda x, out, err: "gone" in (x / "session.toml").read_text()),
+        Case("export after the scores folder is deleted", ["export", s, "{tmp}/out.csv"], "error",
+             "run 'anomalymatch score", lambda x: shutil.rmtree(x / "scores")),
+        Case("similar on a read-only session", ["similar", s, "img_001.png", "--top", "3"], "works", "",
+             patch=READ_ONLY_SQLITE.format(message="attempt to write a readonly database"),
+             check=lambda x, out, err: out.count(".png") == 3),
+        Case("similar on a full disk", ["similar", s, "img_001.png", "--top", "3"], "works", "", patch=FULL_DISK,
+             check=lambda x, out, err: out.count(".png") == 3),
+        Case("info after a killed save", ["info", s], "works", "", stale_temporary,
+             lambda x, out, err: not list((x / "checkpoints").glob(".*.tmp"))),
+        Case("conflicting rows in one label file", ["label", s, "{tmp}/twice.csv"], "works",
+             "'img_001.png' is labelled anomaly in row 2, normal in row 3",
+             lambda x: (x.parent / "twice.csv").write_text("id,label\nimg_001.png,anomaly\nimg_001.png,normal\n")),
+        Case("label import while another process writes", ["label", s, "{tmp}/one.csv"], "error",
+             "the session is being changed by 'anomalymatch train'", lambda x: (one_row(x), hold_lock(x)),
+             label_absent("img_004.png")),
+    ]
+
+
+HOLDER = """
+import sys, time
+from napari_anomalymatch.core.sessionlock import SessionLock
+SessionLock(sys.argv[1], "anomalymatch train").acquire()
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def hold_lock(session: Path, seconds: float = 300) -> subprocess.Popen:
+    """Another process holding the session's write lock, as a training run does; returns once it holds it."""
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(session), str(seconds)],
+                              env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    wait_for_holder(session, holder.pid)
+    return holder
+
+
+def wait_for_holder(session: Path, pid: int) -> None:
+    from napari_anomalymatch.core.sessionlock import LOCK_FILE, read_holder
+
+    while True:
+        found = read_holder(session / LOCK_FILE)
+        if found is not None and found.pid == pid:
+            return
+        time.sleep(0.05)
+
+
+def start(argv: list[str]) -> subprocess.Popen:
+    code = PRELUDE + f"\nsys.exit(main({argv!r}))\n"
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+
+
+def iterations_of(session: Path, cycle: int) -> int | None:
+    from napari_anomalymatch.core.learning.checkpoints import read_checkpoint_info
+
+    path = session / "checkpoints" / f"cycle-{cycle:04d}.safetensors"
+    return read_checkpoint_info(path).iterations_done if path.exists() else None
+
+
+def concurrent_train_case(base: Path, work: Path) -> Case:
+    """Three trains at once: the first holds the lock, one is refused, one waits; no iteration is lost."""
+    case = Case("two trains at once (one refused, one --wait)", ["train", "{session}"], "works", "")
+    session = Path(shutil.copytree(base, work / "concurrent"))
+    first = start(["train", str(session), "--no-score", "--iterations", "40"])
+    wait_for_holder(session, first.pid)
+    refused = start(["train", str(session), "--no-score"])
+    waiting = start(["train", str(session), "--no-score", "--wait", "--iterations", "2"])
+    ended = [(p.wait(timeout=1800), *p.communicate()) for p in (first, refused, waiting)]
+    errors = "".join(err for _, _, err in ended)
+    named = f"'anomalymatch train' (process {first.pid}"
+    kept = (iterations_of(session, 2), iterations_of(session, 3)) == (2 + 40, 2 + 40 + 2)
+    if "Traceback" in errors:
+        case.outcome, case.detail = "traceback", errors.strip().splitlines()[-1]
+    elif [rc for rc, _, _ in ended] == [0, 2, 0] and named in ended[1][2] and named in ended[2][2] and kept:
+        case.outcome, case.detail = "works", f"refused: {ended[1][2].strip().splitlines()[-1]}"
+    else:
+        case.outcome, case.detail = "silent wrong result", (f"exits {[rc for rc, _, _ in ended]}, iterations "
+                                                            f"{iterations_of(session, 2)}, {iterations_of(session, 3)}")
+    return case
+
+
+def killed_holder_case(base: Path, work: Path) -> Case:
+    """A training run killed with -9 while it holds the lock: the next one starts at once."""
+    case = Case("train after a kill -9'd train", ["train", "{session}"], "works", "")
+    session = Path(shutil.copytree(base, work / "killed"))
+    holder = start(["train", str(session), "--no-score", "--iterations", "5000"])
+    wait_for_holder(session, holder.pid)
+    holder.send_signal(signal.SIGKILL)
+    holder.communicate()
+    rc, out, err = run(["train", str(session), "--no-score", "--iterations", "2"])
+    case.outcome, case.detail = classify(case, rc, out, err, session)
+    if case.outcome == "works" and iterations_of(session, 2) != 4:
+        case.outcome, case.detail = "silent wrong result", f"cycle 2 holds {iterations_of(session, 2)} iterations"
+    return case
+
+
+def label_absent(image_id: str) -> Callable[[Path, str, str], bool]:
+    def check(session: Path, out: str, err: str) -> bool:
+        import sqlite3
+
+        from napari_anomalymatch.core.sessionlock import LOCK_FILE, read_holder
+
+        os.kill(read_holder(session / LOCK_FILE).pid, signal.SIGKILL)  # the holder's work is done
+        with sqlite3.connect(session / "labels.sqlite") as db:
+            return db.execute("SELECT COUNT(*) FROM current WHERE image_id = ?", (image_id,)).fetchone()[0] == 0
+    return check
+
+
 def classify(case: Case, rc: int, out: str, err: str, session: Path) -> tuple[str, str]:
     if "Traceback" in err:
         return "traceback", err.strip().splitlines()[-1]
@@ -484,6 +682,20 @@ def interrupt_case(base: Path, work: Path) -> Case:
     return case
 
 
+def run_cases(todo: list[Case], base: Path | None, work: Path, start: int = 0) -> list[Case]:
+    """Run each case on a fresh copy of ``base`` (an empty folder without one), classing what it answered."""
+    for number, case in enumerate(todo, start=start):
+        folder = work / f"case{number:02d}"
+        session = Path(shutil.copytree(base, folder / "session")) if base is not None else folder / "session"
+        session.mkdir(parents=True, exist_ok=True)
+        case.setup(session)
+        argv = [a.format(session=session, tmp=folder) for a in case.command]
+        rc, out, err = run(argv, case.patch.replace("{tmp}", str(folder)), case.umask)
+        case.outcome, case.detail = classify(case, rc, out, err, session)
+        print(f"{case.outcome:20s} {case.name}: {case.detail[:160]}", flush=True)
+    return todo
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "faults.json")
@@ -495,21 +707,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         base = None if only_inputs else make_base(work / "made")  # the input cases make their own data
-        done = []
-        chosen = ([case for case in cases(base) if wanted(case)] if base is not None else []) + inputs
-        for number, case in enumerate(chosen):
-            folder = work / f"case{number:02d}"
-            session = Path(shutil.copytree(base, folder / "session")) if base is not None else folder / "session"
-            session.mkdir(parents=True, exist_ok=True)
-            case.setup(session)
-            argv = [a.format(session=session, tmp=folder) for a in case.command]
-            rc, out, err = run(argv, case.patch.replace("{tmp}", str(folder)), case.umask)
-            case.outcome, case.detail = classify(case, rc, out, err, session)
-            print(f"{case.outcome:20s} {case.name}: {case.detail[:160]}", flush=True)
-            done.append(case)
-        if base is not None and wanted(Case("Ctrl-C during training", [], "")):
-            done.append(interrupt_case(base, work))
-            print(f"{done[-1].outcome:20s} {done[-1].name}: {done[-1].detail[:160]}")
+        done = run_cases([c for c in cases(base) + session_cases(base) if wanted(c)], base, work) if base else []
+        done.extend(run_cases(inputs, base, work, start=len(done)))
+        for special in (interrupt_case, concurrent_train_case, killed_holder_case) if args.only == [""] else ():
+            done.append(special(base, work))
+            print(f"{done[-1].outcome:20s} {done[-1].name}: {done[-1].detail[:160]}", flush=True)
     outcomes = [c.outcome for c in done]
     summary = {name: outcomes.count(name) for name in
                ("clear error", "works", "traceback", "silent wrong result", "unclear error", "unexpected error")}

@@ -72,13 +72,15 @@ def quality_summary(links: Links) -> str:
     """The README's one table: each dataset's mean over all runs beside the paper's figures."""
     data = links.json("quality.json")
     lines = ["| data | runs | AUROC | AUPRC | precision in the top 1 % |", "|---|---|---|---|---|"]
+    shown: set[str] = set()  # a paper figure two datasets stand in for is shown once
     for name, entry in data["datasets"].items():
         s = summarise(entry["runs"])
         lines.append(f"| {DATASET_NAMES.get(name, name)} ({', '.join(entry.get('classes', []))} in turn) "
                      f"| {len(entry['runs'])} | {_pm(s, 'auroc', 3)} | {_pm(s, 'auprc', 3)} "
                      f"| {_pm(s, 'precision_top1pct', 2)} |")
         paper = data.get("paper", {}).get(name)
-        if paper:
+        if paper and paper["dataset"] not in shown:
+            shown.add(paper["dataset"])
             lines.append(f"| paper ({paper['dataset']}) | | {_num(paper['auroc'], 2)} | {_num(paper['auprc'], 2)} "
                          f"| {_num(paper.get('precision_top1pct'), 2)} |")
     return "\n".join(lines) + f"\n\nFrom {links.link('quality.json')}.\n"
@@ -372,6 +374,7 @@ BLOCKS: dict[str, Callable[[Links], str]] = {
     "ablation-not-run": ablation_not_run,
     "feature-ceiling": included("feature_ceiling.md"),
     "frozen-space": included("frozen_space.md"),
+    "framing": included("framing.md"),
     "lpft": included("lpft_first.md"),
     "speed": speed,
     "scale": scale,

@@ -175,7 +175,8 @@ def test_no_import_circles():
 # The engine's parts, bottom to top: a module may import only its own layer and those below.
 # Shared ground is every top-level core module except the session, which drives learning and scoring.
 CORE_LAYERS = ("ground", "learning", "scoring", "discovery", "session", "review", "evaluation")
-SESSION_MODULES = {"napari_anomalymatch.core.session", "napari_anomalymatch.core.sessionstate"}
+SESSION_MODULES = {"napari_anomalymatch.core.session", "napari_anomalymatch.core.sessionstate",
+                   "napari_anomalymatch.core.relocation", "napari_anomalymatch.core.settingsdrift"}
 
 
 def _core_layer(module: str) -> str | None:

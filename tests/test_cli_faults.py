@@ -97,7 +97,7 @@ def test_a_write_refused_outside_the_engine_is_named(session, tmp_path, monkeypa
 def test_ctrl_c_says_what_the_folder_holds(session, monkeypatch, capsys):
     from napari_anomalymatch.core import session as session_module
 
-    def interrupted(self, iterations=None):
+    def interrupted(self, iterations=None, save_to=None):
         raise KeyboardInterrupt
         yield
 

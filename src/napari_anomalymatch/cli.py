@@ -1,8 +1,8 @@
 """The ``anomalymatch`` command line: argparse -> config -> core generators + tqdm.
 
 Sub-commands: ``demo``, ``init``, ``label``, ``train``, ``score``, ``export``, ``similar``, ``map``,
-``crossmatch``, ``samp``, ``tag``, ``explain``, ``evaluate``, ``info``.  Errors the user can fix are printed as one line
-(exit status 2); Ctrl-C during training keeps the iterations done.
+``crossmatch``, ``samp``, ``tag``, ``explain``, ``evaluate``, ``info``, ``relocate``.  Errors the user
+can fix are printed as one line (exit status 2); Ctrl-C during training keeps the iterations done.
 """
 
 from __future__ import annotations
@@ -48,10 +48,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = _one_line_warning(args.command)
+        return _run_command(args)
+
+
+def _one_line_warning(command: str) -> Callable[..., None]:
+    """Show a warning as one line naming the command, like an error (no file and line of the code)."""
+    def show(message: Warning | str, category: type[Warning], *where: Any, **kwargs: Any) -> None:
+        print(f"anomalymatch {command}: warning: {message}", file=sys.stderr)
+    return show
+
+
+def _run_command(args: argparse.Namespace) -> int:
     from .core.atomic import disk_error
     from .core.errors import AnomalyMatchError
 
-    warnings.simplefilter("default")
     try:
         return int(args.run(args) or 0)
     except AnomalyMatchError as err:
@@ -116,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_explain(commands)
     _add_evaluate(commands)
     _add_info(commands)
+    _add_relocate(commands)
     return parser
 
 
@@ -212,6 +226,22 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--normalisation", default=None, choices=NORMALISATIONS)
     _crop_option(group)
     _skip_bad_option(group)
+
+
+def _wait_option(parser: Any) -> None:
+    parser.add_argument("--wait", action="store_true",
+                        help="when another process is changing the session (training, scoring, importing "
+                             "labels), wait until it ends instead of stopping")
+
+
+def _writer(session: Any, args: argparse.Namespace) -> Any:
+    """The session's write lock for this command (``Session.writing``), waiting if ``--wait``."""
+    def say_waiting(holder: Any) -> None:
+        who = holder.describe() if holder is not None else "another process"
+        print(f"anomalymatch {args.command}: waiting for {who} to finish with {session.path}",
+              file=sys.stderr)
+
+    return session.writing(f"anomalymatch {args.command}", wait=args.wait, on_wait=say_waiting)
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -426,13 +456,14 @@ def _add_label(commands: Any) -> None:
                         help="start a new label store (the old one, if any, is kept as labels.sqlite.<time>.old) "
                              "and import FILE into it, e.g. an export, when labels.sqlite is lost or damaged")
     _skip_bad_option(parser)
+    _wait_option(parser)
     parser.set_defaults(run=_run_label)
 
 
 def _run_label(args: argparse.Namespace) -> int:
     from .core.session import Session
 
-    with Session.open(args.session, new_label_store=args.new_store) as session:
+    with Session.open(args.session, new_label_store=args.new_store) as session, _writer(session, args):
         _update_settings(session, args)
         changed = session.import_labels(args.file)
         print(f"{changed} labels changed; now {session.labels.counts()}")
@@ -474,6 +505,10 @@ def _add_train(commands: Any) -> None:
     parser.add_argument("session", type=Path)
     parser.add_argument("--cycles", type=_positive_int, default=1)
     parser.add_argument("--no-score", action="store_true", help="do not score after training")
+    parser.add_argument("--save-to", type=Path, default=None, metavar="FOLDER",
+                        help="if the session's disk is full, save the cycle's checkpoint in FOLDER "
+                             "instead (default: wait until there is space)")
+    _wait_option(parser)
     _skip_bad_option(parser)
     _model_options(parser)
     _score_options(parser)
@@ -490,14 +525,37 @@ def _update_settings(session: Any, args: argparse.Namespace) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from .core.session import Session
 
-    with Session.open(args.session) as session:
+    with Session.open(args.session) as session, _writer(session, args):
         _update_settings(session, args)
         for _ in range(args.cycles):
-            _drive_training(session.train())
+            _train_cycle(session, args.save_to)
             print(f"cycle {session.cycle} saved: {session.latest_checkpoint()}")
             if not args.no_score:
                 _report_scores(session, _drive_scoring(session.score()))
     return 0
+
+
+SPACE_POLL_S = 10.0  # how often a cycle the full disk refused is tried again
+
+
+def _train_cycle(session: Any, save_to: Path | None) -> None:
+    """Train one cycle; if the disk refuses its checkpoint, save it to ``save_to`` or wait for space."""
+    from .core.errors import DiskFullError
+
+    try:
+        _drive_training(session.train(save_to=save_to))
+    except DiskFullError as err:
+        cycle = session.unsaved_cycle
+        if cycle is None:
+            raise
+        if save_to is not None:
+            path = session.save_checkpoint(save_to)
+            raise DiskFullError(f"{err}\ncycle {cycle} was saved to {path} instead; to go on from it, free "
+                                f"some space and move it to {session.checkpoint_path(cycle)}") from err
+        print(f"anomalymatch train: {err}\nwaiting for space to save cycle {cycle} (tried every "
+              f"{SPACE_POLL_S:.0f} s; Ctrl-C gives the cycle up)", file=sys.stderr)
+        for _ in session.save_when_space(SPACE_POLL_S):
+            pass  # still full: said once above
 
 
 def _add_score(commands: Any) -> None:
@@ -521,6 +579,7 @@ def _add_score(commands: Any) -> None:
                         help=f"with --unsupervised: {NOVELTY_METHODS[0]} (mean cosine distance to the "
                              f"nearest images; the default) or {NOVELTY_METHODS[1]} (Astronomaly's baseline)")
     _skip_bad_option(parser)
+    _wait_option(parser)
     _score_options(parser)
     parser.set_defaults(run=_run_score)
 
@@ -532,7 +591,7 @@ def _run_score(args: argparse.Namespace) -> int:
 
     if args.method is not None and not args.unsupervised:
         raise ConfigError("--method chooses the unsupervised ranking's method; add --unsupervised")
-    with Session.open(args.session) as session:
+    with Session.open(args.session) as session, _writer(session, args):
         _update_settings(session, args)
         if args.unsupervised:
             if args.dask is not None:
@@ -614,7 +673,7 @@ def _run_similar(args: argparse.Namespace) -> int:
     from .core.review.export import similar_table, write_table
     from .core.session import Session
 
-    with Session.open(args.session) as session:
+    with Session.open(args.session, read_only=True) as session:  # a reader: works on a read-only or full disk
         table = similar_table(session, session.similar(args.queries, top=args.top))
         if args.out is None:
             table[["rank", "id", "similarity", "anomaly_score", "label"]].pprint(max_lines=-1, max_width=-1)
@@ -807,6 +866,31 @@ def _run_info(args: argparse.Namespace) -> int:
             "shards": len(collection.shards) if hasattr(collection, "shards") else None,
         }
         print(json.dumps(info, indent=1))
+    return 0
+
+
+def _add_relocate(commands: Any) -> None:
+    parser = commands.add_parser(
+        "relocate", help="point a session at its data after the data moved",
+        description="Point the session at its data's new place (folder, file or glob). The new source is "
+                    "opened as the session reads it and its ids are checked against the session's: "
+                    "those of its latest score table (all, in order), its labelled and tagged ids and "
+                    "its number of images. Only if they agree is the session changed; otherwise the ids "
+                    "that differ are named.")
+    parser.add_argument("session", type=Path)
+    parser.add_argument("source", help="the data's new folder, file or glob")
+    _wait_option(parser)
+    parser.set_defaults(run=_run_relocate)
+
+
+def _run_relocate(args: argparse.Namespace) -> int:
+    from .core.relocation import relocate
+    from .core.session import Session
+
+    with Session.open(args.session) as session, _writer(session, args):
+        moved = relocate(session, args.source)
+    print(f"session {args.session}: now reads {moved.n_images} images from {moved.new_source} "
+          f"(was {moved.old_source}); checked {moved.checked}")
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -205,6 +207,6 @@ def test_init_on_a_store_with_missing_chunks_is_one_clear_line_or_a_skip(tmp_pat
     error = capsys.readouterr().err.strip()
     assert "Traceback" not in error and "'c/2/0/0' is missing from the store" in error and "--skip-bad" in error
     assert not (tmp_path / "refused").exists()
-    with pytest.warns(BadImageWarning, match=r"stack\.zarr\[4\]: is blank.*skipped"):  # said at init already
-        assert main(["init", str(tmp_path / "kept"), str(store), "--size", "32", "--workers", "0", "--skip-bad"]) == 0
+    assert main(["init", str(tmp_path / "kept"), str(store), "--size", "32", "--workers", "0", "--skip-bad"]) == 0
+    assert re.search(r"warning: .*stack\.zarr\[4\]: is blank.*skipped", capsys.readouterr().err)  # said at init
     assert Session.open(tmp_path / "kept").config.data.on_error == "skip"

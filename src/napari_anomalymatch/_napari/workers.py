@@ -38,21 +38,28 @@ def cycle_events(session: Session, stop: threading.Event, iterations: int | None
                  train: bool = True, score: bool = True,
                  unsupervised: str | None = None) -> Generator[Any, None, RunOutcome]:
     """Train one cycle and/or score the collection, yielding the engine's progress events;
-    ``unsupervised`` (a novelty method): only the ranking without labels (``Session.score_unsupervised``)."""
+    ``unsupervised`` (a novelty method): only the ranking without labels (``Session.score_unsupervised``).
+    The session's write lock is held throughout, so no command line run writes between the steps."""
     try:
-        if unsupervised is not None:
-            result, stopped = yield from run_until_stopped(session.score_unsupervised(unsupervised), stop)
-            return RunOutcome(score_result=result, stopped=stopped)
-        if train:
-            _, stopped = yield from run_until_stopped(session.train(iterations), stop)
-            if stopped:
-                return RunOutcome(stopped=True)
-        if not score:
-            return RunOutcome()
-        result, stopped = yield from run_until_stopped(session.score(), stop)
-        return RunOutcome(score_result=result, stopped=stopped)
+        with session.writing("napari-anomalymatch (training and scoring)"):
+            return (yield from _cycle_steps(session, stop, iterations, train, score, unsupervised))
     except AnomalyMatchError as err:
         return RunOutcome(error=str(err))
+
+
+def _cycle_steps(session: Session, stop: threading.Event, iterations: int | None, train: bool, score: bool,
+                 unsupervised: str | None) -> Generator[Any, None, RunOutcome]:
+    if unsupervised is not None:
+        result, stopped = yield from run_until_stopped(session.score_unsupervised(unsupervised), stop)
+        return RunOutcome(score_result=result, stopped=stopped)
+    if train:
+        _, stopped = yield from run_until_stopped(session.train(iterations), stop)
+        if stopped:
+            return RunOutcome(stopped=True)
+    if not score:
+        return RunOutcome()
+    result, stopped = yield from run_until_stopped(session.score(), stop)
+    return RunOutcome(score_result=result, stopped=stopped)
 
 
 def start_cycle_worker(session: Session, stop: threading.Event, connect: dict[str, Any],

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import shutil
 import time
@@ -103,9 +104,10 @@ def free_space_text(folder: Path) -> str:
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete temporaries left under ``folder`` by a killed process; return what was removed.
 
-    A temporary is stale when the process named in it no longer runs here,
-    or when it is older than a day (it may come from another host).  A folder
-    that cannot be written is left as it is.
+    A temporary is stale when its name is one ``atomic_path`` gives and the
+    process named in it no longer runs here, or when it is older than a day
+    (it may come from another host).  A folder that cannot be written is left
+    as it is, so a reader (``info``) may call this too.
     """
     removed = []
     for tmp in Path(folder).rglob(".*.tmp"):
@@ -116,16 +118,22 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     return removed
 
 
+_TEMPORARY = re.compile(r"\..+\.(\d+)\.[0-9a-f]+\.tmp")  # atomic_path's names: .<name>.<pid>.<random>.tmp
+
+
 def _is_stale(tmp: Path) -> bool:
-    parts = tmp.name.split(".")
+    """Provably abandoned: one of ``atomic_path``'s temporaries whose process is gone, or a day old."""
+    named = _TEMPORARY.fullmatch(tmp.name)
+    if named is None:  # not ours: a file someone put here is never removed
+        return False
     try:
         age = time.time() - tmp.stat().st_mtime
     except OSError:
         return False
     if age > STALE_AFTER_S:
         return True
-    pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
-    if pid is None or pid == os.getpid():
+    pid = int(named.group(1))
+    if pid == os.getpid():
         return False
     try:
         os.kill(pid, 0)

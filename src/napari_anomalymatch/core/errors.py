@@ -89,3 +89,7 @@ class MissingDependencyError(AnomalyMatchError, ImportError):
 
 class SampError(AnomalyMatchError, ConnectionError):
     """No SAMP hub is running, it went away, or a message received over SAMP names no candidate."""
+
+
+class SessionBusyError(SessionError):
+    """Another process is changing the session (training, scoring, importing labels)."""

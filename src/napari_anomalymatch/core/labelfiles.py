@@ -8,11 +8,15 @@ from pathlib import Path
 from .errors import LabelError, UnknownIdError
 from .io.base import ImageCollection
 from .io.catalogue import column, read_table
-from .labels import UNLABELED, parse_label
+from .labels import LABEL_NAMES, UNLABELED, parse_label
 
 
 class UnknownIdWarning(UserWarning):
     """A label file named an image that is not in the collection; the row was skipped."""
+
+
+class ConflictingLabelsWarning(UserWarning):
+    """A label file gives one image different labels in different rows; the last row counts."""
 
 
 LABEL_COLUMNS = ("label", "labels", "class")
@@ -44,7 +48,7 @@ def read_label_file(path: Path, collection: ImageCollection, skip_unknown: bool 
         paths = column(table, ("path", "file", "filename"), path, required=True)
         by_path = _path_lookup(collection)
         ids = [by_path.get(_normal_path(path.parent, str(p)), f"<path {p}>") for p in paths]
-    pairs = []
+    pairs, rows = [], []
     for row, (image_id, value) in enumerate(zip(ids, labels, strict=True), start=2):
         label = parse_label(value, f"{path}, row {row}")
         if label == UNLABELED:
@@ -59,7 +63,22 @@ def read_label_file(path: Path, collection: ImageCollection, skip_unknown: bool 
             warnings.warn(message + "; row skipped", UnknownIdWarning, stacklevel=2)
             continue
         pairs.append((image_id, label))
+        rows.append(row)
+    _warn_of_conflicts(path, pairs, rows)
     return pairs
+
+
+def _warn_of_conflicts(path: Path, pairs: list[tuple[str, int]], rows: list[int]) -> None:
+    """Warn, naming the rows, of every image given different labels (the last row wins, as it is stored last)."""
+    seen: dict[str, list[tuple[int, int]]] = {}
+    for (image_id, label), row in zip(pairs, rows, strict=True):
+        seen.setdefault(image_id, []).append((row, label))
+    for image_id, given in seen.items():
+        if len({label for _, label in given}) > 1:
+            said = ", ".join(f"{LABEL_NAMES[label]} in row {row}" for row, label in given)
+            warnings.warn(f"{path}: {image_id!r} is labelled {said}; the last (row {given[-1][0]}) is kept. "
+                          "Fix the file and import it again if another was meant", ConflictingLabelsWarning,
+                          stacklevel=3)
 
 
 def count_changes(pairs: list[tuple[str, int]], current: dict[str, int]) -> tuple[int, int]:

@@ -27,6 +27,7 @@ from typing import Any
 
 from .atomic import disk_errors, free_space_text
 from .errors import DiskFullError, LabelError, ReadOnlyError, SessionError
+from .labelcheck import check_store
 
 UNLABELED = -1
 NORMAL = 0
@@ -177,6 +178,7 @@ class LabelStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA busy_timeout=10000")
+        check_store(db, self.path, SCHEMA_VERSION, LABEL_NAMES)  # before anything is added to it
         db.executescript(_SCHEMA)
         _migrate(db, self.path)
         return db
@@ -189,14 +191,18 @@ class LabelStore:
         uri = self.path.resolve().as_uri()
         try:
             db = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
-            db.execute("SELECT COUNT(*) FROM current").fetchone()
+            self._check_readable(db)
             return db
         except sqlite3.OperationalError as err:
             if not _cannot_write(self.path.parent, err):
                 raise
         db = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False, isolation_level=None)
-        db.execute("SELECT COUNT(*) FROM current").fetchone()
+        self._check_readable(db)
         return db
+
+    def _check_readable(self, db: sqlite3.Connection) -> None:
+        check_store(db, self.path, SCHEMA_VERSION, LABEL_NAMES)
+        db.execute("SELECT COUNT(*) FROM current").fetchone()
 
     def _open_error(self, err: sqlite3.DatabaseError) -> SessionError:
         """Say what really stops the store from opening: a full disk, a read-only folder, or damage."""

@@ -16,18 +16,20 @@ re-opens with every label already given and continues where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
 import time
-from collections.abc import Generator, Iterable, Iterator
+import warnings
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from .atomic import remove_stale_temporaries
+from .atomic import free_space_text, remove_stale_temporaries
 from .autocrop import resolve_automatic
 from .config import (
     AUTO,
@@ -43,21 +45,33 @@ from .errors import (
     AnomalyMatchError,
     CheckpointError,
     ConfigError,
+    DiskFullError,
     IncompleteScoresError,
     NoEmbeddingsError,
     NotTrainedError,
     SessionError,
+    SourceNotFoundError,
 )
 from .io.base import ImageCollection
 from .io.registry import find_reader, open_collection
 from .labels import LabelEvent, LabelStore, parse_label
-from .learning.checkpoints import CheckpointInfo, load_checkpoint, read_checkpoint_info, save_checkpoint
+from .learning.checkpoints import (
+    CheckpointInfo,
+    checkpoint_bytes,
+    has_space,
+    load_checkpoint,
+    read_checkpoint_info,
+    save_checkpoint,
+)
 from .learning.training import Trainer, TrainingData, TrainProgress
 from .loading import LoadProgress, load_images
+from .relocation import moved_source_error
 from .scoring.novelty import EmbedProgress
 from .scoring.run import ScoreBatch, ScoreResult, finish_stored_run, model_fingerprint, score_collection
-from .scoring.store import ScoreManifest, ScoreRunStatus, ScoreStore, open_scores, run_status
+from .scoring.store import ScoreManifest, ScoreRunStatus, ScoreStore, open_scores, read_manifest, run_status
+from .sessionlock import Holder, SessionLock
 from .sessionstate import recorded, write_loss_history
+from .settingsdrift import SettingsChangedWarning, check_model_name, image_size_notice, rescoring_notice
 from .transforms import Normaliser
 
 if TYPE_CHECKING:
@@ -84,6 +98,8 @@ class Session:
         self.labels = LabelStore(self.path / LABELS_FILE, read_only=read_only)
         self._collection: ImageCollection | None = None
         self._trainer: Trainer | None = None
+        self._lock: SessionLock | None = None  # held while this handle changes the session (``writing``)
+        self._unsaved: list[TrainProgress] | None = None  # a trained cycle the disk refused, and its losses
 
     # -- opening -----------------------------------------------------------------------
 
@@ -141,8 +157,7 @@ class Session:
             _move_label_store_aside(path / LABELS_FILE)
         else:
             _check_label_store(path / LABELS_FILE)
-        if not read_only:
-            remove_stale_temporaries(path)
+        remove_stale_temporaries(path)  # only a dead process's; a read-only folder keeps them
         return cls(path, config, read_only=read_only)
 
     @classmethod
@@ -206,6 +221,9 @@ class Session:
         self.labels.close()
         if self._collection is not None:
             self._collection.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> Session:
         return self
@@ -215,9 +233,12 @@ class Session:
 
     def update_config(self, config: SessionConfig) -> None:
         """Change the settings; a new data source or model starts the models afresh."""
+        config.to_toml(self.path / CONFIG_FILE)
+        self._use_config(config)
+
+    def _use_config(self, config: SessionConfig) -> None:
         data_changed = config.data != self.config.data
         model_changed = config.model != self.config.model
-        config.to_toml(self.path / CONFIG_FILE)
         self.config = config
         if data_changed:
             self._collection = None
@@ -225,6 +246,44 @@ class Session:
             self._trainer = None
         elif self._trainer is not None:
             self._trainer.set_config(config.train, config.probe)
+
+    # -- one writer at a time ------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writing(self, command: str, wait: bool = False,
+                on_wait: Callable[[Holder | None], None] | None = None) -> Iterator[None]:
+        """Hold the session's write lock (``core.sessionlock``) for the block; nested blocks share it.
+
+        Training, scoring and label imports take it themselves; a front end takes it around a
+        whole command so that no other writer slips in between its steps.  Once it is held, the
+        settings and the model are read again from the folder: another writer may have changed
+        them meanwhile.
+
+        Raises
+        ------
+        SessionBusyError
+            Another process holds the lock and ``wait`` is false (the message names it).
+        """
+        if self._lock is not None:
+            yield
+            return
+        lock = SessionLock(self.path, command)
+        lock.acquire(wait, on_wait)
+        self._lock = lock
+        try:
+            self._catch_up()
+            yield
+        finally:
+            self._lock = None
+            lock.release()
+
+    def _catch_up(self) -> None:
+        """Take in what another writer did while this handle did not hold the lock."""
+        config = SessionConfig.from_toml(self.path / CONFIG_FILE)
+        if config != self.config:
+            self._use_config(config)
+        if self._trainer is not None and self._unsaved is None and self._trainer.cycle != self.cycle:
+            self._trainer = None  # another process trained since: go on from its checkpoint
 
     # -- data --------------------------------------------------------------------------
 
@@ -234,10 +293,13 @@ class Session:
             data = self.config.data
             _check_source(self.path / CONFIG_FILE, self.config)
             options = dict(data.options)
-            if find_reader(data.source, data.reader).name == "sharded":
-                options.setdefault("size_cache", str(self.path / SHARD_SIZES_FILE))
-            self._collection = open_collection(data.source, reader=data.reader,
-                                               on_error=data.on_error, **options)
+            try:
+                if find_reader(data.source, data.reader).name == "sharded":
+                    options.setdefault("size_cache", str(self.path / SHARD_SIZES_FILE))
+                self._collection = open_collection(data.source, reader=data.reader,
+                                                   on_error=data.on_error, **options)
+            except SourceNotFoundError as err:
+                raise moved_source_error(err, self.path, data.source) from err
         return self._collection
 
     @property
@@ -287,8 +349,9 @@ class Session:
         """
         from .labelfiles import read_label_file
 
-        pairs = read_label_file(Path(path), self.collection, skip_unknown=self.config.data.on_error == "skip")
-        return len(self.labels.set_many(pairs, cycle=self.cycle, source=source))
+        with self.writing("anomalymatch label import"):
+            pairs = read_label_file(Path(path), self.collection, skip_unknown=self.config.data.on_error == "skip")
+            return len(self.labels.set_many(pairs, cycle=self.cycle, source=source))
 
     def import_catalogue_labels(self) -> int:
         """Store the labels a catalogue source carries, into a session with no label history only.
@@ -337,13 +400,26 @@ class Session:
     def trainer(self) -> Trainer:
         """The trainer, restored from the latest checkpoint when there is one."""
         if self._trainer is None:
+            latest = self.latest_checkpoint()
+            if latest is not None:
+                self._check_settings_against(latest)  # before the network is built from the settings
             trainer = Trainer(self.config.model, self.config.train, self.collection.shape[2],
                               probe_config=self.config.probe)
-            latest = self.latest_checkpoint()
             if latest is not None:
                 self._restore(trainer, latest)
             self._trainer = trainer
         return self._trainer
+
+    def _check_settings_against(self, checkpoint: Path) -> None:
+        """Refuse a model the checkpoint cannot load into; say what another image size changes."""
+        try:
+            info = read_checkpoint_info(checkpoint)
+        except CheckpointError as err:
+            raise CheckpointError(f"{err}; {self._previous_advice(checkpoint)}") from err
+        check_model_name(self.path / CONFIG_FILE, self.config, info, checkpoint)
+        notice = image_size_notice(self.path / CONFIG_FILE, self.config, info, checkpoint)
+        if notice is not None:
+            warnings.warn(notice, SettingsChangedWarning, stacklevel=3)
 
     def _restore(self, trainer: Trainer, path: Path) -> None:
         try:
@@ -371,35 +447,111 @@ class Session:
         return (f"the previous cycle's checkpoint is {earlier[-1]}: move the damaged one aside "
                 f"(mv {damaged} {damaged}.damaged) to continue from cycle {_cycle_of(earlier[-1])}")
 
-    def save_checkpoint(self) -> Path:
+    def save_checkpoint(self, folder: Path | None = None) -> Path:
+        """Save the model as its cycle's checkpoint, in the session (or in ``folder``).
+
+        A cycle whose save the disk refused stays in memory (``unsaved_cycle``) until a save of
+        it into the session succeeds; its loss history is written with it.
+
+        Raises
+        ------
+        DiskFullError, ReadOnlyError
+        """
         trainer = self.trainer
         info = CheckpointInfo(cycle=trainer.cycle, iterations_done=trainer.iterations_done,
                               model_name=self.config.model.name, in_chans=trainer.in_chans,
                               image_size=self.config.model.image_size,
                               weights_source=trainer.weights_source)
-        return save_checkpoint(self.checkpoint_path(trainer.cycle), trainer.state_dict(), info)
+        target = self.checkpoint_path(trainer.cycle)
+        path = save_checkpoint(target if folder is None else Path(folder) / target.name, trainer.state_dict(), info)
+        if folder is None and self._unsaved is not None:
+            progress, self._unsaved = self._unsaved, None
+            write_loss_history(self.path, trainer.cycle, progress)
+        return path
+
+    @property
+    def unsaved_cycle(self) -> int | None:
+        """The cycle trained in this process whose checkpoint the disk refused (None: all saved)."""
+        return None if self._unsaved is None else self.trainer.cycle
+
+    def save_when_space(self, poll_s: float = 10.0) -> Generator[str, None, Path]:
+        """Save the unsaved cycle into the session as soon as its disk has room; yields, at each
+        try that failed, why (the free and needed space), then returns the checkpoint's path."""
+        while True:
+            try:
+                return self.save_checkpoint()
+            except DiskFullError as err:
+                yield str(err)
+                time.sleep(poll_s)
+
+    def require_checkpoint_space(self, elsewhere: Path | None = None) -> None:
+        """Refuse before training when the checkpoint it ends with would not fit on the disk.
+
+        ``elsewhere``: a folder that takes the checkpoint should the session's disk be full.
+
+        Raises
+        ------
+        DiskFullError
+            Saying how much the checkpoint needs and how much is free.
+        """
+        folder = self.path / "checkpoints"
+        needed = checkpoint_bytes(self.trainer.state_dict())
+        if has_space(folder, needed) or (elsewhere is not None and has_space(elsewhere, needed)):
+            return
+        where = folder if elsewhere is None else f"{folder} or {elsewhere}"
+        raise DiskFullError(
+            f"{folder}: training would end with a checkpoint of about {needed / 1e6:.1f} MB, but the disk "
+            f"has {free_space_text(folder)} free{'' if elsewhere is None else f' and {elsewhere} too little'}; "
+            f"nothing was trained. Free some space on {where} and run again, or name a folder "
+            "with room for the checkpoint (--save-to)")
 
     # -- training ----------------------------------------------------------------------
 
-    def train(self, iterations: int | None = None) -> Iterator[LoadProgress | TrainProgress]:
+    def train(self, iterations: int | None = None, save_to: Path | None = None,
+              ) -> Iterator[LoadProgress | TrainProgress]:
         """Run one training cycle, yielding loading then training progress.
 
         The model continues from the previous cycle.  Stopping early (closing
         the generator) still saves a usable checkpoint of the iterations done.
+        The session's write lock is held throughout, and the disk must have room
+        for the checkpoint (or ``save_to`` must) before training starts; a save the
+        disk refuses anyway keeps the cycle in memory (``unsaved_cycle``).
+
+        Raises
+        ------
+        SessionBusyError, DiskFullError, ConfigError
         """
-        self.check_trainable()
-        labelled_idx, labels = self.labelled()
-        pool = self._unlabelled_pool(labelled_idx)
-        data = yield from self._load_training_data(labelled_idx, labels, pool)
-        trainer = self.trainer
-        done_before = trainer.iterations_done
-        progress: list[TrainProgress] = []
+        with self.writing("anomalymatch training"):
+            self._save_unsaved_first()
+            self.check_trainable()
+            self.require_checkpoint_space(save_to)
+            labelled_idx, labels = self.labelled()
+            pool = self._unlabelled_pool(labelled_idx)
+            data = yield from self._load_training_data(labelled_idx, labels, pool)
+            trainer = self.trainer
+            done_before = trainer.iterations_done
+            progress: list[TrainProgress] = []
+            try:
+                yield from recorded(trainer.run(data, iterations), progress)
+            finally:
+                if trainer.iterations_done > done_before:
+                    self._unsaved = progress
+                    self._save_trained_cycle()
+
+    def _save_trained_cycle(self) -> None:
         try:
-            yield from recorded(trainer.run(data, iterations), progress)
-        finally:
-            if trainer.iterations_done > done_before:
-                self.save_checkpoint()
-                write_loss_history(self.path, trainer.cycle, progress)
+            self.save_checkpoint()
+        except DiskFullError as err:
+            raise DiskFullError(
+                f"{err}. The cycle just trained (cycle {self.trainer.cycle}, {self.trainer.iterations_done} "
+                "iterations in all) is kept in memory and saved first thing by the next training or "
+                "scoring run of this session here; the command line waits for space, or saves it to "
+                "the folder named by --save-to") from err
+
+    def _save_unsaved_first(self) -> None:
+        """A cycle the disk refused is saved before anything builds on it (or this raises again)."""
+        if self._unsaved is not None:
+            self.save_checkpoint()
 
     def _unlabelled_pool(self, labelled_idx: np.ndarray) -> np.ndarray:
         n = len(self.collection)
@@ -438,6 +590,11 @@ class Session:
         The run's folder gets one part file per shard (or per ``part_size``
         images), ``scores.npy`` and, with pyarrow, ``scores.parquet`` and ``top.parquet``.
         """
+        with self.writing("anomalymatch scoring"):
+            self._save_unsaved_first()
+            return (yield from self._score(cluster))
+
+    def _score(self, cluster: Any | None) -> Generator[ScoreBatch, None, ScoreResult]:
         if self.cycle == 0:
             raise NotTrainedError(f"{self.path}: no model yet; run a training cycle before scoring, or "
                                   f"'anomalymatch score {self.path} --unsupervised' for a first ranking "
@@ -445,7 +602,8 @@ class Session:
         trainer = self.trainer
         model = trainer.scoring_model
         model_hash = model_fingerprint(model)
-        store = ScoreStore(self.score_directory(trainer.cycle), self._score_manifest(model_hash, embeddings=True))
+        manifest = self._score_manifest(model_hash, embeddings=True)
+        store = self._score_store(self.score_directory(trainer.cycle), manifest)
         if cluster is None:
             return (yield from score_collection(model, self.collection, self.normaliser,
                                                 self.config.model.image_size, self.config.score,
@@ -463,6 +621,14 @@ class Session:
         return finish_stored_run(store, self.config.score.top_k, model_hash, n_scored, rate,
                                  tables_for=self.collection)
 
+    def _score_store(self, directory: Path, manifest: ScoreManifest) -> ScoreStore:
+        """The run's store; a finished run made with other preprocessing is replaced, which is said first."""
+        existing = read_manifest(directory)
+        if existing is not None and existing.preprocessing != manifest.preprocessing:
+            warnings.warn(rescoring_notice(directory, existing.preprocessing, manifest.preprocessing),
+                          SettingsChangedWarning, stacklevel=4)
+        return ScoreStore(directory, manifest)
+
     def score_unsupervised(self, method: str = DEFAULT_NOVELTY_METHOD
                            ) -> Generator[EmbedProgress | ScoreBatch, None, ScoreResult]:
         """A first ranking with zero labels: every image scored by how unusual its pretrained
@@ -473,6 +639,8 @@ class Session:
         Yields the reference sample's ``EmbedProgress`` then a ``ScoreBatch`` per batch;
         a stopped run resumes.
 
+        The session's write lock is held throughout.
+
         Raises
         ------
         ConfigError
@@ -480,6 +648,10 @@ class Session:
         SessionError
             The session has a trained model already (its ranking is the one reviewed).
         """
+        with self.writing("anomalymatch scoring"):
+            return (yield from self._score_unsupervised(method))
+
+    def _score_unsupervised(self, method: str) -> Generator[EmbedProgress | ScoreBatch, None, ScoreResult]:
         from .learning.models import build_model, choose_device
         from .learning.probe import FrozenEmbedder
         from .scoring.novelty import check_method, fit_novelty
@@ -498,7 +670,7 @@ class Session:
         embedder.to(device)
         key = f"unsupervised:{method}"
         fingerprint = model_fingerprint(embedder)
-        store = ScoreStore(self.score_directory(0), self._score_manifest(
+        store = self._score_store(self.score_directory(0), self._score_manifest(
             f"{method}-{fingerprint}", cycle=0, method=key, embeddings=True))
         size, score = self.config.model.image_size, self.config.score
         scorer = yield from fit_novelty(embedder, self.collection, self.normaliser, size, method, device,
@@ -615,6 +787,10 @@ class Session:
         notice = self.score_notice()
         if notice is not None:
             raise IncompleteScoresError(f"{self.path}: {notice}")
+        if self.cycle > 0:
+            raise NotTrainedError(f"{self.path}: no scores of the model (cycle {self.cycle}) are here (the scores "
+                                  f"folder is gone or empty); run 'anomalymatch score {self.path}' to score the "
+                                  "collection again")
         raise NotTrainedError(f"{self.path}: nothing scored yet; run 'anomalymatch train' first")
 
     def ranking(self, order: str = "score", which: str = "unlabelled", seed: int = 0) -> np.ndarray:

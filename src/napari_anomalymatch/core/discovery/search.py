@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import NoEmbeddingsError, ShapeMismatchError, UnknownIdError
+from ..errors import DiskFullError, NoEmbeddingsError, ReadOnlyError, ShapeMismatchError, UnknownIdError
 from ..scoring.store import ScoreStore
 from .index import SimilarityIndex, build_index, faiss_available
 from .similarity import exact_search
@@ -177,5 +177,8 @@ def run_index(store: ScoreStore, embeddings: np.ndarray) -> SimilarityIndex:
     if path.exists():  # a rescore replaces the run's folder, and the index with it
         return SimilarityIndex.load(path)
     index = build_index(lambda: iter([embeddings]), len(embeddings), embeddings.shape[1])
-    index.save(path)
+    try:
+        index.save(path)
+    except (DiskFullError, ReadOnlyError) as err:  # a reader on a read-only or full disk still searches
+        warnings.warn(f"{err}; the index was not saved and is built again next time", stacklevel=3)
     return index

@@ -76,10 +76,26 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], info: Ch
 def _check_space(path: Path, n_bytes: int) -> None:
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    if shutil.disk_usage(folder).free < n_bytes:
+    if not has_space(folder, n_bytes):
         raise DiskFullError(f"{path}: not enough disk space for the checkpoint: about {n_bytes / 1e6:.1f} MB "
                             f"needed, {free_space_text(folder)} free; free some space and run again "
                             "(the previous checkpoints are kept)")
+
+
+HEADER_MARGIN = 1 << 20  # the safetensors header and metadata, and the loss history written beside
+
+
+def checkpoint_bytes(tensors: dict[str, torch.Tensor]) -> int:
+    """About how many bytes a checkpoint of ``tensors`` takes on disk."""
+    return HEADER_MARGIN + sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+def has_space(folder: Path, n_bytes: int) -> bool:
+    """Whether the disk of ``folder`` (or of its nearest existing parent) has ``n_bytes`` free."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free >= n_bytes
 
 
 def read_checkpoint_info(path: str | Path) -> CheckpointInfo:

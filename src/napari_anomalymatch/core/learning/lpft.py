@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .morphology import MORPHOLOGY_STATISTICS, morphology_statistics
 from .probe import CollectionStatistics, LinearProbe, collection_statistics, fit_probe
 
@@ -38,8 +39,10 @@ class ProbedNetwork(nn.Module):
     def __init__(self, network: nn.Module, morphology: bool) -> None:
         super().__init__()
         if not getattr(network, "has_pyramid", False):
-            raise ValueError("the 'lpft' head needs an EfficientNet-style backbone (conv_stem, blocks, "
-                             "conv_head); use train.head = 'classifier' for this model")
+            raise ConfigError("the 'lpft' head (train.head) needs an EfficientNet-style backbone (conv_stem, "
+                              "blocks, conv_head), which this model.name has not; set head = 'classifier' "
+                              "under [train] in session.toml (or --head classifier), or choose an "
+                              "EfficientNet model")
         self.network = network
         self.morphology = bool(morphology)
         channels = int(network.mean.shape[1])

@@ -138,6 +138,11 @@ class ScoreStore:
     def _write_manifest(self) -> None:
         atomic_write_bytes(self.directory / MANIFEST, json.dumps(asdict(self.manifest), indent=1).encode())
 
+    def rename_collection(self, fingerprint: str) -> None:
+        """Record the collection's new fingerprint (its data moved; its ids were checked equal)."""
+        self.manifest = replace(self.manifest, collection=fingerprint)
+        self._write_manifest()
+
     def record_inference(self, label: str) -> None:
         """Store the run's inference path in its manifest (before any part is scored with it)."""
         if self.manifest.inference != label:

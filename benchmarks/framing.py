@@ -1,0 +1,214 @@
+"""How tightly to frame the object: the frozen probe replayed in the paper's protocol per crop.
+
+The central crop decides how many of the model's 64 pixels the object gets. This script embeds
+each development set once per crop with the frozen pretrained network (the probe's features;
+the image and its mirror) and replays the protocol on those features with the probe alone,
+over several seeds: 3 cycles, after cycles 1 and 2 the oracle labels the 10 highest-scoring
+true anomalies and normal images it may review, and every cycle is measured on the fixed test
+split the oracle never reviews (``evaluate --test-fraction``). The probe is refitted in closed
+form, so a run takes a second once the features are cached; what FixMatch adds is measured by
+``quality.py``, not here. ``auto`` is the crop the session would choose (``core.autocrop``).
+
+Usage::
+
+    python benchmarks/framing.py                                  # the sets and crops below
+    python benchmarks/framing.py --sets merger --crops 0.25 0.5 --seeds 0 1
+    python benchmarks/framing.py --render                         # the table again from the JSON
+
+Features are cached in ``benchmarks/work/framing``; writes ``benchmarks/results/framing.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from napari_anomalymatch.core.autocrop import resolve_automatic
+from napari_anomalymatch.core.config import SessionConfig
+from napari_anomalymatch.core.evaluation.metrics import ranking_metrics
+from napari_anomalymatch.core.evaluation.protocol import OracleSettings, held_out_split, oracle_picks, read_benchmark
+from napari_anomalymatch.core.labels import UNLABELED
+from napari_anomalymatch.core.learning.models import build_model
+from napari_anomalymatch.core.learning.probe import FrozenEmbedder, embed_views, probe_input, statistics_of
+from napari_anomalymatch.core.loading import load_images
+from napari_anomalymatch.core.transforms import Normaliser
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from quality import (  # noqa: E402
+    GZ1_ARCHIVE,
+    GZ1_UNSURE,
+    RESULTS,
+    WORK,
+    code_version,
+    first_manifest,
+    gz1_manifest,
+    gz1_root,
+)
+
+CACHE = WORK / "framing"
+SIZE = 64
+VIEWS = (0, 4)  # the image and its mirror
+CYCLES = 3
+SETS = {"merger": "gz1", "edge-on": "gz1", "Bent": "first", "FRI": "first", "FRII": "first", "Compact": "first"}
+CROPS = ("auto", "1.0", "0.5", "0.375", "0.3125", "0.25")
+SEEDS = {"gz1": range(8), "first": range(5)}
+
+
+def prepared(manifest: Path, crop: str) -> tuple[np.ndarray, float, int]:
+    """The frozen embedder's features ``(views, N, D)`` of every image of ``manifest`` at ``crop``,
+    the crop used (``auto``: the session's choice) and how many statistics end each feature."""
+    benchmark = read_benchmark(manifest)
+    config = SessionConfig()
+    config = config.replace(model=replace(config.model, image_size=SIZE))
+    if crop != "auto":
+        normalisation = replace(config.data.normalisation, crop=float(crop))
+        config = config.replace(data=replace(config.data, normalisation=normalisation))
+    config = resolve_automatic(config, benchmark.collection)
+    normaliser = Normaliser(config.data.normalisation, benchmark.collection.value_range)
+    loading = load_images(benchmark.collection, normaliser, SIZE, np.arange(len(benchmark.collection)))
+    try:
+        while True:
+            next(loading)
+    except StopIteration as done:
+        images, _ = done.value
+    channels = benchmark.collection.shape[2]
+    network = build_model(config.model, channels).model.to(memory_format=torch.channels_last)
+    probe = config.probe
+    embedder = FrozenEmbedder(network, probe.size, probe.layers, probe.uses_morphology(channels))
+    features = embed_views(embedder, images, torch.device("cpu"), views=VIEWS)
+    crop_used = float(config.data.normalisation.crop)
+    return features.reshape(len(VIEWS), len(images), -1).numpy(), crop_used, embedder.extra_dims
+
+
+def cached_features(manifest: Path, crop: str, key: str) -> dict:
+    path = CACHE / f"{key}-crop{crop}-size{SIZE}.npz"
+    if not path.exists():
+        features, chosen, extra = prepared(manifest, crop)
+        names = [image_key(p) for p in read_benchmark(manifest).collection.paths]
+        CACHE.mkdir(parents=True, exist_ok=True)
+        np.savez(path, features=features.astype(np.float32), names=np.array(names), crop=chosen, extra=extra)
+    return dict(np.load(path))
+
+
+def image_key(path: str) -> str:
+    """An image's name within its set (its folder and file), the same in every run's manifest."""
+    return "/".join(Path(path).parts[-2:])
+
+
+def gz1_everything() -> Path:
+    """A manifest of every GZ1 galaxy but the unsure ones: embedded once, shared by both GZ1 sets."""
+    root = gz1_root(GZ1_ARCHIVE)
+    path = WORK / "manifests" / "gz1-everything.csv"
+    if not path.exists():
+        with open(root / "labels.csv", newline="") as handle:
+            rows = [row for row in csv.DictReader(handle) if int(row["CLASS"]) != GZ1_UNSURE]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["path", "is_anomaly", "initial_label"])
+            for i, row in enumerate(rows):  # read_benchmark needs one label of each class
+                image = os.path.relpath(root / "images" / f"{row['OBJID']}.jpeg", path.parent)
+                writer.writerow([image, int(i == 0), "anomaly" if i == 0 else "normal" if i == 1 else ""])
+    return path
+
+
+def probe_inputs(name: str, seed: int, crop: str) -> tuple[np.ndarray, object, float]:
+    """The probe's inputs ``(views, N, D)`` of one run's images, its benchmark and the crop."""
+    if SETS[name] == "gz1":
+        manifest = gz1_manifest(gz1_root(GZ1_ARCHIVE), name, seed)
+        cached = cached_features(gz1_everything(), crop, "gz1")
+    else:
+        manifest = first_manifest(name, seed)
+        cached = cached_features(manifest, crop, f"first-{name}")
+    benchmark = read_benchmark(manifest)
+    row_of = {image: i for i, image in enumerate(cached["names"])}
+    rows = np.array([row_of[image_key(p)] for p in benchmark.collection.paths])
+    features = torch.from_numpy(cached["features"][:, rows])
+    statistics = statistics_of(features[0], int(cached["extra"]))
+    limit = torch.tensor(statistics.extra_limit)
+    x = torch.stack([probe_input(view, statistics.centre, statistics.extra_scale, limit) for view in features])
+    return x.numpy(), benchmark, float(cached["crop"])
+
+
+def replay(x: np.ndarray, truth: np.ndarray, initial: np.ndarray, seed: int) -> list[dict]:
+    """Per cycle, the probe's test-split and never-labelled-pool metrics."""
+    labels = initial.copy()
+    ever = labels != UNLABELED
+    test = held_out_split(truth, ~ever, OracleSettings().test_fraction, seed)
+    regularisation = SessionConfig().probe.regularisation
+    cycles = []
+    for cycle in range(1, CYCLES + 1):
+        labelled = np.flatnonzero(ever)
+        probe = LogisticRegression(C=regularisation, class_weight="balanced", max_iter=5000)
+        probe.fit(np.concatenate([view[labelled] for view in x]), np.tile(labels[labelled], len(x)))
+        scores = np.mean([probe.decision_function(view) for view in x], axis=0)
+        pool = ~ever
+        cycles.append({"test": _brief(ranking_metrics(scores[test], truth[test])),
+                       "pool": _brief(ranking_metrics(scores[pool], truth[pool]))})
+        if cycle < CYCLES:
+            picks, _ = oracle_picks(scores, truth, pool & ~test, OracleSettings(), seed)
+            labels[picks] = truth[picks].astype(labels.dtype)
+            ever[picks] = True
+    return cycles
+
+
+def _brief(metrics: dict) -> dict:
+    return {key: metrics[key] for key in ("auroc", "auprc")}
+
+
+def _mean_cell(runs: list[list[dict]], where: str, cycle: int) -> str:
+    return " / ".join(f"{np.mean([run[cycle][where][key] for run in runs]):.3f}" for key in ("auroc", "auprc"))
+
+
+def markdown(results: dict) -> str:
+    lines = ["| set | crop | runs | " + " | ".join(f"test cycle {c} AUROC / AUPRC" for c in range(1, CYCLES + 1))
+             + f" | pool cycle {CYCLES} AUROC / AUPRC |", "|---|---|---|" + "---|" * (CYCLES + 1)]
+    for name, by_crop in results["sets"].items():
+        for crop, entry in by_crop.items():
+            runs = entry["runs"]
+            label = f"auto ({entry['crop']:g})" if crop == "auto" else crop
+            lines.append(f"| {name} | {label} | {len(runs)} | "
+                         + " | ".join(_mean_cell(runs, "test", c) for c in range(CYCLES))
+                         + f" | {_mean_cell(runs, 'pool', CYCLES - 1)} |")
+    return "\n".join(lines) + (f"\n\nFrozen probe (C = {SessionConfig().probe.regularisation:g}) at {SIZE} px, the "
+                               "image and its mirror; means over seeds.\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    parser.add_argument("--crops", nargs="+", default=list(CROPS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=None)
+    parser.add_argument("--render", action="store_true", help="rewrite framing.md from framing.json")
+    args = parser.parse_args(argv)
+    out = RESULTS / "framing.json"
+    if not args.render:
+        results = {"sets": {}, "code": code_version(), "size": SIZE}
+        for name in args.sets:
+            results["sets"][name] = {}
+            for crop in args.crops:
+                runs, chosen = [], None
+                for seed in args.seeds if args.seeds is not None else SEEDS[SETS[name]]:
+                    x, benchmark, chosen = probe_inputs(name, seed, crop)
+                    runs.append(replay(x, benchmark.is_anomaly, benchmark.initial_labels, seed))
+                results["sets"][name][crop] = {"crop": chosen, "runs": runs}
+                print(f"{name} crop {crop} ({chosen:g}): done", flush=True)
+        out.write_text(json.dumps(results, indent=1))
+    out.with_suffix(".md").write_text(markdown(json.loads(out.read_text())))
+    print(out.with_suffix(".md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
