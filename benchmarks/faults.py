@@ -9,7 +9,7 @@ result).  A full disk or a read-only folder is simulated by making the write
 raise the kernel's OSError in the command's process (the machine runs as root,
 where chmod does not stop a write).  Results go to benchmarks/results/faults.json.
 
-    python benchmarks/faults.py [--out benchmarks/results/faults.json]
+    python benchmarks/faults.py [--out benchmarks/results/faults.json] [--only "init on"]
 """
 
 from __future__ import annotations
@@ -321,6 +321,136 @@ def cases(base: Path) -> list[Case]:
     ]
 
 
+# -- inputs: blank or non-finite images, Unicode names in exports, large images, spreadsheet CSVs ----------
+
+
+def zarr_missing_chunks(session: Path) -> None:
+    """``stack.zarr``: 20 noise images in chunks of 2, the chunks of images 6-7 and 14-15 deleted."""
+    import zarr
+
+    shutil.rmtree(session)
+    array = zarr.open_group(str(session.parent / "stack.zarr"), mode="w").create_array(
+        "images", shape=(20, 32, 32), chunks=(2, 32, 32), dtype="float32")
+    array[:] = np.random.default_rng(0).normal(100, 5, (20, 32, 32)).astype(np.float32)
+    for chunk in ("3", "7"):
+        shutil.rmtree(session.parent / "stack.zarr" / "images" / "c" / chunk)
+
+
+def cube_with_nan_plane(session: Path) -> None:
+    """``cube.fits``: HDUs 1 and 2 are 6-plane cubes; plane 4 of HDU 2 is all NaN."""
+    from astropy.io import fits
+
+    shutil.rmtree(session)
+    rng = np.random.default_rng(0)
+    first, second = (rng.normal(100, 5, (6, 32, 32)).astype(np.float32) for _ in range(2))
+    second[4] = np.nan
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(first), fits.ImageHDU(second)]).writeto(
+        session.parent / "cube.fits")
+
+
+def folder_with_blank_png(session: Path) -> None:
+    shutil.rmtree(session)
+    images, _ = blob_images(12)
+    images[5] = 0  # a cutout off the survey's footprint
+    write_pngs(session.parent / "withblank", images)
+
+
+UNICODE_NAMES = ["🚀 ring.png", "galaxie_é.png", "物体.png"]
+
+
+def unicode_session(session: Path) -> None:
+    """A session trained on ``données/`` whose file names hold an emoji, an accent and CJK."""
+    shutil.rmtree(session)
+    images, truth = blob_images(20)
+    names = [UNICODE_NAMES[i] if i < 3 else f"img_{i:03d}.png" for i in range(20)]
+    write_pngs(session.parent / "données", images, names=names)
+    labels = session.parent / "labels.csv"
+    rows = [[names[i], "anomaly" if truth[i] else "normal"] for i in (0, 1, 2, 3, 5)]
+    labels.write_text("id,label\n" + "".join(f"{n},{label}\n" for n, label in rows), encoding="utf-8")
+    for argv in (["init", str(session), str(session.parent / "données"), "--labels", str(labels), *TINY],
+                 ["train", str(session)]):
+        rc, out, err = run(argv)
+        assert rc == 0, err
+
+
+def exported_ids_equal(name: str) -> Callable[[Path, str, str], bool]:
+    def check(session: Path, out: str, err: str) -> bool:
+        from astropy.table import Table
+
+        table = Table.read(session.parent / name)
+        table.convert_bytestring_to_unicode()
+        return set(UNICODE_NAMES) <= set(table["id"]) and all(
+            Path(p).name == i and "données" in p for p, i in zip(table["path"], table["id"], strict=True))
+    return check
+
+
+LARGE_SIDE = 6000  # 144 MB of float32: above the 4,096-pixel side from which images are read in blocks
+PEAK_MEMORY = """
+import atexit, json, pathlib, resource
+import torch, napari_anomalymatch.core.session  # what any init imports: not the image's cost
+_baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+atexit.register(lambda: pathlib.Path({path!r}).write_text(json.dumps(
+    [_baseline, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss])))
+"""
+
+
+def large_tile(session: Path) -> None:
+    from astropy.io import fits
+
+    shutil.rmtree(session)
+    tile = np.random.default_rng(0).normal(100, 5, (LARGE_SIDE, LARGE_SIDE)).astype(np.float32)
+    fits.PrimaryHDU(tile).writeto(session.parent / "tile.fits")
+
+
+def grew_at_most(times_file: float) -> Callable[[Path, str, str], bool]:
+    def check(session: Path, out: str, err: str) -> bool:
+        baseline, peak = json.loads((session.parent / "memory.json").read_text())  # kB
+        return (peak - baseline) * 1024 <= times_file * (session.parent / "tile.fits").stat().st_size
+    return check
+
+
+def spreadsheet_files(session: Path) -> None:
+    """What a spreadsheet saves: UTF-8 with a byte-order mark, semicolons, Windows line endings."""
+    images, _ = blob_images(6)
+    write_pngs(session.parent / "sheet", images)
+    rows = ["path;id;label;ra"] + [f"sheet/img_{i:03d}.png;obj {i};{'anomaly' if i == 0 else ''};10,{i}5"
+                                   for i in range(6)]
+    (session.parent / "catalogue.csv").write_bytes(("\ufeff" + "\r\n".join(rows) + "\r\n").encode())
+    (session.parent / "labels.csv").write_bytes("\ufeffid\tlabel\r\nobj 1\tnormal\r\n".encode())
+
+
+def catalogue_read(session: Path, out: str, err: str) -> bool:
+    from napari_anomalymatch.core.labels import ANOMALY, NORMAL
+    from napari_anomalymatch.core.session import Session
+
+    opened = Session.open(session)
+    labels = opened.labels.current()
+    return opened.collection.ids()[:2] == ["obj 0", "obj 1"] and labels == {"obj 0": ANOMALY, "obj 1": NORMAL} and \
+        abs(opened.collection.metadata([1])["ra"][0] - 10.15) < 1e-9
+
+
+def input_cases() -> list[Case]:
+    """Issue 34, items 2, 3, 5 and 6: each a case of its own."""
+    s = "{session}"
+    return [
+        Case("init on a Zarr store with missing chunks", ["init", s, "{tmp}/stack.zarr"], "error",
+             "is missing from the store", zarr_missing_chunks),
+        Case("init --skip-bad on a Zarr store with missing chunks", ["init", s, "{tmp}/stack.zarr", "--skip-bad"],
+             "works", "'c/3/0/0' is missing from the store", zarr_missing_chunks),
+        Case("init --hdu 1,2 on a cube with an all-NaN plane", ["init", s, "{tmp}/cube.fits", "--hdu", "1,2"],
+             "error", "channel 1 (HDU 2) has no finite pixel", cube_with_nan_plane),
+        Case("init on a folder holding an all-black image", ["init", s, "{tmp}/withblank"], "error",
+             "img_005.png: is blank", folder_with_blank_png),
+        Case("export FITS with an emoji, CJK and accents in ids and folder", ["export", s, "{tmp}/out.fits"], "works",
+             "", unicode_session, exported_ids_equal("out.fits")),
+        Case(f"init on a {LARGE_SIDE}^2 FITS image grows at most 2x its size", ["init", s, "{tmp}/tile.fits"],
+             "works", "", large_tile, grew_at_most(2.0), patch=PEAK_MEMORY.format(path="{tmp}/memory.json")),
+        Case("init on a spreadsheet catalogue (BOM, ';', decimal commas, CRLF)",
+             ["init", s, "{tmp}/catalogue.csv", "--labels", "{tmp}/labels.csv"], "works", "",
+             lambda x: (spreadsheet_files(x), shutil.rmtree(x)), catalogue_read),
+    ]
+
+
 # -- one writer, a full disk, hand-edited files, moved data (issue 34) -----------------------------
 
 
@@ -552,14 +682,15 @@ def interrupt_case(base: Path, work: Path) -> Case:
     return case
 
 
-def run_cases(todo: list[Case], base: Path, work: Path, start: int = 0) -> list[Case]:
-    """Run each case on a fresh copy of ``base``, classing what it answered."""
+def run_cases(todo: list[Case], base: Path | None, work: Path, start: int = 0) -> list[Case]:
+    """Run each case on a fresh copy of ``base`` (an empty folder without one), classing what it answered."""
     for number, case in enumerate(todo, start=start):
         folder = work / f"case{number:02d}"
-        session = Path(shutil.copytree(base, folder / "session"))
+        session = Path(shutil.copytree(base, folder / "session")) if base is not None else folder / "session"
+        session.mkdir(parents=True, exist_ok=True)
         case.setup(session)
         argv = [a.format(session=session, tmp=folder) for a in case.command]
-        rc, out, err = run(argv, case.patch, case.umask)
+        rc, out, err = run(argv, case.patch.replace("{tmp}", str(folder)), case.umask)
         case.outcome, case.detail = classify(case, rc, out, err, session)
         print(f"{case.outcome:20s} {case.name}: {case.detail[:160]}", flush=True)
     return todo
@@ -568,13 +699,17 @@ def run_cases(todo: list[Case], base: Path, work: Path, start: int = 0) -> list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "faults.json")
+    parser.add_argument("--only", nargs="+", default=[""], help="run only the cases whose name holds one of these")
     args = parser.parse_args()
+    wanted = lambda case: any(text in case.name for text in args.only)  # noqa: E731
+    inputs = [case for case in input_cases() if wanted(case)]
+    only_inputs = args.only != [""] and all(any(text in case.name for case in input_cases()) for text in args.only)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        base = make_base(work / "made")
-        done = run_cases(cases(base), base, work)
-        done.extend(run_cases(session_cases(base), base, work, start=len(done)))
-        for special in (interrupt_case, concurrent_train_case, killed_holder_case):
+        base = None if only_inputs else make_base(work / "made")  # the input cases make their own data
+        done = run_cases([c for c in cases(base) + session_cases(base) if wanted(c)], base, work) if base else []
+        done.extend(run_cases(inputs, base, work, start=len(done)))
+        for special in (interrupt_case, concurrent_train_case, killed_holder_case) if args.only == [""] else ():
             done.append(special(base, work))
             print(f"{done[-1].outcome:20s} {done[-1].name}: {done[-1].detail[:160]}", flush=True)
     outcomes = [c.outcome for c in done]

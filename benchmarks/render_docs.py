@@ -339,6 +339,21 @@ def _zero_label_host(host: dict) -> str:
     return f"{host['cpu']} ({host['threads']} threads, torch {host['torch']})"
 
 
+def large_image(links: Links) -> str:
+    """Peak memory of init and scoring on one large FITS image (``large_image.py``), per run."""
+    data = links.json("large_image.json")
+    lines = ["| run | image | file | init: growth | × file | scoring: growth | × file |",
+             "|---|---|---|---|---|---|---|"]
+    for label, run in data["runs"].items():
+        init, score = run["init"], run["score"]
+        lines.append(f"| {label.rsplit(' ', 1)[0]} | {run['side']:,}² float32 | {run['file_mb']:,.0f} MB "
+                     f"| {init['above_baseline_mb']:,.0f} MB | {init['times_file_size']:.2f} "
+                     f"| {score['above_baseline_mb']:,.0f} MB | {score['times_file_size']:.2f} |")
+    hosts = sorted({run["host"]["cpu"] for run in data["runs"].values()})
+    return ("\n".join(lines) + f"\n\nTarget: at most {data['target_times_file_size']:g}× the file. "
+            f"On {', '.join(hosts)}; from {links.link('large_image.json')}.\n")
+
+
 FAULT_OUTCOMES = ("works", "clear error", "unclear error", "traceback", "silent wrong result", "unexpected error")
 
 
@@ -366,6 +381,7 @@ BLOCKS: dict[str, Callable[[Links], str]] = {
     "review-latency": review_latency,
     "saliency": saliency,
     "reader-open": reader_open,
+    "large-image": large_image,
     "crossmatch-speed": crossmatch_speed,
     "similarity": similarity,
     "faults": faults,

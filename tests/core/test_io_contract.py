@@ -61,6 +61,7 @@ def _tiff_rgb16_glob(tmp: Path):
 def _jpeg_list(tmp: Path):
     images = np.full((2, 16, 16, 3), 128, dtype=np.uint8)
     images[1] = 200
+    images[:, :8, :8] = 30  # one flat 8x8 JPEG block apart (kept exact): blank images are refused
     paths = write_pngs(tmp / "jpeg", images, names=["a.jpg", "b.jpg"])
     return [str(p) for p in paths], {}, images / 255.0
 

@@ -33,7 +33,7 @@ def collection_layer_data(collection: ImageCollection, name: str, source: dict[s
                          name=f"anomalymatch-{collection.fingerprint()}",
                          meta=np.empty((0,) * array.ndim, np.float32))
     data = lazy[0] if n == 1 else lazy
-    limits = _channel_limits(collection.read_one(0))
+    limits = _channel_limits(collection.read([0], check=False)[0])  # a blank first image is still shown
     meta: dict[str, Any] = {"name": name, "metadata": {SOURCE_KEY: dict(source)}}
     if c == 1:
         meta["contrast_limits"] = limits[0]

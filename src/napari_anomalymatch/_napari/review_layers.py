@@ -94,7 +94,8 @@ class ReviewLayers:
         """Rendered uint8 RGB images of ``indices`` (one read for those not cached)."""
         missing = sorted({int(i) for i in indices if int(i) not in self._renders})
         if missing:
-            for index, image in zip(missing, self.renderer.render(self.collection.read(missing)), strict=True):
+            shown = self.collection.read(missing, check=False)  # as stored, blank or not
+            for index, image in zip(missing, self.renderer.render(shown), strict=True):
                 self._renders[index] = image
         for index in indices:
             self._renders.move_to_end(int(index))

@@ -11,7 +11,6 @@ images whose light is spread out keep their whole field.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 
 import numpy as np
 
@@ -22,6 +21,8 @@ CROP_SAMPLE = 1024  # images measured: with a quarter as many the FIRST crop cha
 CROP_SIGNAL_SHARE = 0.9  # of the light above the background, on average, kept inside the crop
 CROP_STEP = 1 / 16  # crops are multiples of this fraction of the side
 CROP_LARGEST = 0.75  # a crop that must keep more than this of the side is not worth it: keep all
+CROP_MAP_SIDE = 512  # larger images are measured on every k-th pixel, at most 1,023 a side
+CROP_READ_BYTES = 64 << 20  # the sample is read this much at a time, so large images never pile up
 # The border ring (beyond this fraction of the half-side from the centre) gives the field's floor,
 # and the central square (within this fraction) the source's density it is compared with.
 BORDER_RING = 0.8
@@ -40,15 +41,17 @@ def choose_crop(collection: ImageCollection, sample: int = CROP_SAMPLE, seed: in
     """
     rng = np.random.default_rng(seed)
     picked = np.sort(rng.choice(len(collection), size=min(sample, len(collection)), replace=False))
-    with warnings.catch_warnings():  # unreadable images (on_error='skip') come back as NaN
-        warnings.simplefilter("ignore")
-        images = collection.read(picked)
-    signal = np.zeros(images.shape[1:3], dtype=np.float64)
-    for image in images:
-        light = _light_above_background(np.asarray(image, dtype=np.float64).mean(axis=-1))
-        total = light.sum()
-        if total > 0:
-            signal += light / total
+    height, width, channels = collection.shape
+    step = max(1, max(height, width) // CROP_MAP_SIDE)
+    per_read = max(1, CROP_READ_BYTES // (4 * height * width * channels))
+    signal = np.zeros((-(-height // step), -(-width // step)), dtype=np.float64)
+    for start in range(0, len(picked), per_read):
+        images = collection.read(picked[start:start + per_read])[:, ::step, ::step]  # skipped ones: NaN
+        for image in images:
+            light = _light_above_background(np.asarray(image, dtype=np.float64).mean(axis=-1))
+            total = light.sum()
+            if total > 0:
+                signal += light / total
     if signal.sum() == 0:
         return 1.0
     return _smallest_holding(_less_field_floor(signal / signal.sum()), CROP_SIGNAL_SHARE)

@@ -93,11 +93,7 @@ class BatchDataset(torch.utils.data.Dataset):
             if found is not None:
                 images, valid = found
                 return torch.from_numpy(images), torch.from_numpy(valid), True
-        raw = self.collection.read(indices)
-        if self.collection.may_hold_nan:
-            valid = np.isfinite(raw).reshape(len(raw), -1).any(axis=1)
-        else:
-            valid = np.ones(len(raw), dtype=bool)
+        raw, valid = self.collection.read_valid(indices)
         return prepare_batch(raw, self.normaliser, self.image_size), torch.from_numpy(valid), False
 
 

@@ -310,7 +310,7 @@ class Session:
 
     def display_image(self, index: int) -> np.ndarray:
         """Image ``index`` normalised exactly as the model sees it, at full resolution."""
-        return self.normaliser(self.collection.read_one(index))
+        return self.normaliser(self.collection.read([index], check=False)[0])  # shown as stored
 
     # -- labels ------------------------------------------------------------------------
 

@@ -107,10 +107,9 @@ class ArrayCollection(ImageCollection):
             raw = np.moveaxis(raw, 1, -1)
         return np.ascontiguousarray(raw, dtype=np.float32)
 
-    def read_native(self, indices: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    def _read_native(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         if self.native_format is None:
             return None
-        idx = self._check_indices(indices)
         raw = _read_rows(self._array(), idx)
         if self.encoded:
             return self._decode_rows_native(raw, idx)

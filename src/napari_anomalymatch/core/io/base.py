@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BadImageError, UnknownIdError
+from .usable import describe_fault, plane_faults
 
 
 class BadImageWarning(UserWarning):
@@ -96,19 +97,26 @@ class ImageCollection(abc.ABC):
     def indices_of(self, image_ids: Sequence[str]) -> np.ndarray:
         return np.array([self.index_of(i) for i in image_ids], dtype=np.int64)
 
-    def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+    def read(self, indices: Sequence[int] | np.ndarray, check: bool = True) -> np.ndarray:
         """Read the images at ``indices`` as a float32 ``(N, H, W, C)`` array.
 
-        Images with no finite pixel raise ``BadImageError`` or, with
-        ``on_error='skip'``, are returned as NaN after a ``BadImageWarning``.
+        Images with a plane that holds no finite pixel or a single value raise
+        ``BadImageError`` or, with ``on_error='skip'``, are returned as NaN
+        after a ``BadImageWarning``.  ``check=False`` returns them as they
+        are (for showing raw data, never for training or scoring).
         """
+        return self.read_valid(indices, check)[0]
+
+    def read_valid(self, indices: Sequence[int] | np.ndarray, check: bool = True,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """``read(indices)`` and the mask of the images that can be used (the others are NaN)."""
         idx = self._check_indices(indices)
         if idx.size == 0:
-            return np.zeros((0, *self.shape), dtype=np.float32)
+            return np.zeros((0, *self.shape), dtype=np.float32), np.zeros(0, dtype=bool)
         batch = self._read(idx)
-        if self.may_hold_nan:
-            self._check_finite(batch, idx)
-        return batch
+        if not check:
+            return batch, np.ones(len(idx), dtype=bool)
+        return batch, self._check_usable(batch, idx)
 
     def read_one(self, index: int) -> np.ndarray:
         return self.read([index])[0]
@@ -117,9 +125,26 @@ class ImageCollection(abc.ABC):
         """Images at ``indices`` in their stored integer type, ``(N, H, W, C)``, and a mask
         of the usable ones; ``None`` when these images cannot be given so (use ``read``).
 
-        Unusable images (``on_error='skip'``) are zeros with ``False`` in the mask.
+        Unusable images (``on_error='skip'``) are left as read with ``False`` in the mask.
         """
+        idx = self._check_indices(indices)
+        found = self._read_native(idx)
+        if found is None or idx.size == 0:
+            return found
+        images, valid = found
+        return images, self._check_usable(images, idx, valid)
+
+    def _read_native(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``read_native`` for validated ``indices`` before the check; None when not offered."""
         return None
+
+    def why_blank(self, index: int) -> str:
+        """Why image ``index`` reads as one value, when the reader can tell (a missing chunk); else ''."""
+        return ""
+
+    def channel_name(self, channel: int) -> str:
+        """How messages name channel ``channel`` (an HDU, a band ...)."""
+        return f"channel {channel}"
 
     def ids_of(self, indices: Sequence[int] | np.ndarray) -> list[str]:
         """The ids of ``indices``, in order."""
@@ -156,22 +181,29 @@ class ImageCollection(abc.ABC):
             raise IndexError(f"{self.source}: image index {bad} is outside 0..{n - 1}")
         return idx
 
-    def _check_finite(self, batch: np.ndarray, indices: np.ndarray) -> None:
-        finite_any = np.isfinite(batch).reshape(len(batch), -1).any(axis=1)
+    def _check_usable(self, batch: np.ndarray, indices: np.ndarray,
+                      valid: np.ndarray | None = None) -> np.ndarray:
+        """The mask of usable images of ``batch``; each unusable one raises or is skipped (made NaN
+        when ``batch`` is float).  Images already ``False`` in ``valid`` are not looked at again."""
+        empty, constant = plane_faults(batch)
+        usable = ~(empty | constant).any(axis=1)
+        if valid is not None:
+            usable |= ~valid  # already reported when they failed to decode
         skipped = self.__dict__.get("_skipped", set())
-        for position in np.flatnonzero(~finite_any):
-            if int(indices[position]) in skipped:
-                continue  # already reported when it failed to decode
-            self._bad_image(
-                int(indices[position]),
-                "has no finite pixel (all NaN or inf); expected at least one finite value",
-                already_nan=True,
-                batch=batch,
-                position=int(position),
-            )
+        for position in np.flatnonzero(~usable):
+            index = int(indices[position])
+            if index in skipped:  # reported once, when it was first read or failed to decode
+                if batch.dtype.kind == "f":
+                    batch[position] = np.nan
+                continue
+            problem = describe_fault(batch[position], empty[position], constant[position],
+                                     [self.channel_name(c) for c in range(batch.shape[-1])], self.why_blank(index))
+            self._bad_image(index, problem, batch=batch if batch.dtype.kind == "f" else None,
+                            position=int(position))
+        return usable if valid is None else usable & valid
 
     def _bad_image(self, index: int, problem: str, *, error: type[Exception] = BadImageError,
-                   already_nan: bool = False, batch: np.ndarray | None = None,
+                   batch: np.ndarray | None = None,
                    position: int | None = None) -> np.ndarray:
         """Raise or, with ``on_error='skip'``, warn and return a NaN image."""
         message = f"{self.describe(index)}: {problem}"
@@ -180,7 +212,7 @@ class ImageCollection(abc.ABC):
         self.__dict__.setdefault("_skipped", set()).add(index)
         warnings.warn(message + "; skipped", BadImageWarning, stacklevel=3)
         nan_image = np.full(self.shape, np.nan, dtype=np.float32)
-        if batch is not None and position is not None and not already_nan:
+        if batch is not None and position is not None:
             batch[position] = nan_image
         return nan_image
 

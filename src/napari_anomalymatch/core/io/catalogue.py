@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, CorruptFileError, EmptyCollectionError, SourceNotFoundError
+from ..errors import ConfigError, SourceNotFoundError
 from ..labels import UNLABELED, parse_label
+from .csvtable import read_text_table
 from .files import FileListCollection
 
 PATH_COLUMNS = ("path", "file", "filename", "filepath", "image")
@@ -28,23 +29,11 @@ class CatalogueCollection(FileListCollection):
 
 
 def read_table(path: Path) -> Any:
-    """Read a CSV or ECSV file into an astropy ``Table``, naming the file on failure."""
-    from astropy.table import Table
-
+    """Read a CSV or ECSV file into an astropy ``Table`` (see ``csvtable``), naming the file on failure."""
     path = Path(path)
     if not path.exists():
         raise SourceNotFoundError(f"{path}: no such catalogue file")
-    fmt = "ascii.ecsv" if path.suffix.lower() == ".ecsv" else "ascii.csv"
-    try:
-        table = Table.read(path, format=fmt)
-    except Exception as err:
-        raise CorruptFileError(
-            f"{path}: cannot read it as a {fmt.split('.')[1].upper()} table "
-            f"({type(err).__name__}: {err})"
-        ) from err
-    if len(table) == 0:
-        raise EmptyCollectionError(f"{path}: the catalogue has no rows")
-    return table
+    return read_text_table(path)
 
 
 def column(table: Any, names: tuple[str, ...], path: Path, required: bool = False) -> np.ndarray | None:
@@ -78,7 +67,7 @@ def open_catalogue(source: str | Path, on_error: str = "raise", hdu: Any = None)
     for name, aliases in (("ra", ("ra", "ra_deg")), ("dec", ("dec", "dec_deg"))):
         values = column(table, aliases, path)
         if values is not None:
-            columns[name] = np.array([float(v) if str(v).strip() else np.nan for v in values])
+            columns[name] = _degrees(values, name, path)
     truth = column(table, ("is_anomaly",), path)  # a benchmark manifest's: the Metrics panel may use it
     if truth is not None:
         columns["is_anomaly"] = np.asarray(truth)
@@ -88,6 +77,19 @@ def open_catalogue(source: str | Path, on_error: str = "raise", hdu: Any = None)
     collection.table_path = path
     collection.labels = _labels(table, collection, path)
     return collection
+
+
+def _degrees(values: np.ndarray, name: str, path: Path) -> np.ndarray:
+    """A coordinate column as float degrees (NaN where empty); text that is no number is named."""
+    out = np.full(len(values), np.nan)
+    for row, value in enumerate(values):
+        text = str(value).strip()
+        try:
+            out[row] = float(text) if text else np.nan
+        except ValueError:
+            raise ConfigError(f"{path}, row {row + 2}: {name} {text!r} is not a number; "
+                              "expected degrees such as 150.1") from None
+    return out
 
 
 def _resolve(base: Path, text: str) -> Path:

@@ -65,6 +65,9 @@ class FitsCubeCollection(ImageCollection):
     def describe(self, index: int) -> str:
         return f"{self.path}[{self.hdus[0]}][plane {index}]"
 
+    def channel_name(self, channel: int) -> str:
+        return f"channel {channel} (HDU {self.hdus[channel]})"
+
     def metadata(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
         idx = self._check_indices(indices)
         return {"path": np.array([self.describe(int(i)) for i in idx], dtype=object)}

@@ -9,7 +9,8 @@
 * ``"all"``: every image extension of the file is one image of the stack.
 
 2-D data are one image, 3-D data a stack of images (``section`` slicing, so a
-cube is never loaded whole).  BSCALE/BZERO are applied, tile-compressed HDUs
+cube is never loaded whole).  A 2-D image larger than ``MAX_SIDE`` pixels a side
+is read block-averaged to at most that size, a band of rows at a time.  BSCALE/BZERO are applied, tile-compressed HDUs
 are decompressed by astropy, NaN and inf are kept for normalisation to treat.
 """
 
@@ -25,6 +26,11 @@ import numpy as np
 from ..errors import CorruptFileError, EmptyCollectionError, ShapeMismatchError, SourceNotFoundError
 
 HduSpec = int | str | Sequence[int | str] | None
+# Larger 2-D images are read block-averaged to at most this many pixels a side (the model sees
+# 64-224 pixels): a 20,000^2 survey tile is read a band of rows at a time, never whole.
+MAX_SIDE = 4096
+# About how many bytes of rows one read of a block-averaged image takes.
+BAND_BYTES = 32 << 20
 
 
 def read_fits_image(path: Path, hdu: HduSpec = None) -> np.ndarray:
@@ -37,8 +43,47 @@ def read_fits_image(path: Path, hdu: HduSpec = None) -> np.ndarray:
                 f"{path}: HDU {selected[0]} holds data of shape {shape}; expected a 2-D image "
                 "(open a single cube file on its own to read it as a stack)"
             )
-        planes = [hdu_data(hdul, i, path) for i in selected]
-    return np.stack(planes, axis=-1).astype(np.float32, copy=False)
+        factor = binning_factor(shape)
+        planes = [hdu_data(hdul, i, path) if factor == 1 else binned_data(hdul, i, path, factor)
+                  for i in selected]
+    if len(planes) == 1:
+        return planes[0][..., None]  # a view: a large image is never held twice
+    return np.stack(planes, axis=-1)
+
+
+def binning_factor(shape: tuple[int, ...]) -> int:
+    """By how much a 2-D image of ``shape`` is block-averaged when read: 1 up to ``MAX_SIDE`` pixels a side."""
+    return max(1, -(-max(shape[-2:]) // MAX_SIDE))
+
+
+def binned_data(hdul: Any, index: int, path: Path, factor: int) -> np.ndarray:
+    """HDU ``index`` averaged over ``factor`` x ``factor`` blocks (NaN ignored), read a band of rows
+    at a time, so the whole image is never in memory; a failed read names ``path``."""
+    height, width = hdul[index].shape
+    out = np.empty((-(-height // factor), -(-width // factor)), dtype=np.float32)
+    rows = factor * max(1, BAND_BYTES // (4 * width * factor))
+    try:
+        section = hdul[index].section
+        for top in range(0, height, rows):
+            band = np.asarray(section[top:top + rows], dtype=np.float32)
+            out[top // factor:top // factor + -(-len(band) // factor)] = _block_mean(band, factor)
+    except Exception as err:
+        raise CorruptFileError(
+            f"{path}: cannot read the data of HDU {index} ({type(err).__name__}: {err}); "
+            "the file may be truncated or corrupt"
+        ) from err
+    return out
+
+
+def _block_mean(band: np.ndarray, factor: int) -> np.ndarray:
+    """The NaN-ignoring mean of each ``factor`` x ``factor`` block of ``band`` (edges padded with NaN)."""
+    height, width = band.shape
+    padded = np.full((-(-height // factor) * factor, -(-width // factor) * factor), np.nan, dtype=np.float32)
+    padded[:height, :width] = band
+    blocks = padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor)
+    with warnings.catch_warnings():  # an all-NaN block stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(blocks, axis=(1, 3))
 
 
 def fits_stack_length(path: Path, hdu: HduSpec = None) -> int | None:

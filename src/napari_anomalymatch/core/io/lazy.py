@@ -61,7 +61,7 @@ class CollectionArray:
         return self._read(indices)[(slice(None), *rest)]
 
     def _read(self, indices: Any) -> np.ndarray:
-        images = self.collection.read(indices)
+        images = self.collection.read(indices, check=False)  # shown as stored, blank or not
         return images[..., 0] if self.drop_channel else images
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:

@@ -126,18 +126,18 @@ class ShardedCollection(ImageCollection):
         shard, local = self.shard_of(index)
         return self.shard(shard).describe(local)
 
-    def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        """As ``ImageCollection.read``; each shard reports its own unusable images."""
+    def read_valid(self, indices: Sequence[int] | np.ndarray, check: bool = True,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """As ``ImageCollection.read_valid``; each shard checks and reports its own unusable images."""
         idx = self._check_indices(indices)
-        if idx.size == 0:
-            return np.zeros((0, *self.shape), dtype=np.float32)
-        return self._read(idx)
+        batch = np.empty((len(idx), *self.shape), dtype=np.float32)
+        valid = np.ones(len(idx), dtype=bool)
+        for shard, positions, local in self._by_shard(idx):
+            batch[positions], valid[positions] = self.shard(shard).read_valid(local, check)
+        return batch, valid
 
     def _read(self, indices: np.ndarray) -> np.ndarray:
-        batch = np.empty((len(indices), *self.shape), dtype=np.float32)
-        for shard, positions, local in self._by_shard(indices):
-            batch[positions] = self.shard(shard).read(local)
-        return batch
+        return self.read_valid(indices)[0]
 
     def read_native(self, indices: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         if self.native_format is None:

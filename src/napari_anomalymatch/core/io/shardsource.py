@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, EmptyCollectionError, SourceNotFoundError
 from .catalogue import column, read_table
+from .csvtable import ECSV_SUFFIX, csv_rows, read_text
 from .fitsfile import fits_stack_length
 from .paths import CATALOGUE_SUFFIXES, FITS_SUFFIXES, HDF5_SUFFIXES, IMAGE_SUFFIXES, glob_root, has_suffix, is_zarr
 
@@ -236,12 +237,10 @@ def _is_shard_catalogue(path: Path) -> bool:
 
 
 def _first_rows(path: Path) -> tuple[list[str], list[str] | None]:
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-        lines = (line for line in handle if line.strip() and not line.startswith("#"))
-        header_line = next(lines, "")
-        first_line = next(lines, None)
-    delimiter = "," if "," in header_line else " "
-    header = next(csv.reader([header_line], delimiter=delimiter, skipinitialspace=True), [])
-    first = next(csv.reader([first_line], delimiter=delimiter, skipinitialspace=True), None) \
-        if first_line is not None else None
-    return header, first
+    text = read_text(path)
+    if ECSV_SUFFIX in [s.lower() for s in path.suffixes]:  # space-separated under '#' metadata
+        lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")][:2]
+        rows = list(csv.reader(lines, delimiter=" ", skipinitialspace=True))
+    else:
+        rows = csv_rows(text, limit=2)
+    return (rows[0] if rows else []), (rows[1] if len(rows) > 1 else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,21 @@ class ZarrCollection(ArrayCollection):
 
     def describe(self, index: int) -> str:
         return f"{self.source}[{index}]"
+
+    def why_blank(self, index: int) -> str:
+        """Names the first chunk of image ``index`` missing from the store (zarr reads it as the fill value)."""
+        array = self._array()
+        if self.layout == "encoded":
+            return ""
+        rows = index // array.chunks[0]
+        grid = [range(-(-size // chunk)) for size, chunk in zip(array.shape[1:], array.chunks[1:], strict=True)]
+        folder = self.path / self.array_name if self.array_name else self.path
+        for rest in itertools.product(*grid):
+            key = array.metadata.encode_chunk_key((rows, *rest))
+            if not (folder / key).exists():
+                return (f"as its chunk {key!r} is missing from the store (zarr reads a missing chunk as "
+                        f"the fill value {array.fill_value}; write it again)")
+        return ""
 
     def _open_node(self) -> Any:
         import zarr

@@ -1,4 +1,9 @@
-"""Writing rankings as tables: CSV, ECSV, FITS, VOTable or Parquet through astropy."""
+"""Writing rankings as tables: CSV, ECSV, FITS, VOTable or Parquet through astropy.
+
+Every format keeps any Unicode id and path: CSV and ECSV are UTF-8 text,
+VOTable writes ``unicodeChar``, Parquet UTF-8 strings and FITS UTF-8 bytes
+in its binary-table character columns (see ``_fits_ready``).
+"""
 
 from __future__ import annotations
 
@@ -68,9 +73,29 @@ def write_table(table, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
         _write_parquet(table, path)
+    elif fmt == "fits":
+        _fits_ready(table).write(path, format=fmt, overwrite=True)
     else:
         table.write(path, format=fmt, overwrite=True)
     return path
+
+
+def _fits_ready(table):
+    """A copy of ``table`` that FITS can hold: text columns as UTF-8 bytes, header text as ASCII.
+
+    FITS binary tables store characters as bytes with no encoding named;
+    UTF-8 keeps every id and path, and astropy decodes such columns as UTF-8
+    when they are read back (``Table.read`` then ``convert_bytestring_to_unicode``).
+    Header values must be ASCII, so non-ASCII text in ``meta`` is written
+    with backslash escapes (``données`` as ``donn\\xe9es``).
+    """
+    ready = table.copy(copy_data=False)
+    for name in ready.colnames:
+        if ready[name].dtype.kind in "UO":
+            ready[name] = np.char.encode(np.asarray(ready[name], dtype=str), "utf-8")
+    ready.meta = {key: value.encode("ascii", "backslashreplace").decode("ascii") if isinstance(value, str)
+                  else value for key, value in table.meta.items()}
+    return ready
 
 
 def _write_parquet(table, path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, CorruptFileError, EmptyCollectionError, SourceNotFoundError
+from ..io.csvtable import read_text_table
 
 RA_COLUMNS = ("ra", "raj2000", "_raj2000", "ra_j2000", "ra_deg", "radeg", "ra_icrs", "ra2000", "alpha")
 DEC_COLUMNS = ("dec", "dej2000", "_dej2000", "decj2000", "dec_j2000", "dec_deg", "decdeg", "dedeg",
@@ -85,12 +86,15 @@ def _read_table(path: Path) -> Any:
         raise ConfigError(f"{path}: unknown catalogue format {suffix!r}; use one of {sorted(READ_FORMATS)}")
     if not path.is_file():
         raise SourceNotFoundError(f"{path}: no such catalogue file")
+    if fmt.startswith("ascii."):
+        return read_text_table(path)  # the one CSV reader: byte-order marks, ';' or tab separators
     try:
         table = Table.read(path, format=fmt)
     except Exception as err:  # astropy raises many kinds for a damaged or mis-named file
         raise CorruptFileError(f"{path}: cannot read it as a {fmt} table ({type(err).__name__}: {err})") from err
     if len(table) == 0:
         raise EmptyCollectionError(f"{path}: the catalogue has no rows")
+    table.convert_bytestring_to_unicode()  # FITS text columns, which exports write as UTF-8
     return table
 
 
