@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -86,6 +87,8 @@ class CycleRunner:
         self._worker: Any = None
         self._stop = threading.Event()
         self._bars: dict[str, Any] = {}
+        self._pending: deque[tuple[Callable[[Any], None], Any]] = deque()
+        self._delivering = False
 
     @property
     def busy(self) -> bool:
@@ -97,7 +100,8 @@ class CycleRunner:
         if self.busy:
             raise SessionError("a training or scoring run is going; press Stop first")
         self._stop.clear()
-        connect = {"yielded": self._on_yielded, "returned": self.on_outcome, "finished": self._on_finished}
+        connect = {"yielded": self._in_order(self._on_yielded), "returned": self._in_order(self.on_outcome),
+                   "finished": self._in_order(self._on_finished)}
         self._worker = start_cycle_worker(session, self._stop, connect, iterations=iterations,
                                           train=train, score=score, unsupervised=unsupervised)
         self.on_busy(True)
@@ -110,6 +114,25 @@ class CycleRunner:
     def wait(self, timeout_ms: int = 600_000) -> None:
         """Process Qt events until the run has finished."""
         process_events_until(lambda: self._worker is None, timeout_ms, "the run did not finish")
+
+    def _in_order(self, handler: Callable[[Any], None]) -> Callable[..., None]:
+        """``handler`` for a worker signal, called strictly in the order the signals came.
+
+        napari's progress bars process Qt events on every update, so the next signals of the
+        worker would otherwise be handled inside this one's, before it (a bar going back to
+        an earlier value, a progress line after the run's end)."""
+        def deliver(*args: Any) -> None:
+            self._pending.append((handler, args[0] if args else None))
+            if self._delivering:
+                return  # the call below this one on the stack delivers it, after its own
+            self._delivering = True
+            try:
+                while self._pending:
+                    queued, value = self._pending.popleft()
+                    queued(value)
+            finally:
+                self._delivering = False
+        return deliver
 
     def _on_yielded(self, event: Any) -> None:
         if isinstance(event, LoadProgress):
@@ -132,7 +155,7 @@ class CycleRunner:
             self._bars[key] = progress(total=total, desc=description)
         return self._bars[key]
 
-    def _on_finished(self) -> None:
+    def _on_finished(self, _: Any = None) -> None:
         for bar in self._bars.values():
             bar.close()
         self._bars.clear()
