@@ -120,6 +120,31 @@ def label_from_truth(app, viewer) -> None:
         yield  # the timer runs between presses, as it does between a person's
 
 
+class StageClock:
+    """When each kind of progress event of a run first and last reached the GUI thread."""
+
+    def __init__(self, controller) -> None:
+        self.seen: dict[str, list[float]] = {}
+        self.started = time.perf_counter()
+        controller.busy_changed.connect(self._on_busy)
+        controller.progress.connect(self._on_event)
+
+    def _on_busy(self, busy: bool) -> None:
+        if busy:
+            self.seen, self.started = {}, time.perf_counter()
+
+    def _on_event(self, event) -> None:
+        name = type(event).__name__
+        if name == "TrainStage":
+            name = event.description.split(" to ")[0]
+        now = round(time.perf_counter() - self.started, 2)
+        self.seen.setdefault(name, [now, now])[1] = now
+
+    def report(self) -> dict:
+        """Seconds from the run's start to each stage's first and last event."""
+        return {name: {"first_s": first, "last_s": last} for name, (first, last) in self.seen.items()}
+
+
 def shoot(viewer, name: str) -> None:
     """A screenshot of the whole window, to look at (not kept in the repository)."""
     SCREENSHOTS.mkdir(exist_ok=True)
@@ -148,7 +173,7 @@ def run(folder: Path) -> dict:
     app = open_demo(folder / "demo", config=SessionConfig().with_settings(iterations=ITERATIONS))
     viewer, controller = app.viewer, app.controller
     first_candidate_s = time.perf_counter() - started
-    gaps = GapTimer()
+    gaps, stages = GapTimer(), StageClock(controller)
     phases = [gaps.phase("rank without labels", lambda: None, lambda: not controller.busy)]
     shoot(viewer, "ranked")
     app.widget.show_panel("Review")
@@ -157,12 +182,14 @@ def run(folder: Path) -> dict:
     cli_copy = Path(shutil.copytree(folder / "demo", folder / "cli-copy"))
     app.widget.show_panel("Train")
     phases.append(gaps.phase("cycle 1 and scoring", controller.train_cycle, lambda: not controller.busy))
+    phases[-1]["stages"] = stages.report()
     shoot(viewer, "cycle-1")
     maps = controller.embedding_map
     phases.append(gaps.phase("map (first in the process)", lambda: app.widget.show_panel("Map"),
                              lambda: not maps.busy and maps.map is not None))
     phases.append(gaps.phase("cycle 2, scoring and its map", controller.train_cycle,
                              lambda: not controller.busy and not maps.busy and maps.map.cycle == 2))
+    phases[-1]["stages"] = stages.report()
     shoot(viewer, "cycle-2-map")
     gui = {"median_seconds_per_iteration": round(seconds_per_iteration(folder / "demo", 1), 3),
            "cycle_seconds": phases[2]["seconds"]}

@@ -106,7 +106,7 @@ class MapWidget(QWidget):
         else:
             positions = np.flatnonzero(np.isin(found.indices, self.maps.selected))
             draw_map(self.axes, found, self.maps.colouring(self.colour.value), positions)
-        self.plot.canvas.draw_idle()
+        self.plot.draw()
 
     def _on_map_changed(self, found: EmbeddingMap | None) -> None:
         self.status.value = self.maps.describe()

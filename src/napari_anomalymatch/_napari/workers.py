@@ -123,16 +123,22 @@ class CycleRunner:
         an earlier value, a progress line after the run's end)."""
         def deliver(*args: Any) -> None:
             self._pending.append((handler, args[0] if args else None))
-            if self._delivering:
-                return  # the call below this one on the stack delivers it, after its own
-            self._delivering = True
-            try:
-                while self._pending:
-                    queued, value = self._pending.popleft()
-                    queued(value)
-            finally:
-                self._delivering = False
+            if not self._delivering:  # else the call below this one on the stack delivers it
+                self._deliver_pending()
         return deliver
+
+    def _deliver_pending(self) -> None:
+        self._delivering = True
+        try:
+            while self._pending:
+                handler, value = self._pending.popleft()
+                handler(value)
+        finally:
+            self._delivering = False
+            if self._pending:  # a handler raised: the rest (the run's end too) still comes, next
+                from qtpy.QtCore import QTimer
+
+                QTimer.singleShot(0, self._deliver_pending)
 
     def _on_yielded(self, event: Any) -> None:
         if isinstance(event, LoadProgress):
