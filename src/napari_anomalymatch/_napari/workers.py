@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import AnomalyMatchError, SessionError
-from ..core.learning.training import TrainProgress
-from ..core.loading import LoadProgress
 from ..core.runs import run_until_stopped
-from ..core.scoring.novelty import EmbedProgress
-from ..core.scoring.run import ScoreBatch, ScoreResult
+from ..core.scoring.run import ScoreResult
 from ..core.session import Session
 
 
@@ -67,7 +63,7 @@ def start_cycle_worker(session: Session, stop: threading.Event, connect: dict[st
 
 
 class CycleRunner:
-    """One training/scoring run at a time in a worker thread, shown with napari progress bars.
+    """One training/scoring run at a time in a worker thread.
 
     Parameters
     ----------
@@ -86,9 +82,6 @@ class CycleRunner:
         self.on_busy = on_busy
         self._worker: Any = None
         self._stop = threading.Event()
-        self._bars: dict[str, Any] = {}
-        self._pending: deque[tuple[Callable[[Any], None], Any]] = deque()
-        self._delivering = False
 
     @property
     def busy(self) -> bool:
@@ -100,8 +93,9 @@ class CycleRunner:
         if self.busy:
             raise SessionError("a training or scoring run is going; press Stop first")
         self._stop.clear()
-        connect = {"yielded": self._in_order(self._on_yielded), "returned": self._in_order(self.on_outcome),
-                   "finished": self._in_order(self._on_finished)}
+        # progress goes to the Train panel's own bar: napari's progress bars process Qt events in
+        # every update, which handled the worker's next signals inside this one's, out of order
+        connect = {"yielded": self.on_progress, "returned": self.on_outcome, "finished": self._on_finished}
         self._worker = start_cycle_worker(session, self._stop, connect, iterations=iterations,
                                           train=train, score=score, unsupervised=unsupervised)
         self.on_busy(True)
@@ -115,56 +109,7 @@ class CycleRunner:
         """Process Qt events until the run has finished."""
         process_events_until(lambda: self._worker is None, timeout_ms, "the run did not finish")
 
-    def _in_order(self, handler: Callable[[Any], None]) -> Callable[..., None]:
-        """``handler`` for a worker signal, called strictly in the order the signals came.
-
-        napari's progress bars process Qt events on every update, so the next signals of the
-        worker would otherwise be handled inside this one's, before it (a bar going back to
-        an earlier value, a progress line after the run's end)."""
-        def deliver(*args: Any) -> None:
-            self._pending.append((handler, args[0] if args else None))
-            if not self._delivering:  # else the call below this one on the stack delivers it
-                self._deliver_pending()
-        return deliver
-
-    def _deliver_pending(self) -> None:
-        self._delivering = True
-        try:
-            while self._pending:
-                handler, value = self._pending.popleft()
-                handler(value)
-        finally:
-            self._delivering = False
-            if self._pending:  # a handler raised: the rest (the run's end too) still comes, next
-                from qtpy.QtCore import QTimer
-
-                QTimer.singleShot(0, self._deliver_pending)
-
-    def _on_yielded(self, event: Any) -> None:
-        if isinstance(event, LoadProgress):
-            bar = self._bar("load", event.n_total, "loading images")
-            bar.update(event.n_done - bar.n)
-        elif isinstance(event, TrainProgress):
-            self._bar("train", event.iterations, f"training cycle {event.cycle}").update(1)
-        elif isinstance(event, EmbedProgress):
-            bar = self._bar("embed", event.n_total, "embedding the reference sample")
-            bar.update(event.n_done - bar.n)
-        elif isinstance(event, ScoreBatch):
-            bar = self._bar("score", event.n_total, "scoring")
-            bar.update(event.n_done - bar.n)
-        self.on_progress(event)
-
-    def _bar(self, key: str, total: int, description: str):
-        if key not in self._bars:
-            from napari.utils import progress
-
-            self._bars[key] = progress(total=total, desc=description)
-        return self._bars[key]
-
-    def _on_finished(self, _: Any = None) -> None:
-        for bar in self._bars.values():
-            bar.close()
-        self._bars.clear()
+    def _on_finished(self) -> None:
         self._worker = None
         self.on_busy(False)
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .io.base import ImageCollection
+from .runs import map_events
 from .transforms import Normaliser, prepare_batch, prepare_native_batch
 
 # Aim to keep at most this many bytes of decoded batches waiting in the loader queues.
@@ -215,9 +216,9 @@ class DecodedImages:
         at = self._positions(idx) if key == self._key else np.full(len(idx), -1)
         known = at >= 0
         yield LoadProgress(int(known.sum()), len(idx))
-        fresh, fresh_valid = yield from _offset_progress(
+        fresh, fresh_valid = yield from map_events(
             load_images(collection, normaliser, image_size, idx[~known], num_workers=num_workers, dtype=dtype),
-            int(known.sum()), len(idx))
+            lambda event: LoadProgress(int(known.sum()) + event.n_done, len(idx)))  # counted among them all
         images = torch.empty((len(idx), *fresh.shape[1:]), dtype=dtype)
         valid = np.zeros(len(idx), dtype=bool)
         if known.any():
@@ -236,20 +237,6 @@ class DecodedImages:
         ordered = self._indices[self._sorter]
         place = np.clip(np.searchsorted(ordered, idx), 0, len(ordered) - 1)
         return np.where(ordered[place] == idx, self._sorter[place], -1)
-
-
-def _offset_progress(events: Generator[LoadProgress, None, tuple], offset: int, total: int,
-                     ) -> Generator[LoadProgress, None, tuple]:
-    """``events`` counted among ``total`` images of which ``offset`` were loaded before."""
-    try:
-        while True:
-            try:
-                event = next(events)
-            except StopIteration as finished:
-                return finished.value
-            yield LoadProgress(offset + event.n_done, total)
-    finally:
-        events.close()  # a stopped cycle shuts the loader's workers down here
 
 
 def resolve_workers(requested: int, device: torch.device) -> int:
