@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     open_demo(args.session)
     print(f"napari is open on the session {args.session}: label with a (anomaly) and n (normal), "
-          "then press r to train")
+          "then press r to train", flush=True)
     napari.run()  # closing the window closes the session (the dock's controller)
     return 0
 
