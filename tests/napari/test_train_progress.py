@@ -16,7 +16,7 @@ def test_the_bar_moves_at_once_and_names_every_stage_of_a_cycle(widget, controll
     label_both_classes(controller, blobs[1])
     panel, seen = widget.train_panel, _record_bar(widget)
     panel.train_button.clicked.emit()
-    assert not panel.progress.isHidden() and panel.progress.maximum() == 0  # moving before any event
+    assert not panel.progress.isHidden() and panel.progress.format() == "starting"  # before any event
     controller.wait()
     texts = [text for text, _, _ in seen]
     assert texts[0] == "loading images %v/%m" and seen[0][1] == 16

@@ -122,7 +122,10 @@ class MapWidget(QWidget):
             self.progress.setValue(event.done)
             self.status.value = f"reading embeddings {event.done:,}/{event.total:,}"
         else:
-            self.progress.setRange(0, 0)  # UMAP says nothing until it is done
+            # UMAP says nothing until it is done; not Qt's busy bar, whose animation (events through
+            # the viewer's Python event filters) starves the worker of the GIL
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
             self.status.value = (_fitting_text(event) if event.stage == "fitting" else "saving the map")
 
     def _on_busy(self, busy: bool) -> None:

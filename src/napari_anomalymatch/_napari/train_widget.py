@@ -186,8 +186,11 @@ class TrainWidget(QWidget):
 
 
 class RunProgressBar(QProgressBar):
-    """The run's stage and how far it is: loading, each iteration, embedding and scoring; a moving
-    bar for the stages that report no progress of their own. Hidden between runs."""
+    """The run's stage and how far it is: loading, each iteration, embedding and scoring; the name
+    alone for the stages that report no progress of their own. Hidden between runs.
+
+    Never Qt's busy (0..0) bar: its animation is a stream of events through the viewer's Python
+    event filters, which starved the worker of the GIL (building the model took 100 s, not 6)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -195,12 +198,12 @@ class RunProgressBar(QProgressBar):
 
     def set_running(self, running: bool) -> None:
         if running:
-            self._set(0, 0, "starting")
+            self._set(0, 1, "starting")
         self.setVisible(running)
 
     def show_event(self, event: Any) -> None:
         if isinstance(event, TrainStage):
-            self._set(0, 0, event.description)
+            self._set(0, 1, event.description)
         elif isinstance(event, LoadProgress):
             self._set(event.n_done, event.n_total, "loading images %v/%m")
         elif isinstance(event, TrainProgress):
@@ -211,6 +214,6 @@ class RunProgressBar(QProgressBar):
             self._set(event.n_done, event.n_total, "scoring %v/%m")
 
     def _set(self, value: int, total: int, text: str) -> None:
-        self.setRange(0, total)  # 0..0: a moving bar
+        self.setRange(0, total)
         self.setValue(value)
         self.setFormat(text)
