@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_anomalymatch.core.autocrop import choose_crop, resolve_automatic
+from napari_anomalymatch.core.autocrop import CROP_STEP, choose_crop, resolve_automatic
 from napari_anomalymatch.core.config import DataConfig, NormalisationConfig, SessionConfig
 from napari_anomalymatch.core.errors import ConfigError
 from napari_anomalymatch.core.io import open_collection
@@ -34,6 +34,26 @@ def _collection(tmp_path, images):
 def test_the_crop_keeps_the_central_square_that_holds_the_sources_light(tmp_path, radius, expected):
     # 90 % of the light above the noise; a source that needs more than 3/4 of the side keeps it all
     assert choose_crop(_collection(tmp_path, _sources(40, 96, radius))) == expected
+
+
+def _with_field_stars(images: np.ndarray, per_image: int, seed: int = 2) -> np.ndarray:
+    """``images`` with ``per_image`` bright point sources each, anywhere in the frame."""
+    rng = np.random.default_rng(seed)
+    size = images.shape[1]
+    yy, xx = np.mgrid[:size, :size]
+    out = images.astype(np.float64)
+    for image in out:
+        for y, x in rng.uniform(0, size, (per_image, 2)):
+            image += 180 * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 1.5**2))
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def test_the_crop_follows_the_central_source_not_the_field_stars_around_it(tmp_path):
+    # an optical cutout: a centred galaxy among stars strewn over the frame; the stars' light
+    # alone would keep the whole frame (the galaxy a fifth of the model's input)
+    alone = choose_crop(_collection(tmp_path / "alone", _sources(60, 96, 8)))
+    crowded = choose_crop(_collection(tmp_path / "crowded", _with_field_stars(_sources(60, 96, 8), per_image=6)))
+    assert alone == 0.3125 and alone <= crowded <= alone + CROP_STEP  # the stars' share of the light: 0.625
 
 
 def test_light_spread_over_the_field_keeps_the_whole_image(tmp_path):
