@@ -238,24 +238,6 @@ def review_latency(links: Links) -> str:
     return text + f"\n\nFrom {links.link('review_latency.json')}.\n"
 
 
-def first_minutes(links: Links) -> str:
-    d = links.json("first_minutes.json")
-    rows = [f"| {p['phase']} | {p['seconds']:.1f} | {p['median_gap_ms']:.0f} | {p['p95_gap_ms']:.0f} "
-            f"| {p['max_gap_ms']:.0f} | {p['gaps_over_target']} |" for p in d["phases"]]
-    cycle = d["cycle_1"]
-    gui, cli = cycle["gui"], cycle["cli"]
-    return (f"The demo's session (300 FIRST images) from `make demo`'s start to its first candidate: "
-            f"{d['demo_start_to_first_candidate_seconds']:.1f} s. Then the gaps between the ticks of a "
-            f"{d['timer_ms']} ms timer (target: none over {d['target_max_gap_ms']} ms; napari {d['napari']}, "
-            f"{d['machine']}):\n\n| phase | s | median gap ms | p95 gap ms | max gap ms | gaps over target |\n"
-            "|---|---|---|---|---|---|\n" + "\n".join(rows)
-            + f"\n\nCycle 1 ({cycle['iterations']} iterations): {gui['median_seconds_per_iteration']:.2f} s per "
-            f"iteration in the viewer, {cli['median_seconds_per_iteration']:.2f} s by `anomalymatch train` "
-            f"(median; {cycle['gui_over_cli']:.2f}×). Load average (1, 5, 15 min) before: "
-            f"{_loads(d['load_average']['before'])}; after: {_loads(d['load_average']['after'])}."
-            f"\n\nFrom {links.link('first_minutes.json')}.\n")
-
-
 def _loads(values: list[float]) -> str:
     return ", ".join(f"{v:.1f}" for v in values)
 
@@ -379,7 +361,6 @@ BLOCKS: dict[str, Callable[[Links], str]] = {
     "speed": speed,
     "scale": scale,
     "review-latency": review_latency,
-    "first-minutes": first_minutes,
     "saliency": saliency,
     "reader-open": reader_open,
     "crossmatch-speed": crossmatch_speed,
