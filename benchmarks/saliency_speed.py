@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from review_latency import cpu_model
+from review_latency import write_report
 
 SIZE, SIGMA = 64, 4.0
 N_IMAGES = 200
@@ -103,14 +102,8 @@ def main() -> int:
             head = session.config.train.head
     for result in results:
         print(json.dumps(result))
-    report = {"benchmark": "saliency_speed", "target_median_ms": 150, "image_size": SIZE, "head": head,
-              "blob_sigma_px": SIGMA, "results": results,
-              "torch": torch.__version__, "python": platform.python_version(),
-              "machine": f"{platform.machine()}, {cpu_model()}",
-              "load_average": {"before": load_before, "after": os.getloadavg()}}
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"written {RESULT}")
+    write_report(RESULT, {"benchmark": "saliency_speed", "target_median_ms": 150, "image_size": SIZE, "head": head,
+                          "blob_sigma_px": SIGMA, "results": results, "torch": torch.__version__}, load_before)
     return 0
 
 

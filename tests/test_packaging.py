@@ -38,3 +38,13 @@ def test_wheel_contains_the_manifest_and_console_script(tmp_path):
         text = archive.read(entry_points_txt).decode()
     assert "anomalymatch = napari_anomalymatch.cli:main" in text
     assert "napari-anomalymatch = napari_anomalymatch:napari.yaml" in text
+
+
+def test_the_napari_extra_brings_a_qt_binding_and_the_demo_installs_it():
+    tomllib = pytest.importorskip("tomllib")
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    qt = ("napari[pyqt6]", "napari[pyqt5]", "napari[pyside6]", "napari[all]", "pyqt6", "pyqt5", "pyside6")
+    for extra in ("napari", "all"):
+        assert any(need.lower().startswith(qt) for need in extras[extra]), f"[{extra}] has no Qt binding"
+    makefile = (ROOT / "Makefile").read_text()
+    assert '-e ".[demo,napari]"' in makefile  # `make demo` opens napari: it needs all the panels need

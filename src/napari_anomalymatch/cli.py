@@ -740,7 +740,8 @@ class _MapBar:
             self._bar.update(event.done - self._bar.n)
         elif event.stage == "fitting":
             self._close()
-            print(f"fitting UMAP to {event.total:,} images", file=sys.stderr)
+            first = " (compiling UMAP's code first: a minute or two, once per process)" if event.compiles else ""
+            print(f"fitting UMAP to {event.total:,} images{first}", file=sys.stderr)
 
     def _close(self) -> None:
         if self._bar is not None:

@@ -614,6 +614,8 @@ class AnomalyMatchController:
     def _start(self, train: bool, score: bool, iterations: int | None = None, unsupervised: str | None = None):
         session = self._require_session()
         self._refuse_while_busy("start another run")
+        if self.embedding_map.busy:  # UMAP cannot be stopped; the two would share the CPU
+            raise SessionError("the embedding map is being computed; start the run when it is done")
         avoid_triton_llvm_clash()  # before the worker imports the model stack
         self.layers.hide_saliency()  # the model changes: the map comes back by the new one
         return self.runner.start(session, train=train, score=score, iterations=iterations,

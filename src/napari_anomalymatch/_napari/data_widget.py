@@ -6,7 +6,6 @@ a bad path, option or file is shown as a napari notification.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton
@@ -16,14 +15,13 @@ from ..core.errors import AnomalyMatchError, ConfigError
 from ..core.folders import propose_session_folder
 from ..core.io.registry import find_reader, reader_names
 from .compact import compact_combo_boxes, compact_file_edit, pack_to_top, status_label
-from .layers import layer_source
+from .layers import layer_source, write_layer_stack
 from .notifications import notify_errors
 
 if TYPE_CHECKING:
     from .controller import AnomalyMatchController
 
 FOLDER_READERS = ("folder", "zarr")
-LAYER_STACK_FILE = "layer-images.h5"
 # form field -> the reader options it can fill (the HDF5 dataset and the Zarr array share one field)
 FIELD_OPTIONS = {"hdu": ("hdu",), "array_name": ("dataset", "array"), "ids_name": ("ids",)}
 
@@ -166,9 +164,7 @@ class DataWidget(Container):
         self.ids_name.value = str(options.get("ids") or "")
 
     def _write_layer_stack(self, layer: Any) -> dict[str, Any]:
-        """Store a layer's image stack (N x H x W[ x C]) as HDF5 in the session folder."""
-        from ..core.io.hdf5 import write_hdf5_stack
-
+        """Store a layer's image stack as HDF5 in the session folder."""
         folder = text_of(self.session_dir)
         if not folder:  # the README's order: the sample's layer first, then the session
             folder = str(propose_session_folder(layer.name))
@@ -177,17 +173,7 @@ class DataWidget(Container):
 
             show_info(f"the layer's images go to a new session folder, {folder}; choose another "
                       "before Open / create session if you like")
-        data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-        expected = 4 if getattr(layer, "rgb", False) else 3
-        if getattr(data, "ndim", 0) != expected:
-            raise ConfigError(f"layer {layer.name!r} holds data of shape {tuple(data.shape)}; expected a "
-                              "stack of images (N x H x W, or N x H x W x 3 for RGB)")
-        ids = layer.metadata.get("ids")
-        columns = {name: layer.metadata[name] for name in ("ra", "dec", "is_anomaly") if name in layer.metadata}
-        path = write_hdf5_stack(Path(folder) / LAYER_STACK_FILE, data, ids=list(ids) if ids else None,
-                                columns=columns)  # the sample's RA/Dec reach the exports, its truth Metrics
-        return {"path": str(path), "reader": "hdf5",
-                "options": {"dataset": "images", **({"ids": "ids"} if ids else {})}}
+        return write_layer_stack(layer, folder)
 
     def _on_import(self, *_: Any) -> None:
         path = text_of(self.labels_file)

@@ -7,12 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..core.errors import ConfigError
 from ..core.io.base import ImageCollection
+from ..core.io.hdf5 import write_hdf5_stack
 from ..core.io.lazy import CollectionArray, chunk_length
 
 if TYPE_CHECKING:
     import napari
 
+LAYER_STACK_FILE = "layer-images.h5"  # a layer without a source file, stored in the session folder
 SOURCE_KEY = "anomalymatch"  # layer.metadata[SOURCE_KEY]: where a layer's images come from
 LIMIT_PERCENTILES = (0.5, 99.5)
 
@@ -58,6 +61,22 @@ def layer_source(layer: Any) -> dict[str, Any] | None:
     """The source (path, reader, options) a layer was read from by this plugin, or None."""
     source = getattr(layer, "metadata", {}).get(SOURCE_KEY)
     return dict(source) if isinstance(source, dict) and source.get("path") else None
+
+
+def write_layer_stack(layer: Any, folder: str | Path) -> dict[str, Any]:
+    """Store a layer's image stack (N x H x W[ x C]) as HDF5 in ``folder``; returns the source
+    (path, reader, options) a session reads it by. Its ids and RA/Dec metadata go along."""
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    expected = 4 if getattr(layer, "rgb", False) else 3
+    if getattr(data, "ndim", 0) != expected:
+        raise ConfigError(f"layer {layer.name!r} holds data of shape {tuple(data.shape)}; expected a "
+                          "stack of images (N x H x W, or N x H x W x 3 for RGB)")
+    ids = layer.metadata.get("ids")
+    columns = {name: layer.metadata[name] for name in ("ra", "dec", "is_anomaly") if name in layer.metadata}
+    path = write_hdf5_stack(Path(folder) / LAYER_STACK_FILE, data, ids=list(ids) if ids else None,
+                            columns=columns)  # the sample's RA/Dec reach the exports, its truth Metrics
+    return {"path": str(path), "reader": "hdf5",
+            "options": {"dataset": "images", **({"ids": "ids"} if ids else {})}}
 
 
 def upsert_image(viewer: napari.Viewer, name: str, data: np.ndarray, **properties: Any):

@@ -2,9 +2,11 @@
 selection on it does to the review.
 
 ``MapController`` belongs to one ``AnomalyMatchController``.  It loads the session's saved map,
-computes a new one on request and, once the map is in use (its panel shown, or a map made),
-after every cycle that scored (``auto_update``), and turns map positions into review actions;
-``map_widget.MapWidget`` only draws what it holds.
+computes a new one on request and after every cycle that scored (``auto_update``), and turns map
+positions into review actions; ``map_widget.MapWidget`` only draws what it holds.  UMAP costs
+seconds to minutes of CPU: a map is computed only while the Map panel is shown (a cycle that
+scores while it is hidden leaves the map to be made when it is shown) and never while a training
+or scoring run goes; no run starts while a map is computed (``AnomalyMatchController._start``).
 """
 
 from __future__ import annotations
@@ -42,11 +44,13 @@ class MapController:
         self.map: EmbeddingMap | None = None
         self.selected = np.zeros(0, dtype=np.int64)
         self.auto_update = True  # compute a new map after each cycle that stored embeddings ...
-        self.in_use = False  # ... once the Map panel has been shown or a map computed (UMAP costs a minute)
+        self.shown = False  # ... while the Map panel is shown; else
+        self.outdated = False  # ... when it is shown next
         self.error: str | None = None  # why the last computation failed
         self._worker: Any = None
         controller.session_changed.connect(self._on_session)
         controller.run_finished.connect(self._on_run_finished)
+        controller.busy_changed.connect(self._on_run_busy)
 
     @property
     def busy(self) -> bool:
@@ -60,17 +64,19 @@ class MapController:
         Raises
         ------
         SessionError
-            Without a session, or while a map is being computed.
+            Without a session, while a map is being computed, or while training or scoring runs.
         NoEmbeddingsError
             Before a score run stored embeddings.
         """
         session = self.controller._require_session()
         if self.busy:
             raise SessionError("the map is being computed; wait for it to finish")
+        if self.controller.busy:
+            raise SessionError("training or scoring runs: the map is computed when it has finished")
         from napari.qt.threading import create_worker
 
         embedded_run(session)  # raises NoEmbeddingsError here, where the caller hears of it
-        self.error, self.in_use = None, True
+        self.error, self.outdated = None, False
         connect = {"yielded": self.progress.emit, "returned": self._on_computed, "finished": self._on_finished}
         self._worker = create_worker(_map_events, session, sample, _connect=connect, _start_thread=True)
         self.busy_changed.emit(True)
@@ -104,6 +110,12 @@ class MapController:
                 self.error = str(err)
         self._show(found)
 
+    def set_shown(self, shown: bool) -> None:
+        """The Map panel was shown or hidden: a map the last cycle left to make is made now."""
+        self.shown = shown
+        if shown and self.outdated:
+            self._update()
+
     def _on_run_finished(self, outcome: RunOutcome) -> None:
         """After new scores: the newest embedded run's saved map, or (``auto_update``) a new one."""
         session = self.controller.session
@@ -113,9 +125,21 @@ class MapController:
             saved = session.embedding_map()
         except SessionError:
             saved = None
-        if saved is not None or not (self.auto_update and (self.in_use or self.map is not None)):
+        if saved is not None or not self.auto_update:
             self._show(saved if saved is not None else self.map)
             return
+        self.outdated = True
+        if self.shown:
+            self._update()
+
+    def _on_run_busy(self, busy: bool) -> None:
+        if not busy and self.shown and self.outdated:
+            self._update()
+
+    def _update(self) -> None:
+        """Compute the map the latest scores call for, unless a run or a map is going."""
+        if self.busy or self.controller.busy or self.controller.session is None:
+            return  # the run's end, or the panel's next showing, asks again
         with contextlib.suppress(NoEmbeddingsError):  # no run stored embeddings: nothing to map
             self.compute()
 

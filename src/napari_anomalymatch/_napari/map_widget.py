@@ -76,6 +76,7 @@ class MapWidget(QWidget):
         self.maps.changed.connect(self._on_map_changed)
         self.maps.progress.connect(self._on_progress)
         self.maps.busy_changed.connect(self._on_busy)
+        self.controller.busy_changed.connect(lambda _: self._enable_compute())
         self.maps.selection_changed.connect(self._on_selection)
         self.controller.labels_changed.connect(self._on_labels_changed)
         self.plot.canvas.mpl_connect("motion_notify_event", self._on_motion)
@@ -86,9 +87,13 @@ class MapWidget(QWidget):
         return LassoSelector(self.axes, self._on_lasso, props={"color": "white", "linewidth": 1.0})
 
     def showEvent(self, event: Any) -> None:
-        """Shown once: the map is in use, so each cycle that scores draws a new one."""
+        """While shown, each cycle that scores draws a new map (and one left to make is made now)."""
         super().showEvent(event)
-        self.maps.in_use = True
+        self.maps.set_shown(True)
+
+    def hideEvent(self, event: Any) -> None:
+        super().hideEvent(event)
+        self.maps.set_shown(False)
 
     # -- drawing --------------------------------------------------------------------
 
@@ -101,7 +106,7 @@ class MapWidget(QWidget):
         else:
             positions = np.flatnonzero(np.isin(found.indices, self.maps.selected))
             draw_map(self.axes, found, self.maps.colouring(self.colour.value), positions)
-        self.plot.canvas.draw_idle()
+        self.plot.draw()
 
     def _on_map_changed(self, found: EmbeddingMap | None) -> None:
         self.status.value = self.maps.describe()
@@ -117,15 +122,21 @@ class MapWidget(QWidget):
             self.progress.setValue(event.done)
             self.status.value = f"reading embeddings {event.done:,}/{event.total:,}"
         else:
-            self.progress.setRange(0, 0)  # UMAP says nothing until it is done
-            self.status.value = (f"fitting UMAP to {event.total:,} images ..." if event.stage == "fitting"
-                                 else "saving the map")
+            # UMAP says nothing until it is done; not Qt's busy bar, whose animation (events through
+            # the viewer's Python event filters) starves the worker of the GIL
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.status.value = (_fitting_text(event) if event.stage == "fitting" else "saving the map")
 
     def _on_busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)
-        self.compute_button.enabled = not busy
+        self._enable_compute()
         if not busy:
             self.status.value = self.maps.describe()
+
+    def _enable_compute(self) -> None:
+        """A map is computed between runs, one at a time."""
+        self.compute_button.enabled = not (self.maps.busy or self.controller.busy)
 
     def _on_auto(self, value: bool) -> None:
         self.maps.auto_update = bool(value)
@@ -165,3 +176,10 @@ class MapWidget(QWidget):
 
     def _pick_radius(self) -> float:
         return PICK_RADIUS * self._view_size()
+
+
+def _fitting_text(event: MapProgress) -> str:
+    if event.compiles:
+        return (f"compiling UMAP's code (the first map since napari started: a minute or two), "
+                f"then fitting it to {event.total:,} images ...")
+    return f"fitting UMAP to {event.total:,} images ..."

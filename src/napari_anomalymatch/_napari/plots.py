@@ -1,7 +1,9 @@
 """Matplotlib plots inside dock widgets: training losses and test-set metrics.
 
 Drawn with the Qt Agg canvas in napari's dark colours; ``draw_idle`` lets a
-fast training run update them without blocking the viewer.
+fast training run update them without blocking the viewer, and the loss plot is drawn at most
+once every ``LIVE_DRAW_MS`` while a cycle runs (a draw costs the GUI thread tens of milliseconds
+on a small CPU, more than an iteration's worth of updates is worth).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 from ..core.evaluation.testset import TestReport
@@ -16,6 +19,7 @@ from ..core.learning.training import TrainProgress
 
 BACKGROUND = "#262930"
 FOREGROUND = "#d1d2d4"
+LIVE_DRAW_MS = 1000
 COLOURS = {"loss": "#f0f0f0", "sup_loss": "#4aa3ff", "unsup_loss": "#ff9f40", "mask_ratio": "#6fd36f",
            "anomaly": "#e63232", "normal": "#3ca0ff"}
 
@@ -39,6 +43,21 @@ class PlotWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.canvas)
+        self._outdated = False  # changed while hidden: drawn when shown
+
+    def draw(self) -> None:
+        """Draw when Qt is idle; a plot on a hidden panel only when it is shown (a draw costs tens
+        of milliseconds of the GUI thread)."""
+        if self.isVisible():
+            self.canvas.draw_idle()
+        else:
+            self._outdated = True
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        if self._outdated:
+            self._outdated = False
+            self.canvas.draw_idle()
 
 
 def style_axes(axes: Any) -> None:
@@ -73,6 +92,10 @@ class LossPlot(PlotWidget):
                                        facecolor=BACKGROUND, edgecolor=FOREGROUND, labelcolor=FOREGROUND)
         legend.set_draggable(True)
         self.history: dict[str, list[float]] = {name: [] for name in (*self.SERIES, "mask_ratio", "step")}
+        self._draw_timer = QTimer(self)
+        self._draw_timer.setSingleShot(True)
+        self._draw_timer.setInterval(LIVE_DRAW_MS)
+        self._draw_timer.timeout.connect(self.draw)
 
     def clear(self) -> None:
         """Forget every iteration (another session is shown)."""
@@ -83,7 +106,7 @@ class LossPlot(PlotWidget):
         for artist in [*self.loss_axes.lines, *self.loss_axes.texts]:
             if artist not in self.lines.values():
                 artist.remove()
-        self.canvas.draw_idle()
+        self.draw()
 
     def show_history(self, progress: list[TrainProgress]) -> None:
         """Draw stored iterations (a reopened session's cycles), each cycle marked."""
@@ -95,23 +118,26 @@ class LossPlot(PlotWidget):
             self._redraw()
 
     def add(self, progress: TrainProgress) -> None:
-        """Append one iteration and redraw when Qt is idle."""
+        """Append one iteration; drawn within ``LIVE_DRAW_MS`` with those that follow it."""
         self._append(progress)
-        self._redraw()
+        self._redraw(draw=False)
+        if not self._draw_timer.isActive():
+            self._draw_timer.start()
 
     def _append(self, progress: TrainProgress) -> None:
         self.history["step"].append(len(self.history["step"]) + 1)
         for name in (*self.SERIES, "mask_ratio"):
             self.history[name].append(float(getattr(progress, name)))
 
-    def _redraw(self) -> None:
+    def _redraw(self, draw: bool = True) -> None:
         steps = self.history["step"]
         for name, line in self.lines.items():
             line.set_data(steps, self.history[name])
         self.loss_axes.set_xlim(0.5, len(steps) + 0.5)  # shared with the mask-rate axes
         self.loss_axes.relim()
         self.loss_axes.autoscale_view(scalex=False)
-        self.canvas.draw_idle()
+        if draw:
+            self.draw()
 
     def mark_cycle(self, cycle: int) -> None:
         """A vertical line where a new cycle starts."""
@@ -134,7 +160,7 @@ class MetricsPlot(PlotWidget):
             style_axes(axes)
         self.axes[0].text(0.5, 0.5, message, color=FOREGROUND, ha="center", va="center", fontsize=8,
                           transform=self.axes[0].transAxes)
-        self.canvas.draw_idle()
+        self.draw()
 
     def show(self, report: TestReport) -> None:
         roc, pr, histogram = self.axes
@@ -162,4 +188,4 @@ class MetricsPlot(PlotWidget):
             axes.xaxis.label.set_fontsize(8)
             axes.yaxis.label.set_fontsize(8)
             style_axes(axes)
-        self.canvas.draw_idle()
+        self.draw()

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, PushButton, SpinBox
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
 
 from ..core.config import DEVICES, SessionConfig
-from ..core.learning.training import TrainProgress
+from ..core.learning.training import TrainProgress, TrainStage
 from ..core.loading import LoadProgress
 from ..core.scoring.novelty import EmbedProgress
 from ..core.scoring.run import ScoreBatch
@@ -82,12 +82,13 @@ class TrainWidget(QWidget):
                                               "is, to find the first anomalies to label")
         self.stop_button = PushButton(text="Stop", enabled=False)
         self.status = status_label()
+        self.progress = RunProgressBar()
         self._run_ended = False  # progress events queued behind a run's end are dropped
         self.plot = LossPlot()
         buttons = Container(widgets=[self.train_button, self.score_button, self.rank_button, self.stop_button],
                             layout="horizontal", labels=False)
         layout = QVBoxLayout(self)
-        for widget in (self.form.native, buttons.native, self.status.native, self.plot):
+        for widget in (self.form.native, buttons.native, self.progress, self.status.native, self.plot):
             layout.addWidget(widget)
         for name in FORM_SETTINGS:  # a typed model name counts once finished, not letter by letter
             edit_finished(getattr(self.form, name)).connect(notify_errors(self._on_form_changed))
@@ -126,6 +127,8 @@ class TrainWidget(QWidget):
     def _on_busy_changed(self, busy: bool) -> None:
         if busy:
             self._run_ended = False
+            self.status.value = "starting ..."
+        self.progress.set_running(busy)
         self.train_button.enabled = not busy
         self.score_button.enabled = not busy
         self._enable_ranking(busy)
@@ -140,7 +143,10 @@ class TrainWidget(QWidget):
     def _on_progress(self, event: Any) -> None:
         if self._run_ended:
             return
-        if isinstance(event, LoadProgress):
+        self.progress.show_event(event)
+        if isinstance(event, TrainStage):
+            self.status.value = f"cycle {event.cycle}: {event.description} ..."
+        elif isinstance(event, LoadProgress):
             self.status.value = f"loading training images {event.n_done}/{event.n_total}"
         elif isinstance(event, TrainProgress):
             if event.iteration == 1:
@@ -157,6 +163,7 @@ class TrainWidget(QWidget):
 
     def _on_run_finished(self, outcome: RunOutcome) -> None:
         self._run_ended = True  # its outcome, not a late progress line, is what the status keeps
+        self.progress.set_running(False)
         session = self.controller.session
         cycle = session.cycle if session is not None else 0
         if outcome.error:
@@ -178,3 +185,37 @@ class TrainWidget(QWidget):
         if session is not None:
             self.form.show_config(session.config)
             self.plot.show_history(self.controller.loss_history())
+
+
+class RunProgressBar(QProgressBar):
+    """The run's stage and how far it is: loading, each iteration, embedding and scoring; the name
+    alone for the stages that report no progress of their own. Hidden between runs.
+
+    Never Qt's busy (0..0) bar: its animation is a stream of events through the viewer's Python
+    event filters, which starved the worker of the GIL (building the model took 100 s, not 6)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setVisible(False)
+
+    def set_running(self, running: bool) -> None:
+        if running:
+            self._set(0, 1, "starting")
+        self.setVisible(running)
+
+    def show_event(self, event: Any) -> None:
+        if isinstance(event, TrainStage):
+            self._set(0, 1, event.description)
+        elif isinstance(event, LoadProgress):
+            self._set(event.n_done, event.n_total, "loading images %v/%m")
+        elif isinstance(event, TrainProgress):
+            self._set(event.iteration, event.iterations, f"cycle {event.cycle}: iteration %v/%m")
+        elif isinstance(event, EmbedProgress):
+            self._set(event.n_done, event.n_total, "embedding the reference sample %v/%m")
+        elif isinstance(event, ScoreBatch):
+            self._set(event.n_done, event.n_total, "scoring %v/%m")
+
+    def _set(self, value: int, total: int, text: str) -> None:
+        self.setRange(0, total)
+        self.setValue(value)
+        self.setFormat(text)

@@ -17,11 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import AnomalyMatchError, SessionError
-from ..core.learning.training import TrainProgress
-from ..core.loading import LoadProgress
 from ..core.runs import run_until_stopped
-from ..core.scoring.novelty import EmbedProgress
-from ..core.scoring.run import ScoreBatch, ScoreResult
+from ..core.scoring.run import ScoreResult
 from ..core.session import Session
 
 
@@ -73,7 +70,7 @@ def start_cycle_worker(session: Session, stop: threading.Event, connect: dict[st
 
 
 class CycleRunner:
-    """One training/scoring run at a time in a worker thread, shown with napari progress bars.
+    """One training/scoring run at a time in a worker thread.
 
     Parameters
     ----------
@@ -92,7 +89,6 @@ class CycleRunner:
         self.on_busy = on_busy
         self._worker: Any = None
         self._stop = threading.Event()
-        self._bars: dict[str, Any] = {}
 
     @property
     def busy(self) -> bool:
@@ -104,7 +100,9 @@ class CycleRunner:
         if self.busy:
             raise SessionError("a training or scoring run is going; press Stop first")
         self._stop.clear()
-        connect = {"yielded": self._on_yielded, "returned": self.on_outcome, "finished": self._on_finished}
+        # progress goes to the Train panel's own bar: napari's progress bars process Qt events in
+        # every update, which handled the worker's next signals inside this one's, out of order
+        connect = {"yielded": self.on_progress, "returned": self.on_outcome, "finished": self._on_finished}
         self._worker = start_cycle_worker(session, self._stop, connect, iterations=iterations,
                                           train=train, score=score, unsupervised=unsupervised)
         self.on_busy(True)
@@ -118,31 +116,7 @@ class CycleRunner:
         """Process Qt events until the run has finished."""
         process_events_until(lambda: self._worker is None, timeout_ms, "the run did not finish")
 
-    def _on_yielded(self, event: Any) -> None:
-        if isinstance(event, LoadProgress):
-            bar = self._bar("load", event.n_total, "loading images")
-            bar.update(event.n_done - bar.n)
-        elif isinstance(event, TrainProgress):
-            self._bar("train", event.iterations, f"training cycle {event.cycle}").update(1)
-        elif isinstance(event, EmbedProgress):
-            bar = self._bar("embed", event.n_total, "embedding the reference sample")
-            bar.update(event.n_done - bar.n)
-        elif isinstance(event, ScoreBatch):
-            bar = self._bar("score", event.n_total, "scoring")
-            bar.update(event.n_done - bar.n)
-        self.on_progress(event)
-
-    def _bar(self, key: str, total: int, description: str):
-        if key not in self._bars:
-            from napari.utils import progress
-
-            self._bars[key] = progress(total=total, desc=description)
-        return self._bars[key]
-
     def _on_finished(self) -> None:
-        for bar in self._bars.values():
-            bar.close()
-        self._bars.clear()
         self._worker = None
         self.on_busy(False)
 

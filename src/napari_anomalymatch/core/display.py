@@ -145,7 +145,8 @@ def compose_channels(x: np.ndarray, colours: np.ndarray) -> np.ndarray:
     The mix is scaled so that every shown channel at 1 gives at most 1 per
     colour component; with no channel shown the result is black.
     """
-    rgb = np.tensordot(x, colours, axes=([-1], [0])).astype(np.float32, copy=False)
+    # a broadcast sum, not tensordot: BLAS threads wait for the CPU a training worker holds
+    rgb = (x[..., :, None] * colours).sum(axis=-2, dtype=np.float32)
     peak = float(colours.sum(axis=0).max())
     if peak > 1.0:
         rgb /= peak

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from .io.base import ImageCollection
+from .runs import map_events
 from .transforms import Normaliser, prepare_batch, prepare_native_batch
 
 # Aim to keep at most this many bytes of decoded batches waiting in the loader queues.
@@ -181,6 +182,57 @@ def load_images(collection: ImageCollection, normaliser: Normaliser, image_size:
             position += n
             yield LoadProgress(position, len(idx))
     return images, valid
+
+
+class DecodedImages:
+    """The images the last ``load`` decoded, so the next load reads only the images it lacks.
+
+    A training cycle loads its labelled images and an unlabelled pool; the next cycle's mostly
+    overlap them (on a small collection, entirely). What is kept is one load's worth, and it is
+    dropped when the collection, normalisation, image size or dtype differ.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._indices = np.zeros(0, dtype=np.int64)
+        self._sorter = np.zeros(0, dtype=np.int64)
+        self._images: torch.Tensor | None = None
+        self._valid = np.zeros(0, dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def load(self, collection: ImageCollection, normaliser: Normaliser, image_size: int,
+             indices: Sequence[int] | np.ndarray, num_workers: int = -1, dtype: torch.dtype = torch.float16,
+             ) -> Generator[LoadProgress, None, tuple[torch.Tensor, np.ndarray]]:
+        """``load_images`` of ``indices``, decoding only those the last load did not; yields a
+        first ``LoadProgress`` (the images already at hand) before anything is read."""
+        idx = np.asarray(indices, dtype=np.int64)
+        key = (collection.fingerprint(), normaliser.config, normaliser.value_range, image_size, dtype)
+        at = self._positions(idx) if key == self._key else np.full(len(idx), -1)
+        known = at >= 0
+        yield LoadProgress(int(known.sum()), len(idx))
+        fresh, fresh_valid = yield from map_events(
+            load_images(collection, normaliser, image_size, idx[~known], num_workers=num_workers, dtype=dtype),
+            lambda event: LoadProgress(int(known.sum()) + event.n_done, len(idx)))  # counted among them all
+        images = torch.empty((len(idx), *fresh.shape[1:]), dtype=dtype)
+        valid = np.zeros(len(idx), dtype=bool)
+        if known.any():
+            images[torch.from_numpy(known)] = self._images[torch.from_numpy(at[known])]
+            valid[known] = self._valid[at[known]]
+        images[torch.from_numpy(~known)] = fresh
+        valid[~known] = fresh_valid
+        self._key, self._indices, self._sorter = key, idx, np.argsort(idx, kind="stable")
+        self._images, self._valid = images, valid
+        return images, valid
+
+    def _positions(self, idx: np.ndarray) -> np.ndarray:
+        """Where each of ``idx`` lies among the kept images (-1: not kept)."""
+        if not len(self._indices):
+            return np.full(len(idx), -1)
+        ordered = self._indices[self._sorter]
+        place = np.clip(np.searchsorted(ordered, idx), 0, len(ordered) - 1)
+        return np.where(ordered[place] == idx, self._sorter[place], -1)
 
 
 def resolve_workers(requested: int, device: torch.device) -> int:

@@ -34,6 +34,19 @@ def run_to_end(events: Generator[Event, Any, Result], on_event: Callable[[Event]
         events.close()
 
 
+def map_events(events: Generator[Event, Any, Result], change: Callable[[Event], Any]) -> Generator[Any, None, Result]:
+    """Yield ``change(event)`` for each of ``events``; return their value; ``events`` is closed however it ends."""
+    try:
+        while True:
+            try:
+                event = next(events)
+            except StopIteration as finished:
+                return finished.value
+            yield change(event)
+    finally:
+        events.close()
+
+
 def run_until_stopped(events: Iterator[Any], stop: threading.Event) -> Generator[Any, None, tuple[Any, bool]]:
     """Yield ``events`` until they end or ``stop`` is set; return (their return value, stopped).
 

@@ -63,8 +63,8 @@ from .learning.checkpoints import (
     read_checkpoint_info,
     save_checkpoint,
 )
-from .learning.training import Trainer, TrainingData, TrainProgress
-from .loading import LoadProgress, load_images
+from .learning.training import Trainer, TrainingData, TrainProgress, TrainStage, announce_final_fit
+from .loading import DecodedImages, LoadProgress
 from .relocation import moved_source_error
 from .scoring.novelty import EmbedProgress
 from .scoring.run import ScoreBatch, ScoreResult, finish_stored_run, model_fingerprint, score_collection
@@ -100,6 +100,7 @@ class Session:
         self._trainer: Trainer | None = None
         self._lock: SessionLock | None = None  # held while this handle changes the session (``writing``)
         self._unsaved: list[TrainProgress] | None = None  # a trained cycle the disk refused, and its losses
+        self._decoded = DecodedImages()  # the last cycle's training images: the next reads only new ones
 
     # -- opening -----------------------------------------------------------------------
 
@@ -218,6 +219,7 @@ class Session:
         return session
 
     def close(self) -> None:
+        self._decoded = DecodedImages()
         self.labels.close()
         if self._collection is not None:
             self._collection.close()
@@ -508,8 +510,9 @@ class Session:
     # -- training ----------------------------------------------------------------------
 
     def train(self, iterations: int | None = None, save_to: Path | None = None,
-              ) -> Iterator[LoadProgress | TrainProgress]:
-        """Run one training cycle, yielding loading then training progress.
+              ) -> Iterator[LoadProgress | TrainStage | TrainProgress]:
+        """Run one training cycle, yielding loading progress, the stages without progress of their
+        own (``TrainStage``) and each iteration's ``TrainProgress``; the first event comes at once.
 
         The model continues from the previous cycle.  Stopping early (closing
         the generator) still saves a usable checkpoint of the iterations done.
@@ -528,11 +531,15 @@ class Session:
             labelled_idx, labels = self.labelled()
             pool = self._unlabelled_pool(labelled_idx)
             data = yield from self._load_training_data(labelled_idx, labels, pool)
+            cycle = self.cycle + 1
+            if self._trainer is None:
+                yield TrainStage(cycle, "building the model")
             trainer = self.trainer
             done_before = trainer.iterations_done
             progress: list[TrainProgress] = []
+            yield TrainStage(cycle, f"fitting the head to {len(data.labelled)} labelled images")
             try:
-                yield from recorded(trainer.run(data, iterations), progress)
+                yield from recorded(announce_final_fit(trainer.run(data, iterations), cycle), progress)
             finally:
                 if trainer.iterations_done > done_before:
                     self._unsaved = progress
@@ -565,8 +572,8 @@ class Session:
                             ) -> Generator[LoadProgress, None, TrainingData]:
         size = self.config.model.image_size
         everything = np.concatenate([labelled_idx, pool])
-        images, valid = yield from load_images(self.collection, self.normaliser, size, everything,
-                                               num_workers=self.config.score.num_workers)
+        images, valid = yield from self._decoded.load(self.collection, self.normaliser, size, everything,
+                                                      num_workers=self.config.score.num_workers)
         n = len(labelled_idx)
         keep_labelled = torch.from_numpy(valid[:n])
         keep_pool = torch.from_numpy(valid[n:])

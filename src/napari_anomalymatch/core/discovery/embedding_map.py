@@ -10,6 +10,7 @@ reopening the session shows it again and a new score run starts without one.
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from collections.abc import Generator
@@ -42,6 +43,7 @@ class MapProgress:
     stage: str
     done: int = 0
     total: int = 0
+    compiles: bool = False  # fitting in a process that has not run UMAP yet: numba compiles it first
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ def compute_map(session: Session, sample: int = MAP_SAMPLE,
     if len(chosen) < MIN_MAPPED:
         raise ConfigError(f"{session.path}: only {len(chosen)} images have an embedding; the map needs "
                           f"at least {MIN_MAPPED}")
-    yield MapProgress("fitting", 0, len(chosen))
+    yield MapProgress("fitting", 0, len(chosen), compiles="umap" not in sys.modules)  # only layout imports it
     xy = layout(np.asarray(embeddings[chosen], dtype=np.float32), seed)
     found = EmbeddingMap(chosen, xy, len(session.collection), len(usable), store.manifest.cycle,
                          time.perf_counter() - started)

@@ -59,6 +59,15 @@ class TrainProgress:
 
 
 @dataclass(frozen=True)
+class TrainStage:
+    """A step of a cycle with no progress of its own to report (building the model, fitting the
+    head before the first iteration or the probe after the last), announced when it starts."""
+
+    cycle: int
+    description: str
+
+
+@dataclass(frozen=True)
 class TrainingData:
     """Preprocessed images of one cycle, ``(N, C, S, S)`` in [0, 1]."""
 
@@ -350,6 +359,18 @@ class Trainer:
         self.iterations_done = iterations_done
         self._sampling.manual_seed(self.config.seed + 1000 * cycle)
         self._augmenting.manual_seed(self.config.seed + 1000 * cycle + 1)
+
+
+def announce_final_fit(events: Iterator[TrainProgress], cycle: int) -> Iterator[TrainProgress | TrainStage]:
+    """``Trainer.run``'s events and, after the last iteration, a ``TrainStage`` for the head's and
+    probe's final fit, which runs as the run ends and reports nothing of its own."""
+    try:
+        for event in events:
+            yield event
+            if event.iteration == event.iterations:
+                yield TrainStage(cycle, "fitting the scoring head to the trained model")
+    finally:
+        events.close()  # type: ignore[attr-defined]
 
 
 class _Cycler:
