@@ -2,7 +2,9 @@
 
 Sub-commands: ``demo``, ``init``, ``label``, ``train``, ``score``, ``export``, ``similar``, ``map``,
 ``crossmatch``, ``samp``, ``tag``, ``explain``, ``evaluate``, ``info``.  Errors the user can fix are printed as one line
-(exit status 2); Ctrl-C during training keeps the iterations done.
+(exit status 2); Ctrl-C during training keeps the iterations done.  The engine's modules that load
+torch are imported by the commands that use them (``# deferred: torch``), so ``--help`` and a
+mistyped argument answer at once.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .core.atomic import disk_error
 from .core.config import (
     AUTO,
     COMPILE_MODES,
+    DEFAULT_NOVELTY_METHOD,
     DEVICES,
     FILTERS,
     HEADS,
@@ -37,8 +41,15 @@ from .core.config import (
     SessionConfig,
     setting_names,
 )
+from .core.discovery.embedding_map import MAP_SAMPLE
+from .core.discovery.map_figure import COLOUR_BY, map_colouring, render_map
+from .core.errors import AnomalyMatchError, ConfigError
 from .core.evaluation.demo import ANOMALY_CLASS as DEMO_ANOMALY_CLASS
 from .core.evaluation.demo import CLASSES as DEMO_CLASSES
+from .core.evaluation.demo import write_first_benchmark
+from .core.review.crossmatch import DEFAULT_RADIUS, crossmatch_session
+from .core.runs import run_to_end
+from .core.transforms import Normaliser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,8 +58,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 1
-    from .core.atomic import disk_error
-    from .core.errors import AnomalyMatchError
 
     warnings.simplefilter("default")
     try:
@@ -69,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _what_was_kept(args: argparse.Namespace) -> str:
     """What is on disk after Ctrl-C, read back from the session folder (never assumed)."""
+    # deferred: torch
     from .core.session import saved_state
 
     session = getattr(args, "session", None)
@@ -260,9 +270,9 @@ def _progress_bar(total: int, description: str, unit: str = "it"):
 
 def _drive_training(events, on_event: Callable[[Any], None] | None = None) -> Any:
     """Show loading/training progress bars while a generator runs; return its value."""
+    # deferred: torch
     from .core.learning.training import TrainProgress
     from .core.loading import LoadProgress
-    from .core.runs import run_to_end
 
     bars: dict[str, Any] = {}
 
@@ -294,8 +304,6 @@ def _drive_scoring(events) -> Any:
 
     The unsupervised ranking first embeds its reference sample (events without ``indices``).
     """
-    from .core.runs import run_to_end
-
     bars: dict[str, Any] = {}
 
     def show(event: Any) -> None:
@@ -338,7 +346,7 @@ def _add_demo(commands: Any) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from .core.evaluation.demo import write_first_benchmark
+    # deferred: torch
     from .core.evaluation.protocol import read_benchmark
 
     seed = args.seed if args.seed is not None else 0
@@ -353,9 +361,9 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def _run_and_report(benchmark: Any, config: Any, cycles: int, out: Path | None,
                     compare_heads: bool = False, oracle: Any = None) -> Any:
+    # deferred: torch
     from .core.evaluation.protocol import CycleReport, OracleSettings, run_protocol
     from .core.evaluation.report import write_evaluation_report
-    from .core.transforms import Normaliser
 
     def report(event: Any) -> None:
         if isinstance(event, CycleReport):
@@ -396,6 +404,7 @@ def _add_init(commands: Any) -> None:
 
 
 def _run_init(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.session import Session
 
     config = _apply_options(SessionConfig(), args)
@@ -425,6 +434,7 @@ def _add_label(commands: Any) -> None:
 
 
 def _run_label(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.session import Session
 
     with Session.open(args.session, new_label_store=args.new_store) as session:
@@ -448,6 +458,7 @@ def _add_tag(commands: Any) -> None:
 
 
 def _run_tag(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.session import Session
 
     with Session.open(args.session, read_only=not args.tags) as session:
@@ -483,6 +494,7 @@ def _update_settings(session: Any, args: argparse.Namespace) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.session import Session
 
     with Session.open(args.session) as session:
@@ -521,8 +533,7 @@ def _add_score(commands: Any) -> None:
 
 
 def _run_score(args: argparse.Namespace) -> int:
-    from .core.config import DEFAULT_NOVELTY_METHOD
-    from .core.errors import ConfigError
+    # deferred: torch
     from .core.session import Session
 
     if args.method is not None and not args.unsupervised:
@@ -540,6 +551,7 @@ def _run_score(args: argparse.Namespace) -> int:
         if args.dask is None:
             _report_scores(session, _drive_scoring(session.score()), args.top)
             return 0
+        # deferred: torch
         from .core.scoring.cluster import connect
 
         with connect(args.dask) as cluster:
@@ -580,6 +592,7 @@ def _add_export(commands: Any) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.review.export import session_table, write_table
     from .core.session import Session
 
@@ -606,6 +619,7 @@ def _add_similar(commands: Any) -> None:
 
 
 def _run_similar(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.review.export import similar_table, write_table
     from .core.session import Session
 
@@ -619,9 +633,6 @@ def _run_similar(args: argparse.Namespace) -> int:
 
 
 def _add_map(commands: Any) -> None:
-    from .core.discovery.embedding_map import MAP_SAMPLE
-    from .core.discovery.map_figure import COLOUR_BY
-
     parser = commands.add_parser(
         "map", help="draw a 2-D map (UMAP) of the collection's embeddings",
         description="Lay out the embeddings the latest 'score' run stored on a 2-D map (UMAP), every "
@@ -640,9 +651,8 @@ def _add_map(commands: Any) -> None:
 
 
 def _run_map(args: argparse.Namespace) -> int:
-    from .core.discovery.map_figure import map_colouring, render_map
+    # deferred: torch
     from .core.review.export import FORMATS, map_table, write_table
-    from .core.runs import run_to_end
     from .core.session import Session
 
     with Session.open(args.session) as session:
@@ -688,8 +698,6 @@ class _MapBar:
 
 
 def _add_crossmatch(commands: Any) -> None:
-    from .core.review.crossmatch import DEFAULT_RADIUS
-
     parser = commands.add_parser(
         "crossmatch", help="mark the images already known in a catalogue (offline)",
         description="Match every image's RA/Dec against a catalogue of known objects (FITS, ECSV, "
@@ -707,7 +715,7 @@ def _add_crossmatch(commands: Any) -> None:
 
 
 def _run_crossmatch(args: argparse.Namespace) -> int:
-    from .core.review.crossmatch import crossmatch_session
+    # deferred: torch
     from .core.review.export import session_table, write_table
     from .core.session import Session
 
@@ -734,6 +742,7 @@ def _add_samp(commands: Any) -> None:
 
 
 def _run_samp(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.review.samp import SampLink, send_ranking
     from .core.session import Session
 
@@ -766,6 +775,7 @@ def _add_explain(commands: Any) -> None:
 
 
 def _run_explain(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.review.saliency import explain_top
     from .core.session import Session
 
@@ -785,6 +795,7 @@ def _add_info(commands: Any) -> None:
 
 
 def _run_info(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.session import Session
 
     with Session.open(args.session, read_only=True) as session:
@@ -844,6 +855,7 @@ def _add_evaluate(commands: Any) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.evaluation.protocol import OracleSettings, read_benchmark
 
     benchmark = read_benchmark(args.manifest, on_error="skip" if args.skip_bad else "raise")

@@ -234,7 +234,7 @@ def open_plugin(viewer: napari.Viewer | None = None, show: bool = True, **load: 
         import napari
 
         viewer = napari.Viewer(show=show)
-    from .main_widget import AnomalyMatchWidget
+    from .main_widget import AnomalyMatchWidget  # deferred: the widgets load napari and Qt, after timm above
 
     widget = AnomalyMatchWidget(viewer)
     viewer.window.add_dock_widget(widget, name="AnomalyMatch", area="right")

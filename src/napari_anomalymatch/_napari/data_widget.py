@@ -13,6 +13,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEd
 
 from ..core.config import AUTO, NORMALISATIONS, NormalisationConfig
 from ..core.errors import AnomalyMatchError, ConfigError
+from ..core.io.hdf5 import write_hdf5_stack
 from ..core.io.registry import find_reader, reader_names
 from .compact import compact_combo_boxes, compact_file_edit, pack_to_top, status_label
 from .layers import layer_source
@@ -166,8 +167,6 @@ class DataWidget(Container):
 
     def _write_layer_stack(self, layer: Any) -> dict[str, Any]:
         """Store a layer's image stack (N x H x W[ x C]) as HDF5 in the session folder."""
-        from ..core.io.hdf5 import write_hdf5_stack
-
         folder = text_of(self.session_dir)
         if not folder:
             raise ConfigError(f"layer {layer.name!r} has no source file; choose a session folder first, "

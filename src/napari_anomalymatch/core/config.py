@@ -16,6 +16,7 @@ from typing import Any
 
 import tomllib
 
+from .atomic import atomic_write_bytes
 from .errors import ConfigError
 
 NORMALISATIONS = ("auto", "none", "linear", "percentile", "log", "asinh", "zscale")
@@ -380,8 +381,6 @@ class SessionConfig:
     def to_toml(self, path: str | Path) -> None:
         """Write the config to ``path`` atomically."""
         import tomli_w
-
-        from .atomic import atomic_write_bytes
 
         atomic_write_bytes(Path(path), tomli_w.dumps(_drop_none(self.to_dict())).encode())
 

@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +39,9 @@ from .config import (
     TrainConfig,
     resolve_source,
 )
+from .discovery.diversity import EmbeddingLookup, diverse_order
+from .discovery.embedding_map import MAP_SAMPLE, EmbeddingMap, MapProgress, compute_map, saved_map
+from .discovery.search import SearchedSession, SimilarImages, similar_images
 from .errors import (
     AnomalyMatchError,
     CheckpointError,
@@ -50,20 +53,27 @@ from .errors import (
 )
 from .io.base import ImageCollection
 from .io.registry import find_reader, open_collection
+from .labelfiles import read_label_file
 from .labels import LabelEvent, LabelStore, parse_label
 from .learning.checkpoints import CheckpointInfo, load_checkpoint, read_checkpoint_info, save_checkpoint
+from .learning.models import build_model, choose_device
+from .learning.probe import FrozenEmbedder
 from .learning.training import Trainer, TrainingData, TrainProgress
 from .loading import LoadProgress, load_images
-from .scoring.novelty import EmbedProgress
-from .scoring.run import ScoreBatch, ScoreResult, finish_stored_run, model_fingerprint, score_collection
-from .scoring.store import ScoreManifest, ScoreRunStatus, ScoreStore, open_scores, run_status
+from .scoring.cluster import score_on_cluster, scoring_job
+from .scoring.novelty import EmbedProgress, check_method, fit_novelty
+from .scoring.run import (
+    ScoreBatch,
+    ScoreResult,
+    finish_stored_run,
+    model_fingerprint,
+    prepare_run_scorer,
+    score_collection,
+    score_parts,
+)
+from .scoring.store import ScoreManifest, ScoreRunStatus, ScoreStore, embedded_run, open_scores, run_status
 from .sessionstate import recorded, write_loss_history
 from .transforms import Normaliser
-
-if TYPE_CHECKING:
-    from .discovery.diversity import EmbeddingLookup
-    from .discovery.embedding_map import EmbeddingMap, MapProgress
-    from .discovery.search import SimilarImages
 
 CONFIG_FILE = "session.toml"
 LABELS_FILE = "labels.sqlite"
@@ -285,8 +295,6 @@ class Session:
         import (naming the file and row) unless the data's ``on_error`` is
         ``skip``.  Returns the number of labels that changed.
         """
-        from .labelfiles import read_label_file
-
         pairs = read_label_file(Path(path), self.collection, skip_unknown=self.config.data.on_error == "skip")
         return len(self.labels.set_many(pairs, cycle=self.cycle, source=source))
 
@@ -450,9 +458,6 @@ class Session:
             return (yield from score_collection(model, self.collection, self.normaliser,
                                                 self.config.model.image_size, self.config.score,
                                                 trainer.device, store=store))
-        from .scoring.cluster import score_on_cluster, scoring_job
-        from .scoring.run import prepare_run_scorer
-
         n_todo = sum(len(part) for part in store.remaining_parts())
         # chosen (or read back) here, once, so every worker and every resume scores alike
         path = prepare_run_scorer(model, self.collection, self.normaliser, self.config.model.image_size,
@@ -480,11 +485,6 @@ class Session:
         SessionError
             The session has a trained model already (its ranking is the one reviewed).
         """
-        from .learning.models import build_model, choose_device
-        from .learning.probe import FrozenEmbedder
-        from .scoring.novelty import check_method, fit_novelty
-        from .scoring.run import score_parts
-
         check_method(method)
         if self.cycle > 0:
             raise SessionError(f"{self.path}: the session has a trained model (cycle {self.cycle}) whose "
@@ -523,9 +523,10 @@ class Session:
         ------
         NoEmbeddingsError, UnknownIdError, ShapeMismatchError
         """
-        from .discovery.search import similar_images
-
-        return similar_images(self, queries, top)
+        searched = SearchedSession(self.path, self.collection, self.normaliser, self.config.model.image_size,
+                                   self.cycle, lambda: (self.trainer.scoring_model, self.trainer.device),
+                                   self.score_runs())
+        return similar_images(searched, queries, top)
 
     def compute_map(self, sample: int | None = None, seed: int = 0) -> Generator[MapProgress, None, EmbeddingMap]:
         """Compute the 2-D embedding map of the latest embedded score run (UMAP of up to
@@ -536,15 +537,12 @@ class Session:
         ------
         NoEmbeddingsError, ConfigError
         """
-        from .discovery.embedding_map import MAP_SAMPLE, compute_map
-
-        return compute_map(self, MAP_SAMPLE if sample is None else sample, seed)
+        return (yield from compute_map(self.score_runs(), self.path, len(self.collection), self._labelled_indices,
+                                       MAP_SAMPLE if sample is None else sample, seed))
 
     def embedding_map(self) -> EmbeddingMap | None:
         """The saved map of the latest embedded score run, or None until ``compute_map`` made one."""
-        from .discovery.embedding_map import saved_map
-
-        return saved_map(self)
+        return saved_map(self.score_runs(), self.path)
 
     def label_indices(self, indices: Iterable[int], label: int | str, source: str = "selection") -> list[LabelEvent]:
         """Give many images one label in one step (a map selection, say); one ``undo`` reverts them all."""
@@ -643,10 +641,22 @@ class Session:
         NoEmbeddingsError
             No score run stored embeddings yet.
         """
-        from .discovery.search import embedded_run
-
-        stored = embedded_run(self).embeddings()
+        stored = self.embedded_run().embeddings()
         return lambda indices: np.asarray(stored[np.asarray(indices, dtype=np.int64)])
+
+    def embedded_run(self) -> ScoreStore:
+        """The newest complete score run that stored the images' embeddings.
+
+        Raises
+        ------
+        NoEmbeddingsError
+            No score run stored embeddings yet.
+        """
+        return embedded_run(self.score_runs(), self.path)
+
+    def _labelled_indices(self) -> np.ndarray:
+        """Collection indices of every image with a label (unsure included)."""
+        return self.collection.indices_of(list(self.labels.current(include_unsure=True)))
 
     def _filtered(self, which: str, n: int) -> np.ndarray:
         if which == "all":
@@ -689,8 +699,6 @@ def rank(scores: np.ndarray, candidates: np.ndarray, order: str, seed: int = 0,
     """Order ``candidates`` by ``order`` (see ``Session.ranking``); ties by index.  ``diverse``
     needs ``embeddings_of`` (indices -> embeddings: ``core.discovery.diversity``)."""
     if order == "diverse":
-        from .discovery.diversity import diverse_order
-
         if embeddings_of is None:
             raise NoEmbeddingsError("the diverse order spreads the top candidates over their embeddings; "
                                     "score the collection (after a training cycle) to store them")

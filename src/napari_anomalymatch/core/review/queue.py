@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, LabelError, NoEmbeddingsError, UnknownIdError
-from ..labels import UNLABELED, LabelEvent, parse_label, parse_tag_edits
+from ..labels import LABEL_NAMES, UNLABELED, LabelEvent, parse_label, parse_tag_edits
 from ..session import FILTERS, ORDERS, Session, rank
 from .crossmatch import CrossMatch, read_crossmatch
 from .sky import SkyPosition, sky_position
@@ -78,8 +78,6 @@ class Candidate:
         return "not scored" if math.isnan(self.score) else f"score {self.score:.4f}"
 
     def _label_name(self) -> str:
-        from ..labels import LABEL_NAMES
-
         return LABEL_NAMES[self.label]
 
 

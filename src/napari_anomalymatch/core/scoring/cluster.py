@@ -130,6 +130,7 @@ def scoring_job(model: torch.nn.Module, model_hash: str, config: SessionConfig, 
     require_dask()
     from safetensors.torch import save
 
+    # deferred: the worker module imports dask.distributed, an optional extra
     from .cluster_worker import BUFFER_PREFIX, ScoringJob
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -180,6 +181,7 @@ def score_on_cluster(cluster: DaskCluster, job: Any, collection: ImageCollection
     ``(n_scored, images_per_second)``; a worker's error is raised here.
     """
     distributed = require_dask()
+    # deferred: the worker module imports dask.distributed, an optional extra
     from .cluster_worker import ScoringModelPlugin, score_shard
 
     client = cluster.client

@@ -32,6 +32,7 @@ from ..transforms import Normaliser
 from .inference import CALIBRATION_IMAGES, ScoringModel, anomaly_probability, choose_precision, prepare_scoring_model
 from .mixed import keep_early_stages_float32
 from .store import EMBEDDINGS, Part, ScoreStore, best_of
+from .tables import CATALOGUE, TOP, parquet_available, write_score_tables
 
 
 class MissingTablesWarning(UserWarning):
@@ -263,8 +264,6 @@ def finish_stored_run(store: ScoreStore, k: int, model_hash: str, n_scored: int,
     catalogue and top-k tables are written (see ``scoring.tables``).  A run
     found complete is not merged again.
     """
-    from .tables import CATALOGUE, TOP, parquet_available, write_score_tables
-
     missing = len(store.remaining_parts())
     if missing:
         raise RuntimeError(f"{store.directory}: {missing} parts are still missing; score them first")
