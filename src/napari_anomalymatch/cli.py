@@ -26,7 +26,6 @@ from .core.config import (
     DEFAULT_NOVELTY_METHOD,
     DEVICES,
     FILTERS,
-    HEADS,
     NORMALISATIONS,
     NOVELTY_METHODS,
     ORACLE_ORDER,
@@ -47,6 +46,7 @@ from .core.errors import AnomalyMatchError, ConfigError
 from .core.evaluation.demo import ANOMALY_CLASS as DEMO_ANOMALY_CLASS
 from .core.evaluation.demo import CLASSES as DEMO_CLASSES
 from .core.evaluation.demo import write_first_benchmark
+from .core.heads import head_names
 from .core.review.crossmatch import DEFAULT_RADIUS, crossmatch_session
 from .core.runs import run_to_end
 from .core.transforms import Normaliser
@@ -153,7 +153,7 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--lr", type=float, default=None, help=f"learning rate ({train.learning_rate})")
     group.add_argument("--seed", type=int, default=None, help=f"random seed ({train.seed})")
     group.add_argument("--device", default=None, choices=DEVICES)
-    group.add_argument("--head", default=None, choices=HEADS,
+    group.add_argument("--head", default=None, choices=head_names(),
                        help="what scores: lpft, FixMatch training of a head that starts as the "
                             "linear probe (the default); lpft+probe, it and the probe averaged; probe, "
                             "the linear probe alone; classifier, the fine-tuned FixMatch classifier "

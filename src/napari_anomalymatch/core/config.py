@@ -18,6 +18,7 @@ import tomllib
 
 from .atomic import atomic_write_bytes
 from .errors import ConfigError
+from .heads import LPFT, get_head, head_names
 
 NORMALISATIONS = ("auto", "none", "linear", "percentile", "log", "asinh", "zscale")
 SOFTENINGS = ("fixed", "noise")
@@ -25,9 +26,6 @@ ON_ERROR = ("raise", "skip")
 PRECISIONS = ("auto", "float32", "bfloat16", "bfloat16-mixed", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 WEAK_PASSES = ("joint", "separate")
-HEADS = ("lpft+probe", "lpft", "classifier", "probe", "ensemble")
-# Heads whose trained network is an ``lpft.ProbedNetwork`` (the others train the classifier).
-LPFT_HEADS = ("lpft+probe", "lpft")
 PROBE_FEATURES = ("pretrained", "fine-tuned")
 PROBE_VIEWS = ("auto", "dihedral", "flip", "none")
 AUTO = "auto"  # a setting the engine chooses from the data
@@ -180,7 +178,7 @@ class TrainConfig:
     strong_ops: int = 2
     strong_magnitude: int = 10
     weak_pass: str = "separate"
-    head: str = "lpft"
+    head: str = LPFT
     seed: int = 0
 
     def backbone_rate_scale(self) -> float:
@@ -206,7 +204,7 @@ class TrainConfig:
     @property
     def trains_lpft(self) -> bool:
         """Whether FixMatch trains the probe-initialised network (else the classifier)."""
-        return self.head in LPFT_HEADS
+        return get_head(self.head).trains_lpft
 
     def __post_init__(self) -> None:
         owner = "train"
@@ -228,7 +226,7 @@ class TrainConfig:
         _check_int(owner, "strong_ops", self.strong_ops, 0)
         _check_range(owner, "strong_magnitude", self.strong_magnitude, 0, 30)
         _check_choice(owner, "weak_pass", self.weak_pass, WEAK_PASSES)
-        _check_choice(owner, "head", self.head, HEADS)
+        _check_choice(owner, "head", self.head, head_names())
         _check_int(owner, "seed", self.seed, 0)
 
 

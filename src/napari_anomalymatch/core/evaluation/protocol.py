@@ -25,10 +25,11 @@ import torch
 from ..autocrop import resolve_automatic
 from ..config import ORACLE_ORDER, ScoreConfig, SessionConfig
 from ..errors import ConfigError, LabelError
+from ..heads import PROBE, get_head, head_log_odds, head_names
 from ..io.catalogue import CatalogueCollection, column, open_catalogue, read_table
 from ..labels import ANOMALY, NORMAL, UNLABELED, parse_label
 from ..learning.augment import scoring_views
-from ..learning.probe import ENSEMBLE_PARTS, AnomalyScorer, embed_views, ensemble_log_odds
+from ..learning.probe import AnomalyScorer, embed_views
 from ..learning.training import Trainer, TrainingData, TrainProgress
 from ..loading import LoadProgress, load_images
 from ..scoring.run import embedding_network, score_components
@@ -257,7 +258,7 @@ class _FrozenFeatures:
 def _all_components(scorer: AnomalyScorer, parts: dict[str, np.ndarray], images: torch.Tensor,
                     config: ScoreConfig, frozen_features: _FrozenFeatures) -> dict[str, np.ndarray]:
     """``parts`` completed with the components the scorer's head did not need."""
-    missing = tuple(name for name in (scorer.network_name, "probe") if name not in parts)
+    missing = tuple(name for name in (scorer.network_name, PROBE) if name not in parts)
     if not missing:
         return parts
     extra = score_components(scorer, images, config, frozen_features.device, frozen_features.of(scorer), missing)
@@ -267,9 +268,9 @@ def _all_components(scorer: AnomalyScorer, parts: dict[str, np.ndarray], images:
 def _head_scores(parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Log-odds of every head the parts give: the network's, the probe's and their ensemble."""
     heads = dict(parts)
-    for head, needed in ENSEMBLE_PARTS.items():
-        if all(name in parts for name in needed):
-            heads[head] = ensemble_log_odds(parts, head)
+    for head in head_names():
+        if head not in heads and all(name in parts for name in get_head(head).parts):
+            heads[head] = head_log_odds(parts, head)
     return heads
 
 

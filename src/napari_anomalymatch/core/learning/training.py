@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import HEADS, LPFT_HEADS, ModelConfig, ProbeConfig, TrainConfig
+from ..config import ModelConfig, ProbeConfig, TrainConfig
 from ..errors import CheckpointError, ConfigError
+from ..heads import CLASSIFIER, LPFT, get_head, heads_training
 from ..labels import ANOMALY, NORMAL
 from .augment import strong_augment, weak_augment
 from .fixmatch import FixMatchBatch, fixmatch_step
@@ -166,7 +167,7 @@ class Trainer:
             if (self.iterations_done > done_before and isinstance(self.model, ProbedNetwork)
                     and self.config.backbone_rate_scale() > 0):  # a frozen backbone: FixMatch taught the head
                 self._fit_head(self.ema.module, labelled, labels, unlabelled, draw=5)
-            if self.iterations_done > done_before and self.config.head != "classifier":
+            if self.iterations_done > done_before and get_head(self.config.head).fits_probe:
                 self.refit_probe(labelled, labels, unlabelled)
 
     def _fit_head(self, network: ProbedNetwork, images: torch.Tensor, labels: torch.Tensor,
@@ -307,8 +308,7 @@ class Trainer:
         if not saved_lpft and not any(name in model_state for name in plain.state_dict()):
             return  # a network of neither kind: loading it says what does not fit
         if saved_lpft != isinstance(self.model, ProbedNetwork):
-            kinds = (LPFT_HEADS, tuple(h for h in HEADS if h not in LPFT_HEADS))
-            saved = " or ".join(repr(h) for h in kinds[0 if saved_lpft else 1])
+            saved = " or ".join(repr(h) for h in heads_training(LPFT if saved_lpft else CLASSIFIER))
             wanted = repr(self.config.head)
             raise CheckpointError(
                 f"the checkpoint's network was trained with train.head = {saved}, but this session asks for "

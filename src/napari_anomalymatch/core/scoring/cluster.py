@@ -25,6 +25,7 @@ import torch
 
 from ..config import SessionConfig
 from ..errors import ConfigError
+from ..heads import LPFT
 from ..io.base import ImageCollection
 from ..transforms import Normaliser
 from .run import ScoreBatch
@@ -147,7 +148,7 @@ def _frozen_settings(model: torch.nn.Module) -> dict[str, Any]:
     the input size and layers of a scorer's frozen embedder (none: it has none)."""
     settings: dict[str, Any] = {}
     network = getattr(model, "model", None)
-    if getattr(network, "component_name", None) == "lpft":
+    if getattr(network, "component_name", None) == LPFT:
         settings["network_morphology"] = network.morphology
     frozen = getattr(model, "frozen", None)
     if frozen is not None:

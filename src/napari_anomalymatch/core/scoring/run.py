@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..config import ScoreConfig
+from ..heads import CLASSIFIER, PROBE
 from ..io.base import ImageCollection
 from ..learning.augment import dihedral, scoring_views
 from ..loading import RangeBatches, iterate_batches, load_images
@@ -316,7 +317,7 @@ def score_images(model: torch.nn.Module, images: torch.Tensor, config: ScoreConf
 def score_components(scorer: torch.nn.Module, images: torch.Tensor, config: ScoreConfig,
                      device: torch.device | None = None,
                      probe_features: torch.Tensor | None = None,
-                     which: tuple[str, ...] = ("classifier", "probe")) -> dict[str, np.ndarray]:
+                     which: tuple[str, ...] = (CLASSIFIER, PROBE)) -> dict[str, np.ndarray]:
     """Anomaly log-odds of each part of an ``AnomalyScorer`` (classifier, probe) for images
     in memory, averaged over the eight flips/quarter turns when ``config.tta``.
 
