@@ -29,7 +29,6 @@ from .core.config import (
     NORMALISATIONS,
     NOVELTY_METHODS,
     ORACLE_ORDER,
-    ORDERS,
     PRECISIONS,
     PROBE_FEATURES,
     PROBE_LAYERS,
@@ -47,8 +46,10 @@ from .core.evaluation.demo import ANOMALY_CLASS as DEMO_ANOMALY_CLASS
 from .core.evaluation.demo import CLASSES as DEMO_CLASSES
 from .core.evaluation.demo import write_first_benchmark
 from .core.heads import head_names
+from .core.io.options import READER_OPTIONS
 from .core.review.crossmatch import DEFAULT_RADIUS, crossmatch_session
 from .core.runs import run_to_end
+from .core.scoring.orders import order_names
 from .core.transforms import Normaliser
 
 
@@ -214,10 +215,8 @@ def _score_options(parser: argparse.ArgumentParser) -> None:
 def _data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--reader", default=None, help=f"reader name ({DEFAULTS.data.reader})")
-    group.add_argument("--hdu", type=_parse_hdu, default=None,
-                       help="FITS HDU(s): index, name, comma-separated list, or 'all'")
-    group.add_argument("--dataset", default=None, help="HDF5 dataset of the images")
-    group.add_argument("--array", default=None, help="Zarr array of the images")
+    for option in READER_OPTIONS:
+        group.add_argument(f"--{option.name}", type=option.parse, default=None, help=option.help)
     group.add_argument("--normalisation", default=None, choices=NORMALISATIONS)
     _crop_option(group)
     _skip_bad_option(group)
@@ -253,12 +252,6 @@ def _parse_crop(text: str) -> float | str:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a fraction such as 0.5; got {text!r}") from None
-
-
-def _parse_hdu(text: str) -> Any:
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    values: list[Any] = [int(p) if p.lstrip("-").isdigit() else p for p in parts]
-    return values[0] if len(values) == 1 else values
 
 
 def _progress_bar(total: int, description: str, unit: str = "it"):
@@ -524,9 +517,9 @@ def _add_score(commands: Any) -> None:
     parser.add_argument("--unsupervised", action="store_true",
                         help="a first ranking with zero labels: score every image by how unusual its "
                              "pretrained embedding is (before the first training cycle)")
-    parser.add_argument("--method", default=None, choices=NOVELTY_METHODS,
-                        help=f"with --unsupervised: {NOVELTY_METHODS[0]} (mean cosine distance to the "
-                             f"nearest images; the default) or {NOVELTY_METHODS[1]} (Astronomaly's baseline)")
+    methods = "; ".join(f"{name}: {what}" for name, what in NOVELTY_METHODS.items())
+    parser.add_argument("--method", default=None, choices=list(NOVELTY_METHODS),
+                        help=f"with --unsupervised: {methods} (default {DEFAULT_NOVELTY_METHOD})")
     _skip_bad_option(parser)
     _score_options(parser)
     parser.set_defaults(run=_run_score)
@@ -835,7 +828,7 @@ def _add_evaluate(commands: Any) -> None:
                     "scored and the ranking measured.")
     parser.add_argument("manifest", type=Path)
     parser.add_argument("--cycles", type=_positive_int, default=3)
-    parser.add_argument("--oracle-order", default=ORACLE_ORDER, choices=ORDERS,
+    parser.add_argument("--oracle-order", default=ORACLE_ORDER, choices=order_names(),
                         help="the review order the oracle labels in: most anomalous first (default: "
                              "the paper's protocol), closest to the decision boundary first, random, or "
                              "diverse (the top 500 clustered, the best of each cluster first)")

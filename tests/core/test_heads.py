@@ -36,7 +36,7 @@ def test_heads_by_the_network_they_train():
 
 
 def test_an_unknown_head_names_the_known_ones():
-    with pytest.raises(ConfigError, match=r"unknown head 'lfpt'; choose one of \('lpft\+probe', 'lpft'"):
+    with pytest.raises(ConfigError, match=r"train.head must be one of \['lpft\+probe', 'lpft', .*\]; got 'lfpt'"):
         get_head("lfpt")
     with pytest.raises(ConfigError, match=r"train.head must be one of .*'ensemble'.*got 'lfpt'"):
         TrainConfig(head="lfpt")
@@ -50,7 +50,7 @@ def test_a_head_scores_the_mean_of_its_parts_log_odds():
 
 
 def test_a_head_registered_in_one_place_is_a_setting(monkeypatch):
-    monkeypatch.setattr(heads, "_HEADS", dict(heads._HEADS))
+    monkeypatch.setattr(heads.HEADS, "_entries", dict(heads.HEADS._entries))
     register_head("probe-only-lpft", "lpft", ("probe",), "the probe, with the lpft network trained beside it")
     assert TrainConfig(head="probe-only-lpft").trains_lpft
     assert "probe-only-lpft" in heads_training("lpft")

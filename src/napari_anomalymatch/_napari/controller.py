@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from psygnal import Signal
 
-from ..core.config import DEFAULT_NOVELTY_METHOD, DataConfig, NormalisationConfig, SessionConfig, setting_names
+from ..core.config import (
+    DEFAULT_NOVELTY_METHOD,
+    DataConfig,
+    NormalisationConfig,
+    SessionConfig,
+    check_novelty_method,
+    setting_names,
+)
 from ..core.display import DisplayRenderer, DisplaySettings
 from ..core.errors import AnomalyMatchError, ConfigError, SampError, SessionError
 from ..core.evaluation.testset import TestReport, TestSet, evaluate_test_set, read_test_set
@@ -27,7 +34,6 @@ from ..core.review.queue import Candidate, ReviewQueue
 from ..core.review.saliency import saliency_maps
 from ..core.review.samp import SampLink, SentTable, send_ranking
 from ..core.review.sky import require_position, sky_url
-from ..core.scoring.novelty import check_method
 from ..core.session import Session
 from ..core.sessionstate import ReviewState, read_loss_history, read_review_state, write_review_state
 from ..core.transforms import Normaliser
@@ -575,7 +581,7 @@ class AnomalyMatchController:
 
     def score_unsupervised(self, method: str = DEFAULT_NOVELTY_METHOD):
         """Rank the collection without labels (``Session.score_unsupervised``) in a worker thread."""
-        check_method(method)
+        check_novelty_method(method)
         return self._start(train=False, score=True, unsupervised=method)
 
     def _start(self, train: bool, score: bool, iterations: int | None = None, unsupervised: str | None = None):

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
+from .choices import Registry
 
 CLASSIFIER = "classifier"
 LPFT = "lpft"
@@ -57,15 +57,14 @@ class Head:
         return self.parts == (self.network,)
 
 
-_HEADS: dict[str, Head] = {}
+HEADS: Registry[Head] = Registry("train.head")
+head_names = HEADS.names
+get_head = HEADS.get  # raises ConfigError naming the known heads
 
 
 def register_head(name: str, network: str, parts: tuple[str, ...], description: str) -> Head:
     """Add a head to the registry (its order is the order the choices are listed in)."""
-    if name in _HEADS:
-        raise ValueError(f"head {name!r} is registered already")
-    head = _HEADS[name] = Head(name, network, parts, description)
-    return head
+    return HEADS.add(name, Head(name, network, parts, description))
 
 
 register_head("lpft+probe", LPFT, (LPFT, PROBE), "the lpft network and the probe, averaged")
@@ -75,28 +74,9 @@ register_head(PROBE, CLASSIFIER, (PROBE,), "the linear probe alone")
 register_head("ensemble", CLASSIFIER, (CLASSIFIER, PROBE), "the classifier and the probe, averaged")
 
 
-def head_names() -> tuple[str, ...]:
-    """Every registered head's name, in the order they are offered."""
-    return tuple(_HEADS)
-
-
-def get_head(name: str) -> Head:
-    """The head called ``name``.
-
-    Raises
-    ------
-    ConfigError
-        Naming the head asked for and the known ones.
-    """
-    try:
-        return _HEADS[name]
-    except (KeyError, TypeError):
-        raise ConfigError(f"unknown head {name!r}; choose one of {head_names()}") from None
-
-
 def heads_training(network: str) -> tuple[str, ...]:
     """The heads whose trained network is ``network``, e.g. to say which made a checkpoint."""
-    return tuple(name for name, head in _HEADS.items() if head.network == network)
+    return tuple(name for name in head_names() if get_head(name).network == network)
 
 
 def head_log_odds(components: Mapping[str, Any], name: str) -> Any:

@@ -8,6 +8,7 @@ from pathlib import Path
 from .errors import LabelError, UnknownIdError
 from .io.base import ImageCollection
 from .io.catalogue import column, read_table
+from .io.columns import COLUMN_NAMES
 from .labels import UNLABELED, parse_label
 
 
@@ -15,7 +16,7 @@ class UnknownIdWarning(UserWarning):
     """A label file named an image that is not in the collection; the row was skipped."""
 
 
-LABEL_COLUMNS = ("label", "labels", "class")
+LABEL_COLUMNS = COLUMN_NAMES["label"]
 
 
 def read_label_file(path: Path, collection: ImageCollection, skip_unknown: bool = False,
@@ -38,10 +39,10 @@ def read_label_file(path: Path, collection: ImageCollection, skip_unknown: bool 
     if labels is None:
         raise LabelError(f"{path}: no label column (one of {list(label_columns)}); "
                          f"columns found: {table.colnames}")
-    ids = column(table, ("id", "image_id", "name"), path)
+    ids = column(table, COLUMN_NAMES["id"], path)
     by_path = None
     if ids is None:
-        paths = column(table, ("path", "file", "filename"), path, required=True)
+        paths = column(table, COLUMN_NAMES["path"], path, required=True)
         by_path = _path_lookup(collection)
         ids = [by_path.get(_normal_path(path.parent, str(p)), f"<path {p}>") for p in paths]
     pairs = []

@@ -33,10 +33,10 @@ from .config import (
     AUTO,
     DEFAULT_NOVELTY_METHOD,
     FILTERS,
-    ORDERS,
     DataConfig,
     SessionConfig,
     TrainConfig,
+    check_novelty_method,
     resolve_source,
 )
 from .discovery.diversity import EmbeddingLookup, diverse_order
@@ -61,7 +61,8 @@ from .learning.probe import FrozenEmbedder
 from .learning.training import Trainer, TrainingData, TrainProgress
 from .loading import LoadProgress, load_images
 from .scoring.cluster import score_on_cluster, scoring_job
-from .scoring.novelty import EmbedProgress, check_method, fit_novelty
+from .scoring.novelty import EmbedProgress, fit_novelty
+from .scoring.orders import get_order
 from .scoring.run import (
     ScoreBatch,
     ScoreResult,
@@ -485,7 +486,7 @@ class Session:
         SessionError
             The session has a trained model already (its ranking is the one reviewed).
         """
-        check_method(method)
+        check_novelty_method(method)
         if self.cycle > 0:
             raise SessionError(f"{self.path}: the session has a trained model (cycle {self.cycle}) whose "
                                "ranking the review shows; the unsupervised ranking is for a start "
@@ -623,15 +624,14 @@ class Session:
         their embeddings: ``core.discovery.diversity``); ``which``: ``unlabelled``,
         ``labelled`` or ``all`` images.  Images without a score come last.
         """
-        if order not in ORDERS:
-            raise ConfigError(f"order must be one of {ORDERS}; got {order!r}")
+        needs_embeddings = get_order(order).needs_embeddings
         if which not in FILTERS:
             raise ConfigError(f"which must be one of {FILTERS}; got {which!r}")
         n = len(self.collection)
         found = self.scores()  # complete runs only: see score_notice
         scores = found[1] if found is not None else np.full(n, np.nan, dtype=np.float32)
         candidates = self._filtered(which, n)
-        return rank(scores, candidates, order, seed, self.stored_embeddings() if order == "diverse" else None)
+        return rank(scores, candidates, order, seed, self.stored_embeddings() if needs_embeddings else None)
 
     def stored_embeddings(self) -> EmbeddingLookup:
         """indices -> the embeddings the newest embedded score run stored (for the ``diverse`` order).
@@ -698,20 +698,14 @@ def rank(scores: np.ndarray, candidates: np.ndarray, order: str, seed: int = 0,
          embeddings_of: EmbeddingLookup | None = None) -> np.ndarray:
     """Order ``candidates`` by ``order`` (see ``Session.ranking``); ties by index.  ``diverse``
     needs ``embeddings_of`` (indices -> embeddings: ``core.discovery.diversity``)."""
-    if order == "diverse":
+    review_order = get_order(order)
+    if review_order.key is None:
         if embeddings_of is None:
-            raise NoEmbeddingsError("the diverse order spreads the top candidates over their embeddings; "
+            raise NoEmbeddingsError(f"the {order} order spreads the top candidates over their embeddings; "
                                     "score the collection (after a training cycle) to store them")
         return diverse_order(rank(scores, candidates, "score", seed), scores, embeddings_of, seed)
     values = scores[candidates].astype(np.float64)
-    missing = ~np.isfinite(values)
-    if order == "random":
-        key = np.random.default_rng(seed).random(len(candidates))
-    elif order == "uncertainty":
-        key = np.abs(values - 0.5)
-    else:
-        key = -values
-    key = np.where(missing, np.inf, key)
+    key = np.where(~np.isfinite(values), np.inf, review_order.key(values, seed))
     return candidates[np.lexsort((candidates, key))]
 
 

@@ -32,8 +32,9 @@ from ..learning.augment import scoring_views
 from ..learning.probe import AnomalyScorer, embed_views
 from ..learning.training import Trainer, TrainingData, TrainProgress
 from ..loading import LoadProgress, load_images
+from ..scoring.orders import get_order
 from ..scoring.run import embedding_network, score_components
-from ..session import ORDERS, rank
+from ..session import rank
 from ..transforms import Normaliser
 from .metrics import ranking_metrics
 
@@ -70,8 +71,7 @@ class OracleSettings:
     order: str = ORACLE_ORDER
 
     def __post_init__(self) -> None:
-        if self.order not in ORDERS:
-            raise ConfigError(f"the oracle's order must be one of {ORDERS}; got {self.order!r}")
+        get_order(self.order)
         if self.anomalies < 0 or self.normals < 0:
             raise ConfigError(f"the oracle labels a non-negative number of images; got "
                               f"{self.anomalies} anomalies and {self.normals} normal images")
@@ -203,7 +203,8 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
         unlabelled = ~ever_labelled & valid
         newly, reviewed = np.zeros(0, dtype=np.int64), 0
         if cycle < cycles:
-            embeddings_of = _embedder(scorer, images, trainer.device) if oracle.order == "diverse" else None
+            embeddings_of = (_embedder(scorer, images, trainer.device) if get_order(oracle.order).needs_embeddings
+                             else None)
             newly, reviewed = oracle_picks(scores, benchmark.is_anomaly, unlabelled, oracle, config.train.seed,
                                             embeddings_of)
         report = CycleReport(
