@@ -481,9 +481,7 @@ def _add_train(commands: Any) -> None:
 
 def _update_settings(session: Any, args: argparse.Namespace) -> None:
     """Store the options given on the command line in the session's settings."""
-    config = _apply_options(session.config, args)
-    if config != session.config:
-        session.update_config(config)
+    session.update_config(_apply_options(session.config, args))
 
 
 def _run_train(args: argparse.Namespace) -> int:

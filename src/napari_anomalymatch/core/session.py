@@ -58,7 +58,7 @@ from .labels import LabelEvent, LabelStore, parse_label
 from .learning.checkpoints import CheckpointInfo, load_checkpoint, read_checkpoint_info, save_checkpoint
 from .learning.models import build_model, choose_device
 from .learning.probe import FrozenEmbedder
-from .learning.training import Trainer, TrainingData, TrainProgress
+from .learning.training import Trainer, TrainingData, TrainProgress, check_trainable
 from .loading import LoadProgress, load_images
 from .scoring.cluster import score_on_cluster, scoring_job
 from .scoring.novelty import EmbedProgress, fit_novelty
@@ -224,8 +224,13 @@ class Session:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def update_config(self, config: SessionConfig) -> None:
-        """Change the settings; a new data source or model starts the models afresh."""
+    def update_config(self, config: SessionConfig) -> bool:
+        """Change the settings; a new data source or model starts the models afresh.
+
+        Returns whether anything changed: settings equal to the session's are not written again.
+        """
+        if config == self.config:
+            return False
         data_changed = config.data != self.config.data
         model_changed = config.model != self.config.model
         config.to_toml(self.path / CONFIG_FILE)
@@ -236,6 +241,7 @@ class Session:
             self._trainer = None
         elif self._trainer is not None:
             self._trainer.set_config(config.train, config.probe)
+        return True
 
     # -- data --------------------------------------------------------------------------
 
@@ -312,12 +318,7 @@ class Session:
 
     def check_trainable(self) -> None:
         """Raise ``ConfigError`` unless the session has at least one anomaly and one normal label."""
-        counts = self.labels.counts()
-        if counts["anomaly"] == 0 or counts["normal"] == 0:
-            raise ConfigError(
-                f"training needs at least one anomaly and one normal label; the session has "
-                f"{counts['anomaly']} anomalies and {counts['normal']} normal images. Label some "
-                "(or import a label file) first")
+        check_trainable(np.array(list(self.labels.current().values())), "the session")
 
     def labelled(self) -> tuple[np.ndarray, np.ndarray]:
         """Indices and labels (0 normal, 1 anomaly) of every labelled image."""

@@ -30,7 +30,7 @@ from ..io.catalogue import CatalogueCollection, column, open_catalogue, read_tab
 from ..labels import ANOMALY, NORMAL, UNLABELED, parse_label
 from ..learning.augment import scoring_views
 from ..learning.probe import AnomalyScorer, embed_views
-from ..learning.training import Trainer, TrainingData, TrainProgress
+from ..learning.training import Trainer, TrainingData, TrainProgress, check_trainable
 from ..loading import LoadProgress, load_images
 from ..scoring.orders import get_order
 from ..scoring.run import embedding_network, score_components
@@ -121,14 +121,6 @@ class EvaluationResult:
         }
 
 
-def _check_initial(path: Path, initial: np.ndarray) -> None:
-    """Training starts from the initial labels: both classes must be among them."""
-    anomalies, normal = int((initial == ANOMALY).sum()), int((initial == NORMAL).sum())
-    if anomalies == 0 or normal == 0:
-        raise LabelError(f"{path}: the initial_label column gives {anomalies} anomalies and {normal} normal "
-                         "images; training needs at least one of each: mark some rows anomaly and normal")
-
-
 def read_benchmark(path: str | Path, on_error: str = "raise") -> Benchmark:
     """Open a ``path,is_anomaly,initial_label`` manifest."""
     path = Path(path)
@@ -145,7 +137,7 @@ def read_benchmark(path: str | Path, on_error: str = "raise") -> Benchmark:
     if initial_column is not None:
         initial = np.array([parse_label(v, f"{path}, row {i + 2}, initial_label")
                             for i, v in enumerate(initial_column)], dtype=np.int64)
-    _check_initial(path, initial)
+    check_trainable(initial, f"the initial_label column of {path}", "Mark some rows anomaly and some normal")
     collection = open_catalogue(path, on_error=on_error)
     return Benchmark(collection, truth.astype(bool), initial)
 

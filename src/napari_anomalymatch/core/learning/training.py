@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..config import ModelConfig, ProbeConfig, TrainConfig
@@ -59,6 +60,24 @@ class TrainProgress:
         return self.iteration / self.iterations
 
 
+def check_trainable(labels: np.ndarray, whose: str, advice: str = "Label some (or import a label file) first",
+                    ) -> None:
+    """The one precondition of training, wherever its labels come from (a session, a benchmark's
+    initial labels, the training data): at least one anomaly and one normal image among ``labels``
+    (label codes); ``whose`` labels they are and ``advice`` go into the message.
+
+    Raises
+    ------
+    ConfigError
+        With one class (or no label) only.
+    """
+    codes = np.asarray(labels)
+    anomalies, normal = int((codes == ANOMALY).sum()), int((codes == NORMAL).sum())
+    if anomalies == 0 or normal == 0:
+        raise ConfigError(f"training needs at least one anomaly and one normal label; {whose} has {anomalies} "
+                          f"anomalies and {normal} normal images. {advice}")
+
+
 @dataclass(frozen=True)
 class TrainingData:
     """Preprocessed images of one cycle, ``(N, C, S, S)`` in [0, 1]."""
@@ -71,8 +90,7 @@ class TrainingData:
         labels = set(self.labels.tolist())
         if not labels <= {NORMAL, ANOMALY}:
             raise ConfigError(f"training labels must be 0 (normal) or 1 (anomaly); got {sorted(labels)}")
-        if len(self.labelled) == 0:
-            raise ConfigError("training needs at least one labelled image; label some first")
+        check_trainable(self.labels.numpy(), "the training data", "Label some of each, of images that can be read")
         if len(self.labelled) != len(self.labels):
             raise ConfigError(f"{len(self.labelled)} labelled images but {len(self.labels)} labels")
 
