@@ -164,7 +164,7 @@ class AnomalyScorer(nn.Module):
 
     ``head``: ``lpft`` (the network is an ``lpft.ProbedNetwork``), ``classifier`` (the paper's
     fine-tuned classifier), ``probe`` (the linear probe alone), or an ensemble of the network and
-    the probe (``ensemble_log_odds``): ``lpft+probe`` or ``ensemble`` (with the classifier).
+    the probe (``heads.head_log_odds``): ``lpft+probe`` or ``ensemble`` (with the classifier).
     ``frozen``: the embedder the probe was fitted on (None: the network's own embedding).
     """
 
