@@ -1,4 +1,5 @@
-"""The paper's protocol on real data: CIFAR-10 (natural images) and FIRST radio galaxies.
+"""The paper's protocol on real data: CIFAR-10 (natural images), FIRST radio galaxies and GZ1
+colour SDSS galaxies.
 
 Builds benchmark manifests deterministically from a seed, runs ``anomalymatch evaluate`` on
 each (3 cycles x 100 iterations, 10 + 10 oracle labels per cycle, 64x64 on the CPU), and writes
@@ -9,6 +10,12 @@ each (3 cycles x 100 iterations, 10 + 10 oracle labels per cycle, 64x64 on the C
   labelled normal images; classes cat, ship, frog, truck and bird in turn.
 * FIRST (stands in for GalaxyMNIST): each of FRI, FRII, Compact and Bent in turn as the anomaly at
   its natural share against the other three; 10 labelled anomalies and 30 normal.
+* GZ1 (colour optical galaxies, 423 px SDSS cutouts with Galaxy Zoo 1 classes): mergers at their
+  natural 1.7 % against every other class, and edge-on spirals subsampled to 5 % against
+  ellipticals and face-on spirals; 5 labelled anomalies and 45 normal. The unsure class is left out.
+
+Every run also measures each cycle on a fixed test split the oracle never sees
+(``evaluate --test-fraction``), so the cycles compare like with like.
 
 Usage::
 
@@ -44,11 +51,13 @@ PAPER = {
     "cifar10": {"dataset": "miniImageNet, 1 % anomalies", "auroc": 0.96, "auprc": 0.82,
                 "precision_top1pct": 0.76},
     "first": {"dataset": "GalaxyMNIST", "auroc": 0.89, "auprc": 0.77, "precision_top1pct": None},
+    "gz1": {"dataset": "GalaxyMNIST", "auroc": 0.89, "auprc": 0.77, "precision_top1pct": None},
 }
 PROTOCOL = ["--cycles", "3", "--iterations", "100", "--size", "64"]
 # No per-dataset options: the defaults choose from the images themselves (the central crop, the
 # probe's views), as they must for a survey whose user does not know what suits it.
-DATASET_OPTIONS: dict[str, list[str]] = {"cifar10": [], "first": []}
+DATASET_OPTIONS: dict[str, list[str]] = {"cifar10": [], "first": [], "gz1": []}
+DATASETS = ("cifar10", "first", "gz1")
 
 
 def cifar_root(archive: Path) -> Path:
@@ -82,6 +91,58 @@ def cifar_manifest(root: Path, anomaly: str, seed: int, n_anomalies: int = 455,
         for image in normal + anomalies:
             writer.writerow([os.path.relpath(image, path.parent), int(image in set(anomalies)),
                              initial.get(image, "")])
+    return path
+
+
+GZ1_ARCHIVE = HERE.parent.parent / "shared" / "data" / "gz1-sdss-jpeg.tar.gz"
+# Galaxy Zoo 1 classes (labels.csv): 4 is "don't know", left out of every pool.
+GZ1_CLASSES = {"elliptical": 0, "spiral-cw": 1, "spiral-acw": 2, "edge-on": 3, "merger": 5}
+GZ1_UNSURE = 4
+# The rare class and its share of the pool: mergers at their natural 1.7 %, edge-on subsampled.
+GZ1_ANOMALIES = {"merger": None, "edge-on": 0.05}
+
+
+def gz1_root(archive: Path) -> Path:
+    """Extract the GZ1 SDSS cutouts once into ``benchmarks/work/gz1`` (never committed)."""
+    root = WORK / "gz1"
+    if not (root / "labels.csv").is_file():
+        if not archive.exists():
+            sys.exit(f"{archive}: GZ1 archive not found; pass --gz1-archive")
+        WORK.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive) as handle:
+            handle.extractall(WORK, filter="data")
+    return root
+
+
+def gz1_manifest(root: Path, anomaly: str, seed: int, labelled_anomalies: int = 5,
+                 labelled_normal: int = 45) -> Path:
+    """Every GZ1 galaxy but the unsure ones, ``anomaly`` at its natural share or subsampled to
+    ``GZ1_ANOMALIES[anomaly]`` (edge-on against ellipticals and spirals, mergers left out); a
+    few labelled, from ``seed``."""
+    with open(root / "labels.csv", newline="") as handle:
+        rows = [(row["OBJID"], int(row["CLASS"])) for row in csv.DictReader(handle)]
+    code = GZ1_CLASSES[anomaly]
+    share = GZ1_ANOMALIES[anomaly]
+    rng = np.random.default_rng([seed, code])
+    excluded = {GZ1_UNSURE} | ({GZ1_CLASSES["merger"]} if share is not None else set())
+    normal = [objid for objid, cls in rows if cls != code and cls not in excluded]
+    anomalies = [objid for objid, cls in rows if cls == code]
+    if share is not None:
+        wanted = int(round(share * len(normal) / (1 - share)))
+        anomalies = [anomalies[i] for i in sorted(rng.choice(len(anomalies), wanted, replace=False))]
+    initial = {}
+    for group, count, label in ((anomalies, labelled_anomalies, "anomaly"), (normal, labelled_normal, "normal")):
+        for i in rng.choice(len(group), count, replace=False):
+            initial[group[i]] = label
+    path = WORK / "manifests" / f"gz1-{anomaly}-seed{seed}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    is_anomaly = set(anomalies)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "is_anomaly", "initial_label"])
+        for objid in normal + anomalies:
+            image = root / "images" / f"{objid}.jpeg"
+            writer.writerow([os.path.relpath(image, path.parent), int(objid in is_anomaly), initial.get(objid, "")])
     return path
 
 
@@ -202,15 +263,14 @@ def recorded_datasets(path: Path, extra: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one class and one seed per dataset")
-    parser.add_argument("--datasets", nargs="+", default=["cifar10", "first"], choices=["cifar10", "first"])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--cifar-seeds", nargs="*", type=int, default=None,
-                        help="seeds for CIFAR-10 only (default: --seeds; none: run nothing, see --merge)")
-    parser.add_argument("--first-seeds", nargs="*", type=int, default=None,
-                        help="seeds for FIRST only (default: --seeds; none: run nothing, see --merge)")
-    parser.add_argument("--cifar-classes", nargs="+", default=list(CIFAR_ANOMALIES))
-    parser.add_argument("--first-classes", nargs="+", default=list(FIRST_ANOMALIES))
+    for dataset, classes in (("cifar", CIFAR_ANOMALIES), ("first", FIRST_ANOMALIES), ("gz1", tuple(GZ1_ANOMALIES))):
+        parser.add_argument(f"--{dataset}-seeds", nargs="*", type=int, default=None,
+                            help=f"seeds for {dataset} only (default: --seeds; none: run nothing, see --merge)")
+        parser.add_argument(f"--{dataset}-classes", nargs="+", default=list(classes))
     parser.add_argument("--cifar-archive", type=Path, default=CIFAR_ARCHIVE)
+    parser.add_argument("--gz1-archive", type=Path, default=GZ1_ARCHIVE)
     parser.add_argument("--out", type=Path, default=RESULTS / "quality.json")
     parser.add_argument("--reuse", action="store_true",
                         help="read runs an interrupted call finished with the same package code")
@@ -222,19 +282,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("extra", nargs="*", help="options passed on to anomalymatch evaluate (after --)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.seeds, args.cifar_classes, args.first_classes = [0], ["cat"], ["Bent"]
-        args.cifar_seeds = args.first_seeds = None
-    seeds = {"cifar10": args.seeds if args.cifar_seeds is None else args.cifar_seeds,
-             "first": args.seeds if args.first_seeds is None else args.first_seeds}
+        args.seeds, args.cifar_classes, args.first_classes, args.gz1_classes = [0], ["cat"], ["Bent"], ["merger"]
+        args.cifar_seeds = args.first_seeds = args.gz1_seeds = None
+    prefix = {"cifar10": "cifar", "first": "first", "gz1": "gz1"}
     datasets = {}
     for dataset in args.datasets:
         runs = []
-        classes = args.cifar_classes if dataset == "cifar10" else args.first_classes
+        classes = getattr(args, f"{prefix[dataset]}_classes")
+        seeds = getattr(args, f"{prefix[dataset]}_seeds")
         for cls in classes:
-            for seed in seeds[dataset]:
-                manifest = (cifar_manifest(cifar_root(args.cifar_archive), cls, seed) if dataset == "cifar10"
-                            else first_manifest(cls, seed))
-                result = run_one(manifest, seed, DATASET_OPTIONS[dataset] + args.extra,
+            for seed in args.seeds if seeds is None else seeds:
+                result = run_one(build_manifest(dataset, cls, seed, args), seed, DATASET_OPTIONS[dataset] + args.extra,
                                  reuse=args.reuse, compare_heads=not args.no_compare_heads)
                 result.update(anomaly_class=cls, seed=seed, dataset=dataset)
                 runs.append(result)
@@ -251,6 +309,15 @@ def main(argv: list[str] | None = None) -> int:
     write_results(args.out, datasets, args.extra)
     print(args.out.with_suffix(".md").read_text())
     return 0
+
+
+def build_manifest(dataset: str, anomaly: str, seed: int, args: argparse.Namespace) -> Path:
+    """The manifest of one run: ``dataset``'s ``anomaly`` class, its labels drawn from ``seed``."""
+    if dataset == "cifar10":
+        return cifar_manifest(cifar_root(args.cifar_archive), anomaly, seed)
+    if dataset == "gz1":
+        return gz1_manifest(gz1_root(args.gz1_archive), anomaly, seed)
+    return first_manifest(anomaly, seed)
 
 
 def heads_compared(run: dict) -> bool:
@@ -294,8 +361,7 @@ def write_results(out: Path, datasets: dict, extra: list[str]) -> None:
                 "dataset_options": {name: entry["options"] for name, entry in datasets.items()},
                 "package_code": {name: sorted(_unique(str(r.get("code")) for r in entry["runs"]))
                                  for name, entry in datasets.items()},
-                "cifar_classes": datasets.get("cifar10", {}).get("classes"),
-                "first_classes": datasets.get("first", {}).get("classes")}
+                **{f"{name}_classes": datasets.get(name, {}).get("classes") for name in DATASETS}}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"datasets": datasets, "settings": settings, "paper": PAPER}, indent=1))
     out.with_suffix(".md").write_text(markdown(datasets, settings))

@@ -31,7 +31,7 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 BLOCK = re.compile(r"(?P<open><!-- results:(?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(?P<close><!-- /results -->)",
                    re.DOTALL)
-DATASET_NAMES = {"first": "FIRST radio galaxies", "cifar10": "CIFAR-10"}
+DATASET_NAMES = {"first": "FIRST radio galaxies", "cifar10": "CIFAR-10", "gz1": "GZ1 colour galaxies"}
 
 
 def documents(root: Path = ROOT) -> list[Path]:
@@ -113,6 +113,22 @@ def quality_heads(links: Links) -> str:
                          + " | ".join(_head_cell([metrics.get(h)]) for h in heads) + " |")
         lines.append(f"| {DATASET_NAMES.get(name, name)} | **mean** | | "
                      + " | ".join(_head_cell([m.get(h) for m in scored]) for h in heads) + " |")
+    return "\n".join(lines) + f"\n\nFrom {links.link('quality.json')}.\n"
+
+
+def quality_cycles(links: Links) -> str:
+    """Each head's mean AUROC / AUPRC on the fixed test split after every cycle, per dataset: the
+    same images every cycle, which the oracle never labels (runs from before the split are left out)."""
+    data = links.json("quality.json")
+    lines = ["| data | head | runs | " + " | ".join(f"cycle {c} AUROC / AUPRC" for c in (1, 2, 3)) + " |",
+             "|---|---|---|---|---|---|"]
+    for name, entry in data["datasets"].items():
+        runs = [run for run in entry["runs"] if run["cycles"][0].get("test_head_metrics")]
+        heads = list(dict.fromkeys(h for run in runs for h in run["cycles"][-1]["test_head_metrics"]))
+        for head in heads:
+            cells = [_head_cell([run["cycles"][c]["test_head_metrics"].get(head) if c < len(run["cycles"]) else None
+                                 for run in runs]) for c in range(3)]
+            lines.append(f"| {DATASET_NAMES.get(name, name)} | {head} | {len(runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + f"\n\nFrom {links.link('quality.json')}.\n"
 
 
@@ -336,6 +352,7 @@ BLOCKS: dict[str, Callable[[Links], str]] = {
     "quality-summary": quality_summary,
     "quality": quality,
     "quality-heads": quality_heads,
+    "quality-cycles": quality_cycles,
     "ablation": included("ablation.md"),
     "ablation-not-run": ablation_not_run,
     "feature-ceiling": included("feature_ceiling.md"),

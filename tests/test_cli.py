@@ -127,7 +127,12 @@ def test_evaluate_writes_the_promised_json(tmp_path, blob_manifest):
     assert result["n_scored"] == 80 - 6 - 20
     assert result["cycles"][1]["n_labelled_anomalies"] == 12
     # by default the oracle reviews in score order (the paper's); it looks at 20 images at least to label 20
-    assert result["settings"]["oracle"] == {"anomalies": 10, "normals": 10, "order": "score"}
+    assert result["settings"]["oracle"] == {"anomalies": 10, "normals": 10, "order": "score", "test_fraction": 0.2}
+    # every cycle is also measured on one fixed split the oracle never sees: a fifth of the 74
+    # unlabelled images, stratified (14 anomalies -> 3, 60 normal -> 12)
+    splits = [(c["test_metrics"]["n_scored"], c["test_metrics"]["n_anomalies"]) for c in result["cycles"]]
+    assert splits == [(15, 3), (15, 3)]
+    assert set(result["cycles"][0]["test_head_metrics"]) == {"lpft"}
     assert 20 <= result["cycles"][0]["oracle_reviewed"] <= 74 and result["cycles"][1]["oracle_reviewed"] == 0
     assert result["settings"]["train"]["iterations"] == 2 and result["settings"]["cycles"] == 2
     crop = result["settings"]["data"]["normalisation"]["crop"]  # chosen from the images, and recorded

@@ -29,6 +29,7 @@ from .core.config import (
     NORMALISATIONS,
     NOVELTY_METHODS,
     ORACLE_ORDER,
+    ORACLE_TEST_FRACTION,
     PRECISIONS,
     PROBE_FEATURES,
     PROBE_LAYERS,
@@ -365,6 +366,10 @@ def _run_and_report(benchmark: Any, config: Any, cycles: int, out: Path | None,
                   f"top-1% precision {m['precision_top1pct']:.2f}  "
                   f"anomalies in top 50: {m['anomalies_in_top50']}  "
                   f"({event.n_labelled_anomalies} anomalies, {event.n_labelled_normal} normal labelled)")
+            if event.test_metrics:
+                t = event.test_metrics
+                print(f"  fixed test split ({t['n_scored']} images, {t['n_anomalies']} anomalies): "
+                      f"AUROC {t['auroc']:.3f}  AUPRC {t['auprc']:.3f}")
             if event.oracle_reviewed:
                 print(f"  the oracle reviewed {event.oracle_reviewed} images to label its next ones")
 
@@ -830,6 +835,9 @@ def _add_evaluate(commands: Any) -> None:
                         help="the review order the oracle labels in: most anomalous first (default: "
                              "the paper's protocol), closest to the decision boundary first, random, or "
                              "diverse (the top 500 clustered, the best of each cluster first)")
+    parser.add_argument("--test-fraction", type=float, default=ORACLE_TEST_FRACTION,
+                        help="share of the unlabelled images (stratified) the oracle never reviews, on "
+                             "which every cycle is measured alike (default: %(default)s; 0: none)")
     parser.add_argument("--compare-heads", action="store_true",
                         help="also score with the heads not chosen (classifier, probe, ensemble) and "
                              "report each; their scoring time is reported apart")
@@ -852,7 +860,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     benchmark = read_benchmark(args.manifest, on_error="skip" if args.skip_bad else "raise")
     config = _apply_options(SessionConfig(), args)
     result = _run_and_report(benchmark, config, args.cycles, args.out, args.compare_heads,
-                             OracleSettings(order=args.oracle_order))
+                             OracleSettings(order=args.oracle_order, test_fraction=args.test_fraction))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result.summary(), indent=1))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_anomalymatch.core.errors import ConfigError
-from napari_anomalymatch.core.evaluation.protocol import OracleSettings, oracle_picks
+from napari_anomalymatch.core.evaluation.protocol import OracleSettings, held_out_split, oracle_picks
 
 # ten images: scores from 0.95 down to 0.05; the true anomalies are at places 0, 4 and 9
 SCORES = np.array([0.95, 0.85, 0.75, 0.65, 0.55, 0.45, 0.35, 0.25, 0.15, 0.05], dtype=np.float32)
@@ -51,9 +51,25 @@ def test_images_without_a_score_are_reviewed_last():
     assert picks.tolist() == [0, 9]
 
 
-@pytest.mark.parametrize("settings", [{"order": "best"}, {"anomalies": -1}])
+def test_the_test_split_is_stratified_fixed_and_drawn_from_the_candidates_only():
+    truth = np.zeros(1000, dtype=bool)
+    truth[::50] = True  # 20 anomalies, 2 %
+    candidates = np.ones(1000, dtype=bool)
+    candidates[:100] = False  # labelled from the start: never in the split
+    split = held_out_split(truth, candidates, 0.2, seed=4)
+    assert not split[:100].any()
+    assert int((split & truth).sum()) == round(0.2 * 18) and int((split & ~truth).sum()) == round(0.2 * 882)
+    assert np.array_equal(split, held_out_split(truth, candidates, 0.2, seed=4))
+    assert not np.array_equal(split, held_out_split(truth, candidates, 0.2, seed=5))
+    assert not held_out_split(truth, candidates, 0.0, seed=4).any()
+    one = np.zeros(1000, dtype=bool)
+    one[700] = True  # a class with a single image still gets into a split
+    assert held_out_split(one, candidates, 0.2, seed=4)[700]
+
+
+@pytest.mark.parametrize("settings", [{"order": "best"}, {"anomalies": -1}, {"test_fraction": 1.0}])
 def test_bad_oracle_settings_say_what_is_allowed(settings):
-    with pytest.raises(ConfigError, match="uncertainty|non-negative"):
+    with pytest.raises(ConfigError, match=r"uncertainty|non-negative|\[0, 1\)"):
         OracleSettings(**settings)
 
 

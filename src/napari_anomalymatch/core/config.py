@@ -35,6 +35,7 @@ PROBE_MORPHOLOGY = ("auto", "on", "off")
 FILTERS = ("unlabelled", "labelled", "all")  # which images a ranking lists
 SALIENCY_METHODS = ("gradient", "grad-cam", "occlusion")  # see core.scoring.saliency
 ORACLE_ORDER = "score"  # the paper's protocol: the oracle labels the most anomalous images first
+ORACLE_TEST_FRACTION = 0.2  # of the unlabelled images, kept from the oracle to measure every cycle alike
 # How a first ranking without labels scores novelty (core.scoring.novelty); knn's AUROC is the
 # higher on three of FIRST's four classes and four of CIFAR-10's five (benchmarks/results/zero_label.json)
 NOVELTY_METHODS = {  # name: what it measures (the command line's help)

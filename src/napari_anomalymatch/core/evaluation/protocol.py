@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..autocrop import resolve_automatic
-from ..config import ORACLE_ORDER, ScoreConfig, SessionConfig
+from ..config import ORACLE_ORDER, ORACLE_TEST_FRACTION, ScoreConfig, SessionConfig
 from ..errors import ConfigError, LabelError
 from ..heads import PROBE, get_head, head_log_odds, head_names
 from ..io.catalogue import CatalogueCollection, column, open_catalogue, read_table
@@ -69,8 +69,14 @@ class OracleSettings:
     anomalies: int = 10
     normals: int = 10
     order: str = ORACLE_ORDER
+    # The share of the initially unlabelled images, stratified by truth, that the oracle never
+    # reviews: every cycle is measured on this fixed split, so cycles compare like with like
+    # (the never-labelled pool loses its easiest anomalies to the oracle after every round).
+    test_fraction: float = ORACLE_TEST_FRACTION
 
     def __post_init__(self) -> None:
+        if not 0 <= self.test_fraction < 1:
+            raise ConfigError(f"the test split's fraction must be in [0, 1); got {self.test_fraction}")
         get_order(self.order)
         if self.anomalies < 0 or self.normals < 0:
             raise ConfigError(f"the oracle labels a non-negative number of images; got "
@@ -90,6 +96,9 @@ class CycleReport:
     mean_mask_ratio: float
     mean_pseudo_anomaly_ratio: float  # of the confident pseudo-labels, the share 'anomaly'
     head_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    # the same on the fixed test split the oracle never reviews (empty: no split)
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    test_head_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     # how far down its review order the oracle looked to find its labels (0: it labelled nothing)
     oracle_reviewed: int = 0
 
@@ -115,8 +124,7 @@ class EvaluationResult:
             "train_seconds_per_iteration": last.train_seconds_per_iteration,
             "score_images_per_second": last.score_images_per_second,
             **{k: _plain(v) for k, v in self.timings.items()},
-            "cycles": [{**asdict(c), "metrics": _plain(c.metrics), "head_metrics": _plain(c.head_metrics)}
-                       for c in self.cycles],
+            "cycles": [_plain(asdict(c)) for c in self.cycles],
             "settings": self.settings,
         }
 
@@ -166,6 +174,7 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
     labels = benchmark.initial_labels.copy()
     labels[~valid] = UNLABELED
     ever_labelled = labels != UNLABELED
+    test = held_out_split(benchmark.is_anomaly, ~ever_labelled & valid, oracle.test_fraction, config.train.seed)
     trainer = Trainer(config.model, config.train, collection.shape[2], probe_config=config.probe)
     rng = np.random.default_rng(config.train.seed)
     reports: list[CycleReport] = []
@@ -197,8 +206,8 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
         if cycle < cycles:
             embeddings_of = (_embedder(scorer, images, trainer.device) if get_order(oracle.order).needs_embeddings
                              else None)
-            newly, reviewed = oracle_picks(scores, benchmark.is_anomaly, unlabelled, oracle, config.train.seed,
-                                            embeddings_of)
+            newly, reviewed = oracle_picks(scores, benchmark.is_anomaly, unlabelled & ~test, oracle,
+                                           config.train.seed, embeddings_of)
         report = CycleReport(
             cycle=cycle,
             metrics=ranking_metrics(scores[unlabelled], benchmark.is_anomaly[unlabelled]),
@@ -208,8 +217,9 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
             score_images_per_second=score_rate,
             mean_mask_ratio=float(np.mean(masks)),
             mean_pseudo_anomaly_ratio=_share_of_confident(pseudo_anomalies, masks),
-            head_metrics={name: _brief(ranking_metrics(values[unlabelled], benchmark.is_anomaly[unlabelled]))
-                          for name, values in heads.items()},
+            head_metrics=_metrics_by_head(heads, benchmark.is_anomaly, unlabelled),
+            test_metrics=ranking_metrics(scores[test], benchmark.is_anomaly[test]) if test.any() else {},
+            test_head_metrics=_metrics_by_head(heads, benchmark.is_anomaly, test) if test.any() else {},
             oracle_reviewed=reviewed,
         )
         reports.append(report)
@@ -256,6 +266,25 @@ def _all_components(scorer: AnomalyScorer, parts: dict[str, np.ndarray], images:
         return parts
     extra = score_components(scorer, images, config, frozen_features.device, frozen_features.of(scorer), missing)
     return {**parts, **extra}
+
+
+def held_out_split(truth: np.ndarray, candidates: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A fixed random ``fraction`` of the ``candidates``, drawn per class of ``truth`` so the split
+    keeps the collection's share of anomalies (each class rounded, at least one image of a
+    class that has any when ``fraction`` > 0)."""
+    rng = np.random.default_rng([seed, 7])  # apart from the run's other draws from the seed
+    chosen = np.zeros(len(truth), dtype=bool)
+    if fraction == 0:
+        return chosen
+    for value in (False, True):
+        members = np.flatnonzero(candidates & (truth == value))
+        count = min(len(members), max(1, round(fraction * len(members)))) if len(members) else 0
+        chosen[rng.choice(members, size=count, replace=False)] = True
+    return chosen
+
+
+def _metrics_by_head(heads: dict[str, np.ndarray], truth: np.ndarray, where: np.ndarray) -> dict[str, dict]:
+    return {name: _brief(ranking_metrics(values[where], truth[where])) for name, values in heads.items()}
 
 
 def _head_scores(parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
