@@ -59,7 +59,7 @@ def novelty_scores(collection, seed: int = SEED) -> tuple[dict[str, np.ndarray],
     device = torch.device("cpu")
     knn = run_to_end(fit_novelty(embedder, collection, normaliser, size, "knn", device, seed))
     scorers = {"knn": knn}
-    for method in NOVELTY_METHODS[1:]:
+    for method in list(NOVELTY_METHODS)[1:]:
         scorers[method] = NoveltyScorer(embedder, knn.statistics, method, knn.reference,
                                         knn.reference_index, device, seed)
     batches = [np.arange(i, min(i + 256, len(collection))) for i in range(0, len(collection), 256)]

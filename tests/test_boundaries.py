@@ -107,10 +107,10 @@ def _is_type_checking_block(node: ast.AST) -> bool:
         or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
 
 
-def _imported_modules(path: Path, known: set[str]) -> set[str]:
+def _imported_modules(path: Path, known: set[str], type_checking: bool = False) -> set[str]:
     """The package's modules ``path`` imports anywhere (module level or in a function).
 
-    Imports under ``if TYPE_CHECKING:`` never run and are left out.
+    Imports under ``if TYPE_CHECKING:`` never run and are left out, unless ``type_checking``.
     """
     name = _module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -118,7 +118,7 @@ def _imported_modules(path: Path, known: set[str]) -> set[str]:
     pending: list[ast.AST] = [ast.parse(path.read_text())]
     while pending:
         node = pending.pop()
-        if _is_type_checking_block(node):
+        if _is_type_checking_block(node) and not type_checking:
             pending.extend(node.orelse)
             continue
         if isinstance(node, ast.Import):
@@ -166,10 +166,52 @@ def test_import_circles_are_found():
 
 
 def test_no_import_circles():
+    """Not even one held apart by ``TYPE_CHECKING``: a module that names another's type for its
+    arguments and is imported back by it is two modules calling into each other."""
     paths = {_module_name(p): p for p in SOURCE.rglob("*.py")}
-    graph = {name: _imported_modules(path, set(paths)) for name, path in paths.items()}
+    graph = {name: _imported_modules(path, set(paths), type_checking=True) for name, path in paths.items()}
     assert sum(map(len, graph.values())) > 100  # the scan sees the package's imports
     assert _import_circles(graph) == []
+
+
+def _function_level_imports(path: Path) -> list[ast.ImportFrom]:
+    """The imports of the package's own modules made inside a function of ``path``."""
+    found = []
+    for function in ast.walk(ast.parse(path.read_text())):
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found += [node for node in ast.walk(function) if isinstance(node, ast.ImportFrom)
+                      and (node.level or (node.module or "").startswith("napari_anomalymatch"))]
+    return found
+
+
+def _says_why_deferred(lines: list[str], node: ast.ImportFrom) -> bool:
+    """A comment with "defer" on the import, or on the line above the run of imports it is in."""
+    first = node.lineno - 1
+    while first > 0 and lines[first - 1].strip().startswith(("import ", "from ")):
+        first -= 1
+    above = lines[first - 1].strip() if first else ""
+    comments = [above] if above.startswith("#") else []
+    comments += [line.partition("#")[2] for line in lines[node.lineno - 1:node.end_lineno]]
+    return any("defer" in comment.lower() for comment in comments)
+
+
+def test_function_level_imports_say_why():
+    """The package's own modules are imported at the top, where a reader sees what a module needs;
+    inside a function only to defer a heavy dependency, saying so."""
+    unexplained = []
+    for path in sorted(SOURCE.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        unexplained += [f"{path.relative_to(SOURCE)}:{node.lineno}: {lines[node.lineno - 1].strip()}"
+                        for node in _function_level_imports(path) if not _says_why_deferred(lines, node)]
+    assert unexplained == []
+
+
+def test_a_function_level_import_without_a_reason_is_found(tmp_path):
+    module = tmp_path / "module.py"
+    module.write_text("def f():\n    from .a import b\n\n\ndef g():\n    # deferred: loads torch\n"
+                      "    from .c import d\n    from .e import f\n\n\ndef h():\n    import os\n")
+    lines = module.read_text().splitlines()
+    assert [_says_why_deferred(lines, node) for node in _function_level_imports(module)] == [False, True, True]
 
 
 # The engine's parts, bottom to top: a module may import only its own layer and those below.

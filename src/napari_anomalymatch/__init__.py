@@ -15,7 +15,7 @@ _SCRIPTED = ("open_plugin", "AnomalyMatchApp")
 
 def __getattr__(name: str) -> Any:
     if name in _SCRIPTED:
-        from ._napari import api
+        from ._napari import api  # deferred: napari, Qt and torch load only for the plugin
 
         return getattr(api, name)
     raise AttributeError(f"module 'napari_anomalymatch' has no attribute {name!r}")

@@ -3,6 +3,8 @@
 Sub-commands: ``demo``, ``init``, ``label``, ``train``, ``score``, ``export``, ``similar``, ``map``,
 ``crossmatch``, ``samp``, ``tag``, ``explain``, ``evaluate``, ``info``, ``relocate``.  Errors the user
 can fix are printed as one line (exit status 2); Ctrl-C during training keeps the iterations done.
+The engine's modules that load torch are imported by the commands that use them (``# deferred:
+torch``), so ``--help`` and a mistyped argument answer at once.
 """
 
 from __future__ import annotations
@@ -17,17 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .core.atomic import disk_error
 from .core.config import (
     AUTO,
     COMPILE_MODES,
+    DEFAULT_NOVELTY_METHOD,
     DEVICES,
     FILTERS,
-    HEADS,
     NORMALISATIONS,
     NOVELTY_METHODS,
     ORACLE_ORDER,
     ORACLE_TEST_FRACTION,
-    ORDERS,
     PRECISIONS,
     PROBE_FEATURES,
     PROBE_LAYERS,
@@ -38,8 +40,18 @@ from .core.config import (
     SessionConfig,
     setting_names,
 )
+from .core.discovery.embedding_map import MAP_SAMPLE
+from .core.discovery.map_figure import COLOUR_BY, map_colouring, render_map
+from .core.errors import AnomalyMatchError, ConfigError
 from .core.evaluation.demo import ANOMALY_CLASS as DEMO_ANOMALY_CLASS
 from .core.evaluation.demo import CLASSES as DEMO_CLASSES
+from .core.evaluation.demo import write_first_benchmark
+from .core.heads import head_names
+from .core.io.options import READER_OPTIONS
+from .core.review.crossmatch import DEFAULT_RADIUS, crossmatch_session
+from .core.runs import run_to_end
+from .core.scoring.orders import order_names
+from .core.transforms import Normaliser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,9 +74,6 @@ def _one_line_warning(command: str) -> Callable[..., None]:
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    from .core.atomic import disk_error
-    from .core.errors import AnomalyMatchError
-
     try:
         return int(args.run(args) or 0)
     except AnomalyMatchError as err:
@@ -83,6 +92,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
 def _what_was_kept(args: argparse.Namespace) -> str:
     """What is on disk after Ctrl-C, read back from the session folder (never assumed)."""
+    # deferred: torch
     from .core.session import saved_state
 
     session = getattr(args, "session", None)
@@ -158,7 +168,7 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--lr", type=float, default=None, help=f"learning rate ({train.learning_rate})")
     group.add_argument("--seed", type=int, default=None, help=f"random seed ({train.seed})")
     group.add_argument("--device", default=None, choices=DEVICES)
-    group.add_argument("--head", default=None, choices=HEADS,
+    group.add_argument("--head", default=None, choices=head_names(),
                        help="what scores: lpft, FixMatch training of a head that starts as the "
                             "linear probe (the default); lpft+probe, it and the probe averaged; probe, "
                             "the linear probe alone; classifier, the fine-tuned FixMatch classifier "
@@ -219,10 +229,8 @@ def _score_options(parser: argparse.ArgumentParser) -> None:
 def _data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--reader", default=None, help=f"reader name ({DEFAULTS.data.reader})")
-    group.add_argument("--hdu", type=_parse_hdu, default=None,
-                       help="FITS HDU(s): index, name, comma-separated list, or 'all'")
-    group.add_argument("--dataset", default=None, help="HDF5 dataset of the images")
-    group.add_argument("--array", default=None, help="Zarr array of the images")
+    for option in READER_OPTIONS:
+        group.add_argument(f"--{option.name}", type=option.parse, default=None, help=option.help)
     group.add_argument("--normalisation", default=None, choices=NORMALISATIONS)
     _crop_option(group)
     _skip_bad_option(group)
@@ -276,12 +284,6 @@ def _parse_crop(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"expected 'auto' or a fraction such as 0.5; got {text!r}") from None
 
 
-def _parse_hdu(text: str) -> Any:
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    values: list[Any] = [int(p) if p.lstrip("-").isdigit() else p for p in parts]
-    return values[0] if len(values) == 1 else values
-
-
 def _progress_bar(total: int, description: str, unit: str = "it"):
     from tqdm.auto import tqdm
 
@@ -291,9 +293,9 @@ def _progress_bar(total: int, description: str, unit: str = "it"):
 
 def _drive_training(events, on_event: Callable[[Any], None] | None = None) -> Any:
     """Show loading/training progress bars while a generator runs; return its value."""
+    # deferred: torch
     from .core.learning.training import TrainProgress
     from .core.loading import LoadProgress
-    from .core.runs import run_to_end
 
     bars: dict[str, Any] = {}
 
@@ -325,8 +327,6 @@ def _drive_scoring(events) -> Any:
 
     The unsupervised ranking first embeds its reference sample (events without ``indices``).
     """
-    from .core.runs import run_to_end
-
     bars: dict[str, Any] = {}
 
     def show(event: Any) -> None:
@@ -369,7 +369,7 @@ def _add_demo(commands: Any) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from .core.evaluation.demo import write_first_benchmark
+    # deferred: torch
     from .core.evaluation.protocol import read_benchmark
 
     seed = args.seed if args.seed is not None else 0
@@ -384,9 +384,9 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def _run_and_report(benchmark: Any, config: Any, cycles: int, out: Path | None,
                     compare_heads: bool = False, oracle: Any = None) -> Any:
+    # deferred: torch
     from .core.evaluation.protocol import CycleReport, OracleSettings, run_protocol
     from .core.evaluation.report import write_evaluation_report
-    from .core.transforms import Normaliser
 
     def report(event: Any) -> None:
         if isinstance(event, CycleReport):
@@ -431,6 +431,7 @@ def _add_init(commands: Any) -> None:
 
 
 def _run_init(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.session import Session
 
     config = _apply_options(SessionConfig(), args)
@@ -461,6 +462,7 @@ def _add_label(commands: Any) -> None:
 
 
 def _run_label(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.session import Session
 
     with Session.open(args.session, new_label_store=args.new_store) as session, _writer(session, args):
@@ -484,6 +486,7 @@ def _add_tag(commands: Any) -> None:
 
 
 def _run_tag(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.session import Session
 
     with Session.open(args.session, read_only=not args.tags) as session:
@@ -517,12 +520,11 @@ def _add_train(commands: Any) -> None:
 
 def _update_settings(session: Any, args: argparse.Namespace) -> None:
     """Store the options given on the command line in the session's settings."""
-    config = _apply_options(session.config, args)
-    if config != session.config:
-        session.update_config(config)
+    session.update_config(_apply_options(session.config, args))
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.session import Session
 
     with Session.open(args.session) as session, _writer(session, args):
@@ -575,9 +577,9 @@ def _add_score(commands: Any) -> None:
     parser.add_argument("--unsupervised", action="store_true",
                         help="a first ranking with zero labels: score every image by how unusual its "
                              "pretrained embedding is (before the first training cycle)")
-    parser.add_argument("--method", default=None, choices=NOVELTY_METHODS,
-                        help=f"with --unsupervised: {NOVELTY_METHODS[0]} (mean cosine distance to the "
-                             f"nearest images; the default) or {NOVELTY_METHODS[1]} (Astronomaly's baseline)")
+    methods = "; ".join(f"{name}: {what}" for name, what in NOVELTY_METHODS.items())
+    parser.add_argument("--method", default=None, choices=list(NOVELTY_METHODS),
+                        help=f"with --unsupervised: {methods} (default {DEFAULT_NOVELTY_METHOD})")
     _skip_bad_option(parser)
     _wait_option(parser)
     _score_options(parser)
@@ -585,8 +587,7 @@ def _add_score(commands: Any) -> None:
 
 
 def _run_score(args: argparse.Namespace) -> int:
-    from .core.config import DEFAULT_NOVELTY_METHOD
-    from .core.errors import ConfigError
+    # deferred: torch
     from .core.session import Session
 
     if args.method is not None and not args.unsupervised:
@@ -604,6 +605,7 @@ def _run_score(args: argparse.Namespace) -> int:
         if args.dask is None:
             _report_scores(session, _drive_scoring(session.score()), args.top)
             return 0
+        # deferred: torch
         from .core.scoring.cluster import connect
 
         with connect(args.dask) as cluster:
@@ -644,6 +646,7 @@ def _add_export(commands: Any) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.review.export import session_table, write_table
     from .core.session import Session
 
@@ -670,6 +673,7 @@ def _add_similar(commands: Any) -> None:
 
 
 def _run_similar(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.review.export import similar_table, write_table
     from .core.session import Session
 
@@ -683,9 +687,6 @@ def _run_similar(args: argparse.Namespace) -> int:
 
 
 def _add_map(commands: Any) -> None:
-    from .core.discovery.embedding_map import MAP_SAMPLE
-    from .core.discovery.map_figure import COLOUR_BY
-
     parser = commands.add_parser(
         "map", help="draw a 2-D map (UMAP) of the collection's embeddings",
         description="Lay out the embeddings the latest 'score' run stored on a 2-D map (UMAP), every "
@@ -704,9 +705,8 @@ def _add_map(commands: Any) -> None:
 
 
 def _run_map(args: argparse.Namespace) -> int:
-    from .core.discovery.map_figure import map_colouring, render_map
+    # deferred: torch
     from .core.review.export import FORMATS, map_table, write_table
-    from .core.runs import run_to_end
     from .core.session import Session
 
     with Session.open(args.session) as session:
@@ -753,8 +753,6 @@ class _MapBar:
 
 
 def _add_crossmatch(commands: Any) -> None:
-    from .core.review.crossmatch import DEFAULT_RADIUS
-
     parser = commands.add_parser(
         "crossmatch", help="mark the images already known in a catalogue (offline)",
         description="Match every image's RA/Dec against a catalogue of known objects (FITS, ECSV, "
@@ -772,7 +770,7 @@ def _add_crossmatch(commands: Any) -> None:
 
 
 def _run_crossmatch(args: argparse.Namespace) -> int:
-    from .core.review.crossmatch import crossmatch_session
+    # deferred: torch
     from .core.review.export import session_table, write_table
     from .core.session import Session
 
@@ -799,6 +797,7 @@ def _add_samp(commands: Any) -> None:
 
 
 def _run_samp(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.review.samp import SampLink, send_ranking
     from .core.session import Session
 
@@ -831,6 +830,7 @@ def _add_explain(commands: Any) -> None:
 
 
 def _run_explain(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.review.saliency import explain_top
     from .core.session import Session
 
@@ -850,6 +850,7 @@ def _add_info(commands: Any) -> None:
 
 
 def _run_info(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.session import Session
 
     with Session.open(args.session, read_only=True) as session:
@@ -914,7 +915,7 @@ def _add_evaluate(commands: Any) -> None:
                     "scored and the ranking measured.")
     parser.add_argument("manifest", type=Path)
     parser.add_argument("--cycles", type=_positive_int, default=3)
-    parser.add_argument("--oracle-order", default=ORACLE_ORDER, choices=ORDERS,
+    parser.add_argument("--oracle-order", default=ORACLE_ORDER, choices=order_names(),
                         help="the review order the oracle labels in: most anomalous first (default: "
                              "the paper's protocol), closest to the decision boundary first, random, or "
                              "diverse (the top 500 clustered, the best of each cluster first)")
@@ -937,6 +938,7 @@ def _add_evaluate(commands: Any) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.evaluation.protocol import OracleSettings, read_benchmark
 
     benchmark = read_benchmark(args.manifest, on_error="skip" if args.skip_bad else "raise")

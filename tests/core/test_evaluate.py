@@ -75,10 +75,10 @@ def test_bad_oracle_settings_say_what_is_allowed(settings):
 
 def test_the_command_line_offers_every_review_order():
     from napari_anomalymatch.cli import build_parser
-    from napari_anomalymatch.core.session import ORDERS
+    from napari_anomalymatch.core.scoring.orders import order_names
 
     parser = build_parser()
-    for order in ORDERS:
+    for order in order_names():
         assert parser.parse_args(["evaluate", "m.csv", "--oracle-order", order]).oracle_order == order
     assert parser.parse_args(["evaluate", "m.csv"]).oracle_order == OracleSettings().order
     with pytest.raises(SystemExit):

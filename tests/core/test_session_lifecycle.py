@@ -203,3 +203,15 @@ def test_run_to_end_closes_the_generator_when_the_caller_stops():
         run_to_end(events(), interrupt)
     assert cleaned == [True, True]  # the stopped one cleaned up too (a cycle saves its checkpoint)
 
+
+
+def test_update_config_says_whether_the_settings_changed_and_writes_only_a_change(tmp_path, blob_folder):
+    folder, _ = blob_folder
+    with Session.open_or_create(tmp_path / "s", data=DataConfig(source=str(folder)), config=TINY) as session:
+        settings = tmp_path / "s" / "session.toml"
+        settings.write_text(settings.read_text() + "# kept while nothing changes\n")
+        assert session.update_config(session.config) is False
+        assert settings.read_text().endswith("# kept while nothing changes\n")
+        assert session.update_config(session.config.with_settings(iterations=7)) is True
+    with Session.open(tmp_path / "s", read_only=True) as reopened:
+        assert reopened.config.train.iterations == 7

@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from napari_anomalymatch.core.config import ModelConfig, TrainConfig
+from napari_anomalymatch.core.errors import ConfigError
+from napari_anomalymatch.core.evaluation.protocol import read_benchmark
 from napari_anomalymatch.core.learning.augment import dihedral, strong_augment, weak_augment
 from napari_anomalymatch.core.learning.fixmatch import FixMatchBatch, fixmatch_step, pseudo_labels
 from napari_anomalymatch.core.learning.training import Trainer, TrainingData
@@ -138,8 +140,19 @@ def test_state_dict_round_trip(trainer):
 
 
 def test_training_needs_both_kinds_of_label():
-    with pytest.raises(ValueError, match="at least one labelled image"):
+    with pytest.raises(ValueError, match="at least one anomaly and one normal label"):
         TrainingData(torch.zeros(0, 1, 8, 8), torch.zeros(0, dtype=torch.long), torch.zeros(1, 1, 8, 8))
+
+
+def test_one_precondition_and_one_message_wherever_the_labels_come_from(blob_manifest):
+    expected = ("training needs at least one anomaly and one normal label; {} has 2 anomalies and 0 normal "
+                "images")
+    with pytest.raises(ConfigError, match=expected.format("the training data")):
+        TrainingData(torch.zeros(2, 1, 8, 8), torch.ones(2, dtype=torch.long), torch.zeros(1, 1, 8, 8))
+    rows = blob_manifest.read_text().splitlines()
+    blob_manifest.write_text("\n".join(row.replace(",normal", ",") for row in rows) + "\n")
+    with pytest.raises(ConfigError, match=expected.format(f"the initial_label column of {blob_manifest}")):
+        read_benchmark(blob_manifest)
 
 
 def test_supervised_only_training_when_the_ratio_is_zero():

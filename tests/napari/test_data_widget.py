@@ -10,6 +10,7 @@ import pytest
 
 from napari_anomalymatch.core.autocrop import choose_crop
 from napari_anomalymatch.core.config import SessionConfig
+from napari_anomalymatch.core.io.options import option_fields
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL
 from napari_anomalymatch.core.review.tiles import frame_width
 
@@ -204,3 +205,13 @@ def test_exports_of_the_first_sample_carry_its_ra_and_dec(tmp_path, viewer, pane
     expected = (meta["metadata"]["ra"][0], meta["metadata"]["dec"][0])
     np.testing.assert_allclose(by_id[first_id], expected)
     assert str(table["ra"].unit) == "deg"
+
+
+def test_the_reader_fields_are_made_from_the_options_table(panel):
+    fields = option_fields()
+    assert list(panel.option_fields) == list(fields)
+    for field, options in fields.items():
+        widget = panel.option_fields[field]
+        assert getattr(panel, field) is widget
+        assert widget.label == options[0].label
+        assert all(option.help in widget.tooltip for option in options)

@@ -28,7 +28,7 @@ from ..core.discovery.embedding_map import EmbeddingMap
 from ..core.display import DisplaySettings
 from ..core.errors import AnomalyMatchError
 from ..core.evaluation.testset import TestReport
-from ..core.review.crossmatch import CrossMatch
+from ..core.review.crossmatch import DEFAULT_RADIUS, CrossMatch
 from ..core.review.queue import Candidate
 from ..core.session import Session
 
@@ -152,7 +152,7 @@ class AnomalyMatchApp:
         """Tag the current candidate (``"lens, merger"``; ``"-lens"`` removes), as the ``t`` key does."""
         return self.controller.edit_tags(text)
 
-    def crossmatch(self, catalogue: str | Path, radius: str = "3arcsec") -> CrossMatch:
+    def crossmatch(self, catalogue: str | Path, radius: str = DEFAULT_RADIUS) -> CrossMatch:
         """Match the images against a catalogue of known objects (kept in the session)."""
         return self.controller.crossmatch(catalogue, radius)
 
@@ -234,7 +234,7 @@ def open_plugin(viewer: napari.Viewer | None = None, show: bool = True, **load: 
         import napari
 
         viewer = napari.Viewer(show=show)
-    from .main_widget import AnomalyMatchWidget
+    from .main_widget import AnomalyMatchWidget  # deferred: the widgets load napari and Qt, after timm above
 
     widget = AnomalyMatchWidget(viewer)
     viewer.window.add_dock_widget(widget, name="AnomalyMatch", area="right")

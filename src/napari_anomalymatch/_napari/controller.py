@@ -16,10 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 from psygnal import Signal
 
-from ..core.config import DEFAULT_NOVELTY_METHOD, DataConfig, NormalisationConfig, SessionConfig, setting_names
+from ..core.config import (
+    DEFAULT_NOVELTY_METHOD,
+    DataConfig,
+    NormalisationConfig,
+    SessionConfig,
+    check_novelty_method,
+    setting_names,
+)
 from ..core.display import DisplayRenderer, DisplaySettings
 from ..core.errors import AnomalyMatchError, ConfigError, SampError, SessionError
 from ..core.evaluation.testset import SOURCE_TRUTH, TestReport, TestSet, evaluate_test_set, read_test_set
+from ..core.labelfiles import count_changes, read_label_file
 from ..core.review.crossmatch import DEFAULT_RADIUS, CrossMatch, crossmatch_session
 from ..core.review.export import export_session
 from ..core.review.queue import Candidate, ReviewQueue
@@ -162,11 +170,11 @@ class AnomalyMatchController:
 
     def loss_history(self) -> list:
         """Every training iteration's losses stored in the session, oldest first."""
-        return read_loss_history(self._require_session().path)
+        return read_loss_history(self.require_session().path)
 
     def _attach_layers(self) -> None:
         """Give the layers their own handle on the collection (the workers use the session's)."""
-        session = self._require_session()
+        session = self.require_session()
         display_collection = copy.copy(session.collection)
         self.layers.attach(display_collection, self._renderer(), {"session": str(session.path)})
 
@@ -227,15 +235,13 @@ class AnomalyMatchController:
 
     def preview_import(self, path: str | Path) -> tuple[int, int]:
         """How many labels importing ``path`` would change, and how many of those it would replace."""
-        from ..core.labelfiles import count_changes, read_label_file
-
-        session = self._require_session()
+        session = self.require_session()
         pairs = read_label_file(Path(path), session.collection, skip_unknown=session.config.data.on_error == "skip")
         return count_changes(pairs, session.labels.current(include_unsure=True))
 
     def import_labels(self, path: str | Path) -> int:
         """Import a label file into the session; returns the number of labels changed."""
-        changed = self._require_session().import_labels(path)
+        changed = self.require_session().import_labels(path)
         self.queue.refresh(reload_scores=False)
         self.show()
         self.labels_changed.emit()
@@ -278,7 +284,7 @@ class AnomalyMatchController:
 
     def move(self, step: int) -> Candidate | None:
         """Move ``step`` candidates forward (negative: back)."""
-        if self._require_queue().move(step):
+        if self.require_queue().move(step):
             self.show()
         return self.current
 
@@ -290,13 +296,13 @@ class AnomalyMatchController:
 
     def go_to(self, position: int) -> Candidate | None:
         """Jump to a 0-based place of the review order."""
-        if self._require_queue().go_to(position):
+        if self.require_queue().go_to(position):
             self.show()
         return self.current
 
     def go_to_last(self) -> Candidate | None:
         """Jump to the last place of the review order."""
-        return self.go_to(len(self._require_queue()) - 1)
+        return self.go_to(len(self.require_queue()) - 1)
 
     def move_page(self, pages: int) -> Candidate | None:
         """Move ``pages`` gallery pages forward (negative: back)."""
@@ -304,31 +310,31 @@ class AnomalyMatchController:
 
     def find(self, text: str) -> Candidate | None:
         """Jump to a 1-based rank (``"250"``) or an image id of the review order."""
-        if self._require_queue().go_to(self.queue.position_of(text)):
+        if self.require_queue().go_to(self.queue.position_of(text)):
             self.show()
         return self.current
 
     def label(self, label: int | str) -> Candidate | None:
         """Label the current candidate (``a``, ``n``, ``s`` or a label word); stored at once."""
-        self._require_queue().label(label)
+        self.require_queue().label(label)
         self.show()
         self.labels_changed.emit()
         return self.current
 
     def edit_tags(self, text: str) -> Candidate | None:
         """Tag the current candidate (``"lens, merger"``; ``-lens`` removes); its label stays."""
-        self._require_queue().edit_tags(text)
+        self.require_queue().edit_tags(text)
         self.show()
         self.labels_changed.emit()
         return self.current
 
     def open_tag_entry(self) -> None:
         """Open the tag entry over the canvas for the current candidate (the ``t`` key)."""
-        if self._require_queue().current is None:
+        if self.require_queue().current is None:
             raise ConfigError("no candidate to tag: the review list is empty; change the filter")
         qt_viewer = self.viewer.window._qt_viewer
         if self._tag_entry is None:
-            from .tag_entry import TagEntry
+            from .tag_entry import TagEntry  # deferred: the controller loads no Qt until the entry is opened
 
             self._tag_entry = TagEntry(qt_viewer, notify_errors(self.edit_tags), self.keys.focus_canvas)
             self._tag_entry.destroyed.connect(self._forget_tag_entry)  # napari deletes it with its viewer
@@ -339,7 +345,7 @@ class AnomalyMatchController:
 
     def undo(self) -> Candidate | None:
         """Revert the latest label or tag action and go back to that image."""
-        if self._require_queue().undo() is not None:
+        if self.require_queue().undo() is not None:
             self.show()
             self.labels_changed.emit()
         return self.current
@@ -349,43 +355,43 @@ class AnomalyMatchController:
         """Review by ``score``, ``uncertainty`` or ``random``; ``unlabelled``, ``labelled`` or ``all``;
         known objects (of the cross-match) ``show``n, ``hide``den or ``last``; only images with ``tag``
         (``""``: all)."""
-        self._require_queue().set_order(order, which, known, tag)
+        self.require_queue().set_order(order, which, known, tag)
         self.show()
 
     def crossmatch(self, catalogue: str | Path, radius: str = DEFAULT_RADIUS) -> CrossMatch:
         """Match the images against a catalogue of known objects; the review then shows each verdict."""
-        match = crossmatch_session(self._require_session(), catalogue, radius)
+        match = crossmatch_session(self.require_session(), catalogue, radius)
         self.refresh()
         return match
 
     def refresh(self) -> None:
         """Re-read labels and scores and re-rank (keeps the current image)."""
-        self._require_queue().refresh()
+        self.require_queue().refresh()
         self.show()
 
     def toggle_similar(self) -> bool:
         """Review the images most like the current one (it first), or the ranking again; returns
         whether the similarity order is on (see ``ReviewQueue.toggle_similar``)."""
-        similar = self._require_queue().toggle_similar()
+        similar = self.require_queue().toggle_similar()
         self.show()
         return similar
 
     def show_index(self, index: int) -> Candidate | None:
         """Show image ``index`` (a point clicked on the map), listing every image if it is not listed."""
-        if self._require_queue().show_index(index):
+        if self.require_queue().show_index(index):
             _warn("the review now lists every image (all labels), so that the image chosen on the map is in it")
         self.show()
         return self.current
 
     def review_selection(self, indices) -> int:
         """Review only ``indices`` (a selection on the map), from its first; None: every image again."""
-        listed = self._require_queue().review_selection(indices)
+        listed = self.require_queue().review_selection(indices)
         self.show()
         return listed
 
     def label_indices(self, indices, label: int | str) -> int:
         """Label many images in one step (``undo`` reverts them together); returns how many changed."""
-        events = self._require_session().label_indices(indices, label)
+        events = self.require_session().label_indices(indices, label)
         self.queue.refresh(reload_scores=False)
         self.show()
         self.labels_changed.emit()
@@ -433,7 +439,7 @@ class AnomalyMatchController:
         SessionError
             While training or scoring runs (the model is changing).
         """
-        self._require_queue()
+        self.require_queue()
         if not self.saliency_visible:
             self._refuse_while_busy("show the saliency map")
             self.saliency_visible = True
@@ -458,7 +464,7 @@ class AnomalyMatchController:
 
     def _saliency_of(self, index: int):
         """The map of image ``index`` by the latest model (kept until a new model or normalisation)."""
-        session = self._require_session()
+        session = self.require_session()
         if self._saliency_cycle != session.cycle:
             self._saliency.clear()
             self._saliency_cycle = session.cycle
@@ -516,7 +522,7 @@ class AnomalyMatchController:
         NotTrainedError, IncompleteScoresError
             Without complete scores.
         """
-        session = self._require_session()
+        session = self.require_session()
         if self.samp is None:
             run = self._main_thread.run
             self.samp = SampLink(on_row=lambda image_id: run(lambda: self._on_samp_row(image_id)),
@@ -567,7 +573,7 @@ class AnomalyMatchController:
     def apply_normalisation(self, normalisation: NormalisationConfig) -> None:
         """Make ``normalisation`` the session's (what the model sees from the next cycle on)."""
         self._refuse_while_busy("change the normalisation")
-        session = self._require_session()
+        session = self.require_session()
         session.update_config(session.config.replace(
             data=dataclasses.replace(session.config.data, normalisation=normalisation)))
         self._preview = None
@@ -577,7 +583,7 @@ class AnomalyMatchController:
         self.session_changed.emit(session)
 
     def _renderer(self) -> DisplayRenderer:
-        session = self._require_session()
+        session = self.require_session()
         normaliser = session.normaliser
         if self._preview is not None:
             normaliser = Normaliser(self._preview, normaliser.value_range)
@@ -597,7 +603,7 @@ class AnomalyMatchController:
         ConfigError
             Without at least one anomaly and one normal label.
         """
-        self._require_session().check_trainable()  # here, not in the worker: the caller hears of it
+        self.require_session().check_trainable()  # here, not in the worker: the caller hears of it
         return self._start(train=True, score=score, iterations=iterations)
 
     def score(self):
@@ -606,13 +612,11 @@ class AnomalyMatchController:
 
     def score_unsupervised(self, method: str = DEFAULT_NOVELTY_METHOD):
         """Rank the collection without labels (``Session.score_unsupervised``) in a worker thread."""
-        from ..core.scoring.novelty import check_method
-
-        check_method(method)
+        check_novelty_method(method)
         return self._start(train=False, score=True, unsupervised=method)
 
     def _start(self, train: bool, score: bool, iterations: int | None = None, unsupervised: str | None = None):
-        session = self._require_session()
+        session = self.require_session()
         self._refuse_while_busy("start another run")
         if self.embedding_map.busy:  # UMAP cannot be stopped; the two would share the CPU
             raise SessionError("the embedding map is being computed; start the run when it is done")
@@ -654,11 +658,11 @@ class AnomalyMatchController:
 
     def export(self, path: str | Path, top: int | None = None) -> Path:
         """Write the ranking with every label (csv, ecsv, fits, xml/vot, parquet)."""
-        return export_session(self._require_session(), path, top=top)
+        return export_session(self.require_session(), path, top=top)
 
     def load_test_set(self, path: str | Path) -> TestSet:
         """Read a held-out test set (id or path, and is_anomaly/label columns)."""
-        self.test_set = read_test_set(path, self._require_session().collection)
+        self.test_set = read_test_set(path, self.require_session().collection)
         self._save_review_state()
         self.test_set_changed.emit(self.test_set)
         return self.test_set
@@ -671,22 +675,22 @@ class AnomalyMatchController:
         """The test set's metrics and curves for the current scores, or None without both."""
         if self.test_set is None or self.queue is None or self.queue.scores_cycle is None:
             return None
-        training, _ = self._require_session().labelled()
+        training, _ = self.require_session().labelled()
         return evaluate_test_set(self.queue.scores, self.test_set, training)
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _require_session(self) -> Session:
+    def require_session(self) -> Session:
         if self.session is None:
             raise SessionError("no session open: choose a session folder and a data source first")
         return self.session
 
-    def _require_queue(self) -> ReviewQueue:
-        self._require_session()
+    def require_queue(self) -> ReviewQueue:
+        self.require_session()
         return self.queue
 
     def _require_candidate(self, action: str) -> Candidate:
-        candidate = self._require_queue().current
+        candidate = self.require_queue().current
         if candidate is None:
             raise ConfigError(f"no candidate to {action}: the review list is empty; change the filter")
         return candidate

@@ -13,6 +13,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEd
 from ..core.config import AUTO, NORMALISATIONS, NormalisationConfig
 from ..core.errors import AnomalyMatchError, ConfigError
 from ..core.folders import propose_session_folder
+from ..core.io.options import ReaderOption, option_fields
 from ..core.io.registry import find_reader, reader_names
 from .compact import compact_combo_boxes, compact_file_edit, pack_to_top, status_label
 from .layers import layer_source, write_layer_stack
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 FOLDER_READERS = ("folder", "zarr")
 # form field -> the reader options it can fill (the HDF5 dataset and the Zarr array share one field)
-FIELD_OPTIONS = {"hdu": ("hdu",), "array_name": ("dataset", "array"), "ids_name": ("ids",)}
+FIELD_OPTIONS: dict[str, tuple[ReaderOption, ...]] = option_fields()
 
 
 AUTO_CROP = 0.0  # the crop spin box's value for "auto" (a crop of nothing is not a setting)
@@ -40,10 +41,9 @@ class DataWidget(Container):
         self.source = compact_file_edit(FileEdit(mode="r", label="Source"))
         self.source.tooltip = ("a FITS/HDF5/Zarr file, a CSV/ECSV catalogue, a folder of images (set Reader to "
                                "'folder' to browse for one) or a glob such as /data/*.fits")
-        self.hdu = LineEdit(label="FITS HDU(s)", tooltip="FITS extension(s): index, name, list (1,2,3 or G,R,I) "
-                                                         "or 'all'")
-        self.array_name = LineEdit(label="Dataset / array", tooltip="HDF5 dataset or Zarr array; guessed when empty")
-        self.ids_name = LineEdit(label="Ids dataset", tooltip="image ids beside the images (optional)")
+        self.option_fields = {field: option_field(options) for field, options in FIELD_OPTIONS.items()}
+        for field, widget in self.option_fields.items():
+            setattr(self, field, widget)  # data.hdu, data.array_name ...: the fields by the table's names
         self.from_layer = PushButton(text="Use the selected layer as source")
         self.normalisation = ComboBox(choices=list(NORMALISATIONS), value="auto", label="Normalisation")
         self.low = FloatSpinBox(value=0.5, min=0.0, max=100.0, step=0.5, label="Low percentile")
@@ -57,7 +57,7 @@ class DataWidget(Container):
         self.labels_file = compact_file_edit(FileEdit(mode="r", filter="*.csv *.ecsv", label="Label file"))
         self.import_button = PushButton(text="Import labels")
         self.status = status_label("no session open")
-        self.extend([form(self.session_dir, self.reader, self.source, self.hdu, self.array_name, self.ids_name),
+        self.extend([form(self.session_dir, self.reader, self.source, *self.option_fields.values()),
                      self.from_layer, form(self.normalisation, self.low, self.high, self.crop),
                      self.apply_normalisation, self.load_button, form(self.labels_file), self.import_button,
                      self.status])
@@ -89,23 +89,24 @@ class DataWidget(Container):
         reader = self._form_reader()
         accepted = reader.option_names() if reader is not None else None
         options: dict[str, Any] = {}
-        for field, names in FIELD_OPTIONS.items():
-            text = getattr(self, field).value.strip()
+        for field, widget in self.option_fields.items():
+            text = widget.value.strip()
             if not text:
                 continue
-            usable = [name for name in names if accepted is None or name in accepted]
+            usable = [option for option in FIELD_OPTIONS[field] if accepted is None or option.name in accepted]
             if not usable:
-                label = getattr(self, field).label
-                raise ConfigError(f"{label} {text!r} does not apply to the {reader.name} reader (it takes "
+                raise ConfigError(f"{widget.label} {text!r} does not apply to the {reader.name} reader (it takes "
                                   f"{sorted(accepted) or 'no options'}); clear that field")
-            options[self._option_name(usable)] = parse_hdu(text) if field == "hdu" else text
+            option = self._option_filled(usable)
+            options[option.name] = option.parse(text)
         return options
 
-    def _option_name(self, usable: list[str]) -> str:
+    def _option_filled(self, usable: list[ReaderOption]) -> ReaderOption:
         """The option a field fills; ``dataset`` or ``array`` by the source when both may apply."""
         if len(usable) == 1:
             return usable[0]
-        return "array" if text_of(self.source).rstrip("/").endswith(".zarr") else "dataset"
+        wanted = "array" if text_of(self.source).rstrip("/").endswith(".zarr") else "dataset"
+        return next(option for option in usable if option.name == wanted)
 
     def _form_reader(self) -> Any:
         """The reader chosen, or the one the source calls for; None while that is unknown."""
@@ -121,9 +122,8 @@ class DataWidget(Container):
         """Enable only the fields the reader takes; with ``clear``, empty the others."""
         reader = self._form_reader()
         accepted = reader.option_names() if reader is not None else None
-        for field, names in FIELD_OPTIONS.items():
-            widget = getattr(self, field)
-            applies = accepted is None or any(name in accepted for name in names)
+        for field, widget in self.option_fields.items():
+            applies = accepted is None or any(option.name in accepted for option in FIELD_OPTIONS[field])
             widget.enabled = applies
             if clear and not applies:
                 widget.value = ""
@@ -159,9 +159,10 @@ class DataWidget(Container):
         self.source.value = source["path"]
         self.reader.value = source.get("reader", "auto")
         options = source.get("options", {})
-        self.hdu.value = format_hdu(options.get("hdu"))
-        self.array_name.value = str(options.get("dataset") or options.get("array") or "")
-        self.ids_name.value = str(options.get("ids") or "")
+        for field, widget in self.option_fields.items():
+            given = [option.format(options[option.name]) for option in FIELD_OPTIONS[field]
+                     if options.get(option.name) is not None]
+            widget.value = given[0] if given else ""
 
     def _write_layer_stack(self, layer: Any) -> dict[str, Any]:
         """Store a layer's image stack as HDF5 in the session folder."""
@@ -254,15 +255,6 @@ def text_of(file_edit: FileEdit) -> str:
     return str(file_edit.line_edit.value).strip()
 
 
-def parse_hdu(text: str) -> Any:
-    """'1' -> 1, 'SCI' -> 'SCI', '1,2,3' -> [1, 2, 3], 'all' -> 'all'."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    values: list[Any] = [int(p) if p.lstrip("-").isdigit() else p for p in parts]
-    return values[0] if len(values) == 1 else values
-
-
-def format_hdu(hdu: Any) -> str:
-    """The inverse of ``parse_hdu``: [1, 2] -> '1,2'; None -> ''."""
-    if hdu is None:
-        return ""
-    return ",".join(str(h) for h in hdu) if isinstance(hdu, (list, tuple)) else str(hdu)
+def option_field(options: tuple[ReaderOption, ...]) -> LineEdit:
+    """The text field for reader ``options`` that share it, labelled and explained by the table."""
+    return LineEdit(label=options[0].label, tooltip="; ".join(dict.fromkeys(option.help for option in options)))

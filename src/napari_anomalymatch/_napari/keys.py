@@ -18,15 +18,13 @@ where napari's keymap dispatches it.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .editing import keeps_key
 from .notifications import notify_errors
 
 if TYPE_CHECKING:
     import napari
-
-    from .controller import AnomalyMatchController
 
 # key -> (what it does, controller method and arguments)
 REVIEW_KEYS: dict[str, tuple[str, str, tuple[Any, ...]]] = {
@@ -50,10 +48,19 @@ REVIEW_KEYS: dict[str, tuple[str, str, tuple[Any, ...]]] = {
 }
 
 
+class ReviewActions(Protocol):
+    """What the keys drive (``controller.AnomalyMatchController``): a method for each key of
+    ``REVIEW_KEYS``, found by name, and the gallery's click and hover."""
+
+    def click(self, world_position: tuple[float, ...]) -> Any: ...
+
+    def hover(self, world_position: tuple[float, ...]) -> Any: ...
+
+
 class ReviewKeys:
     """Binds ``REVIEW_KEYS`` and the gallery click on one viewer."""
 
-    def __init__(self, viewer: napari.Viewer, controller: AnomalyMatchController) -> None:
+    def __init__(self, viewer: napari.Viewer, controller: ReviewActions) -> None:
         self.viewer = viewer
         self.controller = controller
         self._replaced: dict[str, Callable | None] = {}

@@ -14,21 +14,33 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from psygnal import Signal
 
 from ..core.discovery.embedding_map import EmbeddingMap, MapProgress
 from ..core.discovery.map_figure import MapColouring, map_colouring
-from ..core.discovery.search import embedded_run
 from ..core.errors import AnomalyMatchError, ConfigError, NoEmbeddingsError, SessionError
 from ..core.labels import LABEL_NAMES, parse_label
+from ..core.review.queue import ReviewQueue
 from ..core.session import Session
+from .workers import process_events_until
 
 if TYPE_CHECKING:
-    from .controller import AnomalyMatchController
     from .workers import RunOutcome
+
+
+class MapHost(Protocol):
+    """What the map needs of the dock's controller (``controller.AnomalyMatchController``)."""
+
+    session: Session | None
+    session_changed: Any  # a psygnal signal: the session opened (None: closed)
+    run_finished: Any  # a psygnal signal: a cycle's RunOutcome
+
+    def require_session(self) -> Session: ...
+
+    def require_queue(self) -> ReviewQueue: ...
 
 
 class MapController:
@@ -39,7 +51,7 @@ class MapController:
     busy_changed = Signal(bool)
     selection_changed = Signal(object)  # collection indices selected on the map
 
-    def __init__(self, controller: AnomalyMatchController) -> None:
+    def __init__(self, controller: MapHost) -> None:
         self.controller = controller
         self.map: EmbeddingMap | None = None
         self.selected = np.zeros(0, dtype=np.int64)
@@ -68,14 +80,14 @@ class MapController:
         NoEmbeddingsError
             Before a score run stored embeddings.
         """
-        session = self.controller._require_session()
+        session = self.controller.require_session()
         if self.busy:
             raise SessionError("the map is being computed; wait for it to finish")
         if self.controller.busy:
             raise SessionError("training or scoring runs: the map is computed when it has finished")
         from napari.qt.threading import create_worker
 
-        embedded_run(session)  # raises NoEmbeddingsError here, where the caller hears of it
+        session.embedded_run()  # raises NoEmbeddingsError here, where the caller hears of it
         self.error, self.outdated = None, False
         connect = {"yielded": self.progress.emit, "returned": self._on_computed, "finished": self._on_finished}
         self._worker = create_worker(_map_events, session, sample, _connect=connect, _start_thread=True)
@@ -84,8 +96,6 @@ class MapController:
 
     def wait(self, timeout_ms: int = 300_000) -> None:
         """Process Qt events until the computation has finished."""
-        from .workers import process_events_until
-
         process_events_until(lambda: self._worker is None, timeout_ms, "the map was not computed")
 
     def _on_computed(self, result: EmbeddingMap | str) -> None:
@@ -151,7 +161,7 @@ class MapController:
     # -- what the map shows ---------------------------------------------------------
 
     def colouring(self, by: str) -> MapColouring:
-        return map_colouring(self.controller._require_session(), self._require_map(), by)
+        return map_colouring(self.controller.require_session(), self._require_map(), by)
 
     def describe(self) -> str:
         """What the panel says about the map (or why there is none)."""
@@ -167,7 +177,7 @@ class MapController:
 
     def describe_image(self, index: int) -> str:
         """``id  score 0.9731  anomaly`` for the pointer line."""
-        queue = self.controller._require_queue()
+        queue = self.controller.require_queue()
         score = float(queue.scores[index]) if index < len(queue.scores) else math.nan
         score_text = "not scored" if math.isnan(score) else f"score {score:.4f}"
         return f"{queue.session.collection.id_of(index)}  {score_text}  {LABEL_NAMES[queue.label_of(index)]}"

@@ -19,7 +19,8 @@ from ..core.errors import ConfigError
 from ..core.labels import LABEL_NAMES
 from ..core.review.crossmatch import DEFAULT_RADIUS
 from ..core.review.queue import KNOWN
-from ..core.session import FILTERS, ORDERS
+from ..core.scoring.orders import order_names
+from ..core.session import FILTERS
 from .compact import compact_combo_boxes, compact_file_edit, pack_to_top, status_label
 from .data_widget import text_of
 from .keys import REVIEW_KEYS
@@ -42,7 +43,7 @@ class ReviewWidget(Container):
         self.candidate = status_label("no session open")
         self.counts = status_label()
         self.hovered = status_label()  # the gallery tile under the pointer, with its RA/Dec
-        self.order = ComboBox(choices=list(ORDERS), value="score", label="Order")
+        self.order = ComboBox(choices=list(order_names()), value="score", label="Order")
         self.which = ComboBox(choices=list(FILTERS), value="unlabelled", label="Show")
         self.tag = ComboBox(choices=[ANY_TAG], value=ANY_TAG, label="Tag",
                             tooltip="only the images with this tag (tag the candidate with t)")

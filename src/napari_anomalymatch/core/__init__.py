@@ -5,6 +5,11 @@ e.g. ``from napari_anomalymatch.core.session import Session``.
 
 The top-level modules are the shared ground (config, errors, labels, transforms,
 loading, ...) plus the session that drives the parts; ``io/`` reads collections.
-The parts import in one direction (tests/test_boundaries.py checks):
-``learning`` <- ``scoring`` <- ``session`` <- ``review`` <- ``evaluation``.
+The parts import in one direction, with no circle even behind ``TYPE_CHECKING``
+(tests/test_boundaries.py checks): ``learning`` <- ``scoring`` <- ``discovery`` <- ``session``
+<- ``review`` <- ``evaluation``.
+
+Choices that grow are registered once and read by every front end: heads (``heads``), review
+orders (``scoring.orders``), reader options (``io.options``), table column names (``io.columns``)
+and novelty methods (``config.NOVELTY_METHODS``).
 """

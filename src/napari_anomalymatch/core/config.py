@@ -16,7 +16,10 @@ from typing import Any
 
 import tomllib
 
+from .atomic import atomic_write_bytes
 from .errors import ConfigError
+from .heads import LPFT, get_head, head_names
+from .io.options import reader_option_names
 
 NORMALISATIONS = ("auto", "none", "linear", "percentile", "log", "asinh", "zscale")
 SOFTENINGS = ("fixed", "noise")
@@ -24,24 +27,29 @@ ON_ERROR = ("raise", "skip")
 PRECISIONS = ("auto", "float32", "bfloat16", "bfloat16-mixed", "float16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 WEAK_PASSES = ("joint", "separate")
-HEADS = ("lpft+probe", "lpft", "classifier", "probe", "ensemble")
-# Heads whose trained network is an ``lpft.ProbedNetwork`` (the others train the classifier).
-LPFT_HEADS = ("lpft+probe", "lpft")
 PROBE_FEATURES = ("pretrained", "fine-tuned")
 PROBE_VIEWS = ("auto", "dihedral", "flip", "none")
 AUTO = "auto"  # a setting the engine chooses from the data
 PROBE_LAYERS = ("pyramid", "head")
 PROBE_MORPHOLOGY = ("auto", "on", "off")
-# The orders a person (the Review panel) or the protocol's oracle reviews candidates in.
-ORDERS = ("score", "uncertainty", "random", "diverse")
 FILTERS = ("unlabelled", "labelled", "all")  # which images a ranking lists
 SALIENCY_METHODS = ("gradient", "grad-cam", "occlusion")  # see core.scoring.saliency
 ORACLE_ORDER = "score"  # the paper's protocol: the oracle labels the most anomalous images first
 ORACLE_TEST_FRACTION = 0.2  # of the unlabelled images, kept from the oracle to measure every cycle alike
 # How a first ranking without labels scores novelty (core.scoring.novelty); knn's AUROC is the
 # higher on three of FIRST's four classes and four of CIFAR-10's five (benchmarks/results/zero_label.json)
-NOVELTY_METHODS = ("knn", "isolation-forest")
+NOVELTY_METHODS = {  # name: what it measures (the command line's help)
+    "knn": "mean cosine distance to the nearest images",
+    "isolation-forest": "scikit-learn's isolation forest, Astronomaly's baseline",
+}
 DEFAULT_NOVELTY_METHOD = "knn"
+
+
+def check_novelty_method(method: str) -> str:
+    """``method`` when it is one of ``NOVELTY_METHODS``; else a ``ConfigError`` naming them."""
+    if method not in NOVELTY_METHODS:
+        raise ConfigError(f"the unsupervised method must be one of {tuple(NOVELTY_METHODS)}; got {method!r}")
+    return method
 COMPILE_MODES = ("auto", "none", "fused", "torchscript", "inductor")
 SKY_VIEWER_NAMES = ("legacy-survey", "esasky", "aladin")  # core.review.sky.SKY_VIEWERS has their URLs
 
@@ -180,7 +188,7 @@ class TrainConfig:
     strong_ops: int = 2
     strong_magnitude: int = 10
     weak_pass: str = "separate"
-    head: str = "lpft"
+    head: str = LPFT
     seed: int = 0
 
     def backbone_rate_scale(self) -> float:
@@ -206,7 +214,7 @@ class TrainConfig:
     @property
     def trains_lpft(self) -> bool:
         """Whether FixMatch trains the probe-initialised network (else the classifier)."""
-        return self.head in LPFT_HEADS
+        return get_head(self.head).trains_lpft
 
     def __post_init__(self) -> None:
         owner = "train"
@@ -228,7 +236,7 @@ class TrainConfig:
         _check_int(owner, "strong_ops", self.strong_ops, 0)
         _check_range(owner, "strong_magnitude", self.strong_magnitude, 0, 30)
         _check_choice(owner, "weak_pass", self.weak_pass, WEAK_PASSES)
-        _check_choice(owner, "head", self.head, HEADS)
+        _check_choice(owner, "head", self.head, head_names())
         _check_int(owner, "seed", self.seed, 0)
 
 
@@ -382,8 +390,6 @@ class SessionConfig:
         """Write the config to ``path`` atomically."""
         import tomli_w
 
-        from .atomic import atomic_write_bytes
-
         atomic_write_bytes(Path(path), tomli_w.dumps(_drop_none(self.to_dict())).encode())
 
     @classmethod
@@ -454,8 +460,6 @@ SETTING_ALIASES: dict[str, tuple[str, ...]] = {
     "normalisation": ("data", "normalisation", "method"),
     "sky_viewer": ("sky", "viewer"), "samp_top": ("sky", "samp_top"),
 }
-# Reader options with a flat name (the CLI's --hdu, --dataset, --array); stored in data.options.
-READER_OPTIONS = ("hdu", "dataset", "array")
 # Sections whose fields are settings by their own name; on a clash the first section's wins
 # (``batch_size`` is the training one; the scoring one is ``score_batch_size``).
 FLAT_SECTIONS = ("model", "train", "score")
@@ -480,7 +484,7 @@ def _setting_paths() -> dict[str, tuple[str, ...]]:
     paths.update({"reader": ("data", "reader"), "on_error": ("data", "on_error")})
     paths.update({name: ("data", "normalisation", name)
                   for name in _field_names(NormalisationConfig) if name != "method"})
-    paths.update({name: ("data", "options", name) for name in READER_OPTIONS})
+    paths.update({name: ("data", "options", name) for name in reader_option_names()})  # stored in data.options
     paths.update(SETTING_ALIASES)
     return paths
 

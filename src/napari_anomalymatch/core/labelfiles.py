@@ -8,6 +8,7 @@ from pathlib import Path
 from .errors import LabelError, UnknownIdError
 from .io.base import ImageCollection
 from .io.catalogue import column, read_table
+from .io.columns import COLUMN_NAMES
 from .labels import LABEL_NAMES, UNLABELED, parse_label
 
 
@@ -19,7 +20,7 @@ class ConflictingLabelsWarning(UserWarning):
     """A label file gives one image different labels in different rows; the last row counts."""
 
 
-LABEL_COLUMNS = ("label", "labels", "class")
+LABEL_COLUMNS = COLUMN_NAMES["label"]
 
 
 def read_label_file(path: Path, collection: ImageCollection, skip_unknown: bool = False,
@@ -42,10 +43,10 @@ def read_label_file(path: Path, collection: ImageCollection, skip_unknown: bool 
     if labels is None:
         raise LabelError(f"{path}: no label column (one of {list(label_columns)}); "
                          f"columns found: {table.colnames}")
-    ids = column(table, ("id", "image_id", "name"), path)
+    ids = column(table, COLUMN_NAMES["id"], path)
     by_path = None
     if ids is None:
-        paths = column(table, ("path", "file", "filename"), path, required=True)
+        paths = column(table, COLUMN_NAMES["path"], path, required=True)
         by_path = _path_lookup(collection)
         ids = [by_path.get(_normal_path(path.parent, str(p)), f"<path {p}>") for p in paths]
     pairs, rows = [], []

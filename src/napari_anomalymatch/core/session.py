@@ -24,7 +24,7 @@ import time
 import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,12 +35,15 @@ from .config import (
     AUTO,
     DEFAULT_NOVELTY_METHOD,
     FILTERS,
-    ORDERS,
     DataConfig,
     SessionConfig,
     TrainConfig,
+    check_novelty_method,
     resolve_source,
 )
+from .discovery.diversity import EmbeddingLookup, diverse_order
+from .discovery.embedding_map import MAP_SAMPLE, EmbeddingMap, MapProgress, compute_map, saved_map
+from .discovery.search import SearchedSession, SimilarImages, similar_images
 from .errors import (
     AnomalyMatchError,
     CheckpointError,
@@ -54,6 +57,7 @@ from .errors import (
 )
 from .io.base import ImageCollection
 from .io.registry import find_reader, open_collection
+from .labelfiles import read_label_file
 from .labels import LabelEvent, LabelStore, parse_label
 from .learning.checkpoints import (
     CheckpointInfo,
@@ -63,21 +67,36 @@ from .learning.checkpoints import (
     read_checkpoint_info,
     save_checkpoint,
 )
-from .learning.training import Trainer, TrainingData, TrainProgress, TrainStage, announce_final_fit
+from .learning.models import build_model, choose_device
+from .learning.probe import FrozenEmbedder
+from .learning.training import Trainer, TrainingData, TrainProgress, TrainStage, announce_final_fit, check_trainable
 from .loading import DecodedImages, LoadProgress
 from .relocation import moved_source_error
-from .scoring.novelty import EmbedProgress
-from .scoring.run import ScoreBatch, ScoreResult, finish_stored_run, model_fingerprint, score_collection
-from .scoring.store import ScoreManifest, ScoreRunStatus, ScoreStore, open_scores, read_manifest, run_status
+from .scoring.cluster import score_on_cluster, scoring_job
+from .scoring.novelty import EmbedProgress, fit_novelty
+from .scoring.orders import get_order
+from .scoring.run import (
+    ScoreBatch,
+    ScoreResult,
+    finish_stored_run,
+    model_fingerprint,
+    prepare_run_scorer,
+    score_collection,
+    score_parts,
+)
+from .scoring.store import (
+    ScoreManifest,
+    ScoreRunStatus,
+    ScoreStore,
+    embedded_run,
+    open_scores,
+    read_manifest,
+    run_status,
+)
 from .sessionlock import Holder, SessionLock
 from .sessionstate import recorded, write_loss_history
 from .settingsdrift import SettingsChangedWarning, check_model_name, image_size_notice, rescoring_notice
 from .transforms import Normaliser
-
-if TYPE_CHECKING:
-    from .discovery.diversity import EmbeddingLookup
-    from .discovery.embedding_map import EmbeddingMap, MapProgress
-    from .discovery.search import SimilarImages
 
 CONFIG_FILE = "session.toml"
 LABELS_FILE = "labels.sqlite"
@@ -233,10 +252,16 @@ class Session:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def update_config(self, config: SessionConfig) -> None:
-        """Change the settings; a new data source or model starts the models afresh."""
+    def update_config(self, config: SessionConfig) -> bool:
+        """Change the settings; a new data source or model starts the models afresh.
+
+        Returns whether anything changed: settings equal to the session's are not written again.
+        """
+        if config == self.config:
+            return False
         config.to_toml(self.path / CONFIG_FILE)
         self._use_config(config)
+        return True
 
     def _use_config(self, config: SessionConfig) -> None:
         data_changed = config.data != self.config.data
@@ -349,8 +374,6 @@ class Session:
         import (naming the file and row) unless the data's ``on_error`` is
         ``skip``.  Returns the number of labels that changed.
         """
-        from .labelfiles import read_label_file
-
         with self.writing("anomalymatch label import"):
             pairs = read_label_file(Path(path), self.collection, skip_unknown=self.config.data.on_error == "skip")
             return len(self.labels.set_many(pairs, cycle=self.cycle, source=source))
@@ -368,12 +391,7 @@ class Session:
 
     def check_trainable(self) -> None:
         """Raise ``ConfigError`` unless the session has at least one anomaly and one normal label."""
-        counts = self.labels.counts()
-        if counts["anomaly"] == 0 or counts["normal"] == 0:
-            raise ConfigError(
-                f"training needs at least one anomaly and one normal label; the session has "
-                f"{counts['anomaly']} anomalies and {counts['normal']} normal images. Label some "
-                "(or import a label file) first")
+        check_trainable(np.array(list(self.labels.current().values())), "the session")
 
     def labelled(self) -> tuple[np.ndarray, np.ndarray]:
         """Indices and labels (0 normal, 1 anomaly) of every labelled image."""
@@ -615,9 +633,6 @@ class Session:
             return (yield from score_collection(model, self.collection, self.normaliser,
                                                 self.config.model.image_size, self.config.score,
                                                 trainer.device, store=store))
-        from .scoring.cluster import score_on_cluster, scoring_job
-        from .scoring.run import prepare_run_scorer
-
         n_todo = sum(len(part) for part in store.remaining_parts())
         # chosen (or read back) here, once, so every worker and every resume scores alike
         path = prepare_run_scorer(model, self.collection, self.normaliser, self.config.model.image_size,
@@ -659,12 +674,7 @@ class Session:
             return (yield from self._score_unsupervised(method))
 
     def _score_unsupervised(self, method: str) -> Generator[EmbedProgress | ScoreBatch, None, ScoreResult]:
-        from .learning.models import build_model, choose_device
-        from .learning.probe import FrozenEmbedder
-        from .scoring.novelty import check_method, fit_novelty
-        from .scoring.run import score_parts
-
-        check_method(method)
+        check_novelty_method(method)
         if self.cycle > 0:
             raise SessionError(f"{self.path}: the session has a trained model (cycle {self.cycle}) whose "
                                "ranking the review shows; the unsupervised ranking is for a start "
@@ -702,9 +712,10 @@ class Session:
         ------
         NoEmbeddingsError, UnknownIdError, ShapeMismatchError
         """
-        from .discovery.search import similar_images
-
-        return similar_images(self, queries, top)
+        searched = SearchedSession(self.path, self.collection, self.normaliser, self.config.model.image_size,
+                                   self.cycle, lambda: (self.trainer.scoring_model, self.trainer.device),
+                                   self.score_runs())
+        return similar_images(searched, queries, top)
 
     def compute_map(self, sample: int | None = None, seed: int = 0) -> Generator[MapProgress, None, EmbeddingMap]:
         """Compute the 2-D embedding map of the latest embedded score run (UMAP of up to
@@ -715,15 +726,12 @@ class Session:
         ------
         NoEmbeddingsError, ConfigError
         """
-        from .discovery.embedding_map import MAP_SAMPLE, compute_map
-
-        return compute_map(self, MAP_SAMPLE if sample is None else sample, seed)
+        return (yield from compute_map(self.score_runs(), self.path, len(self.collection), self._labelled_indices,
+                                       MAP_SAMPLE if sample is None else sample, seed))
 
     def embedding_map(self) -> EmbeddingMap | None:
         """The saved map of the latest embedded score run, or None until ``compute_map`` made one."""
-        from .discovery.embedding_map import saved_map
-
-        return saved_map(self)
+        return saved_map(self.score_runs(), self.path)
 
     def label_indices(self, indices: Iterable[int], label: int | str, source: str = "selection") -> list[LabelEvent]:
         """Give many images one label in one step (a map selection, say); one ``undo`` reverts them all."""
@@ -808,15 +816,14 @@ class Session:
         their embeddings: ``core.discovery.diversity``); ``which``: ``unlabelled``,
         ``labelled`` or ``all`` images.  Images without a score come last.
         """
-        if order not in ORDERS:
-            raise ConfigError(f"order must be one of {ORDERS}; got {order!r}")
+        needs_embeddings = get_order(order).needs_embeddings
         if which not in FILTERS:
             raise ConfigError(f"which must be one of {FILTERS}; got {which!r}")
         n = len(self.collection)
         found = self.scores()  # complete runs only: see score_notice
         scores = found[1] if found is not None else np.full(n, np.nan, dtype=np.float32)
         candidates = self._filtered(which, n)
-        return rank(scores, candidates, order, seed, self.stored_embeddings() if order == "diverse" else None)
+        return rank(scores, candidates, order, seed, self.stored_embeddings() if needs_embeddings else None)
 
     def stored_embeddings(self) -> EmbeddingLookup:
         """indices -> the embeddings the newest embedded score run stored (for the ``diverse`` order).
@@ -826,10 +833,22 @@ class Session:
         NoEmbeddingsError
             No score run stored embeddings yet.
         """
-        from .discovery.search import embedded_run
-
-        stored = embedded_run(self).embeddings()
+        stored = self.embedded_run().embeddings()
         return lambda indices: np.asarray(stored[np.asarray(indices, dtype=np.int64)])
+
+    def embedded_run(self) -> ScoreStore:
+        """The newest complete score run that stored the images' embeddings.
+
+        Raises
+        ------
+        NoEmbeddingsError
+            No score run stored embeddings yet.
+        """
+        return embedded_run(self.score_runs(), self.path)
+
+    def _labelled_indices(self) -> np.ndarray:
+        """Collection indices of every image with a label (unsure included)."""
+        return self.collection.indices_of(list(self.labels.current(include_unsure=True)))
 
     def _filtered(self, which: str, n: int) -> np.ndarray:
         if which == "all":
@@ -871,22 +890,14 @@ def rank(scores: np.ndarray, candidates: np.ndarray, order: str, seed: int = 0,
          embeddings_of: EmbeddingLookup | None = None) -> np.ndarray:
     """Order ``candidates`` by ``order`` (see ``Session.ranking``); ties by index.  ``diverse``
     needs ``embeddings_of`` (indices -> embeddings: ``core.discovery.diversity``)."""
-    if order == "diverse":
-        from .discovery.diversity import diverse_order
-
+    review_order = get_order(order)
+    if review_order.key is None:
         if embeddings_of is None:
-            raise NoEmbeddingsError("the diverse order spreads the top candidates over their embeddings; "
+            raise NoEmbeddingsError(f"the {order} order spreads the top candidates over their embeddings; "
                                     "score the collection (after a training cycle) to store them")
         return diverse_order(rank(scores, candidates, "score", seed), scores, embeddings_of, seed)
     values = scores[candidates].astype(np.float64)
-    missing = ~np.isfinite(values)
-    if order == "random":
-        key = np.random.default_rng(seed).random(len(candidates))
-    elif order == "uncertainty":
-        key = np.abs(values - 0.5)
-    else:
-        key = -values
-    key = np.where(missing, np.inf, key)
+    key = np.where(~np.isfinite(values), np.inf, review_order.key(values, seed))
     return candidates[np.lexsort((candidates, key))]
 
 

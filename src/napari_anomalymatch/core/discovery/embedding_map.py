@@ -13,21 +13,16 @@ from __future__ import annotations
 import sys
 import time
 import warnings
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..atomic import atomic_path
-from ..errors import ConfigError, SessionError
-from ..scoring.store import ScoreStore
-from .search import embedded_run
+from ..errors import ConfigError, NoEmbeddingsError, SessionError
+from ..scoring.store import ScoreRunStatus, ScoreStore, embedded_run
 from .similarity import unit_rows
-
-if TYPE_CHECKING:
-    from ..session import Session
 
 MAP_FILE = "map.npz"
 MAP_SAMPLE = 50_000
@@ -111,21 +106,22 @@ def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     return inside
 
 
-def saved_map(session: Session) -> EmbeddingMap | None:
-    """The map of the newest score run with embeddings, if it was computed (None otherwise, and
-    when no run stored embeddings)."""
-    from ..errors import NoEmbeddingsError
-
+def saved_map(runs: Iterable[ScoreRunStatus], folder: Path) -> EmbeddingMap | None:
+    """The map of the newest of a session's score ``runs`` with embeddings, if it was computed
+    (None otherwise, and when no run stored embeddings); ``folder``: the session's."""
     try:
-        path = embedded_run(session).directory / MAP_FILE
+        path = embedded_run(runs, folder).directory / MAP_FILE
     except NoEmbeddingsError:
         return None
     return EmbeddingMap.load(path) if path.exists() else None
 
 
-def compute_map(session: Session, sample: int = MAP_SAMPLE,
+def compute_map(runs: Iterable[ScoreRunStatus], folder: Path, n_images: int,
+                labelled: Callable[[], np.ndarray], sample: int = MAP_SAMPLE,
                 seed: int = 0) -> Generator[MapProgress, None, EmbeddingMap]:
-    """Map the newest embedded score run (see the module's doc) and save the map in its folder.
+    """Map the newest of a session's embedded score ``runs`` (see the module's doc) and save the
+    map in its folder.  ``folder``: the session's; ``n_images``: its collection's size;
+    ``labelled``: the collection indices of its labelled images, asked only when sampling.
 
     Raises
     ------
@@ -137,16 +133,16 @@ def compute_map(session: Session, sample: int = MAP_SAMPLE,
     if sample < MIN_MAPPED:
         raise ConfigError(f"the map needs a sample of at least {MIN_MAPPED} images; got {sample}")
     started = time.perf_counter()
-    store = embedded_run(session)
+    store = embedded_run(runs, folder)
     embeddings = store.embeddings()
     usable = yield from _usable_rows(embeddings)
-    chosen = _sample(session, usable, sample, seed)
+    chosen = _sample(labelled, usable, sample, seed)
     if len(chosen) < MIN_MAPPED:
-        raise ConfigError(f"{session.path}: only {len(chosen)} images have an embedding; the map needs "
+        raise ConfigError(f"{folder}: only {len(chosen)} images have an embedding; the map needs "
                           f"at least {MIN_MAPPED}")
     yield MapProgress("fitting", 0, len(chosen), compiles="umap" not in sys.modules)  # only layout imports it
     xy = layout(np.asarray(embeddings[chosen], dtype=np.float32), seed)
-    found = EmbeddingMap(chosen, xy, len(session.collection), len(usable), store.manifest.cycle,
+    found = EmbeddingMap(chosen, xy, n_images, len(usable), store.manifest.cycle,
                          time.perf_counter() - started)
     yield MapProgress("saving", len(chosen), len(chosen))
     _save_if_current(found, store)
@@ -163,12 +159,11 @@ def _usable_rows(embeddings: np.ndarray) -> Generator[MapProgress, None, np.ndar
     return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
 
-def _sample(session: Session, usable: np.ndarray, sample: int, seed: int) -> np.ndarray:
+def _sample(labelled: Callable[[], np.ndarray], usable: np.ndarray, sample: int, seed: int) -> np.ndarray:
     """Every labelled usable image, and a seeded random sample of the others, up to ``sample``."""
     if len(usable) <= sample:
         return usable
-    labelled = session.collection.indices_of(list(session.labels.current(include_unsure=True)))
-    keep = np.isin(usable, labelled)
+    keep = np.isin(usable, labelled())
     rest = usable[~keep]
     wanted = max(sample - int(keep.sum()), 0)
     picked = np.random.default_rng(seed).choice(len(rest), min(wanted, len(rest)), replace=False)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import CorruptFileError, MissingDependencyError
 from .similarity import CHUNK_ROWS, combined_query, unit_rows
 
@@ -62,8 +63,6 @@ class SimilarityIndex:
         return ids[0][found].astype(np.int64), sims[0][found].astype(np.float32)
 
     def save(self, path: Path) -> None:
-        from ..atomic import atomic_path
-
         with atomic_path(path) as tmp:
             faiss_module().write_index(self.index, str(tmp))
 

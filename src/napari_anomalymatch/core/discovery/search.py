@@ -9,20 +9,24 @@ approximate faiss index above it (``index``), built once per score run and kept 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
+import torch
 
 from ..errors import DiskFullError, NoEmbeddingsError, ReadOnlyError, ShapeMismatchError, UnknownIdError
-from ..scoring.store import ScoreStore
+from ..io.base import ImageCollection
+from ..io.registry import open_collection
+from ..loading import load_images
+from ..runs import run_to_end
+from ..scoring.run import embedding_network
+from ..scoring.store import ScoreRunStatus, ScoreStore, embedded_run
+from ..transforms import Normaliser
 from .index import SimilarityIndex, build_index, faiss_available
 from .similarity import exact_search
-
-if TYPE_CHECKING:
-    from ..session import Session
 
 # Above this many embeddings the approximate index answers: exact search costs about 5 ms per
 # 1,000 embeddings on 2 cores (benchmarks/similarity.py), so 250 ms here and seconds at 10^6.
@@ -47,7 +51,21 @@ class SimilarImages:
     method: str  # "exact" or "faiss"
 
 
-def similar_images(session: Session, queries: Sequence[Query], top: int = 100) -> SimilarImages:
+@dataclass(frozen=True)
+class SearchedSession:
+    """What a search needs of a session: its folder (named in messages), collection and
+    preprocessing, its model's cycle and the model itself, built only when a file is queried."""
+
+    folder: Path
+    collection: ImageCollection
+    normaliser: Normaliser
+    image_size: int
+    cycle: int
+    scoring_model: Callable[[], tuple[torch.nn.Module, Any]]  # -> (model, device)
+    runs: Sequence[ScoreRunStatus]
+
+
+def similar_images(session: SearchedSession, queries: Sequence[Query], top: int = 100) -> SimilarImages:
     """The ``top`` images of ``session`` most similar (cosine) to ``queries`` together, the
     query images themselves left out.
 
@@ -62,7 +80,7 @@ def similar_images(session: Session, queries: Sequence[Query], top: int = 100) -
     """
     if not queries:
         raise UnknownIdError("no query given: name an image id of the collection or an image file")
-    store = embedded_run(session)
+    store = embedded_run(session.runs, session.folder)
     embeddings = store.embeddings()
     vectors, own = query_embeddings(session, store, embeddings, queries)
     indices, sims, method = search(store, embeddings, vectors, top + len(own))
@@ -72,18 +90,7 @@ def similar_images(session: Session, queries: Sequence[Query], top: int = 100) -
     return SimilarImages(indices, [ids[i] for i in indices], sims, store.manifest.cycle, method)
 
 
-def embedded_run(session: Session) -> ScoreStore:
-    """The newest complete score run of ``session`` that stored embeddings."""
-    for status in session.score_runs():
-        if status.complete:
-            store = ScoreStore.existing(status.directory)
-            if store.manifest.embeddings:
-                return store
-    raise NoEmbeddingsError(f"{session.path}: no score run stored the images' embeddings yet; run "
-                            f"'anomalymatch score {session.path}' (after a training cycle) to store them")
-
-
-def query_embeddings(session: Session, store: ScoreStore, embeddings: np.ndarray,
+def query_embeddings(session: SearchedSession, store: ScoreStore, embeddings: np.ndarray,
                      queries: Sequence[Query]) -> tuple[np.ndarray, np.ndarray]:
     """The queries' embeddings ``(Q, D)`` and the collection indices among the queries."""
     rows, own = [], []
@@ -104,7 +111,7 @@ def query_embeddings(session: Session, store: ScoreStore, embeddings: np.ndarray
     return np.concatenate(rows), np.asarray(own, dtype=np.int64)
 
 
-def _collection_index(session: Session, query: Query) -> int | None:
+def _collection_index(session: SearchedSession, query: Query) -> int | None:
     n = len(session.collection)
     if isinstance(query, (int, np.integer)):
         if not 0 <= int(query) < n:
@@ -118,35 +125,28 @@ def _collection_index(session: Session, query: Query) -> int | None:
         return None
 
 
-def embed_file(session: Session, store: ScoreStore, path: Path) -> np.ndarray:
+def embed_file(session: SearchedSession, store: ScoreStore, path: Path) -> np.ndarray:
     """Embeddings ``(N, D)`` of every image in the file ``path``, preprocessed as the collection's
     and embedded by the model that scored ``store``'s run."""
-    from ..io.registry import open_collection
-    from ..loading import load_images
-    from ..runs import run_to_end
-    from ..scoring.run import embedding_network
-
     if store.manifest.method:
         raise NoEmbeddingsError(f"{path}: the stored embeddings are those of the ranking without labels "
                                 f"({store.manifest.method}), which a file cannot be embedded like; query by "
                                 "an image id of the collection, or train a cycle and score first")
     if store.manifest.cycle != session.cycle:
-        raise NoEmbeddingsError(f"{session.path}: the stored embeddings are cycle {store.manifest.cycle}'s "
+        raise NoEmbeddingsError(f"{session.folder}: the stored embeddings are cycle {store.manifest.cycle}'s "
                                 f"and the model is cycle {session.cycle}'s; run 'anomalymatch score "
-                                f"{session.path}' so a file is embedded by the model that embedded the rest")
+                                f"{session.folder}' so a file is embedded by the model that embedded the rest")
     images_in = open_collection(path)
     channels = session.collection.shape[2]
     if images_in.shape[2] != channels:
         raise ShapeMismatchError(f"{path}: images with {images_in.shape[2]} channels; the collection's "
                                  f"have {channels}: give an image of the same bands")
-    images, valid = run_to_end(load_images(images_in, session.normaliser, session.config.model.image_size,
+    images, valid = run_to_end(load_images(images_in, session.normaliser, session.image_size,
                                            np.arange(len(images_in)), num_workers=0))
-    trainer = session.trainer
-    network = embedding_network(trainer.scoring_model, trainer.device)
-    import torch
-
+    model, device = session.scoring_model()
+    network = embedding_network(model, device)
     with torch.inference_mode():
-        out = network.embed(images.to(trainer.device).float()).float().cpu().numpy()
+        out = network.embed(images.to(device).float()).float().cpu().numpy()
     out[~valid] = np.nan
     return out
 

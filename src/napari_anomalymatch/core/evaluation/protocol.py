@@ -25,14 +25,16 @@ import torch
 from ..autocrop import resolve_automatic
 from ..config import ORACLE_ORDER, ORACLE_TEST_FRACTION, ScoreConfig, SessionConfig
 from ..errors import ConfigError, LabelError
+from ..heads import PROBE, get_head, head_log_odds, head_names
 from ..io.catalogue import CatalogueCollection, column, open_catalogue, read_table
 from ..labels import ANOMALY, NORMAL, UNLABELED, parse_label
 from ..learning.augment import scoring_views
-from ..learning.probe import ENSEMBLE_PARTS, AnomalyScorer, embed_views, ensemble_log_odds
-from ..learning.training import Trainer, TrainingData, TrainProgress
+from ..learning.probe import AnomalyScorer, embed_views
+from ..learning.training import Trainer, TrainingData, TrainProgress, check_trainable
 from ..loading import LoadProgress, load_images
+from ..scoring.orders import get_order
 from ..scoring.run import embedding_network, score_components
-from ..session import ORDERS, rank
+from ..session import rank
 from ..transforms import Normaliser
 from .metrics import ranking_metrics
 
@@ -75,8 +77,7 @@ class OracleSettings:
     def __post_init__(self) -> None:
         if not 0 <= self.test_fraction < 1:
             raise ConfigError(f"the test split's fraction must be in [0, 1); got {self.test_fraction}")
-        if self.order not in ORDERS:
-            raise ConfigError(f"the oracle's order must be one of {ORDERS}; got {self.order!r}")
+        get_order(self.order)
         if self.anomalies < 0 or self.normals < 0:
             raise ConfigError(f"the oracle labels a non-negative number of images; got "
                               f"{self.anomalies} anomalies and {self.normals} normal images")
@@ -128,14 +129,6 @@ class EvaluationResult:
         }
 
 
-def _check_initial(path: Path, initial: np.ndarray) -> None:
-    """Training starts from the initial labels: both classes must be among them."""
-    anomalies, normal = int((initial == ANOMALY).sum()), int((initial == NORMAL).sum())
-    if anomalies == 0 or normal == 0:
-        raise LabelError(f"{path}: the initial_label column gives {anomalies} anomalies and {normal} normal "
-                         "images; training needs at least one of each: mark some rows anomaly and normal")
-
-
 def read_benchmark(path: str | Path, on_error: str = "raise") -> Benchmark:
     """Open a ``path,is_anomaly,initial_label`` manifest."""
     path = Path(path)
@@ -152,7 +145,7 @@ def read_benchmark(path: str | Path, on_error: str = "raise") -> Benchmark:
     if initial_column is not None:
         initial = np.array([parse_label(v, f"{path}, row {i + 2}, initial_label")
                             for i, v in enumerate(initial_column)], dtype=np.int64)
-    _check_initial(path, initial)
+    check_trainable(initial, f"the initial_label column of {path}", "Mark some rows anomaly and some normal")
     collection = open_catalogue(path, on_error=on_error)
     return Benchmark(collection, truth.astype(bool), initial)
 
@@ -211,7 +204,8 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
         unlabelled = ~ever_labelled & valid
         newly, reviewed = np.zeros(0, dtype=np.int64), 0
         if cycle < cycles:
-            embeddings_of = _embedder(scorer, images, trainer.device) if oracle.order == "diverse" else None
+            embeddings_of = (_embedder(scorer, images, trainer.device) if get_order(oracle.order).needs_embeddings
+                             else None)
             newly, reviewed = oracle_picks(scores, benchmark.is_anomaly, unlabelled & ~test, oracle,
                                            config.train.seed, embeddings_of)
         report = CycleReport(
@@ -267,7 +261,7 @@ class _FrozenFeatures:
 def _all_components(scorer: AnomalyScorer, parts: dict[str, np.ndarray], images: torch.Tensor,
                     config: ScoreConfig, frozen_features: _FrozenFeatures) -> dict[str, np.ndarray]:
     """``parts`` completed with the components the scorer's head did not need."""
-    missing = tuple(name for name in (scorer.network_name, "probe") if name not in parts)
+    missing = tuple(name for name in (scorer.network_name, PROBE) if name not in parts)
     if not missing:
         return parts
     extra = score_components(scorer, images, config, frozen_features.device, frozen_features.of(scorer), missing)
@@ -296,9 +290,9 @@ def _metrics_by_head(heads: dict[str, np.ndarray], truth: np.ndarray, where: np.
 def _head_scores(parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Log-odds of every head the parts give: the network's, the probe's and their ensemble."""
     heads = dict(parts)
-    for head, needed in ENSEMBLE_PARTS.items():
-        if all(name in parts for name in needed):
-            heads[head] = ensemble_log_odds(parts, head)
+    for head in head_names():
+        if head not in heads and all(name in parts for name in get_head(head).parts):
+            heads[head] = head_log_odds(parts, head)
     return heads
 
 

@@ -1,6 +1,6 @@
 """CSV/ECSV catalogues: one row per image file, with optional ids, labels and coordinates.
 
-Columns (case-insensitive): ``path`` (or ``file``/``filename``, required;
+Columns (in any case, each also by the other names ``columns.COLUMN_NAMES`` gives): ``path`` (required;
 relative paths are relative to the catalogue), ``id``, ``label`` (``anomaly``,
 ``normal``, ``1``, ``0`` or empty) and ``ra``/``dec`` in degrees.  Any other
 column is kept and returned by ``metadata``.
@@ -15,10 +15,9 @@ import numpy as np
 
 from ..errors import ConfigError, SourceNotFoundError
 from ..labels import UNLABELED, parse_label
+from .columns import COLUMN_NAMES
 from .csvtable import read_text_table
 from .files import FileListCollection
-
-PATH_COLUMNS = ("path", "file", "filename", "filepath", "image")
 
 
 class CatalogueCollection(FileListCollection):
@@ -59,13 +58,13 @@ def open_catalogue(source: str | Path, on_error: str = "raise", hdu: Any = None)
     """Open a catalogue of image paths as a collection carrying its labels."""
     path = Path(source)
     table = read_table(path)
-    raw_paths = column(table, PATH_COLUMNS, path, required=True)
+    raw_paths = column(table, COLUMN_NAMES["path"], path, required=True)
     files = [_resolve(path.parent, str(p)) for p in raw_paths]
-    id_values = column(table, ("id", "image_id", "name"), path)
+    id_values = column(table, COLUMN_NAMES["id"], path)
     ids = [str(v) for v in id_values] if id_values is not None else None
     columns = {}
-    for name, aliases in (("ra", ("ra", "ra_deg")), ("dec", ("dec", "dec_deg"))):
-        values = column(table, aliases, path)
+    for name in ("ra", "dec"):
+        values = column(table, COLUMN_NAMES[name], path)
         if values is not None:
             columns[name] = _degrees(values, name, path)
     truth = column(table, ("is_anomaly",), path)  # a benchmark manifest's: the Metrics panel may use it
@@ -98,7 +97,7 @@ def _resolve(base: Path, text: str) -> Path:
 
 
 def _labels(table: Any, collection: FileListCollection, path: Path) -> dict[str, int]:
-    values = column(table, ("label", "labels", "class"), path)
+    values = column(table, COLUMN_NAMES["label"], path)
     if values is None:
         return {}
     labels = {}

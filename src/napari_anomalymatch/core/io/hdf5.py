@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_path
 from ..errors import CorruptFileError, ShapeMismatchError, SourceNotFoundError
 from .arrays import ArrayCollection
 
@@ -107,8 +108,6 @@ def write_hdf5_stack(path: str | Path, images: Any, ids: list[str] | None = None
     """
     import h5py
     import numpy as np
-
-    from ..atomic import atomic_path
 
     path = Path(path)
     shape = tuple(int(s) for s in images.shape)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..heads import LPFT
 from .morphology import MORPHOLOGY_STATISTICS, morphology_statistics
 from .probe import CollectionStatistics, LinearProbe, collection_statistics, fit_probe
 
@@ -34,7 +35,7 @@ class ProbedNetwork(nn.Module):
     of the engine, so FixMatch, scoring and export use it unchanged.
     """
 
-    component_name = "lpft"  # what ``probe.AnomalyScorer`` calls its score
+    component_name = LPFT  # what ``probe.AnomalyScorer`` calls its score
 
     def __init__(self, network: nn.Module, morphology: bool) -> None:
         super().__init__()

@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import HEADS, LPFT_HEADS, PROBE_LAYERS
+from ..config import PROBE_LAYERS
 from ..errors import CheckpointError, ConfigError
+from ..heads import CLASSIFIER, LPFT, PROBE, get_head, head_log_odds
 from .augment import dihedral
 from .morphology import MORPHOLOGY_STATISTICS, morphology_statistics
 
@@ -163,27 +164,26 @@ class AnomalyScorer(nn.Module):
 
     ``head``: ``lpft`` (the network is an ``lpft.ProbedNetwork``), ``classifier`` (the paper's
     fine-tuned classifier), ``probe`` (the linear probe alone), or an ensemble of the network and
-    the probe (``ensemble_log_odds``): ``lpft+probe`` or ``ensemble`` (with the classifier).
+    the probe (``heads.head_log_odds``): ``lpft+probe`` or ``ensemble`` (with the classifier).
     ``frozen``: the embedder the probe was fitted on (None: the network's own embedding).
     """
 
-    def __init__(self, model: nn.Module, probe: LinearProbe | None, head: str = "probe",
+    def __init__(self, model: nn.Module, probe: LinearProbe | None, head: str = PROBE,
                  frozen: FrozenEmbedder | None = None) -> None:
         super().__init__()
-        if head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}; got {head!r}")
+        network = get_head(head).network
         self.model = model
         self.probe = probe
-        self.head = head if probe is not None else ("lpft" if head in LPFT_HEADS else "classifier")
+        self.head = head if probe is not None else network
         self.frozen = frozen if probe is not None else None
 
     @property
     def network_name(self) -> str:
         """The component the trained network gives: ``lpft`` or ``classifier``."""
-        return getattr(self.model, "component_name", "classifier")
+        return getattr(self.model, "component_name", CLASSIFIER)
 
     def components(self, images: torch.Tensor, probe_features: torch.Tensor | None = None,
-                   which: tuple[str, ...] = ("lpft", "classifier", "probe")) -> dict[str, torch.Tensor]:
+                   which: tuple[str, ...] = (LPFT, CLASSIFIER, PROBE)) -> dict[str, torch.Tensor]:
         """Anomaly log-odds of the network (``lpft`` or ``classifier``) and of the probe (when
         fitted), of those in ``which``.
 
@@ -192,10 +192,10 @@ class AnomalyScorer(nn.Module):
         """
         out: dict[str, torch.Tensor] = {}
         name = self.network_name
-        wants_probe = self.probe is not None and "probe" in which
+        wants_probe = self.probe is not None and PROBE in which
         if wants_probe and probe_features is None:
             probe_features = self.probe_embedder().embed(images)
-        if name in which and name == "lpft":
+        if name in which and name == LPFT:
             out[name] = self.model.anomaly_logit(images).float()
         elif name in which:
             embedding = probe_features if self.frozen is None and probe_features is not None else None
@@ -203,37 +203,27 @@ class AnomalyScorer(nn.Module):
                 self.model.embed(images) if embedding is None else embedding).float()
             out[name] = logits[:, 1] - logits[:, 0]
         if wants_probe:
-            out["probe"] = self.probe(probe_features)
+            out[PROBE] = self.probe(probe_features)
         return out
 
     def needed_components(self) -> tuple[str, ...]:
         """The components the head's score is made of."""
-        return ENSEMBLE_PARTS.get(self.head, (self.head,))
+        return get_head(self.head).parts
 
     def probe_embedder(self) -> nn.Module:
         """What the probe's features come from: the frozen embedder, or else the model."""
         return self.frozen if self.frozen is not None else self.model
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.head in ("classifier", "lpft"):
+        head = get_head(self.head)
+        if head.network_only:
             logits = self.model(images).float()
             z = logits[:, 1] - logits[:, 0]
-        elif self.head == "probe":  # only the probe's network runs
+        elif head.parts == (PROBE,):  # only the probe's network runs
             z = self.probe(self.probe_embedder().embed(images))
         else:
-            z = ensemble_log_odds(self.components(images), self.head)
+            z = head_log_odds(self.components(images), self.head)
         return torch.stack([torch.zeros_like(z), z], dim=1)
-
-
-# The components each ensemble head averages: the trained network's and the probe's.
-ENSEMBLE_PARTS = {"lpft+probe": ("lpft", "probe"), "ensemble": ("classifier", "probe")}
-
-
-def ensemble_log_odds(components: dict, head: str):
-    """The ensemble ``head``'s anomaly log-odds from its components' (tensors or arrays): their
-    mean, so its odds are the geometric mean of the parts' odds."""
-    network, probe = ENSEMBLE_PARTS[head]
-    return (components[network] + components[probe]) / 2
 
 
 # The dihedral elements (see ``augment.dihedral``) a probe is fitted on, by ``ProbeConfig.views``.

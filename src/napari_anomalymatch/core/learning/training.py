@@ -15,10 +15,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from ..config import HEADS, LPFT_HEADS, ModelConfig, ProbeConfig, TrainConfig
+from ..config import ModelConfig, ProbeConfig, TrainConfig
 from ..errors import CheckpointError, ConfigError
+from ..heads import CLASSIFIER, LPFT, get_head, heads_training
 from ..labels import ANOMALY, NORMAL
 from .augment import strong_augment, weak_augment
 from .fixmatch import FixMatchBatch, fixmatch_step
@@ -58,6 +60,24 @@ class TrainProgress:
         return self.iteration / self.iterations
 
 
+def check_trainable(labels: np.ndarray, whose: str, advice: str = "Label some (or import a label file) first",
+                    ) -> None:
+    """The one precondition of training, wherever its labels come from (a session, a benchmark's
+    initial labels, the training data): at least one anomaly and one normal image among ``labels``
+    (label codes); ``whose`` labels they are and ``advice`` go into the message.
+
+    Raises
+    ------
+    ConfigError
+        With one class (or no label) only.
+    """
+    codes = np.asarray(labels)
+    anomalies, normal = int((codes == ANOMALY).sum()), int((codes == NORMAL).sum())
+    if anomalies == 0 or normal == 0:
+        raise ConfigError(f"training needs at least one anomaly and one normal label; {whose} has {anomalies} "
+                          f"anomalies and {normal} normal images. {advice}")
+
+
 @dataclass(frozen=True)
 class TrainStage:
     """A step of a cycle with no progress of its own to report (building the model, fitting the
@@ -79,8 +99,7 @@ class TrainingData:
         labels = set(self.labels.tolist())
         if not labels <= {NORMAL, ANOMALY}:
             raise ConfigError(f"training labels must be 0 (normal) or 1 (anomaly); got {sorted(labels)}")
-        if len(self.labelled) == 0:
-            raise ConfigError("training needs at least one labelled image; label some first")
+        check_trainable(self.labels.numpy(), "the training data", "Label some of each, of images that can be read")
         if len(self.labelled) != len(self.labels):
             raise ConfigError(f"{len(self.labelled)} labelled images but {len(self.labels)} labels")
 
@@ -175,7 +194,7 @@ class Trainer:
             if (self.iterations_done > done_before and isinstance(self.model, ProbedNetwork)
                     and self.config.backbone_rate_scale() > 0):  # a frozen backbone: FixMatch taught the head
                 self._fit_head(self.ema.module, labelled, labels, unlabelled, draw=5)
-            if self.iterations_done > done_before and self.config.head != "classifier":
+            if self.iterations_done > done_before and get_head(self.config.head).fits_probe:
                 self.refit_probe(labelled, labels, unlabelled)
 
     def _fit_head(self, network: ProbedNetwork, images: torch.Tensor, labels: torch.Tensor,
@@ -316,8 +335,7 @@ class Trainer:
         if not saved_lpft and not any(name in model_state for name in plain.state_dict()):
             return  # a network of neither kind: loading it says what does not fit
         if saved_lpft != isinstance(self.model, ProbedNetwork):
-            kinds = (LPFT_HEADS, tuple(h for h in HEADS if h not in LPFT_HEADS))
-            saved = " or ".join(repr(h) for h in kinds[0 if saved_lpft else 1])
+            saved = " or ".join(repr(h) for h in heads_training(LPFT if saved_lpft else CLASSIFIER))
             wanted = repr(self.config.head)
             raise CheckpointError(
                 f"the checkpoint's network was trained with train.head = {saved}, but this session asks for "

@@ -16,6 +16,7 @@ from ..errors import ConfigError
 from ..io.base import ImageCollection
 from ..labels import LABEL_NAMES, UNLABELED
 from ..session import Session
+from .crossmatch import read_crossmatch
 from .sky import sky_positions
 
 if TYPE_CHECKING:
@@ -127,8 +128,6 @@ def session_table(session: Session, top: int | None = None, scored_only: bool = 
     IncompleteScoresError
         When the only score runs stopped before their end (and ``scored_only``).
     """
-    from .crossmatch import read_crossmatch
-
     found = session.complete_scores() if scored_only else session.scores()
     n = len(session.collection)
     cycle, scores = found if found is not None else (0, np.full(n, np.nan, dtype=np.float32))

@@ -17,12 +17,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, CorruptFileError, EmptyCollectionError, SourceNotFoundError
+from ..io.columns import COLUMN_NAMES
 from ..io.csvtable import read_text_table
 
-RA_COLUMNS = ("ra", "raj2000", "_raj2000", "ra_j2000", "ra_deg", "radeg", "ra_icrs", "ra2000", "alpha")
-DEC_COLUMNS = ("dec", "dej2000", "_dej2000", "decj2000", "dec_j2000", "dec_deg", "decdeg", "dedeg",
-               "de_icrs", "dec_icrs", "dec2000", "delta")
-NAME_COLUMNS = ("name", "id", "main_id", "objid", "obj_id", "source_id", "designation", "object")
 READ_FORMATS = {".csv": "ascii.csv", ".ecsv": "ascii.ecsv", ".fits": "fits", ".fit": "fits",
                 ".fts": "fits", ".xml": "votable", ".vot": "votable", ".votable": "votable",
                 ".parquet": "parquet"}
@@ -61,9 +58,9 @@ def read_known_catalogue(path: str | Path) -> KnownCatalogue:
     """
     path = Path(path)
     table = _read_table(path)
-    ra_name = _find(table, RA_COLUMNS, path, "RA")
-    dec_name = _find(table, DEC_COLUMNS, path, "Dec")
-    name_column = _find(table, NAME_COLUMNS, path, "name", required=False)
+    ra_name = _find(table, COLUMN_NAMES["ra"], path, "RA")
+    dec_name = _find(table, COLUMN_NAMES["dec"], path, "Dec")
+    name_column = _find(table, COLUMN_NAMES["object"], path, "name", required=False)
     ra, dec = _coordinates(table, ra_name, dec_name, path)
     if name_column is not None:
         names = _filled(table[name_column], "")

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, LabelError, NoEmbeddingsError, UnknownIdError
-from ..labels import UNLABELED, LabelEvent, parse_label, parse_tag_edits
-from ..session import FILTERS, ORDERS, Session, rank
+from ..labels import LABEL_NAMES, UNLABELED, LabelEvent, parse_label, parse_tag_edits
+from ..scoring.orders import get_order
+from ..session import FILTERS, Session, rank
 from .crossmatch import CrossMatch, read_crossmatch
 from .sky import SkyPosition, sky_position
 
@@ -78,8 +79,6 @@ class Candidate:
         return "not scored" if math.isnan(self.score) else f"score {self.score:.4f}"
 
     def _label_name(self) -> str:
-        from ..labels import LABEL_NAMES
-
         return LABEL_NAMES[self.label]
 
 
@@ -168,7 +167,7 @@ class ReviewQueue:
         """``candidates`` in the review order; ``diverse`` falls back to ``score`` (said by
         ``describe_order``) while no score run has stored embeddings."""
         order, embeddings_of = self.order, None
-        if order == "diverse":
+        if get_order(order).needs_embeddings:
             try:
                 embeddings_of = self.session.stored_embeddings()
             except NoEmbeddingsError:
@@ -185,7 +184,7 @@ class ReviewQueue:
         known = known or self.known
         _check_order(order, which, known)
         self._check_known(known)
-        if order == "diverse" and self.order != "diverse":
+        if get_order(order).needs_embeddings and not get_order(self.order).needs_embeddings:
             self.session.stored_embeddings()  # raises NoEmbeddingsError, saying what to do
         tag = self.tag if tag is None else tag.strip()
         if tag:
@@ -424,8 +423,7 @@ class ReviewQueue:
 
 
 def _check_order(order: str, which: str, known: str = "show") -> None:
-    if order not in ORDERS:
-        raise ConfigError(f"review order must be one of {list(ORDERS)}; got {order!r}")
+    get_order(order)
     if which not in FILTERS:
         raise ConfigError(f"review filter must be one of {list(FILTERS)}; got {which!r}")
     if known not in KNOWN:

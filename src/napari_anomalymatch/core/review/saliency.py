@@ -17,6 +17,7 @@ import numpy as np
 
 from ..display import DisplayRenderer
 from ..errors import ConfigError, NotTrainedError, SessionError
+from ..scoring.saliency import saliency_maps as model_saliency
 from ..session import FILTERS, Session
 from ..sessionstate import read_review_state
 from ..transforms import to_model_input
@@ -48,8 +49,6 @@ def saliency_maps(session: Session, indices: np.ndarray | list[int], method: str
         An unknown ``method``.
     """
     import torch
-
-    from ..scoring.saliency import saliency_maps as model_saliency
 
     if session.cycle == 0:
         raise NotTrainedError(f"{session.path}: no model yet, so nothing to explain; run "

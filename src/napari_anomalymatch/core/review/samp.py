@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SampError
+from .export import session_table
 from .sky import SkyPosition
 
 CLIENT_NAME = "anomalymatch"
@@ -210,7 +211,5 @@ def send_ranking(link: SampLink, session: Any, top: int) -> SentTable:
     SampError
         Without a hub, or without a client there that loads tables.
     """
-    from .export import session_table
-
     table = session_table(session, top=top)
     return link.send_table(table, [str(i) for i in table["id"]])

@@ -25,6 +25,7 @@ import torch
 
 from ..config import SessionConfig
 from ..errors import ConfigError
+from ..heads import LPFT
 from ..io.base import ImageCollection
 from ..transforms import Normaliser
 from .run import ScoreBatch
@@ -130,6 +131,7 @@ def scoring_job(model: torch.nn.Module, model_hash: str, config: SessionConfig, 
     require_dask()
     from safetensors.torch import save
 
+    # deferred: the worker module imports dask.distributed, an optional extra
     from .cluster_worker import BUFFER_PREFIX, ScoringJob
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -146,7 +148,7 @@ def _frozen_settings(model: torch.nn.Module) -> dict[str, Any]:
     the input size and layers of a scorer's frozen embedder (none: it has none)."""
     settings: dict[str, Any] = {}
     network = getattr(model, "model", None)
-    if getattr(network, "component_name", None) == "lpft":
+    if getattr(network, "component_name", None) == LPFT:
         settings["network_morphology"] = network.morphology
     frozen = getattr(model, "frozen", None)
     if frozen is not None:
@@ -180,6 +182,7 @@ def score_on_cluster(cluster: DaskCluster, job: Any, collection: ImageCollection
     ``(n_scored, images_per_second)``; a worker's error is raised here.
     """
     distributed = require_dask()
+    # deferred: the worker module imports dask.distributed, an optional extra
     from .cluster_worker import ScoringModelPlugin, score_shard
 
     client = cluster.client

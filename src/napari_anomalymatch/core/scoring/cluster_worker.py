@@ -22,10 +22,11 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from ..config import ModelConfig, ScoreConfig
 from ..io.base import ImageCollection
 from ..learning.lpft import ProbedNetwork
+from ..learning.models import build_model, choose_device
 from ..learning.probe import AnomalyScorer, FrozenEmbedder, LinearProbe
 from ..transforms import Normaliser
 from .inference import ScoringModel, prepare_scoring_model
-from .run import score_parts
+from .run import embedding_network, score_parts
 from .store import Part
 
 BUFFER_PREFIX = "__buffer__."
@@ -108,8 +109,6 @@ def score_shard(plugin_name: str, collection: ImageCollection, normaliser: Norma
 def _build_scorer(job: ScoringJob, device: torch.device) -> ScoringModel:
     from safetensors.torch import load
 
-    from ..learning.models import build_model
-
     built = build_model(dataclasses.replace(job.model, pretrained=False), job.in_chans)
     tensors = load(job.weights)
     state = {k: v for k, v in tensors.items() if not k.startswith(BUFFER_PREFIX)}
@@ -133,16 +132,12 @@ def _build_scorer(job: ScoringJob, device: torch.device) -> ScoringModel:
     module = module.to(device)
     scorer = prepare_scoring_model(module, job.score, shape, device, n_images=job.n_images)
     if job.embeddings:
-        from .run import embedding_network
-
         scorer.store_embeddings(lambda: embedding_network(module, device))
     return scorer
 
 
 def _device_for(model: ModelConfig, worker: Any) -> torch.device:
     """The job's device; with several GPUs, LocalCluster worker ``k`` takes GPU ``k mod n``."""
-    from ..learning.models import choose_device
-
     device = choose_device(model.device)
     if device.type == "cuda" and torch.cuda.device_count() > 1:
         tail = str(getattr(worker, "name", "0")).rsplit("-", 1)[-1]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..config import NOVELTY_METHODS
+from ..config import check_novelty_method
 from ..errors import ConfigError
 from ..io.base import ImageCollection
 from ..learning.probe import FrozenEmbedder, probe_input, statistics_of
@@ -45,12 +45,6 @@ class EmbedProgress:
     n_total: int
 
 
-def check_method(method: str) -> str:
-    if method not in NOVELTY_METHODS:
-        raise ConfigError(f"the unsupervised method must be one of {NOVELTY_METHODS}; got {method!r}")
-    return method
-
-
 def reference_indices(n_images: int, seed: int, sample: int = REFERENCE_SAMPLE) -> np.ndarray:
     """The sorted indices of the reference sample (all images of a small collection)."""
     if n_images <= sample:
@@ -69,7 +63,7 @@ class NoveltyScorer:
                  reference_index: np.ndarray, device: torch.device, seed: int) -> None:
         self.embedder = embedder
         self.statistics = statistics
-        self.method = check_method(method)
+        self.method = check_novelty_method(method)
         self.reference = reference
         self.reference_index = reference_index
         self.device = device
@@ -152,7 +146,7 @@ def fit_novelty(embedder: FrozenEmbedder, collection: ImageCollection, normalise
                 sample: int = REFERENCE_SAMPLE):
     """Embed the reference sample and fit the novelty ``method`` on it (yields ``EmbedProgress``;
     returns a ``NoveltyScorer``)."""
-    check_method(method)
+    check_novelty_method(method)
     indices = reference_indices(len(collection), seed, sample)
     embeddings, kept = yield from embed_reference(embedder, collection, normaliser, image_size, indices,
                                                   device, num_workers=num_workers)

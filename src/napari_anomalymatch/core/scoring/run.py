@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..config import ScoreConfig
+from ..heads import CLASSIFIER, PROBE
 from ..io.base import ImageCollection
 from ..learning.augment import dihedral, scoring_views
 from ..loading import RangeBatches, iterate_batches, load_images
@@ -32,6 +33,7 @@ from ..transforms import Normaliser
 from .inference import CALIBRATION_IMAGES, ScoringModel, anomaly_probability, choose_precision, prepare_scoring_model
 from .mixed import keep_early_stages_float32
 from .store import EMBEDDINGS, Part, ScoreStore, best_of
+from .tables import CATALOGUE, TOP, parquet_available, write_score_tables
 
 
 class MissingTablesWarning(UserWarning):
@@ -263,8 +265,6 @@ def finish_stored_run(store: ScoreStore, k: int, model_hash: str, n_scored: int,
     catalogue and top-k tables are written (see ``scoring.tables``).  A run
     found complete is not merged again.
     """
-    from .tables import CATALOGUE, TOP, parquet_available, write_score_tables
-
     missing = len(store.remaining_parts())
     if missing:
         raise RuntimeError(f"{store.directory}: {missing} parts are still missing; score them first")
@@ -317,7 +317,7 @@ def score_images(model: torch.nn.Module, images: torch.Tensor, config: ScoreConf
 def score_components(scorer: torch.nn.Module, images: torch.Tensor, config: ScoreConfig,
                      device: torch.device | None = None,
                      probe_features: torch.Tensor | None = None,
-                     which: tuple[str, ...] = ("classifier", "probe")) -> dict[str, np.ndarray]:
+                     which: tuple[str, ...] = (CLASSIFIER, PROBE)) -> dict[str, np.ndarray]:
     """Anomaly log-odds of each part of an ``AnomalyScorer`` (classifier, probe) for images
     in memory, averaged over the eight flips/quarter turns when ``config.tta``.
 

@@ -36,6 +36,7 @@ from torch import nn
 
 from ..config import SALIENCY_METHODS
 from ..errors import ConfigError
+from ..heads import PROBE, get_head
 from ..learning.models import PYRAMID_STAGES
 from ..learning.probe import AnomalyScorer, FrozenEmbedder
 
@@ -155,8 +156,7 @@ def _peak_one(maps: torch.Tensor) -> torch.Tensor:
 
 def _networks(scorer: AnomalyScorer) -> list[nn.Module]:
     """The ``AnomalyClassifier``s whose features the scorer's head reads."""
-    parts = {"probe": [scorer.probe_embedder()], "classifier": [scorer.model], "lpft": [scorer.model]}
-    modules = parts.get(scorer.head, [scorer.model, scorer.probe_embedder()])
+    modules = [scorer.probe_embedder() if part == PROBE else scorer.model for part in get_head(scorer.head).parts]
     found: list[nn.Module] = []
     for module in modules:
         if isinstance(module, FrozenEmbedder):

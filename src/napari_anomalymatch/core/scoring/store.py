@@ -32,7 +32,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -422,6 +422,18 @@ def run_status(directory: Path) -> ScoreRunStatus | None:
     done = len(store.done_parts())
     return ScoreRunStatus(Path(directory), manifest.cycle, manifest.n_images, done, manifest.n_parts,
                           store.complete and done == manifest.n_parts, manifest.method)
+
+
+def embedded_run(runs: Iterable[ScoreRunStatus], folder: Path) -> ScoreStore:
+    """The newest complete run of ``runs`` (a session's, newest first) that stored embeddings;
+    ``folder``: the session's, named when there is none."""
+    for status in runs:
+        if status.complete:
+            store = ScoreStore.existing(status.directory)
+            if store.manifest.embeddings:
+                return store
+    raise NoEmbeddingsError(f"{folder}: no score run stored the images' embeddings yet; run "
+                            f"'anomalymatch score {folder}' (after a training cycle) to store them")
 
 
 def _load_mapped(path: Path, what: str, advice: str) -> np.ndarray:

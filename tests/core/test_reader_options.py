@@ -1,0 +1,60 @@
+"""The reader options' one table: settings, command line arguments and their text form come from it."""
+
+import h5py
+import numpy as np
+import pytest
+
+from napari_anomalymatch.cli import build_parser, main
+from napari_anomalymatch.core.config import SessionConfig, setting_names
+from napari_anomalymatch.core.io.options import (
+    READER_OPTIONS,
+    format_hdu,
+    option_fields,
+    parse_hdu,
+    reader_option_names,
+)
+from napari_anomalymatch.core.io.registry import READERS
+from napari_anomalymatch.core.session import Session
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("1", 1), ("SCI", "SCI"), ("1,2,3", [1, 2, 3]), ("G, R,I", ["G", "R", "I"]), ("all", "all"), ("-1", -1),
+])
+def test_hdu_text_and_back(text, value):
+    assert parse_hdu(text) == value
+    assert parse_hdu(format_hdu(value)) == value
+    assert format_hdu(None) == ""
+
+
+@pytest.mark.parametrize("option", READER_OPTIONS, ids=lambda option: option.name)
+def test_every_option_is_taken_by_a_reader_and_is_a_setting(option):
+    assert any(option.name in (reader.option_names() or ()) for reader in READERS)
+    assert option.name in setting_names()
+    value = option.parse("1")
+    assert SessionConfig().with_settings(**{option.name: value}).data.options == {option.name: value}
+
+
+def test_the_panel_fields_group_the_options_of_one_kind():
+    fields = option_fields()
+    assert {field: [option.name for option in options] for field, options in fields.items()} == {
+        "hdu": ["hdu"], "array_name": ["dataset", "array"], "ids_name": ["ids"]}
+    assert [option.name for options in fields.values() for option in options] == list(reader_option_names())
+
+
+def test_the_command_line_takes_every_option():
+    given = [arg for option in READER_OPTIONS for arg in (f"--{option.name}", "2,3")]
+    args = build_parser().parse_args(["init", "s", "source.h5", *given])
+    assert {option.name: getattr(args, option.name) for option in READER_OPTIONS} == {
+        "hdu": [2, 3], "dataset": "2,3", "array": "2,3", "ids": "2,3"}
+
+
+def test_init_reads_the_ids_named_on_the_command_line(tmp_path):
+    source = tmp_path / "stack.h5"
+    with h5py.File(source, "w") as handle:
+        handle["images"] = np.random.default_rng(0).random((4, 8, 8)).astype(np.float32)
+        handle["names"] = np.array([b"m31", b"m33", b"m51", b"m101"])
+    assert main(["init", str(tmp_path / "s"), str(source), "--dataset", "images", "--ids", "names",
+                 "--crop", "1"]) == 0
+    with Session.open(tmp_path / "s") as session:
+        assert session.config.data.options == {"dataset": "images", "ids": "names"}
+        assert session.collection.ids() == ["m31", "m33", "m51", "m101"]
