@@ -13,14 +13,14 @@ from napari_anomalymatch.core.transforms import Normaliser
 
 
 def _counting_reads(collection) -> list[int]:
-    """Record every index the collection is asked to read."""
-    read, asked = collection.read, []
+    """Record every index the collection is asked to read: every reading path ends in ``read_valid``."""
+    read, asked = collection.read_valid, []
 
-    def counted(indices):
+    def counted(indices, *args, **kwargs):
         asked.extend(int(i) for i in indices)
-        return read(indices)
+        return read(indices, *args, **kwargs)
 
-    collection.read = counted
+    collection.read_valid = counted
     return asked
 
 
