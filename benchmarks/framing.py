@@ -65,9 +65,29 @@ CROPS = ("auto", "1.0", "0.5", "0.375", "0.3125", "0.25")
 SEEDS = {"gz1": range(8), "first": range(5)}
 
 
+def frozen_features(benchmark, config: SessionConfig, views: tuple[int, ...]) -> tuple[torch.Tensor, np.ndarray, int]:
+    """The frozen pretrained embedder's features ``(views, N, D)`` of every image of ``benchmark``
+    prepared as ``config`` (its crop resolved) says, the mask of the usable images, and how many
+    statistics end each feature (the probe's reading, without its centring)."""
+    size = config.model.image_size
+    normaliser = Normaliser(config.data.normalisation, benchmark.collection.value_range)
+    loading = load_images(benchmark.collection, normaliser, size, np.arange(len(benchmark.collection)))
+    try:
+        while True:
+            next(loading)
+    except StopIteration as done:
+        images, valid = done.value
+    channels = benchmark.collection.shape[2]
+    network = build_model(config.model, channels).model.to(memory_format=torch.channels_last)
+    probe = config.probe
+    embedder = FrozenEmbedder(network, probe.size, probe.layers, probe.uses_morphology(channels))
+    features = embed_views(embedder, images, torch.device("cpu"), views=views)
+    return features.reshape(len(views), len(images), -1), np.asarray(valid, dtype=bool), embedder.extra_dims
+
+
 def prepared(manifest: Path, crop: str) -> tuple[np.ndarray, float, int]:
-    """The frozen embedder's features ``(views, N, D)`` of every image of ``manifest`` at ``crop``,
-    the crop used (``auto``: the session's choice) and how many statistics end each feature."""
+    """The features ``(views, N, D)`` of every image of ``manifest`` at ``crop``, the crop used
+    (``auto``: the session's choice) and how many statistics end each feature."""
     benchmark = read_benchmark(manifest)
     config = SessionConfig()
     config = config.replace(model=replace(config.model, image_size=SIZE))
@@ -75,20 +95,8 @@ def prepared(manifest: Path, crop: str) -> tuple[np.ndarray, float, int]:
         normalisation = replace(config.data.normalisation, crop=float(crop))
         config = config.replace(data=replace(config.data, normalisation=normalisation))
     config = resolve_automatic(config, benchmark.collection)
-    normaliser = Normaliser(config.data.normalisation, benchmark.collection.value_range)
-    loading = load_images(benchmark.collection, normaliser, SIZE, np.arange(len(benchmark.collection)))
-    try:
-        while True:
-            next(loading)
-    except StopIteration as done:
-        images, _ = done.value
-    channels = benchmark.collection.shape[2]
-    network = build_model(config.model, channels).model.to(memory_format=torch.channels_last)
-    probe = config.probe
-    embedder = FrozenEmbedder(network, probe.size, probe.layers, probe.uses_morphology(channels))
-    features = embed_views(embedder, images, torch.device("cpu"), views=VIEWS)
-    crop_used = float(config.data.normalisation.crop)
-    return features.reshape(len(VIEWS), len(images), -1).numpy(), crop_used, embedder.extra_dims
+    features, _, extra = frozen_features(benchmark, config, VIEWS)
+    return features.numpy(), float(config.data.normalisation.crop), extra
 
 
 def cached_features(manifest: Path, crop: str, key: str) -> dict:

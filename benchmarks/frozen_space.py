@@ -83,31 +83,19 @@ def probe_features(manifest: Path) -> dict[str, np.ndarray]:
     if cached.exists():
         return dict(np.load(cached))
     import torch
+    from framing import frozen_features
 
     from napari_anomalymatch.core.autocrop import resolve_automatic
     from napari_anomalymatch.core.config import SessionConfig
     from napari_anomalymatch.core.evaluation.protocol import read_benchmark
-    from napari_anomalymatch.core.learning.models import build_model
-    from napari_anomalymatch.core.learning.probe import FrozenEmbedder, embed_views, probe_input, statistics_of
-    from napari_anomalymatch.core.loading import load_images
-    from napari_anomalymatch.core.transforms import Normaliser
+    from napari_anomalymatch.core.learning.probe import probe_input, statistics_of
 
     benchmark = read_benchmark(manifest)
     config = SessionConfig()
     config = resolve_automatic(replace(config, model=replace(config.model, image_size=SIZE)), benchmark.collection)
-    normaliser = Normaliser(config.data.normalisation, benchmark.collection.value_range)
-    loading = load_images(benchmark.collection, normaliser, SIZE, np.arange(len(benchmark.collection)))
-    try:
-        while True:
-            next(loading)
-    except StopIteration as done:
-        images, valid = done.value
-    channels = benchmark.collection.shape[2]
-    network = build_model(config.model, channels).model.to(memory_format=torch.channels_last)
-    probe = config.probe
-    embedder = FrozenEmbedder(network, probe.size, probe.layers, probe.uses_morphology(channels))
-    features = embed_views(embedder, images, torch.device("cpu"), views=(0,))
-    statistics = statistics_of(features, embedder.extra_dims)
+    views, valid, extra_dims = frozen_features(benchmark, config, views=(0,))
+    features = views[0]
+    statistics = statistics_of(features, extra_dims)
     x = probe_input(features, statistics.centre, statistics.extra_scale, torch.tensor(statistics.extra_limit))
     data = {"x": x.numpy().astype(np.float32), "truth": benchmark.is_anomaly.astype(bool),
             "initial": benchmark.initial_labels.astype(np.int64), "valid": np.asarray(valid, dtype=bool)}

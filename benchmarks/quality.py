@@ -60,15 +60,21 @@ DATASET_OPTIONS: dict[str, list[str]] = {"cifar10": [], "first": [], "gz1": []}
 DATASETS = ("cifar10", "first", "gz1")
 
 
+def extracted(archive: Path, into: Path, marker: Path, option: str) -> None:
+    """Extract ``archive`` into ``into`` once (``marker`` exists afterwards); never committed."""
+    if marker.exists():
+        return
+    if not archive.exists():
+        sys.exit(f"{archive}: archive not found; pass {option}")
+    into.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as handle:
+        handle.extractall(into, filter="data")
+
+
 def cifar_root(archive: Path) -> Path:
-    """Extract CIFAR-10 JPEGs once into ``benchmarks/work/cifar10`` (never committed)."""
+    """CIFAR-10's JPEGs, extracted once into ``benchmarks/work/cifar10``."""
     root = WORK / "cifar10"
-    if not (root / "train" / "cat").is_dir():
-        if not archive.exists():
-            sys.exit(f"{archive}: CIFAR-10 archive not found; pass --cifar-archive")
-        root.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(archive) as handle:
-            handle.extractall(root, filter="data")
+    extracted(archive, root, root / "train" / "cat", "--cifar-archive")
     return root
 
 
@@ -103,14 +109,9 @@ GZ1_ANOMALIES = {"merger": None, "edge-on": 0.05}
 
 
 def gz1_root(archive: Path) -> Path:
-    """Extract the GZ1 SDSS cutouts once into ``benchmarks/work/gz1`` (never committed)."""
+    """The GZ1 SDSS cutouts, extracted once into ``benchmarks/work/gz1``."""
     root = WORK / "gz1"
-    if not (root / "labels.csv").is_file():
-        if not archive.exists():
-            sys.exit(f"{archive}: GZ1 archive not found; pass --gz1-archive")
-        WORK.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(archive) as handle:
-            handle.extractall(WORK, filter="data")
+    extracted(archive, WORK, root / "labels.csv", "--gz1-archive")
     return root
 
 
