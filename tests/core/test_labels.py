@@ -100,3 +100,11 @@ def test_a_process_killed_while_labelling_loses_no_label(tmp_path):
         for i in confirmed:  # every label whose call returned is there
             assert labels[f"img{i}"] == i % 2
         assert store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_closing_twice_is_harmless_and_leaves_every_label_in_the_file(tmp_path):
+    store = LabelStore(tmp_path / "labels.sqlite")
+    store.set("a", ANOMALY)
+    store.close()
+    store.close()  # a session closed by its panel and again by its 'with' block
+    assert LabelStore(tmp_path / "labels.sqlite", read_only=True).get("a") == ANOMALY

@@ -165,6 +165,7 @@ class LabelStore:
         self.path = Path(path)
         self.read_only = read_only
         self._lock = threading.RLock()
+        self._closed = False
         try:
             self._db = self._connect_writable() if not read_only else self._connect_read_only()
             # read-only, a store from before tags stays as it is: it has no tags to read
@@ -225,12 +226,13 @@ class LabelStore:
 
     def close(self) -> None:
         """Close the store; every label is then in the ``.sqlite`` file itself (the WAL checkpointed),
-        so a copy of that one file holds them all."""
+        so a copy of that one file holds them all. Closing again does nothing."""
         with self._lock:
-            if not self.read_only:
+            if not self.read_only and not self._closed:
                 with contextlib.suppress(sqlite3.OperationalError):  # another process reads: the WAL keeps them
                     self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
+            self._closed = True
 
     def __enter__(self) -> LabelStore:
         return self
