@@ -317,7 +317,7 @@ def cases(base: Path) -> list[Case]:
              lambda x: (x.parent / "unknown.csv").write_text("id,label\nimg_001.png,normal\n"),
              lambda x, out, err: (x / "session.toml").stat().st_mode & 0o777 == 0o664, umask=0o002),
         Case("evaluate with no initial anomaly", ["evaluate", "{tmp}/bench/manifest.csv", *TINY], "error",
-             "training needs at least one of each", no_initial_anomaly),
+             "training needs at least one anomaly and one normal label", no_initial_anomaly),
     ]
 
 

@@ -42,7 +42,7 @@ from .core.config import (
 )
 from .core.discovery.embedding_map import MAP_SAMPLE
 from .core.discovery.map_figure import COLOUR_BY, map_colouring, render_map
-from .core.errors import AnomalyMatchError, ConfigError
+from .core.errors import AnomalyMatchError, ConfigError, DiskFullError
 from .core.evaluation.demo import ANOMALY_CLASS as DEMO_ANOMALY_CLASS
 from .core.evaluation.demo import CLASSES as DEMO_CLASSES
 from .core.evaluation.demo import write_first_benchmark
@@ -542,8 +542,6 @@ SPACE_POLL_S = 10.0  # how often a cycle the full disk refused is tried again
 
 def _train_cycle(session: Any, save_to: Path | None) -> None:
     """Train one cycle; if the disk refuses its checkpoint, save it to ``save_to`` or wait for space."""
-    from .core.errors import DiskFullError
-
     try:
         _drive_training(session.train(save_to=save_to))
     except DiskFullError as err:
@@ -886,6 +884,7 @@ def _add_relocate(commands: Any) -> None:
 
 
 def _run_relocate(args: argparse.Namespace) -> int:
+    # deferred: torch
     from .core.relocation import relocate
     from .core.session import Session
 

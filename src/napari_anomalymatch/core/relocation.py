@@ -16,19 +16,27 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from .atomic import atomic_write_bytes
-from .config import resolve_source
+from .config import SessionConfig, resolve_source
 from .errors import SessionError, SourceNotFoundError
 from .io.base import ImageCollection
 from .io.registry import open_collection
+from .labels import LabelStore
 from .scoring.store import ScoreStore, read_manifest
 
-if TYPE_CHECKING:
-    from .session import Session
+
+class RelocatedSession(Protocol):
+    """What relocating reads and changes of a session (``core.session.Session`` is one)."""
+
+    path: Path
+    config: SessionConfig
+    labels: LabelStore
+
+    def update_config(self, config: SessionConfig) -> bool: ...
 
 CROSSMATCH_FILE = "crossmatch.npz"  # as core.review.crossmatch names it
 SHOWN = 5  # ids named in a message
@@ -53,7 +61,7 @@ def moved_source_error(err: SourceNotFoundError, session_path: Path, source: str
         f"anomalymatch relocate {session_path} NEW_SOURCE (the ids are checked first)")
 
 
-def relocate(session: Session, new_source: str | Path) -> Relocation:
+def relocate(session: RelocatedSession, new_source: str | Path) -> Relocation:
     """Point ``session`` (held for writing by the caller) at ``new_source`` after checking its ids.
 
     Raises
@@ -74,7 +82,7 @@ def relocate(session: Session, new_source: str | Path) -> Relocation:
     return Relocation(old, source, len(collection), checked)
 
 
-def check_ids(session: Session, collection: ImageCollection) -> str:
+def check_ids(session: RelocatedSession, collection: ImageCollection) -> str:
     """Check ``collection``'s ids against the session's records; returns what was checked.
 
     Raises

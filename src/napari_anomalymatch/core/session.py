@@ -545,13 +545,13 @@ class Session:
         with self.writing("anomalymatch training"):
             self._save_unsaved_first()
             self.check_trainable()
-            self.require_checkpoint_space(save_to)
             labelled_idx, labels = self.labelled()
             pool = self._unlabelled_pool(labelled_idx)
             data = yield from self._load_training_data(labelled_idx, labels, pool)
             cycle = self.cycle + 1
             if self._trainer is None:
                 yield TrainStage(cycle, "building the model")
+            self.require_checkpoint_space(save_to)  # the model's size, known once it is built; before any iteration
             trainer = self.trainer
             done_before = trainer.iterations_done
             progress: list[TrainProgress] = []
