@@ -215,3 +215,24 @@ def test_the_reader_fields_are_made_from_the_options_table(panel):
         assert getattr(panel, field) is widget
         assert widget.label == options[0].label
         assert all(option.help in widget.tooltip for option in options)
+
+
+def test_a_session_whose_data_moved_is_pointed_at_it_again_from_the_panel(tmp_path, panel, widget, blobs):
+    import shutil
+
+    folder, _ = blobs
+    data = tmp_path / "data"
+    shutil.copytree(folder, data)
+    panel.session_dir.line_edit.value = str(tmp_path / "session")
+    panel.source.line_edit.value = str(data)
+    assert click(panel.load_button) == []
+    widget.controller.label("a")  # a person's label, which the move must not cost
+    widget.controller.close_session()
+    moved = data.rename(tmp_path / "moved")
+    panel.source.line_edit.value = str(tmp_path / "elsewhere")
+    assert "no such file" in " ".join(click(panel.relocate_button))  # a wrong folder: named, nothing changed
+    panel.source.line_edit.value = str(moved)
+    assert click(panel.relocate_button) == []
+    session = widget.controller.session
+    assert session.config.data.source == str(moved) and len(session.collection) == 16
+    assert "now reads 16 images" in panel.status.value and session.labels.counts()["anomaly"] == 1

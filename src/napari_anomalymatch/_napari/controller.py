@@ -28,6 +28,7 @@ from ..core.display import DisplayRenderer, DisplaySettings
 from ..core.errors import AnomalyMatchError, ConfigError, SampError, SessionError
 from ..core.evaluation.testset import SOURCE_TRUTH, TestReport, TestSet, evaluate_test_set, read_test_set
 from ..core.labelfiles import count_changes, read_label_file
+from ..core.relocation import Relocation, relocate
 from ..core.review.crossmatch import DEFAULT_RADIUS, CrossMatch, crossmatch_session
 from ..core.review.export import export_session
 from ..core.review.queue import Candidate, ReviewQueue
@@ -108,6 +109,26 @@ class AnomalyMatchController:
                                          labels=labels or None)
         self._set_session(session)
         return session
+
+    def relocate(self, session_dir: str | Path, source: str | Path) -> Relocation:
+        """Point the session in ``session_dir`` at its moved data, ``source``, once its ids are
+        checked (``anomalymatch relocate``), and open it.
+
+        Raises
+        ------
+        SessionError
+            The ids differ, or another process is changing the session; nothing changed.
+        """
+        self._refuse_while_busy("relocate a session")
+        session = Session.open(session_dir)
+        try:
+            with session.writing("napari relocate"):
+                moved = relocate(session, source)
+        except BaseException:
+            session.close()
+            raise
+        self._set_session(session)
+        return moved
 
     def _set_session(self, session: Session) -> None:
         self.close_session()

@@ -54,12 +54,16 @@ class DataWidget(Container):
         self.crop.native.setSpecialValueText(AUTO)  # the spin box's lowest value reads, and means, "auto"
         self.apply_normalisation = PushButton(text="Apply normalisation to the session")
         self.load_button = PushButton(text="Open / create session")
+        self.relocate_button = PushButton(text="Data moved: read the session's images from Source",
+                                          tooltip="check that Source holds the session's images (the same "
+                                                  "ids), then point the session at it (anomalymatch relocate)")
         self.labels_file = compact_file_edit(FileEdit(mode="r", filter="*.csv *.ecsv", label="Label file"))
         self.import_button = PushButton(text="Import labels")
         self.status = status_label("no session open")
         self.extend([form(self.session_dir, self.reader, self.source, *self.option_fields.values()),
                      self.from_layer, form(self.normalisation, self.low, self.high, self.crop),
-                     self.apply_normalisation, self.load_button, form(self.labels_file), self.import_button,
+                     self.apply_normalisation, self.load_button, self.relocate_button, form(self.labels_file),
+                     self.import_button,
                      self.status])
         compact_combo_boxes(self)
         pack_to_top(self)
@@ -68,6 +72,7 @@ class DataWidget(Container):
         self.load_button.changed.connect(notify_errors(self._on_load))
         self.from_layer.changed.connect(notify_errors(self._on_from_layer))
         self.import_button.changed.connect(notify_errors(self._on_import))
+        self.relocate_button.changed.connect(notify_errors(self._on_relocate))
         self.apply_normalisation.changed.connect(notify_errors(self._on_apply_normalisation))
         for widget in (self.normalisation, self.low, self.high, self.crop):
             widget.changed.connect(notify_errors(self._on_normalisation_changed))
@@ -148,6 +153,14 @@ class DataWidget(Container):
         self.controller.load(session_dir, source=source, reader=self.reader.value, options=self.options(),
                              normalisation=normalisation)
         self._show_status()
+
+    def _on_relocate(self, *_: Any) -> None:
+        session_dir, source = text_of(self.session_dir), text_of(self.source)
+        if not session_dir or not source:
+            raise ConfigError("choose the moved session's folder and, as Source, where its images are now")
+        moved = self.controller.relocate(session_dir, source)
+        self._show_status()
+        self.status.value = f"{self.status.value}; now reads {moved.n_images} images from {moved.new_source}"
 
     def _on_from_layer(self, *_: Any) -> None:
         layer = self.controller.viewer.layers.selection.active
