@@ -78,6 +78,23 @@ def cifar_root(archive: Path) -> Path:
     return root
 
 
+def write_manifest(path: Path, normal: list[Path], anomalies: list[Path], rng: np.random.Generator,
+                   labelled_anomalies: int, labelled_normal: int) -> Path:
+    """An evaluate manifest of ``normal`` then ``anomalies``, a few of each labelled (drawn from ``rng``)."""
+    initial = {}
+    for group, count, label in ((anomalies, labelled_anomalies, "anomaly"), (normal, labelled_normal, "normal")):
+        for i in rng.choice(len(group), count, replace=False):
+            initial[group[i]] = label
+    path.parent.mkdir(parents=True, exist_ok=True)
+    is_anomaly = set(anomalies)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "is_anomaly", "initial_label"])
+        for image in normal + anomalies:
+            writer.writerow([os.path.relpath(image, path.parent), int(image in is_anomaly), initial.get(image, "")])
+    return path
+
+
 def cifar_manifest(root: Path, anomaly: str, seed: int, n_anomalies: int = 455,
                    labelled_anomalies: int = 5, labelled_normal: int = 495) -> Path:
     """45,000 normal train images + ``n_anomalies`` of ``anomaly``; a few labelled, from ``seed``."""
@@ -85,19 +102,8 @@ def cifar_manifest(root: Path, anomaly: str, seed: int, n_anomalies: int = 455,
     normal = [p for c in CIFAR_CLASSES if c != anomaly for p in sorted((root / "train" / c).glob("*.jpg"))]
     pool = sorted((root / "train" / anomaly).glob("*.jpg"))
     anomalies = [pool[i] for i in sorted(rng.choice(len(pool), n_anomalies, replace=False))]
-    initial = {}
-    for group, count, label in ((anomalies, labelled_anomalies, "anomaly"), (normal, labelled_normal, "normal")):
-        for i in rng.choice(len(group), count, replace=False):
-            initial[group[i]] = label
     path = WORK / "manifests" / f"cifar10-{anomaly}-seed{seed}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "is_anomaly", "initial_label"])
-        for image in normal + anomalies:
-            writer.writerow([os.path.relpath(image, path.parent), int(image in set(anomalies)),
-                             initial.get(image, "")])
-    return path
+    return write_manifest(path, normal, anomalies, rng, labelled_anomalies, labelled_normal)
 
 
 GZ1_ARCHIVE = HERE.parent.parent / "shared" / "data" / "gz1-sdss-jpeg.tar.gz"
@@ -131,20 +137,9 @@ def gz1_manifest(root: Path, anomaly: str, seed: int, labelled_anomalies: int = 
     if share is not None:
         wanted = int(round(share * len(normal) / (1 - share)))
         anomalies = [anomalies[i] for i in sorted(rng.choice(len(anomalies), wanted, replace=False))]
-    initial = {}
-    for group, count, label in ((anomalies, labelled_anomalies, "anomaly"), (normal, labelled_normal, "normal")):
-        for i in rng.choice(len(group), count, replace=False):
-            initial[group[i]] = label
+    images = [root / "images" / f"{objid}.jpeg" for objid in normal + anomalies]
     path = WORK / "manifests" / f"gz1-{anomaly}-seed{seed}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    is_anomaly = set(anomalies)
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "is_anomaly", "initial_label"])
-        for objid in normal + anomalies:
-            image = root / "images" / f"{objid}.jpeg"
-            writer.writerow([os.path.relpath(image, path.parent), int(objid in is_anomaly), initial.get(objid, "")])
-    return path
+    return write_manifest(path, images[:len(normal)], images[len(normal):], rng, labelled_anomalies, labelled_normal)
 
 
 def first_manifest(anomaly: str, seed: int) -> Path:
