@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_anomalymatch.core.autocrop import CROP_STEP, choose_crop, resolve_automatic
-from napari_anomalymatch.core.config import DataConfig, NormalisationConfig, SessionConfig
+from napari_anomalymatch.core.config import DataConfig, NormalisationConfig, ProbeConfig, SessionConfig
 from napari_anomalymatch.core.errors import ConfigError
 from napari_anomalymatch.core.io import open_collection
 
@@ -72,6 +72,32 @@ def test_a_new_sessions_auto_crop_becomes_a_number_and_a_given_one_stays(tmp_pat
     assert isinstance(chosen, float) and chosen <= 0.5
     given = SessionConfig(data=DataConfig(normalisation=NormalisationConfig(crop=0.8)))
     assert resolve_automatic(given, collection) == given
+
+
+def _colour(images: np.ndarray) -> np.ndarray:
+    """Grey uint8 images as RGB, each band a little dimmer than the last."""
+    return np.stack([images, (images * 0.8).astype(np.uint8), (images * 0.6).astype(np.uint8)], axis=-1)
+
+
+def _morphology_chosen(tmp_path, images: np.ndarray, **probe) -> str:
+    config = SessionConfig(probe=ProbeConfig(**probe))
+    return resolve_automatic(config, _collection(tmp_path, images)).probe.morphology
+
+
+def test_colour_cutouts_of_a_central_source_read_morphology_and_photographs_do_not(tmp_path):
+    # galaxies among field stars on a dark sky: asymmetry, Gini and M20 describe them
+    survey = _colour(_with_field_stars(_sources(40, 64, 6), per_image=4))
+    assert _morphology_chosen(tmp_path / "survey", survey) == "on"
+    photographs = np.random.default_rng(3).integers(0, 256, (30, 48, 48, 3), dtype=np.uint8)
+    assert _morphology_chosen(tmp_path / "photo", photographs) == "off"
+
+
+def test_morphology_left_to_single_band_images_or_given_stays_as_it_is(tmp_path):
+    grey = _sources(20, 64, 6)
+    assert _morphology_chosen(tmp_path / "grey", grey) == "auto"  # auto already reads it for one band
+    survey = _colour(grey)
+    assert _morphology_chosen(tmp_path / "given", survey, morphology="off") == "off"
+    assert _morphology_chosen(tmp_path / "tuned", survey, features="fine-tuned") == "auto"
 
 
 @pytest.mark.parametrize("crop", ["half", True, 0.0, 1.5])

@@ -1,16 +1,23 @@
-"""Settings a session chooses from its images: the central crop.
+"""Settings a session chooses from its images: the central crop, and whether the probe reads
+morphology statistics.
 
 Survey cutouts are centred on their source, and the source often fills only the middle of
 the cutout (a FIRST radio galaxy the middle ~100 of 300 pixels). Shrinking the whole cutout
-to the model's 64 pixels then leaves the source a few pixels wide. ``choose_crop`` measures
+to the model's 64 pixels then leaves the source a few pixels wide. ``measure_framing`` measures
 where the light above each image's background lies, over a sample of the collection, and
 keeps the smallest central square that holds ``CROP_SIGNAL_SHARE`` of it, on average; photographs and
 images whose light is spread out keep their whole field.
+
+The same measurement tells a colour survey cutout (a central source on a dark sky) from a
+photograph: the probe's morphology statistics (asymmetry, Gini, M20, ...) describe the first
+and mean nothing for the second, so a colour collection reads them only when its images show a
+central source (single-band images always do, see ``ProbeConfig.uses_morphology``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,8 +39,23 @@ CENTRE_SQUARE = 0.25
 CENTRAL_CONTRAST = 10.0
 
 
+@dataclass(frozen=True)
+class Framing:
+    """How a collection frames its objects: ``crop``, the central fraction of each side to keep
+    (a multiple of ``CROP_STEP``, or 1.0), and ``central_source``, whether the light stands on a
+    central source ``CENTRAL_CONTRAST`` times denser than the field at the border."""
+
+    crop: float
+    central_source: bool
+
+
 def choose_crop(collection: ImageCollection, sample: int = CROP_SAMPLE, seed: int = 0) -> float:
-    """The central fraction of each side to keep: a multiple of ``CROP_STEP``, or 1.0.
+    """The central fraction of each side to keep: a multiple of ``CROP_STEP``, or 1.0."""
+    return measure_framing(collection, sample, seed).crop
+
+
+def measure_framing(collection: ImageCollection, sample: int = CROP_SAMPLE, seed: int = 0) -> Framing:
+    """The ``Framing`` of ``collection``, measured on ``sample`` of its images.
 
     Each image's signal is its light above its median by more than three robust standard
     deviations (median absolute deviation), normalised to sum 1, so bright and faint images
@@ -53,21 +75,22 @@ def choose_crop(collection: ImageCollection, sample: int = CROP_SAMPLE, seed: in
             if total > 0:
                 signal += light / total
     if signal.sum() == 0:
-        return 1.0
-    return _smallest_holding(_less_field_floor(signal / signal.sum()), CROP_SIGNAL_SHARE)
+        return Framing(1.0, central_source=False)
+    share_map = signal / signal.sum()
+    border, centre = _border_and_centre(share_map)
+    central_source = bool(border.size and centre.size and centre.mean() >= CENTRAL_CONTRAST * border.mean())
+    if central_source:  # less the even floor of field sources, renormalised
+        share_map = np.clip(share_map - border.mean(), 0, None)
+        share_map /= share_map.sum()
+    return Framing(_smallest_holding(share_map, CROP_SIGNAL_SHARE), central_source)
 
 
-def _less_field_floor(share_map: np.ndarray) -> np.ndarray:
-    """``share_map`` less the even floor of field sources, renormalised, where its centre stands
-    out from its border by ``CENTRAL_CONTRAST``; else ``share_map`` as it is."""
+def _border_and_centre(share_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The values of ``share_map`` in its border ring and in its central square."""
     height, width = share_map.shape
     yy, xx = np.mgrid[:height, :width]
     reach = np.maximum(np.abs(yy - (height - 1) / 2) / (height / 2), np.abs(xx - (width - 1) / 2) / (width / 2))
-    border, centre = share_map[reach > BORDER_RING], share_map[reach < CENTRE_SQUARE]
-    if not border.size or not centre.size or centre.mean() < CENTRAL_CONTRAST * border.mean():
-        return share_map
-    central = np.clip(share_map - border.mean(), 0, None)
-    return central / central.sum()
+    return share_map[reach > BORDER_RING], share_map[reach < CENTRE_SQUARE]
 
 
 def _light_above_background(band: np.ndarray) -> np.ndarray:
@@ -95,9 +118,18 @@ def _smallest_holding(share_map: np.ndarray, share: float) -> float:
 
 
 def resolve_automatic(config: SessionConfig, collection: ImageCollection) -> SessionConfig:
-    """``config`` with every setting left to the data (``crop = "auto"``) chosen from ``collection``."""
-    normalisation = config.data.normalisation
-    if normalisation.crop != AUTO:
+    """``config`` with every setting left to the data chosen from ``collection``: ``crop = "auto"``
+    becomes a fraction, and a colour collection's ``probe.morphology = "auto"`` becomes ``on``
+    for a central source on a dark sky, ``off`` for photographs."""
+    normalisation, probe = config.data.normalisation, config.probe
+    crop_open = normalisation.crop == AUTO
+    morphology_open = probe.morphology == AUTO and probe.features == "pretrained" and collection.shape[2] > 1
+    if not (crop_open or morphology_open):
         return config
-    chosen = dataclasses.replace(normalisation, crop=choose_crop(collection, seed=config.train.seed))
-    return config.replace(data=dataclasses.replace(config.data, normalisation=chosen))
+    framing = measure_framing(collection, seed=config.train.seed)
+    if crop_open:
+        chosen = dataclasses.replace(normalisation, crop=framing.crop)
+        config = config.replace(data=dataclasses.replace(config.data, normalisation=chosen))
+    if morphology_open:
+        config = config.replace(probe=dataclasses.replace(probe, morphology="on" if framing.central_source else "off"))
+    return config

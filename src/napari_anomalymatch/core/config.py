@@ -261,8 +261,10 @@ class ProbeConfig:
     ``morphology`` (pretrained features only): ``on`` adds eleven morphology statistics of each
     image (light radii, Gini, M20, asymmetries, elongation, size, offsets; see
     ``core.learning.morphology``) to what the probe reads, standardised on the unlabelled images;
-    ``auto`` (the default) turns them on for single-band images, the usual astronomical cutout,
-    and off for colour ones; ``off`` never.
+    ``auto`` (the default) turns them on for single-band images, the usual astronomical cutout;
+    a new session (and ``evaluate``) decides for colour images from the images themselves: on
+    for a central source on a dark sky (a colour survey cutout), off for photographs (see
+    ``core.autocrop``); ``off`` never.
 
     Its flat setting names (``SessionConfig.with_settings``, the CLI's options) are the fields
     with a ``probe_`` prefix: ``probe_views``, ``--probe-views``.
