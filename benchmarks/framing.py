@@ -8,12 +8,17 @@ true anomalies and normal images it may review, and every cycle is measured on t
 split the oracle never reviews (``evaluate --test-fraction``). The probe is refitted in closed
 form, so a run takes a second once the features are cached; what FixMatch adds is measured by
 ``quality.py``, not here. ``auto`` is the crop the session would choose (``core.autocrop``).
+The probe reads morphology statistics where the session would (single-band images, and colour
+images of a central source); ``--morphology off`` replays without them, for the ablation.
 
 Usage::
 
     python benchmarks/framing.py                                  # the sets and crops below
     python benchmarks/framing.py --sets merger --crops 0.25 0.5 --seeds 0 1
+    python benchmarks/framing.py --sets merger --morphology off   # without morphology statistics
     python benchmarks/framing.py --render                         # the table again from the JSON
+
+A call replaces the rows of the sets it runs with the same ``--morphology``; other rows stay.
 
 Features are cached in ``benchmarks/work/framing``; writes ``benchmarks/results/framing.{json,md}``.
 """
@@ -63,6 +68,7 @@ CYCLES = 3
 SETS = {"merger": "gz1", "edge-on": "gz1", "Bent": "first", "FRI": "first", "FRII": "first", "Compact": "first"}
 CROPS = ("auto", "1.0", "0.5", "0.375", "0.3125", "0.25")
 SEEDS = {"gz1": range(8), "first": range(5)}
+WITHOUT_MORPHOLOGY = " · no morphology"  # the row label's suffix for --morphology off
 
 
 def frozen_features(benchmark, config: SessionConfig, views: tuple[int, ...]) -> tuple[torch.Tensor, np.ndarray, int]:
@@ -85,12 +91,13 @@ def frozen_features(benchmark, config: SessionConfig, views: tuple[int, ...]) ->
     return features.reshape(len(views), len(images), -1), np.asarray(valid, dtype=bool), embedder.extra_dims
 
 
-def prepared(manifest: Path, crop: str) -> tuple[np.ndarray, float, int]:
+def prepared(manifest: Path, crop: str, morphology: str) -> tuple[np.ndarray, float, int]:
     """The features ``(views, N, D)`` of every image of ``manifest`` at ``crop``, the crop used
     (``auto``: the session's choice) and how many statistics end each feature."""
     benchmark = read_benchmark(manifest)
     config = SessionConfig()
-    config = config.replace(model=replace(config.model, image_size=SIZE))
+    config = config.replace(model=replace(config.model, image_size=SIZE),
+                            probe=replace(config.probe, morphology=morphology))
     if crop != "auto":
         normalisation = replace(config.data.normalisation, crop=float(crop))
         config = config.replace(data=replace(config.data, normalisation=normalisation))
@@ -99,10 +106,12 @@ def prepared(manifest: Path, crop: str) -> tuple[np.ndarray, float, int]:
     return features.numpy(), float(config.data.normalisation.crop), extra
 
 
-def cached_features(manifest: Path, crop: str, key: str) -> dict:
-    path = CACHE / f"{key}-crop{crop}-size{SIZE}.npz"
+def cached_features(manifest: Path, crop: str, key: str, morphology: str) -> dict:
+    # colour sets' features with morphology statistics are cached apart (single-band ones always have them)
+    colour_morphology = "-morphology" if key == "gz1" and morphology != "off" else ""
+    path = CACHE / f"{key}-crop{crop}{colour_morphology}-size{SIZE}.npz"
     if not path.exists():
-        features, chosen, extra = prepared(manifest, crop)
+        features, chosen, extra = prepared(manifest, crop, morphology)
         names = [image_key(p) for p in read_benchmark(manifest).collection.paths]
         CACHE.mkdir(parents=True, exist_ok=True)
         np.savez(path, features=features.astype(np.float32), names=np.array(names), crop=chosen, extra=extra)
@@ -131,14 +140,14 @@ def gz1_everything() -> Path:
     return path
 
 
-def probe_inputs(name: str, seed: int, crop: str) -> tuple[np.ndarray, object, float]:
+def probe_inputs(name: str, seed: int, crop: str, morphology: str) -> tuple[np.ndarray, object, float]:
     """The probe's inputs ``(views, N, D)`` of one run's images, its benchmark and the crop."""
     if SETS[name] == "gz1":
         manifest = gz1_manifest(gz1_root(GZ1_ARCHIVE), name, seed)
-        cached = cached_features(gz1_everything(), crop, "gz1")
+        cached = cached_features(gz1_everything(), crop, "gz1", morphology)
     else:
         manifest = first_manifest(name, seed)
-        cached = cached_features(manifest, crop, f"first-{name}")
+        cached = cached_features(manifest, crop, f"first-{name}", morphology)
     benchmark = read_benchmark(manifest)
     row_of = {image: i for i, image in enumerate(cached["names"])}
     rows = np.array([row_of[image_key(p)] for p in benchmark.collection.paths])
@@ -185,12 +194,13 @@ def markdown(results: dict) -> str:
     for name, by_crop in results["sets"].items():
         for crop, entry in by_crop.items():
             runs = entry["runs"]
-            label = f"auto ({entry['crop']:g})" if crop == "auto" else crop
+            label = crop.replace("auto", f"auto ({entry['crop']:g})", 1)
             lines.append(f"| {name} | {label} | {len(runs)} | "
                          + " | ".join(_mean_cell(runs, "test", c) for c in range(CYCLES))
                          + f" | {_mean_cell(runs, 'pool', CYCLES - 1)} |")
     return "\n".join(lines) + (f"\n\nFrozen probe (C = {SessionConfig().probe.regularisation:g}) at {SIZE} px, the "
-                               "image and its mirror; means over seeds.\n")
+                               "image and its mirror; means over seeds. Morphology statistics read as a session "
+                               f"would, except in rows marked '{WITHOUT_MORPHOLOGY.strip(' ·')}'.\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,20 +208,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--crops", nargs="+", default=list(CROPS))
     parser.add_argument("--seeds", nargs="+", type=int, default=None)
+    parser.add_argument("--morphology", choices=("auto", "off"), default="auto",
+                        help="auto: the statistics wherever a session would read them; off: never")
     parser.add_argument("--render", action="store_true", help="rewrite framing.md from framing.json")
     args = parser.parse_args(argv)
     out = RESULTS / "framing.json"
     if not args.render:
-        results = {"sets": {}, "code": code_version(), "size": SIZE}
+        results = json.loads(out.read_text()) if out.exists() else {"sets": {}}
+        results.update(code=code_version(), size=SIZE)
         for name in args.sets:
-            results["sets"][name] = {}
+            kept = {key: entry for key, entry in results["sets"].get(name, {}).items()
+                    if entry.get("morphology", "auto") != args.morphology}
+            results["sets"][name] = kept
             for crop in args.crops:
                 runs, chosen = [], None
                 for seed in args.seeds if args.seeds is not None else SEEDS[SETS[name]]:
-                    x, benchmark, chosen = probe_inputs(name, seed, crop)
+                    x, benchmark, chosen = probe_inputs(name, seed, crop, args.morphology)
                     runs.append(replay(x, benchmark.is_anomaly, benchmark.initial_labels, seed))
-                results["sets"][name][crop] = {"crop": chosen, "runs": runs}
-                print(f"{name} crop {crop} ({chosen:g}): done", flush=True)
+                key = crop + (WITHOUT_MORPHOLOGY if args.morphology == "off" else "")
+                kept[key] = {"crop": chosen, "morphology": args.morphology, "runs": runs}
+                print(f"{name} crop {crop} ({chosen:g}), morphology {args.morphology}: done", flush=True)
         out.write_text(json.dumps(results, indent=1))
     out.with_suffix(".md").write_text(markdown(json.loads(out.read_text())))
     print(out.with_suffix(".md").read_text())
