@@ -100,22 +100,42 @@ def quality(links: Links) -> str:
             + "\n".join(options) + f"\n\nFrom {links.link('quality.md')} and {links.link('quality.json')}.\n")
 
 
+CLASSIFIER_RUNS = "quality-classifier.json"  # quality.py -- --head classifier: the paper's network, its own oracle
+CLASSIFIER_COLUMN = "classifier (own run)"
+
+
+def classifier_runs(links: Links) -> dict[tuple[str, str, int], dict]:
+    """The classifier head's own protocol runs by (dataset, anomaly, seed); none if never run."""
+    if not (links.results / CLASSIFIER_RUNS).exists():
+        return {}
+    data = links.json(CLASSIFIER_RUNS)
+    return {(name, run["anomaly_class"], run["seed"]): run
+            for name, entry in data["datasets"].items() for run in entry["runs"]}
+
+
 def quality_heads(links: Links) -> str:
     """Every head of each quality run after its last cycle, scored on the same labels (the oracle
-    followed the default head), with each dataset's mean."""
+    followed the default head), with each dataset's mean; beside them the classifier head's own
+    run of the same labels (its oracle followed it), where one was made."""
     data = links.json("quality.json")
     runs = [run for entry in data["datasets"].values() for run in entry["runs"]]
     heads = list(dict.fromkeys(h for run in runs for h in run["cycles"][-1].get("head_metrics", {})))
-    lines = ["| data | anomaly | seed | " + " | ".join(f"{h} AUROC / AUPRC" for h in heads) + " |",
-             "|---|---|---|" + "---|" * len(heads)]
+    classifier = classifier_runs(links)
+    columns = heads + ([CLASSIFIER_COLUMN] if classifier else [])
+    lines = ["| data | anomaly | seed | " + " | ".join(f"{h} AUROC / AUPRC" for h in columns) + " |",
+             "|---|---|---|" + "---|" * len(columns)]
     for name, entry in data["datasets"].items():
-        scored = [run["cycles"][-1].get("head_metrics", {}) for run in entry["runs"]]
+        scored = [dict(run["cycles"][-1].get("head_metrics", {})) for run in entry["runs"]]
         for run, metrics in zip(entry["runs"], scored):
+            own = classifier.get((name, run["anomaly_class"], run["seed"]))
+            if own is not None:
+                metrics[CLASSIFIER_COLUMN] = {"auroc": own["auroc"], "auprc": own["auprc"]}
             lines.append(f"| {DATASET_NAMES.get(name, name)} | {run['anomaly_class']} | {run['seed']} | "
-                         + " | ".join(_head_cell([metrics.get(h)]) for h in heads) + " |")
+                         + " | ".join(_head_cell([metrics.get(h)]) for h in columns) + " |")
         lines.append(f"| {DATASET_NAMES.get(name, name)} | **mean** | | "
-                     + " | ".join(_head_cell([m.get(h) for m in scored]) for h in heads) + " |")
-    return "\n".join(lines) + f"\n\nFrom {links.link('quality.json')}.\n"
+                     + " | ".join(_head_cell([m.get(h) for m in scored]) for h in columns) + " |")
+    sources = links.link("quality.json") + (f" and {links.link(CLASSIFIER_RUNS)}" if classifier else "")
+    return "\n".join(lines) + f"\n\nFrom {sources}.\n"
 
 
 def quality_cycles(links: Links) -> str:
@@ -124,14 +144,21 @@ def quality_cycles(links: Links) -> str:
     data = links.json("quality.json")
     lines = ["| data | head | runs | " + " | ".join(f"cycle {c} AUROC / AUPRC" for c in (1, 2, 3)) + " |",
              "|---|---|---|---|---|---|"]
+    own = {}
+    for (name, _, _), run in classifier_runs(links).items():
+        own.setdefault(name, []).append(run)
     for name, entry in data["datasets"].items():
         runs = [run for run in entry["runs"] if run["cycles"][0].get("test_head_metrics")]
         heads = list(dict.fromkeys(h for run in runs for h in run["cycles"][-1]["test_head_metrics"]))
-        for head in heads:
+        rows = [(head, head, runs) for head in heads]
+        if own.get(name):
+            rows.append((CLASSIFIER_COLUMN, "classifier", own[name]))
+        for label, head, chosen in rows:
             cells = [_head_cell([run["cycles"][c]["test_head_metrics"].get(head) if c < len(run["cycles"]) else None
-                                 for run in runs]) for c in range(3)]
-            lines.append(f"| {DATASET_NAMES.get(name, name)} | {head} | {len(runs)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + f"\n\nFrom {links.link('quality.json')}.\n"
+                                 for run in chosen]) for c in range(3)]
+            lines.append(f"| {DATASET_NAMES.get(name, name)} | {label} | {len(chosen)} | " + " | ".join(cells) + " |")
+    sources = links.link("quality.json") + (f" and {links.link(CLASSIFIER_RUNS)}" if own else "")
+    return "\n".join(lines) + f"\n\nFrom {sources}.\n"
 
 
 def _head_cell(metrics: list[dict | None]) -> str:
