@@ -402,6 +402,7 @@ BLOCKS: dict[str, Callable[[Links], str]] = {
     "feature-ceiling": included("feature_ceiling.md"),
     "frozen-space": included("frozen_space.md"),
     "framing": included("framing.md"),
+    "replay-variants": included("replay_variants.md"),
     "lpft": included("lpft_first.md"),
     "speed": speed,
     "scale": scale,
