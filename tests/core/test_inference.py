@@ -110,6 +110,15 @@ def test_ranking_agreement_measures_what_the_rule_says():
     assert bad["top_overlap"] == 0.0 and not pathchoice.agrees(bad)
 
 
+@pytest.mark.parametrize("spearman, top_overlap, auroc_difference, agreed", [
+    (0.9995, 0.97, 0.0019, True),  # every figure at its bound
+    (0.9994, 0.97, 0.0, False), (1.0, 0.96, 0.0, False), (1.0, 1.0, 0.002, False),
+    (float("nan"), 1.0, 0.0, False)])
+def test_the_agreement_rule_bounds(spearman, top_overlap, auroc_difference, agreed):
+    figures = {"spearman": spearman, "top_overlap": top_overlap, "auroc_difference": auroc_difference}
+    assert pathchoice.agrees(figures) is agreed
+
+
 def test_the_selection_holds_a_small_trained_model_to_the_agreement_rule(trained_blobs, monkeypatch, tmp_path):
     """bf16 is timed faster, but on this barely trained scorer its ranking strays from float32's
     (rho ~0.994, top-20 overlap ~65 %), so the run scores in float32: with the batch norms folded,
@@ -155,10 +164,14 @@ def test_mixed_precision_runs_the_first_stages_in_float32_and_the_rest_in_bf16(t
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_mixed_precision_is_used_only_when_asked_for(monkeypatch):
+def test_mixed_precision_is_a_candidate_where_bf16_is_native(monkeypatch):
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
     automatic = [p.label for p in pathchoice.candidate_paths(ScoreConfig(), torch.device("cpu"), 10_000)]
-    assert automatic == ["float32+eager", "bfloat16+eager", "float32+fused", "bfloat16+fused"]
+    assert automatic == ["float32+eager", "bfloat16+eager", "bfloat16-mixed+eager",
+                         "float32+fused", "bfloat16+fused", "bfloat16-mixed+fused"]
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False, raising=False)
+    assert [p.label for p in pathchoice.candidate_paths(ScoreConfig(), torch.device("cpu"), 10_000)] == [
+        "float32+eager", "float32+fused"]
     forced = pathchoice.candidate_paths(ScoreConfig(precision="bfloat16-mixed"), torch.device("cpu"), 10_000)
     assert [p.label for p in forced] == ["bfloat16-mixed+eager", "bfloat16-mixed+fused"]
     assert pathchoice.InferencePath.parse("bfloat16-mixed+fused").dtype == torch.bfloat16

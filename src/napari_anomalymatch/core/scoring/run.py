@@ -152,7 +152,7 @@ def prepare_run_scorer(model: torch.nn.Module, collection: ImageCollection, norm
     scorer = prepare_scoring_model(model, config, shape, device, n_images=n_images, calibration=calibration,
                                    path=path)
     if store is not None:
-        store.record_inference(scorer.path.label)
+        store.record_inference(scorer.path.label, scorer.selection.agreement if scorer.selection else None)
         if store.manifest.embeddings:
             scorer.store_embeddings(lambda: embedding_network(model, device))
     return scorer

@@ -82,6 +82,9 @@ class ScoreManifest:
     shards: tuple[tuple[str, int], ...] = field(default=())
     # the inference path that scores the run (inference.InferencePath.label); chosen once, reused on resume
     inference: str = field(default="", compare=False)
+    # how each reduced precision timed faster than float32 agreed with it when the path was chosen
+    # (pathchoice.ranking_agreement per path label); empty where nothing was measured
+    inference_agreement: dict = field(default_factory=dict, compare=False)
     # "" for a trained model's scores; "unsupervised:<method>" for a ranking made without labels
     method: str = ""
     # whether each part also stores its images' embeddings (EMBEDDING_PREFIX + the part's name)
@@ -143,10 +146,12 @@ class ScoreStore:
         self.manifest = replace(self.manifest, collection=fingerprint)
         self._write_manifest()
 
-    def record_inference(self, label: str) -> None:
-        """Store the run's inference path in its manifest (before any part is scored with it)."""
-        if self.manifest.inference != label:
-            self.manifest = replace(self.manifest, inference=label)
+    def record_inference(self, label: str, agreement: dict | None = None) -> None:
+        """Store the run's inference path in its manifest (before any part is scored with it), and
+        the agreement figures it was chosen on, where it was measured."""
+        agreement = self.manifest.inference_agreement if agreement is None else agreement
+        if (self.manifest.inference, self.manifest.inference_agreement) != (label, agreement):
+            self.manifest = replace(self.manifest, inference=label, inference_agreement=agreement)
             self._write_manifest()
 
     @classmethod
