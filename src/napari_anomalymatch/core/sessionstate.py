@@ -15,10 +15,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .atomic import atomic_write_bytes
 from .display import DisplaySettings
@@ -39,17 +37,6 @@ class ReviewState:
     image_id: str | None = None
     order: str | None = None
     which: str | None = None
-
-
-def recorded(events: Iterator[Any], into: list[TrainProgress]) -> Generator[Any, None, Any]:
-    """Yield ``events``, keeping each ``TrainProgress`` in ``into``; closing this closes ``events``."""
-    try:
-        for event in events:
-            if isinstance(event, TrainProgress):
-                into.append(event)
-            yield event
-    finally:
-        events.close()  # type: ignore[attr-defined]
 
 
 def write_loss_history(session_dir: Path, cycle: int, progress: list[TrainProgress]) -> Path:
