@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_anomalymatch.core.discovery.diversity import DIVERSE_CLUSTERS, DIVERSE_POOL
+from napari_anomalymatch.core.scoring.diversity import DIVERSE_CLUSTERS, DIVERSE_POOL
 from napari_anomalymatch.core.session import rank
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -23,6 +23,7 @@ import argparse
 import csv
 import importlib
 import inspect
+import itertools
 import pkgutil
 import sys
 import tempfile
@@ -83,7 +84,7 @@ def summarise(modules: list[str]) -> dict:
     steps: list[tuple[str, str]] = []
     left: set[str] = set()
     climbs = 0
-    for here, there in zip(modules, modules[1:]):
+    for here, there in itertools.pairwise(modules):
         if (here, there) in seen_steps:
             left.add(here)
             continue

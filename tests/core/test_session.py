@@ -150,7 +150,7 @@ def test_rank_orders_and_puts_missing_last():
 def test_a_resumed_run_scores_bit_for_bit_as_an_uninterrupted_one(session, monkeypatch, tmp_path):
     """The path chosen when the run starts (here bf16, timed faster) is stored in its manifest and used
     for the last part too, although 8 images left would not be measured and would score in float32."""
-    from napari_anomalymatch.core import pathchoice
+    from napari_anomalymatch.core.scoring import pathchoice
 
     monkeypatch.setenv(pathchoice.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(pathchoice, "native_reduced_precisions", lambda device: ["bfloat16"])

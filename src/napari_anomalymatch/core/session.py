@@ -7,7 +7,7 @@
     shard-sizes.json          for a sharded source: each shard's size, so it reopens at once
     checkpoints/cycle-NNNN.safetensors   the model after each training cycle
     scores/cycle-NNNN/        the scores of the whole collection after that cycle
-    history/, review.json     loss curves and the review's display (``sessionstate``)
+    history/, review.json     loss curves (``learning.history``) and the review's display (``review.state``)
     crossmatch.npz            each image's nearest known object (``review.crossmatch``)
 
 Every write is atomic or transactional, so a session killed at any moment
@@ -30,7 +30,6 @@ import numpy as np
 import torch
 
 from .atomic import free_space_text, remove_stale_temporaries
-from .autocrop import resolve_automatic
 from .config import (
     AUTO,
     DEFAULT_NOVELTY_METHOD,
@@ -41,7 +40,6 @@ from .config import (
     check_novelty_method,
     resolve_source,
 )
-from .discovery.diversity import EmbeddingLookup, diverse_order
 from .discovery.embedding_map import MAP_SAMPLE, EmbeddingMap, MapProgress, compute_map, saved_map
 from .discovery.search import SearchedSession, SimilarImages, similar_images
 from .errors import (
@@ -55,9 +53,10 @@ from .errors import (
     SessionError,
     SourceNotFoundError,
 )
+from .io.autocrop import resolve_automatic
 from .io.base import ImageCollection
+from .io.labelfiles import read_label_file
 from .io.registry import find_reader, open_collection
-from .labelfiles import read_label_file
 from .labels import LabelEvent, LabelStore, parse_label
 from .learning.checkpoints import (
     CheckpointInfo,
@@ -68,12 +67,15 @@ from .learning.checkpoints import (
     save_checkpoint,
 )
 from .learning.cycle import CycleResult, run_cycle
+from .learning.history import write_loss_history
 from .learning.models import build_model, choose_device
 from .learning.probe import FrozenEmbedder
+from .learning.settingsdrift import SettingsChangedWarning, check_model_name, image_size_notice, rescoring_notice
 from .learning.training import Trainer, TrainingData, TrainProgress, TrainStage, check_trainable
 from .loading import DecodedImages, LoadProgress
 from .relocation import moved_source_error
 from .scoring.cluster import score_on_cluster, scoring_job
+from .scoring.diversity import EmbeddingLookup, diverse_order
 from .scoring.novelty import EmbedProgress, fit_novelty
 from .scoring.orders import get_order
 from .scoring.run import (
@@ -95,8 +97,6 @@ from .scoring.store import (
     run_status,
 )
 from .sessionlock import Holder, SessionLock
-from .sessionstate import write_loss_history
-from .settingsdrift import SettingsChangedWarning, check_model_name, image_size_notice, rescoring_notice
 from .transforms import Normaliser
 
 CONFIG_FILE = "session.toml"
@@ -812,7 +812,7 @@ class Session:
 
         ``order``: ``score`` (most anomalous first), ``uncertainty`` (closest
         to 0.5 first), ``random`` or ``diverse`` (the top candidates spread over
-        their embeddings: ``core.discovery.diversity``); ``which``: ``unlabelled``,
+        their embeddings: ``core.scoring.diversity``); ``which``: ``unlabelled``,
         ``labelled`` or ``all`` images.  Images without a score come last.
         """
         needs_embeddings = get_order(order).needs_embeddings
@@ -929,7 +929,7 @@ def saved_state(path: str | Path) -> str:
 def rank(scores: np.ndarray, candidates: np.ndarray, order: str, seed: int = 0,
          embeddings_of: EmbeddingLookup | None = None) -> np.ndarray:
     """Order ``candidates`` by ``order`` (see ``Session.ranking``); ties by index.  ``diverse``
-    needs ``embeddings_of`` (indices -> embeddings: ``core.discovery.diversity``)."""
+    needs ``embeddings_of`` (indices -> embeddings: ``core.scoring.diversity``)."""
     review_order = get_order(order)
     if review_order.key is None:
         if embeddings_of is None:

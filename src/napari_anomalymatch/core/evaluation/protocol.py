@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..autocrop import resolve_automatic
 from ..config import ORACLE_ORDER, ORACLE_TEST_FRACTION, ScoreConfig, SessionConfig
 from ..errors import ConfigError, LabelError
 from ..heads import PROBE, get_head, head_log_odds, head_names
+from ..io.autocrop import resolve_automatic
 from ..io.catalogue import CatalogueCollection, column, open_catalogue, read_table
 from ..labels import ANOMALY, NORMAL, UNLABELED, parse_label
 from ..learning.augment import scoring_views
@@ -40,7 +40,7 @@ from ..transforms import Normaliser
 from .metrics import ranking_metrics
 
 if TYPE_CHECKING:
-    from ..discovery.diversity import EmbeddingLookup
+    from ..scoring.diversity import EmbeddingLookup
 
 # Preprocessed images are held in memory; refuse sizes that would not fit comfortably.
 MAX_PREPARED_BYTES = 12 * 1024**3

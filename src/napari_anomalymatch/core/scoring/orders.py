@@ -21,7 +21,7 @@ SortKey = Callable[[np.ndarray, int], np.ndarray]
 @dataclass(frozen=True)
 class ReviewOrder:
     """One review order: how candidates sort, or (``key`` None) the score order spread over the
-    candidates' embeddings (``core.discovery.diversity``)."""
+    candidates' embeddings (``core.scoring.diversity``)."""
 
     name: str
     description: str

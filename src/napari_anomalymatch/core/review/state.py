@@ -1,29 +1,25 @@
-"""What a session folder remembers besides labels, models and scores.
+"""What a session remembers of its review besides the labels: the display, the test set and the place.
 
 ::
 
-    history/losses-cycle-NNNN.json   every iteration's losses of that training cycle
-    review.json                      the review's display settings, test set file and place
+    review.json   the review's display settings, test set file and place
 
-Both are written atomically, so reopening a session shows its loss curves,
-its display, its test set and the candidate it was on as they were; a missing or unreadable
-``review.json`` means the defaults (it holds no labels, so nothing is lost).
+Written atomically, so reopening a session shows its display, its test set and the candidate
+it was on as they were; a missing or unreadable ``review.json`` means the defaults (it holds no
+labels, so nothing is lost).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes
+from ..errors import ConfigError
 from .display import DisplaySettings
-from .errors import ConfigError
-from .learning.training import TrainProgress
 
-HISTORY_DIR = "history"
 REVIEW_FILE = "review.json"
 
 
@@ -37,27 +33,6 @@ class ReviewState:
     image_id: str | None = None
     order: str | None = None
     which: str | None = None
-
-
-def write_loss_history(session_dir: Path, cycle: int, progress: list[TrainProgress]) -> Path:
-    """Store one cycle's iterations as ``history/losses-cycle-NNNN.json``; returns the path."""
-    path = Path(session_dir) / HISTORY_DIR / f"losses-cycle-{cycle:04d}.json"
-    rows = [dataclasses.asdict(event) for event in progress]
-    atomic_write_bytes(path, json.dumps(rows).encode())
-    return path
-
-
-def read_loss_history(session_dir: Path) -> list[TrainProgress]:
-    """Every stored iteration of every cycle, oldest first (cycles whose file is unreadable are left out)."""
-    events: list[TrainProgress] = []
-    for path in sorted((Path(session_dir) / HISTORY_DIR).glob("losses-cycle-*.json")):
-        if re.fullmatch(r"losses-cycle-\d{4,}\.json", path.name) is None:
-            continue
-        try:
-            events.extend(TrainProgress(**row) for row in json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
-            continue  # a damaged curve is not worth refusing the session for
-    return events
 
 
 def write_review_state(session_dir: Path, state: ReviewState) -> None:

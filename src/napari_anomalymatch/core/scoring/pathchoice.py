@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_write_bytes
-from .config import ScoreConfig
+from ..atomic import atomic_write_bytes
+from ..config import ScoreConfig
 
 # Reduced precision is used only when, against float32 on the same images, the ranking agrees this well.
 AGREEMENT = {"spearman": 0.999, "top_overlap": 0.98, "auroc_difference": 0.002}
