@@ -8,7 +8,7 @@ import pytest
 from napari_anomalymatch.core.errors import NoEmbeddingsError
 from napari_anomalymatch.core.evaluation.protocol import OracleSettings, oracle_picks
 from napari_anomalymatch.core.scoring.diversity import farthest_first, round_robin
-from napari_anomalymatch.core.session import rank
+from napari_anomalymatch.core.scoring.orders import rank
 
 N, CLUSTERS, DIM = 600, 6, 32
 

@@ -15,8 +15,9 @@ from napari_anomalymatch.core.errors import ConfigError, NotTrainedError, Sessio
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL
 from napari_anomalymatch.core.learning.training import TrainProgress
 from napari_anomalymatch.core.loading import LoadProgress
+from napari_anomalymatch.core.scoring.orders import rank
 from napari_anomalymatch.core.scoring.run import run_to_end
-from napari_anomalymatch.core.session import Session, rank
+from napari_anomalymatch.core.session import Session
 
 from ..conftest import TINY_TRAINING
 

@@ -48,7 +48,6 @@ from .errors import (
     ConfigError,
     DiskFullError,
     IncompleteScoresError,
-    NoEmbeddingsError,
     NotTrainedError,
     SessionError,
     SourceNotFoundError,
@@ -75,9 +74,9 @@ from .learning.training import Trainer, TrainingData, TrainProgress, TrainStage,
 from .loading import DecodedImages, LoadProgress
 from .relocation import moved_source_error
 from .scoring.cluster import score_on_cluster, scoring_job
-from .scoring.diversity import EmbeddingLookup, diverse_order
+from .scoring.diversity import EmbeddingLookup
 from .scoring.novelty import EmbedProgress, fit_novelty
-from .scoring.orders import get_order
+from .scoring.orders import get_order, rank
 from .scoring.run import (
     ScoreBatch,
     ScoreResult,
@@ -926,21 +925,6 @@ def saved_state(path: str | Path) -> str:
     return "; ".join(said)
 
 
-def rank(scores: np.ndarray, candidates: np.ndarray, order: str, seed: int = 0,
-         embeddings_of: EmbeddingLookup | None = None) -> np.ndarray:
-    """Order ``candidates`` by ``order`` (see ``Session.ranking``); ties by index.  ``diverse``
-    needs ``embeddings_of`` (indices -> embeddings: ``core.scoring.diversity``)."""
-    review_order = get_order(order)
-    if review_order.key is None:
-        if embeddings_of is None:
-            raise NoEmbeddingsError(f"the {order} order spreads the top candidates over their embeddings; "
-                                    "score the collection (after a training cycle) to store them")
-        return diverse_order(rank(scores, candidates, "score", seed), scores, embeddings_of, seed)
-    values = scores[candidates].astype(np.float64)
-    key = np.where(~np.isfinite(values), np.inf, review_order.key(values, seed))
-    return candidates[np.lexsort((candidates, key))]
-
-
 def _check_source(config_file: Path, config: SessionConfig) -> None:
     if not config.data.source:
         raise ConfigError(f"{config_file}: data.source is missing or empty; a session needs its data "
@@ -981,4 +965,4 @@ def _cycle_of(path: Path) -> int:
     return int(match.group(1))
 
 
-__all__ = ["Session", "TrainConfig", "parse_label", "rank", "read_checkpoint_info"]
+__all__ = ["Session", "TrainConfig", "parse_label", "read_checkpoint_info"]

@@ -33,9 +33,8 @@ from ..learning.cycle import run_cycle
 from ..learning.probe import AnomalyScorer, embed_views
 from ..learning.training import Trainer, TrainingData, TrainProgress, TrainStage, check_trainable
 from ..loading import LoadProgress, load_images
-from ..scoring.orders import get_order
+from ..scoring.orders import get_order, rank
 from ..scoring.run import embedding_network, score_components
-from ..session import rank
 from ..transforms import Normaliser
 from .metrics import ranking_metrics
 
