@@ -37,9 +37,9 @@ def sky(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
 def main() -> int:
     from astropy.table import Table
 
-    from napari_anomalymatch.core.pathchoice import _processor  # as speed.py: one reading of the CPU model
     from napari_anomalymatch.core.review.crossmatch import match_positions
     from napari_anomalymatch.core.review.known import read_known_catalogue
+    from napari_anomalymatch.core.scoring.pathchoice import _processor  # as speed.py: one reading of the CPU model
 
     rng = np.random.default_rng(0)
     cat_ra, cat_dec = sky(rng, N_CATALOGUE)

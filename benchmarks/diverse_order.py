@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_anomalymatch.core.discovery.diversity import DIVERSE_CLUSTERS, DIVERSE_POOL
-from napari_anomalymatch.core.session import rank
+from napari_anomalymatch.core.scoring.diversity import DIVERSE_CLUSTERS, DIVERSE_POOL
+from napari_anomalymatch.core.scoring.orders import rank
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = (100_000, 1_000_000)

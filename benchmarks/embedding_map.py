@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", type=int, default=50_000)
     args = parser.parse_args(argv)
     from napari_anomalymatch.core.discovery.embedding_map import PCA_COMPONENTS, layout
-    from napari_anomalymatch.core.pathchoice import _processor
+    from napari_anomalymatch.core.scoring.pathchoice import _processor
 
     vectors, members = clustered_embeddings(args.points)
     layout(vectors[:200])  # numba compiles UMAP's kernels on the first call: not part of the figure

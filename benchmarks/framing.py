@@ -7,7 +7,7 @@ over several seeds: 3 cycles, after cycles 1 and 2 the oracle labels the 10 high
 true anomalies and normal images it may review, and every cycle is measured on the fixed test
 split the oracle never reviews (``evaluate --test-fraction``). The probe is refitted in closed
 form, so a run takes a second once the features are cached; what FixMatch adds is measured by
-``quality.py``, not here. ``auto`` is the crop the session would choose (``core.autocrop``).
+``quality.py``, not here. ``auto`` is the crop the session would choose (``core.io.autocrop``).
 The probe reads morphology statistics where the session would (single-band images, and colour
 images of a central source); ``--morphology off`` replays without them, for the ablation.
 
@@ -37,10 +37,10 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from napari_anomalymatch.core.autocrop import resolve_automatic
 from napari_anomalymatch.core.config import SessionConfig
 from napari_anomalymatch.core.evaluation.metrics import ranking_metrics
 from napari_anomalymatch.core.evaluation.protocol import OracleSettings, held_out_split, oracle_picks, read_benchmark
+from napari_anomalymatch.core.io.autocrop import resolve_automatic
 from napari_anomalymatch.core.labels import UNLABELED
 from napari_anomalymatch.core.learning.models import build_model
 from napari_anomalymatch.core.learning.probe import FrozenEmbedder, embed_views, probe_input, statistics_of

@@ -85,9 +85,9 @@ def probe_features(manifest: Path) -> dict[str, np.ndarray]:
     import torch
     from framing import frozen_features
 
-    from napari_anomalymatch.core.autocrop import resolve_automatic
     from napari_anomalymatch.core.config import SessionConfig
     from napari_anomalymatch.core.evaluation.protocol import read_benchmark
+    from napari_anomalymatch.core.io.autocrop import resolve_automatic
     from napari_anomalymatch.core.learning.probe import probe_input, statistics_of
 
     benchmark = read_benchmark(manifest)

@@ -30,7 +30,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from napari_anomalymatch.core.pathchoice import _processor  # noqa: E402  (as speed.py: one reading of the CPU)
+from napari_anomalymatch.core.scoring.pathchoice import _processor  # noqa: E402  (as speed.py: one reading of the CPU)
 
 PHASE = """
 import json, resource, sys

@@ -21,7 +21,7 @@
 * agreement: bf16 and bf16 with the first stages in float32 against float32 on the same trained
   model on real data (FIRST radio galaxies, Bent as the anomaly; CIFAR-10 with cat as the
   anomaly): |dAUROC|, top-100 overlap, Spearman's rho, and whether the rule of
-  ``core.pathchoice.AGREEMENT`` lets the precision score.
+  ``core.scoring.pathchoice.AGREEMENT`` lets the precision score.
 
 Each measurement runs in a fresh process (so peak RSS is that run's own). The data are synthetic
 galaxy-like cutouts written under ``benchmarks/work/speed`` (git-ignored). The machine is shared
@@ -223,7 +223,7 @@ def measure_agreement(dataset: str, size: int, iterations: int, max_images: int 
     from napari_anomalymatch.core.evaluation.protocol import read_benchmark
     from napari_anomalymatch.core.learning.training import Trainer, TrainingData
     from napari_anomalymatch.core.loading import load_images
-    from napari_anomalymatch.core.pathchoice import agrees, ranking_agreement
+    from napari_anomalymatch.core.scoring.pathchoice import agrees, ranking_agreement
     from napari_anomalymatch.core.scoring.run import run_to_end, score_images
     from napari_anomalymatch.core.transforms import Normaliser
 
@@ -440,7 +440,7 @@ def _machine() -> dict:
         if line.startswith("flags"):
             flags = set(line.split(":", 1)[1].split())
             break
-    from napari_anomalymatch.core.pathchoice import _processor
+    from napari_anomalymatch.core.scoring.pathchoice import _processor
 
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
     return {"cpus": _cpus(), "python": platform.python_version(), "processor": _processor(),

@@ -41,8 +41,8 @@ def manifest(dataset: str, cls: str) -> Path:
 
 def novelty_scores(collection, seed: int = SEED) -> tuple[dict[str, np.ndarray], float]:
     """Each method's scores of every image of ``collection`` and the seconds it took."""
-    from napari_anomalymatch.core.autocrop import resolve_automatic
     from napari_anomalymatch.core.config import NOVELTY_METHODS, SessionConfig
+    from napari_anomalymatch.core.io.autocrop import resolve_automatic
     from napari_anomalymatch.core.learning.models import build_model
     from napari_anomalymatch.core.learning.probe import FrozenEmbedder
     from napari_anomalymatch.core.loading import iterate_batches
@@ -109,7 +109,7 @@ def cached_scores(name: str, collection) -> tuple[dict[str, np.ndarray], float]:
 
 
 def host_cpu() -> str:
-    from napari_anomalymatch.core.pathchoice import _processor  # the name the inference cache keys on
+    from napari_anomalymatch.core.scoring.pathchoice import _processor  # the name the inference cache keys on
 
     return _processor()
 

@@ -97,11 +97,11 @@ def test_a_write_refused_outside_the_engine_is_named(session, tmp_path, monkeypa
 def test_ctrl_c_says_what_the_folder_holds(session, monkeypatch, capsys):
     from napari_anomalymatch.core import session as session_module
 
-    def interrupted(self, iterations=None, save_to=None):
+    def interrupted(self, *args, **kwargs):
         raise KeyboardInterrupt
         yield
 
-    monkeypatch.setattr(session_module.Session, "train", interrupted)
+    monkeypatch.setattr(session_module.Session, "run_cycle", interrupted)
     assert main(["train", str(session)]) == 130
     err = capsys.readouterr().err
     assert "interrupted; the latest checkpoint is" in err and "cycle-0001.safetensors (cycle 1, 2 iterations" in err

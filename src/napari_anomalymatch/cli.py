@@ -291,27 +291,33 @@ def _progress_bar(total: int, description: str, unit: str = "it"):
                 disable=None)
 
 
-def _drive_training(events, on_event: Callable[[Any], None] | None = None) -> Any:
-    """Show loading/training progress bars while a generator runs; return its value."""
+def _drive(events, on_event: Callable[[Any], None] | None = None) -> Any:
+    """Show loading, training and scoring progress bars while an engine generator runs; return its value.
+
+    The unsupervised ranking first embeds its reference sample (``EmbedProgress``).
+    """
     # deferred: torch
     from .core.learning.training import TrainProgress
     from .core.loading import LoadProgress
+    from .core.scoring.novelty import EmbedProgress
+    from .core.scoring.run import ScoreBatch
 
     bars: dict[str, Any] = {}
 
     def show(event: Any) -> None:
-        if isinstance(event, LoadProgress):
-            bar = bars.get("load") or bars.setdefault("load", _progress_bar(event.n_total, "loading images", "img"))
+        if isinstance(event, (LoadProgress, EmbedProgress)):
+            key, what = ("load", "loading images") if isinstance(event, LoadProgress) else (
+                "embed", "embedding the reference sample")
+            bar = bars.get(key) or bars.setdefault(key, _progress_bar(event.n_total, what, "img"))
             bar.update(event.n_done - bar.n)
         elif isinstance(event, TrainProgress):
-            key = f"train{event.cycle}"
-            bar = bars.get(key) or bars.setdefault(key, _progress_bar(event.iterations, f"cycle {event.cycle}"))
-            bar.set_postfix(loss=f"{event.loss:.3f}", mask=f"{event.mask_ratio:.2f}",
-                            s_per_it=f"{event.seconds_per_iteration:.2f}", refresh=False)
-            bar.update(1)
-            if event.iteration == event.iterations:
-                bar.close()
-                bars.pop("load", None)
+            _show_iteration(bars, event)
+        elif isinstance(event, ScoreBatch):
+            if "score" not in bars:
+                bars["score"] = _progress_bar(event.n_total, "scoring", "img")
+                bars["score"].update(event.n_done - len(event.indices))  # a resumed run starts part-way
+            bars["score"].set_postfix(img_per_s=f"{event.images_per_second:.0f}", refresh=False)
+            bars["score"].update(len(event.indices))
         if on_event is not None:
             on_event(event)
 
@@ -322,30 +328,15 @@ def _drive_training(events, on_event: Callable[[Any], None] | None = None) -> An
             bar.close()
 
 
-def _drive_scoring(events) -> Any:
-    """Show a scoring progress bar while a scoring generator runs; return its ``ScoreResult``.
-
-    The unsupervised ranking first embeds its reference sample (events without ``indices``).
-    """
-    bars: dict[str, Any] = {}
-
-    def show(event: Any) -> None:
-        if not hasattr(event, "indices"):
-            bar = bars.get("embed") or bars.setdefault(
-                "embed", _progress_bar(event.n_total, "embedding the reference sample", "img"))
-            bar.update(event.n_done - bar.n)
-            return
-        if "score" not in bars:
-            bars["score"] = _progress_bar(event.n_total, "scoring", "img")
-            bars["score"].update(event.n_done - len(event.indices))  # a resumed run starts part-way
-        bars["score"].set_postfix(img_per_s=f"{event.images_per_second:.0f}", refresh=False)
-        bars["score"].update(len(event.indices))
-
-    try:
-        return run_to_end(events, show)
-    finally:
-        for bar in bars.values():
-            bar.close()
+def _show_iteration(bars: dict[str, Any], event: Any) -> None:
+    key = f"train{event.cycle}"
+    bar = bars.get(key) or bars.setdefault(key, _progress_bar(event.iterations, f"cycle {event.cycle}"))
+    bar.set_postfix(loss=f"{event.loss:.3f}", mask=f"{event.mask_ratio:.2f}",
+                    s_per_it=f"{event.seconds_per_iteration:.2f}", refresh=False)
+    bar.update(1)
+    if event.iteration == event.iterations:
+        bar.close()
+        bars.pop("load", None)
 
 
 # -- demo ------------------------------------------------------------------------------------
@@ -403,7 +394,7 @@ def _run_and_report(benchmark: Any, config: Any, cycles: int, out: Path | None,
                 print(f"  the oracle reviewed {event.oracle_reviewed} images to label its next ones")
 
     protocol = run_protocol(benchmark, config, cycles, oracle or OracleSettings(), compare_heads=compare_heads)
-    result = _drive_training(protocol, report)
+    result = _drive(protocol, report)
     m = result.metrics
     print(f"final ranking of {m['n_scored']} never-labelled images ({m['n_anomalies']} anomalies): "
           f"AUROC {m['auroc']:.3f}, AUPRC {m['auprc']:.3f}, "
@@ -530,32 +521,20 @@ def _run_train(args: argparse.Namespace) -> int:
     with Session.open(args.session) as session, _writer(session, args):
         _update_settings(session, args)
         for _ in range(args.cycles):
-            _train_cycle(session, args.save_to)
+            cycle = _drive(session.run_cycle(score=not args.no_score, save_to=args.save_to,
+                                             on_full_disk=_say_waiting_for_space, poll_s=SPACE_POLL_S))
             print(f"cycle {session.cycle} saved: {session.latest_checkpoint()}")
-            if not args.no_score:
-                _report_scores(session, _drive_scoring(session.score()))
+            if cycle.scored is not None:
+                _report_scores(session, cycle.scored)
     return 0
 
 
 SPACE_POLL_S = 10.0  # how often a cycle the full disk refused is tried again
 
 
-def _train_cycle(session: Any, save_to: Path | None) -> None:
-    """Train one cycle; if the disk refuses its checkpoint, save it to ``save_to`` or wait for space."""
-    try:
-        _drive_training(session.train(save_to=save_to))
-    except DiskFullError as err:
-        cycle = session.unsaved_cycle
-        if cycle is None:
-            raise
-        if save_to is not None:
-            path = session.save_checkpoint(save_to)
-            raise DiskFullError(f"{err}\ncycle {cycle} was saved to {path} instead; to go on from it, free "
-                                f"some space and move it to {session.checkpoint_path(cycle)}") from err
-        print(f"anomalymatch train: {err}\nwaiting for space to save cycle {cycle} (tried every "
-              f"{SPACE_POLL_S:.0f} s; Ctrl-C gives the cycle up)", file=sys.stderr)
-        for _ in session.save_when_space(SPACE_POLL_S):
-            pass  # still full: said once above
+def _say_waiting_for_space(err: DiskFullError, cycle: int) -> None:
+    print(f"anomalymatch train: {err}\nwaiting for space to save cycle {cycle} (tried every "
+          f"{SPACE_POLL_S:.0f} s; Ctrl-C gives the cycle up)", file=sys.stderr)
 
 
 def _add_score(commands: Any) -> None:
@@ -595,20 +574,20 @@ def _run_score(args: argparse.Namespace) -> int:
         if args.unsupervised:
             if args.dask is not None:
                 raise ConfigError("--unsupervised scores here; leave out --dask")
-            _report_scores(session, _drive_scoring(session.score_unsupervised(args.method or DEFAULT_NOVELTY_METHOD)),
+            _report_scores(session, _drive(session.score_unsupervised(args.method or DEFAULT_NOVELTY_METHOD)),
                            args.top)
             print("unsupervised ranking: label a few anomalies (anomalymatch export, then anomalymatch "
                   "label), then train")
             return 0
         if args.dask is None:
-            _report_scores(session, _drive_scoring(session.score()), args.top)
+            _report_scores(session, _drive(session.score()), args.top)
             return 0
         # deferred: torch
         from .core.scoring.cluster import connect
 
         with connect(args.dask) as cluster:
             print(f"scoring on Dask cluster {cluster.address} ({len(cluster.client.nthreads())} workers)")
-            _report_scores(session, _drive_scoring(session.score(cluster)), args.top)
+            _report_scores(session, _drive(session.score(cluster)), args.top)
     return 0
 
 

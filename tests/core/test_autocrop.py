@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_anomalymatch.core.autocrop import CROP_STEP, choose_crop, resolve_automatic
 from napari_anomalymatch.core.config import DataConfig, NormalisationConfig, ProbeConfig, SessionConfig
 from napari_anomalymatch.core.errors import ConfigError
 from napari_anomalymatch.core.io import open_collection
+from napari_anomalymatch.core.io.autocrop import CROP_STEP, choose_crop, resolve_automatic
 
 from ..conftest import write_pngs
 

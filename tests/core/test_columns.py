@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from napari_anomalymatch.core.io.columns import COLUMN_NAMES
+from napari_anomalymatch.core.io.labelfiles import read_label_file
 from napari_anomalymatch.core.io.registry import open_collection
-from napari_anomalymatch.core.labelfiles import read_label_file
 from napari_anomalymatch.core.review.known import read_known_catalogue
 
 from ..conftest import write_pngs

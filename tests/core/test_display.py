@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from napari_anomalymatch.core.config import NormalisationConfig
-from napari_anomalymatch.core.display import (
+from napari_anomalymatch.core.errors import ConfigError
+from napari_anomalymatch.core.review.display import (
     DisplayRenderer,
     DisplaySettings,
     adjust_levels,
@@ -15,7 +16,6 @@ from napari_anomalymatch.core.display import (
     lupton_rgb,
     unsharp_mask,
 )
-from napari_anomalymatch.core.errors import ConfigError
 from napari_anomalymatch.core.transforms import Normaliser
 
 RNG = np.random.default_rng(5)

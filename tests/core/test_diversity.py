@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_anomalymatch.core.discovery.diversity import farthest_first, round_robin
 from napari_anomalymatch.core.errors import NoEmbeddingsError
 from napari_anomalymatch.core.evaluation.protocol import OracleSettings, oracle_picks
-from napari_anomalymatch.core.session import rank
+from napari_anomalymatch.core.scoring.diversity import farthest_first, round_robin
+from napari_anomalymatch.core.scoring.orders import rank
 
 N, CLUSTERS, DIM = 600, 6, 32
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from napari_anomalymatch.core.folders import propose_session_folder
+from napari_anomalymatch.core.io.folders import propose_session_folder
 
 
 def test_a_proposed_folder_is_named_after_the_images_and_never_one_in_use(tmp_path):

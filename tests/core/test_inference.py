@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from napari_anomalymatch.core import pathchoice
 from napari_anomalymatch.core.config import ModelConfig, ScoreConfig
 from napari_anomalymatch.core.errors import ConfigError
 from napari_anomalymatch.core.learning.models import build_model
-from napari_anomalymatch.core.scoring import inference
+from napari_anomalymatch.core.scoring import inference, pathchoice
 from napari_anomalymatch.core.scoring.inference import ScoringModel, ScoringModelWarning, prepare_scoring_model
 
 SHAPE = (1, 32, 32)

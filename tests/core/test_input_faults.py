@@ -11,8 +11,8 @@ from napari_anomalymatch.core.config import NormalisationConfig
 from napari_anomalymatch.core.errors import BadImageError, ConfigError, CorruptFileError
 from napari_anomalymatch.core.io import open_collection
 from napari_anomalymatch.core.io.base import BadImageWarning
+from napari_anomalymatch.core.io.labelfiles import read_label_file
 from napari_anomalymatch.core.io.usable import plane_faults
-from napari_anomalymatch.core.labelfiles import read_label_file
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL
 from napari_anomalymatch.core.loading import load_images
 from napari_anomalymatch.core.review.export import ranking_table, write_table

@@ -6,8 +6,7 @@ import pytest
 from napari_anomalymatch.core.errors import ConfigError, NoEmbeddingsError
 from napari_anomalymatch.core.evaluation.protocol import OracleSettings
 from napari_anomalymatch.core.scoring import orders
-from napari_anomalymatch.core.scoring.orders import get_order, order_names, register_order
-from napari_anomalymatch.core.session import rank
+from napari_anomalymatch.core.scoring.orders import get_order, order_names, rank, register_order
 
 SCORES = np.array([0.9, 0.2, np.nan, 0.55, 0.6], dtype=np.float32)
 ALL = np.arange(len(SCORES))

@@ -15,8 +15,9 @@ from napari_anomalymatch.core.errors import ConfigError, NotTrainedError, Sessio
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL
 from napari_anomalymatch.core.learning.training import TrainProgress
 from napari_anomalymatch.core.loading import LoadProgress
+from napari_anomalymatch.core.scoring.orders import rank
 from napari_anomalymatch.core.scoring.run import run_to_end
-from napari_anomalymatch.core.session import Session, rank
+from napari_anomalymatch.core.session import Session
 
 from ..conftest import TINY_TRAINING
 
@@ -150,7 +151,7 @@ def test_rank_orders_and_puts_missing_last():
 def test_a_resumed_run_scores_bit_for_bit_as_an_uninterrupted_one(session, monkeypatch, tmp_path):
     """The path chosen when the run starts (here bf16, timed faster) is stored in its manifest and used
     for the last part too, although 8 images left would not be measured and would score in float32."""
-    from napari_anomalymatch.core import pathchoice
+    from napari_anomalymatch.core.scoring import pathchoice
 
     monkeypatch.setenv(pathchoice.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(pathchoice, "native_reduced_precisions", lambda device: ["bfloat16"])

@@ -31,15 +31,15 @@ from napari_anomalymatch.core.errors import (
     SessionError,
     SourceNotFoundError,
 )
-from napari_anomalymatch.core.labelfiles import ConflictingLabelsWarning
+from napari_anomalymatch.core.io.labelfiles import ConflictingLabelsWarning
 from napari_anomalymatch.core.learning import checkpoints
 from napari_anomalymatch.core.learning.checkpoints import load_checkpoint, read_checkpoint_info
+from napari_anomalymatch.core.learning.settingsdrift import SettingsChangedWarning
 from napari_anomalymatch.core.relocation import relocate
 from napari_anomalymatch.core.review.export import export_session
 from napari_anomalymatch.core.runs import run_to_end
 from napari_anomalymatch.core.session import Session
 from napari_anomalymatch.core.sessionlock import SessionLock, read_holder
-from napari_anomalymatch.core.settingsdrift import SettingsChangedWarning
 
 from ..conftest import blob_images, tiny_config, write_pngs
 

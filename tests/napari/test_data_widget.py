@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from napari_anomalymatch.core.autocrop import choose_crop
 from napari_anomalymatch.core.config import SessionConfig
+from napari_anomalymatch.core.io.autocrop import choose_crop
 from napari_anomalymatch.core.io.options import option_fields
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL
 from napari_anomalymatch.core.review.tiles import frame_width

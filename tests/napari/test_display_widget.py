@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from napari_anomalymatch.core.display import DisplaySettings
+from napari_anomalymatch.core.review.display import DisplaySettings
 
 from .conftest import tiny_config
 

@@ -6,9 +6,9 @@ import csv
 
 import numpy as np
 
-from napari_anomalymatch.core.autocrop import choose_crop
+from napari_anomalymatch.core.io.autocrop import choose_crop
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL
-from napari_anomalymatch.core.sessionstate import REVIEW_FILE
+from napari_anomalymatch.core.review.state import REVIEW_FILE
 
 from .conftest import notifications_during, tiny_config
 from .test_training_worker import label_both_classes

@@ -25,10 +25,10 @@ import numpy as np
 
 from ..core.config import NormalisationConfig
 from ..core.discovery.embedding_map import EmbeddingMap
-from ..core.display import DisplaySettings
 from ..core.errors import AnomalyMatchError
 from ..core.evaluation.testset import TestReport
 from ..core.review.crossmatch import DEFAULT_RADIUS, CrossMatch
+from ..core.review.display import DisplaySettings
 from ..core.review.queue import Candidate
 from ..core.session import Session
 

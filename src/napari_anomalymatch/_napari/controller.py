@@ -24,19 +24,20 @@ from ..core.config import (
     check_novelty_method,
     setting_names,
 )
-from ..core.display import DisplayRenderer, DisplaySettings
 from ..core.errors import AnomalyMatchError, ConfigError, SampError, SessionError
 from ..core.evaluation.testset import SOURCE_TRUTH, TestReport, TestSet, evaluate_test_set, read_test_set
-from ..core.labelfiles import count_changes, read_label_file
+from ..core.io.labelfiles import count_changes, read_label_file
+from ..core.learning.history import read_loss_history
 from ..core.relocation import Relocation, relocate
 from ..core.review.crossmatch import DEFAULT_RADIUS, CrossMatch, crossmatch_session
+from ..core.review.display import DisplayRenderer, DisplaySettings
 from ..core.review.export import export_session
 from ..core.review.queue import Candidate, ReviewQueue
 from ..core.review.saliency import saliency_maps
 from ..core.review.samp import SampLink, SentTable, send_ranking
 from ..core.review.sky import require_position, sky_url
+from ..core.review.state import ReviewState, read_review_state, write_review_state
 from ..core.session import Session
-from ..core.sessionstate import ReviewState, read_loss_history, read_review_state, write_review_state
 from ..core.transforms import Normaliser
 from .compat import avoid_triton_llvm_clash
 from .keys import ReviewKeys

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider, FloatSpinBox, PushButton, SpinBox
 from qtpy.QtCore import QTimer
 
-from ..core.display import DISPLAY_STRETCHES, DisplaySettings
 from ..core.errors import AnomalyMatchError
+from ..core.review.display import DISPLAY_STRETCHES, DisplaySettings
 from .compact import compact_combo_boxes, pack_to_top, status_label
 
 if TYPE_CHECKING:

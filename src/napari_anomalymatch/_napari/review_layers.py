@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.display import DisplayRenderer
 from ..core.io.base import ImageCollection
+from ..core.review.display import DisplayRenderer
 from ..core.review.queue import Candidate, ReviewQueue
 from ..core.review.saliency import INFERNO, OVERLAY_OPACITY
 from ..core.review.tiles import TileGrid, frame_width, framed, label_colour, resize_rgb

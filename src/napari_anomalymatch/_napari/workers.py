@@ -3,7 +3,7 @@
 The engine's generators are driven from a worker thread.  Stopping sets a
 ``threading.Event`` that is checked after every yielded event; the engine
 generator is then closed *in the worker thread*, so a stopped training cycle
-still saves its checkpoint (``Session.train``) and a stopped scoring run keeps
+still saves its checkpoint (``core.learning.cycle.run_cycle``) and a stopped scoring run keeps
 the parts already written.  Errors the user can fix (``AnomalyMatchError``)
 end the run with a ``RunOutcome`` naming them instead of a traceback.
 """
@@ -49,10 +49,9 @@ def _cycle_steps(session: Session, stop: threading.Event, iterations: int | None
     if unsupervised is not None:
         result, stopped = yield from run_until_stopped(session.score_unsupervised(unsupervised), stop)
         return RunOutcome(score_result=result, stopped=stopped)
-    if train:
-        _, stopped = yield from run_until_stopped(session.train(iterations), stop)
-        if stopped:
-            return RunOutcome(stopped=True)
+    if train:  # the one cycle (``core.learning.cycle``), scoring included unless ``score`` is false
+        cycle, stopped = yield from run_until_stopped(session.run_cycle(iterations, score=score), stop)
+        return RunOutcome(score_result=None if cycle is None else cycle.scored, stopped=stopped)
     if not score:
         return RunOutcome()
     result, stopped = yield from run_until_stopped(session.score(), stop)

@@ -88,7 +88,7 @@ class NormalisationConfig:
     (both between the percentiles) or ``zscale`` (IRAF's zscale limits).
     ``crop``: the central fraction of each side kept before anything else (1.0: the whole
     image), for cutouts whose sources fill only their middle; ``auto`` (the default): chosen
-    from the images when the session is created (``core.autocrop``), so a user need not know
+    from the images when the session is created (``core.io.autocrop``), so a user need not know
     where a survey's sources lie.
     ``asinh_softening``: ``fixed`` uses ``asinh_a``; ``noise`` sets each
     image's softening from its background noise (faint sources stand out).
@@ -264,7 +264,7 @@ class ProbeConfig:
     ``auto`` (the default) turns them on for single-band images, the usual astronomical cutout;
     a new session (and ``evaluate``) decides for colour images from the images themselves: on
     for a central source on a dark sky (a colour survey cutout), off for photographs (see
-    ``core.autocrop``); ``off`` never.
+    ``core.io.autocrop``); ``off`` never.
 
     Its flat setting names (``SessionConfig.with_settings``, the CLI's options) are the fields
     with a ``probe_`` prefix: ``probe_views``, ``--probe-views``.
@@ -305,7 +305,7 @@ class ScoreConfig:
     Scores are written to disk ``part_size`` images at a time (the unit of
     resuming); the parts of a sharded collection never straddle two shards.
     ``precision`` and ``compile`` both ``auto``: the fastest path measured on
-    the run's images whose ranking agrees with float32 (see ``core.pathchoice``);
+    the run's images whose ranking agrees with float32 (see ``core.scoring.pathchoice``);
     ``precision="bfloat16-mixed"``: bf16 after the network's first stages, which stay float32
     (see ``scoring.mixed``);
     ``compile``: ``none`` (eager), ``fused`` (eager with the batch norms folded

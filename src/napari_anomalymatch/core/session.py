@@ -7,7 +7,7 @@
     shard-sizes.json          for a sharded source: each shard's size, so it reopens at once
     checkpoints/cycle-NNNN.safetensors   the model after each training cycle
     scores/cycle-NNNN/        the scores of the whole collection after that cycle
-    history/, review.json     loss curves and the review's display (``sessionstate``)
+    history/, review.json     loss curves (``learning.history``) and the review's display (``review.state``)
     crossmatch.npz            each image's nearest known object (``review.crossmatch``)
 
 Every write is atomic or transactional, so a session killed at any moment
@@ -30,7 +30,6 @@ import numpy as np
 import torch
 
 from .atomic import free_space_text, remove_stale_temporaries
-from .autocrop import resolve_automatic
 from .config import (
     AUTO,
     DEFAULT_NOVELTY_METHOD,
@@ -41,7 +40,6 @@ from .config import (
     check_novelty_method,
     resolve_source,
 )
-from .discovery.diversity import EmbeddingLookup, diverse_order
 from .discovery.embedding_map import MAP_SAMPLE, EmbeddingMap, MapProgress, compute_map, saved_map
 from .discovery.search import SearchedSession, SimilarImages, similar_images
 from .errors import (
@@ -50,14 +48,14 @@ from .errors import (
     ConfigError,
     DiskFullError,
     IncompleteScoresError,
-    NoEmbeddingsError,
     NotTrainedError,
     SessionError,
     SourceNotFoundError,
 )
+from .io.autocrop import resolve_automatic
 from .io.base import ImageCollection
+from .io.labelfiles import read_label_file
 from .io.registry import find_reader, open_collection
-from .labelfiles import read_label_file
 from .labels import LabelEvent, LabelStore, parse_label
 from .learning.checkpoints import (
     CheckpointInfo,
@@ -67,14 +65,18 @@ from .learning.checkpoints import (
     read_checkpoint_info,
     save_checkpoint,
 )
+from .learning.cycle import CycleResult, run_cycle
+from .learning.history import write_loss_history
 from .learning.models import build_model, choose_device
 from .learning.probe import FrozenEmbedder
-from .learning.training import Trainer, TrainingData, TrainProgress, TrainStage, announce_final_fit, check_trainable
+from .learning.settingsdrift import SettingsChangedWarning, check_model_name, image_size_notice, rescoring_notice
+from .learning.training import Trainer, TrainingData, TrainProgress, TrainStage, check_trainable
 from .loading import DecodedImages, LoadProgress
 from .relocation import moved_source_error
 from .scoring.cluster import score_on_cluster, scoring_job
+from .scoring.diversity import EmbeddingLookup
 from .scoring.novelty import EmbedProgress, fit_novelty
-from .scoring.orders import get_order
+from .scoring.orders import get_order, rank
 from .scoring.run import (
     ScoreBatch,
     ScoreResult,
@@ -94,8 +96,6 @@ from .scoring.store import (
     run_status,
 )
 from .sessionlock import Holder, SessionLock
-from .sessionstate import recorded, write_loss_history
-from .settingsdrift import SettingsChangedWarning, check_model_name, image_size_notice, rescoring_notice
 from .transforms import Normaliser
 
 CONFIG_FILE = "session.toml"
@@ -527,16 +527,21 @@ class Session:
 
     # -- training ----------------------------------------------------------------------
 
-    def train(self, iterations: int | None = None, save_to: Path | None = None,
-              ) -> Iterator[LoadProgress | TrainStage | TrainProgress]:
-        """Run one training cycle, yielding loading progress, the stages without progress of their
-        own (``TrainStage``) and each iteration's ``TrainProgress``; the first event comes at once.
+    def run_cycle(self, iterations: int | None = None, score: bool = True, save_to: Path | None = None,
+                  on_full_disk: Callable[[DiskFullError, int], None] | None = None, poll_s: float = 10.0,
+                  ) -> Generator[Any, None, CycleResult]:
+        """Run one cycle (``core.learning.cycle.run_cycle``): train, keep the checkpoint, and with
+        ``score`` score the collection and store its ranking; yields loading progress, the stages
+        without progress of their own (``TrainStage``), each iteration's ``TrainProgress`` and the
+        scoring's ``ScoreBatch``es; the first event comes at once.
 
-        The model continues from the previous cycle.  Stopping early (closing
-        the generator) still saves a usable checkpoint of the iterations done.
-        The session's write lock is held throughout, and the disk must have room
-        for the checkpoint (or ``save_to`` must) before training starts; a save the
-        disk refuses anyway keeps the cycle in memory (``unsaved_cycle``).
+        The model continues from the previous cycle.  Stopping early (closing the generator)
+        still saves a usable checkpoint of the iterations done, and a stopped scoring run keeps
+        its parts.  The session's write lock is held throughout, and the disk must have room for
+        the checkpoint (or ``save_to`` must) before training starts.  A save the disk refuses
+        anyway goes to ``save_to``, which then raises; else, with ``on_full_disk``, that is told
+        why and which cycle waits, and the save is tried again every ``poll_s`` seconds until it succeeds; else the
+        cycle is kept in memory (``unsaved_cycle``) and this raises.
 
         Raises
         ------
@@ -544,47 +549,40 @@ class Session:
         """
         with self.writing("anomalymatch training"):
             self._save_unsaved_first()
-            self.check_trainable()
-            labelled_idx, labels = self.labelled()
-            pool = self._unlabelled_pool(labelled_idx)
-            data = yield from self._load_training_data(labelled_idx, labels, pool)
-            cycle = self.cycle + 1
-            if self._trainer is None:
-                yield TrainStage(cycle, "building the model")
-            self.require_checkpoint_space(save_to)  # the model's size, known once it is built; before any iteration
-            trainer = self.trainer
-            done_before = trainer.iterations_done
-            progress: list[TrainProgress] = []
-            yield TrainStage(cycle, f"fitting the head to {len(data.labelled)} labelled images")
-            try:
-                yield from recorded(announce_final_fit(trainer.run(data, iterations), cycle), progress)
-            finally:
-                if trainer.iterations_done > done_before:
-                    self._unsaved = progress
-                    self._save_trained_cycle()
+            parts = _SessionCycle(self, save_to, on_full_disk, poll_s)
+            return (yield from run_cycle(parts, iterations, score))
 
-    def _save_trained_cycle(self) -> None:
+    def train(self, iterations: int | None = None, save_to: Path | None = None,
+              ) -> Generator[LoadProgress | TrainStage | TrainProgress, None, CycleResult]:
+        """Run one training cycle without scoring (``run_cycle`` with ``score=False``)."""
+        return (yield from self.run_cycle(iterations, score=False, save_to=save_to))
+
+    def _keep_trained_cycle(self, progress: list[TrainProgress], save_to: Path | None,
+                            on_full_disk: Callable[[DiskFullError, int], None] | None, poll_s: float) -> None:
+        self._unsaved = progress
         try:
             self.save_checkpoint()
         except DiskFullError as err:
-            raise DiskFullError(
-                f"{err}. The cycle just trained (cycle {self.trainer.cycle}, {self.trainer.iterations_done} "
+            cycle = self.trainer.cycle
+            full = DiskFullError(
+                f"{err}. The cycle just trained (cycle {cycle}, {self.trainer.iterations_done} "
                 "iterations in all) is kept in memory and saved first thing by the next training or "
                 "scoring run of this session here; the command line waits for space, or saves it to "
-                "the folder named by --save-to") from err
+                "the folder named by --save-to")
+            if save_to is not None:
+                path = self.save_checkpoint(save_to)
+                raise DiskFullError(f"{full}\ncycle {cycle} was saved to {path} instead; to go on from it, "
+                                    f"free some space and move it to {self.checkpoint_path(cycle)}") from err
+            if on_full_disk is None:
+                raise full from err
+            on_full_disk(full, cycle)
+            for _ in self.save_when_space(poll_s):
+                pass  # still full: said once above
 
     def _save_unsaved_first(self) -> None:
         """A cycle the disk refused is saved before anything builds on it (or this raises again)."""
         if self._unsaved is not None:
             self.save_checkpoint()
-
-    def _unlabelled_pool(self, labelled_idx: np.ndarray) -> np.ndarray:
-        n = len(self.collection)
-        wanted = self.config.train.unlabelled_pool_size
-        rng = np.random.default_rng([self.config.train.seed, self.cycle + 1])
-        draw = rng.choice(n, size=min(n, wanted + len(labelled_idx)), replace=False)
-        pool = draw[~np.isin(draw, labelled_idx)][:wanted]
-        return np.sort(pool)
 
     def _load_training_data(self, labelled_idx: np.ndarray, labels: np.ndarray, pool: np.ndarray,
                             ) -> Generator[LoadProgress, None, TrainingData]:
@@ -813,7 +811,7 @@ class Session:
 
         ``order``: ``score`` (most anomalous first), ``uncertainty`` (closest
         to 0.5 first), ``random`` or ``diverse`` (the top candidates spread over
-        their embeddings: ``core.discovery.diversity``); ``which``: ``unlabelled``,
+        their embeddings: ``core.scoring.diversity``); ``which``: ``unlabelled``,
         ``labelled`` or ``all`` images.  Images without a score come last.
         """
         needs_embeddings = get_order(order).needs_embeddings
@@ -860,6 +858,47 @@ class Session:
         return np.flatnonzero(labelled if which == "labelled" else ~labelled)
 
 
+
+class _SessionCycle:
+    """A session's parts of a cycle (``core.learning.cycle.CycleParts``): its labels, its
+    collection's images, its trainer, its checkpoints and its score runs."""
+
+    whose = "the session"
+
+    def __init__(self, session: Session, save_to: Path | None,
+                 on_full_disk: Callable[[DiskFullError, int], None] | None, poll_s: float) -> None:
+        self.session = session
+        self.save_to, self.on_full_disk, self.poll_s = save_to, on_full_disk, poll_s
+        self.train_config = session.config.train
+        self.n_images = len(session.collection)
+
+    @property
+    def cycles_done(self) -> int:
+        return self.session.cycle
+
+    def labelled(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.session.labelled()
+
+    def left_out(self, labelled_idx: np.ndarray) -> np.ndarray:
+        return labelled_idx  # unreadable images are found, and left out, as they are loaded
+
+    def load(self, labelled_idx: np.ndarray, labels: np.ndarray, pool: np.ndarray,
+             ) -> Generator[LoadProgress, None, TrainingData]:
+        return (yield from self.session._load_training_data(labelled_idx, labels, pool))
+
+    def trainer(self, cycle: int) -> Generator[TrainStage, None, Trainer]:
+        if self.session._trainer is None:
+            yield TrainStage(cycle, "building the model")
+        self.session.require_checkpoint_space(self.save_to)  # the model's size, known once it is built
+        return self.session.trainer
+
+    def keep(self, trainer: Trainer, progress: list[TrainProgress]) -> None:
+        self.session._keep_trained_cycle(progress, self.save_to, self.on_full_disk, self.poll_s)
+
+    def score(self, trainer: Trainer) -> Generator[ScoreBatch, None, ScoreResult]:
+        return (yield from self.session._score(None))
+
+
 def saved_state(path: str | Path) -> str:
     """What a session folder holds now, in words: its latest checkpoint and its newest score run.
 
@@ -884,21 +923,6 @@ def saved_state(path: str | Path) -> str:
         state = "complete" if status.complete else f"{status.parts_done} of {status.n_parts} parts kept"
         said.append(f"the scores of cycle {status.cycle}: {state}")
     return "; ".join(said)
-
-
-def rank(scores: np.ndarray, candidates: np.ndarray, order: str, seed: int = 0,
-         embeddings_of: EmbeddingLookup | None = None) -> np.ndarray:
-    """Order ``candidates`` by ``order`` (see ``Session.ranking``); ties by index.  ``diverse``
-    needs ``embeddings_of`` (indices -> embeddings: ``core.discovery.diversity``)."""
-    review_order = get_order(order)
-    if review_order.key is None:
-        if embeddings_of is None:
-            raise NoEmbeddingsError(f"the {order} order spreads the top candidates over their embeddings; "
-                                    "score the collection (after a training cycle) to store them")
-        return diverse_order(rank(scores, candidates, "score", seed), scores, embeddings_of, seed)
-    values = scores[candidates].astype(np.float64)
-    key = np.where(~np.isfinite(values), np.inf, review_order.key(values, seed))
-    return candidates[np.lexsort((candidates, key))]
 
 
 def _check_source(config_file: Path, config: SessionConfig) -> None:
@@ -941,4 +965,4 @@ def _cycle_of(path: Path) -> int:
     return int(match.group(1))
 
 
-__all__ = ["Session", "TrainConfig", "parse_label", "rank", "read_checkpoint_info"]
+__all__ = ["Session", "TrainConfig", "parse_label", "read_checkpoint_info"]

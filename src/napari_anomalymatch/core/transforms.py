@@ -139,7 +139,7 @@ class Normaliser:
 
 def central_crop(batch, fraction: float | str):
     """The middle ``fraction`` of each side of ``(N, H, W, C)`` images (NumPy or torch); ``auto``
-    not yet chosen from the collection (see ``core.autocrop``): the whole image."""
+    not yet chosen from the collection (see ``core.io.autocrop``): the whole image."""
     if fraction == AUTO or fraction >= 1.0:
         return batch
     height, width = batch.shape[1], batch.shape[2]

@@ -21,8 +21,8 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import ConfigError, NoEmbeddingsError, SessionError
+from ..scoring.diversity import unit_rows
 from ..scoring.store import ScoreRunStatus, ScoreStore, embedded_run
-from .similarity import unit_rows
 
 MAP_FILE = "map.npz"
 MAP_SAMPLE = 50_000

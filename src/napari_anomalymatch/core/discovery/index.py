@@ -16,7 +16,8 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import CorruptFileError, MissingDependencyError
-from .similarity import CHUNK_ROWS, combined_query, unit_rows
+from ..scoring.diversity import unit_rows
+from .similarity import CHUNK_ROWS, combined_query
 
 TRAIN_PER_LIST = 40  # training vectors per inverted list: enough for k-means to settle
 NPROBE = 32  # lists searched per query; recall@100 >= 0.95 on clustered 10^6 (benchmarks/similarity.py)

@@ -13,15 +13,9 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..errors import ConfigError
+from ..scoring.diversity import unit_rows
 
 CHUNK_ROWS = 16_384  # rows converted to float32 at a time: ~84 MB at 1280 dimensions
-
-
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """``vectors`` as float32 rows of unit length (zero rows stay zero)."""
-    rows = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
 
 
 def combined_query(queries: np.ndarray) -> np.ndarray:

@@ -22,24 +22,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..autocrop import resolve_automatic
 from ..config import ORACLE_ORDER, ORACLE_TEST_FRACTION, ScoreConfig, SessionConfig
 from ..errors import ConfigError, LabelError
 from ..heads import PROBE, get_head, head_log_odds, head_names
+from ..io.autocrop import resolve_automatic
 from ..io.catalogue import CatalogueCollection, column, open_catalogue, read_table
 from ..labels import ANOMALY, NORMAL, UNLABELED, parse_label
 from ..learning.augment import scoring_views
+from ..learning.cycle import run_cycle
 from ..learning.probe import AnomalyScorer, embed_views
-from ..learning.training import Trainer, TrainingData, TrainProgress, check_trainable
+from ..learning.training import Trainer, TrainingData, TrainProgress, TrainStage, check_trainable
 from ..loading import LoadProgress, load_images
-from ..scoring.orders import get_order
+from ..scoring.orders import get_order, rank
 from ..scoring.run import embedding_network, score_components
-from ..session import rank
 from ..transforms import Normaliser
 from .metrics import ranking_metrics
 
 if TYPE_CHECKING:
-    from ..discovery.diversity import EmbeddingLookup
+    from ..scoring.diversity import EmbeddingLookup
 
 # Preprocessed images are held in memory; refuse sizes that would not fit comfortably.
 MAX_PREPARED_BYTES = 12 * 1024**3
@@ -152,7 +152,7 @@ def read_benchmark(path: str | Path, on_error: str = "raise") -> Benchmark:
 
 def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
                  oracle: OracleSettings = OracleSettings(), compare_heads: bool = False,
-                 ) -> Generator[LoadProgress | TrainProgress | CycleReport, None, EvaluationResult]:
+                 ) -> Generator[LoadProgress | TrainStage | TrainProgress | CycleReport, None, EvaluationResult]:
     """Run the protocol, yielding loading, training and per-cycle progress.
 
     With ``compare_heads`` every cycle is also scored with the heads not chosen (their metrics
@@ -176,34 +176,18 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
     ever_labelled = labels != UNLABELED
     test = held_out_split(benchmark.is_anomaly, ~ever_labelled & valid, oracle.test_fraction, config.train.seed)
     trainer = Trainer(config.model, config.train, collection.shape[2], probe_config=config.probe)
-    rng = np.random.default_rng(config.train.seed)
     reports: list[CycleReport] = []
+    parts = _PreparedImages(images, labels, valid, trainer, config.score, compare_heads)
     scores = np.full(len(collection), np.nan, dtype=np.float32)
-    frozen_features = _FrozenFeatures(images, config.score, trainer.device)
-    comparison_seconds = 0.0
     for cycle in range(1, cycles + 1):
-        data = _training_data(images, labels, valid, config.train.unlabelled_pool_size, rng)
-        timings, masks, pseudo_anomalies = [], [], []
-        for progress in trainer.run(data):
-            timings.append(progress.seconds_per_iteration)
-            masks.append(progress.mask_ratio)
-            pseudo_anomalies.append(progress.pseudo_anomaly_ratio)
-            yield progress
-        score_started = time.perf_counter()
-        scorer = trainer.scoring_model
-        parts = score_components(scorer, images, config.score, trainer.device, frozen_features.of(scorer),
-                                 scorer.needed_components())
-        score_rate = len(images) / (time.perf_counter() - score_started)
-        if compare_heads:
-            compare_started = time.perf_counter()
-            parts = _all_components(scorer, parts, images, config.score, frozen_features)
-            comparison_seconds += time.perf_counter() - compare_started
-        heads = _head_scores(parts)
-        scores = _sigmoid(heads[scorer.head])
-        scores[~valid] = np.nan
+        done = yield from run_cycle(parts)
+        heads, scores, score_rate = done.scored
+        timings = [p.seconds_per_iteration for p in done.progress]
+        masks = [p.mask_ratio for p in done.progress]
         unlabelled = ~ever_labelled & valid
         newly, reviewed = np.zeros(0, dtype=np.int64), 0
         if cycle < cycles:
+            scorer = trainer.scoring_model
             embeddings_of = (_embedder(scorer, images, trainer.device) if get_order(oracle.order).needs_embeddings
                              else None)
             newly, reviewed = oracle_picks(scores, benchmark.is_anomaly, unlabelled & ~test, oracle,
@@ -216,7 +200,7 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
             train_seconds_per_iteration=float(np.median(timings)),
             score_images_per_second=score_rate,
             mean_mask_ratio=float(np.mean(masks)),
-            mean_pseudo_anomaly_ratio=_share_of_confident(pseudo_anomalies, masks),
+            mean_pseudo_anomaly_ratio=_share_of_confident([p.pseudo_anomaly_ratio for p in done.progress], masks),
             head_metrics=_metrics_by_head(heads, benchmark.is_anomaly, unlabelled),
             test_metrics=ranking_metrics(scores[test], benchmark.is_anomaly[test]) if test.any() else {},
             test_head_metrics=_metrics_by_head(heads, benchmark.is_anomaly, test) if test.any() else {},
@@ -230,9 +214,67 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
     settings = _settings(config, cycles, oracle, benchmark, trainer)
     timings_out = {"load_seconds": load_seconds, "total_seconds": time.perf_counter() - started,
                    "load_images_per_second": len(collection) / max(load_seconds, 1e-9),
-                   "comparison_seconds": comparison_seconds}
+                   "comparison_seconds": parts.comparison_seconds}
     return EvaluationResult(ranking_metrics(scores[final], benchmark.is_anomaly[final]), reports,
                             settings, timings_out, scores, ever_labelled, benchmark, config)
+
+
+class _PreparedImages:
+    """The protocol's parts of a cycle (``core.learning.cycle.CycleParts``): every image
+    preprocessed in memory once, the labels so far (the oracle adds to them between cycles), one
+    trainer kept in memory, and scoring by every head in memory."""
+
+    whose = "the benchmark"
+
+    def __init__(self, images: torch.Tensor, labels: np.ndarray, valid: np.ndarray, trainer: Trainer,
+                 config: ScoreConfig, compare_heads: bool) -> None:
+        self.images, self.labels, self.valid, self._trainer = images, labels, valid, trainer
+        self.config, self.compare_heads = config, compare_heads
+        self.train_config = trainer.config
+        self.n_images = len(images)
+        self.frozen_features = _FrozenFeatures(images, config, trainer.device)
+        self.comparison_seconds = 0.0  # scoring with the heads not chosen, apart from the protocol's time
+
+    @property
+    def cycles_done(self) -> int:
+        return self._trainer.cycle
+
+    def labelled(self) -> tuple[np.ndarray, np.ndarray]:
+        indices = np.flatnonzero(self.labels != UNLABELED)
+        return indices, self.labels[indices]
+
+    def left_out(self, labelled_idx: np.ndarray) -> np.ndarray:
+        return np.union1d(labelled_idx, np.flatnonzero(~self.valid))
+
+    def load(self, labelled_idx: np.ndarray, labels: np.ndarray, pool: np.ndarray,
+             ) -> Generator[LoadProgress, None, TrainingData]:
+        yield from ()  # loaded once, before the first cycle
+        return TrainingData(self.images[torch.from_numpy(labelled_idx)], torch.from_numpy(labels),
+                            self.images[torch.from_numpy(pool)])
+
+    def trainer(self, cycle: int) -> Generator[TrainStage, None, Trainer]:
+        yield from ()  # built before the first cycle
+        return self._trainer
+
+    def keep(self, trainer: Trainer, progress: list[TrainProgress]) -> None:
+        """Nothing to write: the trainer keeps the model in memory."""
+
+    def score(self, trainer: Trainer) -> Generator[Any, None, tuple[dict[str, np.ndarray], np.ndarray, float]]:
+        """Every head's log-odds, the chosen head's scores (NaN where unusable) and the images scored per second."""
+        yield from ()
+        started = time.perf_counter()
+        scorer = trainer.scoring_model
+        parts = score_components(scorer, self.images, self.config, trainer.device,
+                                 self.frozen_features.of(scorer), scorer.needed_components())
+        rate = len(self.images) / (time.perf_counter() - started)
+        if self.compare_heads:
+            compare_started = time.perf_counter()
+            parts = _all_components(scorer, parts, self.images, self.config, self.frozen_features)
+            self.comparison_seconds += time.perf_counter() - compare_started
+        heads = _head_scores(parts)
+        scores = _sigmoid(heads[scorer.head])
+        scores[~self.valid] = np.nan
+        return heads, scores, rate
 
 
 class _FrozenFeatures:
@@ -310,15 +352,6 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 def _brief(metrics: dict[str, float]) -> dict[str, float]:
     keys = ("auroc", "auprc", "precision_top1pct", "anomalies_in_top50")
     return {k: metrics[k] for k in keys}
-
-
-def _training_data(images: torch.Tensor, labels: np.ndarray, valid: np.ndarray, pool_size: int,
-                   rng: np.random.Generator) -> TrainingData:
-    labelled = np.flatnonzero(labels != UNLABELED)
-    candidates = np.flatnonzero((labels == UNLABELED) & valid)
-    pool = np.sort(rng.choice(candidates, size=min(pool_size, len(candidates)), replace=False))
-    return TrainingData(images[torch.from_numpy(labelled)], torch.from_numpy(labels[labelled]),
-                        images[torch.from_numpy(pool)])
 
 
 def oracle_picks(scores: np.ndarray, truth: np.ndarray, unlabelled: np.ndarray, oracle: OracleSettings,

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import LabelError
 from ..io.base import ImageCollection
-from ..labelfiles import read_label_file
+from ..io.labelfiles import read_label_file
 from ..labels import ANOMALY, NORMAL, parse_label
 from .metrics import ranking_metrics
 

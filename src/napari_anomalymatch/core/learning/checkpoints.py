@@ -18,7 +18,7 @@ import torch
 
 from ..atomic import atomic_path, free_space_text
 from ..errors import CheckpointError, DiskFullError
-from ..interrupts import interrupts_deferred
+from .interrupts import interrupts_deferred
 
 FORMAT_VERSION = 1
 CHECKSUM_KEY = "sha256"

@@ -22,8 +22,8 @@ import numpy as np
 
 from ..errors import ConfigError, LabelError, NoEmbeddingsError, UnknownIdError
 from ..labels import LABEL_NAMES, UNLABELED, LabelEvent, parse_label, parse_tag_edits
-from ..scoring.orders import get_order
-from ..session import FILTERS, Session, rank
+from ..scoring.orders import get_order, rank
+from ..session import FILTERS, Session
 from .crossmatch import CrossMatch, read_crossmatch
 from .sky import SkyPosition, sky_position
 

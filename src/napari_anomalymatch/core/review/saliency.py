@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..display import DisplayRenderer
 from ..errors import ConfigError, NotTrainedError, SessionError
 from ..scoring.saliency import saliency_maps as model_saliency
 from ..session import FILTERS, Session
-from ..sessionstate import read_review_state
 from ..transforms import to_model_input
+from .display import DisplayRenderer
+from .state import read_review_state
 
 # matplotlib's 'inferno' at 11 even steps (what napari's 'inferno' also shows), so the PNGs
 # need no matplotlib; values between are interpolated linearly.

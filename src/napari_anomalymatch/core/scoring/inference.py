@@ -28,7 +28,9 @@ import torch
 from ..config import ScoreConfig
 from ..errors import ConfigError
 from ..learning.augment import dihedral, scoring_views
-from ..pathchoice import (
+from .fusion import fold_batch_norms
+from .mixed import keep_early_stages_float32
+from .pathchoice import (
     InferencePath,
     Selection,
     candidate_paths,
@@ -37,8 +39,6 @@ from ..pathchoice import (
     select_path,
     timing_key,
 )
-from .fusion import fold_batch_norms
-from .mixed import keep_early_stages_float32
 
 # How far a graph's logits may stray from the eager model's, relative to the largest logit.
 GRAPH_TOLERANCE = {None: 1e-4, torch.bfloat16: 5e-2, torch.float16: 2e-2}

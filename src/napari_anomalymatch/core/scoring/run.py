@@ -27,11 +27,11 @@ from ..heads import CLASSIFIER, PROBE
 from ..io.base import ImageCollection
 from ..learning.augment import dihedral, scoring_views
 from ..loading import RangeBatches, iterate_batches, load_images
-from ..pathchoice import InferencePath, default_path, needs_selection
 from ..runs import run_to_end
 from ..transforms import Normaliser
 from .inference import CALIBRATION_IMAGES, ScoringModel, anomaly_probability, choose_precision, prepare_scoring_model
 from .mixed import keep_early_stages_float32
+from .pathchoice import InferencePath, default_path, needs_selection
 from .store import EMBEDDINGS, Part, ScoreStore, best_of
 from .tables import CATALOGUE, TOP, parquet_available, write_score_tables
 

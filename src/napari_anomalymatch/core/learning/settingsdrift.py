@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .config import SessionConfig
-from .errors import ConfigError
-from .learning.checkpoints import CheckpointInfo
+from ..config import SessionConfig
+from ..errors import ConfigError
+from .checkpoints import CheckpointInfo
 
 
 class SettingsChangedWarning(UserWarning):

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_write_bytes
-from .config import ScoreConfig
+from ..atomic import atomic_write_bytes
+from ..config import ScoreConfig
 
 # Reduced precision is used only when, against float32 on the same images, the ranking agrees this
 # well: one image in a hundred at the edge of the top 100 is within what two float32 runs of one

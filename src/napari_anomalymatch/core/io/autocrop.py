@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import AUTO, SessionConfig
-from .io.base import ImageCollection
+from ..config import AUTO, SessionConfig
+from .base import ImageCollection
 
 CROP_SAMPLE = 1024  # images measured: with a quarter as many the FIRST crop changed from sample to sample
 CROP_SIGNAL_SHARE = 0.9  # of the light above the background, on average, kept inside the crop

@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .config import NormalisationConfig
-from .errors import ConfigError
-from .transforms import Normaliser, central_crop
+from ..config import NormalisationConfig
+from ..errors import ConfigError
+from ..transforms import Normaliser, central_crop
 
 DISPLAY_STRETCHES = ("session", "linear", "percentile", "log", "asinh", "zscale")
 RENDER_STEPS = ("stretch", "unsharp_mask", "channels", "brightness_contrast", "gamma")

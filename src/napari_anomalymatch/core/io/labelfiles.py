@@ -5,11 +5,11 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from .errors import LabelError, UnknownIdError
-from .io.base import ImageCollection
-from .io.catalogue import column, read_table
-from .io.columns import COLUMN_NAMES
-from .labels import LABEL_NAMES, UNLABELED, parse_label
+from ..errors import LabelError, UnknownIdError
+from ..labels import LABEL_NAMES, UNLABELED, parse_label
+from .base import ImageCollection
+from .catalogue import column, read_table
+from .columns import COLUMN_NAMES
 
 
 class UnknownIdWarning(UserWarning):

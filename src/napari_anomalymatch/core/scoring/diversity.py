@@ -15,11 +15,17 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .similarity import unit_rows
-
 DIVERSE_POOL = 500  # the top candidates spread over the embedding
 DIVERSE_CLUSTERS = 25  # a gallery page: its first page holds the best of 25 clusters
 FAR_ENOUGH = 0.9  # clusters this close to the farthest count as far; the best-scoring of them goes next
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """``vectors`` as float32 rows of unit length (zero rows stay zero)."""
+    rows = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
+
 
 # indices -> their embeddings (rows of NaN for images without one)
 EmbeddingLookup = Callable[[np.ndarray], np.ndarray]
