@@ -37,6 +37,7 @@ from ..scoring.run import embedding_network, score_components
 from ..session import rank
 from ..transforms import Normaliser
 from .metrics import ranking_metrics
+from .remaining import RemainingTracker
 
 if TYPE_CHECKING:
     from ..discovery.diversity import EmbeddingLookup
@@ -101,6 +102,8 @@ class CycleReport:
     test_head_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     # how far down its review order the oracle looked to find its labels (0: it labelled nothing)
     oracle_reviewed: int = 0
+    # the estimate of the anomalies still unreviewed against the truth (``evaluation.remaining``)
+    remaining: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -180,6 +183,8 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
     reports: list[CycleReport] = []
     scores = np.full(len(collection), np.nan, dtype=np.float32)
     frozen_features = _FrozenFeatures(images, config.score, trainer.device)
+    remaining = RemainingTracker(benchmark.is_anomaly, ever_labelled, valid, ~ever_labelled & valid & ~test,
+                                 config.train.seed)
     comparison_seconds = 0.0
     for cycle in range(1, cycles + 1):
         data = _training_data(images, labels, valid, config.train.unlabelled_pool_size, rng)
@@ -208,6 +213,7 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
                              else None)
             newly, reviewed = oracle_picks(scores, benchmark.is_anomaly, unlabelled & ~test, oracle,
                                            config.train.seed, embeddings_of)
+        estimated = remaining.cycle(scores, unlabelled & ~test, reviewed, oracle.order, config.train.seed)
         report = CycleReport(
             cycle=cycle,
             metrics=ranking_metrics(scores[unlabelled], benchmark.is_anomaly[unlabelled]),
@@ -221,6 +227,7 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
             test_metrics=ranking_metrics(scores[test], benchmark.is_anomaly[test]) if test.any() else {},
             test_head_metrics=_metrics_by_head(heads, benchmark.is_anomaly, test) if test.any() else {},
             oracle_reviewed=reviewed,
+            remaining=estimated,
         )
         reports.append(report)
         yield report
