@@ -46,8 +46,8 @@ def coverage(shown, with_audit: bool, runs: int = 16) -> tuple[float, float, flo
     errors = []
     for seed in range(runs):
         scores, truth, reviewed, audit, unreviewed = survey(seed, shown)
-        estimate = estimate_remaining(scores[unreviewed], labels_of(scores, truth, reviewed, audit if with_audit else ()),
-                                      bootstraps=120, seed=seed)
+        labels = labels_of(scores, truth, reviewed, audit if with_audit else ())
+        estimate = estimate_remaining(scores[unreviewed], labels, bootstraps=120, seed=seed)
         true_total = truth[unreviewed].sum()
         true_next = truth[unreviewed[np.argsort(-scores[unreviewed])][:100]].sum()
         inside_total += estimate.total.low <= true_total <= estimate.total.high
