@@ -36,10 +36,12 @@ PARTS = ("total", "next100", "next1000")
 TARGET = 0.8
 
 
-def run(cls: str, seed: int, reuse: bool) -> dict:
-    """One protocol run's per-cycle estimates (read back when ``reuse`` and it exists)."""
+def run(cls: str, seed: int, reuse: bool) -> dict | None:
+    """One protocol run's per-cycle estimates (with ``reuse``: read back, None when not made)."""
     out = OUT / f"first-{cls}-seed{seed}.json"
-    if not (reuse and out.exists()):
+    if reuse and not out.exists():
+        return None
+    if not reuse:
         OUT.mkdir(parents=True, exist_ok=True)
         protocol = list(PROTOCOL)
         protocol[protocol.index("--cycles") + 1] = str(CYCLES)
@@ -113,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classes", nargs="+", default=list(FIRST_ANOMALIES), choices=FIRST_ANOMALIES)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--reuse", action="store_true", help="read back the runs already made")
+    parser.add_argument("--reuse", action="store_true", help="read back the runs made (leave out those not made)")
     args = parser.parse_args(argv)
-    runs = [run(cls, seed, args.reuse) for seed in args.seeds for cls in args.classes]
+    runs = [found for seed in args.seeds for cls in args.classes if (found := run(cls, seed, args.reuse))]
     results = {"runs": runs, "summary": summarise(runs), "host": host_cpu(), "target_coverage": TARGET,
                "code": git("rev-parse", "--short", "HEAD")}
     RESULTS.mkdir(exist_ok=True)

@@ -39,7 +39,7 @@ def labels_of(scores, truth, reviewed, audit=()) -> CalibrationLabels:
     return CalibrationLabels(scores[reviewed], truth[reviewed].astype(float), scores[audit], truth[audit].astype(float))
 
 
-def coverage(shown, with_audit: bool, runs: int = 16) -> tuple[float, float, float]:
+def coverage(shown, with_audit: bool, runs: int = 12) -> tuple[float, float, float]:
     """Share of runs whose interval holds the true remaining count (overall, next 100), and the
     mean error relative to the truth."""
     inside_total = inside_next = 0
@@ -47,7 +47,7 @@ def coverage(shown, with_audit: bool, runs: int = 16) -> tuple[float, float, flo
     for seed in range(runs):
         scores, truth, reviewed, audit, unreviewed = survey(seed, shown)
         labels = labels_of(scores, truth, reviewed, audit if with_audit else ())
-        estimate = estimate_remaining(scores[unreviewed], labels, bootstraps=120, seed=seed)
+        estimate = estimate_remaining(scores[unreviewed], labels, bootstraps=100, seed=seed)
         true_total = truth[unreviewed].sum()
         true_next = truth[unreviewed[np.argsort(-scores[unreviewed])][:100]].sum()
         inside_total += estimate.total.low <= true_total <= estimate.total.high

@@ -101,20 +101,24 @@ def logit(scores: np.ndarray) -> np.ndarray:
     return np.clip(np.log(p) - np.log1p(-p), -MAX_LOG_ODDS, MAX_LOG_ODDS)
 
 
-def fit_platt(z: np.ndarray, y: np.ndarray, iterations: int = 30) -> tuple[float, float]:
+def fit_platt(z: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None,
+              iterations: int = 50) -> np.ndarray:
     """``(slope, intercept)`` of ``P(anomaly) = sigmoid(slope * z + intercept)`` by Newton's method
-    with a weak ridge (finite on separated labels)."""
-    design = np.column_stack([z, np.ones_like(z)])
-    theta = np.zeros(2)
+    with a weak ridge (finite on separated labels). ``weights`` ``(B, n)`` (e.g. bootstrap counts)
+    give ``B`` fits at once, as a ``(B, 2)`` array."""
+    w = np.ones((1, len(z))) if weights is None else np.asarray(weights, dtype=np.float64)
+    theta = np.zeros((len(w), 2))
     for _ in range(iterations):
-        p = _sigmoid(design @ theta)
-        gradient = design.T @ (y - p) - RIDGE * theta
-        hessian = (design * (p * (1 - p))[:, None]).T @ design + RIDGE * np.eye(2)
-        step = np.linalg.solve(hessian, gradient)
+        p = _sigmoid(theta[:, :1] * z + theta[:, 1:])
+        residual, curvature = w * (y - p), w * p * (1 - p)
+        gradient = np.stack([residual @ z, residual.sum(1)], axis=1) - RIDGE * theta
+        zz, z1, n = curvature @ (z * z), curvature @ z, curvature.sum(1)
+        hessian = np.stack([np.stack([zz, z1], -1), np.stack([z1, n], -1)], axis=1) + RIDGE * np.eye(2)
+        step = np.linalg.solve(hessian, gradient[..., None])[..., 0]
         theta += step
         if np.abs(step).max() < 1e-8:
             break
-    return float(theta[0]), float(theta[1])
+    return theta[0] if weights is None else theta
 
 
 def estimate_remaining(unreviewed_scores: np.ndarray, labels: CalibrationLabels,
@@ -143,13 +147,13 @@ def estimate_remaining(unreviewed_scores: np.ndarray, labels: CalibrationLabels,
     if not 0 < level < 1:
         raise ConfigError(f"the interval's level must be in (0, 1); got {level}")
     z, y, audit, method = _calibration_set(labels)
-    slope, intercept = fit_platt(z, y)
+    slope, intercept = (float(v) for v in fit_platt(z, y))
     unreviewed = np.sort(logit(unreviewed_scores[np.isfinite(unreviewed_scores)]))[::-1]
     sizes = [len(unreviewed)] + [min(int(n), len(unreviewed)) for n in horizons]
     counts, centres = _binned(unreviewed, sizes)
     point = counts @ _sigmoid(slope * centres + intercept)
     rng = np.random.default_rng(seed)
-    fits = np.array([fit_platt(*_resample(z, y, audit, rng)) for _ in range(bootstraps)])
+    fits = fit_platt(z, y, _bootstrap_counts(audit, bootstraps, rng))
     means = counts @ _sigmoid(fits[:, :1] * centres[None, :] + fits[:, 1:]).T  # (sizes, bootstraps)
     draws = rng.poisson(np.maximum(means, 0))
     low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=1)
@@ -177,13 +181,14 @@ def _calibration_set(labels: CalibrationLabels) -> tuple[np.ndarray, np.ndarray,
     return logit(z), y, audit, method
 
 
-def _resample(z: np.ndarray, y: np.ndarray, audit: np.ndarray,
-              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A bootstrap resample, drawn apart within the reviewed and the audit labels."""
-    picked = [rng.choice(part, size=len(part)) for part in (np.flatnonzero(~audit), np.flatnonzero(audit))
-              if len(part)]
-    chosen = np.concatenate(picked)
-    return z[chosen], y[chosen]
+def _bootstrap_counts(audit: np.ndarray, bootstraps: int, rng: np.random.Generator) -> np.ndarray:
+    """``(bootstraps, n)`` times each label is drawn, resampled apart within the reviewed and the
+    audit labels."""
+    counts = np.zeros((bootstraps, len(audit)))
+    for part in (~audit, audit):
+        if part.any():
+            counts[:, part] = rng.multinomial(part.sum(), np.full(part.sum(), 1 / part.sum()), size=bootstraps)
+    return counts
 
 
 def _binned(descending: np.ndarray, sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
