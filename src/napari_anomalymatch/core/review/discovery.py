@@ -169,3 +169,30 @@ def stop_suggestion(estimate: RemainingEstimate, per_images: int = STOP_PER_IMAG
 
 def _label_word(label: int) -> str:
     return {ANOMALY: "anomaly", NORMAL: "normal", UNLABELED: ""}.get(label, "unsure")
+
+
+@dataclass(frozen=True)
+class DiscoveryState:
+    """What a panel shows of a session's search: the curve, the estimate and the suggestion."""
+
+    curve: DiscoveryCurve
+    estimate: RemainingEstimate | None
+    stop: StopSuggestion | None
+    not_estimated: str | None  # why there is no estimate (None: there is one)
+
+    def describe(self) -> str:
+        said = self.curve.describe()
+        if self.estimate is None:
+            return f"{said}. What remains is not estimated: {self.not_estimated}"
+        return f"{said}. {self.estimate.describe()}"
+
+
+def discovery_state(session: Session, per_images: int = STOP_PER_IMAGES) -> DiscoveryState:
+    """The discovery curve, the estimate of what remains and the stop suggestion of ``session``
+    (no estimate, and why, before scores or enough labels)."""
+    curve = discovery_curve(session.labels)
+    try:
+        estimate = session_estimate(session)
+    except ConfigError as err:
+        return DiscoveryState(curve, None, None, str(err))
+    return DiscoveryState(curve, estimate, stop_suggestion(estimate, per_images), None)
