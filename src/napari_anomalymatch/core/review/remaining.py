@@ -35,6 +35,7 @@ BINS = 2048
 RIDGE = 1e-2  # a weak Gaussian prior on the fit: finite slopes on perfectly separated labels
 MAX_LOG_ODDS = 16.0  # scores of exactly 0 or 1 are clipped to this
 MIN_PER_CLASS = 2  # anomalies and normal images a calibration needs at least
+AUDIT_SUGGESTED = 50  # the random audit proposed while there is none
 PLATT_REVIEWED, PLATT_AUDIT, PLATT_BIASED = "platt:reviewed", "platt:reviewed+audit", "platt:all-labels(biased)"
 
 
@@ -89,9 +90,11 @@ class RemainingEstimate:
                 f"({self.level:.0%} interval); {nexts}. Calibration {self.method} on {rests}")
         if self.biased:
             text += (" - BIASED: too few labels were given in score or random order, so labels chosen "
-                     "for what they are were used; label an audit sample (random order) to correct it")
+                     f"for what they are were used; label about {AUDIT_SUGGESTED} images in the random review "
+                     "order (a random audit) to correct it")
         elif not self.n_audit_labels:
-            text += "; the low scores are extrapolated: a random audit sample would check them"
+            text += (f"; the low scores are extrapolated: label about {AUDIT_SUGGESTED} images in the random "
+                     "review order (a random audit) to check them")
         return text
 
 
