@@ -37,6 +37,12 @@ def test_metrics_after_a_cycle(qtbot, tmp_path, widget, controller, blobs):
     assert review.stop.value.startswith(("<b>Consider stopping", "Worth going on"))
     axes = panel.discovery_plot.axes[0]
     assert axes.lines[0].get_ydata().tolist() == [0, 1, 2, 2, 2] and len(axes.containers) == 1  # + next 1000
+    report = controller.test_report()
+    assert report.n_evaluated == 12 and 0.0 <= report.metrics["auroc"] <= 1.0
+    roc, pr, histogram = panel.plot.axes
+    np.testing.assert_allclose(roc.lines[0].get_xdata(), report.fpr)
+    np.testing.assert_allclose(pr.lines[0].get_ydata(), report.precision)
+    assert sum(patch.get_height() for patch in histogram.patches) == report.n_evaluated
     # a label given in the review: the curve grows by one, the estimate drops the image
     first = controller.current
     review.buttons["anomaly"].clicked.emit()
@@ -45,12 +51,6 @@ def test_metrics_after_a_cycle(qtbot, tmp_path, widget, controller, blobs):
     assert "5 images labelled" in panel.discovery.value and "11 unreviewed" in panel.discovery.value
     review.stop_rate.value = 1  # 1 in 1: nothing is worth reviewing at that rate
     assert review.stop.value.startswith("<b>Consider stopping") and controller.stop_rate == 1
-    report = controller.test_report()
-    assert report.n_evaluated == 12 and 0.0 <= report.metrics["auroc"] <= 1.0
-    roc, pr, histogram = panel.plot.axes
-    np.testing.assert_allclose(roc.lines[0].get_xdata(), report.fpr)
-    np.testing.assert_allclose(pr.lines[0].get_ydata(), report.precision)
-    assert sum(patch.get_height() for patch in histogram.patches) == report.n_evaluated
 
     missing = tmp_path / "missing.csv"
     panel.test_file.line_edit.value = str(missing)
