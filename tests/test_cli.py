@@ -143,6 +143,13 @@ def test_evaluate_writes_the_promised_json(tmp_path, blob_manifest):
     assert splits == [(15, 3), (15, 3)]
     assert set(result["cycles"][0]["test_head_metrics"]) == {"lpft"}
     assert 20 <= result["cycles"][0]["oracle_reviewed"] <= 74 and result["cycles"][1]["oracle_reviewed"] == 0
+    # the estimate of what remains against the truth: a random audit of 50 of the 59 images the
+    # oracle may review from the start; the labels alone only once the oracle has reviewed in order
+    first, second = (c["remaining"] for c in result["cycles"])
+    assert "error" in first["without_audit"] and first["with_audit"]["n_audit_labels"] == 50
+    assert second["without_audit"]["n_reviewed_labels"] == result["cycles"][0]["oracle_reviewed"]
+    assert second["without_audit"]["total"]["n_images"] == 74 - result["cycles"][0]["oracle_reviewed"]
+    assert 0 <= second["without_audit"]["total"]["true"] <= 14
     assert result["settings"]["train"]["iterations"] == 2 and result["settings"]["cycles"] == 2
     crop = result["settings"]["data"]["normalisation"]["crop"]  # chosen from the images, and recorded
     assert crop != "auto" and 0 < crop <= 1
