@@ -414,6 +414,7 @@ BLOCKS: dict[str, Callable[[Links], str]] = {
     "similarity": similarity,
     "faults": faults,
     "zero-label": zero_label,
+    "remaining": included("remaining.md"),
     "embedding-map": embedding_map,
 }
 

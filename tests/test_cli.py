@@ -84,6 +84,15 @@ def test_session_workflow(tmp_path, blob_folder, capsys):
     assert main(["info", str(session)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["images"] == 40 and info["cycles"] == 2 and info["labels"]["anomaly"] == 2
+    # the discovery so far and what remains: imported labels were chosen by class, so biased
+    assert info["discovery"] == {"labelled": 6, "anomalies_found": 2, "found_in_last_6": 2}
+    remaining = info["remaining"]
+    assert remaining["method"] == "platt:all-labels(biased)" and remaining["total"]["n_images"] == 34
+    assert 0 <= remaining["total"]["low"] <= remaining["total"]["expected"] <= remaining["total"]["high"] <= 34
+    assert "BIASED" in remaining["text"] and info["stop"].startswith(("Consider stopping", "Worth going on"))
+    assert main(["info", str(session), "--curve", str(tmp_path / "curve.csv"), "--stop-rate", "3"]) == 0
+    curve = Table.read(tmp_path / "curve.csv")
+    assert list(curve["found"]) == [1, 2, 2, 2, 2, 2] and "1 in 3" in json.loads(capsys.readouterr().out)["stop"]
 
 
 def test_errors_are_one_clear_line(tmp_path, capsys):
@@ -134,6 +143,13 @@ def test_evaluate_writes_the_promised_json(tmp_path, blob_manifest):
     assert splits == [(15, 3), (15, 3)]
     assert set(result["cycles"][0]["test_head_metrics"]) == {"lpft"}
     assert 20 <= result["cycles"][0]["oracle_reviewed"] <= 74 and result["cycles"][1]["oracle_reviewed"] == 0
+    # the estimate of what remains against the truth: a random audit of 50 of the 59 images the
+    # oracle may review from the start; the labels alone only once the oracle has reviewed in order
+    first, second = (c["remaining"] for c in result["cycles"])
+    assert "error" in first["without_audit"] and first["with_audit"]["n_audit_labels"] == 50
+    assert second["without_audit"]["n_reviewed_labels"] == result["cycles"][0]["oracle_reviewed"]
+    assert second["without_audit"]["total"]["n_images"] == 74 - result["cycles"][0]["oracle_reviewed"]
+    assert 0 <= second["without_audit"]["total"]["true"] <= 14
     assert result["settings"]["train"]["iterations"] == 2 and result["settings"]["cycles"] == 2
     crop = result["settings"]["data"]["normalisation"]["crop"]  # chosen from the images, and recorded
     assert crop != "auto" and 0 < crop <= 1
@@ -334,3 +350,25 @@ def test_score_unsupervised_then_export_and_train_refuses_without_labels(tmp_pat
     assert ids == {f"img_{i:03d}.png" for i in np.flatnonzero(truth)}
     assert main(["train", str(session)]) == 2
     assert "at least one anomaly" in capsys.readouterr().err
+
+
+def test_after_a_cycle_the_command_line_says_what_remains_and_whether_to_stop(tmp_path, blob_folder, capsys):
+    from napari_anomalymatch.cli import _say_remaining
+    from napari_anomalymatch.core.review.queue import ReviewQueue
+    from napari_anomalymatch.core.session import Session
+
+    from .conftest import tiny_config
+    from .core.test_review import write_scores
+
+    folder, truth = blob_folder
+    with Session.create(tmp_path / "s", tiny_config(folder)) as session:
+        _say_remaining(session, 200)
+        assert "nothing labelled yet\nwhat remains is not estimated" in capsys.readouterr().out
+        write_scores(session, np.where(truth, 0.8, 0.2) + np.linspace(0, 0.1, len(truth)))
+        queue = ReviewQueue(session)
+        for _ in range(12):  # the 8 rings, then 4 blobs, in score order
+            queue.label("a" if truth[queue.current.index] else "n")
+        _say_remaining(session, 200)
+    out = capsys.readouterr().out
+    assert out.startswith("8 anomalies found in 12 images labelled; the last 12 yielded 8\nwhat remains: ")
+    assert "on 12 labels given in score order" in out and "Consider stopping: the next 28 are expected" in out

@@ -49,6 +49,7 @@ from .core.evaluation.demo import write_first_benchmark
 from .core.heads import head_names
 from .core.io.options import READER_OPTIONS
 from .core.review.crossmatch import DEFAULT_RADIUS, crossmatch_session
+from .core.review.discovery import STOP_PER_IMAGES, discovery_curve, session_estimate, stop_suggestion
 from .core.runs import run_to_end
 from .core.scoring.orders import order_names
 from .core.transforms import Normaliser
@@ -504,9 +505,16 @@ def _add_train(commands: Any) -> None:
                              "instead (default: wait until there is space)")
     _wait_option(parser)
     _skip_bad_option(parser)
+    _stop_option(parser)
     _model_options(parser)
     _score_options(parser)
     parser.set_defaults(run=_run_train)
+
+
+def _stop_option(parser: Any) -> None:
+    parser.add_argument("--stop-rate", type=_positive_int, default=STOP_PER_IMAGES, metavar="N",
+                        help="suggest stopping the review when the next images are expected to hold fewer "
+                             f"than 1 anomaly in N (default {STOP_PER_IMAGES})")
 
 
 def _update_settings(session: Any, args: argparse.Namespace) -> None:
@@ -526,7 +534,19 @@ def _run_train(args: argparse.Namespace) -> int:
             print(f"cycle {session.cycle} saved: {session.latest_checkpoint()}")
             if cycle.scored is not None:
                 _report_scores(session, cycle.scored)
+                _say_remaining(session, args.stop_rate)
     return 0
+
+
+def _say_remaining(session: Any, per_images: int) -> None:
+    """The discovery so far, the estimate of what remains and the stop suggestion, in words."""
+    print(discovery_curve(session.labels).describe())
+    try:
+        estimate = session_estimate(session)
+    except ConfigError as err:
+        print(f"what remains is not estimated: {err}")
+        return
+    print(f"what remains: {estimate.describe()}\n{stop_suggestion(estimate, per_images).text}")
 
 
 SPACE_POLL_S = 10.0  # how often a cycle the full disk refused is tried again
@@ -823,6 +843,9 @@ def _run_explain(args: argparse.Namespace) -> int:
 def _add_info(commands: Any) -> None:
     parser = commands.add_parser("info", help="summarise a session")
     parser.add_argument("session", type=Path)
+    parser.add_argument("--curve", type=Path, default=None, metavar="CSV",
+                        help="write the discovery curve (anomalies found against images labelled) as CSV")
+    _stop_option(parser)
     parser.set_defaults(run=_run_info)
 
 
@@ -843,9 +866,25 @@ def _run_info(args: argparse.Namespace) -> int:
             "scored_cycle": found[0] if found else None,
             "incomplete_scoring": session.score_notice(),
             "shards": len(collection.shards) if hasattr(collection, "shards") else None,
+            **_remaining_info(session, args.stop_rate),
         }
+        if args.curve is not None:
+            info["curve"] = str(discovery_curve(session.labels).write_csv(args.curve))
         print(json.dumps(info, indent=1))
     return 0
+
+
+def _remaining_info(session: Any, per_images: int) -> dict[str, Any]:
+    curve = discovery_curve(session.labels)
+    found, recent = curve.recent_yield()
+    said: dict[str, Any] = {"discovery": {"labelled": len(curve.image_ids), "anomalies_found": int(curve.found[-1])
+                                          if curve.image_ids else 0, f"found_in_last_{recent}": found}}
+    try:
+        estimate = session_estimate(session)
+    except ConfigError as err:
+        return {**said, "remaining": {"error": str(err)}}
+    return {**said, "remaining": {**dataclasses.asdict(estimate), "text": estimate.describe()},
+            "stop": stop_suggestion(estimate, per_images).text}
 
 
 def _add_relocate(commands: Any) -> None:

@@ -24,15 +24,33 @@ def test_metrics_after_a_cycle(qtbot, tmp_path, widget, controller, blobs):
         controller.session.label(ids[i], "anomaly")
     for i in np.flatnonzero(~truth)[:2]:
         controller.session.label(ids[i], "normal")
+    panel.refresh_button.clicked.emit()  # labelled outside the panels: no signal, so refreshed by hand
+    assert "2 anomalies found in 4 images labelled; the last 4 yielded 2" in panel.discovery.value
+    assert "nothing scored yet" in panel.discovery.value  # no estimate before scores
+    review = widget.review_panel
+    assert "not yet" in review.stop.value
     controller.train_cycle()
-    qtbot.waitUntil(lambda: not controller.busy, timeout=120_000)
+    qtbot.waitUntil(lambda: not controller.busy, timeout=400_000)
     assert "AUROC" in panel.summary.value and "4 labelled for training left out" in panel.summary.value
+    # after the cycle: the estimate (biased: the labels were chosen by class) and the suggestion
+    assert "expected among the 12 unreviewed images" in panel.discovery.value and "BIASED" in panel.discovery.value
+    assert review.stop.value.startswith(("<b>Consider stopping", "Worth going on"))
+    axes = panel.discovery_plot.axes[0]
+    assert axes.lines[0].get_ydata().tolist() == [0, 1, 2, 2, 2] and len(axes.containers) == 1  # + next 1000
     report = controller.test_report()
     assert report.n_evaluated == 12 and 0.0 <= report.metrics["auroc"] <= 1.0
     roc, pr, histogram = panel.plot.axes
     np.testing.assert_allclose(roc.lines[0].get_xdata(), report.fpr)
     np.testing.assert_allclose(pr.lines[0].get_ydata(), report.precision)
     assert sum(patch.get_height() for patch in histogram.patches) == report.n_evaluated
+    # a label given in the review: the curve grows by one, the estimate drops the image
+    first = controller.current
+    review.buttons["anomaly"].clicked.emit()
+    assert controller.session.labels.history()[-1].review.rank == first.rank == 1
+    assert axes.lines[0].get_ydata().tolist() == [0, 1, 2, 2, 2, 3]
+    assert "5 images labelled" in panel.discovery.value and "11 unreviewed" in panel.discovery.value
+    review.stop_rate.value = 1  # 1 in 1: nothing is worth reviewing at that rate
+    assert review.stop.value.startswith("<b>Consider stopping") and controller.stop_rate == 1
 
     missing = tmp_path / "missing.csv"
     panel.test_file.line_edit.value = str(missing)

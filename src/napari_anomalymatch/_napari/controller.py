@@ -30,6 +30,7 @@ from ..core.io.labelfiles import count_changes, read_label_file
 from ..core.learning.history import read_loss_history
 from ..core.relocation import Relocation, relocate
 from ..core.review.crossmatch import DEFAULT_RADIUS, CrossMatch, crossmatch_session
+from ..core.review.discovery import STOP_PER_IMAGES, DiscoveryState, discovery_state
 from ..core.review.display import DisplayRenderer, DisplaySettings
 from ..core.review.export import export_session
 from ..core.review.queue import Candidate, ReviewQueue
@@ -78,6 +79,7 @@ class AnomalyMatchController:
         self.defaults = SessionConfig()
         self.test_set: TestSet | None = None
         self.keep_place = False  # after new scores: stay on the current image (else rank 1)
+        self.stop_rate = STOP_PER_IMAGES  # suggest stopping below 1 anomaly in this many images
         self._tag_entry: Any = None  # made when first opened (it needs the viewer's window)
         self._preview: NormalisationConfig | None = None
         self.saliency_visible = False
@@ -681,6 +683,11 @@ class AnomalyMatchController:
     def export(self, path: str | Path, top: int | None = None) -> Path:
         """Write the ranking with every label (csv, ecsv, fits, xml/vot, parquet)."""
         return export_session(self.require_session(), path, top=top)
+
+    def discovery(self) -> DiscoveryState:
+        """The session's discovery curve, the estimate of what remains and the stop suggestion
+        at the rate the Review panel sets (``stop_rate``: 1 anomaly in that many images)."""
+        return discovery_state(self.require_session(), self.stop_rate)
 
     def load_test_set(self, path: str | Path) -> TestSet:
         """Read a held-out test set (id or path, and is_anomaly/label columns)."""

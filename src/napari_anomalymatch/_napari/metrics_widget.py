@@ -1,4 +1,9 @@
-"""The Metrics panel: AUROC, AUPRC, ROC and precision-recall curves and score histograms.
+"""The Metrics panel: the discovery curve and what remains to find; AUROC, AUPRC, ROC and
+precision-recall curves and score histograms.
+
+The discovery curve (anomalies found against images labelled) and the estimate of the anomalies
+still unreviewed need no test set: they come from the session's labels and newest scores
+(``core.review.discovery``), redrawn after every label and cycle.
 
 Measured on a held-out test set (a CSV/ECSV with id or path and is_anomaly or
 label columns, or the is_anomaly column the data source carries: a benchmark
@@ -17,7 +22,7 @@ from ..core.errors import AnomalyMatchError, ConfigError
 from .compact import compact_file_edit, status_label
 from .data_widget import text_of
 from .notifications import notify_errors
-from .plots import MetricsPlot
+from .plots import DiscoveryPlot, MetricsPlot
 
 if TYPE_CHECKING:
     from .controller import AnomalyMatchController
@@ -36,15 +41,22 @@ class MetricsWidget(QWidget):
         self.refresh_button = PushButton(text="Refresh")
         self.summary = status_label("no test set loaded")
         self.plot = MetricsPlot()
+        self.discovery = status_label("no session open")
+        self.discovery_plot = DiscoveryPlot()
         form = Container(widgets=[self.test_file, self.load_button, self.truth_button, self.refresh_button])
         layout = QVBoxLayout(self)
+        layout.addWidget(self.discovery.native)
+        layout.addWidget(self.discovery_plot)
         layout.addWidget(form.native)
         layout.addWidget(self.summary.native)  # outside the form: the full width, not the field column
         layout.addWidget(self.plot)
         self.load_button.changed.connect(notify_errors(self._on_load))
         self.truth_button.changed.connect(notify_errors(lambda *_: self.controller.use_source_truth()))
         self.refresh_button.changed.connect(self.refresh)
+        self.refresh_button.changed.connect(self.refresh_discovery)
         controller.run_finished.connect(self.refresh)
+        controller.run_finished.connect(self.refresh_discovery)
+        controller.labels_changed.connect(self.refresh_discovery)
         controller.test_set_changed.connect(self.refresh)
         controller.session_changed.connect(self._on_session_changed)
 
@@ -58,6 +70,17 @@ class MetricsWidget(QWidget):
         if session is None:
             self.controller.test_set = None
         self.refresh()
+        self.refresh_discovery()
+
+    def refresh_discovery(self, *_: Any) -> None:
+        """Redraw the discovery curve and the estimate of what remains."""
+        if self.controller.session is None:
+            self.discovery.value = "no session open"
+            self.discovery_plot.show_state(None)
+            return
+        state = self.controller.discovery()
+        self.discovery.value = state.describe()
+        self.discovery_plot.show_state(state)
 
     def refresh(self, *_: Any) -> None:
         """Recompute the metrics for the current scores and redraw."""

@@ -16,6 +16,7 @@ from qtpy.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 from ..core.evaluation.testset import TestReport
 from ..core.learning.training import TrainProgress
+from ..core.review.discovery import DiscoveryState
 
 BACKGROUND = "#262930"
 FOREGROUND = "#d1d2d4"
@@ -188,4 +189,40 @@ class MetricsPlot(PlotWidget):
             axes.xaxis.label.set_fontsize(8)
             axes.yaxis.label.set_fontsize(8)
             style_axes(axes)
+        self.draw()
+
+
+class DiscoveryPlot(PlotWidget):
+    """Anomalies found against images labelled (the discovery curve), the cycles it crossed, and
+    what the next reviews are expected to add, with its interval."""
+
+    def __init__(self) -> None:
+        super().__init__(rows=1, columns=1, height=2.4)
+        self.show_state(None)
+
+    def show_state(self, state: DiscoveryState | None) -> None:
+        axes = self.axes[0]
+        axes.clear()
+        style_axes(axes)
+        if state is None or not state.curve.image_ids:
+            axes.text(0.5, 0.5, "nothing labelled yet", color=FOREGROUND, ha="center", va="center", fontsize=8,
+                      transform=axes.transAxes)
+            self.draw()
+            return
+        curve = state.curve
+        reviewed, found = np.r_[0, curve.reviewed], np.r_[0, curve.found]
+        axes.step(reviewed, found, where="post", color=COLOURS["anomaly"], lw=1.5, label="found")
+        for place in np.flatnonzero(np.diff(curve.cycles)) + 1:  # where a new cycle's labels begin
+            axes.axvline(place, color=FOREGROUND, lw=0.5, ls=":")
+        if state.estimate is not None and state.estimate.next:
+            ahead = state.estimate.next[max(state.estimate.next)]
+            x, y = reviewed[-1] + ahead.n_images, found[-1]
+            axes.errorbar([x], [y + ahead.expected], yerr=[[ahead.expected - ahead.low], [ahead.high - ahead.expected]],
+                          fmt="o", color=COLOURS["sup_loss"], ms=4, capsize=3, label=f"next {ahead.n_images}")
+            axes.plot([reviewed[-1], x], [y, y + ahead.expected], color=COLOURS["sup_loss"], lw=1, ls="--")
+        axes.set(xlabel="images labelled", ylabel="anomalies found")
+        axes.xaxis.label.set_fontsize(8)
+        axes.yaxis.label.set_fontsize(8)
+        axes.legend(fontsize=7, facecolor=BACKGROUND, edgecolor=FOREGROUND, labelcolor=FOREGROUND, loc="upper left")
+        style_axes(axes)
         self.draw()

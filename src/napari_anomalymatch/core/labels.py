@@ -69,6 +69,10 @@ _TO_VERSION_1 = (  # tags: a column of the events, and each image's current tags
     "PRIMARY KEY (image_id, tag))",
     "CREATE INDEX IF NOT EXISTS tags_by_tag ON tags (tag)",
 )
+# Where a label was given in a review (rank, score and order at that moment): columns added when
+# missing, with no change of schema version, so older code still opens the store and its events
+# (NULL here) count as given outside a ranked review.
+REVIEW_COLUMNS = (("rank", "INTEGER"), ("score", "REAL"), ("review_order", "TEXT"))
 TAG_ADDED, TAG_REMOVED = 1, 0  # a tag event's ``label``: whether the image has the tag afterwards
 TAG_SEPARATORS = re.compile(r"[,;]")
 MAX_TAG_CHARACTERS = 64
@@ -143,6 +147,15 @@ def parse_label(value: Any, where: str = "label") -> int:
 
 
 @dataclass(frozen=True)
+class ReviewPlace:
+    """Where an image stood in the review when it was labelled."""
+
+    rank: int  # 1-based place in the review order
+    score: float  # its score then (NaN: not scored)
+    order: str  # the review order: score, uncertainty, random, diverse, ...
+
+
+@dataclass(frozen=True)
 class LabelEvent:
     """One change of one image's label."""
 
@@ -156,6 +169,7 @@ class LabelEvent:
     reverts: int | None
     undone: bool
     tag: str | None = None  # a tag event: ``label`` says whether the image has the tag afterwards
+    review: ReviewPlace | None = None  # None: labelled outside a ranked review (import, selection, undo)
 
 
 class LabelStore:
@@ -169,7 +183,9 @@ class LabelStore:
         try:
             self._db = self._connect_writable() if not read_only else self._connect_read_only()
             # read-only, a store from before tags stays as it is: it has no tags to read
-            self._has_tags = "tag" in {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+            self._has_tags = "tag" in columns
+            self._has_review = all(name in columns for name, _ in REVIEW_COLUMNS)
         except sqlite3.DatabaseError as err:
             raise self._open_error(err) from err
 
@@ -183,6 +199,7 @@ class LabelStore:
         check_store(db, self.path, SCHEMA_VERSION, LABEL_NAMES)  # before anything is added to it
         db.executescript(_SCHEMA)
         _migrate(db, self.path)
+        _add_review_columns(db, self.path)
         return db
 
     def _connect_read_only(self) -> sqlite3.Connection:
@@ -243,13 +260,16 @@ class LabelStore:
     # -- changing labels ---------------------------------------------------------
 
     def set(self, image_id: str, label: int | str, cycle: int = 0,
-            source: str = "user") -> LabelEvent | None:
-        """Give ``image_id`` a label; returns the event, or None if nothing changed."""
-        events = self.set_many([(image_id, label)], cycle=cycle, source=source)
+            source: str = "user", review: ReviewPlace | None = None) -> LabelEvent | None:
+        """Give ``image_id`` a label; returns the event, or None if nothing changed.
+
+        ``review``: where the image stood in the review it was labelled in (kept with the event).
+        """
+        events = self.set_many([(image_id, label)], cycle=cycle, source=source, review=review)
         return events[0] if events else None
 
     def set_many(self, items: Iterable[tuple[str, int | str]], cycle: int = 0,
-                 source: str = "user") -> list[LabelEvent]:
+                 source: str = "user", review: ReviewPlace | None = None) -> list[LabelEvent]:
         """Label several images in one transaction (all or none are stored)."""
         parsed = [(str(i), parse_label(v, f"label of {i!r}")) for i, v in items]
         now = time.time()
@@ -259,7 +279,7 @@ class LabelStore:
                 previous = self._current_label(image_id)
                 if previous == label:
                     continue
-                events.append(self._append(image_id, label, previous, now, cycle, source, None))
+                events.append(self._append(image_id, label, previous, now, cycle, source, None, review))
         return events
 
     def undo(self) -> LabelEvent | None:
@@ -407,14 +427,17 @@ class LabelStore:
     def history(self, image_id: str | None = None) -> list[LabelEvent]:
         """All events, oldest first (of one image if given)."""
         tag = "tag" if self._has_tags else "NULL"
-        query = f"SELECT seq, image_id, label, previous, time, cycle, source, reverts, undone, {tag} FROM events"
+        review = ", ".join(name for name, _ in REVIEW_COLUMNS) if self._has_review else "NULL, NULL, NULL"
+        query = (f"SELECT seq, image_id, label, previous, time, cycle, source, reverts, undone, {tag}, {review} "
+                 "FROM events")
         args: tuple[Any, ...] = ()
         if image_id is not None:
             query += " WHERE image_id = ?"
             args = (str(image_id),)
         with self._lock:
             rows = self._db.execute(query + " ORDER BY seq", args).fetchall()
-        return [LabelEvent(*row[:8], undone=bool(row[8]), tag=row[9]) for row in rows]
+        return [LabelEvent(*row[:8], undone=bool(row[8]), tag=row[9], review=_review_place(row[10:]))
+                for row in rows]
 
     def __len__(self) -> int:
         return len(self.current())
@@ -429,19 +452,44 @@ class LabelStore:
         return row[0] if row else UNLABELED
 
     def _append(self, image_id: str, label: int, previous: int, when: float, cycle: int,
-                source: str, reverts: int | None) -> LabelEvent:
-        cursor = self._db.execute(
-            "INSERT INTO events (image_id, label, previous, time, cycle, source, reverts) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (image_id, label, previous, when, cycle, source, reverts),
-        )
+                source: str, reverts: int | None, review: ReviewPlace | None = None) -> LabelEvent:
+        if review is not None and self._has_review:
+            cursor = self._db.execute(
+                "INSERT INTO events (image_id, label, previous, time, cycle, source, reverts, rank, score, "
+                "review_order) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (image_id, label, previous, when, cycle, source, reverts, int(review.rank),
+                 None if review.score != review.score else float(review.score), review.order))
+        else:
+            cursor = self._db.execute(
+                "INSERT INTO events (image_id, label, previous, time, cycle, source, reverts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (image_id, label, previous, when, cycle, source, reverts),
+            )
         seq = int(cursor.lastrowid)
         self._db.execute(
             "INSERT INTO current (image_id, label, seq) VALUES (?, ?, ?) "
             "ON CONFLICT(image_id) DO UPDATE SET label = excluded.label, seq = excluded.seq",
             (image_id, label, seq),
         )
-        return LabelEvent(seq, image_id, label, previous, when, cycle, source, reverts, False)
+        return LabelEvent(seq, image_id, label, previous, when, cycle, source, reverts, False,
+                          review=review if self._has_review else None)
+
+
+def _review_place(values: tuple) -> ReviewPlace | None:
+    rank, score, order = values
+    return None if rank is None else ReviewPlace(int(rank), float("nan") if score is None else score, order)
+
+
+def _add_review_columns(db: sqlite3.Connection, path: Path) -> None:
+    """Add the columns of ``REVIEW_COLUMNS`` an older store lacks, in one transaction."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+    if all(name in columns for name, _ in REVIEW_COLUMNS):
+        return
+    with _Transaction(db, path):
+        columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}  # another process may be first
+        for name, kind in REVIEW_COLUMNS:
+            if name not in columns:
+                db.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")
 
 
 def _migrate(db: sqlite3.Connection, path: Path) -> None:

@@ -56,7 +56,7 @@ from .io.autocrop import resolve_automatic
 from .io.base import ImageCollection
 from .io.labelfiles import read_label_file
 from .io.registry import find_reader, open_collection
-from .labels import LabelEvent, LabelStore, parse_label
+from .labels import LabelEvent, LabelStore, ReviewPlace, parse_label
 from .learning.checkpoints import (
     CheckpointInfo,
     checkpoint_bytes,
@@ -346,8 +346,11 @@ class Session:
         self.collection.index_of(image_id)  # raises UnknownIdError naming the source
         return self.labels.set(image_id, label, cycle=self.cycle, source=source)
 
-    def label_index(self, index: int, label: int | str, source: str = "user") -> LabelEvent | None:
-        return self.labels.set(self.collection.id_of(int(index)), label, cycle=self.cycle, source=source)
+    def label_index(self, index: int, label: int | str, source: str = "user",
+                    review: ReviewPlace | None = None) -> LabelEvent | None:
+        """Label image ``index``; ``review``: where it stood in the review it was labelled in."""
+        return self.labels.set(self.collection.id_of(int(index)), label, cycle=self.cycle, source=source,
+                               review=review)
 
     def undo(self) -> LabelEvent | None:
         """Revert the latest label or tag action."""

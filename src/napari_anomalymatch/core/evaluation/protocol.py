@@ -37,6 +37,7 @@ from ..scoring.orders import get_order, rank
 from ..scoring.run import embedding_network, score_components
 from ..transforms import Normaliser
 from .metrics import ranking_metrics
+from .remaining import RemainingTracker
 
 if TYPE_CHECKING:
     from ..scoring.diversity import EmbeddingLookup
@@ -101,6 +102,8 @@ class CycleReport:
     test_head_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     # how far down its review order the oracle looked to find its labels (0: it labelled nothing)
     oracle_reviewed: int = 0
+    # the estimate of the anomalies still unreviewed against the truth (``evaluation.remaining``)
+    remaining: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -179,6 +182,8 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
     reports: list[CycleReport] = []
     parts = _PreparedImages(images, labels, valid, trainer, config.score, compare_heads)
     scores = np.full(len(collection), np.nan, dtype=np.float32)
+    remaining = RemainingTracker(benchmark.is_anomaly, ever_labelled, valid, ~ever_labelled & valid & ~test,
+                                 config.train.seed)
     for cycle in range(1, cycles + 1):
         done = yield from run_cycle(parts)
         heads, scores, score_rate = done.scored
@@ -192,6 +197,7 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
                              else None)
             newly, reviewed = oracle_picks(scores, benchmark.is_anomaly, unlabelled & ~test, oracle,
                                            config.train.seed, embeddings_of)
+        estimated = remaining.cycle(scores, unlabelled & ~test, reviewed, oracle.order, config.train.seed)
         report = CycleReport(
             cycle=cycle,
             metrics=ranking_metrics(scores[unlabelled], benchmark.is_anomaly[unlabelled]),
@@ -205,6 +211,7 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
             test_metrics=ranking_metrics(scores[test], benchmark.is_anomaly[test]) if test.any() else {},
             test_head_metrics=_metrics_by_head(heads, benchmark.is_anomaly, test) if test.any() else {},
             oracle_reviewed=reviewed,
+            remaining=estimated,
         )
         reports.append(report)
         yield report

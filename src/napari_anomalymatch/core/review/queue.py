@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, LabelError, NoEmbeddingsError, UnknownIdError
-from ..labels import LABEL_NAMES, UNLABELED, LabelEvent, parse_label, parse_tag_edits
+from ..labels import LABEL_NAMES, UNLABELED, LabelEvent, ReviewPlace, parse_label, parse_tag_edits
 from ..scoring.orders import get_order, rank
 from ..session import FILTERS, Session
 from .crossmatch import CrossMatch, read_crossmatch
@@ -402,11 +402,21 @@ class ReviewQueue:
         if candidate is None:
             raise ConfigError("no candidate to label: the review list is empty; change the filter")
         code = parse_label(KEY_LABELS.get(label, label) if isinstance(label, str) else label)
-        event = self.session.label_index(candidate.index, code)
+        event = self.session.label_index(candidate.index, code, review=self._place(candidate))
         self._labels[candidate.image_id] = code
         if self.advance_on_label:
             self.move(1)
         return event
+
+    def _place(self, candidate: Candidate) -> ReviewPlace:
+        """Where ``candidate`` stands: its rank, score and the order, qualified when the list is not
+        the whole unlabelled ranking (only then are the labels a draw by score, or a random one)."""
+        order = "similar" if self.similar_to is not None else "score" if self.diverse_fallback else self.order
+        narrowed = [f"which={self.which}"] if self.which != "unlabelled" else []
+        narrowed += ["selection"] if self.selection is not None else []
+        narrowed += [f"tag={self.tag}"] if self.tag else []
+        narrowed += [f"known={self.known}"] if self.known != "show" else []
+        return ReviewPlace(candidate.rank, candidate.score, ":".join([order, *narrowed]))
 
     def undo(self) -> LabelEvent | None:
         """Revert the latest label change and move to that image when it is listed."""
