@@ -151,8 +151,9 @@ def quality_cycles(links: Links) -> str:
         runs = [run for run in entry["runs"] if run["cycles"][0].get("test_head_metrics")]
         heads = list(dict.fromkeys(h for run in runs for h in run["cycles"][-1]["test_head_metrics"]))
         rows = [(head, head, runs) for head in heads]
-        if own.get(name):
-            rows.append((CLASSIFIER_COLUMN, "classifier", own[name]))
+        if own.get(name):  # its runs' classes and seeds, which may be fewer than the default's
+            which = ", ".join(f"{run['anomaly_class']} {run['seed']}" for run in own[name])
+            rows.append((f"{CLASSIFIER_COLUMN}: {which}", "classifier", own[name]))
         for label, head, chosen in rows:
             cells = [_head_cell([run["cycles"][c]["test_head_metrics"].get(head) if c < len(run["cycles"]) else None
                                  for run in chosen]) for c in range(3)]
