@@ -230,7 +230,8 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--reader", default=None, help=f"reader name ({DEFAULTS.data.reader})")
     for option in READER_OPTIONS:
-        group.add_argument(f"--{option.name}", type=option.parse, default=None, help=option.help)
+        group.add_argument(f"--{option.name}", type=option.parse, default=None, help=option.help,
+                           action="extend" if option.repeated else "store")
     group.add_argument("--normalisation", default=None, choices=NORMALISATIONS)
     _crop_option(group)
     _skip_bad_option(group)
