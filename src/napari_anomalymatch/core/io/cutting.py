@@ -52,14 +52,14 @@ def cut_resampled(pixels: Any, tile: Tile, ra: float, dec: float, target: Any, s
             f"{tile.path}: this band lies on another pixel grid than the first band's tiles, and resampling it "
             "needs the 'reproject' package: pip install 'napari-anomalymatch[mosaic]' (or give bands on one grid)"
         ) from err
-    from astropy.nddata import Cutout2D
-
     scale = target.wcs.proj_plane_pixel_scales()[0].to_value("deg") * 3600 / tile.pixel_scale_arcsec()
     side = int(np.ceil(size * scale * 1.5)) + 2 * RESAMPLE_MARGIN  # 1.5: room for a rotated grid
-    x, y = tile.wcs.world_to_pixel_values(ra, dec)
-    source = Cutout2D(pixels, (float(x), float(y)), (side, side), wcs=tile.wcs, mode="partial",
-                      fill_value=np.nan)
-    resampled, footprint = reproject_interp((np.asarray(source.data, dtype=np.float32), source.wcs),
+    x, y = (float(v) for v in tile.wcs.world_to_pixel_values(ra, dec))
+    region = np.full((side, side), np.nan, dtype=np.float32)
+    large, small = cutout_slices(tile.shape, x, y, side)
+    region[small] = pixels[large]
+    source_wcs = cutout_grid(tile, x, y, side).wcs
+    resampled, footprint = reproject_interp((region, source_wcs),
                                             target.wcs, shape_out=(size, size))
     resampled[footprint == 0] = np.nan
     out[...] = resampled

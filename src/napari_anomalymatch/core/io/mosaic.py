@@ -218,7 +218,9 @@ class MosaicCollection(ImageCollection):
         for chunk in np.unique(chunks):
             positions = np.flatnonzero(chunks == chunk)
             wanted = indices[positions]
-            whole = self.cache is not None and (len(positions) * 2 >= CHUNK or self.cache.get(int(chunk)) is not None)
+            chunk_length = min(CHUNK, len(self) - int(chunk) * CHUNK)
+            whole = self.cache is not None and (len(np.unique(wanted)) * 2 >= chunk_length
+                                                or self.cache.get(int(chunk)) is not None)
             if whole:
                 start = int(chunk) * CHUNK
                 jobs.append((positions, wanted - start, int(chunk)))
@@ -307,4 +309,4 @@ class MosaicCollection(ImageCollection):
     def _coverage(self) -> str:
         tile = self.bands[0][0]
         ra, dec = tile.wcs.pixel_to_world_values((tile.shape[1] - 1) / 2, (tile.shape[0] - 1) / 2)
-        return f"{sum(len(b) for b in self.bands[0])} tile(s) of band 1, the first centred on RA {ra:.4f} Dec {dec:.4f}"
+        return f"{len(self.bands[0])} tile(s) of band 1, the first centred on RA {ra:.4f} Dec {dec:.4f}"

@@ -172,10 +172,14 @@ class TilePixels:
         self.dtype = np.dtype(np.float32)
         self._file = FitsFile(tile.path, memmap=True)
         hdu = self._file[tile.hdu]
-        from astropy.io import fits  # deferred: astropy loads only when a mosaic is read
+        from astropy.io import fits
 
-        scaled = any(key in hdu.header for key in ("BZERO", "BSCALE"))
-        self._pixels = hdu.section if scaled or isinstance(hdu, fits.CompImageHDU) else hdu.data
+        if any(key in hdu.header for key in ("BZERO", "BSCALE", "BLANK")) or isinstance(hdu, fits.CompImageHDU):
+            self._file.close()  # astropy scales or decompresses only without a memory map
+            self._file = FitsFile(tile.path, memmap=False)
+            self._pixels = self._file[tile.hdu].section
+        else:
+            self._pixels = hdu.data
 
     def __getitem__(self, key: Any) -> np.ndarray:
         return np.asarray(self._pixels[key], dtype=np.float32)
