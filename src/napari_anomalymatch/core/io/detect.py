@@ -7,15 +7,18 @@ found on two overlapping tiles is kept once, from the tile it lies deepest insid
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, EmptyCollectionError, MissingDependencyError
+from ..config import DataConfig
+from ..errors import ConfigError, EmptyCollectionError, MissingDependencyError, SessionError
 from .tiles import Tile, TilePixels, open_band, place
 
 DETECTED_CATALOGUE = "detected-sources.ecsv"  # where a session keeps the catalogue detection made
+SESSION_SETTINGS = "session.toml"  # a session folder's mark (session.CONFIG_FILE; session imports the models)
 
 
 @dataclass(frozen=True)
@@ -102,3 +105,30 @@ def _stem(path: Path) -> str:
     for suffix in (".fz", ".gz", ".fits", ".fit", ".fts"):
         name = name.removesuffix(suffix)
     return name
+
+
+def mosaic_data(session: Path, data: DataConfig, detect: DetectConfig | None = None) -> DataConfig:
+    """The data settings of a new mosaic session: its catalogue as given, or (``detect``) the sources found
+    on its first band, written into the session folder (``DETECTED_CATALOGUE``) and used as its catalogue.
+
+    Raises
+    ------
+    ConfigError
+        Tiles without a catalogue or detection, detection without tiles, or both a catalogue and detection.
+    SessionError
+        Detection into a folder that holds a session already (its catalogue would be replaced).
+    """
+    bands = data.options.get("mosaic")
+    if detect is None:
+        if bands and not data.source:
+            raise ConfigError("a mosaic source needs the positions to cut: give a catalogue (--catalogue cat.fits, "
+                              "with ra/dec columns) or --detect to find the sources on the first band")
+        return data
+    if not bands:
+        raise ConfigError("--detect finds sources on a mosaic: give its tiles with --mosaic 'tiles/*_g.fits'")
+    if data.source:
+        raise ConfigError(f"give either a catalogue ({data.source}) or --detect, not both")
+    if (Path(session) / SESSION_SETTINGS).exists():
+        raise SessionError(f"{session}: a session exists here already; choose a new folder for the detected sources")
+    found = detect_sources(bands[0], Path(session).expanduser().absolute() / DETECTED_CATALOGUE, detect)
+    return dataclasses.replace(data, source=str(found), reader="mosaic")

@@ -303,7 +303,7 @@ class MosaicCollection(ImageCollection):
             first = left[0]
             warnings.warn(f"{self.source}: {len(left)} of {len(placed)} positions are left out, in no tile of some "
                           f"band (first: id {first[0]!r} at RA {first[1]:.5f} Dec {first[2]:.5f}, {first[3]}); "
-                          "the collection's 'outside' lists them", MosaicWarning, stacklevel=3)
+                          "'anomalymatch init' and the collection's 'outside' list them", MosaicWarning, stacklevel=3)
         return left
 
     def _coverage(self) -> str:
