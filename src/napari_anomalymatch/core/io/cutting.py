@@ -67,8 +67,10 @@ def cut_resampled(pixels: Any, tile: Tile, ra: float, dec: float, target: Any, s
 
 
 def combine_bands(bands: np.ndarray, recipe: list[int | str]) -> np.ndarray:
-    """``(B, H, W)`` band cutouts -> ``(H, W, C)`` channels: each channel a band number (0-based) or
-    ``'mean'`` (the NaN-ignoring mean of all bands)."""
+    """``(B, ..., H, W)`` band cutouts -> ``(..., H, W, C)`` channels: each channel a band number (0-based)
+    or ``'mean'`` (the NaN-ignoring mean of all bands)."""
+    if "mean" not in recipe:
+        return np.moveaxis(bands[recipe], 0, -1)
     channels = []
     for item in recipe:
         if item == "mean":

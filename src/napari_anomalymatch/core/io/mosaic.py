@@ -3,18 +3,17 @@
 The source is a catalogue (CSV/ECSV/FITS table/Parquet with ra/dec, optional id and size columns);
 ``mosaic`` names one glob of FITS tiles per band.  Each position is placed on the tile of each band
 that holds it (``tiles.place``) when the collection opens, without reading pixels; the cutouts are cut
-when read (``cutting``), in parallel chunks, and kept in the session (``cutoutcache``).  Positions in
+when read (``cutting``), a chunk at a time, and kept in the session (``cutoutcache``).  Cutting runs in
+parallel where reading does: in the data loader's worker processes and on Dask workers (threads in one
+process were measured slower: a cutout is mostly Python work, which holds the GIL).  Positions in
 no tile are left out and reported (``outside``, a warning), never dropped without a word.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
-import threading
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,6 @@ from .cutting import combine_bands, cut_resampled, cutout_grid, cutout_slices
 from .mosaicsettings import channel_recipe, cutout_pixels
 from .skytable import filled, find_column, read_sky_table, sky_coordinates
 from .tiles import Placement, Tile, TilePixels, open_band, place
-
-MAX_THREADS = 4
 
 
 class MosaicWarning(UserWarning):
@@ -130,8 +127,8 @@ class MosaicCollection(ImageCollection):
         self.outside = self._outside(tiles, placed)
         self.cache: CutoutCache | None = None
         self._padded = self._find_padded()
-        self._handle_pixels: dict[tuple[int, int, int], TilePixels] | None = None  # per thread: files are not shared
-        self._handle_pool: ThreadPoolExecutor | None = None
+        self._same_grid = self._find_same_grid()
+        self._handle_pixels: dict[tuple[int, int], TilePixels] | None = None
         if len(self.rows) == 0:
             raise EmptyCollectionError(f"{self.source}: none of its {len(placed)} positions lies in a tile of every "
                                        f"band; the tiles cover {self._coverage()}. Check the catalogue's ra/dec "
@@ -180,16 +177,9 @@ class MosaicCollection(ImageCollection):
 
     def _read(self, indices: np.ndarray) -> np.ndarray:
         batch = np.empty((len(indices), *self.shape), dtype=np.float32)
-        jobs = self._jobs(indices)
-        results = self._pool().map(self._cut_job, jobs) if len(jobs) > 1 else map(self._cut_job, jobs)
-        for (positions, wanted, _), cutouts in zip(jobs, results):
-            batch[positions] = cutouts[wanted]
+        for positions, wanted, what in self._jobs(indices):
+            batch[positions] = self._cut_job(what)[wanted]
         return batch
-
-    def _pool(self) -> ThreadPoolExecutor:
-        if self._handle_pool is None:
-            self._handle_pool = ThreadPoolExecutor(max_workers=min(MAX_THREADS, os.cpu_count() or 1))
-        return self._handle_pool
 
     def cache_key(self) -> str:
         """What the cutouts depend on: the tiles and catalogue (and their change times), size and channels."""
@@ -198,9 +188,6 @@ class MosaicCollection(ImageCollection):
         return repr((stamps, self.size, self.recipe, len(self)))
 
     def close(self) -> None:
-        if self._handle_pool is not None:
-            self._handle_pool.shutdown()
-            self._handle_pool = None
         for pixels in (self._handle_pixels or {}).values():
             pixels.close()
         self._handle_pixels = None
@@ -228,8 +215,8 @@ class MosaicCollection(ImageCollection):
                 jobs.append((positions, np.arange(len(wanted)), wanted))
         return jobs
 
-    def _cut_job(self, job: tuple[np.ndarray, np.ndarray, Any]) -> np.ndarray:
-        _, _, what = job
+    def _cut_job(self, what: int | np.ndarray) -> np.ndarray:
+        """Chunk ``what`` (an int: from the cache, or cut and kept) or the images ``what`` (an array: cut)."""
         if not isinstance(what, int):
             return self._cut(what)
         cached = self.cache.get(what)
@@ -240,22 +227,51 @@ class MosaicCollection(ImageCollection):
         return cutouts
 
     def _cut(self, indices: np.ndarray) -> np.ndarray:
-        """Cut images ``indices`` (all bands, then combined into channels)."""
-        n_bands = len(self.bands)
+        """Cut images ``indices`` (all bands, then combined into channels): those whole inside their tile
+        with every band on one grid all at once, tile by tile; the others (padded, resampled) one by one."""
+        whole = ~self._padded[indices] & self._same_grid[:, indices].all(axis=0)
+        if whole.all():
+            return self._gather(indices)
         out = np.empty((len(indices), *self.shape), dtype=np.float32)
-        planes = np.full((n_bands, self.size, self.size), np.nan, dtype=np.float32)
-        for position, index in enumerate(indices):
-            planes.fill(np.nan)
-            first = self.bands[0][self.tiles[0, index]]
-            large, small = cutout_slices(first.shape, self.x[index], self.y[index], self.size)
-            for band in range(n_bands):
-                tile = self.bands[band][self.tiles[band, index]]
-                if band == 0 or first.same_grid(tile):
-                    planes[band][small] = self._pixels(band, self.tiles[band, index])[large]
-                else:
-                    self._resample(band, index, planes[band])
-            out[position] = combine_bands(planes, self.recipe)
+        if whole.any():
+            out[whole] = self._gather(indices[whole])
+        for position in np.flatnonzero(~whole):
+            out[position] = self._cut_one(int(indices[position]))
         return out
+
+    def _gather(self, indices: np.ndarray) -> np.ndarray:
+        """Cutouts wholly inside their tiles, on one grid: each band's pixels gathered per tile at once, from
+        the corner ``overlap_slices`` (as ``Cutout2D``) starts at, ``ceil(position - size / 2)``."""
+        corner_y = np.ceil(self.y[indices] - self.size / 2).astype(np.int64)
+        corner_x = np.ceil(self.x[indices] - self.size / 2).astype(np.int64)
+        planes = np.empty((len(self.bands), len(indices), self.size, self.size), dtype=np.float32)
+        for band in range(len(self.bands)):
+            tiles = self.tiles[band, indices]
+            for tile in np.unique(tiles):
+                which = tiles == tile
+                planes[band, which] = self._pixels(band, int(tile)).gather(corner_y[which], corner_x[which],
+                                                                           self.size)
+        return combine_bands(planes, self.recipe)
+
+    def _cut_one(self, index: int) -> np.ndarray:
+        planes = np.full((len(self.bands), self.size, self.size), np.nan, dtype=np.float32)
+        large, small = cutout_slices(self.bands[0][self.tiles[0, index]].shape, self.x[index], self.y[index],
+                                     self.size)
+        for band in range(len(self.bands)):
+            if self._same_grid[band, index]:
+                planes[band][small] = self._pixels(band, self.tiles[band, index])[large]
+            else:
+                self._resample(band, index, planes[band])
+        return combine_bands(planes, self.recipe)
+
+    def _find_same_grid(self) -> np.ndarray:
+        """(band, image): whether the image's tile in that band is on its first band's tile's grid."""
+        same = np.ones(self.tiles.shape, dtype=bool)
+        for band in range(1, len(self.bands)):
+            for first, tile in {(int(a), int(b)) for a, b in zip(self.tiles[0], self.tiles[band])}:
+                if not self.bands[0][first].same_grid(self.bands[band][tile]):
+                    same[band, (self.tiles[0] == first) & (self.tiles[band] == tile)] = False
+        return same
 
     def _resample(self, band: int, index: int, plane: np.ndarray) -> None:
         tile = self.bands[band][self.tiles[band, index]]
@@ -267,7 +283,7 @@ class MosaicCollection(ImageCollection):
     def _pixels(self, band: int, tile: int) -> TilePixels:
         if self._handle_pixels is None:
             self._handle_pixels = {}
-        key = (threading.get_ident(), band, int(tile))
+        key = (band, int(tile))
         if key not in self._handle_pixels:
             self._handle_pixels[key] = TilePixels(self.bands[band][tile])
         return self._handle_pixels[key]
@@ -276,20 +292,19 @@ class MosaicCollection(ImageCollection):
 
     def check_grids(self, resample: bool) -> None:
         """Refuse bands on another pixel grid when not resampling, or when ``reproject`` is missing."""
-        for band in range(1, len(self.bands)):
-            pairs = {(int(a), int(b)) for a, b in zip(self.tiles[0], self.tiles[band])}
-            other = [(a, b) for a, b in sorted(pairs) if not self.bands[0][a].same_grid(self.bands[band][b])]
-            if not other:
-                continue
-            first, tile = self.bands[0][other[0][0]], self.bands[band][other[0][1]]
-            where = (f"{tile.path} (band {band + 1}, {tile.shape[1]}x{tile.shape[0]} px) lies on another pixel grid "
-                     f"than {first.path} (band 1, {first.shape[1]}x{first.shape[0]} px)")
-            if not resample:
-                raise ConfigError(f"{where}; set resample=yes (--resample yes) to resample it onto band 1's grid, "
-                                  "or give tiles of every band on one grid")
-            if importlib.util.find_spec("reproject") is None:
-                raise MissingDependencyError(f"{where}; resampling it needs the 'reproject' package: pip install "
-                                             "'napari-anomalymatch[mosaic]', or give tiles of every band on one grid")
+        other = np.argwhere(~self._same_grid)
+        if not len(other):
+            return
+        band, index = (int(v) for v in other[0])
+        first, tile = self.bands[0][self.tiles[0, index]], self.bands[band][self.tiles[band, index]]
+        where = (f"{tile.path} (band {band + 1}, {tile.shape[1]}x{tile.shape[0]} px) lies on another pixel grid "
+                 f"than {first.path} (band 1, {first.shape[1]}x{first.shape[0]} px)")
+        if not resample:
+            raise ConfigError(f"{where}; set resample=yes (--resample yes) to resample it onto band 1's grid, "
+                              "or give tiles of every band on one grid")
+        if importlib.util.find_spec("reproject") is None:
+            raise MissingDependencyError(f"{where}; resampling it needs the 'reproject' package: pip install "
+                                         "'napari-anomalymatch[mosaic]', or give tiles of every band on one grid")
 
     def _outside(self, tiles: np.ndarray, placed: np.ndarray) -> list[tuple[str, float, float, str]]:
         """(id, ra, dec, why) of each row left out, and one warning naming how many and the first."""

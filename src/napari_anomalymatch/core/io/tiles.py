@@ -184,5 +184,14 @@ class TilePixels:
     def __getitem__(self, key: Any) -> np.ndarray:
         return np.asarray(self._pixels[key], dtype=np.float32)
 
+    def gather(self, corner_y: np.ndarray, corner_x: np.ndarray, size: int) -> np.ndarray:
+        """``(N, size, size)`` float32 squares whose corners are (``corner_y``, ``corner_x``), all inside the
+        tile, copied in the file's type and converted once (a slice copies whole rows; a fancy index is slower)."""
+        pixels = self._pixels
+        squares = np.empty((len(corner_y), size, size), dtype=getattr(pixels, "dtype", np.float32))
+        for position, (y, x) in enumerate(zip(corner_y.tolist(), corner_x.tolist())):
+            squares[position] = pixels[y:y + size, x:x + size]
+        return squares.astype(np.float32, copy=False)
+
     def close(self) -> None:
         self._file.close()
