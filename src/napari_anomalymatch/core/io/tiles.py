@@ -184,6 +184,10 @@ class TilePixels:
     def __getitem__(self, key: Any) -> np.ndarray:
         return np.asarray(self._pixels[key], dtype=np.float32)
 
+    def array(self) -> np.ndarray:
+        """The whole tile: the memory map itself (nothing read), or, compressed or scaled, read whole."""
+        return self._pixels if isinstance(self._pixels, np.ndarray) else self[:, :]
+
     def gather(self, corner_y: np.ndarray, corner_x: np.ndarray, size: int) -> np.ndarray:
         """``(N, size, size)`` float32 squares whose corners are (``corner_y``, ``corner_x``), all inside the
         tile, copied in the file's type and converted once (a slice copies whole rows; a fancy index is slower)."""
