@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 SMALLEST_LEVEL = 1024  # the pyramid halves the tile until a level is this many pixels a side
 POINTS_NAME = "candidates"
+FACE_OPACITY = 0.45  # the source under a point stays visible
 
 
 class MosaicView:
@@ -36,7 +37,7 @@ class MosaicView:
         self._pixels = TilePixels(self.tile)
         self.image = viewer.add_image(**_image_layer(self._pixels), name=Path(path).name,
                                       metadata={"wcs": self.tile.wcs})
-        self.points_layer = viewer.add_points(np.zeros((0, 2)), name=POINTS_NAME, border_width=0.15,
+        self.points_layer = viewer.add_points(np.zeros((0, 2)), name=POINTS_NAME, border_width=0.2,
                                               border_width_is_relative=True)
         self.points: MosaicPoints | None = None
         self.keys = ReviewKeys(viewer, _MosaicActions(self))
@@ -133,4 +134,5 @@ def _score_colours(scores: np.ndarray) -> np.ndarray:
         low, high = scores[finite].min(), scores[finite].max()
         share = (scores[finite] - low) / (high - low) if high > low else np.ones(finite.sum())
         colours[finite] = ensure_colormap("viridis").map(share)
+    colours[:, 3] = FACE_OPACITY
     return colours

@@ -13,7 +13,7 @@ from ..labels import UNLABELED
 from .sky import sky_positions
 from .tiles import label_colour
 
-SMALLEST, LARGEST = 8.0, 30.0  # point diameters in tile pixels: the last candidate shown, the first
+SMALLEST, LARGEST = 4.0, 12.0  # diameters in tile pixels, last candidate shown and first: small, so sources show
 
 
 @dataclass(frozen=True)
