@@ -45,7 +45,8 @@ def test_the_panel_fields_group_the_options_of_one_kind():
 
 
 def test_the_command_line_takes_every_option():
-    given = [arg for option in READER_OPTIONS if option.name != "resample" for arg in (f"--{option.name}", "2,3")]
+    given = [arg for option in READER_OPTIONS if option.name != "resample"
+             for arg in (f"--{option.name.replace('_', '-')}", "2,3")]
     args = build_parser().parse_args(["init", "s", "source.h5", *given, "--mosaic", "b/*.fits", "--resample", "no"])
     assert {option.name: getattr(args, option.name) for option in READER_OPTIONS} == {
         "hdu": [2, 3], "dataset": "2,3", "array": "2,3", "ids": "2,3", "cutout_size": "2,3", "channels": "2,3",
