@@ -411,6 +411,7 @@ BLOCKS: dict[str, Callable[[Links], str]] = {
     "saliency": saliency,
     "reader-open": reader_open,
     "large-image": large_image,
+    "mosaic-cutouts": included("mosaic_cutouts.md"),
     "crossmatch-speed": crossmatch_speed,
     "similarity": similarity,
     "faults": faults,

@@ -47,6 +47,7 @@ from .core.evaluation.demo import ANOMALY_CLASS as DEMO_ANOMALY_CLASS
 from .core.evaluation.demo import CLASSES as DEMO_CLASSES
 from .core.evaluation.demo import write_first_benchmark
 from .core.heads import head_names
+from .core.io.detect import DetectConfig, mosaic_data
 from .core.io.options import READER_OPTIONS
 from .core.review.crossmatch import DEFAULT_RADIUS, crossmatch_session
 from .core.review.discovery import STOP_PER_IMAGES, discovery_curve, session_estimate, stop_suggestion
@@ -231,7 +232,8 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--reader", default=None, help=f"reader name ({DEFAULTS.data.reader})")
     for option in READER_OPTIONS:
-        group.add_argument(f"--{option.name}", type=option.parse, default=None, help=option.help)
+        group.add_argument(f"--{option.name.replace('_', '-')}", dest=option.name, type=option.parse, default=None,
+                           help=option.help, action="extend" if option.repeated else "store")
     group.add_argument("--normalisation", default=None, choices=NORMALISATIONS)
     _crop_option(group)
     _skip_bad_option(group)
@@ -414,12 +416,30 @@ def _add_init(commands: Any) -> None:
                                  description="Create a session: a folder holding settings, "
                                              "labels, checkpoints and scores for one collection.")
     parser.add_argument("session", type=Path, help="session folder to create")
-    parser.add_argument("source", help="folder, glob, FITS, HDF5, Zarr or CSV/ECSV catalogue")
+    parser.add_argument("source", nargs="?", default="",
+                        help="folder, glob, FITS, HDF5, Zarr or CSV/ECSV catalogue (with --mosaic: the catalogue)")
     parser.add_argument("--labels", type=Path, default=None, help="import labels from this CSV")
+    _mosaic_options(parser)
     _data_options(parser)
     _model_options(parser)
     _score_options(parser)
     parser.set_defaults(run=_run_init)
+
+
+OUTSIDE_SHOWN = 20  # the mosaic positions in no tile that init names (the warning counts them all)
+
+
+def _mosaic_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("mosaic (with --mosaic per band, --cutout-size, --channels below)")
+    group.add_argument("--catalogue", type=Path, default=None,
+                       help="positions to cut from the mosaic: CSV/ECSV/FITS/Parquet with ra/dec (id, size optional)")
+    group.add_argument("--detect", action="store_true",
+                       help="no catalogue: detect the sources on the first band (sep) and keep their catalogue in "
+                            "the session")
+    group.add_argument("--detect-threshold", type=float, default=DetectConfig.threshold,
+                       help=f"detection threshold in background sigmas ({DetectConfig.threshold})")
+    group.add_argument("--detect-min-area", type=int, default=DetectConfig.min_area,
+                       help=f"smallest source in pixels ({DetectConfig.min_area})")
 
 
 def _run_init(args: argparse.Namespace) -> int:
@@ -427,12 +447,16 @@ def _run_init(args: argparse.Namespace) -> int:
     from .core.session import Session
 
     config = _apply_options(SessionConfig(), args)
-    data = dataclasses.replace(config.data, source=args.source)
+    data = dataclasses.replace(config.data, source=str(args.catalogue or args.source))
+    detect = DetectConfig(args.detect_threshold, args.detect_min_area) if args.detect else None
+    data = mosaic_data(args.session, data, detect)
     with Session.open_or_create(args.session, data=data, config=config, labels=args.labels,
                                 reopen=False) as session:
         collection = session.collection
         print(f"session {args.session}: {len(collection)} images of "
               f"{'x'.join(map(str, collection.shape))} from {collection.source}")
+        for image_id, ra, dec, why in getattr(collection, "outside", [])[:OUTSIDE_SHOWN]:
+            print(f"left out: {image_id} at RA {ra:.5f} Dec {dec:.5f}, {why}")
         counts = session.labels.counts()
         if any(counts.values()):
             print(f"imported {sum(counts.values())} labels; {counts}")

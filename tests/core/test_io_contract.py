@@ -233,6 +233,19 @@ def _sharded_image_folders(tmp: Path):
     return tmp / "folders", {"reader": "sharded"}, images[..., None] / 255.0
 
 
+def _mosaic_catalogue(tmp: Path):
+    from astropy.nddata import Cutout2D
+
+    from .mosaics import coded_pixels, positions, write_catalogue, write_two_band_mosaic
+
+    bands = write_two_band_mosaic(tmp / "tiles")
+    spots = [(20.3, 30.2, 0), (50.2, 25.6, 1), (40.7, 20.4, 0)]
+    catalogue = write_catalogue(tmp / "sources.csv", *positions(spots))
+    expected = [np.stack([Cutout2D(coded_pixels(band, tile), (x, y), 8).data for band in (1, 2, 2)], axis=-1)
+                for x, y, tile in spots]
+    return str(catalogue), {"mosaic": bands, "cutout_size": "8px", "channels": "1,2,2"}, expected
+
+
 FACTORIES = {
     "png-grey": _grey_png, "png-rgb": _rgb_png, "png-rgba": _rgba_png, "png-16bit": _png16,
     "tiff-16bit-rgb-glob": _tiff_rgb16_glob, "jpeg-list": _jpeg_list, "fits-files": _fits_files,
@@ -243,7 +256,7 @@ FACTORIES = {
     "zarr-group": _zarr_group, "csv-catalogue": _catalogue, "ecsv-catalogue": _ecsv_catalogue,
     "sharded-hdf5-glob": _sharded_hdf5_glob, "sharded-zarr-folder": _sharded_zarr_folder,
     "sharded-fits-cubes": _sharded_fits_cubes, "sharded-catalogue": _sharded_catalogue,
-    "sharded-image-folders": _sharded_image_folders,
+    "sharded-image-folders": _sharded_image_folders, "mosaic-catalogue": _mosaic_catalogue,
 }
 
 

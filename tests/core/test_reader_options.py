@@ -1,5 +1,7 @@
 """The reader options' one table: settings, command line arguments and their text form come from it."""
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -37,15 +39,18 @@ def test_every_option_is_taken_by_a_reader_and_is_a_setting(option):
 def test_the_panel_fields_group_the_options_of_one_kind():
     fields = option_fields()
     assert {field: [option.name for option in options] for field, options in fields.items()} == {
-        "hdu": ["hdu"], "array_name": ["dataset", "array"], "ids_name": ["ids"]}
+        "hdu": ["hdu"], "array_name": ["dataset", "array"], "ids_name": ["ids"], "mosaic": ["mosaic"],
+        "cutout_size": ["cutout_size"], "channels": ["channels"], "resample": ["resample"]}
     assert [option.name for options in fields.values() for option in options] == list(reader_option_names())
 
 
 def test_the_command_line_takes_every_option():
-    given = [arg for option in READER_OPTIONS for arg in (f"--{option.name}", "2,3")]
-    args = build_parser().parse_args(["init", "s", "source.h5", *given])
+    given = [arg for option in READER_OPTIONS if option.name != "resample"
+             for arg in (f"--{option.name.replace('_', '-')}", "2,3")]
+    args = build_parser().parse_args(["init", "s", "source.h5", *given, "--mosaic", "b/*.fits", "--resample", "no"])
     assert {option.name: getattr(args, option.name) for option in READER_OPTIONS} == {
-        "hdu": [2, 3], "dataset": "2,3", "array": "2,3", "ids": "2,3"}
+        "hdu": [2, 3], "dataset": "2,3", "array": "2,3", "ids": "2,3", "cutout_size": "2,3", "channels": "2,3",
+        "mosaic": [str(Path("2,3").absolute()), str(Path("b/*.fits").absolute())], "resample": False}
 
 
 def test_init_reads_the_ids_named_on_the_command_line(tmp_path):

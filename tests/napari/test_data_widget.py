@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -236,3 +237,14 @@ def test_a_session_whose_data_moved_is_pointed_at_it_again_from_the_panel(tmp_pa
     session = widget.controller.session
     assert session.config.data.source == str(moved) and len(session.collection) == 16
     assert "now reads 16 images" in panel.status.value and session.labels.counts()["anomaly"] == 1
+
+
+def test_the_mosaic_fields_fill_the_mosaic_readers_options(panel, tmp_path):
+    panel.reader.value = "mosaic"
+    panel.source.line_edit.value = str(tmp_path / "sources.fits")
+    panel.mosaic.value = "tiles/*_g.fits; tiles/*_r.fits"
+    panel.cutout_size.value = "12arcsec"
+    panel.resample.value = "no"
+    assert panel.options() == {"mosaic": [str((Path("tiles") / "*_g.fits").absolute()),
+                                          str((Path("tiles") / "*_r.fits").absolute())],
+                               "cutout_size": "12arcsec", "resample": False}

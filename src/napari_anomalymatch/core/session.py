@@ -5,6 +5,7 @@
     session.toml              the settings (SessionConfig)
     labels.sqlite             every label given, with its history (LabelStore)
     shard-sizes.json          for a sharded source: each shard's size, so it reopens at once
+    cutouts/                  for a mosaic source: the cutouts cut so far, in chunks
     checkpoints/cycle-NNNN.safetensors   the model after each training cycle
     scores/cycle-NNNN/        the scores of the whole collection after that cycle
     history/, review.json     loss curves (``learning.history``) and the review's display (``review.state``)
@@ -100,6 +101,7 @@ from .transforms import Normaliser
 
 CONFIG_FILE = "session.toml"
 LABELS_FILE = "labels.sqlite"
+CUTOUTS_FOLDER = "cutouts"  # a mosaic source's cutouts, cut once
 SHARD_SIZES_FILE = "shard-sizes.json"  # how many images each shard of a sharded source holds
 
 
@@ -323,6 +325,8 @@ class Session:
             try:
                 if find_reader(data.source, data.reader).name == "sharded":
                     options.setdefault("size_cache", str(self.path / SHARD_SIZES_FILE))
+                if options.get("mosaic"):
+                    options.setdefault("cache", str(self.path / CUTOUTS_FOLDER))  # the next cycle reads, not cuts
                 self._collection = open_collection(data.source, reader=data.reader,
                                                    on_error=data.on_error, **options)
             except SourceNotFoundError as err:

@@ -14,6 +14,8 @@ COLUMN_NAMES: dict[str, tuple[str, ...]] = {
     "ra": ("ra", "raj2000", "_raj2000", "ra_j2000", "ra_deg", "radeg", "ra_icrs", "ra2000", "alpha"),
     "dec": ("dec", "dej2000", "_dej2000", "decj2000", "dec_j2000", "dec_deg", "decdeg", "dedeg", "de_icrs",
             "dec_icrs", "dec2000", "delta"),
+    # a mosaic source's size (io.mosaic), kept beside its cutout
+    "size": ("size", "radius", "flux_radius", "r_eff", "a_image", "semi_major", "kron_radius"),
     # a known object's name (review.known)
     "object": ("name", "id", "main_id", "objid", "obj_id", "source_id", "designation", "object"),
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -27,6 +28,29 @@ def format_hdu(hdu: Any) -> str:
     return ",".join(str(h) for h in hdu) if isinstance(hdu, (list, tuple)) else str(hdu)
 
 
+def parse_patterns(text: str) -> list[str]:
+    """'tiles/*_g.fits; tiles/*_r.fits' -> those globs made absolute (a session reopens from anywhere)."""
+    return [str(Path(part.strip()).expanduser().absolute()) for part in text.split(";") if part.strip()]
+
+
+def format_patterns(patterns: Any) -> str:
+    return "; ".join(patterns) if isinstance(patterns, (list, tuple)) else str(patterns or "")
+
+
+def parse_yes_no(text: str) -> bool:
+    """'yes'/'no' (also true/false, on/off, 1/0) -> True/False."""
+    value = text.strip().lower()
+    if value in ("yes", "true", "on", "1"):
+        return True
+    if value in ("no", "false", "off", "0"):
+        return False
+    raise ValueError(f"expected yes or no; got {text!r}")
+
+
+def format_yes_no(value: Any) -> str:
+    return "" if value is None else ("yes" if value else "no")
+
+
 @dataclass(frozen=True)
 class ReaderOption:
     """One reader option: its keyword, the panel field that fills it, and its text form."""
@@ -37,6 +61,7 @@ class ReaderOption:
     help: str  # the command line's help; the field's tooltip
     parse: Callable[[str], Any] = str  # text (an argument, a field) -> the option's value
     format: Callable[[Any], str] = str  # the value -> text (a layer's options shown in the panel)
+    repeated: bool = False  # given once per value on the command line (--mosaic A --mosaic B), values joined
 
 
 READER_OPTIONS: tuple[ReaderOption, ...] = (
@@ -47,6 +72,18 @@ READER_OPTIONS: tuple[ReaderOption, ...] = (
     ReaderOption("array", "array_name", "Dataset / array", "Zarr array of the images (guessed when not given)"),
     ReaderOption("ids", "ids_name", "Ids dataset",
                  "HDF5 dataset or Zarr array of the image ids beside the images (optional)"),
+    ReaderOption("mosaic", "mosaic", "Mosaic tiles (one band each, ';' between)",
+                 "FITS tiles of one band of a survey mosaic (a glob such as 'tiles/*_g.fits'); repeat for each "
+                 "band; the source is then the catalogue of positions to cut (reader 'mosaic')",
+                 parse_patterns, format_patterns, repeated=True),
+    ReaderOption("cutout_size", "cutout_size", "Cutout size",
+                 "side of each mosaic cutout: pixels (64px) or an angle (12arcsec, 0.2arcmin); default 64px"),
+    ReaderOption("channels", "channels", "Bands to channels",
+                 "how mosaic bands make the model's channels: band numbers as RGB ('1,2,3', '3,2,1'), one band "
+                 "('2'), or 'mean' (grey of all bands); default: the first three bands, or one band as grey"),
+    ReaderOption("resample", "resample", "Resample other grids",
+                 "resample bands on another pixel grid onto the first band's (yes, the default; needs "
+                 "'reproject') or refuse them (no)", parse_yes_no, format_yes_no),
 )
 
 

@@ -76,6 +76,8 @@ READERS: tuple[Reader, ...] = (
            "FITS image, cube or multi-extension file"),
     Reader("catalogue", ".catalogue:open_catalogue",
            lambda p: has_suffix(p, CATALOGUE_SUFFIXES), "CSV/ECSV table of image paths"),
+    Reader("mosaic", ".mosaic:open_mosaic", lambda p: False,
+           "a catalogue of positions cut out of survey mosaics (FITS tiles per band, option 'mosaic')"),
     Reader("folder", ".files:open_files",
            lambda p: p.is_dir() or has_suffix(p, IMAGE_SUFFIXES),
            "folder, glob or list of PNG/JPEG/TIFF/FITS files"),
@@ -137,4 +139,6 @@ def open_collection(source: Source, reader: str = "auto", on_error: str = "raise
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip'; got {on_error!r}")
+    if reader == "auto" and options.get("mosaic"):
+        reader = "mosaic"  # the source is then the catalogue of positions to cut from the tiles
     return find_reader(source, reader).open(source, on_error=on_error, **options)

@@ -1,0 +1,50 @@
+"""``anomalymatch init`` from survey mosaics: tiles per band with a catalogue, or detected sources."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_anomalymatch.cli import main
+from napari_anomalymatch.core.io.detect import DETECTED_CATALOGUE
+from napari_anomalymatch.core.io.mosaic import MosaicCollection, MosaicWarning
+from napari_anomalymatch.core.session import Session
+
+from .core.mosaics import positions, write_catalogue, write_two_band_mosaic
+
+
+def test_init_cuts_a_catalogue_from_two_bands_and_reports_the_lost(tmp_path, capsys):
+    bands = write_two_band_mosaic(tmp_path / "tiles")
+    ra, dec = positions([(20.3, 30.2, 0), (50.2, 25.6, 1)])
+    catalogue = write_catalogue(tmp_path / "cat.csv", np.append(ra, 10.0), np.append(dec, -40.0),
+                                ids=["a", "b", "lost"])
+    code = main(["init", str(tmp_path / "s"), "--mosaic", bands[0], "--mosaic", bands[1],
+                 "--catalogue", str(catalogue), "--cutout-size", "3.2arcsec", "--channels", "mean", "--crop", "1"])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "2 images of 16x16x1" in captured.out and "left out: lost at RA 10.00000 Dec -40.00000" in captured.out
+    assert "warning: " in captured.err and "1 of 3 positions are left out" in captured.err
+    with pytest.warns(MosaicWarning), Session.open(tmp_path / "s") as session:
+        assert session.config.data.options["cutout_size"] == "3.2arcsec"
+        collection = session.collection
+        assert isinstance(collection, MosaicCollection) and collection.ids() == ["a", "b"]
+        image = collection.read([1])[0, ..., 0]
+        assert 1.6e6 < image[8, 8] < 1.61e6  # the mean of bands 1 and 2 (1e6, 2e6) of tile 1 (+1e5)
+        assert list((tmp_path / "s" / "cutouts").rglob("chunk-*.npy"))  # kept in the session
+
+
+def test_init_detects_the_sources_of_a_real_mosaic(m13_dir, tmp_path, capsys):
+    assert main(["init", str(tmp_path / "s"), "--mosaic", str(m13_dir / "m13_rice.fits"), "--detect",
+                 "--detect-threshold", "5", "--cutout-size", "16px", "--crop", "1"]) == 0
+    assert "images of 16x16x1" in capsys.readouterr().out
+    with Session.open(tmp_path / "s") as session:
+        assert session.config.data.source == str(tmp_path / "s" / DETECTED_CATALOGUE)
+        assert len(session.collection) > 50
+
+
+def test_init_says_what_a_mosaic_is_missing(tmp_path, capsys):
+    bands = write_two_band_mosaic(tmp_path / "tiles")
+    assert main(["init", str(tmp_path / "s"), "--mosaic", bands[0]]) != 0
+    assert "give a catalogue (--catalogue cat.fits" in capsys.readouterr().err
+    assert main(["init", str(tmp_path / "s"), "--detect"]) != 0
+    assert "give its tiles with --mosaic" in capsys.readouterr().err
