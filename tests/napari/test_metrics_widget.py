@@ -49,8 +49,9 @@ def test_metrics_after_a_cycle(qtbot, tmp_path, widget, controller, blobs):
     assert controller.session.labels.history()[-1].review.rank == first.rank == 1
     assert axes.lines[0].get_ydata().tolist() == [0, 1, 2, 2, 2, 3]
     assert "5 images labelled" in panel.discovery.value and "11 unreviewed" in panel.discovery.value
-    review.stop_rate.value = 1  # 1 in 1: nothing is worth reviewing at that rate
+    panel.stop_rate.value = 1  # 1 in 1: nothing is worth reviewing at that rate (set in the Metrics panel)
     assert review.stop.value.startswith("<b>Consider stopping") and controller.stop_rate == 1
+    assert review.stop.visible  # said in the Review panel only once stopping is advised
 
     missing = tmp_path / "missing.csv"
     panel.test_file.line_edit.value = str(missing)

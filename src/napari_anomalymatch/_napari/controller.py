@@ -66,6 +66,7 @@ class AnomalyMatchController:
     run_finished = Signal(object)
     display_changed = Signal(object)
     test_set_changed = Signal(object)
+    stop_rate_changed = Signal(int)
 
     def __init__(self, viewer: napari.Viewer) -> None:
         avoid_triton_llvm_clash()
@@ -683,6 +684,11 @@ class AnomalyMatchController:
     def export(self, path: str | Path, top: int | None = None) -> Path:
         """Write the ranking with every label (csv, ecsv, fits, xml/vot, parquet)."""
         return export_session(self.require_session(), path, top=top)
+
+    def set_stop_rate(self, images_per_anomaly: int) -> None:
+        """Suggest stopping below 1 anomaly in ``images_per_anomaly`` of the next images."""
+        self.stop_rate = int(images_per_anomaly)
+        self.stop_rate_changed.emit(self.stop_rate)
 
     def discovery(self) -> DiscoveryState:
         """The session's discovery curve, the estimate of what remains and the stop suggestion

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import Container, FileEdit, PushButton
+from magicgui.widgets import Container, FileEdit, PushButton, SpinBox
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..core.errors import AnomalyMatchError, ConfigError
@@ -43,7 +43,12 @@ class MetricsWidget(QWidget):
         self.plot = MetricsPlot()
         self.discovery = status_label("no session open")
         self.discovery_plot = DiscoveryPlot()
-        form = Container(widgets=[self.test_file, self.load_button, self.truth_button, self.refresh_button])
+        self.stop_rate = SpinBox(value=controller.stop_rate, min=1, max=10**7, label="Stop below 1 anomaly in",
+                                 tooltip="suggest stopping when the next images are expected to hold fewer "
+                                         "anomalies than this rate")
+        self.stop_rate.native.setKeyboardTracking(False)  # applied when the typing is done, not per digit
+        form = Container(widgets=[self.stop_rate, self.test_file, self.load_button, self.truth_button,
+                                  self.refresh_button])
         layout = QVBoxLayout(self)
         layout.addWidget(self.discovery.native)
         layout.addWidget(self.discovery_plot)
@@ -54,6 +59,8 @@ class MetricsWidget(QWidget):
         self.truth_button.changed.connect(notify_errors(lambda *_: self.controller.use_source_truth()))
         self.refresh_button.changed.connect(self.refresh)
         self.refresh_button.changed.connect(self.refresh_discovery)
+        self.stop_rate.changed.connect(lambda value: self.controller.set_stop_rate(value))
+        controller.stop_rate_changed.connect(self.refresh_discovery)
         controller.run_finished.connect(self.refresh)
         controller.run_finished.connect(self.refresh_discovery)
         controller.labels_changed.connect(self.refresh_discovery)

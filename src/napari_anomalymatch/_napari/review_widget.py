@@ -11,14 +11,13 @@ import math
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, LineEdit, PushButton
 from qtpy.QtWidgets import QTabWidget
 
 from ..core.config import SKY_VIEWER_NAMES
 from ..core.errors import ConfigError
 from ..core.labels import LABEL_NAMES
 from ..core.review.crossmatch import DEFAULT_RADIUS
-from ..core.review.discovery import STOP_PER_IMAGES
 from ..core.review.queue import KNOWN
 from ..core.scoring.orders import order_names
 from ..core.session import FILTERS
@@ -44,10 +43,10 @@ class ReviewWidget(Container):
         self.candidate = status_label("no session open")
         self.counts = status_label()
         self.hovered = status_label()  # the gallery tile under the pointer, with its RA/Dec
-        self.stop = status_label()  # whether the next reviews are still worth it
-        self.stop_rate = SpinBox(value=STOP_PER_IMAGES, min=1, max=10**7, label="Stop below 1 anomaly in",
-                                 tooltip="suggest stopping when the next images are expected to hold fewer "
-                                         "anomalies than this rate")
+        # shown only when the next reviews are no longer worth it (the rate, the estimate: Metrics panel),
+        # so the labelling actions stay in view at 1280 x 800 until then
+        self.stop = status_label()
+        self.stop.visible = False
         self.order = ComboBox(choices=list(order_names()), value="score", label="Order")
         self.which = ComboBox(choices=list(FILTERS), value="unlabelled", label="Show")
         self.tag = ComboBox(choices=[ANY_TAG], value=ANY_TAG, label="Tag",
@@ -100,7 +99,7 @@ class ReviewWidget(Container):
                      *[row(*[self.buttons[name] for name in names]) for names in rows]])
         # the labelling actions always in view; the rest in sections (at 1280 x 800 nothing scrolls)
         self._sections = {title: tight(Container(widgets=items, labels=False)) for title, items in {
-            "Order": [tight(Container(widgets=[self.order, self.which, self.tag, self.stop_rate], labels=True)),
+            "Order": [tight(Container(widgets=[self.order, self.which, self.tag], labels=True)),
                       self.advance, self.keep_place, row(self.go_to, self.go_button)],
             "Export": [tight(Container(widgets=[self.export_file], labels=True)), self.export_button],
             "Known, sky": [tight(Container(widgets=[self.known, self.catalogue, self.radius, self.sky_viewer],
@@ -132,7 +131,7 @@ class ReviewWidget(Container):
         controller.labels_changed.connect(self._show_counts)
         controller.labels_changed.connect(self._show_stop)
         controller.run_finished.connect(self._show_stop)
-        self.stop_rate.changed.connect(self._on_stop_rate_changed)
+        controller.stop_rate_changed.connect(self._show_stop)
         controller.session_changed.connect(self._on_session_changed)
 
     def _on_order_changed(self, *_: Any) -> None:
@@ -143,19 +142,17 @@ class ReviewWidget(Container):
             finally:  # a refused choice (diverse before any embeddings, say) shows the order kept
                 self._show_order(self.controller.queue)
 
-    def _on_stop_rate_changed(self, value: int) -> None:
-        self.controller.stop_rate = int(value)
-        self._show_stop()
-
     def _show_stop(self, *_: Any) -> None:
         """The stop suggestion of the core, or why there is none yet."""
         if self.controller.session is None:
-            self.stop.value = ""
+            self.stop.value, self.stop.visible = "", False
             return
         state = self.controller.discovery()
-        self.stop.value = (f"<b>{escape(state.stop.text)}</b>" if state.stop is not None and state.stop.stop
+        advised = state.stop is not None and state.stop.stop
+        self.stop.value = (f"<b>{escape(state.stop.text)}</b>" if advised
                            else escape(state.stop.text) if state.stop is not None
                            else f"Stop suggestion: not yet ({escape(state.not_estimated or '')})")
+        self.stop.visible = advised
 
     def _on_advance_changed(self, value: bool) -> None:
         if self.controller.queue is not None:
