@@ -158,18 +158,31 @@ def probe_inputs(name: str, seed: int, crop: str, morphology: str) -> tuple[np.n
     return x.numpy(), benchmark, float(cached["crop"])
 
 
-def replay(x: np.ndarray, truth: np.ndarray, initial: np.ndarray, seed: int) -> list[dict]:
-    """Per cycle, the probe's test-split and never-labelled-pool metrics."""
+def replay(x: np.ndarray, truth: np.ndarray, initial: np.ndarray, seed: int, hard_weight: float = 1.0,
+           average: bool = False, novelty: np.ndarray | None = None, novelty_weight: float = 0.0) -> list[dict]:
+    """Per cycle, the probe's test-split and never-labelled-pool metrics.
+
+    The variants ``replay_variants.py`` measures: the normal images the oracle labels weigh
+    ``hard_weight``; ``average``: each cycle's scores are averaged with the previous cycle's;
+    ``novelty_weight`` standard scores of ``novelty`` are added to the probe's standardised log-odds.
+    """
     labels = initial.copy()
     ever = labels != UNLABELED
+    weight = np.ones(len(labels))
     test = held_out_split(truth, ~ever, OracleSettings().test_fraction, seed)
     regularisation = SessionConfig().probe.regularisation
-    cycles = []
+    cycles, previous = [], None
     for cycle in range(1, CYCLES + 1):
         labelled = np.flatnonzero(ever)
         probe = LogisticRegression(C=regularisation, class_weight="balanced", max_iter=5000)
-        probe.fit(np.concatenate([view[labelled] for view in x]), np.tile(labels[labelled], len(x)))
+        probe.fit(np.concatenate([view[labelled] for view in x]), np.tile(labels[labelled], len(x)),
+                  sample_weight=np.tile(weight[labelled], len(x)))
         scores = np.mean([probe.decision_function(view) for view in x], axis=0)
+        if novelty_weight:
+            scores = scores / scores.std() + novelty_weight * novelty
+        if average and previous is not None:
+            scores = (scores + previous) / 2
+        previous = scores
         pool = ~ever
         cycles.append({"test": _brief(ranking_metrics(scores[test], truth[test])),
                        "pool": _brief(ranking_metrics(scores[pool], truth[pool]))})
@@ -177,6 +190,7 @@ def replay(x: np.ndarray, truth: np.ndarray, initial: np.ndarray, seed: int) -> 
             picks, _ = oracle_picks(scores, truth, pool & ~test, OracleSettings(), seed)
             labels[picks] = truth[picks].astype(labels.dtype)
             ever[picks] = True
+            weight[picks[truth[picks] == 0]] = hard_weight
     return cycles
 
 

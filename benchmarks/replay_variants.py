@@ -29,17 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from framing import CYCLES, SETS, _brief, _mean_cell, probe_inputs  # noqa: E402
+from framing import CYCLES, SETS, _mean_cell, probe_inputs, replay  # noqa: E402
 from quality import RESULTS, code_version  # noqa: E402
-
-from napari_anomalymatch.core.config import SessionConfig  # noqa: E402
-from napari_anomalymatch.core.evaluation.metrics import ranking_metrics  # noqa: E402
-from napari_anomalymatch.core.evaluation.protocol import OracleSettings, held_out_split, oracle_picks  # noqa: E402
-from napari_anomalymatch.core.labels import UNLABELED  # noqa: E402
 
 VARIANTS = {"default": {}, "hard-negatives-0.3": {"hard_weight": 0.3}, "average-rounds": {"average": True},
             "novelty-0.25": {"novelty": 0.25}, "novelty-0.5": {"novelty": 0.5}}
@@ -53,34 +47,6 @@ def neighbour_novelty(x: np.ndarray) -> np.ndarray:
     distances.fill_diagonal_(float("inf"))
     kth = distances.topk(NEIGHBOUR, largest=False).values[:, -1].numpy()
     return (kth - kth.mean()) / kth.std()
-
-
-def replay(x: np.ndarray, truth: np.ndarray, initial: np.ndarray, seed: int, novelty: np.ndarray,
-           hard_weight: float = 1.0, average: bool = False, novelty_weight: float = 0.0) -> list[dict]:
-    labels = initial.copy()
-    ever = labels != UNLABELED
-    weight = np.ones(len(labels))
-    test = held_out_split(truth, ~ever, OracleSettings().test_fraction, seed)
-    cycles, previous = [], None
-    for cycle in range(1, CYCLES + 1):
-        labelled = np.flatnonzero(ever)
-        probe = LogisticRegression(C=SessionConfig().probe.regularisation, class_weight="balanced", max_iter=5000)
-        probe.fit(np.concatenate([view[labelled] for view in x]), np.tile(labels[labelled], len(x)),
-                  sample_weight=np.tile(weight[labelled], len(x)))
-        scores = np.mean([probe.decision_function(view) for view in x], axis=0)
-        scores = scores / scores.std() + novelty_weight * novelty
-        if average and previous is not None:
-            scores = (scores + previous) / 2
-        previous = scores
-        pool = ~ever
-        cycles.append({"test": _brief(ranking_metrics(scores[test], truth[test])),
-                       "pool": _brief(ranking_metrics(scores[pool], truth[pool]))})
-        if cycle < CYCLES:
-            picks, _ = oracle_picks(scores, truth, pool & ~test, OracleSettings(), seed)
-            labels[picks] = truth[picks].astype(labels.dtype)
-            ever[picks] = True
-            weight[picks[truth[picks] == 0]] = hard_weight
-    return cycles
 
 
 def markdown(results: dict) -> str:
@@ -106,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
             x, benchmark, _ = probe_inputs(name, seed, "auto", "auto")
             novelty = neighbour_novelty(x[0])
             for variant, options in VARIANTS.items():
-                runs[variant].append(replay(x, benchmark.is_anomaly, benchmark.initial_labels, seed, novelty,
+                runs[variant].append(replay(x, benchmark.is_anomaly, benchmark.initial_labels, seed,
                                             hard_weight=options.get("hard_weight", 1.0),
-                                            average=options.get("average", False),
+                                            average=options.get("average", False), novelty=novelty,
                                             novelty_weight=options.get("novelty", 0.0)))
         results["sets"][name] = runs
         print(f"{name}: done", flush=True)
