@@ -12,6 +12,7 @@ from .conftest import notifications_during
 def test_metrics_after_a_cycle(qtbot, tmp_path, widget, controller, blobs):
     folder, truth = blobs
     panel = widget.metrics_panel
+    widget.show_panel("Metrics")
     ids = controller.session.collection.ids()
     test_file = tmp_path / "truth.csv"
     with open(test_file, "w", newline="") as handle:
@@ -49,9 +50,15 @@ def test_metrics_after_a_cycle(qtbot, tmp_path, widget, controller, blobs):
     assert controller.session.labels.history()[-1].review.rank == first.rank == 1
     assert axes.lines[0].get_ydata().tolist() == [0, 1, 2, 2, 2, 3]
     assert "5 images labelled" in panel.discovery.value and "11 unreviewed" in panel.discovery.value
+    widget.show_panel("Review")  # hidden, the panel draws nothing on a label; shown again, it catches up
+    review.buttons["normal"].clicked.emit()
+    assert axes.lines[0].get_ydata().tolist() == [0, 1, 2, 2, 2, 3]
+    widget.show_panel("Metrics")
+    assert axes.lines[0].get_ydata().tolist() == [0, 1, 2, 2, 2, 3, 3]
+    assert "6 images labelled" in panel.discovery.value and "10 unreviewed" in panel.discovery.value
     panel.stop_rate.value = 1  # 1 in 1: nothing is worth reviewing at that rate (set in the Metrics panel)
     assert review.stop.value.startswith("<b>Consider stopping") and controller.stop_rate == 1
-    assert review.stop.visible  # said in the Review panel only once stopping is advised
+    assert not review.stop.native.isHidden()  # said in the Review panel only once stopping is advised
 
     missing = tmp_path / "missing.csv"
     panel.test_file.line_edit.value = str(missing)

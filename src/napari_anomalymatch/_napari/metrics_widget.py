@@ -79,8 +79,16 @@ class MetricsWidget(QWidget):
         self.refresh()
         self.refresh_discovery()
 
+    def showEvent(self, event: Any) -> None:
+        """Shown again: draw what changed while hidden."""
+        super().showEvent(event)
+        self.refresh_discovery()
+
     def refresh_discovery(self, *_: Any) -> None:
-        """Redraw the discovery curve and the estimate of what remains."""
+        """Redraw the discovery curve and the estimate of what remains, while the panel is shown:
+        a label given with the keyboard must not wait for a plot nobody sees."""
+        if not self.isVisible():
+            return
         if self.controller.session is None:
             self.discovery.value = "no session open"
             self.discovery_plot.show_state(None)
