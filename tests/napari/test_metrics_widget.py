@@ -26,12 +26,14 @@ def test_metrics_after_a_cycle(qtbot, tmp_path, widget, controller, blobs):
     for i in np.flatnonzero(~truth)[:2]:
         controller.session.label(ids[i], "normal")
     panel.refresh_button.clicked.emit()  # labelled outside the panels: no signal, so refreshed by hand
+    controller.discovery_watch.wait()  # computed in a worker: a label never waits for it
     assert "2 anomalies found in 4 images labelled; the last 4 yielded 2" in panel.discovery.value
     assert "nothing scored yet" in panel.discovery.value  # no estimate before scores
     review = widget.review_panel
     assert "not yet" in review.stop.value
     controller.train_cycle()
     qtbot.waitUntil(lambda: not controller.busy, timeout=400_000)
+    controller.discovery_watch.wait()
     assert "AUROC" in panel.summary.value and "4 labelled for training left out" in panel.summary.value
     # after the cycle: the estimate (biased: the labels were chosen by class) and the suggestion
     assert "expected among the 12 unreviewed images" in panel.discovery.value and "BIASED" in panel.discovery.value
@@ -47,16 +49,20 @@ def test_metrics_after_a_cycle(qtbot, tmp_path, widget, controller, blobs):
     # a label given in the review: the curve grows by one, the estimate drops the image
     first = controller.current
     review.buttons["anomaly"].clicked.emit()
+    assert controller.discovery_watch.busy  # the estimate is made in a worker, never in the label's keystroke
+    controller.discovery_watch.wait()
     assert controller.session.labels.history()[-1].review.rank == first.rank == 1
     assert axes.lines[0].get_ydata().tolist() == [0, 1, 2, 2, 2, 3]
     assert "5 images labelled" in panel.discovery.value and "11 unreviewed" in panel.discovery.value
     widget.show_panel("Review")  # hidden, the panel draws nothing on a label; shown again, it catches up
     review.buttons["normal"].clicked.emit()
+    controller.discovery_watch.wait()
     assert axes.lines[0].get_ydata().tolist() == [0, 1, 2, 2, 2, 3]
     widget.show_panel("Metrics")
     assert axes.lines[0].get_ydata().tolist() == [0, 1, 2, 2, 2, 3, 3]
     assert "6 images labelled" in panel.discovery.value and "10 unreviewed" in panel.discovery.value
     panel.stop_rate.value = 1  # 1 in 1: nothing is worth reviewing at that rate (set in the Metrics panel)
+    controller.discovery_watch.wait()
     assert review.stop.value.startswith("<b>Consider stopping") and controller.stop_rate == 1
     assert not review.stop.native.isHidden()  # said in the Review panel only once stopping is advised
 

@@ -41,6 +41,7 @@ from ..core.review.state import ReviewState, read_review_state, write_review_sta
 from ..core.session import Session
 from ..core.transforms import Normaliser
 from .compat import avoid_triton_llvm_clash
+from .discovery_watch import DiscoveryWatch
 from .keys import ReviewKeys
 from .map_controller import MapController
 from .notifications import notify_errors
@@ -90,6 +91,7 @@ class AnomalyMatchController:
         self._main_thread = main_thread_runner()
         self.runner = CycleRunner(self.progress.emit, self._on_outcome, self._on_busy)
         self.embedding_map = MapController(self)
+        self.discovery_watch = DiscoveryWatch(self)  # what the Review and Metrics panels show of it
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -210,6 +212,7 @@ class AnomalyMatchController:
         try:
             self.stop(wait=True)
             self.embedding_map.wait()  # UMAP cannot be interrupted; its result belongs to this session
+            self.discovery_watch.wait()  # it reads the label store about to be closed
             self._save_place()
             if self._tag_entry is not None:
                 self._tag_entry.hide()

@@ -58,12 +58,10 @@ class MetricsWidget(QWidget):
         self.load_button.changed.connect(notify_errors(self._on_load))
         self.truth_button.changed.connect(notify_errors(lambda *_: self.controller.use_source_truth()))
         self.refresh_button.changed.connect(self.refresh)
-        self.refresh_button.changed.connect(self.refresh_discovery)
+        self.refresh_button.changed.connect(controller.discovery_watch.request)
         self.stop_rate.changed.connect(lambda value: self.controller.set_stop_rate(value))
-        controller.stop_rate_changed.connect(self.refresh_discovery)
         controller.run_finished.connect(self.refresh)
-        controller.run_finished.connect(self.refresh_discovery)
-        controller.labels_changed.connect(self.refresh_discovery)
+        controller.discovery_watch.changed.connect(self.refresh_discovery)
         controller.test_set_changed.connect(self.refresh)
         controller.session_changed.connect(self._on_session_changed)
 
@@ -85,15 +83,15 @@ class MetricsWidget(QWidget):
         self.refresh_discovery()
 
     def refresh_discovery(self, *_: Any) -> None:
-        """Redraw the discovery curve and the estimate of what remains, while the panel is shown:
-        a label given with the keyboard must not wait for a plot nobody sees."""
+        """Redraw the discovery curve and the estimate of what remains (``DiscoveryWatch``'s newest),
+        while the panel is shown: a label given with the keyboard must not wait for a plot nobody sees."""
         if not self.isVisible():
             return
-        if self.controller.session is None:
-            self.discovery.value = "no session open"
+        state = self.controller.discovery_watch.state
+        if state is None:
+            self.discovery.value = "no session open" if self.controller.session is None else "estimating ..."
             self.discovery_plot.show_state(None)
             return
-        state = self.controller.discovery()
         self.discovery.value = state.describe()
         self.discovery_plot.show_state(state)
 

@@ -27,6 +27,7 @@ from .keys import REVIEW_KEYS
 from .notifications import notify_errors
 
 if TYPE_CHECKING:
+    from ..core.review.discovery import DiscoveryState
     from ..core.review.queue import Candidate
     from .controller import AnomalyMatchController
 
@@ -129,9 +130,7 @@ class ReviewWidget(Container):
         controller.candidate_changed.connect(self._on_candidate_changed)
         controller.tile_hovered.connect(self._on_tile_hovered)
         controller.labels_changed.connect(self._show_counts)
-        controller.labels_changed.connect(self._show_stop)
-        controller.run_finished.connect(self._show_stop)
-        controller.stop_rate_changed.connect(self._show_stop)
+        controller.discovery_watch.changed.connect(self._show_stop)
         controller.session_changed.connect(self._on_session_changed)
 
     def _on_order_changed(self, *_: Any) -> None:
@@ -142,12 +141,11 @@ class ReviewWidget(Container):
             finally:  # a refused choice (diverse before any embeddings, say) shows the order kept
                 self._show_order(self.controller.queue)
 
-    def _show_stop(self, *_: Any) -> None:
+    def _show_stop(self, state: DiscoveryState | None) -> None:
         """The stop suggestion of the core, or why there is none yet."""
-        if self.controller.session is None:
+        if state is None:
             self.stop.value, self.stop.visible = "", False
             return
-        state = self.controller.discovery()
         advised = state.stop is not None and state.stop.stop
         self.stop.value = (f"<b>{escape(state.stop.text)}</b>" if advised
                            else escape(state.stop.text) if state.stop is not None
@@ -221,7 +219,7 @@ class ReviewWidget(Container):
         self.hovered.value = "" if candidate is None else f"pointer: {escape(candidate.describe())}"
 
     def _on_session_changed(self, session: Any) -> None:
-        self._show_stop()
+        self._show_stop(self.controller.discovery_watch.state)
         if session is None:
             self.candidate.value = "no session open"
             return
