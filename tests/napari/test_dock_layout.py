@@ -90,3 +90,18 @@ def test_on_a_laptop_screen_the_review_needs_no_scrolling_and_stays_in_view(qtbo
     controller.toggle_gallery()
     controller.toggle_gallery()
     assert everything_in_view(viewer)
+
+
+def test_the_canvas_glyphs_are_rendered_while_idle_before_a_caption_needs_them(qtbot, viewer, widget, controller):
+    """vispy renders each glyph the first time it is drawn (~10 ms each on the GUI thread): the dock
+    renders them between events, so the first caption does not freeze the viewer."""
+    from napari_anomalymatch._napari.compat import canvas_text_font
+    from napari_anomalymatch._napari.glyphs import CHARACTERS
+
+    qtbot.waitUntil(lambda: widget.glyphs.done, timeout=60_000)
+    font = canvas_text_font(viewer)
+    assert font is not None  # napari 0.9 keeps one font per canvas; the warmer found it
+    loaded = set(font._glyphs)  # vispy's cache of rendered glyphs
+    assert set(CHARACTERS) <= loaded
+    caption = text_overlay(viewer).text
+    assert caption and set(caption.replace("\n", "")) <= loaded  # what the first candidate shows needs none

@@ -43,3 +43,15 @@ def llvm_is_loaded() -> bool:
         return "libLLVM" in PROCESS_MAPS.read_text()
     except OSError:
         return False
+
+
+def canvas_text_font(viewer: object) -> object | None:
+    """The texture font napari's canvas text (overlays, points' text) draws with, or None where
+    this napari keeps it elsewhere. Indexing it by a character renders that glyph once."""
+    canvas = getattr(getattr(getattr(viewer, "window", None), "_qt_viewer", None), "canvas", None)
+    info = getattr(canvas, "font_info", None)  # napari 0.9: a method; one Qt font manager per canvas
+    info = info() if callable(info) else info
+    manager = getattr(info, "font_manager", None)
+    if manager is None or not hasattr(manager, "get_font"):
+        return None
+    return manager.get_font(info.face, False, False)

@@ -63,6 +63,7 @@ def open_demo(session_dir: str | Path = DEMO_SESSION, viewer: napari.Viewer | No
     session = app.controller.session
     if rank and session.cycle == 0 and not session.ranking_method():
         app.controller.score_unsupervised()
+    app.widget.glyphs.finish()  # while the ranking runs: its first caption then draws without a freeze
     return app
 
 

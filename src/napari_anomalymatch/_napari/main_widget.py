@@ -14,6 +14,7 @@ from .controller import AnomalyMatchController
 from .data_widget import DataWidget
 from .display_widget import DisplayWidget
 from .editing import apply_when_finished
+from .glyphs import GlyphWarmer
 from .map_widget import MapWidget
 from .metrics_widget import MetricsWidget
 from .review_widget import ReviewWidget
@@ -49,6 +50,7 @@ class AnomalyMatchWidget(QWidget):
         self._closer = SessionCloser(self, napari_viewer)
         self.destroyed.connect(self.controller.close)  # a dock deleted some other way
         self._labels_aligned = False
+        self.glyphs = GlyphWarmer(napari_viewer, parent=self)  # the first caption then draws at once
 
     def showEvent(self, event: QShowEvent) -> None:
         """Align the forms' label columns once the dock is styled (napari's font is larger than Qt's)."""
