@@ -145,9 +145,13 @@ class StageClock:
 
 
 def shoot(viewer, name: str) -> None:
-    """A screenshot of the whole window, to look at (not kept in the repository)."""
+    """A screenshot of the whole window, to look at (not kept in the repository). The repaints it
+    leaves queued run here, not in the next phase: no user takes one between two key presses."""
+    from qtpy.QtWidgets import QApplication
+
     SCREENSHOTS.mkdir(exist_ok=True)
     viewer.screenshot(str(SCREENSHOTS / f"{name}.png"), canvas_only=False, flash=False)
+    settle(QApplication.instance(), 1.0)
 
 
 def seconds_per_iteration(session_dir: Path, cycle: int) -> float:
