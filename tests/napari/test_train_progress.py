@@ -31,3 +31,27 @@ def test_the_bar_moves_at_once_and_names_every_stage_of_a_cycle(widget, controll
     controller.wait()
     assert seen[0] == ("loading images %v/%m", 16, 16)  # every image was decoded by the first cycle
     assert "building the model" not in [text for text, _, _ in seen]
+
+
+def test_the_live_loss_plot_is_laid_out_once_per_size(qtbot):
+    """A live draw skips the constrained layout (half its cost); a new size lays it out again."""
+    from types import SimpleNamespace
+
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    from napari_anomalymatch._napari.plots import LossPlot
+
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.resize(400, 200)
+    plot.show()
+    plot.add(SimpleNamespace(loss=1.0, sup_loss=0.6, unsup_loss=0.4, mask_ratio=0.5))
+    plot.canvas.draw()
+    assert not isinstance(plot.figure.get_layout_engine(), ConstrainedLayoutEngine)  # frozen after the draw
+    before = plot.loss_axes.get_position().bounds
+    plot.resize(700, 350)
+    qtbot.waitUntil(lambda: plot.loss_axes.get_position().bounds != before or
+                    isinstance(plot.figure.get_layout_engine(), ConstrainedLayoutEngine), timeout=5000)
+    plot.canvas.draw()
+    assert not isinstance(plot.figure.get_layout_engine(), ConstrainedLayoutEngine)
+    assert plot.loss_axes.get_position().bounds != before  # margins in figure fractions follow the new size

@@ -97,6 +97,19 @@ class LossPlot(PlotWidget):
         self._draw_timer.setSingleShot(True)
         self._draw_timer.setInterval(LIVE_DRAW_MS)
         self._draw_timer.timeout.connect(self.draw)
+        # The constrained layout measures every text's extent on each draw: half of a live draw's
+        # cost. It is laid out once, and again only when the size or the cycles marked change.
+        self.canvas.mpl_connect("draw_event", lambda _: self._freeze_layout())
+        self.canvas.mpl_connect("resize_event", lambda _: self._relayout())
+
+    def _freeze_layout(self) -> None:
+        from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+        if isinstance(self.figure.get_layout_engine(), ConstrainedLayoutEngine):
+            self.figure.set_layout_engine("none")  # the axes keep the positions just laid out
+
+    def _relayout(self) -> None:
+        self.figure.set_layout_engine("constrained")
 
     def clear(self) -> None:
         """Forget every iteration (another session is shown)."""
@@ -107,6 +120,7 @@ class LossPlot(PlotWidget):
         for artist in [*self.loss_axes.lines, *self.loss_axes.texts]:
             if artist not in self.lines.values():
                 artist.remove()
+        self._relayout()
         self.draw()
 
     def show_history(self, progress: list[TrainProgress]) -> None:
@@ -142,6 +156,7 @@ class LossPlot(PlotWidget):
 
     def mark_cycle(self, cycle: int) -> None:
         """A vertical line where a new cycle starts."""
+        self._relayout()  # the axes' ranges grew: their tick labels may be wider
         x = len(self.history["step"]) + 0.5
         self.loss_axes.axvline(x, color=FOREGROUND, lw=0.5, alpha=0.5)
         self.loss_axes.text(x, 1.0, f" {cycle}", color=FOREGROUND, fontsize=7, va="top",
