@@ -9,6 +9,11 @@ the interval's coverage (target: the truth inside the 90 % interval in at least 
 and the estimate's error.
 
     python benchmarks/remaining.py --classes FRI FRII Compact Bent --seeds 0 1
+    python benchmarks/remaining.py --reuse --from-quality   # add every quality.py run that recorded them
+
+``--from-quality`` also reads the runs ``quality.py`` made (FIRST, CIFAR-10, GZ1: 3 cycles each, the
+estimate recorded by the same code), so one set of protocol runs measures both the ranking and
+the estimate.
 """
 
 from __future__ import annotations
@@ -60,6 +65,33 @@ def run(cls: str, seed: int, reuse: bool) -> dict | None:
             "cycles": [{"cycle": c["cycle"], **c["remaining"]} for c in result["cycles"]]}
 
 
+def quality_runs() -> list[dict]:
+    """The per-cycle estimates of every ``quality.py`` run (default head) that recorded them."""
+    found = [(path, "first", *path.parent.name.rsplit("-seed", 1)) for path in (WORK / "first").glob(
+        "*/manifest.result.json")]
+    for path in (WORK / "manifests").glob("*.result.json"):
+        dataset, rest = path.name.removesuffix(".result.json").split("-", 1)
+        found.append((path, dataset, *rest.rsplit("-seed", 1)))
+    runs = []
+    for path, dataset, cls, seed in sorted(found):
+        result = json.loads(path.read_text())
+        if not all("remaining" in c for c in result["cycles"]):
+            continue  # made before the estimate was recorded
+        runs.append({"dataset": dataset, "class": cls, "seed": int(seed), "source": "quality.py",
+                     "wall_seconds": result.get("wall_seconds"), "load_before": result.get("load_before"),
+                     "n_images": result["settings"]["n_images"], "n_anomalies": result["settings"]["n_anomalies"],
+                     "cycles": [{"cycle": c["cycle"], **c["remaining"]} for c in result["cycles"]]})
+    return runs
+
+
+def summarise_by_dataset(runs: list[dict]) -> dict:
+    """``summarise`` over every run, and over each dataset's."""
+    datasets = sorted({r["dataset"] for r in runs})
+    groups = {"all": runs, **{d: [r for r in runs if r["dataset"] == d] for d in datasets}} if len(datasets) > 1 \
+        else {datasets[0] if datasets else "all": runs}
+    return {name: summarise(group) for name, group in groups.items()}
+
+
 def summarise(runs: list[dict]) -> dict:
     """Coverage, error and interval width per variant and part, over every cycle estimated."""
     summary = {}
@@ -85,22 +117,25 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def markdown(results: dict) -> str:
-    lines = ["| calibration | count | estimates | 90 % interval holds the truth | mean abs. error "
-             "(mean true) | mean signed error | median interval width |", "|---|---|---|---|---|---|---|"]
-    for key, s in results["summary"].items():
-        variant, part = key.split("/")
-        name = "labels + 50-image audit" if variant == "with_audit" else "labels only"
-        hit = f"**{s['coverage']:.0%}**" if s["coverage"] >= TARGET else f"{s['coverage']:.0%}"
-        lines.append(f"| {name} | {part.replace('next', 'next ')} | {s['estimates']} | {hit} | "
-                     f"{s['mean_abs_error']:.1f} ({s['mean_true']:.1f}) | {s['mean_signed_error']:+.1f} | "
-                     f"{s['median_width']:.0f} |")
+    lines = ["| runs | calibration | count | estimates | 90 % interval holds the truth | mean abs. error "
+             "(mean true) | mean signed error | median interval width |", "|---|---|---|---|---|---|---|---|"]
+    for group, summary in results["summary"].items():
+        for key, s in summary.items():
+            variant, part = key.split("/")
+            name = "labels + 50-image audit" if variant == "with_audit" else "labels only"
+            hit = f"**{s['coverage']:.0%}**" if s["coverage"] >= TARGET else f"{s['coverage']:.0%}"
+            lines.append(f"| {group} | {name} | {part.replace('next', 'next ')} | {s['estimates']} | {hit} | "
+                         f"{s['mean_abs_error']:.1f} ({s['mean_true']:.1f}) | {s['mean_signed_error']:+.1f} | "
+                         f"{s['median_width']:.0f} |")
     runs = results["runs"]
     skipped = {v: sum("error" in c.get(v, {}) for r in runs for c in r["cycles"]) for v in VARIANTS}
-    names = ", ".join(sorted({f"{r['class']} seed {r['seed']}" for r in runs}))
+    names = "; ".join(f"{d}: " + ", ".join(sorted({f"{r['class']} seed {r['seed']}" for r in runs
+                                                     if r["dataset"] == d}))
+                      for d in sorted({r["dataset"] for r in runs}))
     walls = [r["wall_seconds"] for r in runs if r.get("wall_seconds")]
     loads = [r["load_before"] for r in runs if r.get("load_before") is not None]
-    lines += ["", f"FIRST ({names}); {CYCLES} cycles of the protocol each (`{' '.join(PROTOCOL)}` with "
-              f"`--cycles {CYCLES}`); every cycle's estimate is made before the oracle reviews. "
+    lines += ["", f"Runs: {names}. `remaining.py`'s own runs (FIRST) have {CYCLES} cycles (`{' '.join(PROTOCOL)}` "
+              f"with `--cycles {CYCLES}`); `quality.py`'s have 3. Every cycle's estimate is made before the oracle reviews. "
               f"Target: the truth inside the 90 % interval in at least {TARGET:.0%} of cycles. "
               f"Not estimated (fewer than 2 anomalies and 2 normal images reviewed in score order yet, "
               f"always the first cycle): {skipped['without_audit']} cycles without the audit. "
@@ -116,9 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", nargs="+", default=list(FIRST_ANOMALIES), choices=FIRST_ANOMALIES)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--reuse", action="store_true", help="read back the runs made (leave out those not made)")
+    parser.add_argument("--from-quality", action="store_true",
+                        help="add the estimates every quality.py run recorded (FIRST, CIFAR-10, GZ1)")
     args = parser.parse_args(argv)
     runs = [found for seed in args.seeds for cls in args.classes if (found := run(cls, seed, args.reuse))]
-    results = {"runs": runs, "summary": summarise(runs), "host": host_cpu(), "target_coverage": TARGET,
+    for run_ in runs:
+        run_["source"] = "remaining.py"
+    if args.from_quality:
+        runs += quality_runs()
+    results = {"runs": runs, "summary": summarise_by_dataset(runs), "host": host_cpu(), "target_coverage": TARGET,
                "code": git("rev-parse", "--short", "HEAD")}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "remaining.json").write_text(json.dumps(results, indent=1))
