@@ -188,11 +188,7 @@ def _read_rows(array: Any, indices: np.ndarray) -> Any:
         return array[start:stop]
     order = np.argsort(indices, kind="stable")
     sorted_unique, inverse = np.unique(indices[order], return_inverse=True)
-    if stop - start <= 4 * len(sorted_unique):
-        block = array[start:stop]  # one read of the span beats many small ones
-        rows = block[sorted_unique - start]
-    else:
-        rows = _take_sorted(array, sorted_unique)
+    rows = _take_sorted(array, sorted_unique)
     result = rows[inverse]
     out = np.empty_like(result)
     out[order] = result
@@ -202,7 +198,20 @@ def _read_rows(array: Any, indices: np.ndarray) -> Any:
 def _take_sorted(array: Any, sorted_unique: np.ndarray) -> Any:
     if hasattr(array, "oindex"):  # zarr
         return array.oindex[sorted_unique]
-    return array[sorted_unique]  # h5py wants increasing indices
+    if isinstance(array, np.ndarray):
+        return array[sorted_unique]
+    # h5py: a point selection of a few dozen rows costs ~100x reading them as slices (386 vs 4 ms
+    # for 36 images of 300 x 300). Rows are read as one slice per run of consecutive rows, or per
+    # chunk where a chunk holds several rows (each chunk is then decompressed once).
+    chunk_rows = (getattr(array, "chunks", None) or (1,))[0]
+    group = sorted_unique // chunk_rows if chunk_rows > 1 else np.cumsum(np.diff(sorted_unique, prepend=-2) != 1)
+    starts = np.flatnonzero(np.diff(group, prepend=group[0] - 1))
+    parts = []
+    for rows in np.split(sorted_unique, starts[1:]):
+        low, high = int(rows[0]), int(rows[-1]) + 1
+        block = array[low:high]
+        parts.append(block if high - low == len(rows) else block[rows - low])
+    return np.concatenate(parts)
 
 
 def _decodes_as_uint8(row: Any, where: str) -> bool:
