@@ -14,6 +14,7 @@ from astropy.table import Table
 
 from napari_anomalymatch.cli import build_parser, main
 from napari_anomalymatch.core.config import SessionConfig
+from napari_anomalymatch.core.review.remaining import CalibrationLabels, estimate_remaining
 
 TINY = ["--iterations", "2", "--batch-size", "4", "--unlabelled-ratio", "1", "--pool-size", "16",
         "--size", "32", "--workers", "0"]
@@ -150,6 +151,14 @@ def test_evaluate_writes_the_promised_json(tmp_path, blob_manifest):
     assert second["without_audit"]["n_reviewed_labels"] == result["cycles"][0]["oracle_reviewed"]
     assert second["without_audit"]["total"]["n_images"] == 74 - result["cycles"][0]["oracle_reviewed"]
     assert 0 <= second["without_audit"]["total"]["true"] <= 14
+    # what each estimate was made from is kept beside the JSON: made again from it, it is the same
+    inputs = np.load(tmp_path / "result.remaining.npz")
+    prefix = "cycle2__without_audit__"
+    labels = CalibrationLabels(*(inputs[prefix + name].astype(float) for name in
+                                 ("reviewed_scores", "reviewed_labels", "audit_scores", "audit_labels")))
+    again = estimate_remaining(inputs[prefix + "unreviewed_scores"].astype(float), labels)
+    assert again.total.expected == pytest.approx(second["without_audit"]["total"]["expected"], rel=1e-4)
+    assert inputs[prefix + "unreviewed_truth"].sum() == second["without_audit"]["total"]["true"]
     assert result["settings"]["train"]["iterations"] == 2 and result["settings"]["cycles"] == 2
     crop = result["settings"]["data"]["normalisation"]["crop"]  # chosen from the images, and recorded
     assert crop != "auto" and 0 < crop <= 1

@@ -980,6 +980,8 @@ def _add_evaluate(commands: Any) -> None:
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     # deferred: torch
+    import numpy as np
+
     from .core.evaluation.protocol import OracleSettings, read_benchmark
 
     benchmark = read_benchmark(args.manifest, on_error="skip" if args.skip_bad else "raise")
@@ -989,7 +991,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result.summary(), indent=1))
-        print(f"results: {args.json}")
+        inputs = args.json.with_suffix(".remaining.npz")  # the estimates' inputs: benchmarks/remaining.py --replay
+        np.savez_compressed(inputs, **result.remaining_inputs)
+        print(f"results: {args.json} (and {inputs.name})")
     return 0
 
 

@@ -118,6 +118,8 @@ class EvaluationResult:
     ever_labelled: np.ndarray = field(repr=False)
     benchmark: Benchmark = field(repr=False)
     config: SessionConfig | None = field(default=None, repr=False)  # with the choices made from the data
+    # what each cycle's estimate of the anomalies left was made from (``RemainingTracker.replay``)
+    remaining_inputs: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready record (``anomalymatch evaluate --json``)."""
@@ -223,7 +225,7 @@ def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,
                    "load_images_per_second": len(collection) / max(load_seconds, 1e-9),
                    "comparison_seconds": parts.comparison_seconds}
     return EvaluationResult(ranking_metrics(scores[final], benchmark.is_anomaly[final]), reports,
-                            settings, timings_out, scores, ever_labelled, benchmark, config)
+                            settings, timings_out, scores, ever_labelled, benchmark, config, remaining.replay)
 
 
 class _PreparedImages:

@@ -9,6 +9,8 @@ drawn once before the first cycle and known to the estimator only (training neve
 
 After each cycle, before the oracle reviews, both estimates are compared with the true number of
 anomalies among the unreviewed images, overall and among the next N by the current ranking.
+What each estimate was made from is kept too (``replay``), so that a change to the estimator can
+be measured again on the same runs without training them again.
 """
 
 from __future__ import annotations
@@ -40,11 +42,15 @@ class RemainingTracker:
         self.audit = np.zeros(len(truth), dtype=bool)
         self.audit[rng.choice(candidates, size=min(audit, len(candidates)), replace=False)] = True
         self.audit_scores = np.full(len(truth), np.nan)
+        self.cycles = 0
+        # per cycle and variant: the unreviewed scores and truth, and the calibration labels
+        self.replay: dict[str, np.ndarray] = {}
 
     def cycle(self, scores: np.ndarray, pool: np.ndarray, reviewed: int, order: str,
               seed: int) -> dict[str, Any]:
         """The estimates against the truth now, then record the oracle's reviewed stretch of
         ``pool`` in ``order`` (``reviewed`` images deep) at these scores."""
+        self.cycles += 1
         if np.isnan(self.audit_scores[self.audit]).all():
             self.audit_scores[self.audit] = scores[self.audit]  # labelled at the first scores
         record = {"without_audit": self._measure(scores, with_audit=False),
@@ -60,14 +66,24 @@ class RemainingTracker:
     def _measure(self, scores: np.ndarray, with_audit: bool) -> dict[str, Any]:
         reviewed = self.labelled | self.seen | self.random_seen | (self.audit if with_audit else False)
         unreviewed = np.flatnonzero(self.valid & ~reviewed & np.isfinite(scores))
+        labels = self._labels(with_audit)
+        self._keep(f"cycle{self.cycles}__{'with_audit' if with_audit else 'without_audit'}__", scores[unreviewed],
+                   self.truth[unreviewed], labels)
         try:
-            estimate = estimate_remaining(scores[unreviewed], self._labels(with_audit), HORIZONS, LEVEL)
+            estimate = estimate_remaining(scores[unreviewed], labels, HORIZONS, LEVEL)
         except ConfigError as err:  # too few labels yet
             return {"error": str(err)}
         by_rank = unreviewed[np.argsort(-scores[unreviewed], kind="stable")]
         truths = {"total": int(self.truth[unreviewed].sum()),
                   **{f"next{n}": int(self.truth[by_rank[:n]].sum()) for n in HORIZONS}}
         return _record(estimate, truths)
+
+    def _keep(self, prefix: str, unreviewed_scores: np.ndarray, unreviewed_truth: np.ndarray,
+              labels: CalibrationLabels) -> None:
+        self.replay.update({f"{prefix}unreviewed_scores": unreviewed_scores.astype(np.float32),
+                            f"{prefix}unreviewed_truth": unreviewed_truth.astype(bool),
+                            **{prefix + name: np.asarray(getattr(labels, name), dtype=np.float32)
+                               for name in ("reviewed_scores", "reviewed_labels", "audit_scores", "audit_labels")}})
 
     def _labels(self, with_audit: bool) -> CalibrationLabels:
         seen = self.seen | (self.random_seen if not with_audit else False)
