@@ -417,6 +417,7 @@ BLOCKS: dict[str, Callable[[Links], str]] = {
     "faults": faults,
     "zero-label": zero_label,
     "remaining": included("remaining.md"),
+    "remaining-replay": included("remaining_replay.md"),
     "embedding-map": embedding_map,
 }
 
