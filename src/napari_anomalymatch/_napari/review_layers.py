@@ -69,6 +69,17 @@ class ReviewLayers:
         self.grid = TileGrid(self.columns, self.rows, tile=min(h, MAX_TILE), border=max(2, min(h, MAX_TILE) // 16))
         self.set_renderer(renderer)
         self._keep_fitted()
+        self._add_placeholders()
+
+    def _add_placeholders(self) -> None:
+        """Empty candidate and gallery layers from the start: their shaders compile at the session's
+        first paint (100-200 ms each with a software OpenGL), not in the same turn as the first
+        ranking's images."""
+        names = (CANDIDATE_LAYER, GALLERY_LAYER) if self.gallery_visible else (CANDIDATE_LAYER,)
+        for name in names:
+            if name not in self.viewer.layers:
+                upsert_image(self.viewer, name, np.zeros((1, 1, 3), dtype=np.uint8), rgb=True,
+                             contrast_limits=(0, 255), metadata=self.metadata)
 
     def _keep_fitted(self) -> None:
         """Refit the view whenever the canvas changes size (a smaller window, a wider layer list or
