@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_anomalymatch.core import atomic, labels
+from napari_anomalymatch.core import atomic
 from napari_anomalymatch.core.config import DataConfig, ModelConfig, ScoreConfig, SessionConfig, TrainConfig
 from napari_anomalymatch.core.errors import (
     CheckpointError,
@@ -38,6 +38,7 @@ from napari_anomalymatch.core.errors import (
 )
 from napari_anomalymatch.core.io import open_collection
 from napari_anomalymatch.core.labels import LabelStore
+from napari_anomalymatch.core.labels import sqlite as labels  # where the store's SQLite is opened
 from napari_anomalymatch.core.learning import checkpoints
 from napari_anomalymatch.core.learning.checkpoints import CheckpointInfo, load_checkpoint, save_checkpoint
 from napari_anomalymatch.core.review.export import export_session

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from napari_anomalymatch.core import labels as labels_module
+from napari_anomalymatch.core.labels import store as labels_module
 from napari_anomalymatch.core.errors import LabelError, ReadOnlyError, UnknownIdError
 from napari_anomalymatch.core.labels import (
     ANOMALY,
