@@ -300,7 +300,7 @@ def _drive(events, on_event: Callable[[Any], None] | None = None) -> Any:
     The unsupervised ranking first embeds its reference sample (``EmbedProgress``).
     """
     # deferred: torch
-    from .core.learning.training import TrainProgress
+    from .core.learning.progress import TrainProgress
     from .core.loading import LoadProgress
     from .core.scoring.novelty import EmbedProgress
     from .core.scoring.run import ScoreBatch

@@ -13,7 +13,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEd
 from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
 
 from ..core.config import DEVICES, SessionConfig
-from ..core.learning.training import TrainProgress, TrainStage
+from ..core.learning.progress import TrainProgress, TrainStage
 from ..core.loading import LoadProgress
 from ..core.scoring.novelty import EmbedProgress
 from ..core.scoring.run import ScoreBatch

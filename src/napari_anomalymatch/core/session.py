@@ -71,7 +71,8 @@ from .learning.history import write_loss_history
 from .learning.models import build_model, choose_device
 from .learning.probe import FrozenEmbedder
 from .learning.settingsdrift import SettingsChangedWarning, check_model_name, image_size_notice, rescoring_notice
-from .learning.training import Trainer, TrainingData, TrainProgress, TrainStage, check_trainable
+from .learning.progress import TrainingData, TrainProgress, TrainStage, check_trainable
+from .learning.training import Trainer
 from .loading import DecodedImages, LoadProgress
 from .relocation import moved_source_error
 from .scoring.cluster import score_on_cluster, scoring_job

@@ -23,7 +23,8 @@ import numpy as np
 
 from ..config import TrainConfig
 from ..loading import LoadProgress
-from .training import Trainer, TrainingData, TrainProgress, TrainStage, announce_final_fit, check_trainable
+from .progress import TrainingData, TrainProgress, TrainStage, announce_final_fit, check_trainable
+from .training import Trainer
 
 
 class CycleParts(Protocol):
