@@ -218,7 +218,7 @@ def test_a_function_level_import_without_a_reason_is_found(tmp_path):
 # Shared ground is every top-level core module except the session, which drives learning and scoring.
 CORE_LAYERS = ("ground", "learning", "scoring", "discovery", "session", "review", "evaluation")
 SESSION_MODULES = {"napari_anomalymatch.core.session",
-                   "napari_anomalymatch.core.relocation"}
+                   "napari_anomalymatch.core.folder.relocation"}
 
 
 def _core_layer(module: str) -> str | None:

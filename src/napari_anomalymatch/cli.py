@@ -927,7 +927,7 @@ def _add_relocate(commands: Any) -> None:
 
 def _run_relocate(args: argparse.Namespace) -> int:
     # deferred: torch
-    from .core.relocation import relocate
+    from .core.folder.relocation import relocate
     from .core.session import Session
 
     with Session.open(args.session) as session, _writer(session, args):

@@ -35,11 +35,11 @@ from napari_anomalymatch.core.io.labelfiles import ConflictingLabelsWarning
 from napari_anomalymatch.core.learning import checkpoints
 from napari_anomalymatch.core.learning.checkpoints import load_checkpoint, read_checkpoint_info
 from napari_anomalymatch.core.learning.settingsdrift import SettingsChangedWarning
-from napari_anomalymatch.core.relocation import relocate
 from napari_anomalymatch.core.review.export import export_session
 from napari_anomalymatch.core.runs import run_to_end
 from napari_anomalymatch.core.session import Session
-from napari_anomalymatch.core.sessionlock import SessionLock, read_holder
+from napari_anomalymatch.core.folder.lock import SessionLock, read_holder
+from napari_anomalymatch.core.folder.relocation import relocate
 
 from ..conftest import blob_images, tiny_config, write_pngs
 
@@ -109,7 +109,7 @@ def test_a_waiting_writer_starts_when_the_holder_ends(tmp_path):
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from napari_anomalymatch.core.sessionlock import SessionLock
+    from napari_anomalymatch.core.folder.lock import SessionLock
     SessionLock(sys.argv[1], "anomalymatch train").acquire()
     print("held", flush=True)
     time.sleep(600)

@@ -74,7 +74,7 @@ from .learning.settingsdrift import SettingsChangedWarning, check_model_name, im
 from .learning.progress import TrainingData, TrainProgress, TrainStage, check_trainable
 from .learning.training import Trainer
 from .loading import DecodedImages, LoadProgress
-from .relocation import moved_source_error
+from .folder.relocation import moved_source_error
 from .scoring.cluster import score_on_cluster, scoring_job
 from .scoring.diversity import EmbeddingLookup
 from .scoring.novelty import EmbedProgress, fit_novelty
@@ -97,7 +97,7 @@ from .scoring.store import (
     read_manifest,
     run_status,
 )
-from .sessionlock import Holder, SessionLock
+from .folder.lock import Holder, SessionLock
 from .transforms import Normaliser
 
 CONFIG_FILE = "session.toml"
@@ -282,7 +282,7 @@ class Session:
     @contextlib.contextmanager
     def writing(self, command: str, wait: bool = False,
                 on_wait: Callable[[Holder | None], None] | None = None) -> Iterator[None]:
-        """Hold the session's write lock (``core.sessionlock``) for the block; nested blocks share it.
+        """Hold the session's write lock (``core.folder.lock``) for the block; nested blocks share it.
 
         Training, scoring and label imports take it themselves; a front end takes it around a
         whole command so that no other writer slips in between its steps.  Once it is held, the

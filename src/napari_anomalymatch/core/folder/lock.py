@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import disk_errors
-from .errors import SessionBusyError
+from ..atomic import disk_errors
+from ..errors import SessionBusyError
 
 LOCK_FILE = "session.lock"
 POLL_S = 0.2  # how often a waiting writer tries again
