@@ -553,7 +553,7 @@ def session_cases(base: Path) -> list[Case]:
 
 HOLDER = """
 import sys, time
-from napari_anomalymatch.core.sessionlock import SessionLock
+from napari_anomalymatch.core.folder.lock import SessionLock
 SessionLock(sys.argv[1], "anomalymatch train").acquire()
 time.sleep(float(sys.argv[2]))
 """
@@ -569,7 +569,7 @@ def hold_lock(session: Path, seconds: float = 300) -> subprocess.Popen:
 
 
 def wait_for_holder(session: Path, pid: int) -> None:
-    from napari_anomalymatch.core.sessionlock import LOCK_FILE, read_holder
+    from napari_anomalymatch.core.folder.lock import LOCK_FILE, read_holder
 
     while True:
         found = read_holder(session / LOCK_FILE)
@@ -632,7 +632,7 @@ def label_absent(image_id: str) -> Callable[[Path, str, str], bool]:
     def check(session: Path, out: str, err: str) -> bool:
         import sqlite3
 
-        from napari_anomalymatch.core.sessionlock import LOCK_FILE, read_holder
+        from napari_anomalymatch.core.folder.lock import LOCK_FILE, read_holder
 
         os.kill(read_holder(session / LOCK_FILE).pid, signal.SIGKILL)  # the holder's work is done
         with sqlite3.connect(session / "labels.sqlite") as db:

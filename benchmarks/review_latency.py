@@ -68,7 +68,7 @@ def write_random_scores(session) -> None:
     n = len(session.collection)
     scores = np.random.default_rng(1).random(n).astype(np.float32)
     manifest = ScoreManifest(session.collection.fingerprint(), n, "benchmark", 1, n, "benchmark")
-    store = ScoreStore(session.score_directory(1), manifest)
+    store = ScoreStore(session.runs.directory(1), manifest)
     store.write_part(0, scores)
     store.consolidate()  # a finished run: only those are ranked
     store.mark_complete({})

@@ -96,9 +96,9 @@ def _session(path: Path, folder: Path, fmt: str, batch_size: int) -> Path:
     config = SessionConfig(data=DataConfig(source=str(folder / f"*{SUFFIX[fmt]}")),
                            model=ModelConfig(image_size=IMAGE_SIZE), score=ScoreConfig(batch_size=batch_size))
     with Session.create(path, config, exist_ok=True) as session:
-        if session.latest_checkpoint() is None:
+        if session.model.latest_checkpoint() is None:
             session.trainer.cycle = 1  # scoring speed does not depend on training; skip it
-            session.save_checkpoint()
+            session.model.save_checkpoint()
     return path
 
 
@@ -160,7 +160,7 @@ def _run_one(session_path: Path, backend: str, batch_size: int) -> int:
     from napari_anomalymatch.core.session import Session
 
     with Session.open(session_path) as session:
-        shutil.rmtree(session.score_directory(1), ignore_errors=True)
+        shutil.rmtree(session.runs.directory(1), ignore_errors=True)
         n_images = len(session.collection)
         started = time.perf_counter()
         if BACKENDS[backend] is None:

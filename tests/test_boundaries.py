@@ -215,21 +215,22 @@ def test_a_function_level_import_without_a_reason_is_found(tmp_path):
 
 
 # The engine's parts, bottom to top: a module may import only its own layer and those below.
-# Shared ground is every top-level core module except the session, which drives learning and scoring.
+# Shared ground is every top-level core module except the session, with core.io, core.config and
+# core.labels; the session layer is the session handle and its folder (core.folder), which hand
+# learning, scoring and discovery their parts.
 CORE_LAYERS = ("ground", "learning", "scoring", "discovery", "session", "review", "evaluation")
-SESSION_MODULES = {"napari_anomalymatch.core.session",
-                   "napari_anomalymatch.core.relocation"}
+SESSION_PACKAGES = ("napari_anomalymatch.core.session", "napari_anomalymatch.core.folder")
 
 
 def _core_layer(module: str) -> str | None:
     parts = module.split(".")
     if parts[:2] != ["napari_anomalymatch", "core"]:
         return None
-    if module in SESSION_MODULES:
+    if module in SESSION_PACKAGES or module.startswith(tuple(f"{name}." for name in SESSION_PACKAGES)):
         return "session"
     if len(parts) > 3 and parts[2] in CORE_LAYERS:
         return parts[2]
-    return "ground"  # core itself, its top-level modules and core.io
+    return "ground"  # core itself, its top-level modules, core.io, core.config and core.labels
 
 
 def test_core_layers_import_downwards_only():
@@ -241,3 +242,44 @@ def test_core_layers_import_downwards_only():
         for imported in _imported_modules(path, set(paths))
         if CORE_LAYERS.index(_core_layer(imported)) > CORE_LAYERS.index(_core_layer(name)))
     assert upward == []
+
+
+# Issue 32: modules short enough to read whole, a thin session handle, and few modules at the top
+# of core (each job in the wing that its folder names).
+CORE_MODULE_LINES = 450
+SESSION_LINES = 300
+TOP_LEVEL_CORE_MODULES = 12
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines())
+
+
+def test_core_modules_stay_short():
+    long = {str(path.relative_to(SOURCE)): _lines(path) for path in sorted((SOURCE / "core").rglob("*.py"))
+            if _lines(path) > CORE_MODULE_LINES}
+    assert long == {}, f"split these along a seam (at most {CORE_MODULE_LINES} lines each): {long}"
+
+
+def test_the_session_is_a_thin_handle():
+    lines = _lines(SOURCE / "core" / "session.py")
+    assert lines < SESSION_LINES, (f"core/session.py has {lines} lines; its verbs belong in the wings "
+                                   "(learning, scoring, discovery), taking the parts they need")
+
+
+def test_few_modules_sit_directly_in_core():
+    top = sorted(path.name for path in (SOURCE / "core").glob("*.py") if path.name != "__init__.py")
+    assert len(top) <= TOP_LEVEL_CORE_MODULES, f"move some into the wing their job names: {top}"
+
+
+def test_the_wings_below_the_session_never_name_it():
+    """Not even for a type under ``TYPE_CHECKING``: learning, scoring and discovery take the parts
+    they need (collection, normaliser, runs, model), never the ``Session``."""
+    paths = {_module_name(p): p for p in (SOURCE / "core").rglob("*.py")}
+    below = ("learning", "scoring", "discovery")
+    naming = sorted(
+        (name, imported)
+        for name, path in paths.items() if _core_layer(name) in below
+        for imported in _imported_modules(path, set(paths), type_checking=True)
+        if _core_layer(imported) == "session")
+    assert naming == []

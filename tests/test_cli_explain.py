@@ -33,7 +33,7 @@ def test_explain_writes_candidate_and_overlay_pngs_of_the_top(tmp_path, blob_fol
         rows = list(csv.DictReader(handle))
     with Session.open(session, read_only=True) as opened:
         top = [opened.collection.id_of(int(i)) for i in opened.ranking("score", "unlabelled")[:3]]
-        scores = opened.scores()[1]
+        scores = opened.runs.scores()[1]
         shown = opened.display_image(0).shape[:2]
         indices = [opened.collection.index_of(i) for i in top]
     assert [row["id"] for row in rows] == top and [row["rank"] for row in rows] == ["1", "2", "3"]

@@ -14,9 +14,9 @@ import pytest
 
 from napari_anomalymatch import cli
 from napari_anomalymatch.cli import main
-from napari_anomalymatch.core import labels
+from napari_anomalymatch.core.folder.lock import LOCK_FILE, read_holder
+from napari_anomalymatch.core.labels import sqlite as labels  # where the store's SQLite is opened
 from napari_anomalymatch.core.learning.checkpoints import read_checkpoint_info
-from napari_anomalymatch.core.sessionlock import LOCK_FILE, read_holder
 
 from .conftest import blob_images, write_label_file, write_pngs
 

@@ -300,7 +300,7 @@ def _drive(events, on_event: Callable[[Any], None] | None = None) -> Any:
     The unsupervised ranking first embeds its reference sample (``EmbedProgress``).
     """
     # deferred: torch
-    from .core.learning.training import TrainProgress
+    from .core.learning.progress import TrainProgress
     from .core.loading import LoadProgress
     from .core.scoring.novelty import EmbedProgress
     from .core.scoring.run import ScoreBatch
@@ -508,8 +508,7 @@ def _run_tag(args: argparse.Namespace) -> int:
     with Session.open(args.session, read_only=not args.tags) as session:
         session.collection.index_of(args.id)  # an unknown id is an error, not an image without tags
         if args.tags:
-            change = session.remove_tags if args.remove else session.add_tags
-            events = change(args.id, args.tags)
+            events = session.edit_tags(args.id, **{"remove" if args.remove else "add": args.tags})
             done = "removed" if args.remove else "added"
             print(f"{args.id}: {done} {', '.join(e.tag for e in events) or 'nothing (no change)'}")
         tags = session.labels.tags(args.id)
@@ -555,7 +554,7 @@ def _run_train(args: argparse.Namespace) -> int:
         for _ in range(args.cycles):
             cycle = _drive(session.run_cycle(score=not args.no_score, save_to=args.save_to,
                                              on_full_disk=_say_waiting_for_space, poll_s=SPACE_POLL_S))
-            print(f"cycle {session.cycle} saved: {session.latest_checkpoint()}")
+            print(f"cycle {session.cycle} saved: {session.model.latest_checkpoint()}")
             if cycle.scored is not None:
                 _report_scores(session, cycle.scored)
                 _say_remaining(session, args.stop_rate)
@@ -637,7 +636,7 @@ def _run_score(args: argparse.Namespace) -> int:
 
 def _report_scores(session: Any, result: Any, top: int = 10) -> None:
     print(f"scored {result.n_scored} images at {result.images_per_second:.0f} images/s "
-          f"(model {result.model_hash}); scores in {session.score_directory(session.cycle)}")
+          f"(model {result.model_hash}); scores in {session.runs.directory(session.cycle)}")
     if result.catalogue is not None:
         print(f"catalogue: {result.catalogue}\ntop {len(result.top_indices)}: {result.top_table}")
     labelled = set(session.labels.current(include_unsure=True))
@@ -736,7 +735,7 @@ def _run_map(args: argparse.Namespace) -> int:
             with _MapBar() as bar:
                 found = run_to_end(session.compute_map(args.sample), bar.update)
             print(f"map computed in {found.seconds:.0f} s")
-        colouring = map_colouring(session, found, args.colour)
+        colouring = map_colouring(session.runs, session.labels, session.collection, found, args.colour)
         if args.out.suffix.lower() in FORMATS:
             path = write_table(map_table(session, found, colouring), args.out)
         else:
@@ -879,7 +878,7 @@ def _run_info(args: argparse.Namespace) -> int:
 
     with Session.open(args.session, read_only=True) as session:
         collection = session.collection
-        found = session.scores()
+        found = session.runs.scores()
         _warn_if_incomplete(session)
         info = {
             "source": collection.source,
@@ -888,7 +887,7 @@ def _run_info(args: argparse.Namespace) -> int:
             "labels": session.labels.counts(),
             "cycles": session.cycle,
             "scored_cycle": found[0] if found else None,
-            "incomplete_scoring": session.score_notice(),
+            "incomplete_scoring": session.runs.notice(),
             "shards": len(collection.shards) if hasattr(collection, "shards") else None,
             **_remaining_info(session, args.stop_rate),
         }
@@ -927,7 +926,7 @@ def _add_relocate(commands: Any) -> None:
 
 def _run_relocate(args: argparse.Namespace) -> int:
     # deferred: torch
-    from .core.relocation import relocate
+    from .core.folder.relocation import relocate
     from .core.session import Session
 
     with Session.open(args.session) as session, _writer(session, args):
@@ -938,7 +937,7 @@ def _run_relocate(args: argparse.Namespace) -> int:
 
 
 def _warn_if_incomplete(session: Any) -> None:
-    notice = session.score_notice()
+    notice = session.runs.notice()
     if notice is not None:
         print(f"anomalymatch: warning: {notice}", file=sys.stderr)
 

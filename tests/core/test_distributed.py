@@ -64,9 +64,9 @@ def test_two_worker_cluster_equals_the_local_run(tmp_path, one_thread):
         session.config.train.head, scorer.frozen.input_size, session.config.probe.layers, True)
     local = run_to_end(session.score())
     local_scores = np.array(local.scores)
-    local_embeddings = np.array(ScoreStore.existing(session.score_directory(1)).embeddings())
+    local_embeddings = np.array(ScoreStore.existing(session.runs.directory(1)).embeddings())
     local_tables = (local.catalogue.read_bytes(), local.top_table.read_bytes())
-    folder = session.score_directory(1)
+    folder = session.runs.directory(1)
     for path in folder.iterdir():
         path.unlink()
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,

@@ -53,7 +53,7 @@ def test_the_map_places_every_embedded_image_and_is_saved_with_its_run(mapped):
     assert [e.stage for e in events] == ["reading", "fitting", "saving"]
     assert events[0] == MapProgress("reading", 40, 40)
     assert found.describe() == "40 of 40 images (cycle 1)"
-    saved = session.score_directory(session.cycle) / MAP_FILE
+    saved = session.runs.directory(session.cycle) / MAP_FILE
     assert saved.is_file()
     with Session.open(session.path, read_only=True) as reopened:  # shown again, not recomputed
         again = reopened.embedding_map()
@@ -106,11 +106,11 @@ def test_unreadable_images_are_left_off_the_map():
 
 def test_colours_are_the_latest_scores_and_labels(mapped):
     session, found, _ = mapped
-    colouring = map_colouring(session, found, "label")
+    colouring = map_colouring(session.runs, session.labels, session.collection, found, "label")
     assert colouring.labels[7] == ANOMALY and colouring.labels[0] == NORMAL and colouring.labels[5] == UNLABELED
-    np.testing.assert_array_equal(colouring.scores, session.scores()[1])
+    np.testing.assert_array_equal(colouring.scores, session.runs.scores()[1])
     with pytest.raises(ConfigError, match="coloured by one of"):
-        map_colouring(session, found, "size")
+        map_colouring(session.runs, session.labels, session.collection, found, "size")
 
 
 def test_the_map_renders_to_a_picture(mapped, tmp_path):
@@ -118,7 +118,8 @@ def test_the_map_renders_to_a_picture(mapped, tmp_path):
 
     session, found, _ = mapped
     for by in ("score", "label"):
-        path = render_map(found, map_colouring(session, found, by), tmp_path / f"{by}.png", found.describe())
+        colouring = map_colouring(session.runs, session.labels, session.collection, found, by)
+        path = render_map(found, colouring, tmp_path / f"{by}.png", found.describe())
         picture = np.asarray(Image.open(path).convert("RGB"))
         assert picture.shape[0] > 500 and picture.shape[1] > 600
         assert len(np.unique(picture.reshape(-1, 3), axis=0)) > 50  # points, colour bar, text: not blank

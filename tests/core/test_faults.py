@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_anomalymatch.core import atomic, labels
+from napari_anomalymatch.core import atomic
 from napari_anomalymatch.core.config import DataConfig, ModelConfig, ScoreConfig, SessionConfig, TrainConfig
 from napari_anomalymatch.core.errors import (
     CheckpointError,
@@ -38,10 +38,12 @@ from napari_anomalymatch.core.errors import (
 )
 from napari_anomalymatch.core.io import open_collection
 from napari_anomalymatch.core.labels import LabelStore
+from napari_anomalymatch.core.labels import sqlite as labels  # where the store's SQLite is opened
 from napari_anomalymatch.core.learning import checkpoints
 from napari_anomalymatch.core.learning.checkpoints import CheckpointInfo, load_checkpoint, save_checkpoint
 from napari_anomalymatch.core.review.export import export_session
 from napari_anomalymatch.core.review.queue import ReviewQueue
+from napari_anomalymatch.core.scoring.collection import score_manifest
 from napari_anomalymatch.core.scoring.run import run_to_end
 from napari_anomalymatch.core.scoring.store import CHECKSUMS, COMPLETE, SCORES, ScoreStore
 from napari_anomalymatch.core.session import Session, saved_state
@@ -97,9 +99,9 @@ def _partial_run(session_dir: Path, cycle: int, keep_parts: int) -> Path:
 def test_an_incomplete_newer_run_is_never_ranked_and_is_announced(copy):
     _partial_run(copy, 2, keep_parts=1)
     with Session.open(copy) as session:
-        cycle, scores = session.scores()
+        cycle, scores = session.runs.scores()
         assert cycle == 1 and np.isfinite(scores).all()
-        notice = session.score_notice()
+        notice = session.runs.notice()
         assert "scoring of cycle 2 is incomplete (1 of 4 parts)" in notice
         assert "cycle 1 (complete) are used" in notice
         queue = ReviewQueue(session, which="all")
@@ -115,7 +117,7 @@ def test_only_an_incomplete_run_is_refused_by_export_and_ranking_has_no_scores(c
         gen.close()
         with pytest.raises(IncompleteScoresError, match=r"cycle 1 is incomplete \(1 of 4 parts\)"):
             export_session(session, tmp_path / "out.csv")
-        assert session.scores() is None
+        assert session.runs.scores() is None
     assert not (tmp_path / "out.csv").exists()
 
 
@@ -304,7 +306,7 @@ def test_a_damaged_scores_npy_is_named(copy, damage):
     path.write_bytes({"truncate": data[:100], "flip": data[:-1] + bytes([data[-1] ^ 1]),
                       "garbage": b"x" * len(data)}[damage])
     with Session.open(copy) as session, pytest.raises(CorruptFileError, match="scores.npy"):
-        session.scores()
+        session.runs.scores()
 
 
 def test_a_garbage_top_table_is_written_again(copy):
@@ -329,7 +331,8 @@ def test_a_part_without_its_checksum_is_scored_again(copy):
 def test_a_run_folder_removed_while_scoring_is_a_clear_error(copy):
     with Session.open(copy) as session:
         shutil.rmtree(_run(copy))
-        store = ScoreStore(_run(copy), session._score_manifest("hash"))
+        manifest = score_manifest(session.collection, session.config, "hash", session.trainer.cycle)
+        store = ScoreStore(_run(copy), manifest)
         shutil.rmtree(_run(copy))
         with pytest.raises(SessionError, match="removed while scoring"):
             store.write_part(0, np.zeros(10, dtype=np.float32))
@@ -340,11 +343,11 @@ def test_garbage_run_files_give_no_traceback(copy, name):
     (_run(copy) / name).write_bytes(b"\xff\x00garbage")
     with Session.open(copy) as session:
         try:
-            found = session.scores()
+            found = session.runs.scores()
         except (SessionError, CorruptFileError) as err:
             assert str(_run(copy)) in str(err)
         else:  # a checksum log of garbage: no part is known, so the run counts as incomplete
-            assert found is None and "incomplete" in session.score_notice()
+            assert found is None and "incomplete" in session.runs.notice()
 
 
 # -- session.toml and the label store ---------------------------------------------------------
@@ -414,7 +417,7 @@ def test_a_read_only_session_is_named_and_still_readable(copy, monkeypatch):
         Session.open(copy)
     with Session.open(copy, read_only=True) as session:
         assert session.labels.counts()["anomaly"] == 2
-        assert session.scores()[0] == 1
+        assert session.runs.scores()[0] == 1
 
 
 def test_a_full_disk_is_named_and_the_session_still_readable(copy, monkeypatch):

@@ -31,9 +31,9 @@ def test_the_odd_images_rank_first_and_the_ranking_is_stored(tmp_path, method):
     assert set(result.top_indices[:3]) == set(np.flatnonzero(truth))
     session.close()
     with Session.open(tmp_path / "session", read_only=True) as again:  # read back from disk
-        cycle, scores = again.scores()
+        cycle, scores = again.runs.scores()
         assert cycle == 0 and again.cycle == 0  # a ranking, no checkpoint
-        assert again.ranking_method() == f"unsupervised:{method}"
+        assert again.runs.ranking_method() == f"unsupervised:{method}"
         assert set(again.ranking()[:3]) == set(np.flatnonzero(truth))
         np.testing.assert_array_equal(scores, result.scores)
 
@@ -62,7 +62,7 @@ def test_training_after_it_works_once_labels_exist(tmp_path):
     session.label_index(int(np.flatnonzero(~truth)[0]), "normal")
     run_to_end(session.train())
     run_to_end(session.score())
-    assert session.scores()[0] == 1 and session.ranking_method() == ""
+    assert session.runs.scores()[0] == 1 and session.runs.ranking_method() == ""
     with pytest.raises(SessionError, match="trained model"):
         run_to_end(session.score_unsupervised())
     session.close()

@@ -22,7 +22,7 @@ def write_scores(session: Session, scores: np.ndarray, cycle: int = 1) -> None:
     """Store scores as a finished score run of ``cycle`` (the session's own format)."""
     manifest = ScoreManifest(collection=session.collection.fingerprint(), n_images=len(scores),
                              model_hash="test", cycle=cycle, part_size=len(scores), preprocessing="test")
-    store = ScoreStore(session.score_directory(cycle), manifest)
+    store = ScoreStore(session.runs.directory(cycle), manifest)
     store.write_part(0, scores)
     store.consolidate()  # a finished run: only those are ranked
     store.mark_complete({})

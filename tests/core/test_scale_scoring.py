@@ -53,7 +53,7 @@ def test_a_killed_run_resumes_by_skipping_finished_shards(tmp_path):
     run = session.score()
     seen = [next(run) for _ in range(3)]  # shard 0 (2 batches) and half of shard 1
     run.close()  # as if killed here
-    folder = session.score_directory(1)
+    folder = session.runs.directory(1)
     parts = sorted(p.name for p in folder.glob("part-*.npy"))
     assert parts == ["part-000000-field_0.h5.npy"]
     assert seen[-1].n_done == 46

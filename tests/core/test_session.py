@@ -72,7 +72,7 @@ def test_train_score_rank_and_reopen(session):
     assert any(isinstance(e, LoadProgress) for e in events)
     steps = [e for e in events if isinstance(e, TrainProgress)]
     assert [s.iteration for s in steps] == [1, 2]
-    assert session.cycle == 1 and session.checkpoint_path(1).exists()
+    assert session.cycle == 1 and session.model.checkpoint_path(1).exists()
     result = run_to_end(session.score())
     assert result.n_scored == 40 and np.isfinite(result.scores).all()
     assert (result.scores >= 0).all() and (result.scores <= 1).all()
@@ -86,7 +86,7 @@ def test_train_score_rank_and_reopen(session):
     with Session.open(path) as again:
         assert again.cycle == 1
         assert len(again.labels.current()) == 5
-        cycle, scores = again.scores()
+        cycle, scores = again.runs.scores()
         np.testing.assert_array_equal(scores, result.scores)
         list(again.train())  # continues the same model
         assert again.cycle == 2 and again.trainer.iterations_done == 4
@@ -97,7 +97,7 @@ def test_interrupted_scoring_resumes_without_rescoring(session):
     run = session.score()
     batches = [next(run) for _ in range(2)]  # 2 batches of 16 = parts 0 and 1 written
     run.close()
-    store = session.score_directory(1)
+    store = session.runs.directory(1)
     assert sorted(p.name for p in store.glob("part-*.npy")) == ["part-000000.npy", "part-000001.npy"]
     assert batches[-1].n_done == 32
     first_parts = [np.load(p) for p in sorted(store.glob("part-*.npy"))]
@@ -160,7 +160,7 @@ def test_a_resumed_run_scores_bit_for_bit_as_an_uninterrupted_one(session, monke
     monkeypatch.setattr(pathchoice, "agrees", lambda agreement: True)
     monkeypatch.setattr(pathchoice, "MEASURE_MIN_IMAGES", 1)
     list(session.train())
-    store = session.score_directory(1)
+    store = session.runs.directory(1)
     uninterrupted = np.array(run_to_end(session.score()).scores)
     manifest = json.loads((store / "manifest.json").read_text())
     assert manifest["inference"] == "bfloat16+eager"

@@ -31,15 +31,15 @@ from napari_anomalymatch.core.errors import (
     SessionError,
     SourceNotFoundError,
 )
+from napari_anomalymatch.core.folder.lock import SessionLock, read_holder
+from napari_anomalymatch.core.folder.relocation import relocate
 from napari_anomalymatch.core.io.labelfiles import ConflictingLabelsWarning
 from napari_anomalymatch.core.learning import checkpoints
 from napari_anomalymatch.core.learning.checkpoints import load_checkpoint, read_checkpoint_info
 from napari_anomalymatch.core.learning.settingsdrift import SettingsChangedWarning
-from napari_anomalymatch.core.relocation import relocate
 from napari_anomalymatch.core.review.export import export_session
 from napari_anomalymatch.core.runs import run_to_end
 from napari_anomalymatch.core.session import Session
-from napari_anomalymatch.core.sessionlock import SessionLock, read_holder
 
 from ..conftest import blob_images, tiny_config, write_pngs
 
@@ -89,7 +89,7 @@ def test_a_second_writer_is_refused_naming_the_holder_and_readers_go_on(copy, tm
         session.label("img_006.png", "normal")  # labelling is its own transaction: never locked out
         assert session.labels.get("img_006.png") == 0
         with Session.open(copy, read_only=True) as reader:
-            assert reader.scores()[0] == 1
+            assert reader.runs.scores()[0] == 1
             export_session(reader, tmp_path / "out.csv")
     assert _iterations(copy) == 2  # the refused run trained nothing
 
@@ -109,7 +109,7 @@ def test_a_waiting_writer_starts_when_the_holder_ends(tmp_path):
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from napari_anomalymatch.core.sessionlock import SessionLock
+    from napari_anomalymatch.core.folder.lock import SessionLock
     SessionLock(sys.argv[1], "anomalymatch train").acquire()
     print("held", flush=True)
     time.sleep(600)
@@ -169,14 +169,14 @@ def test_a_disk_that_fills_at_the_save_keeps_the_cycle_to_save_later(copy, monke
     with Session.open(copy) as session:
         with pytest.raises(DiskFullError, match="cycle 2, 4 iterations in all.*kept in memory"):
             run_to_end(session.train())
-        assert session.unsaved_cycle == 2
+        assert session.model.unsaved_cycle == 2
         with pytest.raises(DiskFullError):  # nothing builds on an unsaved cycle
             run_to_end(session.score())
         monkeypatch.undo()
-        elsewhere = session.save_checkpoint(tmp_path / "spare")
-        assert read_checkpoint_info(elsewhere).iterations_done == 4 and session.unsaved_cycle == 2
-        saved = run_to_end(session.save_when_space(poll_s=0))
-        assert session.unsaved_cycle is None
+        elsewhere = session.model.save_checkpoint(tmp_path / "spare")
+        assert read_checkpoint_info(elsewhere).iterations_done == 4 and session.model.unsaved_cycle == 2
+        saved = run_to_end(session.model.save_when_space(poll_s=0))
+        assert session.model.unsaved_cycle is None
     assert saved == copy / "checkpoints" / "cycle-0002.safetensors"
     assert torch_equal(load_checkpoint(saved)[0], load_checkpoint(elsewhere)[0])
     assert (copy / "history" / "losses-cycle-0002.json").exists()
@@ -249,12 +249,12 @@ def _move_data(copy: Path, tmp_path: Path) -> Path:
 def test_a_moved_source_names_relocate_which_brings_the_session_back(copy, tmp_path):
     moved = _move_data(copy, tmp_path)
     with Session.open(copy, read_only=True) as session, pytest.raises(SourceNotFoundError) as caught:
-        session.scores()
+        session.runs.scores()
     assert f"anomalymatch relocate {copy} NEW_SOURCE" in str(caught.value)
     with Session.open(copy) as session:
         done = relocate(session, moved)
         assert done.n_images == 24 and "all 24 ids of the latest score table" in done.checked
-        assert session.scores()[0] == 1
+        assert session.runs.scores()[0] == 1
         assert run_to_end(session.score()).n_scored == 0  # the scores stay the collection's: none again
     assert f'source = "{moved}"' in (copy / "session.toml").read_text()
 

@@ -17,6 +17,7 @@ from napari_anomalymatch.core.config import (
     setting_names,
 )
 from napari_anomalymatch.core.errors import ConfigError, SessionError, UnknownIdError
+from napari_anomalymatch.core.io.labelfiles import import_catalogue_labels
 from napari_anomalymatch.core.labels import ANOMALY, NORMAL
 from napari_anomalymatch.core.runs import run_to_end
 from napari_anomalymatch.core.session import Session
@@ -92,7 +93,7 @@ def test_catalogue_labels_are_imported_once_into_a_session_without_history(tmp_p
         assert session.labels.current() == {"images/img_000.png": ANOMALY, "images/img_001.png": NORMAL}
         assert {event.source for event in session.labels.history()} == {"catalogue"}
         session.label("images/img_000.png", "normal")  # the user disagrees with the catalogue
-        assert session.import_catalogue_labels() == 0
+        assert import_catalogue_labels(session.labels, session.collection) == 0
     with Session.open_or_create(tmp_path / "s", data=DataConfig(source=str(catalogue))) as session:
         assert session.labels.current()["images/img_000.png"] == NORMAL  # reopening never brings it back
 

@@ -40,7 +40,7 @@ def trained(tmp_path_factory):
 
 
 def _embeddings(session) -> np.ndarray:
-    return ScoreStore.existing(session.score_directory(session.cycle)).embeddings()
+    return ScoreStore.existing(session.runs.directory(session.cycle)).embeddings()
 
 
 def test_scoring_stores_each_images_embedding_in_collection_order(trained):
@@ -59,7 +59,7 @@ def test_scoring_stores_each_images_embedding_in_collection_order(trained):
 def test_a_stopped_run_resumes_its_embeddings_like_its_scores(trained):
     session, _ = trained
     whole = np.array(_embeddings(session))
-    directory = session.score_directory(session.cycle)
+    directory = session.runs.directory(session.cycle)
     shutil.rmtree(directory)
     run = session.score()
     [next(run) for _ in range(2)]  # parts 0 and 1 (16 images each) written
@@ -128,6 +128,6 @@ def test_the_index_agrees_with_exact_search_and_is_saved(tmp_path, monkeypatch, 
     session, _ = trained
     monkeypatch.setattr(search, "EXACT_LIMIT", 10)
     found = session.similar([7], top=5)
-    assert found.method == "faiss" and (session.score_directory(1) / search.INDEX_FILE).exists()
+    assert found.method == "faiss" and (session.runs.directory(1) / search.INDEX_FILE).exists()
     assert set(found.indices[:2]) == {23, 31}
-    assert (session.score_directory(1) / EMBEDDINGS).exists()
+    assert (session.runs.directory(1) / EMBEDDINGS).exists()

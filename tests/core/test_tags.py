@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from napari_anomalymatch.core import labels as labels_module
 from napari_anomalymatch.core.errors import LabelError, ReadOnlyError, UnknownIdError
 from napari_anomalymatch.core.labels import (
     ANOMALY,
@@ -22,6 +21,7 @@ from napari_anomalymatch.core.labels import (
     LabelStore,
     parse_tags,
 )
+from napari_anomalymatch.core.labels import store as labels_module
 from napari_anomalymatch.core.review.export import export_session
 from napari_anomalymatch.core.review.queue import ReviewQueue
 
@@ -162,5 +162,5 @@ def test_the_review_shows_filters_and_exports_tags(session, tmp_path):  # noqa: 
 
 def test_tags_need_a_known_image(session):  # noqa: F811
     with pytest.raises(UnknownIdError, match="nope.png"):
-        session.add_tags("nope.png", "lens")
+        session.edit_tags("nope.png", add="lens")
     assert session.labels.all_tags() == {}

@@ -196,7 +196,7 @@ def test_exports_of_the_first_sample_carry_its_ra_and_dec(tmp_path, viewer, pane
     session = widget.controller.session
     n = len(session.collection)
     manifest = ScoreManifest(session.collection.fingerprint(), n, "test", 1, n, "test")
-    store = ScoreStore(session.score_directory(1), manifest)
+    store = ScoreStore(session.runs.directory(1), manifest)
     store.write_part(0, np.linspace(0, 1, n, dtype=np.float32))
     store.consolidate()
     store.mark_complete({})  # only complete runs are exported

@@ -31,7 +31,7 @@ def test_writer_saves_the_session_behind_a_review_layer(tmp_path, viewer, contro
     session = controller.session
     scores = np.linspace(0, 1, 16, dtype=np.float32)
     manifest = ScoreManifest(session.collection.fingerprint(), 16, "test", 1, 16, "test")
-    store = ScoreStore(session.score_directory(1), manifest)
+    store = ScoreStore(session.runs.directory(1), manifest)
     store.write_part(0, scores)
     store.consolidate()  # a finished run: only those are ranked
     store.mark_complete({})

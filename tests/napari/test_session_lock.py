@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from napari_anomalymatch.core.sessionlock import SessionLock
+from napari_anomalymatch.core.folder.lock import SessionLock
 
 from .conftest import label_both_classes, notifications_during
 

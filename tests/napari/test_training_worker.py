@@ -34,7 +34,7 @@ def test_a_cycle_in_a_worker_updates_the_ranking_while_the_viewer_answers_keys(
     assert [a[:2] for a in answered] == [(True, 1)]
     assert sum(ticks) >= 3  # the event loop kept running while the worker was busy
     session = controller.session
-    assert session.cycle == 1 and session.checkpoint_path(1).exists()
+    assert session.cycle == 1 and session.model.checkpoint_path(1).exists()
     queue = controller.queue
     assert queue.scores_cycle == 1 and np.isfinite(queue.scores).all()
     ranked = queue.scores[queue.ranking]

@@ -26,9 +26,9 @@ from ..core.config import (
 )
 from ..core.errors import AnomalyMatchError, ConfigError, SampError, SessionError
 from ..core.evaluation.testset import SOURCE_TRUTH, TestReport, TestSet, evaluate_test_set, read_test_set
+from ..core.folder.relocation import Relocation, relocate
 from ..core.io.labelfiles import count_changes, read_label_file
 from ..core.learning.history import read_loss_history
-from ..core.relocation import Relocation, relocate
 from ..core.review.crossmatch import DEFAULT_RADIUS, CrossMatch, crossmatch_session
 from ..core.review.discovery import STOP_PER_IMAGES, DiscoveryState, discovery_state
 from ..core.review.display import DisplayRenderer, DisplaySettings

@@ -61,7 +61,7 @@ def open_demo(session_dir: str | Path = DEMO_SESSION, viewer: napari.Viewer | No
                             options=source["options"])
     sample.visible = False  # the review's candidate and gallery show its images
     session = app.controller.session
-    if rank and session.cycle == 0 and not session.ranking_method():
+    if rank and session.cycle == 0 and not session.runs.ranking_method():
         app.controller.score_unsupervised()
     app.widget.glyphs.finish()  # while the ranking runs: its first caption then draws without a freeze
     return app

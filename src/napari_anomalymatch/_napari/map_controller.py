@@ -87,7 +87,7 @@ class MapController:
             raise SessionError("training or scoring runs: the map is computed when it has finished")
         from napari.qt.threading import create_worker
 
-        session.embedded_run()  # raises NoEmbeddingsError here, where the caller hears of it
+        session.runs.embedded_run()  # raises NoEmbeddingsError here, where the caller hears of it
         self.error, self.outdated = None, False
         connect = {"yielded": self.progress.emit, "returned": self._on_computed, "finished": self._on_finished}
         self._worker = create_worker(_map_events, session, sample, _connect=connect, _start_thread=True)
@@ -161,7 +161,8 @@ class MapController:
     # -- what the map shows ---------------------------------------------------------
 
     def colouring(self, by: str) -> MapColouring:
-        return map_colouring(self.controller.require_session(), self._require_map(), by)
+        session = self.controller.require_session()
+        return map_colouring(session.runs, session.labels, session.collection, self._require_map(), by)
 
     def describe(self) -> str:
         """What the panel says about the map (or why there is none)."""

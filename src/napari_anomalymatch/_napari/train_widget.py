@@ -13,7 +13,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEd
 from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
 
 from ..core.config import DEVICES, SessionConfig
-from ..core.learning.training import TrainProgress, TrainStage
+from ..core.learning.progress import TrainProgress, TrainStage
 from ..core.loading import LoadProgress
 from ..core.scoring.novelty import EmbedProgress
 from ..core.scoring.run import ScoreBatch
@@ -170,7 +170,7 @@ class TrainWidget(QWidget):
             self.status.value = f"failed: {outcome.error}"
         elif outcome.stopped:
             self.status.value = f"stopped; model of cycle {cycle} saved"
-        elif outcome.score_result is not None and session is not None and session.ranking_method():
+        elif outcome.score_result is not None and session is not None and session.runs.ranking_method():
             self.status.value = (f"unsupervised ranking of {outcome.score_result.n_scored} images: "
                                  "label a few anomalies, then train")
         elif outcome.score_result is not None:

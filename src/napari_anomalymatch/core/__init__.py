@@ -3,9 +3,11 @@
 Nothing here imports napari, Qt or magicgui.  Import the modules you need,
 e.g. ``from napari_anomalymatch.core.session import Session``.
 
-The top-level modules are the shared ground (config, errors, labels, transforms,
-loading, ...) plus the session that drives the parts; ``io/`` reads collections.
-The parts import in one direction, with no circle even behind ``TYPE_CHECKING``
+The shared ground is the top-level modules (errors, transforms, loading, ...), ``config/``
+(the settings), ``labels/`` (the label store) and ``io/`` (the collections).  The session
+(``session``, a handle on its folder, and ``folder/``) hands the wings their parts: ``learning``
+(training, checkpoints, the cycle), ``scoring`` (score runs, rankings), ``discovery`` (similarity,
+the map).  The parts import in one direction, with no circle even behind ``TYPE_CHECKING``
 (tests/test_boundaries.py checks): ``learning`` <- ``scoring`` <- ``discovery`` <- ``session``
 <- ``review`` <- ``evaluation``.
 

@@ -22,7 +22,8 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import ConfigError, NoEmbeddingsError, SessionError
 from ..scoring.diversity import unit_rows
-from ..scoring.store import ScoreRunStatus, ScoreStore, embedded_run
+from ..scoring.runs import ScoreRunStatus, embedded_run
+from ..scoring.store import ScoreStore
 
 MAP_FILE = "map.npz"
 MAP_SAMPLE = 50_000

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError
-from ..labels import ANOMALY, NORMAL, UNLABELED, UNSURE
+from ..io.base import ImageCollection
+from ..labels import ANOMALY, NORMAL, UNLABELED, UNSURE, LabelStore
+from ..scoring.runs import ScoreRuns
 from .embedding_map import EmbeddingMap
-
-if TYPE_CHECKING:
-    from ..session import Session
 
 COLOUR_BY = ("score", "label")
 LABEL_STYLE = {  # label code: (name, colour, marker size)
@@ -40,17 +39,18 @@ class MapColouring:
     labels: np.ndarray
 
 
-def map_colouring(session: Session, embedding_map: EmbeddingMap, by: str = "score") -> MapColouring:
-    """Scores (of the newest complete run) and labels of the mapped images of ``session``."""
+def map_colouring(runs: ScoreRuns, labels: LabelStore, collection: ImageCollection, embedding_map: EmbeddingMap,
+                  by: str = "score") -> MapColouring:
+    """Scores (of the newest complete of a session's ``runs``) and labels of its mapped images."""
     if by not in COLOUR_BY:
         raise ConfigError(f"the map is coloured by one of {list(COLOUR_BY)}; got {by!r}")
-    found = session.scores()
-    n = len(session.collection)
+    found = runs.scores()
+    n = len(collection)
     scores = found[1] if found is not None else np.full(n, np.nan, dtype=np.float32)
     codes = np.full(n, UNLABELED, dtype=np.int8)
-    current = session.labels.current(include_unsure=True)
+    current = labels.current(include_unsure=True)
     if current:
-        codes[session.collection.indices_of(list(current))] = list(current.values())
+        codes[collection.indices_of(list(current))] = list(current.values())
     return MapColouring(by, np.asarray(scores[embedding_map.indices], dtype=np.float32),
                         codes[embedding_map.indices])
 

@@ -23,7 +23,8 @@ from ..io.registry import open_collection
 from ..loading import load_images
 from ..runs import run_to_end
 from ..scoring.run import embedding_network
-from ..scoring.store import ScoreRunStatus, ScoreStore, embedded_run
+from ..scoring.runs import ScoreRunStatus, embedded_run
+from ..scoring.store import ScoreStore
 from ..transforms import Normaliser
 from .index import SimilarityIndex, build_index, faiss_available
 from .similarity import exact_search

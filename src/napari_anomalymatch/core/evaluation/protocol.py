@@ -31,7 +31,8 @@ from ..labels import ANOMALY, NORMAL, UNLABELED, parse_label
 from ..learning.augment import scoring_views
 from ..learning.cycle import run_cycle
 from ..learning.probe import AnomalyScorer, embed_views
-from ..learning.training import Trainer, TrainingData, TrainProgress, TrainStage, check_trainable
+from ..learning.progress import TrainingData, TrainProgress, TrainStage, check_trainable
+from ..learning.training import Trainer
 from ..loading import LoadProgress, load_images
 from ..scoring.orders import get_order, rank
 from ..scoring.run import embedding_network, score_components

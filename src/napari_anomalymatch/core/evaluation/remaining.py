@@ -21,8 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..review.remaining import HORIZONS, LEVEL, CalibrationLabels, RemainingEstimate, estimate_remaining
-from ..scoring.orders import get_order
-from ..session import rank
+from ..scoring.orders import get_order, rank
 
 AUDIT = 50
 

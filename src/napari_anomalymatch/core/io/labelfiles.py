@@ -1,12 +1,15 @@
-"""Reading label files (CSV/ECSV): which image, which label."""
+"""Labels into a collection's ids: reading label files (CSV/ECSV: which image, which label), the
+labels a catalogue source carries, and where in the collection the labelled images are."""
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import LabelError, UnknownIdError
-from ..labels import LABEL_NAMES, UNLABELED, parse_label
+from ..labels import LABEL_NAMES, UNLABELED, LabelStore, parse_label
 from .base import ImageCollection
 from .catalogue import column, read_table
 from .columns import COLUMN_NAMES
@@ -101,3 +104,21 @@ def _path_lookup(collection: ImageCollection) -> dict[str, str]:
 def _normal_path(base: Path, text: str) -> str:
     candidate = Path(text).expanduser()
     return str((candidate if candidate.is_absolute() else base / candidate).resolve())
+
+
+def labelled_images(store: LabelStore, collection: ImageCollection) -> tuple[np.ndarray, np.ndarray]:
+    """Indices in ``collection`` and labels (0 normal, 1 anomaly) of every image labelled in ``store``."""
+    current = store.current()
+    if not current:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    ids = list(current)
+    return collection.indices_of(ids), np.array([current[i] for i in ids], dtype=np.int64)
+
+
+def import_catalogue_labels(store: LabelStore, collection: ImageCollection) -> int:
+    """Store the labels a catalogue ``collection`` carries, into a ``store`` with no label history
+    only (so a catalogue label changed or undone since never comes back); returns how many."""
+    labels = getattr(collection, "labels", None)
+    if not labels or store.history():
+        return 0
+    return len(store.set_many(labels.items(), source="catalogue"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import sys
 from dataclasses import asdict, dataclass
@@ -133,3 +134,11 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], Checkpoi
         raise CheckpointError(f"{path}: the checkpoint is damaged (its tensors do not match their "
                               "SHA-256 checksum)")
     return tensors, info
+
+
+def cycle_of(path: Path) -> int:
+    """The cycle a checkpoint's name (``cycle-NNNN.safetensors``) says it holds."""
+    match = re.search(r"cycle-(\d+)", path.name)
+    if match is None:
+        raise CheckpointError(f"{path}: checkpoint name does not say its cycle")
+    return int(match.group(1))

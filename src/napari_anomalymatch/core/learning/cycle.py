@@ -4,7 +4,7 @@
 worker and ``evaluate`` (whose simulated expert labels between cycles).  It takes the parts it
 needs (``CycleParts``): where the labels and images come from, the trainer, what keeps a
 trained cycle and what scores it.  A session's parts keep the checkpoint and store the scores
-on disk (``core.session``); ``evaluate``'s keep everything in memory
+on disk (``core.learning.sessionmodel.SessionCycle``); ``evaluate``'s keep everything in memory
 (``core.evaluation.protocol``).
 
 It is a generator of the engine's progress events (``LoadProgress``, ``TrainStage``,
@@ -23,7 +23,8 @@ import numpy as np
 
 from ..config import TrainConfig
 from ..loading import LoadProgress
-from .training import Trainer, TrainingData, TrainProgress, TrainStage, announce_final_fit, check_trainable
+from .progress import TrainingData, TrainProgress, TrainStage, announce_final_fit, check_trainable
+from .training import Trainer
 
 
 class CycleParts(Protocol):

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from ..atomic import atomic_write_bytes
-from .training import TrainProgress
+from .progress import TrainProgress
 
 HISTORY_DIR = "history"
 

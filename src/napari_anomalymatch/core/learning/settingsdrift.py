@@ -50,7 +50,7 @@ def image_size_notice(config_file: Path, config: SessionConfig, info: Checkpoint
             f"the scores made at {made}. Set image_size = {made} under [model] to keep them")
 
 
-_SIZE_AT_END = re.compile(r", (\d+), (?:True|False)\)$")  # Session._preprocessing_key: (norm, size, tta)
+_SIZE_AT_END = re.compile(r", (\d+), (?:True|False)\)$")  # score_manifest's preprocessing: (norm, size, tta)
 
 
 def rescoring_notice(run: Path, old_key: str, new_key: str) -> str:

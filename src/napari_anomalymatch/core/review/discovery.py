@@ -122,7 +122,7 @@ def session_estimate(session: Session, horizons: tuple[int, ...] = HORIZONS,
     ConfigError
         Nothing scored yet, or too few labels to calibrate on.
     """
-    found = session.scores()
+    found = session.runs.scores()
     if found is None:
         raise ConfigError(f"{session.path}: nothing scored yet, so nothing can be estimated; train a cycle")
     scores = found[1]

@@ -128,10 +128,10 @@ def session_table(session: Session, top: int | None = None, scored_only: bool = 
     IncompleteScoresError
         When the only score runs stopped before their end (and ``scored_only``).
     """
-    found = session.complete_scores() if scored_only else session.scores()
+    found = session.runs.complete_scores(session.cycle) if scored_only else session.runs.scores()
     n = len(session.collection)
     cycle, scores = found if found is not None else (0, np.full(n, np.nan, dtype=np.float32))
-    indices = session.ranking("score", "all")  # the newest complete run; see Session.score_notice
+    indices = session.ranking("score", "all")  # the newest complete run; see ScoreRuns.notice
     if top is not None:
         indices = indices[:top]
     match = read_crossmatch(session)
@@ -148,7 +148,7 @@ def session_table(session: Session, top: int | None = None, scored_only: bool = 
 def similar_table(session: Session, found: SimilarImages):
     """The images of ``found`` (``Session.similar``) as a ``Table`` like ``session_table``'s, in
     order of similarity: rank, id, path, similarity, score, label, cycle, RA/Dec, tags."""
-    scored = session.scores()
+    scored = session.runs.scores()
     n = len(session.collection)
     scores = scored[1] if scored is not None else np.full(n, np.nan, dtype=np.float32)
     similarity = np.full(n, np.nan, dtype=np.float64)

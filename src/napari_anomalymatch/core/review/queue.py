@@ -144,8 +144,8 @@ class ReviewQueue:
         self._labels = dict(self.session.labels.current(include_unsure=True))
         self._tags = self.session.labels.tagged()
         if reload_scores or len(self.scores) != n:
-            found = self.session.scores()  # complete runs only
-            self.scores_notice = self.session.score_notice()
+            found = self.session.runs.scores()  # complete runs only
+            self.scores_notice = self.session.runs.notice()
             self.scores_cycle, self.scores = found if found else (None, np.full(n, np.nan, np.float32))
             self.crossmatch = read_crossmatch(self.session)
         if self.crossmatch is None:
@@ -169,7 +169,7 @@ class ReviewQueue:
         order, embeddings_of = self.order, None
         if get_order(order).needs_embeddings:
             try:
-                embeddings_of = self.session.stored_embeddings()
+                embeddings_of = self.session.runs.stored_embeddings()
             except NoEmbeddingsError:
                 order = "score"
         self.diverse_fallback = order != self.order
@@ -185,7 +185,7 @@ class ReviewQueue:
         _check_order(order, which, known)
         self._check_known(known)
         if get_order(order).needs_embeddings and not get_order(self.order).needs_embeddings:
-            self.session.stored_embeddings()  # raises NoEmbeddingsError, saying what to do
+            self.session.runs.stored_embeddings()  # raises NoEmbeddingsError, saying what to do
         tag = self.tag if tag is None else tag.strip()
         if tag:
             self._check_tag(tag)

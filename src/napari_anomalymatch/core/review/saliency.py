@@ -103,9 +103,9 @@ def explain_top(session: Session, out: str | Path, top: int, which: str = "unlab
         raise ConfigError(f"the number of candidates to explain must be an integer >= 1; got {top!r}")
     if which not in FILTERS:
         raise ConfigError(f"which must be one of {list(FILTERS)}; got {which!r}")
-    found = session.scores()
+    found = session.runs.scores()
     if found is None:
-        notice = session.score_notice()
+        notice = session.runs.notice()
         raise NotTrainedError(f"{session.path}: no ranking yet ({notice or 'nothing scored'}); run "
                               f"'anomalymatch score {session.path}' first")
     scores_cycle, scores = found

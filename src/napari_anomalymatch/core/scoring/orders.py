@@ -1,7 +1,7 @@
 """The orders candidates are reviewed in, registered once (as timm registers its models).
 
 The Review panel's choices, the protocol's oracle, the command line's ``--oracle-order``,
-``Session.ranking`` and the review queue all read this table; a new order is one
+``ScoreRuns.ranking`` and the review queue all read this table; a new order is one
 ``register_order`` call here.
 """
 
@@ -52,7 +52,7 @@ register_order("diverse", "the top candidates spread over their embeddings", Non
 
 def rank(scores: np.ndarray, candidates: np.ndarray, order: str, seed: int = 0,
          embeddings_of: EmbeddingLookup | None = None) -> np.ndarray:
-    """Order ``candidates`` by ``order`` (see ``Session.ranking``: a review order's name); ties by index.  ``diverse``
+    """Order ``candidates`` by ``order`` (see ``ScoreRuns.ranking``: a review order's name); ties by index.  ``diverse``
     needs ``embeddings_of`` (indices -> embeddings: ``core.scoring.diversity``)."""
     review_order = get_order(order)
     if review_order.key is None:

@@ -32,7 +32,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -405,42 +405,6 @@ def best_of(scores: np.ndarray, indices: np.ndarray, k: int) -> np.ndarray:
 TABLES = ("scores.parquet", "top.parquet")  # tables.CATALOGUE and TOP
 
 
-@dataclass(frozen=True)
-class ScoreRunStatus:
-    """How far one score run got."""
-
-    directory: Path
-    cycle: int
-    n_images: int
-    parts_done: int
-    n_parts: int
-    complete: bool
-    method: str = ""  # see ScoreManifest.method
-
-
-def run_status(directory: Path) -> ScoreRunStatus | None:
-    """The status of the run in ``directory``, or None when there is no run there."""
-    manifest = read_manifest(directory)
-    if manifest is None:
-        return None
-    store = ScoreStore.existing(directory)
-    done = len(store.done_parts())
-    return ScoreRunStatus(Path(directory), manifest.cycle, manifest.n_images, done, manifest.n_parts,
-                          store.complete and done == manifest.n_parts, manifest.method)
-
-
-def embedded_run(runs: Iterable[ScoreRunStatus], folder: Path) -> ScoreStore:
-    """The newest complete run of ``runs`` (a session's, newest first) that stored embeddings;
-    ``folder``: the session's, named when there is none."""
-    for status in runs:
-        if status.complete:
-            store = ScoreStore.existing(status.directory)
-            if store.manifest.embeddings:
-                return store
-    raise NoEmbeddingsError(f"{folder}: no score run stored the images' embeddings yet; run "
-                            f"'anomalymatch score {folder}' (after a training cycle) to store them")
-
-
 def _load_mapped(path: Path, what: str, advice: str) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
@@ -467,9 +431,3 @@ def read_manifest(directory: Path) -> ScoreManifest | None:
         return ScoreManifest(**values)
     except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as err:
         raise SessionError(f"{path}: unreadable score manifest ({err}); delete its folder to rescore") from err
-
-
-def open_scores(directory: str | Path) -> tuple[ScoreManifest, np.ndarray]:
-    """The manifest and scores of a finished or partial run."""
-    store = ScoreStore.existing(directory)
-    return store.manifest, store.scores()

@@ -20,13 +20,13 @@ from typing import Protocol
 
 import numpy as np
 
-from .atomic import atomic_write_bytes
-from .config import SessionConfig, resolve_source
-from .errors import SessionError, SourceNotFoundError
-from .io.base import ImageCollection
-from .io.registry import open_collection
-from .labels import LabelStore
-from .scoring.store import ScoreStore, read_manifest
+from ..atomic import atomic_write_bytes
+from ..config import SessionConfig, resolve_source
+from ..errors import SessionError, SourceNotFoundError
+from ..io.base import ImageCollection
+from ..io.registry import open_collection
+from ..labels import LabelStore
+from ..scoring.store import ScoreStore, read_manifest
 
 
 class RelocatedSession(Protocol):

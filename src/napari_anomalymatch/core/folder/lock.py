@@ -16,12 +16,12 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import disk_errors
-from .errors import SessionBusyError
+from ..atomic import disk_errors
+from ..errors import SessionBusyError
 
 LOCK_FILE = "session.lock"
 POLL_S = 0.2  # how often a waiting writer tries again
@@ -150,3 +150,34 @@ def _unlock(fd: int) -> None:
         else:
             os.lseek(fd, 0, os.SEEK_SET)
             msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+
+class Writer:
+    """One handle's hold on a session's write lock: the outermost ``hold`` takes it, nested ones share it."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self._lock: SessionLock | None = None
+
+    @contextlib.contextmanager
+    def hold(self, command: str, wait: bool = False, on_wait: Callable[[Holder | None], None] | None = None,
+             on_taken: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold the lock for the block; ``on_taken`` runs once it is taken (not when it was held)."""
+        if self._lock is not None:
+            yield
+            return
+        lock = SessionLock(self.folder, command)
+        lock.acquire(wait, on_wait)
+        self._lock = lock
+        try:
+            if on_taken is not None:
+                on_taken()
+            yield
+        finally:
+            self._lock = None
+            lock.release()
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None

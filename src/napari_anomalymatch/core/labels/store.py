@@ -15,34 +15,32 @@ keeps every label whose call returned.
 from __future__ import annotations
 
 import contextlib
-import os
-import re
-import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import disk_errors, free_space_text
-from .errors import DiskFullError, LabelError, ReadOnlyError, SessionError
-from .labelcheck import check_store
+from ..atomic import disk_errors, free_space_text
+from ..errors import DiskFullError, LabelError, ReadOnlyError, SessionError
+from .check import check_store
+from .sqlite import Transaction, cannot_write, disk_full, looks_like_sqlite
+from .values import (
+    ANOMALY,
+    LABEL_NAMES,
+    NORMAL,
+    TAG_ADDED,
+    TAG_REMOVED,
+    UNLABELED,
+    UNSURE,
+    LabelEvent,
+    ReviewPlace,
+    parse_label,
+    parse_tags,
+)
 
-UNLABELED = -1
-NORMAL = 0
-ANOMALY = 1
-UNSURE = 2
-LABEL_NAMES = {UNLABELED: "unlabelled", NORMAL: "normal", ANOMALY: "anomaly", UNSURE: "unsure"}
-_LABEL_WORDS = {
-    "anomaly": ANOMALY, "anomalous": ANOMALY, "1": ANOMALY, "true": ANOMALY, "yes": ANOMALY,
-    "normal": NORMAL, "0": NORMAL, "false": NORMAL, "no": NORMAL,
-    "unsure": UNSURE, "skip": UNSURE, "2": UNSURE,
-    "": UNLABELED, "-1": UNLABELED, "unlabelled": UNLABELED, "unlabeled": UNLABELED,
-    "none": UNLABELED, "nan": UNLABELED,
-}
-
+LABELS_FILE = "labels.sqlite"  # a session's label store, in its folder
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -73,103 +71,6 @@ _TO_VERSION_1 = (  # tags: a column of the events, and each image's current tags
 # missing, with no change of schema version, so older code still opens the store and its events
 # (NULL here) count as given outside a ranked review.
 REVIEW_COLUMNS = (("rank", "INTEGER"), ("score", "REAL"), ("review_order", "TEXT"))
-TAG_ADDED, TAG_REMOVED = 1, 0  # a tag event's ``label``: whether the image has the tag afterwards
-TAG_SEPARATORS = re.compile(r"[,;]")
-MAX_TAG_CHARACTERS = 64
-
-
-def parse_tags(values: str | Iterable[str]) -> list[str]:
-    """Tags from text: ``"lens, merger"`` or ``["lens", "merger"]`` -> ``["lens", "merger"]``.
-
-    Commas and semicolons separate tags (a semicolon joins them in exports);
-    spaces around a tag are dropped, inner runs of spaces become one.
-
-    Raises
-    ------
-    LabelError
-        For no tag at all, an empty tag or one longer than ``MAX_TAG_CHARACTERS``.
-    """
-    texts = [values] if isinstance(values, str) else list(values)
-    tags: list[str] = []
-    for text in texts:
-        for part in TAG_SEPARATORS.split(str(text)):
-            tag = " ".join(part.split())
-            if not tag:
-                raise LabelError(f"tag {str(text)!r} holds an empty tag; expected words such as 'lens' or "
-                                 "'lens, merger'")
-            if len(tag) > MAX_TAG_CHARACTERS:
-                raise LabelError(f"tag {tag[:20]!r}... is {len(tag)} characters long; at most "
-                                 f"{MAX_TAG_CHARACTERS} are kept")
-            if tag not in tags:
-                tags.append(tag)
-    if not tags:
-        raise LabelError("no tag given; expected words such as 'lens' or 'lens, merger'")
-    return tags
-
-
-def parse_tag_edits(text: str) -> tuple[list[str], list[str]]:
-    """What a typed tag line asks for: ``"lens, -merger"`` adds ``lens`` and removes ``merger``.
-
-    Raises
-    ------
-    LabelError
-        As ``parse_tags``.
-    """
-    add, remove = [], []
-    for tag in parse_tags(text):
-        if tag.startswith("-"):
-            remove.extend(parse_tags(tag[1:]))
-        else:
-            add.append(tag)
-    return add, remove
-
-
-def parse_label(value: Any, where: str = "label") -> int:
-    """Turn ``'anomaly'``, ``'normal'``, ``1``, ``0``, ``''`` ... into a label code."""
-    if isinstance(value, bool):
-        return ANOMALY if value else NORMAL
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value != value:  # NaN
-            return UNLABELED
-        if float(value) in (-1.0, 0.0, 1.0, 2.0):
-            return int(value)
-    text = str(value).strip().lower()
-    if text in _LABEL_WORDS:
-        return _LABEL_WORDS[text]
-    try:
-        return parse_label(float(text), where)
-    except ValueError:
-        pass
-    raise LabelError(
-        f"{where}: label {str(value)!r} is not understood; expected anomaly, normal, unsure, "
-        "1, 0 or empty"
-    )
-
-
-@dataclass(frozen=True)
-class ReviewPlace:
-    """Where an image stood in the review when it was labelled."""
-
-    rank: int  # 1-based place in the review order
-    score: float  # its score then (NaN: not scored)
-    order: str  # the review order: score, uncertainty, random, diverse, ...
-
-
-@dataclass(frozen=True)
-class LabelEvent:
-    """One change of one image's label."""
-
-    seq: int
-    image_id: str
-    label: int
-    previous: int
-    time: float
-    cycle: int
-    source: str
-    reverts: int | None
-    undone: bool
-    tag: str | None = None  # a tag event: ``label`` says whether the image has the tag afterwards
-    review: ReviewPlace | None = None  # None: labelled outside a ranked review (import, selection, undo)
 
 
 class LabelStore:
@@ -213,7 +114,7 @@ class LabelStore:
             self._check_readable(db)
             return db
         except sqlite3.OperationalError as err:
-            if not _cannot_write(self.path.parent, err):
+            if not cannot_write(self.path.parent, err):
                 raise
         db = sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False, isolation_level=None)
         self._check_readable(db)
@@ -225,8 +126,8 @@ class LabelStore:
 
     def _open_error(self, err: sqlite3.DatabaseError) -> SessionError:
         """Say what really stops the store from opening: a full disk, a read-only folder, or damage."""
-        if _looks_like_sqlite(self.path) and _cannot_write(self.path.parent, err):
-            if _disk_full(self.path.parent, err):
+        if looks_like_sqlite(self.path) and cannot_write(self.path.parent, err):
+            if disk_full(self.path.parent, err):
                 return DiskFullError(
                     f"{self.path}: the disk is full ({free_space_text(self.path.parent)} free), so the "
                     f"label store cannot be opened for writing ({err}); the labels in it are intact. "
@@ -444,8 +345,8 @@ class LabelStore:
 
     # -- internals -------------------------------------------------------------------
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db, self.path)
+    def _transaction(self) -> Transaction:
+        return Transaction(self._db, self.path)
 
     def _current_label(self, image_id: str) -> int:
         row = self._db.execute("SELECT label FROM current WHERE image_id = ?", (image_id,)).fetchone()
@@ -485,7 +386,7 @@ def _add_review_columns(db: sqlite3.Connection, path: Path) -> None:
     columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
     if all(name in columns for name, _ in REVIEW_COLUMNS):
         return
-    with _Transaction(db, path):
+    with Transaction(db, path):
         columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}  # another process may be first
         for name, kind in REVIEW_COLUMNS:
             if name not in columns:
@@ -500,7 +401,7 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
     """
     if db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
         return
-    transaction = _Transaction(db, path)
+    transaction = Transaction(db, path)
     with transaction:
         if db.execute("PRAGMA user_version").fetchone()[0] < 1:  # checked again: another process may be first
             columns = {row[1] for row in db.execute("PRAGMA table_info(events)")}
@@ -508,79 +409,3 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
                 if not ("ADD COLUMN tag" in statement and "tag" in columns):
                     db.execute(statement)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-
-SQLITE_HEADER = b"SQLite format 3\x00"
-_WRITE_FAILURES = ("disk i/o error", "readonly", "read-only", "unable to open", "disk is full",
-                   "database or disk is full")
-
-
-def _looks_like_sqlite(path: Path) -> bool:
-    """Whether ``path`` starts like an SQLite database (so an error opening it is not damage)."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
-    except OSError:
-        return False
-
-
-def _cannot_write(folder: Path, err: sqlite3.Error) -> bool:
-    """Whether ``err`` comes from a folder that cannot be written (full or read-only)."""
-    return any(word in str(err).lower() for word in _WRITE_FAILURES) and not folder_writable(folder)
-
-
-def _disk_full(folder: Path, err: sqlite3.Error) -> bool:
-    return "full" in str(err).lower() or shutil.disk_usage(folder).free < FULL_BELOW
-
-
-FULL_BELOW = 1 << 20  # SQLite needs its -wal and -shm files: under a MiB free counts as full
-
-
-def folder_writable(folder: Path) -> bool:
-    """Whether a file can be created in ``folder`` now (tried, so it also holds for root)."""
-    probe = Path(folder) / f".write-probe.{os.getpid()}.tmp"
-    try:
-        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    except OSError:
-        return False
-    probe.unlink(missing_ok=True)
-    return shutil.disk_usage(folder).free >= FULL_BELOW
-
-
-class _Transaction:
-    """One write transaction; a write the disk or folder refuses becomes a named error."""
-
-    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
-        self.db = db
-        self.path = path
-
-    def __enter__(self) -> None:
-        self._run("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, *rest: object) -> None:
-        if exc_type is None:
-            self._run("COMMIT")
-            return
-        if self.db.in_transaction:  # SQLite has already rolled back after e.g. SQLITE_FULL
-            self.db.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.OperationalError):
-            self._raise_named(exc)
-
-    def _run(self, statement: str) -> None:
-        try:
-            self.db.execute(statement)
-        except sqlite3.OperationalError as err:
-            if statement == "COMMIT" and self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            self._raise_named(err)
-            raise
-
-    def _raise_named(self, err: sqlite3.OperationalError) -> None:
-        full_message = "full" in str(err).lower()
-        if full_message or "readonly" in str(err).lower() or _cannot_write(self.path.parent, err):
-            full = full_message or _disk_full(self.path.parent, err)
-            kind = DiskFullError if full else ReadOnlyError
-            why = (f"the disk is full ({free_space_text(self.path.parent)} free)" if full else
-                   "the label store is read-only here")
-            raise kind(f"{self.path}: {why}, so the label was not stored ({err}); the labels "
-                       "stored before are intact") from err

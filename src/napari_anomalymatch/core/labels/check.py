@@ -1,4 +1,5 @@
-"""Checks of a label store opened from disk: edited by hand or written by another program.
+"""Checks of a label store on disk: present and not empty when a session opens, and, once opened,
+readable truthfully (edited by hand or written by another program).
 
 A store whose tables lack the columns this version reads, one from a newer
 version, or one holding label codes that mean nothing is refused with what was
@@ -8,10 +9,12 @@ by their own labelling).
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 from pathlib import Path
 
-from .errors import SessionError
+from ..errors import SessionError
 
 COLUMNS = {
     "events": {"seq", "image_id", "label", "previous", "time", "cycle", "source", "reverts", "undone"},
@@ -60,3 +63,29 @@ def _check_codes(db: sqlite3.Connection, path: Path, names: dict[int, str]) -> N
         f"{path}: the label store holds label codes that mean nothing ({said}{' ...' if len(rows) > SHOWN else ''}); "
         f"the codes are {known}. It was edited by hand: set those rows back (sqlite3 {path} \"UPDATE current "
         "SET label = 1 WHERE image_id = '...'\"), or restore the store from a backup")
+
+
+def require_label_store(path: Path) -> None:
+    """Refuse a missing or empty label store: every session is created with one."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        size = None
+    if size:
+        return
+    what = "is missing" if size is None else "is empty (0 bytes)"
+    raise SessionError(
+        f"{path}: the session's label store {what}, so every label given would be lost; restore it "
+        "from a backup, or start a new store from an export or label file with "
+        f"'anomalymatch label {path.parent} FILE.csv --new-store'")
+
+
+def move_label_store_aside(path: Path) -> None:
+    """Keep a damaged or empty store under another name (labels are never deleted)."""
+    if not path.exists():
+        return
+    aside = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.old")
+    for suffix in ("", "-wal", "-shm"):
+        source = path.with_name(path.name + suffix)
+        if source.exists():
+            os.replace(source, aside.with_name(aside.name + suffix))
