@@ -41,9 +41,9 @@ def ranked(clone: Path) -> bool:
 def first_candidate(clone: Path) -> dict:
     """Run ``make demo`` in ``clone`` until its first ranking is complete; seconds to each stage."""
     started = time.perf_counter()
-    log = open(clone / "make-demo.log", "w")
-    demo = subprocess.Popen(["make", "demo"], cwd=clone, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    with open(clone / "make-demo.log", "w") as log:  # the child keeps its own copy of the handle
+        demo = subprocess.Popen(["make", "demo"], cwd=clone, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     installed_s = None
     try:
         while demo.poll() is None and time.perf_counter() - started < TIMEOUT_S:

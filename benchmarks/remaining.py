@@ -134,8 +134,9 @@ def markdown(results: dict) -> str:
                       for d in sorted({r["dataset"] for r in runs}))
     walls = [r["wall_seconds"] for r in runs if r.get("wall_seconds")]
     loads = [r["load_before"] for r in runs if r.get("load_before") is not None]
-    lines += ["", f"Runs: {names}. `remaining.py`'s own runs (FIRST) have {CYCLES} cycles (`{' '.join(PROTOCOL)}` "
-              f"with `--cycles {CYCLES}`); `quality.py`'s have 3. Every cycle's estimate is made before the oracle reviews. "
+    lines += ["", f"Runs: {names}. `remaining.py`'s own runs (FIRST) have {CYCLES} cycles "
+              f"(`{' '.join(PROTOCOL)}` with `--cycles {CYCLES}`); `quality.py`'s have 3. "
+              "Every cycle's estimate is made before the oracle reviews. "
               f"Target: the truth inside the 90 % interval in at least {TARGET:.0%} of cycles. "
               f"Not estimated (fewer than 2 anomalies and 2 normal images reviewed in score order yet, "
               f"always the first cycle): {skipped['without_audit']} cycles without the audit. "

@@ -183,9 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inputs", nargs="*", type=Path, default=[],
                         help="*.remaining.npz of protocol runs with training (anomalymatch evaluate --json)")
     args = parser.parse_args(argv)
-    sources = {f"{name} seed {seed}": ("replay", replay_inputs(name, seed)) for name in args.sets for seed in args.seeds}
-    sources.update({str(path.relative_to(WORK) if path.is_relative_to(WORK) else path): ("protocol", dict(np.load(path)))
-                    for path in args.inputs})
+    sources = {f"{name} seed {seed}": ("replay", replay_inputs(name, seed))
+               for name in args.sets for seed in args.seeds}
+    sources.update({str(path.relative_to(WORK) if path.is_relative_to(WORK) else path):
+                    ("protocol", dict(np.load(path))) for path in args.inputs})
     results = {"code": code_version(), "replays": [k for k, (kind, _) in sources.items() if kind == "replay"],
                "protocol_runs": [k for k, (kind, _) in sources.items() if kind == "protocol"], "summaries": {}}
     for estimator_name, estimator in ESTIMATORS.items():

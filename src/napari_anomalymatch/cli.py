@@ -978,9 +978,9 @@ def _add_evaluate(commands: Any) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    # deferred: torch
     import numpy as np
 
+    # deferred: torch
     from .core.evaluation.protocol import OracleSettings, read_benchmark
 
     benchmark = read_benchmark(args.manifest, on_error="skip" if args.skip_bad else "raise")
