@@ -136,7 +136,7 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def prior_estimator(slope_sd: float, intercept_sd: float, draws: int = 400):
+def prior_estimator(slope_sd: float, intercept_sd: float, draws: int = 400, inflate: float = 1.0):
     """Platt scaling with a Gaussian prior centred on the score's own calibration (slope 1,
     intercept 0) and the interval from the posterior's Laplace approximation: where the labels
     cover a narrow stretch of scores, the prior, not a flat fit, says how the rest behave."""
@@ -161,7 +161,7 @@ def prior_estimator(slope_sd: float, intercept_sd: float, draws: int = 400):
         counts, centres = r._binned(unreviewed, sizes)
         point = counts @ r._sigmoid(theta[0] * centres + theta[1])
         rng = np.random.default_rng(0)
-        samples = rng.multivariate_normal(theta, np.linalg.inv(hessian), size=draws)
+        samples = rng.multivariate_normal(theta, inflate * np.linalg.inv(hessian), size=draws)
         means = counts @ r._sigmoid(samples[:, :1] * centres[None, :] + samples[:, 1:]).T
         drawn = rng.poisson(np.maximum(means, 0))
         low, high = np.quantile(drawn, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=1)
@@ -171,9 +171,42 @@ def prior_estimator(slope_sd: float, intercept_sd: float, draws: int = 400):
     return estimate
 
 
+def bootstrap_prior_estimator(slope_sd: float, intercept_sd: float):
+    """Today's bootstrap interval, with the ridge centred on the score's own calibration."""
+    from napari_anomalymatch.core.review import remaining as r
+
+    def estimate(scores, labels):
+        original = r.fit_platt
+
+        def fit(z, y, weights=None, iterations=50):
+            w = np.ones((1, len(z))) if weights is None else np.asarray(weights, dtype=np.float64)
+            centre, precision = np.array([1.0, 0.0]), np.diag([1 / slope_sd**2, 1 / intercept_sd**2])
+            theta = np.tile(centre, (len(w), 1))
+            for _ in range(iterations):
+                p = r._sigmoid(theta[:, :1] * z + theta[:, 1:])
+                residual, curvature = w * (y - p), w * p * (1 - p)
+                gradient = np.stack([residual @ z, residual.sum(1)], axis=1) - (theta - centre) @ precision
+                zz, z1, n = curvature @ (z * z), curvature @ z, curvature.sum(1)
+                hessian = np.stack([np.stack([zz, z1], -1), np.stack([z1, n], -1)], axis=1) + precision
+                step = np.linalg.solve(hessian, gradient[..., None])[..., 0]
+                theta += step
+                if np.abs(step).max() < 1e-8:
+                    break
+            return theta[0] if weights is None else theta
+
+        r.fit_platt = fit
+        try:
+            return estimate_remaining(scores, labels, HORIZONS, LEVEL)
+        finally:
+            r.fit_platt = original
+
+    return estimate
+
+
 ESTIMATORS = {"current": lambda scores, labels: estimate_remaining(scores, labels, HORIZONS, LEVEL),
-              **{f"prior s{s_sd} i{i_sd}": prior_estimator(s_sd, i_sd)
-                 for s_sd, i_sd in ((0.25, 10.0), (0.5, 10.0), (1.0, 10.0), (0.5, 3.0))}}
+              **{f"prior s{s_sd} (Laplace x{k})": prior_estimator(s_sd, 10.0, inflate=k)
+                 for s_sd in (0.15, 0.25) for k in (1, 4, 9)},
+              "prior s0.15 (bootstrap)": bootstrap_prior_estimator(0.15, 10.0)}
 
 
 def main(argv: list[str] | None = None) -> int:
