@@ -4,6 +4,8 @@ show the candidates on the tile, where a click shows one in the review."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -78,8 +80,13 @@ def test_the_mosaic_fields_make_a_session_and_the_button_shows_it_on_the_tile(pa
         canvas = view.viewer.window._qt_viewer.canvas.native
         qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=_canvas_point(view.viewer, *place))
         qtbot.waitUntil(lambda: controller.current.index == wanted, timeout=3000)
+
+        train = dataclasses.replace(controller.session.config.train, iterations=3)
+        controller.configure(train=train)  # new settings, the same session: the view stays
+        assert panel.mosaic_view is view
+        controller.close_session()  # the view no longer follows a review that is gone
+        assert panel.mosaic_view is None and not panel.show_mosaic.enabled
     finally:
-        view.close()
         view.viewer.close()
 
 

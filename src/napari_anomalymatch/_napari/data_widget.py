@@ -202,9 +202,14 @@ class DataWidget(Container):
             self.mosaic.value = format_patterns([*bands, tile])
 
     def _on_show_mosaic(self, *_: Any) -> None:
-        if self.mosaic_view is not None:
-            self.mosaic_view.close()  # its viewer stays; it no longer follows the review
+        self._stop_mosaic_view()
         self.mosaic_view = open_mosaic_view(self.controller)
+
+    def _stop_mosaic_view(self) -> None:
+        """The last mosaic view no longer follows the review (its viewer keeps the tile until closed)."""
+        if self.mosaic_view is not None:
+            self.mosaic_view.close()
+            self.mosaic_view = None
 
     def _write_layer_stack(self, layer: Any) -> dict[str, Any]:
         """Store a layer's image stack as HDF5 in the session folder."""
@@ -250,6 +255,8 @@ class DataWidget(Container):
     # -- showing state -----------------------------------------------------------------
 
     def _on_session_changed(self, session: Any) -> None:
+        if self.mosaic_view is not None and session is not self.mosaic_view.session:
+            self._stop_mosaic_view()  # its points are another session's candidates
         self.show_mosaic.enabled = is_mosaic_session(session)
         if session is None:
             self.status.value = "no session open"

@@ -34,6 +34,7 @@ class MosaicView:
     def __init__(self, controller: AnomalyMatchController, path: str | Path, viewer: napari.Viewer,
                  top: int = 1000) -> None:
         self.controller, self.viewer, self.top = controller, viewer, top
+        self.session = controller.session  # the session whose candidates it shows
         self.tile = read_tile(Path(path), 0)
         self._pixels = TilePixels(self.tile)
         self.image = viewer.add_image(**_image_layer(self._pixels), name=Path(path).name,
