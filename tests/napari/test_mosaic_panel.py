@@ -132,6 +132,21 @@ def test_an_opened_fits_layer_becomes_a_mosaic_band(panel, viewer, sky):
     assert len(messages) == 1 and "'pixels only'" in messages[0] and "open the FITS file itself" in messages[0]
 
 
+def test_a_layer_another_reader_opened_from_fits_is_a_band_and_other_files_are_refused(panel, viewer, sky, tmp_path):
+    from napari.layers._source import layer_source
+
+    tiles, _ = sky
+    with layer_source(path=str(tiles[1]), reader_plugin="another-fits-reader"):
+        viewer.layers.selection.active = viewer.add_image(np.zeros((8, 8)), name="r band")
+    assert click(panel.layer_as_mosaic) == []
+    assert panel.options()["mosaic"] == [str(tiles[1])]
+
+    with layer_source(path=str(tmp_path / "photo.png")):
+        viewer.layers.selection.active = viewer.add_image(np.zeros((8, 8)), name="photo")
+    messages = click(panel.layer_as_mosaic)
+    assert len(messages) == 1 and "photo.png, not a FITS file" in messages[0], messages
+
+
 def test_show_mosaic_from_python(widget, viewer, sky, tmp_path, make_napari_viewer):
     tiles, catalogue = sky
     app = AnomalyMatchApp(viewer, widget)
