@@ -121,9 +121,9 @@ def mosaic_data(session: Path, data: DataConfig, detect: DetectConfig | None = N
     bands = data.options.get("mosaic")
     if detect is None:
         if bands and not data.source:
-            raise ConfigError("a mosaic source needs the positions to cut: give a catalogue with ra/dec columns "
-                              "(--catalogue cat.fits; the Data panel's Source) or detect the sources on the first "
-                              "band (--detect; the panel's Detect sources)")
+            raise ConfigError("a mosaic source needs the positions to cut: give a catalogue (--catalogue cat.fits, "
+                              "or the Data panel's Source, with ra/dec columns) or detect the sources on the first "
+                              "band (--detect, or the panel's Detect sources)")
         return data
     if not bands:
         raise ConfigError("--detect finds sources on a mosaic: give its tiles with --mosaic 'tiles/*_g.fits'")
