@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import napari
 
     from .main_widget import AnomalyMatchWidget
+    from .mosaic_layer import MosaicView
     from .workers import RunOutcome
 
 
@@ -197,6 +198,21 @@ class AnomalyMatchApp:
     def label_selection(self, label: str | int) -> int:
         """Label every image selected on the map in one undoable step."""
         return self.controller.embedding_map.label_selection(label)
+
+    # -- the mosaic --------------------------------------------------------------------
+
+    def show_mosaic(self, path: str | Path | None = None, viewer: napari.Viewer | None = None) -> MosaicView:
+        """Show a mosaic tile (default: the session's first) with the candidates on it, in ``viewer`` (default:
+        a new one); a click on a point shows that candidate, each review step centres the tile on it.
+
+        Raises
+        ------
+        ConfigError
+            No tile given and the session's images are not cut from a mosaic.
+        """
+        from .mosaic_layer import open_mosaic_view  # deferred: it loads Qt, which open_plugin loads after timm
+
+        return open_mosaic_view(self.controller, path, viewer)
 
     # -- results -----------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from ..core.config import (
 from ..core.errors import AnomalyMatchError, ConfigError, SampError, SessionError
 from ..core.evaluation.testset import SOURCE_TRUTH, TestReport, TestSet, evaluate_test_set, read_test_set
 from ..core.folder.relocation import Relocation, relocate
+from ..core.io.detect import DetectConfig, mosaic_data
 from ..core.io.labelfiles import count_changes, read_label_file
 from ..core.learning.history import read_loss_history
 from ..core.review.crossmatch import DEFAULT_RADIUS, CrossMatch, crossmatch_session
@@ -97,8 +98,12 @@ class AnomalyMatchController:
 
     def load(self, session_dir: str | Path, source: str | Path | None = None, reader: str = "auto",
              options: dict[str, Any] | None = None, normalisation: NormalisationConfig | None = None,
-             config: SessionConfig | None = None, labels: str | Path | None = None) -> Session:
+             config: SessionConfig | None = None, labels: str | Path | None = None,
+             detect: DetectConfig | None = None) -> Session:
         """Open the session in ``session_dir``, or create it for ``source``, and start reviewing.
+
+        With mosaic tiles in ``options``, ``source`` is the catalogue of positions to cut; with ``detect``
+        instead, the sources found on the first band (``core.io.detect.mosaic_data``, as ``init --detect``).
 
         Raises
         ------
@@ -108,9 +113,10 @@ class AnomalyMatchController:
         self._refuse_while_busy("open another session")
         config = config or self.defaults
         data = None
-        if source:
-            data = DataConfig(source=str(source), reader=reader, options=dict(options or {}),
+        if source or (options or {}).get("mosaic"):
+            data = DataConfig(source=str(source or ""), reader=reader, options=dict(options or {}),
                               normalisation=normalisation or config.data.normalisation)
+            data = mosaic_data(Path(session_dir), data, detect)
         session = Session.open_or_create(session_dir, data=data, config=config,
                                          labels=labels or None)
         self._set_session(session)

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton
 
 from ..core.config import AUTO, NORMALISATIONS, NormalisationConfig
 from ..core.errors import AnomalyMatchError, ConfigError
+from ..core.io.detect import DetectConfig
 from ..core.io.folders import propose_session_folder
-from ..core.io.options import ReaderOption, option_fields
+from ..core.io.options import ReaderOption, format_patterns, option_fields, parse_patterns
 from ..core.io.registry import find_reader, reader_names
 from .compact import compact_combo_boxes, compact_file_edit, pack_to_top, status_label
-from .layers import layer_source, write_layer_stack
+from .layers import layer_fits_file, layer_source, write_layer_stack
+from .mosaic_layer import MosaicView, is_mosaic_session, open_mosaic_view
 from .notifications import notify_errors
 
 if TYPE_CHECKING:
@@ -45,6 +47,16 @@ class DataWidget(Container):
         for field, widget in self.option_fields.items():
             setattr(self, field, widget)  # data.hdu, data.array_name ...: the fields by the table's names
         self.from_layer = PushButton(text="Use the selected layer as source")
+        self.detect = CheckBox(text="Detect sources (no catalogue)", value=False,
+                               tooltip="mosaic tiles without a catalogue: find the sources on the first band "
+                                       "(sep) and cut those; leave Source empty")
+        self.layer_as_mosaic = PushButton(text="Use the selected layer as a mosaic band",
+                                          tooltip="add the FITS file the selected image layer was opened from to "
+                                                  "Mosaic tiles (one band; select the next band's layer and add it)")
+        self.show_mosaic = PushButton(text="Show candidates on the mosaic", enabled=False,
+                                      tooltip="the session's first tile in a viewer of its own, the candidates on "
+                                              "it as points: a click on one shows it in the review")
+        self.mosaic_view: MosaicView | None = None  # the last one shown, closed when another is
         self.normalisation = ComboBox(choices=list(NORMALISATIONS), value="auto", label="Normalisation")
         self.low = FloatSpinBox(value=0.5, min=0.0, max=100.0, step=0.5, label="Low percentile")
         self.high = FloatSpinBox(value=99.5, min=0.0, max=100.0, step=0.5, label="High percentile")
@@ -61,16 +73,18 @@ class DataWidget(Container):
         self.import_button = PushButton(text="Import labels")
         self.status = status_label("no session open")
         self.extend([form(self.session_dir, self.reader, self.source, *self.option_fields.values()),
-                     self.from_layer, form(self.normalisation, self.low, self.high, self.crop),
-                     self.apply_normalisation, self.load_button, self.relocate_button, form(self.labels_file),
-                     self.import_button,
-                     self.status])
+                     self.from_layer, self.layer_as_mosaic, self.detect,
+                     form(self.normalisation, self.low, self.high, self.crop), self.apply_normalisation,
+                     self.load_button, self.show_mosaic, self.relocate_button, form(self.labels_file),
+                     self.import_button, self.status])
         compact_combo_boxes(self)
         pack_to_top(self)
         self.reader.changed.connect(self._on_reader_changed)
         self.source.changed.connect(lambda *_: self._sync_fields(clear=False))
         self.load_button.changed.connect(notify_errors(self._on_load))
         self.from_layer.changed.connect(notify_errors(self._on_from_layer))
+        self.layer_as_mosaic.changed.connect(notify_errors(self._on_layer_as_mosaic))
+        self.show_mosaic.changed.connect(notify_errors(self._on_show_mosaic))
         self.import_button.changed.connect(notify_errors(self._on_import))
         self.relocate_button.changed.connect(notify_errors(self._on_relocate))
         self.apply_normalisation.changed.connect(notify_errors(self._on_apply_normalisation))
@@ -151,7 +165,7 @@ class DataWidget(Container):
         # A new session starts from the default normalisation, not from the one shown for the last session
         normalisation = self.normalisation_config() if self._normalisation_edited else None
         self.controller.load(session_dir, source=source, reader=self.reader.value, options=self.options(),
-                             normalisation=normalisation)
+                             normalisation=normalisation, detect=DetectConfig() if self.detect.value else None)
         self._show_status()
 
     def _on_relocate(self, *_: Any) -> None:
@@ -176,6 +190,26 @@ class DataWidget(Container):
             given = [option.format(options[option.name]) for option in FIELD_OPTIONS[field]
                      if options.get(option.name) is not None]
             widget.value = given[0] if given else ""
+
+    def _on_layer_as_mosaic(self, *_: Any) -> None:
+        layer = self.controller.viewer.layers.selection.active
+        if layer is None:
+            raise ConfigError("select the image layer of a FITS tile first (one opened from its file)")
+        tile = layer_fits_file(layer)
+        bands = parse_patterns(self.mosaic.value)
+        self.reader.value = "mosaic"  # the Source is then the catalogue; other readers' fields are cleared
+        if tile not in bands:
+            self.mosaic.value = format_patterns([*bands, tile])
+
+    def _on_show_mosaic(self, *_: Any) -> None:
+        self._stop_mosaic_view()
+        self.mosaic_view = open_mosaic_view(self.controller)
+
+    def _stop_mosaic_view(self) -> None:
+        """The last mosaic view no longer follows the review (its viewer keeps the tile until closed)."""
+        if self.mosaic_view is not None:
+            self.mosaic_view.close()
+            self.mosaic_view = None
 
     def _write_layer_stack(self, layer: Any) -> dict[str, Any]:
         """Store a layer's image stack as HDF5 in the session folder."""
@@ -221,6 +255,9 @@ class DataWidget(Container):
     # -- showing state -----------------------------------------------------------------
 
     def _on_session_changed(self, session: Any) -> None:
+        if self.mosaic_view is not None and session is not self.mosaic_view.session:
+            self._stop_mosaic_view()  # its points are another session's candidates
+        self.show_mosaic.enabled = is_mosaic_session(session)
         if session is None:
             self.status.value = "no session open"
             return

@@ -11,6 +11,7 @@ from ..core.errors import ConfigError
 from ..core.io.base import ImageCollection
 from ..core.io.hdf5 import write_hdf5_stack
 from ..core.io.lazy import CollectionArray, chunk_length
+from ..core.io.paths import FITS_SUFFIXES, has_suffix
 
 if TYPE_CHECKING:
     import napari
@@ -61,6 +62,25 @@ def layer_source(layer: Any) -> dict[str, Any] | None:
     """The source (path, reader, options) a layer was read from by this plugin, or None."""
     source = getattr(layer, "metadata", {}).get(SOURCE_KEY)
     return dict(source) if isinstance(source, dict) and source.get("path") else None
+
+
+def layer_fits_file(layer: Any) -> str:
+    """The FITS file a layer was opened from (by this plugin's reader or any other), to use as a mosaic tile.
+
+    Raises
+    ------
+    ConfigError
+        The layer has no file behind it (only pixels, perhaps a WCS), or its file is not FITS.
+    """
+    source = layer_source(layer)
+    path = source["path"] if source else getattr(getattr(layer, "source", None), "path", None)
+    if not path:
+        raise ConfigError(f"layer {layer.name!r} holds pixels but no file to cut from: open the FITS file itself "
+                          "(File > Open, or drop it on the viewer), select its layer and try again")
+    if not has_suffix(str(path), FITS_SUFFIXES):
+        raise ConfigError(f"layer {layer.name!r} comes from {path}, not a FITS file; a mosaic tile is a FITS image "
+                          f"with its WCS ({', '.join(FITS_SUFFIXES)})")
+    return str(Path(path).absolute())
 
 
 def write_layer_stack(layer: Any, folder: str | Path) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.io.tiles import TilePixels, read_tile
+from ..core.errors import ConfigError
+from ..core.io.tiles import TilePixels, band_files, read_tile
 from ..core.review.mosaicpoints import MosaicPoints, candidate_points
 from .keys import ReviewKeys
 
@@ -33,6 +34,7 @@ class MosaicView:
     def __init__(self, controller: AnomalyMatchController, path: str | Path, viewer: napari.Viewer,
                  top: int = 1000) -> None:
         self.controller, self.viewer, self.top = controller, viewer, top
+        self.session = controller.session  # the session whose candidates it shows
         self.tile = read_tile(Path(path), 0)
         self._pixels = TilePixels(self.tile)
         self.image = viewer.add_image(**_image_layer(self._pixels), name=Path(path).name,
@@ -87,6 +89,39 @@ class MosaicView:
     def _on_candidate_changed(self, candidate: Any) -> None:
         if candidate is not None:
             self.centre_on(candidate.index)
+
+
+def is_mosaic_session(session: Any) -> bool:
+    """Whether ``session`` cuts its images from mosaic tiles (its data options name them)."""
+    return session is not None and bool(session.config.data.options.get("mosaic"))
+
+
+def first_tile(session: Any) -> Path:
+    """The first tile of the first band of a mosaic session.
+
+    Raises
+    ------
+    ConfigError
+        The session's source is not a mosaic.
+    SourceNotFoundError
+        Its tiles are gone, naming the glob.
+    """
+    if not is_mosaic_session(session):
+        raise ConfigError(f"{session.path}: this session's images do not come from a mosaic; open a session "
+                          "made with mosaic tiles, or give the tile to show")
+    return band_files(session.config.data.options["mosaic"][0], 0)[0]
+
+
+def open_mosaic_view(controller: AnomalyMatchController, path: str | Path | None = None,
+                     viewer: napari.Viewer | None = None) -> MosaicView:
+    """Show tile ``path`` (default: the session's first tile) with the candidates on it, in ``viewer``
+    (default: a new viewer, so that the review's images keep theirs)."""
+    tile = Path(path) if path is not None else first_tile(controller.require_session())
+    if viewer is None:
+        import napari
+
+        viewer = napari.Viewer(title=f"AnomalyMatch mosaic: {tile.name}")
+    return MosaicView(controller, tile, viewer)
 
 
 class _MosaicActions:

@@ -122,7 +122,8 @@ def mosaic_data(session: Path, data: DataConfig, detect: DetectConfig | None = N
     if detect is None:
         if bands and not data.source:
             raise ConfigError("a mosaic source needs the positions to cut: give a catalogue (--catalogue cat.fits, "
-                              "with ra/dec columns) or --detect to find the sources on the first band")
+                              "or the Data panel's Source, with ra/dec columns) or detect the sources on the first "
+                              "band (--detect, or the panel's Detect sources)")
         return data
     if not bands:
         raise ConfigError("--detect finds sources on a mosaic: give its tiles with --mosaic 'tiles/*_g.fits'")

@@ -1,0 +1,162 @@
+"""A mosaic session from the dock: the Data panel's mosaic fields (or an opened FITS layer as a band, or
+detected sources) make it, a bad catalogue is one notification, and the dock's button and the Python API
+show the candidates on the tile, where a click shows one in the review."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from napari_anomalymatch._napari.api import AnomalyMatchApp
+from napari_anomalymatch.core.errors import ConfigError
+
+from ..core.mosaics import tile_wcs, write_catalogue, write_tile
+from .conftest import notifications_during, tiny_config
+from .test_mosaic_view import SPOTS, _canvas_point
+
+SHAPE = (180, 240)
+OUTSIDE = (400.0, 300.0)  # a catalogue position beyond the tile: left out of the session
+
+
+def write_band(path, brightness: float):
+    """A tile with a star at each of ``SPOTS``."""
+    y, x = np.mgrid[:SHAPE[0], :SHAPE[1]]
+    data = np.random.default_rng(int(brightness)).normal(10, 1, SHAPE).astype(np.float32)
+    for sx, sy in SPOTS:
+        data += brightness * np.exp(-((x - sx) ** 2 + (y - sy) ** 2) / 8.0)
+    return write_tile(path, data, tile_wcs(shape=SHAPE))
+
+
+@pytest.fixture
+def sky(tmp_path):
+    """Bands g and r (one tile each), and a catalogue of the stars and one position outside the tile."""
+    tiles = [write_band(tmp_path / "m_g.fits", 200.0), write_band(tmp_path / "m_r.fits", 300.0)]
+    ra, dec = tile_wcs(shape=SHAPE).pixel_to_world_values(*np.array([*SPOTS, OUTSIDE]).T)
+    catalogue = write_catalogue(tmp_path / "stars.csv", ra, dec)
+    return tiles, catalogue
+
+
+@pytest.fixture
+def panel(widget):
+    widget.controller.defaults = tiny_config()
+    return widget.data_panel
+
+
+def fill_mosaic(panel, tmp_path, catalogue) -> None:
+    panel.session_dir.line_edit.value = str(tmp_path / "sky")
+    panel.reader.value = "mosaic"
+    panel.source.line_edit.value = str(catalogue)
+    panel.mosaic.value = f"{tmp_path}/*_g.fits; {tmp_path}/*_r.fits"
+    panel.cutout_size.value = "16px"
+    panel.channels.value = "1,2,2"
+
+
+def click(button) -> list[str]:
+    return notifications_during(lambda: button.clicked.emit())
+
+
+def test_the_mosaic_fields_make_a_session_and_the_button_shows_it_on_the_tile(panel, widget, sky, tmp_path, qtbot):
+    from qtpy.QtCore import Qt
+
+    tiles, catalogue = sky
+    fill_mosaic(panel, tmp_path, catalogue)
+    assert not panel.show_mosaic.enabled
+    assert click(panel.load_button) == []
+    controller = widget.controller
+    collection = controller.session.collection
+    assert len(collection) == len(SPOTS) and collection.shape == (16, 16, 3)  # the position outside is left out
+    assert controller.current is not None and "images of 16x16x3" in panel.status.value
+    assert panel.show_mosaic.enabled
+
+    assert click(panel.show_mosaic) == []
+    view = panel.mosaic_view
+    try:
+        assert view.tile.path == tiles[0] and len(view.points) == len(SPOTS)
+        view.viewer.reset_view()
+        wanted = next(i for i in view.points.indices.tolist() if i != controller.current.index)
+        place = view.points.positions[int(np.flatnonzero(view.points.indices == wanted)[0])]
+        canvas = view.viewer.window._qt_viewer.canvas.native
+        qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=_canvas_point(view.viewer, *place))
+        qtbot.waitUntil(lambda: controller.current.index == wanted, timeout=3000)
+
+        train = dataclasses.replace(controller.session.config.train, iterations=3)
+        controller.configure(train=train)  # new settings, the same session: the view stays
+        assert panel.mosaic_view is view
+        controller.close_session()  # the view no longer follows a review that is gone
+        assert panel.mosaic_view is None and not panel.show_mosaic.enabled
+    finally:
+        view.viewer.close()
+
+
+def test_a_catalogue_without_ra_dec_is_one_notification_naming_it(panel, widget, sky, tmp_path):
+    bad = tmp_path / "names.csv"
+    bad.write_text("id,flux\na,1\nb,2\n")
+    fill_mosaic(panel, tmp_path, bad)
+    messages = click(panel.load_button)
+    assert len(messages) == 1 and str(bad) in messages[0], messages
+    assert widget.controller.session is None and not panel.show_mosaic.enabled
+
+
+def test_tiles_without_a_catalogue_ask_for_one_or_detection(panel, widget, sky, tmp_path):
+    fill_mosaic(panel, tmp_path, sky[1])
+    panel.source.line_edit.value = ""
+    messages = click(panel.load_button)
+    assert len(messages) == 1 and "give a catalogue" in messages[0] and "Detect sources" in messages[0], messages
+    assert widget.controller.session is None
+
+
+def test_detect_sources_makes_the_catalogue(panel, widget, sky, tmp_path):
+    pytest.importorskip("sep")
+    fill_mosaic(panel, tmp_path, sky[1])
+    panel.source.line_edit.value = ""
+    panel.detect.value = True
+    assert click(panel.load_button) == []
+    session = widget.controller.session
+    assert len(session.collection) == len(SPOTS)  # the six stars, found on band g
+    assert session.config.data.source.endswith("detected-sources.ecsv")
+
+
+def test_an_opened_fits_layer_becomes_a_mosaic_band(panel, viewer, sky):
+    tiles, _ = sky
+    for tile in tiles:
+        [layer] = viewer.open(str(tile), plugin="napari-anomalymatch")
+        viewer.layers.selection.active = layer
+        assert click(panel.layer_as_mosaic) == []
+    assert panel.reader.value == "mosaic"
+    assert panel.options()["mosaic"] == [str(tile) for tile in tiles]
+
+    viewer.layers.selection.active = viewer.add_image(np.zeros((8, 8)), name="pixels only")
+    messages = click(panel.layer_as_mosaic)
+    assert len(messages) == 1 and "'pixels only'" in messages[0] and "open the FITS file itself" in messages[0]
+
+
+def test_a_layer_another_reader_opened_from_fits_is_a_band_and_other_files_are_refused(panel, viewer, sky, tmp_path):
+    from napari.layers._source import layer_source
+
+    tiles, _ = sky
+    with layer_source(path=str(tiles[1]), reader_plugin="another-fits-reader"):
+        viewer.layers.selection.active = viewer.add_image(np.zeros((8, 8)), name="r band")
+    assert click(panel.layer_as_mosaic) == []
+    assert panel.options()["mosaic"] == [str(tiles[1])]
+
+    with layer_source(path=str(tmp_path / "photo.png")):
+        viewer.layers.selection.active = viewer.add_image(np.zeros((8, 8)), name="photo")
+    messages = click(panel.layer_as_mosaic)
+    assert len(messages) == 1 and "photo.png, not a FITS file" in messages[0], messages
+
+
+def test_show_mosaic_from_python(widget, viewer, sky, tmp_path, make_napari_viewer):
+    tiles, catalogue = sky
+    app = AnomalyMatchApp(viewer, widget)
+    widget.controller.defaults = tiny_config()
+    app.load(catalogue, session_dir=tmp_path / "sky", options={"mosaic": [str(tiles[0])], "cutout_size": "16px"})
+    view = app.show_mosaic(viewer=make_napari_viewer(show=True))
+    assert view.tile.path == tiles[0] and sorted(view.points.indices.tolist()) == list(range(len(SPOTS)))
+    view.close()
+
+
+def test_show_mosaic_refuses_a_session_of_cutouts(widget, viewer, controller):
+    with pytest.raises(ConfigError, match="do not come from a mosaic"):
+        AnomalyMatchApp(viewer, widget).show_mosaic()
