@@ -5,7 +5,8 @@ first time each is drawn: about 10 ms of numpy per glyph on the GUI thread. The 
 caption and the gallery's tags hold some 40 distinct characters, so the first ranking froze the
 viewer for half a second. A timer renders them a few at a time beforehand, between events.
 Matplotlib's first text of the process loads its fonts (the first loss plot froze a cycle's start
-for ~0.5 s): one small figure is drawn off screen after the glyphs.
+for ~0.5 s) and napari's first unit parses pint's registry (~0.4 s): one small figure is drawn off
+screen and one unit parsed after the glyphs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 
 from qtpy.QtCore import QObject, QTimer
 
-from .compat import canvas_text_font
+from .compat import canvas_text_font, load_napari_units
 
 # printable ASCII, the symbols captions use, and the tall letters vispy measures a line's height by
 CHARACTERS = string.ascii_letters + string.digits + string.punctuation + " ·×→←±≥≤″°" + "ÅÉÑŐ"
@@ -58,6 +59,7 @@ class GlyphWarmer(QObject):
         if not self._plots_ready:
             self._plots_ready = True
             draw_text_offscreen()
+            load_napari_units()
 
 
 def draw_text_offscreen() -> None:
