@@ -108,17 +108,19 @@ def test_a_session_estimate_needs_scores_and_says_a_fallback_is_biased(session):
     assert estimate.method == PLATT_BIASED and "BIASED" in estimate.describe()
 
 
-def _estimate(expected: float, n: int = 1000) -> RemainingEstimate:
-    nexts = {n: Expectation(n, expected, 0.0, expected * 2)}
+def _estimate(expected: float, n: int = 1000, high: float | None = None) -> RemainingEstimate:
+    nexts = {n: Expectation(n, expected, 0.0, expected * 2 if high is None else high)}
     return RemainingEstimate(Expectation(5000, 50.0, 30, 70), nexts, "platt:reviewed", 100, 0, 0.9, 1.0, 0.0)
 
 
 def test_the_stop_suggestion_follows_the_rate_the_user_sets():
-    assert stop_suggestion(_estimate(3.0)).stop is True  # 3 in 1000 < 1 in 200
-    going = stop_suggestion(_estimate(6.0))
+    assert stop_suggestion(_estimate(2.0)).stop is True  # at most 4 in 1000 < 1 in 200
+    going = stop_suggestion(_estimate(3.0))  # expected 3, but up to 6 in 1000: not yet
     assert going.stop is False and "Worth going on" in going.text and "1 in 200" in going.text
-    assert stop_suggestion(_estimate(6.0), per_images=100).stop is True
+    assert stop_suggestion(_estimate(3.0), per_images=100).stop is True
     assert "Consider stopping: the next 1000" in stop_suggestion(_estimate(0.2)).text
+    # the point estimate far below the rate, the interval's top above it: the estimate may be too low
+    assert stop_suggestion(_estimate(1.9, high=17.0)).stop is False
     with pytest.raises(ConfigError, match="N >= 1"):
         stop_suggestion(_estimate(1.0), per_images=0)
     with pytest.raises(ConfigError, match="next 50"):

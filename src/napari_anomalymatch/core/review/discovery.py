@@ -144,8 +144,9 @@ class StopSuggestion:
 
 def stop_suggestion(estimate: RemainingEstimate, per_images: int = STOP_PER_IMAGES,
                     horizon: int | None = None) -> StopSuggestion:
-    """Suggest stopping when the next ``horizon`` reviews (default: the largest estimated) are
-    expected to yield fewer than 1 anomaly in ``per_images``.
+    """Suggest stopping when the next ``horizon`` reviews (default: the largest estimated) hold
+    fewer than 1 anomaly in ``per_images`` even at the top of the estimate's interval: the estimate
+    can be far too low (``benchmarks/remaining.py``), and stopping early loses what a search is for.
 
     Raises
     ------
@@ -162,9 +163,11 @@ def stop_suggestion(estimate: RemainingEstimate, per_images: int = STOP_PER_IMAG
     if expected.n_images == 0:
         return StopSuggestion(True, "every image is reviewed")
     said = f"the next {expected.n_images} are expected to hold {expected.describe()} anomalies"
-    if expected.expected < limit:
-        return StopSuggestion(True, f"Consider stopping: {said}, fewer than 1 in {per_images}")
-    return StopSuggestion(False, f"Worth going on: {said} (stop below 1 in {per_images})")
+    if expected.high < limit:
+        return StopSuggestion(True, f"Consider stopping: {said}, fewer than 1 in {per_images} "
+                                    f"even at the top of the interval")
+    return StopSuggestion(False, f"Worth going on: {said} (stop when even the interval's top is "
+                                 f"below 1 in {per_images})")
 
 
 def _label_word(label: int) -> str:
