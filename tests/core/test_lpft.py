@@ -151,3 +151,25 @@ def test_a_learning_backbone_moves_and_can_be_frozen_again():
         pass
     for name, value in _backbone_state(trainer).items():
         torch.testing.assert_close(value, moved[name], rtol=0, atol=0)
+
+
+def test_a_pretrained_backbone_lets_the_head_score_from_frozen_features(trained):
+    trainer, images, _ = trained
+    embedder = trainer.pretrained_network_embedder()
+    assert embedder is not None and embedder.morphology == trainer.model.morphology
+    with torch.inference_mode():
+        from_features = trainer.scoring_model.model.head(embedder.embed(images)).numpy()
+    np.testing.assert_allclose(from_features, _scores(trainer, images)["lpft"], atol=1e-4)
+
+
+def test_a_backbone_that_learned_needs_the_network_to_score():
+    _, _, data = _blobs()
+    trainer = Trainer(ModelConfig(image_size=32), TrainConfig(**{**TINY.__dict__, "backbone_lr_scale": 0.1}),
+                      in_chans=1, device=CPU)
+    assert trainer.pretrained_network_embedder() is not None  # nothing learned yet
+    for _ in trainer.run(data, iterations=2):
+        pass
+    assert trainer.pretrained_network_embedder() is None
+    classifier = Trainer(ModelConfig(image_size=32), TrainConfig(head="classifier", iterations=1, batch_size=4),
+                         in_chans=1, device=CPU)
+    assert classifier.pretrained_network_embedder() is None

@@ -24,13 +24,13 @@ import torch
 
 from ..config import ORACLE_ORDER, ORACLE_TEST_FRACTION, ScoreConfig, SessionConfig
 from ..errors import ConfigError, LabelError
-from ..heads import PROBE, get_head, head_log_odds, head_names
+from ..heads import LPFT, PROBE, get_head, head_log_odds, head_names
 from ..io.autocrop import resolve_automatic
 from ..io.catalogue import CatalogueCollection, column, open_catalogue, read_table
 from ..labels import ANOMALY, NORMAL, UNLABELED, parse_label
 from ..learning.augment import scoring_views
 from ..learning.cycle import run_cycle
-from ..learning.probe import AnomalyScorer, embed_views
+from ..learning.probe import AnomalyScorer, FrozenEmbedder, embed_views
 from ..learning.progress import TrainingData, TrainProgress, TrainStage, check_trainable
 from ..learning.training import Trainer
 from ..loading import LoadProgress, load_images
@@ -274,8 +274,11 @@ class _PreparedImages:
         yield from ()
         started = time.perf_counter()
         scorer = trainer.scoring_model
-        parts = score_components(scorer, self.images, self.config, trainer.device,
-                                 self.frozen_features.of(scorer), scorer.needed_components())
+        parts = self.frozen_features.network_logits(trainer, scorer)
+        needed = tuple(name for name in scorer.needed_components() if name not in parts)
+        if needed:
+            parts.update(score_components(scorer, self.images, self.config, trainer.device,
+                                          self.frozen_features.of(scorer), needed))
         rate = len(self.images) / (time.perf_counter() - started)
         if self.compare_heads:
             compare_started = time.perf_counter()
@@ -288,26 +291,39 @@ class _PreparedImages:
 
 
 class _FrozenFeatures:
-    """The frozen embedder's features of the benchmark's images, computed once for all cycles."""
+    """Frozen embedders' features of the benchmark's images, computed once for all cycles."""
 
     def __init__(self, images: torch.Tensor, config: ScoreConfig, device: torch.device) -> None:
         self.images, self.config, self.device = images, config, device
-        self.features: torch.Tensor | None = None
-        self.embedder: tuple | None = None  # what the cached features came from
+        self.features: dict[tuple, torch.Tensor] = {}  # by what the features came from
 
     def of(self, scorer: AnomalyScorer) -> torch.Tensor | None:
         """The features the scorer's probe reads (None: they must be computed while scoring):
         ``(N, D)``, or with test-time augmentation ``(8, N, D)``, one slice per flip/quarter turn."""
-        frozen = scorer.frozen
-        if frozen is None:
-            return None
-        embedder = (frozen.input_size, frozen.layers, frozen.morphology)
-        if self.features is None or self.embedder != embedder:
+        return None if scorer.frozen is None else self._embedded(scorer.frozen)
+
+    def network_logits(self, trainer: Trainer, scorer: AnomalyScorer) -> dict[str, np.ndarray]:
+        """The ``lpft`` network's log-odds from cached features while its backbone is the
+        pretrained one (the default: only the head learns), so a cycle rescores the head alone;
+        empty when the network must run."""
+        embedder = trainer.pretrained_network_embedder()
+        if embedder is None:
+            return {}
+        features = self._embedded(embedder)
+        by_view = features if self.config.tta else features[None]
+        head = scorer.model.head
+        with torch.inference_mode():
+            logits = torch.stack([head(view.to(self.device)).float().cpu() for view in by_view]).mean(0)
+        return {LPFT: logits.numpy()}
+
+    def _embedded(self, embedder: FrozenEmbedder) -> torch.Tensor:
+        key = (embedder.input_size, embedder.layers, embedder.morphology)
+        if key not in self.features:
+            self.features.clear()  # one set kept: a benchmark's features can take gigabytes
             views = scoring_views(self.config.tta)
-            features = embed_views(frozen, self.images, self.device, self.config.batch_size, views=views)
-            self.features = features.reshape(len(views), len(self.images), -1) if self.config.tta else features
-            self.embedder = embedder
-        return self.features
+            features = embed_views(embedder, self.images, self.device, self.config.batch_size, views=views)
+            self.features[key] = features.reshape(len(views), len(self.images), -1) if self.config.tta else features
+        return self.features[key]
 
 
 def _all_components(scorer: AnomalyScorer, parts: dict[str, np.ndarray], images: torch.Tensor,

@@ -166,6 +166,18 @@ class Trainer:
         self.probe = fit_probe(embedder, images, labels, self.device, probe.regularisation,
                                probe.views, statistics)
 
+    def pretrained_network_embedder(self) -> FrozenEmbedder | None:
+        """A frozen embedder giving exactly the features the scoring ``lpft`` network's head reads,
+        while that network's backbone is still the pretrained one (checked weight by weight), so a
+        caller holding those features can score the head alone; None otherwise."""
+        network = self.ema.module
+        if not isinstance(network, ProbedNetwork):
+            return None
+        start = self._starting_model.state_dict()
+        if any(not torch.equal(value, start[name]) for name, value in network.network.state_dict().items()):
+            return None
+        return FrozenEmbedder(self._starting_model, 0, "pyramid", network.morphology)
+
     def _frozen_embedder(self, features: str, size: int, layers: str,
                          morphology: bool = False) -> FrozenEmbedder | None:
         if features != "pretrained":
