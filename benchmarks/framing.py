@@ -51,10 +51,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from quality import (  # noqa: E402
+    CIFAR_ANOMALIES,
+    CIFAR_ARCHIVE,
     GZ1_ARCHIVE,
     GZ1_UNSURE,
     RESULTS,
     WORK,
+    cifar_manifest,
+    cifar_root,
     code_version,
     first_manifest,
     gz1_manifest,
@@ -65,9 +69,10 @@ CACHE = WORK / "framing"
 SIZE = 64
 VIEWS = (0, 4)  # the image and its mirror
 CYCLES = 3
-SETS = {"merger": "gz1", "edge-on": "gz1", "Bent": "first", "FRI": "first", "FRII": "first", "Compact": "first"}
+SETS = {"merger": "gz1", "edge-on": "gz1", "Bent": "first", "FRI": "first", "FRII": "first", "Compact": "first",
+        **{name: "cifar10" for name in CIFAR_ANOMALIES}}
 CROPS = ("auto", "1.0", "0.5", "0.375", "0.3125", "0.25")
-SEEDS = {"gz1": range(8), "first": range(5)}
+SEEDS = {"gz1": range(8), "first": range(5), "cifar10": range(3)}
 WITHOUT_MORPHOLOGY = " · no morphology"  # the row label's suffix for --morphology off
 
 
@@ -108,7 +113,7 @@ def prepared(manifest: Path, crop: str, morphology: str) -> tuple[np.ndarray, fl
 
 def cached_features(manifest: Path, crop: str, key: str, morphology: str) -> dict:
     # colour sets' features with morphology statistics are cached apart (single-band ones always have them)
-    colour_morphology = "-morphology" if key == "gz1" and morphology != "off" else ""
+    colour_morphology = "-morphology" if not key.startswith("first") and morphology != "off" else ""
     path = CACHE / f"{key}-crop{crop}{colour_morphology}-size{SIZE}.npz"
     if not path.exists():
         features, chosen, extra = prepared(manifest, crop, morphology)
@@ -126,17 +131,28 @@ def image_key(path: str) -> str:
 def gz1_everything() -> Path:
     """A manifest of every GZ1 galaxy but the unsure ones: embedded once, shared by both GZ1 sets."""
     root = gz1_root(GZ1_ARCHIVE)
-    path = WORK / "manifests" / "gz1-everything.csv"
+    with open(root / "labels.csv", newline="") as handle:
+        objids = [row["OBJID"] for row in csv.DictReader(handle) if int(row["CLASS"]) != GZ1_UNSURE]
+    return everything("gz1", [root / "images" / f"{objid}.jpeg" for objid in objids])
+
+
+def cifar_everything() -> Path:
+    """A manifest of every CIFAR-10 training image: embedded once, shared by every CIFAR-10 set."""
+    return everything("cifar10", sorted(cifar_root(CIFAR_ARCHIVE).glob("train/*/*.jpg")))
+
+
+def everything(key: str, images: list[Path]) -> Path:
+    """A manifest of ``images`` (the first labelled an anomaly, the second normal: read_benchmark
+    needs one label of each class), written once as ``manifests/{key}-everything.csv``."""
+    path = WORK / "manifests" / f"{key}-everything.csv"
     if not path.exists():
-        with open(root / "labels.csv", newline="") as handle:
-            rows = [row for row in csv.DictReader(handle) if int(row["CLASS"]) != GZ1_UNSURE]
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["path", "is_anomaly", "initial_label"])
-            for i, row in enumerate(rows):  # read_benchmark needs one label of each class
-                image = os.path.relpath(root / "images" / f"{row['OBJID']}.jpeg", path.parent)
-                writer.writerow([image, int(i == 0), "anomaly" if i == 0 else "normal" if i == 1 else ""])
+            for i, image in enumerate(images):
+                writer.writerow([os.path.relpath(image, path.parent), int(i == 0),
+                                 "anomaly" if i == 0 else "normal" if i == 1 else ""])
     return path
 
 
@@ -145,6 +161,9 @@ def probe_inputs(name: str, seed: int, crop: str, morphology: str) -> tuple[np.n
     if SETS[name] == "gz1":
         manifest = gz1_manifest(gz1_root(GZ1_ARCHIVE), name, seed)
         cached = cached_features(gz1_everything(), crop, "gz1", morphology)
+    elif SETS[name] == "cifar10":
+        manifest = cifar_manifest(cifar_root(CIFAR_ARCHIVE), name, seed)
+        cached = cached_features(cifar_everything(), crop, "cifar10", morphology)
     else:
         manifest = first_manifest(name, seed)
         cached = cached_features(manifest, crop, f"first-{name}", morphology)
@@ -219,7 +238,9 @@ def markdown(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    # CIFAR-10's 32-pixel photographs pose no framing question: its sets only on request
+    parser.add_argument("--sets", nargs="+", choices=list(SETS),
+                        default=[name for name in SETS if SETS[name] != "cifar10"])
     parser.add_argument("--crops", nargs="+", default=list(CROPS))
     parser.add_argument("--seeds", nargs="+", type=int, default=None)
     parser.add_argument("--morphology", choices=("auto", "off"), default="auto",
