@@ -86,7 +86,7 @@ def test_labels_are_sorted_by_how_they_were_chosen(session):  # noqa: F811
     queue.label("n")
     session.label_index(0, "normal")  # chosen some other way: scored with the current scores
     index_of = {session.collection.id_of(i): i for i in range(8)}
-    labels = calibration_labels(session.labels, index_of, SCORES[::-1].copy())
+    labels = calibration_labels(session.labels, index_of.__getitem__, SCORES[::-1].copy())
     assert labels.reviewed_scores.tolist() == pytest.approx([0.9, 0.8, 0.55, 0.5])
     assert labels.reviewed_labels.tolist() == [1, 0, 1, 0]
     assert len(labels.audit_scores) == 1 and labels.audit_labels.tolist() == [0]

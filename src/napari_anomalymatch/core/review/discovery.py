@@ -10,6 +10,7 @@ compares the expected yield of the next reviews with the rate the user asks for.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..atomic import disk_errors
-from ..errors import ConfigError
+from ..errors import ConfigError, UnknownIdError
 from ..labels import ANOMALY, NORMAL, UNLABELED, LabelEvent, LabelStore
 from .remaining import HORIZONS, LEVEL, CalibrationLabels, RemainingEstimate, estimate_remaining
 
@@ -91,10 +92,10 @@ def discovery_curve(store: LabelStore) -> DiscoveryCurve:
         [e.review.order if e.review else "" for e in events])
 
 
-def calibration_labels(store: LabelStore, index_of: dict[str, int], scores: np.ndarray) -> CalibrationLabels:
+def calibration_labels(store: LabelStore, index_of: Callable[[str], int], scores: np.ndarray) -> CalibrationLabels:
     """The labels of ``store`` sorted by how they were chosen (``remaining.CalibrationLabels``):
     in a score-like review order, with the score at labelling; in random order; any other way,
-    with the current score. Labels are taken as they are now."""
+    with the current score (``scores[index_of(image_id)]``). Labels are taken as they are now."""
     current = store.current()
     latest: dict[str, LabelEvent] = {}
     for event in store.history():
@@ -105,7 +106,7 @@ def calibration_labels(store: LabelStore, index_of: dict[str, int], scores: np.n
         event = latest.get(image_id)
         order = event.review.order if event else ""
         kind = "reviewed" if order in CALIBRATING_ORDERS else "audit" if order in AUDIT_ORDERS else "other"
-        score = event.review.score if event and kind != "other" else scores[index_of[image_id]]
+        score = event.review.score if event and kind != "other" else scores[index_of(image_id)]
         if np.isfinite(score):
             kinds[kind][0].append(float(score))
             kinds[kind][1].append(float(label == ANOMALY))
@@ -126,12 +127,22 @@ def session_estimate(session: Session, horizons: tuple[int, ...] = HORIZONS,
     if found is None:
         raise ConfigError(f"{session.path}: nothing scored yet, so nothing can be estimated; train a cycle")
     scores = found[1]
-    collection = session.collection
-    index_of = {image_id: i for i, image_id in enumerate(collection.ids())}
+    collection = session.collection  # its id lookup is built once and kept: no pass over 10^6 ids per call
     labelled = np.zeros(len(scores), dtype=bool)
-    labelled[[index_of[i] for i in session.labels.current(include_unsure=True) if i in index_of]] = True
-    labels = calibration_labels(session.labels, index_of, scores)
+    labelled[_indices_present(collection, session.labels.current(include_unsure=True))] = True
+    labels = calibration_labels(session.labels, collection.index_of, scores)
     return estimate_remaining(scores[~labelled], labels, horizons, level)
+
+
+def _indices_present(collection, image_ids) -> list[int]:
+    """The indices of those of ``image_ids`` the collection holds (a label can outlive its image)."""
+    found = []
+    for image_id in image_ids:
+        try:
+            found.append(collection.index_of(image_id))
+        except UnknownIdError:
+            continue
+    return found
 
 
 @dataclass(frozen=True)
