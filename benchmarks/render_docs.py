@@ -401,6 +401,7 @@ BLOCKS: dict[str, Callable[[Links], str]] = {
     "ablation": included("ablation.md"),
     "ablation-not-run": ablation_not_run,
     "feature-ceiling": included("feature_ceiling.md"),
+    "sky-ceiling": included("sky_ceiling.md"),
     "frozen-space": included("frozen_space.md"),
     "framing": included("framing.md"),
     "replay-variants": included("replay_variants.md"),
