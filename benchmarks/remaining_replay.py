@@ -51,8 +51,8 @@ PREVIOUS = "40ecaae"  # the last commit with the free Platt fit and its bootstra
 MODULE = "src/napari_anomalymatch/core/review/remaining.py"
 SURVEY_SLOPES = (0.25, 0.6, 1.0, 2.5)  # the true slope on the scores' log-odds: < 1 overconfident, > 1 timid
 SURVEY_SEEDS = 10
-SURVEY_ESTIMATORS = (f"previous ({PREVIOUS}): free fit, bootstrap", "slope prior sd 0.25, widened x9",
-                     "learned prior, widened x9 (adopted)")
+ADOPTED = "learned prior, widened x9 (adopted)"
+SURVEY_ESTIMATORS = (f"previous ({PREVIOUS}): free fit, bootstrap", "slope prior sd 0.25, widened x9", ADOPTED)
 
 
 def replay_inputs(name: str, seed: int) -> dict[str, np.ndarray]:
@@ -143,8 +143,21 @@ def markdown(results: dict) -> str:
               f"90 % interval in at least {TARGET:.0%} of estimates. The previous estimator is read from git at "
               f"{PREVIOUS}; the others are settings of today's (a prior on the slope centred on 1, its width fixed "
               "or learned from the labels, the posterior's covariance widened or not). Code "
-              f"{results['code']}.", "", *survey_markdown(results)]
+              f"{results['code']}.", "", *by_set_markdown(results), "", *survey_markdown(results)]
     return "\n".join(lines) + "\n"
+
+
+def by_set_markdown(results: dict) -> list[str]:
+    """The adopted estimator's replays set by set: coverage (median width) of each count."""
+    lines = [f"| {ADOPTED}: replays of | calibration | estimates | total | next 100 | next 1000 |",
+             "|---|---|---|---|---|---|"]
+    for name, rows in results["by_set"].items():
+        for variant in VARIANTS:
+            cells = [f"{rows[f'{variant}/{part}']['coverage']:.0%} ({rows[f'{variant}/{part}']['median_width']:.0f})"
+                     for part in PARTS]
+            lines.append(f"| {name} | {variant.replace('_', ' ')} | {rows[f'{variant}/total']['estimates']} | "
+                         + " | ".join(cells) + " |")
+    return lines
 
 
 def survey_markdown(results: dict) -> list[str]:
@@ -185,7 +198,7 @@ ESTIMATORS = {f"previous ({PREVIOUS}): free fit, bootstrap": previous_estimator,
               "slope prior sd 0.25, widened x9": lambda: setting(slope_scales=(0.25,), widening=9.0),
               "learned prior": lambda: setting(widening=1.0),
               "learned prior, widened x4": lambda: setting(widening=4.0),
-              "learned prior, widened x9 (adopted)": lambda: estimate_remaining}
+              ADOPTED: lambda: estimate_remaining}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
                 records[kind] += [{"source": source, "cycle": cycle["cycle"], "variant": variant,
                                    "estimate": cycle[variant]} for variant in VARIANTS if "total" in cycle[variant]]
         results["summaries"][estimator_name] = {kind: summary(found) for kind, found in records.items() if found}
+        if estimator_name == ADOPTED:
+            of_set = {name: [r for r in records["replay"] if r["source"].startswith(f"{name} seed ")]
+                      for name in args.sets}
+            results["by_set"] = {name: summary(found) for name, found in of_set.items()}
         print(estimator_name, "done", flush=True)
     (RESULTS / "remaining_replay.json").write_text(json.dumps(results, indent=1))
     (RESULTS / "remaining_replay.md").write_text(markdown(results))
