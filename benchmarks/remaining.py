@@ -135,7 +135,7 @@ def markdown(results: dict) -> str:
                          f"{s['mean_abs_error']:.1f} ({s['mean_true']:.1f}) | {s['mean_signed_error']:+.1f} | "
                          f"{s['median_width']:.0f} |")
     runs = results["runs"]
-    left_out = ", ".join(f"{r['dataset']} {r['class']} seed {r['seed']}" for r in results["left_out"])
+    left_out = ", ".join(f"{r['dataset']} {r['class']} seed {r['seed']} ({r['source']})" for r in results["left_out"])
     skipped = {v: sum("error" in c.get(v, {}) for r in runs for c in r["cycles"]) for v in VARIANTS}
     names = "; ".join(f"{d}: " + ", ".join(sorted({f"{r['class']} seed {r['seed']}" for r in runs
                                                      if r["dataset"] == d}))
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         run_["source"] = "remaining.py"
     if args.from_quality:
         runs += quality_runs()
-    left_out = [{key: r[key] for key in ("dataset", "class", "seed")} for r in runs if r["cycles"] is None]
+    left_out = [{key: r[key] for key in ("source", "dataset", "class", "seed")} for r in runs if r["cycles"] is None]
     runs = [r for r in runs if r["cycles"] is not None]
     results = {"runs": runs, "left_out": left_out, "summary": summarise_by_dataset(runs), "host": host_cpu(),
                "target_coverage": TARGET, "code": git("rev-parse", "--short", "HEAD")}
