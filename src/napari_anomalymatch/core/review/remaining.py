@@ -21,10 +21,11 @@ marginal likelihood) under a half-Cauchy hyperprior that favours the narrow end,
 clearly reject slope 1 get the free fit and its width.
 
 The interval is a predictive one: draws from the mixture of the fits' posteriors (Laplace
-approximations), widened ``WIDENING`` times, each drawn as a Poisson count (the Poisson-binomial of the
-unreviewed images, slightly widened). The widening stands for what the labels cannot show: they were
-scored by earlier models, whose calibration moves from one training cycle to the next. The unreviewed
-log-odds are sorted once and binned, so a draw costs O(bins), not O(images): O(n log n) in all.
+approximations, their covariance widened ``WIDENING`` times), each drawn as a Poisson count (the
+Poisson-binomial of the unreviewed images, slightly widened). The widening stands for what the
+labels cannot show: they were scored by earlier models, whose calibration moves from one training
+cycle to the next. The unreviewed log-odds are sorted once and binned, so a draw costs O(bins),
+not O(images): O(n log n) in all.
 """
 
 from __future__ import annotations
@@ -162,19 +163,24 @@ def estimate_remaining(unreviewed_scores: np.ndarray, labels: CalibrationLabels,
     unreviewed = np.sort(logit(unreviewed_scores[np.isfinite(unreviewed_scores)]))[::-1]
     sizes = [len(unreviewed)] + [min(int(n), len(unreviewed)) for n in horizons]
     counts, centres = _binned(unreviewed, sizes)
-    point = weights @ (counts @ _sigmoid(modes[:, :1] * centres[None, :] + modes[:, 1:]).T).T
+    point = weights @ _expected(modes, counts, centres).T
     rng = np.random.default_rng(seed)
     per_fit = rng.multinomial(draws, weights)
     drawn = np.concatenate([rng.multivariate_normal(mode, widening * covariance, size=n)
                             for mode, covariance, n in zip(modes, covariances, per_fit) if n])
-    means = counts @ _sigmoid(drawn[:, :1] * centres[None, :] + drawn[:, 1:]).T  # (sizes, draws)
-    predicted = np.minimum(rng.poisson(np.maximum(means, 0)), np.asarray(sizes)[:, None])
+    predicted = np.minimum(rng.poisson(_expected(drawn, counts, centres)), np.asarray(sizes)[:, None])
     low, high = np.quantile(predicted, [(1 - level) / 2, (1 + level) / 2], axis=1)
     found = [Expectation(n, float(e), float(lo), float(hi)) for n, e, lo, hi in zip(sizes, point, low, high)]
     slope, intercept = weights @ modes
     return RemainingEstimate(found[0], dict(zip((int(n) for n in horizons), found[1:])), method,
                              int((~audit).sum()) if method != PLATT_BIASED else 0, int(audit.sum()),
                              level, float(slope), float(intercept), float(slope_scales[int(np.argmax(weights))]))
+
+
+def _expected(calibrations: np.ndarray, counts: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """``(sizes, K)`` expected anomalies among each size's binned log-odds, for each of ``K``
+    ``(slope, intercept)`` calibrations."""
+    return counts @ _sigmoid(calibrations[:, :1] * centres[None, :] + calibrations[:, 1:]).T
 
 
 def _calibration_posterior(z: np.ndarray, y: np.ndarray,
