@@ -11,9 +11,12 @@ and the estimate's error.
     python benchmarks/remaining.py --classes FRI FRII Compact Bent --seeds 0 1
     python benchmarks/remaining.py --reuse --from-quality   # add every quality.py run that recorded them
 
-``--from-quality`` also reads the runs ``quality.py`` made (FIRST, CIFAR-10, GZ1: 3 cycles each, the
-estimate recorded by the same code), so one set of protocol runs measures both the ranking and
-the estimate.
+``--from-quality`` also reads the runs ``quality.py`` made (FIRST, CIFAR-10, GZ1: 3 cycles each),
+so one set of protocol runs measures both the ranking and the estimate.
+
+Each estimate is made again, with the estimator of the code at hand, from the inputs the run kept
+beside its JSON (``*.remaining.npz``): a change to the estimator is measured on the same runs
+without training them again. Runs made before their inputs were kept are left out and named.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from napari_anomalymatch.core.evaluation.remaining import measure_again
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -58,11 +63,7 @@ def run(cls: str, seed: int, reuse: bool) -> dict | None:
         result["wall_seconds"] = time.perf_counter() - started
         result["load_before"] = load
         out.write_text(json.dumps(result, indent=1))
-    result = json.loads(out.read_text())
-    return {"dataset": "first", "class": cls, "seed": seed, "wall_seconds": result.get("wall_seconds"),
-            "load_before": result.get("load_before"), "n_images": result["settings"]["n_images"],
-            "n_anomalies": result["settings"]["n_anomalies"],
-            "cycles": [{"cycle": c["cycle"], **c["remaining"]} for c in result["cycles"]]}
+    return described(out, "first", cls, seed)
 
 
 def quality_runs() -> list[dict]:
@@ -74,14 +75,20 @@ def quality_runs() -> list[dict]:
         found.append((path, dataset, *rest.rsplit("-seed", 1)))
     runs = []
     for path, dataset, cls, seed in sorted(found):
-        result = json.loads(path.read_text())
-        if not all("remaining" in c for c in result["cycles"]):
-            continue  # made before the estimate was recorded
-        runs.append({"dataset": dataset, "class": cls, "seed": int(seed), "source": "quality.py",
-                     "wall_seconds": result.get("wall_seconds"), "load_before": result.get("load_before"),
-                     "n_images": result["settings"]["n_images"], "n_anomalies": result["settings"]["n_anomalies"],
-                     "cycles": [{"cycle": c["cycle"], **c["remaining"]} for c in result["cycles"]]})
+        if all("remaining" in c for c in json.loads(path.read_text())["cycles"]):  # else: made before the estimate
+            runs.append({**described(path, dataset, cls, int(seed)), "source": "quality.py"})
     return runs
+
+
+def described(path: Path, dataset: str, cls: str, seed: int) -> dict:
+    """One run's settings and, where it kept their inputs, its per-cycle estimates made again with
+    today's estimator (``cycles`` None where it kept none)."""
+    result = json.loads(path.read_text())
+    kept = path.with_suffix(".remaining.npz")
+    return {"dataset": dataset, "class": cls, "seed": seed, "wall_seconds": result.get("wall_seconds"),
+            "load_before": result.get("load_before"), "n_images": result["settings"]["n_images"],
+            "n_anomalies": result["settings"]["n_anomalies"],
+            "cycles": measure_again(dict(np.load(kept))) if kept.exists() else None}
 
 
 def summarise_by_dataset(runs: list[dict]) -> dict:
@@ -128,6 +135,7 @@ def markdown(results: dict) -> str:
                          f"{s['mean_abs_error']:.1f} ({s['mean_true']:.1f}) | {s['mean_signed_error']:+.1f} | "
                          f"{s['median_width']:.0f} |")
     runs = results["runs"]
+    left_out = ", ".join(f"{r['dataset']} {r['class']} seed {r['seed']} ({r['source']})" for r in results["left_out"])
     skipped = {v: sum("error" in c.get(v, {}) for r in runs for c in r["cycles"]) for v in VARIANTS}
     names = "; ".join(f"{d}: " + ", ".join(sorted({f"{r['class']} seed {r['seed']}" for r in runs
                                                      if r["dataset"] == d}))
@@ -136,7 +144,8 @@ def markdown(results: dict) -> str:
     loads = [r["load_before"] for r in runs if r.get("load_before") is not None]
     lines += ["", f"Runs: {names}. `remaining.py`'s own runs (FIRST) have {CYCLES} cycles "
               f"(`{' '.join(PROTOCOL)}` with `--cycles {CYCLES}`); `quality.py`'s have 3. "
-              "Every cycle's estimate is made before the oracle reviews. "
+              "Every cycle's estimate is made before the oracle reviews, and made again with this code from the "
+              f"inputs the run kept. Left out (made before their inputs were kept): {left_out or 'none'}. "
               f"Target: the truth inside the 90 % interval in at least {TARGET:.0%} of cycles. "
               f"Not estimated (fewer than 2 anomalies and 2 normal images reviewed in score order yet, "
               f"always the first cycle): {skipped['without_audit']} cycles without the audit. "
@@ -160,8 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         run_["source"] = "remaining.py"
     if args.from_quality:
         runs += quality_runs()
-    results = {"runs": runs, "summary": summarise_by_dataset(runs), "host": host_cpu(), "target_coverage": TARGET,
-               "code": git("rev-parse", "--short", "HEAD")}
+    left_out = [{key: r[key] for key in ("source", "dataset", "class", "seed")} for r in runs if r["cycles"] is None]
+    runs = [r for r in runs if r["cycles"] is not None]
+    results = {"runs": runs, "left_out": left_out, "summary": summarise_by_dataset(runs), "host": host_cpu(),
+               "target_coverage": TARGET, "code": git("rev-parse", "--short", "HEAD")}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "remaining.json").write_text(json.dumps(results, indent=1))
     (RESULTS / "remaining.md").write_text(markdown(results))

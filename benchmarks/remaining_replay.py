@@ -8,7 +8,11 @@ cycle's estimate is made from (``core.evaluation.remaining.RemainingTracker``) a
 estimator against the truth: how often the 90 % interval holds the true count, overall and in
 the next 100 and 1,000 by rank. ``--inputs`` adds the inputs real protocol runs kept
 (``anomalymatch evaluate --json`` writes ``*.remaining.npz``), so a change found on the replays is
-checked on runs with training.
+checked on runs with training. Synthetic surveys whose scores are miscalibrated by a known slope
+(``SURVEY_SLOPES``, the unit tests' survey) show what each variant does where the scores' own
+calibration is far off. The variants are settings of the core's estimator
+(``core.review.remaining.estimate_remaining``: how wide the slope's prior may be, how much the
+posterior is widened), beside the estimator it replaced, read from git at ``PREVIOUS``.
 
     python benchmarks/remaining_replay.py --seeds 0 1 2 3 4
     python benchmarks/remaining_replay.py --inputs benchmarks/work/first/*/manifest.result.remaining.npz
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import types
 from collections import defaultdict
 from pathlib import Path
 
@@ -29,21 +34,25 @@ from sklearn.linear_model import LogisticRegression
 
 from napari_anomalymatch.core.config import SessionConfig
 from napari_anomalymatch.core.evaluation.protocol import OracleSettings, held_out_split, oracle_picks
-from napari_anomalymatch.core.evaluation.remaining import RemainingTracker
+from napari_anomalymatch.core.evaluation.remaining import VARIANTS, RemainingTracker, measure_again
 from napari_anomalymatch.core.labels import UNLABELED
-from napari_anomalymatch.core.review.remaining import HORIZONS, LEVEL, CalibrationLabels, estimate_remaining
+from napari_anomalymatch.core.review.remaining import HORIZONS, SLOPE_SCALES, estimate_remaining
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from framing import SETS, probe_inputs  # noqa: E402
-from quality import RESULTS, WORK, code_version  # noqa: E402
+from quality import RESULTS, WORK, code_version, git  # noqa: E402
 from remaining import TARGET  # noqa: E402
 
 CYCLES = 4
 OUT = WORK / "remaining_replay"
 PARTS = ("total", *(f"next{n}" for n in HORIZONS))
-VARIANTS = ("without_audit", "with_audit")
-LABEL_FIELDS = ("reviewed_scores", "reviewed_labels", "audit_scores", "audit_labels")
+PREVIOUS = "40ecaae"  # the last commit with the free Platt fit and its bootstrap interval
+MODULE = "src/napari_anomalymatch/core/review/remaining.py"
+SURVEY_SLOPES = (0.25, 0.6, 1.0, 2.5)  # the true slope on the scores' log-odds: < 1 overconfident, > 1 timid
+SURVEY_SEEDS = 10
+ADOPTED = "learned prior, widened x9 (adopted)"
+SURVEY_ESTIMATORS = (f"previous ({PREVIOUS}): free fit, bootstrap", "slope prior sd 0.25, widened x9", ADOPTED)
 
 
 def replay_inputs(name: str, seed: int) -> dict[str, np.ndarray]:
@@ -73,28 +82,25 @@ def replay_inputs(name: str, seed: int) -> dict[str, np.ndarray]:
     return tracker.replay
 
 
-def cases(inputs: dict[str, np.ndarray]) -> list[tuple[str, str, np.ndarray, np.ndarray, CalibrationLabels]]:
-    """(cycle, variant, unreviewed scores, their truth, calibration labels) of each recorded estimate."""
-    found = []
-    for key in sorted(k for k in inputs if k.endswith("__unreviewed_scores")):
-        cycle, variant, _ = key.split("__")
-        prefix = f"{cycle}__{variant}__"
-        labels = CalibrationLabels(*(inputs[prefix + name].astype(np.float64) for name in LABEL_FIELDS))
-        found.append((cycle, variant, inputs[key].astype(np.float64), inputs[prefix + "unreviewed_truth"], labels))
-    return found
-
-
-def check(estimator, scores: np.ndarray, truth: np.ndarray, labels: CalibrationLabels) -> dict | None:
-    """Each part's estimate and the truth (None where the estimator refuses: too few labels)."""
-    try:
-        estimate = estimator(scores, labels)
-    except Exception as err:  # noqa: BLE001 - the estimator's refusal (ConfigError) or failure, counted
-        return None if "at least" in str(err) else {"failed": str(err)}
-    by_rank = truth[np.argsort(-scores, kind="stable")]
-    true = {"total": int(truth.sum()), **{f"next{n}": int(by_rank[:n].sum()) for n in HORIZONS}}
-    parts = {"total": estimate.total, **{f"next{n}": e for n, e in estimate.next.items()}}
-    return {part: {"expected": e.expected, "low": e.low, "high": e.high, "true": true[part]}
-            for part, e in parts.items()}
+def survey_inputs(slope: float, seed: int, n: int = 6000, reviewed: int = 300,
+                  audited: int = 60) -> dict[str, np.ndarray]:
+    """One synthetic survey as a tracker keeps it: about 6 % anomalies, whose log-odds are ``slope``
+    times the scores' minus 2; the top ``reviewed`` by score reviewed, ``audited`` others at random."""
+    rng = np.random.default_rng([seed, 37])
+    latent = rng.normal(0, 1.5, n)
+    truth = rng.random(n) < 1 / (1 + np.exp(-(1.5 * latent - 4)))
+    scores = 1 / (1 + np.exp(-(1.5 * latent - 2) / slope))
+    order = np.argsort(-scores)
+    top, rest = order[:reviewed], order[reviewed:]
+    audit = rng.choice(rest, audited, replace=False)
+    kept = {}
+    for variant, unreviewed, shown in (("without_audit", rest, np.zeros(0, dtype=np.int64)),
+                                       ("with_audit", np.setdiff1d(rest, audit), audit)):
+        kept.update({f"cycle1__{variant}__{name}": value for name, value in (
+            ("unreviewed_scores", scores[unreviewed]), ("unreviewed_truth", truth[unreviewed]),
+            ("reviewed_scores", scores[top]), ("reviewed_labels", truth[top].astype(float)),
+            ("audit_scores", scores[shown]), ("audit_labels", truth[shown].astype(float)))})
+    return kept
 
 
 def summary(records: list[dict]) -> dict:
@@ -123,6 +129,8 @@ def markdown(results: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for estimator, groups in results["summaries"].items():
         for group, rows in groups.items():
+            if group.startswith("survey"):
+                continue
             for key, s in rows.items():
                 variant, part = key.split("/")
                 hit = f"**{s['coverage']:.0%}**" if s["coverage"] >= TARGET else f"{s['coverage']:.0%}"
@@ -132,81 +140,65 @@ def markdown(results: dict) -> str:
     lines += ["", f"Probe replays: {', '.join(results['replays'])}; {CYCLES} cycles each (the oracle in score "
               "order, 10 + 10 labels per cycle, a random audit of 50 known to the estimator only). "
               f"Protocol runs with training: {results['protocol_runs'] or 'none'}. Target: the truth inside the "
-              f"90 % interval in at least {TARGET:.0%} of estimates. Code {results['code']}."]
+              f"90 % interval in at least {TARGET:.0%} of estimates. The previous estimator is read from git at "
+              f"{PREVIOUS}; the others are settings of today's (a prior on the slope centred on 1, its width fixed "
+              "or learned from the labels, the posterior's covariance widened or not). Code "
+              f"{results['code']}.", "", *by_set_markdown(results), "", *survey_markdown(results)]
     return "\n".join(lines) + "\n"
 
 
-def prior_estimator(slope_sd: float, intercept_sd: float, draws: int = 400, inflate: float = 1.0):
-    """Platt scaling with a Gaussian prior centred on the score's own calibration (slope 1,
-    intercept 0) and the interval from the posterior's Laplace approximation: where the labels
-    cover a narrow stretch of scores, the prior, not a flat fit, says how the rest behave."""
-    from napari_anomalymatch.core.review import remaining as r
-
-    def estimate(scores, labels):
-        z, y, audit, method = r._calibration_set(labels)
-        centre = np.array([1.0, 0.0])
-        precision = np.diag([1 / slope_sd**2, 1 / intercept_sd**2])
-        theta = centre.copy()
-        for _ in range(100):
-            p = r._sigmoid(theta[0] * z + theta[1])
-            gradient = np.array([((y - p) * z).sum(), (y - p).sum()]) - precision @ (theta - centre)
-            c = p * (1 - p)
-            hessian = np.array([[(c * z * z).sum(), (c * z).sum()], [(c * z).sum(), c.sum()]]) + precision
-            step = np.linalg.solve(hessian, gradient)
-            theta += step
-            if np.abs(step).max() < 1e-9:
-                break
-        unreviewed = np.sort(r.logit(scores[np.isfinite(scores)]))[::-1]
-        sizes = [len(unreviewed)] + [min(int(n), len(unreviewed)) for n in HORIZONS]
-        counts, centres = r._binned(unreviewed, sizes)
-        point = counts @ r._sigmoid(theta[0] * centres + theta[1])
-        rng = np.random.default_rng(0)
-        samples = rng.multivariate_normal(theta, inflate * np.linalg.inv(hessian), size=draws)
-        means = counts @ r._sigmoid(samples[:, :1] * centres[None, :] + samples[:, 1:]).T
-        drawn = rng.poisson(np.maximum(means, 0))
-        low, high = np.quantile(drawn, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=1)
-        found = [r.Expectation(n, float(e), float(lo), float(hi)) for n, e, lo, hi in zip(sizes, point, low, high)]
-        return r.RemainingEstimate(found[0], dict(zip(HORIZONS, found[1:])), method, 0, 0, LEVEL, *theta)
-
-    return estimate
+def by_set_markdown(results: dict) -> list[str]:
+    """The adopted estimator's replays set by set: coverage (median width) of each count."""
+    lines = [f"| {ADOPTED}: replays of | calibration | estimates | total | next 100 | next 1000 |",
+             "|---|---|---|---|---|---|"]
+    for name, rows in results["by_set"].items():
+        for variant in VARIANTS:
+            cells = [f"{rows[f'{variant}/{part}']['coverage']:.0%} ({rows[f'{variant}/{part}']['median_width']:.0f})"
+                     for part in PARTS]
+            lines.append(f"| {name} | {variant.replace('_', ' ')} | {rows[f'{variant}/total']['estimates']} | "
+                         + " | ".join(cells) + " |")
+    return lines
 
 
-def bootstrap_prior_estimator(slope_sd: float, intercept_sd: float):
-    """Today's bootstrap interval, with the ridge centred on the score's own calibration."""
-    from napari_anomalymatch.core.review import remaining as r
-
-    def estimate(scores, labels):
-        original = r.fit_platt
-
-        def fit(z, y, weights=None, iterations=50):
-            w = np.ones((1, len(z))) if weights is None else np.asarray(weights, dtype=np.float64)
-            centre, precision = np.array([1.0, 0.0]), np.diag([1 / slope_sd**2, 1 / intercept_sd**2])
-            theta = np.tile(centre, (len(w), 1))
-            for _ in range(iterations):
-                p = r._sigmoid(theta[:, :1] * z + theta[:, 1:])
-                residual, curvature = w * (y - p), w * p * (1 - p)
-                gradient = np.stack([residual @ z, residual.sum(1)], axis=1) - (theta - centre) @ precision
-                zz, z1, n = curvature @ (z * z), curvature @ z, curvature.sum(1)
-                hessian = np.stack([np.stack([zz, z1], -1), np.stack([z1, n], -1)], axis=1) + precision
-                step = np.linalg.solve(hessian, gradient[..., None])[..., 0]
-                theta += step
-                if np.abs(step).max() < 1e-8:
-                    break
-            return theta[0] if weights is None else theta
-
-        r.fit_platt = fit
-        try:
-            return estimate_remaining(scores, labels, HORIZONS, LEVEL)
-        finally:
-            r.fit_platt = original
-
-    return estimate
+def survey_markdown(results: dict) -> list[str]:
+    """The synthetic surveys' table: the total's coverage, error and width per true slope."""
+    lines = ["| estimator | survey: true slope on the log-odds | calibration | total: interval holds the truth | "
+             "median (expected+1)/(true+1) | median width | next 100: holds the truth |",
+             "|---|---|---|---|---|---|---|"]
+    for estimator in SURVEY_ESTIMATORS:
+        for slope in SURVEY_SLOPES:
+            rows = results["summaries"][estimator][f"survey slope {slope}"]
+            for variant in VARIANTS:
+                total, top = rows[f"{variant}/total"], rows[f"{variant}/next100"]
+                lines.append(f"| {estimator} | {slope} | {variant.replace('_', ' ')} | {total['coverage']:.0%} | "
+                             f"{total['median_ratio']:.2f} | {total['median_width']:.0f} | {top['coverage']:.0%} |")
+    return [*lines, "", f"Synthetic surveys ({SURVEY_SEEDS} seeds each): 6,000 images, about 6 % anomalies, the "
+                        "top 300 by score reviewed, 60 others audited at random; the truth's log-odds are the slope "
+                        "times the scores' minus 2 (slope 1: the scores' own shape, shifted)."]
 
 
-ESTIMATORS = {"current": lambda scores, labels: estimate_remaining(scores, labels, HORIZONS, LEVEL),
-              **{f"prior s{s_sd} (Laplace x{k})": prior_estimator(s_sd, 10.0, inflate=k)
-                 for s_sd in (0.15, 0.25) for k in (1, 4, 9)},
-              "prior s0.15 (bootstrap)": bootstrap_prior_estimator(0.15, 10.0)}
+def previous_estimator():
+    """``estimate_remaining`` as it was at ``PREVIOUS``, loaded from git beside today's module."""
+    module = types.ModuleType("napari_anomalymatch.core.review.remaining_previous")
+    module.__package__ = "napari_anomalymatch.core.review"  # its relative imports resolve as they did
+    sys.modules[module.__name__] = module  # dataclasses look their module up there
+    exec(compile(git("show", f"{PREVIOUS}:{MODULE}"), f"{PREVIOUS}:{MODULE}", "exec"), module.__dict__)
+    return module.estimate_remaining
+
+
+def setting(**settings):
+    """The core's estimator with some of its settings changed."""
+    return lambda scores, labels, horizons, level: estimate_remaining(scores, labels, horizons, level, **settings)
+
+
+FREE = (SLOPE_SCALES[-1],)  # a prior too wide to matter: the free fit
+ESTIMATORS = {f"previous ({PREVIOUS}): free fit, bootstrap": previous_estimator,
+              "free fit (Laplace)": lambda: setting(slope_scales=FREE, widening=1.0),
+              "slope prior sd 0.25": lambda: setting(slope_scales=(0.25,), widening=1.0),
+              "slope prior sd 0.25, widened x9": lambda: setting(slope_scales=(0.25,), widening=9.0),
+              "learned prior": lambda: setting(widening=1.0),
+              "learned prior, widened x4": lambda: setting(widening=4.0),
+              ADOPTED: lambda: estimate_remaining}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,16 +212,23 @@ def main(argv: list[str] | None = None) -> int:
                for name in args.sets for seed in args.seeds}
     sources.update({str(path.relative_to(WORK) if path.is_relative_to(WORK) else path):
                     ("protocol", dict(np.load(path))) for path in args.inputs})
+    sources.update({f"survey slope {slope} seed {seed}": (f"survey slope {slope}", survey_inputs(slope, seed))
+                    for slope in SURVEY_SLOPES for seed in range(SURVEY_SEEDS)})
     results = {"code": code_version(), "replays": [k for k, (kind, _) in sources.items() if kind == "replay"],
                "protocol_runs": [k for k, (kind, _) in sources.items() if kind == "protocol"], "summaries": {}}
-    for estimator_name, estimator in ESTIMATORS.items():
-        records = {"replay": [], "protocol": []}
+    for estimator_name, make in ESTIMATORS.items():
+        estimator, records = make(), defaultdict(list)
         for source, (kind, inputs) in sources.items():
-            for cycle, variant, scores, truth, labels in cases(inputs):
-                found = check(estimator, scores, truth, labels)
-                if found is not None and "failed" not in found:
-                    records[kind].append({"source": source, "cycle": cycle, "variant": variant, "estimate": found})
+            if kind.startswith("survey") and estimator_name not in SURVEY_ESTIMATORS:
+                continue
+            for cycle in measure_again(inputs, estimator):
+                records[kind] += [{"source": source, "cycle": cycle["cycle"], "variant": variant,
+                                   "estimate": cycle[variant]} for variant in VARIANTS if "total" in cycle[variant]]
         results["summaries"][estimator_name] = {kind: summary(found) for kind, found in records.items() if found}
+        if estimator_name == ADOPTED:
+            of_set = {name: [r for r in records["replay"] if r["source"].startswith(f"{name} seed ")]
+                      for name in args.sets}
+            results["by_set"] = {name: summary(found) for name, found in of_set.items()}
         print(estimator_name, "done", flush=True)
     (RESULTS / "remaining_replay.json").write_text(json.dumps(results, indent=1))
     (RESULTS / "remaining_replay.md").write_text(markdown(results))

@@ -11,6 +11,7 @@ from napari_anomalymatch.core.review.remaining import (
     PLATT_AUDIT,
     PLATT_BIASED,
     PLATT_REVIEWED,
+    SLOPE_SCALES,
     CalibrationLabels,
     estimate_remaining,
     fit_platt,
@@ -19,6 +20,7 @@ from napari_anomalymatch.core.review.remaining import (
 
 N, REVIEWED, AUDITED = 6000, 300, 60
 TRUE_SLOPE, TRUE_INTERCEPT = 1.5, -4.0  # P(anomaly | z): about 6 % anomalies
+FREE = SLOPE_SCALES[-1:]  # the widest prior on the slope alone: the free fit
 
 
 def survey(seed: int, shown=lambda z: 1 / (1 + np.exp(-(TRUE_SLOPE * z + TRUE_INTERCEPT)))):
@@ -47,7 +49,7 @@ def coverage(shown, with_audit: bool, runs: int = 12) -> tuple[float, float, flo
     for seed in range(runs):
         scores, truth, reviewed, audit, unreviewed = survey(seed, shown)
         labels = labels_of(scores, truth, reviewed, audit if with_audit else ())
-        estimate = estimate_remaining(scores[unreviewed], labels, bootstraps=100, seed=seed)
+        estimate = estimate_remaining(scores[unreviewed], labels, draws=100, seed=seed)
         true_total = truth[unreviewed].sum()
         true_next = truth[unreviewed[np.argsort(-scores[unreviewed])][:100]].sum()
         inside_total += estimate.total.low <= true_total <= estimate.total.high
@@ -75,10 +77,56 @@ def test_overconfident_scores_are_recalibrated_on_the_labels(with_audit):
     assert total >= 0.75 and next_100 >= 0.75 and abs(error) < 0.35
 
 
+def width(estimate) -> float:
+    return estimate.total.high - estimate.total.low
+
+
+def test_labels_that_clearly_reject_slope_one_get_the_free_fits_width():
+    """Log-odds four times too steep: the labels rule the score's own shape out, so the prior on
+    the slope widens until the fit is the free one, and so is its interval."""
+    def shown(z):
+        return 1 / (1 + np.exp(-(TRUE_SLOPE * z + TRUE_INTERCEPT + 2) / 0.25))  # truth: 0.25 * log-odds - 2
+
+    for seed in range(3):
+        scores, truth, reviewed, audit, unreviewed = survey(seed, shown)
+        labels = labels_of(scores, truth, reviewed, audit)
+        learned = estimate_remaining(scores[unreviewed], labels)
+        free = estimate_remaining(scores[unreviewed], labels, slope_scales=FREE)
+        assert learned.slope_prior_sd > 0.25 and learned.slope == pytest.approx(free.slope, abs=0.03)
+        assert width(learned) == pytest.approx(width(free), rel=0.2)
+
+
+@pytest.mark.parametrize("with_audit", [False, True])
+def test_calibrated_scores_keep_the_narrow_prior_and_its_narrower_interval(with_audit):
+    for seed in range(3):
+        scores, truth, reviewed, audit, unreviewed = survey(seed)
+        labels = labels_of(scores, truth, reviewed, audit if with_audit else ())
+        learned = estimate_remaining(scores[unreviewed], labels)
+        free = estimate_remaining(scores[unreviewed], labels, slope_scales=FREE)
+        assert learned.slope_prior_sd <= 0.25 and width(learned) < 0.7 * width(free)
+
+
+def test_a_prior_centred_on_slope_one_still_reaches_a_slope_far_from_it():
+    """From slope 1 on log-odds up to 16 a full Newton step overshoots; without halving it, the
+    fit under the prior once ran off to a negative slope on this survey."""
+    def shown(z):
+        return 1 / (1 + np.exp(-(2.5 * z + 1.5)))
+
+    scores, truth, reviewed, audit, unreviewed = survey(1, shown)
+    labels = labels_of(scores, truth, reviewed, audit)
+    z, y = logit(np.r_[labels.reviewed_scores, labels.audit_scores]), np.r_[labels.reviewed_labels, labels.audit_labels]
+    free_slope = fit_platt(z, y)[0]
+    assert free_slope < 0.8
+    free = estimate_remaining(scores[unreviewed], labels, slope_scales=FREE, widening=1.0)
+    assert free.slope == pytest.approx(free_slope, abs=0.01)
+    narrow = estimate_remaining(scores[unreviewed], labels, slope_scales=(0.25,), widening=1.0)
+    assert free_slope < narrow.slope < 1  # shrunk towards the score's own calibration, not past it
+
+
 def test_an_audit_sample_narrows_the_interval_of_the_extrapolated_tail():
     scores, truth, reviewed, audit, unreviewed = survey(3)
-    without = estimate_remaining(scores[unreviewed], labels_of(scores, truth, reviewed), bootstraps=120)
-    with_audit = estimate_remaining(scores[unreviewed], labels_of(scores, truth, reviewed, audit), bootstraps=120)
+    without = estimate_remaining(scores[unreviewed], labels_of(scores, truth, reviewed), draws=120)
+    with_audit = estimate_remaining(scores[unreviewed], labels_of(scores, truth, reviewed, audit), draws=120)
     assert without.method == PLATT_REVIEWED and with_audit.method == PLATT_AUDIT
     assert with_audit.n_audit_labels == AUDITED and with_audit.n_reviewed_labels == REVIEWED
     width = lambda e: e.total.high - e.total.low  # noqa: E731
@@ -111,6 +159,8 @@ def test_too_few_labels_say_what_is_needed():
         estimate_remaining(np.array([0.5, 0.2]), CalibrationLabels(np.array([0.9, 0.1]), np.array([1.0, 0.0])))
     with pytest.raises(ConfigError, match="level"):
         estimate_remaining(np.array([0.5]), CalibrationLabels(np.zeros(0), np.zeros(0)), level=1.5)
+    with pytest.raises(ConfigError, match="positive widths"):
+        estimate_remaining(np.array([0.5]), CalibrationLabels(np.zeros(0), np.zeros(0)), slope_scales=(0.0,))
 
 
 def test_platt_recovers_a_known_calibration_and_stays_finite_on_separated_labels():

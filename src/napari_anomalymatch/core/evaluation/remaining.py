@@ -10,11 +10,12 @@ drawn once before the first cycle and known to the estimator only (training neve
 After each cycle, before the oracle reviews, both estimates are compared with the true number of
 anomalies among the unreviewed images, overall and among the next N by the current ranking.
 What each estimate was made from is kept too (``replay``), so that a change to the estimator can
-be measured again on the same runs without training them again.
+be measured again on the same runs without training them again (``measure_again``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,8 @@ from ..review.remaining import HORIZONS, LEVEL, CalibrationLabels, RemainingEsti
 from ..scoring.orders import get_order, rank
 
 AUDIT = 50
+KEPT_LABELS = ("reviewed_scores", "reviewed_labels", "audit_scores", "audit_labels")
+VARIANTS = ("without_audit", "with_audit")
 
 
 class RemainingTracker:
@@ -66,23 +69,16 @@ class RemainingTracker:
         reviewed = self.labelled | self.seen | self.random_seen | (self.audit if with_audit else False)
         unreviewed = np.flatnonzero(self.valid & ~reviewed & np.isfinite(scores))
         labels = self._labels(with_audit)
-        self._keep(f"cycle{self.cycles}__{'with_audit' if with_audit else 'without_audit'}__", scores[unreviewed],
+        self._keep(f"cycle{self.cycles}__{VARIANTS[with_audit]}__", scores[unreviewed],
                    self.truth[unreviewed], labels)
-        try:
-            estimate = estimate_remaining(scores[unreviewed], labels, HORIZONS, LEVEL)
-        except ConfigError as err:  # too few labels yet
-            return {"error": str(err)}
-        by_rank = unreviewed[np.argsort(-scores[unreviewed], kind="stable")]
-        truths = {"total": int(self.truth[unreviewed].sum()),
-                  **{f"next{n}": int(self.truth[by_rank[:n]].sum()) for n in HORIZONS}}
-        return _record(estimate, truths)
+        return measure(scores[unreviewed], self.truth[unreviewed], labels)
 
     def _keep(self, prefix: str, unreviewed_scores: np.ndarray, unreviewed_truth: np.ndarray,
               labels: CalibrationLabels) -> None:
         self.replay.update({f"{prefix}unreviewed_scores": unreviewed_scores.astype(np.float32),
                             f"{prefix}unreviewed_truth": unreviewed_truth.astype(bool),
                             **{prefix + name: np.asarray(getattr(labels, name), dtype=np.float32)
-                               for name in ("reviewed_scores", "reviewed_labels", "audit_scores", "audit_labels")}})
+                               for name in KEPT_LABELS}})
 
     def _labels(self, with_audit: bool) -> CalibrationLabels:
         seen = self.seen | (self.random_seen if not with_audit else False)
@@ -90,6 +86,36 @@ class RemainingTracker:
         audit_scores = np.where(self.audit, self.audit_scores, self.seen_scores)
         return CalibrationLabels(self.seen_scores[seen], self.truth[seen].astype(float),
                                  audit_scores[audit], self.truth[audit].astype(float))
+
+
+def measure(scores: np.ndarray, truth: np.ndarray, labels: CalibrationLabels,
+            estimator: Callable[..., RemainingEstimate] = estimate_remaining) -> dict[str, Any]:
+    """The estimate from ``labels`` of the anomalies among images of ``scores``, against their
+    ``truth`` (overall and in the next N by rank); the refusal's message where too few labels."""
+    try:
+        estimate = estimator(scores, labels, HORIZONS, LEVEL)
+    except ConfigError as err:  # too few labels yet
+        return {"error": str(err)}
+    by_rank = truth[np.argsort(-scores, kind="stable")]
+    truths = {"total": int(truth.sum()), **{f"next{n}": int(by_rank[:n].sum()) for n in HORIZONS}}
+    return _record(estimate, truths)
+
+
+def measure_again(kept: Mapping[str, np.ndarray],
+                  estimator: Callable[..., RemainingEstimate] = estimate_remaining) -> list[dict[str, Any]]:
+    """Each cycle's estimates made again from what a tracker kept (``RemainingTracker.replay``, or
+    the ``*.remaining.npz`` that ``anomalymatch evaluate --json`` writes), as ``cycle`` records."""
+    cycles = sorted({int(key.split("__")[0].removeprefix("cycle")) for key in kept})
+    found = []
+    for cycle in cycles:
+        record: dict[str, Any] = {"cycle": cycle}
+        for variant in VARIANTS:
+            prefix = f"cycle{cycle}__{variant}__"
+            labels = CalibrationLabels(*(np.asarray(kept[prefix + name], dtype=np.float64) for name in KEPT_LABELS))
+            record[variant] = measure(np.asarray(kept[prefix + "unreviewed_scores"], dtype=np.float64),
+                                      np.asarray(kept[prefix + "unreviewed_truth"], dtype=bool), labels, estimator)
+        found.append(record)
+    return found
 
 
 def _record(estimate: RemainingEstimate, truths: dict[str, int]) -> dict[str, Any]:
