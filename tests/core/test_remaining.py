@@ -191,3 +191,18 @@ def test_the_protocol_tracker_measures_against_the_truth_then_records_the_review
     assert second["total"]["true"] == truth[~labelled & ~tracker.seen].sum()
     rest = np.flatnonzero(~labelled & ~tracker.seen)
     assert second["next100"]["true"] == truth[rest[np.argsort(-scores[rest], kind="stable")][:100]].sum()
+
+
+def test_an_image_the_reviewer_meets_again_keeps_the_score_it_was_judged_at():
+    scores, truth, _, _, _ = survey(5)
+    labelled = np.zeros(N, bool)
+    labelled[np.r_[np.flatnonzero(truth)[:5], np.flatnonzero(~truth)[:5]]] = True
+    pool = ~labelled
+    tracker = RemainingTracker(truth, labelled, np.ones(N, bool), pool, seed=0, audit=0)
+    tracker.cycle(scores, pool, reviewed=100, order="score", seed=0)
+    met = tracker.seen.copy()
+    later = scores + 0.5  # a later model scores every image higher; the unpicked ones stay in the pool
+    tracker.cycle(later, pool, reviewed=150, order="score", seed=0)
+    assert tracker.seen.sum() == 150 and met[tracker.seen].sum() == 100
+    np.testing.assert_array_equal(tracker.seen_scores[met], scores[met])
+    np.testing.assert_array_equal(tracker.seen_scores[tracker.seen & ~met], later[tracker.seen & ~met])

@@ -60,9 +60,11 @@ class RemainingTracker:
         if not reviewed or get_order(order).needs_embeddings:  # diverse: not measured here
             return record
         stretch = rank(scores, np.flatnonzero(pool), order, seed)[:reviewed]
+        # an image met again (seen before, not picked for training) keeps the score it was judged at
+        first_met = stretch[~(self.seen | self.random_seen)[stretch]]
         kind = self.random_seen if order == "random" else self.seen
-        kind[stretch] = True
-        self.seen_scores[stretch] = scores[stretch]
+        kind[first_met] = True
+        self.seen_scores[first_met] = scores[first_met]
         return record
 
     def _measure(self, scores: np.ndarray, with_audit: bool) -> dict[str, Any]:
