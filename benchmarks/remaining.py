@@ -149,11 +149,17 @@ def markdown(results: dict) -> str:
               f"Target: the truth inside the 90 % interval in at least {TARGET:.0%} of cycles. "
               f"Not estimated (fewer than 2 anomalies and 2 normal images reviewed in score order yet, "
               f"always the first cycle): {skipped['without_audit']} cycles without the audit. "
-              f"On {results['host']}, {sum(walls) / 60:.0f} min of runs "
-              f"(load average before each run {min(loads, default=0):.1f}-{max(loads, default=0):.1f}: "
-              "shared with other work, times inflated); code "
+              f"On {results['host']}, {sum(walls) / 60:.0f} min of runs{_loads(loads)}; code "
               f"{results['code']}."]
     return "\n".join(lines) + "\n"
+
+
+def _loads(loads: list[float]) -> str:
+    """The load averages the runs started at, where recorded (runs of quality.py record none)."""
+    if not loads:
+        return ""
+    return (f" (load average before each run {min(loads):.1f}-{max(loads):.1f}: shared with other work, "
+            "times inflated)")
 
 
 def main(argv: list[str] | None = None) -> int:
