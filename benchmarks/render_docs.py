@@ -215,7 +215,24 @@ def speed(links: Links) -> str:
         parts.append("| scoring uint8 HDF5 at 64 px, images | images/s | peak MB |\n|---|---|---|\n" + "\n".join(rows))
     if data.get("agreement"):
         parts.append(_records(data["agreement"], "reduced precision against float32 (allowed: meets the rule)"))
+    parts.extend(_int8(data))
     return "\n\n".join(parts) + f"\n\nFrom {links.link('speed.json')}.\n"
+
+
+def _int8(data: dict) -> list[str]:
+    """The int8 measurement: the network alone on images in memory, paths timed in turns in one process."""
+    parts = []
+    if data.get("int8_paths"):
+        entries = data["int8_paths"]
+        parts.append(_pivot(entries, "path", "the network alone, images in memory, images/s"))
+        parts.append(_pivot(entries, "path", "the same per CPU-second", "images_per_cpu_second"))
+        parts.append(_pivot(entries, "path", "seconds to build the path (quantize, compile)", "build_seconds"))
+        host = data.get("machines", {}).get("int8_paths")
+        if host:
+            parts[-1] += f"\n\nMeasured on {_host(host)}."
+    if data.get("int8_agreement"):
+        parts.append(_records(data["int8_agreement"], "int8 against float32 (allowed: meets the rule)"))
+    return parts
 
 
 def _host(machine: dict) -> str:

@@ -21,7 +21,13 @@
 * agreement: bf16 and bf16 with the first stages in float32 against float32 on the same trained
   model on real data (FIRST radio galaxies, Bent as the anomaly; CIFAR-10 with cat as the
   anomaly): |dAUROC|, top-100 overlap, Spearman's rho, and whether the rule of
-  ``core.scoring.pathchoice.AGREEMENT`` lets the precision score.
+  ``core.scoring.pathchoice.AGREEMENT`` lets the precision score;
+* int8_paths: the network alone on images held in memory (no reading), each path timed in
+  turn in one process: float32 eager (the default path), bf16 and bf16-mixed (eager and
+  fused), and the backbone in static int8 (``int8.py``: torchao PT2E, X86InductorQuantizer,
+  calibrated on 256 images; whole, and with the first stages float32), at 64 and 128 px,
+  with each one's build time;
+* int8_agreement: int8 and int8-mixed against float32 on the models of ``agreement``.
 
 Each measurement runs in a fresh process (so peak RSS is that run's own). The data are synthetic
 galaxy-like cutouts written under ``benchmarks/work/speed`` (git-ignored). The machine is shared
@@ -34,6 +40,7 @@ Usage::
     python benchmarks/speed.py --sections heads  # re-measure one section, keep the others
     python benchmarks/speed.py --quick --sections probe_features  # the morphology's cost at 64 px
     python benchmarks/speed.py --sections paths agreement --n-images 4000  # the inference paths
+    python benchmarks/speed.py --sections int8_paths int8_agreement  # needs torchao==0.18.0
 """
 
 from __future__ import annotations
@@ -217,14 +224,52 @@ def measure_agreement(dataset: str, size: int, iterations: int, max_images: int 
     """Each reduced CPU precision (``REDUCED_PRECISIONS``) against float32 scores of one model
     trained ``iterations`` FixMatch steps on ``dataset`` (at most ``max_images``: every anomaly and
     labelled image, and normal ones evenly spread)."""
+    from napari_anomalymatch.core.config import ScoreConfig
+    from napari_anomalymatch.core.scoring.run import score_images
+
+    model, images, truth, n_in_set = _trained_model(dataset, size, iterations, max_images)
+    fp32 = score_images(model, images, ScoreConfig(precision="float32"))
+    found = {precision: score_images(model, images, ScoreConfig(precision=precision))
+             for precision in REDUCED_PRECISIONS}
+    return {"entries": _agreement_entries(dataset, size, iterations, n_in_set, fp32, found, truth)}
+
+
+def measure_int8_agreement(dataset: str, size: int, iterations: int, max_images: int = 6000) -> dict:
+    """int8 and int8-mixed (``INT8_FLOAT_STAGES``) against float32, as ``measure_agreement``; the
+    quantization is calibrated on 256 of the same images, drawn at random."""
+    import torch
+    from int8 import with_int8_pyramid
+
+    from napari_anomalymatch.core.config import ScoreConfig
+    from napari_anomalymatch.core.scoring.run import score_images
+
+    model, images, truth, n_in_set = _trained_model(dataset, size, iterations, max_images)
+    fp32 = score_images(model, images, ScoreConfig(precision="float32", compile="none"))
+    calibration = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:256]].float()
+    found, built = {}, {}
+    for name, stages in INT8_FLOAT_STAGES.items():
+        started = time.perf_counter()
+        quantized = with_int8_pyramid(model, calibration, stages, batch_size=64)
+        built[name] = time.perf_counter() - started
+        with torch.no_grad():
+            found[name] = np.concatenate([torch.softmax(quantized(images[i:i + 64].float()).float(), -1)[:, 1].numpy()
+                                          for i in range(0, len(images), 64)])
+    entries = _agreement_entries(dataset, size, iterations, n_in_set, fp32, found, truth)
+    for entry in entries:
+        entry["build_seconds"] = built[entry["precision"]]
+    return {"entries": entries}
+
+
+def _trained_model(dataset: str, size: int, iterations: int, max_images: int):
+    """The scoring model after ``iterations`` FixMatch steps on ``dataset``, the images it scores,
+    whether each is an anomaly, and how many images the whole set has."""
     import torch
 
-    from napari_anomalymatch.core.config import ModelConfig, NormalisationConfig, ScoreConfig, TrainConfig
+    from napari_anomalymatch.core.config import ModelConfig, NormalisationConfig, TrainConfig
     from napari_anomalymatch.core.evaluation.protocol import read_benchmark
     from napari_anomalymatch.core.learning.training import Trainer, TrainingData
     from napari_anomalymatch.core.loading import load_images
-    from napari_anomalymatch.core.scoring.pathchoice import agrees, ranking_agreement
-    from napari_anomalymatch.core.scoring.run import run_to_end, score_images
+    from napari_anomalymatch.core.scoring.run import run_to_end
     from napari_anomalymatch.core.transforms import Normaliser
 
     bench = read_benchmark(_agreement_manifest(dataset))
@@ -240,16 +285,80 @@ def measure_agreement(dataset: str, size: int, iterations: int, max_images: int 
     data = TrainingData(images[labelled], torch.from_numpy(initial[labelled]), images)
     for _ in trainer.run(data):
         pass
-    model = trainer.scoring_model
-    fp32 = score_images(model, images, ScoreConfig(precision="float32"))
+    return trainer.scoring_model, images, truth, len(collection)
+
+
+def _agreement_entries(dataset: str, size: int, iterations: int, n_in_set: int, fp32: np.ndarray,
+                       found: dict[str, np.ndarray], truth: np.ndarray) -> list[dict]:
+    from napari_anomalymatch.core.scoring.pathchoice import agrees, ranking_agreement
+
     entries = []
-    for precision in REDUCED_PRECISIONS:
-        agreement = ranking_agreement(fp32, score_images(model, images, ScoreConfig(precision=precision)),
-                                      truth, top=100)
+    for precision, scores in found.items():
+        agreement = ranking_agreement(fp32, scores, truth, top=100)
         entries.append({"dataset": dataset, "precision": precision, "size": size, "iterations": iterations,
-                        "n_images": len(truth), "n_images_in_set": len(collection),
+                        "n_images": len(truth), "n_images_in_set": n_in_set,
                         "n_anomalies": int(truth.sum()), **agreement, "allowed": agrees(agreement)})
-    return {"entries": entries}
+    return entries
+
+
+def measure_int8_rates(size: int, n_images: int, batch_size: int = 256) -> dict:
+    """images/s and images per CPU-second of the default (lpft) network, pretrained, on synthetic
+    images held in memory along each path of ``INT8_PATHS``: every path is built first, then
+    timed in turns of two batches until each has scored about ``n_images``, so a change in the
+    machine's load falls on all alike."""
+    import torch
+    from int8 import with_int8_pyramid
+
+    from napari_anomalymatch.core.config import ScoreConfig
+    from napari_anomalymatch.core.scoring.inference import prepare_scoring_model
+    from napari_anomalymatch.core.scoring.pathchoice import InferencePath
+
+    images = torch.from_numpy(synthetic_cutouts(batch_size, size)).permute(0, 3, 1, 2).float().div(255)
+    images = images.contiguous(memory_format=torch.channels_last)
+    scorer = _pretrained_lpft(size)
+    scorers, built = {}, {}
+    for name in INT8_PATHS:
+        started = time.perf_counter()
+        if name in INT8_FLOAT_STAGES:
+            quantized = with_int8_pyramid(scorer, images, INT8_FLOAT_STAGES[name], batch_size)
+            scorers[name] = lambda x, q=quantized: torch.softmax(q(x).float(), -1)[:, 1]
+        else:
+            scorers[name] = prepare_scoring_model(scorer, ScoreConfig(), tuple(images.shape[1:]),
+                                                  torch.device("cpu"), path=InferencePath.parse(name)).probabilities
+        with torch.no_grad():
+            scorers[name](images)  # warm-up
+        built[name] = time.perf_counter() - started
+    wall, cpu = dict.fromkeys(scorers, 0.0), dict.fromkeys(scorers, 0.0)
+    turns = max(1, n_images // (2 * batch_size))
+    with torch.no_grad():
+        for _ in range(turns):
+            for name, score in scorers.items():
+                started, cpu_started = time.perf_counter(), _cpu_seconds()
+                score(images)
+                score(images)
+                wall[name] += time.perf_counter() - started
+                cpu[name] += _cpu_seconds() - cpu_started
+    done = turns * 2 * batch_size
+    reference = INT8_PATHS[0]
+    return {"entries": [{"path": name, "size": size, "n_images": done, "images_per_second": done / wall[name],
+                         "images_per_cpu_second": done / cpu[name], "build_seconds": built[name],
+                         "relative_to_float32_eager": wall[reference] / wall[name],
+                         "cpu_relative_to_float32_eager": cpu[reference] / cpu[name]} for name in scorers]}
+
+
+def _pretrained_lpft(size: int):
+    """The default network (its pyramid read by a linear head with arbitrary weights), pretrained."""
+    import torch
+
+    from napari_anomalymatch.core.config import ModelConfig
+    from napari_anomalymatch.core.learning.lpft import ProbedNetwork
+    from napari_anomalymatch.core.learning.models import build_model
+    from napari_anomalymatch.core.learning.probe import AnomalyScorer
+
+    model = build_model(ModelConfig(image_size=size), 3).model.to(memory_format=torch.channels_last).eval()
+    network = ProbedNetwork(model, morphology=False)
+    network.head.weight.data.normal_(generator=torch.Generator().manual_seed(0))
+    return AnomalyScorer(network, None, "lpft").eval()
 
 
 def _subset(keep: np.ndarray, max_images: int) -> np.ndarray:
@@ -425,10 +534,38 @@ def _agreement(sizes: list[int], n: int, quick: bool) -> list[dict]:
     return entries
 
 
+def _int8_paths(sizes: list[int], n: int, quick: bool) -> list[dict]:
+    entries = []
+    for size in [64] if quick else [64, 128]:
+        measured = in_subprocess("measure_int8_rates", size=size, n_images=2048 if size == 64 else 1024)
+        entries.extend(measured["entries"])
+        for entry in measured["entries"]:
+            print(f"int8 paths {size}px, {entry['path']}: {entry['images_per_second']:.0f} images/s "
+                  f"({entry['relative_to_float32_eager']:.2f}x), {entry['images_per_cpu_second']:.0f} per "
+                  f"CPU-second ({entry['cpu_relative_to_float32_eager']:.2f}x), "
+                  f"built in {entry['build_seconds']:.0f} s", flush=True)
+    return entries
+
+
+def _int8_agreement(sizes: list[int], n: int, quick: bool) -> list[dict]:
+    entries = []
+    for dataset in ("first", "cifar10"):
+        measured = in_subprocess("measure_int8_agreement", dataset=dataset, size=64, iterations=40 if quick else 100)
+        entries.extend(measured["entries"])
+        for entry in measured["entries"]:
+            print(f"int8 agreement {dataset} {entry['precision']}: {entry}", flush=True)
+    return entries
+
+
 HEADS = ("lpft", "classifier", "ensemble", "probe")
 REDUCED_PRECISIONS = ("bfloat16", "bfloat16-mixed")
+# int8 backbones (``int8.py``) and how many first stages each keeps float32, as bfloat16-mixed does
+INT8_FLOAT_STAGES = {"int8": 0, "int8-mixed": 2}
+INT8_PATHS = ("float32+eager", "float32+fused", "bfloat16+eager", "bfloat16+fused", "bfloat16-mixed+eager",
+              "bfloat16-mixed+fused", *INT8_FLOAT_STAGES)
 SECTIONS = {"training": _training, "scoring": _scoring, "heads": _heads, "probe_features": _probe_features,
-            "memory": _memory, "paths": _paths, "agreement": _agreement}
+            "memory": _memory, "paths": _paths, "agreement": _agreement, "int8_paths": _int8_paths,
+            "int8_agreement": _int8_agreement}
 
 
 def _machine() -> dict:
