@@ -1,16 +1,20 @@
 """A mosaic session from the dock: the Data panel's mosaic fields (or an opened FITS layer as a band, or
-detected sources) make it, a bad catalogue is one notification, and the dock's button and the Python API
-show the candidates on the tile, where a click shows one in the review."""
+sources detected in a worker) make it, a bad catalogue or tile is one notification, and the dock's button
+and the Python API show the candidates on the tile, where a click shows one in the review."""
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import numpy as np
 import pytest
+from astropy.table import Table
 
 from napari_anomalymatch._napari.api import AnomalyMatchApp
-from napari_anomalymatch.core.errors import ConfigError
+from napari_anomalymatch.core.errors import ConfigError, SessionError
+from napari_anomalymatch.core.io import detect
+from napari_anomalymatch.core.io.detect import DETECTED_CATALOGUE, DetectConfig, saved_detection
 
 from ..core.mosaics import tile_wcs, write_catalogue, write_tile
 from .conftest import notifications_during, tiny_config
@@ -107,15 +111,79 @@ def test_tiles_without_a_catalogue_ask_for_one_or_detection(panel, widget, sky, 
     assert widget.controller.session is None
 
 
-def test_detect_sources_makes_the_catalogue(panel, widget, sky, tmp_path):
+def test_detect_sources_runs_in_a_worker_and_its_catalogue_becomes_the_source(panel, widget, sky, tmp_path, qtbot,
+                                                                              monkeypatch):
     pytest.importorskip("sep")
+    from qtpy.QtCore import Qt, QTimer
+
     fill_mosaic(panel, tmp_path, sky[1])
     panel.source.line_edit.value = ""
-    panel.detect.value = True
+    panel.detect_threshold.value, panel.detect_min_area.value = 4.0, 3
+    detection = widget.controller.detection
+    ticked, release, waited = threading.Event(), threading.Event(), []
+    search = detect._detect_on
+
+    def search_after_a_tick(*args):
+        waited.append(ticked.wait(60))  # set only by the GUI thread's timer, while the detection runs
+        release.wait(60)  # the test looks at the panel meanwhile
+        return search(*args)
+
+    monkeypatch.setattr(detect, "_detect_on", search_after_a_tick)
+    timer = QTimer()
+    timer.timeout.connect(lambda: detection.busy and ticked.set())
+    timer.start(10)
+    try:
+        qtbot.mouseClick(panel.detect_button.native, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(ticked.is_set, timeout=60_000)  # the event loop ran while sep was to search
+        assert not panel.detect_button.enabled and not panel.load_button.enabled
+        assert panel.detect_button.text.startswith("Detecting")
+        with pytest.raises(SessionError, match="being detected already"):
+            detection.start(tmp_path / "sky", panel.options()["mosaic"], panel.detect_config())
+    finally:
+        release.set()
+        timer.stop()
+    messages = notifications_during(detection.wait)
+    assert messages == [] and waited == [True]
+    catalogue = tmp_path / "sky" / DETECTED_CATALOGUE
+    assert panel.source.value == catalogue and panel.reader.value == "mosaic"
+    assert panel.detect_button.enabled and panel.load_button.enabled
+    assert f"{len(SPOTS)} sources found on 1 tile(s)" in panel.status.value
+    assert len(Table.read(catalogue)) == len(SPOTS)  # the six stars, found on band g
+    assert saved_detection(catalogue) == DetectConfig(threshold=4.0, min_area=3)
+
     assert click(panel.load_button) == []
     session = widget.controller.session
-    assert len(session.collection) == len(SPOTS)  # the six stars, found on band g
-    assert session.config.data.source.endswith("detected-sources.ecsv")
+    assert len(session.collection) == len(SPOTS)
+    assert session.config.data.source == str(catalogue)
+
+
+def test_detection_on_a_tile_without_a_celestial_wcs_is_one_notification(panel, widget, tmp_path, qtbot):
+    from astropy.wcs import WCS
+    from qtpy.QtCore import Qt
+
+    flat = WCS(naxis=2)
+    flat.wcs.ctype = ["LINEAR", "LINEAR"]
+    tile = write_tile(tmp_path / "lab.fits", np.ones(SHAPE, dtype=np.float32), flat)
+    panel.session_dir.line_edit.value = str(tmp_path / "lab")
+    panel.mosaic.value = str(tile)
+    panel.status.value = "no session open"
+
+    def detect_and_wait():
+        qtbot.mouseClick(panel.detect_button.native, Qt.MouseButton.LeftButton)
+        widget.controller.detection.wait()
+
+    messages = notifications_during(detect_and_wait)
+    assert len(messages) == 1 and str(tile) in messages[0] and "no celestial axes" in messages[0], messages
+    assert panel.status.value == "no session open" and panel.detect_button.enabled
+    assert not (tmp_path / "lab" / DETECTED_CATALOGUE).exists() and widget.controller.session is None
+
+
+def test_detection_is_refused_into_a_session_folder(panel, widget, sky, tmp_path):
+    fill_mosaic(panel, tmp_path, sky[1])
+    assert click(panel.load_button) == []
+    messages = click(panel.detect_button)
+    assert len(messages) == 1 and "a session exists here already" in messages[0], messages
+    assert not widget.controller.detection.busy
 
 
 def test_an_opened_fits_layer_becomes_a_mosaic_band(panel, viewer, sky):
