@@ -12,9 +12,12 @@ import pytest
 from astropy.table import Table
 
 from napari_anomalymatch._napari.api import AnomalyMatchApp
+from napari_anomalymatch.cli import main
 from napari_anomalymatch.core.errors import ConfigError, SessionError
 from napari_anomalymatch.core.io import detect
 from napari_anomalymatch.core.io.detect import DETECTED_CATALOGUE, DetectConfig, saved_detection
+from napari_anomalymatch.core.labels import ANOMALY
+from napari_anomalymatch.core.session import Session
 
 from ..core.mosaics import tile_wcs, write_catalogue, write_tile
 from .conftest import notifications_during, tiny_config
@@ -228,3 +231,54 @@ def test_show_mosaic_from_python(widget, viewer, sky, tmp_path, make_napari_view
 def test_show_mosaic_refuses_a_session_of_cutouts(widget, viewer, controller):
     with pytest.raises(ConfigError, match="do not come from a mosaic"):
         AnomalyMatchApp(viewer, widget).show_mosaic()
+
+
+def reopen(panel, folder) -> None:
+    """Open the session in ``folder`` in a dock that never saw it, by its folder alone."""
+    panel.session_dir.line_edit.value = str(folder)
+    assert click(panel.load_button) == []
+
+
+def test_a_reopened_mosaic_session_fills_its_fields_and_shows_its_candidates(panel, widget, sky, tmp_path):
+    tiles, catalogue = sky
+    folder = tmp_path / "sky"
+    assert main(["init", str(folder), "--mosaic", str(tiles[0]), "--mosaic", str(tiles[1]), "--catalogue",
+                 str(catalogue), "--cutout-size", "16px", "--channels", "1,2,2", "--crop", "1"]) == 0
+    with Session.open(folder) as session:
+        session.label("src2", "anomaly")
+    reopen(panel, folder)
+    assert panel.reader.value == "mosaic" and panel.source.value == catalogue
+    assert panel.mosaic.value == f"{tiles[0]}; {tiles[1]}"
+    assert (panel.cutout_size.value, panel.channels.value, panel.hdu.value) == ("16px", "1,2,2", "")
+    assert (panel.detect_threshold.value, panel.detect_min_area.value) == (DetectConfig.threshold,
+                                                                           DetectConfig.min_area)
+    assert panel.show_mosaic.enabled
+    assert click(panel.show_mosaic) == []  # no file chosen again
+    view = panel.mosaic_view
+    try:
+        assert view.tile.path == tiles[0] and len(view.points) == len(SPOTS) - 1  # src2 is reviewed already
+    finally:
+        view.viewer.close()
+
+    assert click(panel.load_button) == []  # the fields as filled open the same session again
+    session = widget.controller.session
+    assert session.path == folder and session.collection.shape == (16, 16, 3)
+    assert session.labels.current() == {"src2": ANOMALY}
+
+
+def test_a_reopened_detected_session_shows_its_detection_settings(panel, widget, sky, tmp_path):
+    pytest.importorskip("sep")
+    tiles, _ = sky
+    folder = tmp_path / "found"
+    assert main(["init", str(folder), "--mosaic", str(tiles[0]), "--detect", "--detect-threshold", "4",
+                 "--detect-min-area", "3", "--cutout-size", "16px", "--crop", "1"]) == 0
+    reopen(panel, folder)
+    assert panel.source.value == folder / DETECTED_CATALOGUE and panel.mosaic.value == str(tiles[0])
+    assert (panel.detect_threshold.value, panel.detect_min_area.value) == (4.0, 3)
+    assert panel.show_mosaic.enabled
+    assert click(panel.show_mosaic) == []
+    view = panel.mosaic_view
+    try:
+        assert len(view.points) == len(SPOTS)
+    finally:
+        view.viewer.close()

@@ -12,10 +12,10 @@ from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEd
 
 from ..core.config import AUTO, NORMALISATIONS, NormalisationConfig
 from ..core.errors import AnomalyMatchError, ConfigError
-from ..core.io.detect import DetectConfig
+from ..core.io.detect import DetectConfig, saved_detection
 from ..core.io.folders import propose_session_folder
-from ..core.io.options import ReaderOption, format_patterns, option_fields, parse_patterns
-from ..core.io.registry import find_reader, reader_names
+from ..core.io.options import ReaderOption, format_patterns, option_fields, option_texts, parse_patterns
+from ..core.io.registry import find_reader, reader_named, reader_names
 from .compact import compact_combo_boxes, compact_file_edit, pack_to_top, status_label
 from .detection import DetectOutcome
 from .layers import layer_fits_file, layer_source, write_layer_stack
@@ -144,10 +144,11 @@ class DataWidget(Container):
     def _form_reader(self) -> Any:
         """The reader chosen, or the one the source calls for; None while that is unknown."""
         source = text_of(self.source)
-        if self.reader.value == "auto" and not source:
+        reader = reader_named(self.reader.value, {"mosaic": self.mosaic.value.strip()})
+        if reader == "auto" and not source:
             return None
         try:
-            return find_reader(source, self.reader.value)
+            return find_reader(source, reader)
         except AnomalyMatchError:
             return None  # a missing source: opening it says so
 
@@ -199,11 +200,11 @@ class DataWidget(Container):
             source = self._write_layer_stack(layer)
         self.source.value = source["path"]
         self.reader.value = source.get("reader", "auto")
-        options = source.get("options", {})
-        for field, widget in self.option_fields.items():
-            given = [option.format(options[option.name]) for option in FIELD_OPTIONS[field]
-                     if options.get(option.name) is not None]
-            widget.value = given[0] if given else ""
+        self._show_options(source.get("options", {}))
+
+    def _show_options(self, options: dict[str, Any]) -> None:
+        for field, text in option_texts(options).items():
+            self.option_fields[field].value = text
 
     def _on_layer_as_mosaic(self, *_: Any) -> None:
         layer = self.controller.viewer.layers.selection.active
@@ -306,7 +307,7 @@ class DataWidget(Container):
             self.status.value = "no session open"
             return
         self.session_dir.value = str(session.path)
-        self.source.value = session.config.data.source
+        self._show_data(session.config.data)
         norm = session.config.data.normalisation
         for widget, value in ((self.normalisation, norm.method), (self.low, norm.low_percentile),
                               (self.high, norm.high_percentile),
@@ -315,6 +316,15 @@ class DataWidget(Container):
                 widget.value = value
         self._normalisation_edited = False
         self._show_status()
+
+    def _show_data(self, data: Any) -> None:
+        """The session's source, reader, options and (sources it detected) detection settings, as saved:
+        Open / create and Show candidates on the mosaic work again without choosing the files anew."""
+        self.reader.value = reader_named(data.reader, data.options)  # first: it clears the fields others take
+        self.source.value = data.source
+        self._show_options(data.options)
+        detection = saved_detection(data.source) or DetectConfig()  # a catalogue given: the defaults
+        self.detect_threshold.value, self.detect_min_area.value = detection.threshold, detection.min_area
 
     def _show_status(self, *_: Any) -> None:
         session = self.controller.session
