@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import numpy as np
@@ -9,7 +10,13 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from napari_anomalymatch.core.errors import ConfigError, DuplicateIdError, EmptyCollectionError, SourceNotFoundError
+from napari_anomalymatch.core.errors import (
+    ConfigError,
+    DuplicateIdError,
+    EmptyCollectionError,
+    SessionError,
+    SourceNotFoundError,
+)
 from napari_anomalymatch.core.io import open_collection
 from napari_anomalymatch.core.io.cutting import cutout_grid
 from napari_anomalymatch.core.io.detect import DetectConfig, detect_events, saved_detection
@@ -166,6 +173,25 @@ def test_cut_chunks_are_kept_and_read_again_without_cutting(mosaic, tmp_path, mo
     np.testing.assert_array_equal(again.read([2, 0], check=False), first[[2, 0]])
     clone = pickle.loads(pickle.dumps(again))  # loader workers and Dask get it without open files
     np.testing.assert_array_equal(clone.read([1], check=False), first[[1]])
+
+
+def test_a_pickled_mosaic_is_its_files_and_settings_and_refuses_changed_files(mosaic, tmp_path):
+    bands, catalogue, _ = mosaic
+    pixels = [(10.0 + (k % 60), 8.0 + (k // 60) % 44, k % 2) for k in range(3000)]
+    wide = write_catalogue(tmp_path / "wide.csv", *positions(pixels))
+    with pytest.warns(MosaicWarning):
+        small = open_mosaic(catalogue, bands, cutout_size=SIZE, channels="mean", cache=str(tmp_path / "cutouts"))
+    large = open_mosaic(wide, bands, cutout_size=SIZE, channels="mean", cache=str(tmp_path / "cutouts"))
+    sent = pickle.dumps(large)
+    assert len(large) == 3000 and len(sent) < len(pickle.dumps(small)) + 100  # no catalogue-sized array in it
+    clone = pickle.loads(sent)
+    assert clone.ids() == large.ids() and clone.cache.folder == large.cache.folder
+    np.testing.assert_array_equal(clone.read([5, 2999]), large.read([5, 2999]))
+    assert copy.copy(large).sources is large.sources  # the review's own handle shares the arrays
+
+    write_catalogue(wide, *positions(pixels[:-1]))  # one row fewer: every later index would shift
+    with pytest.raises(SessionError, match=r"wide.csv: the catalogue or a tile .* changed since"):
+        pickle.loads(sent)
 
 
 def test_real_m13_stars_detected_cut_and_centred(m13_dir, tmp_path):
