@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, SpinBox
 
-from ..core.config import AUTO, NORMALISATIONS, NormalisationConfig
+from ..core.config import AUTO, NORMALISATIONS, DataConfig, NormalisationConfig
 from ..core.errors import AnomalyMatchError, ConfigError
-from ..core.io.detect import DetectConfig, saved_detection
+from ..core.io.detect import DetectConfig, DetectProgress, saved_detection
 from ..core.io.folders import propose_session_folder
 from ..core.io.options import ReaderOption, format_patterns, option_fields, option_texts, parse_patterns
 from ..core.io.registry import find_reader, reader_named, reader_names
@@ -231,7 +231,7 @@ class DataWidget(Container):
         if busy:
             self.status.value = "detecting sources on the first band's tiles"
 
-    def _on_detection_progress(self, progress: Any) -> None:
+    def _on_detection_progress(self, progress: DetectProgress) -> None:
         self.status.value = progress.describe()
 
     def _on_detection_finished(self, outcome: DetectOutcome) -> None:
@@ -317,7 +317,7 @@ class DataWidget(Container):
         self._normalisation_edited = False
         self._show_status()
 
-    def _show_data(self, data: Any) -> None:
+    def _show_data(self, data: DataConfig) -> None:
         """The session's source, reader, options and (sources it detected) detection settings, as saved:
         Open / create and Show candidates on the mosaic work again without choosing the files anew."""
         self.reader.value = reader_named(data.reader, data.options)  # first: it clears the fields others take
