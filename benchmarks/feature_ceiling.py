@@ -67,7 +67,7 @@ def sample_manifest(root: Path, per_class: int, seed: int) -> tuple[Path, np.nda
 def load_sample(manifest: Path):
     """The manifest's images at the protocol's size, preprocessed as ``anomalymatch evaluate`` does."""
     from napari_anomalymatch.core.config import SessionConfig
-    from napari_anomalymatch.core.evaluation.protocol import read_benchmark
+    from napari_anomalymatch.core.evaluation.manifest import read_benchmark
     from napari_anomalymatch.core.loading import load_images
     from napari_anomalymatch.core.scoring.run import run_to_end
     from napari_anomalymatch.core.transforms import Normaliser

@@ -38,8 +38,9 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from napari_anomalymatch.core.config import SessionConfig
+from napari_anomalymatch.core.evaluation.manifest import read_benchmark
 from napari_anomalymatch.core.evaluation.metrics import ranking_metrics
-from napari_anomalymatch.core.evaluation.protocol import OracleSettings, held_out_split, oracle_picks, read_benchmark
+from napari_anomalymatch.core.evaluation.protocol import OracleSettings, held_out_split, oracle_picks
 from napari_anomalymatch.core.io.autocrop import resolve_automatic
 from napari_anomalymatch.core.labels import UNLABELED
 from napari_anomalymatch.core.learning.models import build_model

@@ -86,7 +86,7 @@ def probe_features(manifest: Path) -> dict[str, np.ndarray]:
     from framing import frozen_features
 
     from napari_anomalymatch.core.config import SessionConfig
-    from napari_anomalymatch.core.evaluation.protocol import read_benchmark
+    from napari_anomalymatch.core.evaluation.manifest import read_benchmark
     from napari_anomalymatch.core.io.autocrop import resolve_automatic
     from napari_anomalymatch.core.learning.probe import probe_input, statistics_of
 

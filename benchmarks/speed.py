@@ -266,7 +266,7 @@ def _trained_model(dataset: str, size: int, iterations: int, max_images: int):
     import torch
 
     from napari_anomalymatch.core.config import ModelConfig, NormalisationConfig, TrainConfig
-    from napari_anomalymatch.core.evaluation.protocol import read_benchmark
+    from napari_anomalymatch.core.evaluation.manifest import read_benchmark
     from napari_anomalymatch.core.learning.training import Trainer, TrainingData
     from napari_anomalymatch.core.loading import load_images
     from napari_anomalymatch.core.scoring.run import run_to_end

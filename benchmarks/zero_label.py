@@ -72,8 +72,8 @@ def novelty_scores(collection, seed: int = SEED) -> tuple[dict[str, np.ndarray],
 
 
 def measure(dataset: str) -> dict:
+    from napari_anomalymatch.core.evaluation.manifest import read_benchmark
     from napari_anomalymatch.core.evaluation.metrics import ranking_metrics
-    from napari_anomalymatch.core.evaluation.protocol import read_benchmark
 
     classes = CLASSES[dataset]
     benchmarks = {cls: read_benchmark(manifest(dataset, cls)) for cls in classes}

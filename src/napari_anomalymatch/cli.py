@@ -49,6 +49,7 @@ from .core.evaluation.demo import write_first_benchmark
 from .core.heads import head_names
 from .core.io.detect import DetectConfig, mosaic_data
 from .core.io.options import READER_OPTIONS
+from .core.io.registry import find_reader
 from .core.review.crossmatch import DEFAULT_RADIUS, crossmatch_session
 from .core.review.discovery import STOP_PER_IMAGES, discovery_curve, session_estimate, stop_suggestion
 from .core.runs import run_to_end
@@ -231,12 +232,17 @@ def _score_options(parser: argparse.ArgumentParser) -> None:
 def _data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--reader", default=None, help=f"reader name ({DEFAULTS.data.reader})")
-    for option in READER_OPTIONS:
-        group.add_argument(f"--{option.name.replace('_', '-')}", dest=option.name, type=option.parse, default=None,
-                           help=option.help, action="extend" if option.repeated else "store")
+    _reader_options(group, READER_OPTIONS)
     group.add_argument("--normalisation", default=None, choices=NORMALISATIONS)
     _crop_option(group)
     _skip_bad_option(group)
+
+
+def _reader_options(group: Any, options: Any) -> None:
+    """An argument per reader option (``core.io.options.READER_OPTIONS``), named and explained by its row."""
+    for option in options:
+        group.add_argument(f"--{option.name.replace('_', '-')}", dest=option.name, type=option.parse, default=None,
+                           help=option.help, action="extend" if option.repeated else "store")
 
 
 def _wait_option(parser: Any) -> None:
@@ -364,7 +370,7 @@ def _add_demo(commands: Any) -> None:
 
 def _run_demo(args: argparse.Namespace) -> int:
     # deferred: torch
-    from .core.evaluation.protocol import read_benchmark
+    from .core.evaluation.manifest import read_benchmark
 
     seed = args.seed if args.seed is not None else 0
     manifest = write_first_benchmark(args.out, anomaly_class=args.anomaly_class, seed=seed)
@@ -974,6 +980,10 @@ def _add_evaluate(commands: Any) -> None:
     _crop_option(parser)
     parser.add_argument("--skip-bad", action="store_true", default=None,
                         help="warn about and leave out unreadable images instead of stopping")
+    mosaic = parser.add_argument_group("survey mosaics: with --mosaic, MANIFEST is a catalogue of positions (ra, "
+                                       "dec, is_anomaly, initial_label) cut from the tiles")
+    taken = find_reader("", "mosaic").option_names()  # the mosaic reader's options (its cache is the session's)
+    _reader_options(mosaic, [option for option in READER_OPTIONS if option.name in taken])
     parser.set_defaults(run=_run_evaluate)
 
 
@@ -981,12 +991,17 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
     # deferred: torch
-    from .core.evaluation.protocol import OracleSettings, read_benchmark
+    from .core.evaluation.manifest import read_benchmark
+    from .core.evaluation.protocol import OracleSettings
 
-    benchmark = read_benchmark(args.manifest, on_error="skip" if args.skip_bad else "raise")
     config = _apply_options(SessionConfig(), args)
-    result = _run_and_report(benchmark, config, args.cycles, args.out, args.compare_heads,
-                             OracleSettings(order=args.oracle_order, test_fraction=args.test_fraction))
+    benchmark = read_benchmark(args.manifest, on_error="skip" if args.skip_bad else "raise",
+                               options=config.data.options)
+    try:
+        result = _run_and_report(benchmark, config, args.cycles, args.out, args.compare_heads,
+                                 OracleSettings(order=args.oracle_order, test_fraction=args.test_fraction))
+    finally:
+        benchmark.collection.close()  # a mosaic's open tiles
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result.summary(), indent=1))

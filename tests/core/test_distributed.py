@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from astropy.io import fits
 
+from napari_anomalymatch.core.config import (
+    DataConfig,
+    ModelConfig,
+    NormalisationConfig,
+    ScoreConfig,
+    SessionConfig,
+    TrainConfig,
+)
 from napari_anomalymatch.core.errors import ConfigError
+from napari_anomalymatch.core.folder.opening import CUTOUTS_FOLDER
+from napari_anomalymatch.core.io.mosaic import MosaicCollection
 from napari_anomalymatch.core.scoring import cluster as dist
 from napari_anomalymatch.core.scoring.run import run_to_end
 from napari_anomalymatch.core.scoring.store import ScoreManifest, ScoreStore
+from napari_anomalymatch.core.session import Session
 
+from ..conftest import TINY_TRAINING
+from .mosaics import TILE, positions, write_catalogue, write_two_band_mosaic
 from .test_scale_scoring import trained_session
 
 distributed = pytest.importorskip("distributed")
@@ -101,3 +116,51 @@ def test_daemonic_workers_decode_in_their_own_thread(tmp_path):
           pytest.warns(dist.LoaderFallbackWarning, match="DASK_DISTRIBUTED__WORKER__DAEMON=False")):
         result = run_to_end(session.score(dist.DaskCluster(client, "test")))
     assert result.n_scored == 90 and np.isfinite(result.scores).all()
+
+
+def mosaic_session(tmp_path) -> Session:
+    """A session of 128 cutouts from a two-band mosaic written here (every 6th position a bright ring), trained
+    one tiny cycle and opened again (as ``anomalymatch score --dask`` opens it, keeping cutouts in the session);
+    scored in two parts of 64 (one cutout chunk each), in float32 and without loader processes."""
+    bands = write_two_band_mosaic(tmp_path / "tiles")
+    pixels = [(10.5 + 8 * (k % 8), 10.5 + 5.5 * (k // 8 % 8), k // 64) for k in range(128)]
+    catalogue = write_catalogue(tmp_path / "sources.csv", *positions(pixels))
+    for path in sorted((tmp_path / "tiles").glob("t*_g.fits")):  # rings on band g: what the labels tell apart
+        with fits.open(path, mode="update") as hdul:
+            tile = int(path.name[1])
+            for x, y, _ in [p for k, p in enumerate(pixels) if k % 6 == 0 and p[2] == tile]:
+                yy, xx = np.mgrid[:TILE[0], :TILE[1]]
+                hdul[0].data[np.abs(np.hypot(xx - x, yy - y) - 4) < 1] += 5e6
+    data = DataConfig(source=str(catalogue), options={"mosaic": bands, "cutout_size": "16px", "channels": "1,2,2"},
+                      normalisation=NormalisationConfig(method="percentile", crop=1.0))
+    config = SessionConfig(data=data, model=ModelConfig(image_size=32), train=TrainConfig(**TINY_TRAINING),
+                           score=ScoreConfig(batch_size=32, part_size=64, num_workers=0, precision="float32",
+                                             compile="none"))
+    session = Session.create(tmp_path / "session", config)
+    for k in (0, 6):
+        session.label(f"src{k}", "anomaly")
+    for k in (1, 2, 3):
+        session.label(f"src{k}", "normal")
+    list(session.train())
+    session.close()
+    return Session.open(tmp_path / "session")
+
+
+def test_a_mosaic_is_cut_on_the_workers_and_scores_as_in_one_process(tmp_path, one_thread, monkeypatch):
+    session = mosaic_session(tmp_path)
+    local = run_to_end(session.score())
+    for path in session.runs.directory(1).iterdir():
+        path.unlink()
+    cutouts = tmp_path / "session" / CUTOUTS_FOLDER
+    shutil.rmtree(cutouts)  # what the client cut: the workers cut again, from the tiles
+
+    def refuse(*_):
+        raise AssertionError("the client cut a cutout")
+
+    monkeypatch.setattr(MosaicCollection, "_cut", refuse)  # here only: the workers are processes of their own
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with cluster, distributed.Client(cluster) as client:
+        remote = run_to_end(session.score(dist.DaskCluster(client, "test", torch_threads=1)))
+    np.testing.assert_array_equal(np.array(remote.scores), np.array(local.scores))
+    np.testing.assert_array_equal(remote.top_indices, local.top_indices)
+    assert len(list(cutouts.rglob("chunk-*.npy"))) == 2  # each 64-image chunk kept, by the workers

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import numpy as np
 import pytest
 from astropy.io import fits
+from astropy.table import Table
 
-from napari_anomalymatch.core.errors import ConfigError, DuplicateIdError, EmptyCollectionError, SourceNotFoundError
+from napari_anomalymatch.core.errors import (
+    ConfigError,
+    DuplicateIdError,
+    EmptyCollectionError,
+    SessionError,
+    SourceNotFoundError,
+)
 from napari_anomalymatch.core.io import open_collection
 from napari_anomalymatch.core.io.cutting import cutout_grid
-from napari_anomalymatch.core.io.detect import DetectConfig, detect_sources
+from napari_anomalymatch.core.io.detect import DetectConfig, detect_events, saved_detection
 from napari_anomalymatch.core.io.mosaic import MosaicCollection, MosaicWarning, open_mosaic
 from napari_anomalymatch.core.io.mosaicsettings import channel_recipe, cutout_pixels
+from napari_anomalymatch.core.runs import run_to_end
 
 from .mosaics import (
     TILE,
@@ -166,8 +175,35 @@ def test_cut_chunks_are_kept_and_read_again_without_cutting(mosaic, tmp_path, mo
     np.testing.assert_array_equal(clone.read([1], check=False), first[[1]])
 
 
+def test_a_pickled_mosaic_is_its_files_and_settings_and_refuses_changed_files(mosaic, tmp_path):
+    bands, catalogue, _ = mosaic
+    pixels = [(10.0 + (k % 60), 8.0 + (k // 60) % 44, k % 2) for k in range(3000)]
+    wide = write_catalogue(tmp_path / "wide.csv", *positions(pixels))
+    with pytest.warns(MosaicWarning):
+        small = open_mosaic(catalogue, bands, cutout_size=SIZE, channels="mean", cache=str(tmp_path / "cutouts"))
+    large = open_mosaic(wide, bands, cutout_size=SIZE, channels="mean", cache=str(tmp_path / "cutouts"))
+    sent = pickle.dumps(large)
+    assert len(large) == 3000 and len(sent) < len(pickle.dumps(small)) + 100  # no catalogue-sized array in it
+    clone = pickle.loads(sent)
+    assert clone.ids() == large.ids() and clone.cache.folder == large.cache.folder
+    np.testing.assert_array_equal(clone.read([5, 2999]), large.read([5, 2999]))
+    assert copy.copy(large).sources is large.sources  # the review's own handle shares the arrays
+
+    write_catalogue(wide, *positions(pixels[:-1]))  # one row fewer: every later index would shift
+    with pytest.raises(SessionError, match=r"wide.csv: the catalogue or a tile .* changed since"):
+        pickle.loads(sent)
+
+
 def test_real_m13_stars_detected_cut_and_centred(m13_dir, tmp_path):
-    catalogue = detect_sources(str(m13_dir / "m13.fits"), tmp_path / "found.ecsv", DetectConfig(threshold=5))
+    events = detect_events(str(m13_dir / "m13.fits"), tmp_path / "found.ecsv", DetectConfig(threshold=5))
+    progress = next(events)  # one tile searched, before anything is written
+    assert (progress.tile, progress.n_tiles, progress.path) == (1, 1, m13_dir / "m13.fits") and progress.found > 50
+    assert not (tmp_path / "found.ecsv").exists()
+    catalogue = run_to_end(events)
+    assert saved_detection(catalogue) == DetectConfig(threshold=5)  # the settings, from the header alone
+    assert saved_detection(tmp_path / "missing.ecsv") is None
+    Table({"ra": [250.4], "dec": [36.4]}).write(tmp_path / "given.ecsv")
+    assert saved_detection(tmp_path / "given.ecsv") is None  # a catalogue given, not detected
     plain = open_mosaic(catalogue, [str(m13_dir / "m13.fits")], cutout_size="15px")
     assert len(plain) > 50 and not plain.outside
     meta = plain.metadata(np.arange(len(plain)))

@@ -12,10 +12,11 @@ from napari_anomalymatch.core.io.options import (
     READER_OPTIONS,
     format_hdu,
     option_fields,
+    option_texts,
     parse_hdu,
     reader_option_names,
 )
-from napari_anomalymatch.core.io.registry import READERS
+from napari_anomalymatch.core.io.registry import READERS, reader_named
 from napari_anomalymatch.core.session import Session
 
 
@@ -63,3 +64,13 @@ def test_init_reads_the_ids_named_on_the_command_line(tmp_path):
     with Session.open(tmp_path / "s") as session:
         assert session.config.data.options == {"dataset": "images", "ids": "names"}
         assert session.collection.ids() == ["m31", "m33", "m51", "m101"]
+
+
+def test_saved_options_give_each_panel_field_its_text():
+    saved = {"mosaic": ["/t/a_g.fits", "/t/a_r.fits"], "cutout_size": "12arcsec", "resample": False, "array": "x"}
+    texts = option_texts(saved)
+    assert texts == {"hdu": "", "array_name": "x", "ids_name": "", "mosaic": "/t/a_g.fits; /t/a_r.fits",
+                     "cutout_size": "12arcsec", "channels": "", "resample": "no"}
+    assert set(texts) == set(option_fields())
+    assert reader_named("auto", saved) == "mosaic" and reader_named("auto", {}) == "auto"
+    assert reader_named("fits", saved) == "fits"  # a reader named is kept

@@ -7,7 +7,7 @@ import torch
 
 from napari_anomalymatch.core.config import ModelConfig, TrainConfig
 from napari_anomalymatch.core.errors import ConfigError
-from napari_anomalymatch.core.evaluation.protocol import read_benchmark
+from napari_anomalymatch.core.evaluation.manifest import read_benchmark
 from napari_anomalymatch.core.learning.augment import dihedral, strong_augment, weak_augment
 from napari_anomalymatch.core.learning.fixmatch import FixMatchBatch, fixmatch_step, pseudo_labels
 from napari_anomalymatch.core.learning.training import Trainer, TrainingData

@@ -1,16 +1,23 @@
 """A mosaic session from the dock: the Data panel's mosaic fields (or an opened FITS layer as a band, or
-detected sources) make it, a bad catalogue is one notification, and the dock's button and the Python API
-show the candidates on the tile, where a click shows one in the review."""
+sources detected in a worker) make it, a bad catalogue or tile is one notification, and the dock's button
+and the Python API show the candidates on the tile, where a click shows one in the review."""
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import numpy as np
 import pytest
+from astropy.table import Table
 
 from napari_anomalymatch._napari.api import AnomalyMatchApp
-from napari_anomalymatch.core.errors import ConfigError
+from napari_anomalymatch.cli import main
+from napari_anomalymatch.core.errors import ConfigError, SessionError
+from napari_anomalymatch.core.io import detect
+from napari_anomalymatch.core.io.detect import DETECTED_CATALOGUE, DetectConfig, saved_detection
+from napari_anomalymatch.core.labels import ANOMALY
+from napari_anomalymatch.core.session import Session
 
 from ..core.mosaics import tile_wcs, write_catalogue, write_tile
 from .conftest import notifications_during, tiny_config
@@ -107,15 +114,79 @@ def test_tiles_without_a_catalogue_ask_for_one_or_detection(panel, widget, sky, 
     assert widget.controller.session is None
 
 
-def test_detect_sources_makes_the_catalogue(panel, widget, sky, tmp_path):
+def test_detect_sources_runs_in_a_worker_and_its_catalogue_becomes_the_source(panel, widget, sky, tmp_path, qtbot,
+                                                                              monkeypatch):
     pytest.importorskip("sep")
+    from qtpy.QtCore import Qt, QTimer
+
     fill_mosaic(panel, tmp_path, sky[1])
     panel.source.line_edit.value = ""
-    panel.detect.value = True
+    panel.detect_threshold.value, panel.detect_min_area.value = 4.0, 3
+    detection = widget.controller.detection
+    ticked, release, waited = threading.Event(), threading.Event(), []
+    search = detect._detect_on
+
+    def search_after_a_tick(*args):
+        waited.append(ticked.wait(60))  # set only by the GUI thread's timer, while the detection runs
+        release.wait(60)  # the test looks at the panel meanwhile
+        return search(*args)
+
+    monkeypatch.setattr(detect, "_detect_on", search_after_a_tick)
+    timer = QTimer()
+    timer.timeout.connect(lambda: detection.busy and ticked.set())
+    timer.start(10)
+    try:
+        qtbot.mouseClick(panel.detect_button.native, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(ticked.is_set, timeout=60_000)  # the event loop ran while sep was to search
+        assert not panel.detect_button.enabled and not panel.load_button.enabled
+        assert panel.detect_button.text.startswith("Detecting")
+        with pytest.raises(SessionError, match="being detected already"):
+            detection.start(tmp_path / "sky", panel.options()["mosaic"], panel.detect_config())
+    finally:
+        release.set()
+        timer.stop()
+    messages = notifications_during(detection.wait)
+    assert messages == [] and waited == [True]
+    catalogue = tmp_path / "sky" / DETECTED_CATALOGUE
+    assert panel.source.value == catalogue and panel.reader.value == "mosaic"
+    assert panel.detect_button.enabled and panel.load_button.enabled
+    assert f"{len(SPOTS)} sources found on 1 tile(s)" in panel.status.value
+    assert len(Table.read(catalogue)) == len(SPOTS)  # the six stars, found on band g
+    assert saved_detection(catalogue) == DetectConfig(threshold=4.0, min_area=3)
+
     assert click(panel.load_button) == []
     session = widget.controller.session
-    assert len(session.collection) == len(SPOTS)  # the six stars, found on band g
-    assert session.config.data.source.endswith("detected-sources.ecsv")
+    assert len(session.collection) == len(SPOTS)
+    assert session.config.data.source == str(catalogue)
+
+
+def test_detection_on_a_tile_without_a_celestial_wcs_is_one_notification(panel, widget, tmp_path, qtbot):
+    from astropy.wcs import WCS
+    from qtpy.QtCore import Qt
+
+    flat = WCS(naxis=2)
+    flat.wcs.ctype = ["LINEAR", "LINEAR"]
+    tile = write_tile(tmp_path / "lab.fits", np.ones(SHAPE, dtype=np.float32), flat)
+    panel.session_dir.line_edit.value = str(tmp_path / "lab")
+    panel.mosaic.value = str(tile)
+    panel.status.value = "no session open"
+
+    def detect_and_wait():
+        qtbot.mouseClick(panel.detect_button.native, Qt.MouseButton.LeftButton)
+        widget.controller.detection.wait()
+
+    messages = notifications_during(detect_and_wait)
+    assert len(messages) == 1 and str(tile) in messages[0] and "no celestial axes" in messages[0], messages
+    assert panel.status.value == "no session open" and panel.detect_button.enabled
+    assert not (tmp_path / "lab" / DETECTED_CATALOGUE).exists() and widget.controller.session is None
+
+
+def test_detection_is_refused_into_a_session_folder(panel, widget, sky, tmp_path):
+    fill_mosaic(panel, tmp_path, sky[1])
+    assert click(panel.load_button) == []
+    messages = click(panel.detect_button)
+    assert len(messages) == 1 and "a session exists here already" in messages[0], messages
+    assert not widget.controller.detection.busy
 
 
 def test_an_opened_fits_layer_becomes_a_mosaic_band(panel, viewer, sky):
@@ -160,3 +231,54 @@ def test_show_mosaic_from_python(widget, viewer, sky, tmp_path, make_napari_view
 def test_show_mosaic_refuses_a_session_of_cutouts(widget, viewer, controller):
     with pytest.raises(ConfigError, match="do not come from a mosaic"):
         AnomalyMatchApp(viewer, widget).show_mosaic()
+
+
+def reopen(panel, folder) -> None:
+    """Open the session in ``folder`` in a dock that never saw it, by its folder alone."""
+    panel.session_dir.line_edit.value = str(folder)
+    assert click(panel.load_button) == []
+
+
+def test_a_reopened_mosaic_session_fills_its_fields_and_shows_its_candidates(panel, widget, sky, tmp_path):
+    tiles, catalogue = sky
+    folder = tmp_path / "sky"
+    assert main(["init", str(folder), "--mosaic", str(tiles[0]), "--mosaic", str(tiles[1]), "--catalogue",
+                 str(catalogue), "--cutout-size", "16px", "--channels", "1,2,2", "--crop", "1"]) == 0
+    with Session.open(folder) as session:
+        session.label("src2", "anomaly")
+    reopen(panel, folder)
+    assert panel.reader.value == "mosaic" and panel.source.value == catalogue
+    assert panel.mosaic.value == f"{tiles[0]}; {tiles[1]}"
+    assert (panel.cutout_size.value, panel.channels.value, panel.hdu.value) == ("16px", "1,2,2", "")
+    assert (panel.detect_threshold.value, panel.detect_min_area.value) == (DetectConfig.threshold,
+                                                                           DetectConfig.min_area)
+    assert panel.show_mosaic.enabled
+    assert click(panel.show_mosaic) == []  # no file chosen again
+    view = panel.mosaic_view
+    try:
+        assert view.tile.path == tiles[0] and len(view.points) == len(SPOTS) - 1  # src2 is reviewed already
+    finally:
+        view.viewer.close()
+
+    assert click(panel.load_button) == []  # the fields as filled open the same session again
+    session = widget.controller.session
+    assert session.path == folder and session.collection.shape == (16, 16, 3)
+    assert session.labels.current() == {"src2": ANOMALY}
+
+
+def test_a_reopened_detected_session_shows_its_detection_settings(panel, widget, sky, tmp_path):
+    pytest.importorskip("sep")
+    tiles, _ = sky
+    folder = tmp_path / "found"
+    assert main(["init", str(folder), "--mosaic", str(tiles[0]), "--detect", "--detect-threshold", "4",
+                 "--detect-min-area", "3", "--cutout-size", "16px", "--crop", "1"]) == 0
+    reopen(panel, folder)
+    assert panel.source.value == folder / DETECTED_CATALOGUE and panel.mosaic.value == str(tiles[0])
+    assert (panel.detect_threshold.value, panel.detect_min_area.value) == (4.0, 3)
+    assert panel.show_mosaic.enabled
+    assert click(panel.show_mosaic) == []
+    view = panel.mosaic_view
+    try:
+        assert len(view.points) == len(SPOTS)
+    finally:
+        view.viewer.close()

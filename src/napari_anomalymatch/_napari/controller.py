@@ -42,6 +42,7 @@ from ..core.review.state import ReviewState, read_review_state, write_review_sta
 from ..core.session import Session
 from ..core.transforms import Normaliser
 from .compat import avoid_triton_llvm_clash
+from .detection import SourceDetection
 from .discovery_watch import DiscoveryWatch
 from .keys import ReviewKeys
 from .map_controller import MapController
@@ -93,6 +94,7 @@ class AnomalyMatchController:
         self.runner = CycleRunner(self.progress.emit, self._on_outcome, self._on_busy)
         self.embedding_map = MapController(self)
         self.discovery_watch = DiscoveryWatch(self)  # what the Review and Metrics panels show of it
+        self.detection = SourceDetection()  # the Data panel's: a catalogue for a new mosaic session
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -111,6 +113,8 @@ class AnomalyMatchController:
             Whatever the engine raises for a bad folder, source or label file.
         """
         self._refuse_while_busy("open another session")
+        if self.detection.busy:  # it writes into a folder that must not hold a session yet
+            raise SessionError("sources are being detected; open or create a session when that has finished")
         config = config or self.defaults
         data = None
         if source or (options or {}).get("mosaic"):

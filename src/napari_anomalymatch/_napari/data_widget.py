@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, LineEdit, PushButton, SpinBox
 
-from ..core.config import AUTO, NORMALISATIONS, NormalisationConfig
+from ..core.config import AUTO, NORMALISATIONS, DataConfig, NormalisationConfig
 from ..core.errors import AnomalyMatchError, ConfigError
-from ..core.io.detect import DetectConfig
+from ..core.io.detect import DetectConfig, DetectProgress, saved_detection
 from ..core.io.folders import propose_session_folder
-from ..core.io.options import ReaderOption, format_patterns, option_fields, parse_patterns
-from ..core.io.registry import find_reader, reader_names
+from ..core.io.options import ReaderOption, format_patterns, option_fields, option_texts, parse_patterns
+from ..core.io.registry import find_reader, reader_named, reader_names
 from .compact import compact_combo_boxes, compact_file_edit, pack_to_top, status_label
+from .detection import DetectOutcome
 from .layers import layer_fits_file, layer_source, write_layer_stack
 from .mosaic_layer import MosaicView, is_mosaic_session, open_mosaic_view
 from .notifications import notify_errors
@@ -30,6 +31,7 @@ FIELD_OPTIONS: dict[str, tuple[ReaderOption, ...]] = option_fields()
 
 
 AUTO_CROP = 0.0  # the crop spin box's value for "auto" (a crop of nothing is not a setting)
+DETECT_TEXT = "Detect sources"
 
 
 class DataWidget(Container):
@@ -47,9 +49,15 @@ class DataWidget(Container):
         for field, widget in self.option_fields.items():
             setattr(self, field, widget)  # data.hdu, data.array_name ...: the fields by the table's names
         self.from_layer = PushButton(text="Use the selected layer as source")
-        self.detect = CheckBox(text="Detect sources (no catalogue)", value=False,
-                               tooltip="mosaic tiles without a catalogue: find the sources on the first band "
-                                       "(sep) and cut those; leave Source empty")
+        self.detect_threshold = FloatSpinBox(value=DetectConfig.threshold, min=0.1, max=1000.0, step=0.5,
+                                             label="Detection threshold (sigma)",
+                                             tooltip="a source's pixels lie this many background sigmas above it")
+        self.detect_min_area = SpinBox(value=DetectConfig.min_area, min=1, max=1_000_000,
+                                       label="Smallest source (pixels)")
+        self.detect_button = PushButton(text=DETECT_TEXT,
+                                        tooltip="mosaic tiles without a catalogue: find the sources on the first "
+                                                "band (sep) in the background, keep them in the session folder and "
+                                                "make them the Source; then Open / create session cuts them")
         self.layer_as_mosaic = PushButton(text="Use the selected layer as a mosaic band",
                                           tooltip="add the FITS file the selected image layer was opened from to "
                                                   "Mosaic tiles (one band; select the next band's layer and add it)")
@@ -73,7 +81,8 @@ class DataWidget(Container):
         self.import_button = PushButton(text="Import labels")
         self.status = status_label("no session open")
         self.extend([form(self.session_dir, self.reader, self.source, *self.option_fields.values()),
-                     self.from_layer, self.layer_as_mosaic, self.detect,
+                     self.from_layer, self.layer_as_mosaic, form(self.detect_threshold, self.detect_min_area),
+                     self.detect_button,
                      form(self.normalisation, self.low, self.high, self.crop), self.apply_normalisation,
                      self.load_button, self.show_mosaic, self.relocate_button, form(self.labels_file),
                      self.import_button, self.status])
@@ -85,6 +94,10 @@ class DataWidget(Container):
         self.from_layer.changed.connect(notify_errors(self._on_from_layer))
         self.layer_as_mosaic.changed.connect(notify_errors(self._on_layer_as_mosaic))
         self.show_mosaic.changed.connect(notify_errors(self._on_show_mosaic))
+        self.detect_button.changed.connect(notify_errors(self._on_detect))
+        controller.detection.progress.connect(self._on_detection_progress)
+        controller.detection.busy_changed.connect(self._on_detection_busy)
+        controller.detection.finished.connect(self._on_detection_finished)
         self.import_button.changed.connect(notify_errors(self._on_import))
         self.relocate_button.changed.connect(notify_errors(self._on_relocate))
         self.apply_normalisation.changed.connect(notify_errors(self._on_apply_normalisation))
@@ -94,6 +107,7 @@ class DataWidget(Container):
         controller.labels_changed.connect(self._show_status)
         controller.run_finished.connect(self._show_status)  # the cycle count moves on
         self._normalisation_edited = False  # by the user, since a session's was shown
+        self._status_before_detection = ""
 
     # -- reading the form --------------------------------------------------------------
 
@@ -130,10 +144,11 @@ class DataWidget(Container):
     def _form_reader(self) -> Any:
         """The reader chosen, or the one the source calls for; None while that is unknown."""
         source = text_of(self.source)
-        if self.reader.value == "auto" and not source:
+        reader = reader_named(self.reader.value, {"mosaic": self.mosaic.value.strip()})
+        if reader == "auto" and not source:
             return None
         try:
-            return find_reader(source, self.reader.value)
+            return find_reader(source, reader)
         except AnomalyMatchError:
             return None  # a missing source: opening it says so
 
@@ -165,7 +180,7 @@ class DataWidget(Container):
         # A new session starts from the default normalisation, not from the one shown for the last session
         normalisation = self.normalisation_config() if self._normalisation_edited else None
         self.controller.load(session_dir, source=source, reader=self.reader.value, options=self.options(),
-                             normalisation=normalisation, detect=DetectConfig() if self.detect.value else None)
+                             normalisation=normalisation)
         self._show_status()
 
     def _on_relocate(self, *_: Any) -> None:
@@ -185,11 +200,11 @@ class DataWidget(Container):
             source = self._write_layer_stack(layer)
         self.source.value = source["path"]
         self.reader.value = source.get("reader", "auto")
-        options = source.get("options", {})
-        for field, widget in self.option_fields.items():
-            given = [option.format(options[option.name]) for option in FIELD_OPTIONS[field]
-                     if options.get(option.name) is not None]
-            widget.value = given[0] if given else ""
+        self._show_options(source.get("options", {}))
+
+    def _show_options(self, options: dict[str, Any]) -> None:
+        for field, text in option_texts(options).items():
+            self.option_fields[field].value = text
 
     def _on_layer_as_mosaic(self, *_: Any) -> None:
         layer = self.controller.viewer.layers.selection.active
@@ -200,6 +215,36 @@ class DataWidget(Container):
         self.reader.value = "mosaic"  # the Source is then the catalogue; other readers' fields are cleared
         if tile not in bands:
             self.mosaic.value = format_patterns([*bands, tile])
+
+    def detect_config(self) -> DetectConfig:
+        """The detection settings in the form."""
+        return DetectConfig(threshold=float(self.detect_threshold.value), min_area=int(self.detect_min_area.value))
+
+    def _on_detect(self, *_: Any) -> None:
+        self._status_before_detection = self.status.value
+        self.controller.detection.start(text_of(self.session_dir), parse_patterns(self.mosaic.value),
+                                        self.detect_config())
+
+    def _on_detection_busy(self, busy: bool) -> None:
+        self.detect_button.enabled = self.load_button.enabled = not busy  # one detection; no session meanwhile
+        self.detect_button.text = "Detecting sources..." if busy else DETECT_TEXT
+        if busy:
+            self.status.value = "detecting sources on the first band's tiles"
+
+    def _on_detection_progress(self, progress: DetectProgress) -> None:
+        self.status.value = progress.describe()
+
+    def _on_detection_finished(self, outcome: DetectOutcome) -> None:
+        if outcome.error is not None:
+            from napari.utils.notifications import show_error
+
+            self.status.value = self._status_before_detection
+            show_error(outcome.error)
+            return
+        self.reader.value = "mosaic"  # the Source is the catalogue of positions to cut
+        self.source.value = str(outcome.catalogue)
+        self.status.value = (f"{outcome.found} sources found on {outcome.tiles} tile(s) of band 1, kept in "
+                             f"{outcome.catalogue}; press Open / create session to cut them")
 
     def _on_show_mosaic(self, *_: Any) -> None:
         self._stop_mosaic_view()
@@ -262,7 +307,7 @@ class DataWidget(Container):
             self.status.value = "no session open"
             return
         self.session_dir.value = str(session.path)
-        self.source.value = session.config.data.source
+        self._show_data(session.config.data)
         norm = session.config.data.normalisation
         for widget, value in ((self.normalisation, norm.method), (self.low, norm.low_percentile),
                               (self.high, norm.high_percentile),
@@ -271,6 +316,15 @@ class DataWidget(Container):
                 widget.value = value
         self._normalisation_edited = False
         self._show_status()
+
+    def _show_data(self, data: DataConfig) -> None:
+        """The session's source, reader, options and (sources it detected) detection settings, as saved:
+        Open / create and Show candidates on the mosaic work again without choosing the files anew."""
+        self.reader.value = reader_named(data.reader, data.options)  # first: it clears the fields others take
+        self.source.value = data.source
+        self._show_options(data.options)
+        detection = saved_detection(data.source) or DetectConfig()  # a catalogue given: the defaults
+        self.detect_threshold.value, self.detect_min_area.value = detection.threshold, detection.min_area
 
     def _show_status(self, *_: Any) -> None:
         session = self.controller.session

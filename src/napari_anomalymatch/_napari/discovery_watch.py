@@ -15,7 +15,7 @@ from psygnal import Signal
 
 from ..core.review.discovery import DiscoveryState, discovery_state
 from ..core.session import Session
-from .workers import process_events_until
+from .workers import WorkerSlot, process_events_until
 
 
 class DiscoveryHost(Protocol):
@@ -37,7 +37,7 @@ class DiscoveryWatch:
     def __init__(self, controller: DiscoveryHost) -> None:
         self.controller = controller
         self.state: DiscoveryState | None = None
-        self._worker: Any = None
+        self.slot = WorkerSlot()
         self._outdated = False
         controller.labels_changed.connect(self.request)
         controller.run_finished.connect(self.request)
@@ -46,7 +46,7 @@ class DiscoveryWatch:
 
     @property
     def busy(self) -> bool:
-        return self._worker is not None
+        return self.slot.busy
 
     def request(self, *_: Any) -> None:
         """Compute the state anew (after the one being computed, if any)."""
@@ -72,13 +72,10 @@ class DiscoveryWatch:
                              "the discovery estimate was not computed")
 
     def _start(self, session: Session) -> None:
-        from napari.qt.threading import create_worker
-
         self._outdated = False
         connect = {"returned": lambda state: self._on_computed(session, state), "errored": _show_error,
                    "finished": self._on_finished}
-        self._worker = create_worker(discovery_state, session, self.controller.stop_rate, _connect=connect,
-                                     _start_thread=True)
+        self.slot.start(discovery_state, session, self.controller.stop_rate, connect=connect)
 
     def _on_computed(self, session: Session, state: DiscoveryState) -> None:
         if session is self.controller.session:  # else: another session opened meanwhile
@@ -86,7 +83,6 @@ class DiscoveryWatch:
             self.changed.emit(state)
 
     def _on_finished(self) -> None:
-        self._worker = None
         if self._outdated:
             self.request()
 

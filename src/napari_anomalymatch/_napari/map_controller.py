@@ -25,7 +25,7 @@ from ..core.errors import AnomalyMatchError, ConfigError, NoEmbeddingsError, Ses
 from ..core.labels import LABEL_NAMES, parse_label
 from ..core.review.queue import ReviewQueue
 from ..core.session import Session
-from .workers import process_events_until
+from .workers import WorkerSlot
 
 if TYPE_CHECKING:
     from .workers import RunOutcome
@@ -59,14 +59,14 @@ class MapController:
         self.shown = False  # ... while the Map panel is shown; else
         self.outdated = False  # ... when it is shown next
         self.error: str | None = None  # why the last computation failed
-        self._worker: Any = None
+        self.slot = WorkerSlot(self.busy_changed.emit)
         controller.session_changed.connect(self._on_session)
         controller.run_finished.connect(self._on_run_finished)
         controller.busy_changed.connect(self._on_run_busy)
 
     @property
     def busy(self) -> bool:
-        return self._worker is not None
+        return self.slot.busy
 
     # -- computing ------------------------------------------------------------------
 
@@ -85,18 +85,14 @@ class MapController:
             raise SessionError("the map is being computed; wait for it to finish")
         if self.controller.busy:
             raise SessionError("training or scoring runs: the map is computed when it has finished")
-        from napari.qt.threading import create_worker
-
         session.runs.embedded_run()  # raises NoEmbeddingsError here, where the caller hears of it
         self.error, self.outdated = None, False
-        connect = {"yielded": self.progress.emit, "returned": self._on_computed, "finished": self._on_finished}
-        self._worker = create_worker(_map_events, session, sample, _connect=connect, _start_thread=True)
-        self.busy_changed.emit(True)
-        return self._worker
+        connect = {"yielded": self.progress.emit, "returned": self._on_computed}
+        return self.slot.start(_map_events, session, sample, connect=connect)
 
     def wait(self, timeout_ms: int = 300_000) -> None:
         """Process Qt events until the computation has finished."""
-        process_events_until(lambda: self._worker is None, timeout_ms, "the map was not computed")
+        self.slot.wait(timeout_ms, "the map was not computed")
 
     def _on_computed(self, result: EmbeddingMap | str) -> None:
         if isinstance(result, str):
@@ -106,10 +102,6 @@ class MapController:
             show_error(result)
             return
         self._show(result)
-
-    def _on_finished(self) -> None:
-        self._worker = None
-        self.busy_changed.emit(False)
 
     def _on_session(self, session: Session | None) -> None:
         found = None

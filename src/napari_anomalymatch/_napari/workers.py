@@ -1,4 +1,6 @@
-"""Long engine work in napari ``thread_worker``s: training cycles and scoring runs.
+"""Long engine work in napari ``thread_worker``s: training cycles and scoring runs, and the one-at-a-time
+slot every worker of the plugin runs in (``WorkerSlot``: the cycle, the map, the discovery estimate,
+source detection).
 
 The engine's generators are driven from a worker thread.  Stopping sets a
 ``threading.Event`` that is checked after every yielded event; the engine
@@ -58,14 +60,57 @@ def _cycle_steps(session: Session, stop: threading.Event, iterations: int | None
     return RunOutcome(score_result=result, stopped=stopped)
 
 
-def start_cycle_worker(session: Session, stop: threading.Event, connect: dict[str, Any],
-                       iterations: int | None = None, train: bool = True, score: bool = True,
-                       unsupervised: str | None = None):
-    """Start ``cycle_events`` in a napari ``GeneratorWorker`` with the given signal handlers."""
-    from napari.qt.threading import create_worker
+class WorkerSlot:
+    """At most one napari worker at a time, busy from its start until its ``finished`` signal.
 
-    return create_worker(cycle_events, session, stop, iterations=iterations, train=train, score=score,
-                         unsupervised=unsupervised, _connect=connect, _start_thread=True)
+    Parameters
+    ----------
+    on_busy
+        Called in the GUI thread with True when a worker starts and False when it has finished
+        (before the worker's own ``finished`` handler, which may start the next one).
+    """
+
+    def __init__(self, on_busy: Callable[[bool], None] | None = None) -> None:
+        self.on_busy = on_busy
+        self._worker: Any = None
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    def start(self, function: Callable[..., Any], *args: Any, connect: dict[str, Callable[..., Any]],
+              **kwargs: Any) -> Any:
+        """Run ``function(*args, **kwargs)`` (a generator function yields to ``connect['yielded']``) in a
+        worker thread with ``connect``'s signal handlers; returns the worker.
+
+        Raises
+        ------
+        SessionError
+            While the last one runs (owners refuse first, with a message saying what runs).
+        """
+        from napari.qt.threading import create_worker
+
+        if self.busy:
+            raise SessionError(f"{function.__name__} cannot start while the last one runs; wait for it to finish")
+        after = connect.get("finished")
+
+        def finished() -> None:
+            self._worker = None
+            if self.on_busy is not None:
+                self.on_busy(False)
+            if after is not None:
+                after()
+
+        self._worker = create_worker(function, *args, _connect={**connect, "finished": finished},
+                                     _start_thread=True, **kwargs)
+        if self.on_busy is not None:
+            self.on_busy(True)
+        return self._worker
+
+    def wait(self, timeout_ms: int, what: str) -> None:
+        """Process Qt events until the worker has finished; past ``timeout_ms`` raise ``SessionError``
+        saying ``what`` did not happen."""
+        process_events_until(lambda: not self.busy, timeout_ms, what)
 
 
 class CycleRunner:
@@ -85,13 +130,12 @@ class CycleRunner:
                  on_busy: Callable[[bool], None]) -> None:
         self.on_progress = on_progress
         self.on_outcome = on_outcome
-        self.on_busy = on_busy
-        self._worker: Any = None
+        self.slot = WorkerSlot(on_busy)
         self._stop = threading.Event()
 
     @property
     def busy(self) -> bool:
-        return self._worker is not None
+        return self.slot.busy
 
     def start(self, session: Session, train: bool, score: bool, iterations: int | None = None,
               unsupervised: str | None = None):
@@ -101,11 +145,9 @@ class CycleRunner:
         self._stop.clear()
         # progress goes to the Train panel's own bar: napari's progress bars process Qt events in
         # every update, which handled the worker's next signals inside this one's, out of order
-        connect = {"yielded": self.on_progress, "returned": self.on_outcome, "finished": self._on_finished}
-        self._worker = start_cycle_worker(session, self._stop, connect, iterations=iterations,
-                                          train=train, score=score, unsupervised=unsupervised)
-        self.on_busy(True)
-        return self._worker
+        connect = {"yielded": self.on_progress, "returned": self.on_outcome}
+        return self.slot.start(cycle_events, session, self._stop, connect=connect, iterations=iterations,
+                               train=train, score=score, unsupervised=unsupervised)
 
     def stop(self) -> None:
         """Stop after the current iteration or batch."""
@@ -113,11 +155,7 @@ class CycleRunner:
 
     def wait(self, timeout_ms: int = 600_000) -> None:
         """Process Qt events until the run has finished."""
-        process_events_until(lambda: self._worker is None, timeout_ms, "the run did not finish")
-
-    def _on_finished(self) -> None:
-        self._worker = None
-        self.on_busy(False)
+        self.slot.wait(timeout_ms, "the run did not finish")
 
 
 def process_events_until(done: Callable[[], bool], timeout_ms: int, what: str) -> None:

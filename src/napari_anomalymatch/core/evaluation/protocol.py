@@ -1,7 +1,8 @@
 """The paper's simulated active-learning protocol on a labelled benchmark.
 
-The manifest is a CSV with columns ``path,is_anomaly,initial_label``
-(``initial_label``: ``anomaly``, ``normal`` or empty).  Training starts from
+The manifest (``manifest.read_benchmark``) is a CSV with columns ``path,is_anomaly,initial_label``
+(``initial_label``: ``anomaly``, ``normal`` or empty), or a catalogue of positions cut from survey
+mosaics with the same two columns.  Training starts from
 the initial labels; after each cycle but the last a simulated expert (the
 oracle) reviews the still-unlabelled images in a review order and labels the
 first true anomalies and normal images it meets (``OracleSettings``); after the
@@ -16,27 +17,26 @@ from __future__ import annotations
 import time
 from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ..config import ORACLE_ORDER, ORACLE_TEST_FRACTION, ScoreConfig, SessionConfig
-from ..errors import ConfigError, LabelError
+from ..errors import ConfigError
 from ..heads import LPFT, PROBE, get_head, head_log_odds, head_names
 from ..io.autocrop import resolve_automatic
-from ..io.catalogue import CatalogueCollection, column, open_catalogue, read_table
-from ..labels import ANOMALY, NORMAL, UNLABELED, parse_label
+from ..labels import ANOMALY, NORMAL, UNLABELED
 from ..learning.augment import scoring_views
 from ..learning.cycle import run_cycle
 from ..learning.probe import AnomalyScorer, FrozenEmbedder, embed_views
-from ..learning.progress import TrainingData, TrainProgress, TrainStage, check_trainable
+from ..learning.progress import TrainingData, TrainProgress, TrainStage
 from ..learning.training import Trainer
 from ..loading import LoadProgress, load_images
 from ..scoring.orders import get_order, rank
 from ..scoring.run import embedding_network, score_components
 from ..transforms import Normaliser
+from .manifest import Benchmark
 from .metrics import ranking_metrics
 from .remaining import RemainingTracker
 
@@ -45,15 +45,6 @@ if TYPE_CHECKING:
 
 # Preprocessed images are held in memory; refuse sizes that would not fit comfortably.
 MAX_PREPARED_BYTES = 12 * 1024**3
-
-
-@dataclass(frozen=True)
-class Benchmark:
-    """A manifest's images, ground truth and initial labels."""
-
-    collection: CatalogueCollection
-    is_anomaly: np.ndarray
-    initial_labels: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -133,27 +124,6 @@ class EvaluationResult:
             "cycles": [_plain(asdict(c)) for c in self.cycles],
             "settings": self.settings,
         }
-
-
-def read_benchmark(path: str | Path, on_error: str = "raise") -> Benchmark:
-    """Open a ``path,is_anomaly,initial_label`` manifest."""
-    path = Path(path)
-    table = read_table(path)
-    truth_column = column(table, ("is_anomaly", "anomaly", "truth"), path, required=True)
-    initial_column = column(table, ("initial_label",), path)
-    truth = np.array([parse_label(v, f"{path}, row {i + 2}, is_anomaly") for i, v in
-                      enumerate(truth_column)], dtype=np.int64)
-    if not np.isin(truth, (NORMAL, ANOMALY)).all():
-        bad = int(np.flatnonzero(~np.isin(truth, (NORMAL, ANOMALY)))[0])
-        raise LabelError(f"{path}, row {bad + 2}: is_anomaly must be 1/0 (or true/false); "
-                         f"got {truth_column[bad]!r}")
-    initial = np.full(len(truth), UNLABELED, dtype=np.int64)
-    if initial_column is not None:
-        initial = np.array([parse_label(v, f"{path}, row {i + 2}, initial_label")
-                            for i, v in enumerate(initial_column)], dtype=np.int64)
-    check_trainable(initial, f"the initial_label column of {path}", "Mark some rows anomaly and some normal")
-    collection = open_catalogue(path, on_error=on_error)
-    return Benchmark(collection, truth.astype(bool), initial)
 
 
 def run_protocol(benchmark: Benchmark, config: SessionConfig, cycles: int = 3,

@@ -8,16 +8,20 @@ found on two overlapping tiles is kept once, from the tile it lies deepest insid
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..config import DataConfig
 from ..errors import ConfigError, EmptyCollectionError, MissingDependencyError, SessionError
+from ..runs import run_to_end
 from .tiles import Tile, TilePixels, open_band, place
 
 DETECTED_CATALOGUE = "detected-sources.ecsv"  # where a session keeps the catalogue detection made
+DETECTION_META = "anomalymatch_detection"  # the key of the detection settings in the catalogue's ECSV header
 SESSION_SETTINGS = "session.toml"  # a session folder's mark (session.CONFIG_FILE; session imports the models)
 
 
@@ -39,11 +43,35 @@ class DetectConfig:
             raise ConfigError(f"deblend_cont must be 0..1 (1: no deblending); got {self.deblend_cont}")
 
 
-def detect_sources(pattern: str, out: Path, config: DetectConfig | None = None) -> Path:
-    """Detect the sources on the tiles ``pattern`` names and write them to ``out`` (ECSV).
+DETECT_FIELDS = tuple(field.name for field in dataclasses.fields(DetectConfig))
 
-    Columns: ``id`` (tile name and number), ``ra``/``dec`` (degrees), ``size`` (the semi-major axis in
-    arcseconds), ``flux`` (background-subtracted, in the tile's units) and ``tile``.
+
+@dataclass(frozen=True)
+class DetectProgress:
+    """One tile searched: its number (1-based) of ``n_tiles``, its file and the sources kept so far."""
+
+    tile: int
+    n_tiles: int
+    path: Path
+    found: int
+
+    def describe(self) -> str:
+        return f"detecting sources: tile {self.tile} of {self.n_tiles} ({self.path.name}), {self.found} found so far"
+
+
+def detect_sources(pattern: str, out: Path, config: DetectConfig | None = None) -> Path:
+    """Detect the sources on the tiles ``pattern`` names and write them to ``out`` (ECSV); see ``detect_events``."""
+    return run_to_end(detect_events(pattern, out, config))
+
+
+def detect_events(pattern: str, out: Path, config: DetectConfig | None = None,
+                  ) -> Generator[DetectProgress, None, Path]:
+    """Detect the sources on the tiles ``pattern`` names, yielding after each tile, and write them to ``out``.
+
+    The ECSV table has the columns ``id`` (tile name and number), ``ra``/``dec`` (degrees), ``size`` (the
+    semi-major axis in arcseconds), ``flux`` (background-subtracted, in the tile's units) and ``tile``; its
+    header keeps the tiles and the settings (``saved_detection`` reads them back).  It is written whole
+    or not at all (a reader never sees half a catalogue).
 
     Raises
     ------
@@ -54,15 +82,39 @@ def detect_sources(pattern: str, out: Path, config: DetectConfig | None = None) 
     """
     config = config or DetectConfig()
     tiles = open_band(pattern, 0)
-    parts = [_detect_on(tile, number, tiles, config) for number, tile in enumerate(tiles)]
+    parts = []
+    for number, tile in enumerate(tiles):
+        parts.append(_detect_on(tile, number, tiles, config))
+        yield DetectProgress(number + 1, len(tiles), tile.path, sum(len(part["id"]) for part in parts))
     table = _joined(parts)
     if len(table) == 0:
         raise EmptyCollectionError(f"{pattern}: no source found above {config.threshold} sigma over "
                                    f"{config.min_area} pixels; lower the threshold (e.g. --detect-threshold 1.5)")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.write(out, format="ascii.ecsv", overwrite=True)
-    return out
+    table.meta[DETECTION_META] = {"tiles": str(pattern), **dataclasses.asdict(config)}
+    with atomic_path(Path(out)) as temporary:
+        table.write(temporary, format="ascii.ecsv", overwrite=True)
+    return Path(out)
+
+
+def saved_detection(catalogue: str | Path) -> DetectConfig | None:
+    """The settings ``detect_events`` found the sources of ``catalogue`` with (its ECSV header), or None for a
+    catalogue it did not write.  Only the header is read, however long the table."""
+    from astropy.table.meta import YamlParseError, get_header_from_yaml
+
+    path = Path(catalogue)
+    if path.suffix.lower() != ".ecsv" or not path.is_file():
+        return None
+    lines = []
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if not line.startswith("#"):
+                break
+            lines.append(line[2:].rstrip("\n"))
+    try:
+        saved = get_header_from_yaml(lines).get("meta", {}).get(DETECTION_META)
+        return None if saved is None else DetectConfig(**{key: saved[key] for key in DETECT_FIELDS})
+    except (YamlParseError, ValueError, TypeError, KeyError, AttributeError, ConfigError):
+        return None  # not our header: the catalogue was given, not detected
 
 
 def _detect_on(tile: Tile, number: int, tiles: list[Tile], config: DetectConfig) -> dict[str, np.ndarray]:
@@ -125,11 +177,29 @@ def mosaic_data(session: Path, data: DataConfig, detect: DetectConfig | None = N
                               "or the Data panel's Source, with ra/dec columns) or detect the sources on the first "
                               "band (--detect, or the panel's Detect sources)")
         return data
-    if not bands:
-        raise ConfigError("--detect finds sources on a mosaic: give its tiles with --mosaic 'tiles/*_g.fits'")
     if data.source:
         raise ConfigError(f"give either a catalogue ({data.source}) or --detect, not both")
-    if (Path(session) / SESSION_SETTINGS).exists():
-        raise SessionError(f"{session}: a session exists here already; choose a new folder for the detected sources")
-    found = detect_sources(bands[0], Path(session).expanduser().absolute() / DETECTED_CATALOGUE, detect)
+    out = detection_catalogue(session, bands)
+    found = detect_sources(bands[0], out, detect)
     return dataclasses.replace(data, source=str(found), reader="mosaic")
+
+
+def detection_catalogue(session: str | Path, bands: list[str] | None) -> Path:
+    """Where the sources detected on ``bands``' first band go for a new session in folder ``session``.
+
+    Raises
+    ------
+    ConfigError
+        No tiles, or no session folder.
+    SessionError
+        ``session`` holds a session already: its catalogue, and the ids its labels name, would be replaced.
+    """
+    if not bands:
+        raise ConfigError("--detect finds sources on a mosaic: give its tiles with --mosaic 'tiles/*_g.fits' "
+                          "(in the Data panel: Mosaic tiles)")
+    if not str(session).strip():
+        raise ConfigError("choose a session folder first: the detected sources are kept in it")
+    folder = Path(session).expanduser().absolute()
+    if (folder / SESSION_SETTINGS).exists():
+        raise SessionError(f"{folder}: a session exists here already; choose a new folder for the detected sources")
+    return folder / DETECTED_CATALOGUE

@@ -98,3 +98,14 @@ def option_fields() -> dict[str, tuple[ReaderOption, ...]]:
     for option in READER_OPTIONS:
         fields[option.field] = (*fields.get(option.field, ()), option)
     return fields
+
+
+def option_texts(options: dict[str, Any]) -> dict[str, str]:
+    """The text of each Data panel field for reader ``options`` (a session's saved ones, a layer's): each
+    option's ``format``, in the field it fills; '' for a field none of them fills."""
+    texts = {}
+    for field, field_options in option_fields().items():
+        given = [option.format(options[option.name]) for option in field_options
+                 if options.get(option.name) is not None]
+        texts[field] = given[0] if given else ""
+    return texts

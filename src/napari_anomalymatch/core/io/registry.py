@@ -139,6 +139,10 @@ def open_collection(source: Source, reader: str = "auto", on_error: str = "raise
     """
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip'; got {on_error!r}")
-    if reader == "auto" and options.get("mosaic"):
-        reader = "mosaic"  # the source is then the catalogue of positions to cut from the tiles
-    return find_reader(source, reader).open(source, on_error=on_error, **options)
+    return find_reader(source, reader_named(reader, options)).open(source, on_error=on_error, **options)
+
+
+def reader_named(reader: str, options: dict[str, Any]) -> str:
+    """The reader ``reader`` and ``options`` name: 'auto' with mosaic tiles is the mosaic reader (the source is
+    then the catalogue of positions to cut from the tiles); otherwise ``reader`` as given."""
+    return "mosaic" if reader == "auto" and options.get("mosaic") else reader
