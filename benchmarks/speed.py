@@ -524,13 +524,13 @@ def _paths(sizes: list[int], n: int, quick: bool) -> list[dict]:
     return entries
 
 
-def _agreement(sizes: list[int], n: int, quick: bool) -> list[dict]:
+def _agreement(sizes: list[int], n: int, quick: bool, measure: str = "measure_agreement") -> list[dict]:
     entries = []
     for dataset in ("first", "cifar10"):
-        measured = in_subprocess("measure_agreement", dataset=dataset, size=64, iterations=40 if quick else 100)
+        measured = in_subprocess(measure, dataset=dataset, size=64, iterations=40 if quick else 100)
         entries.extend(measured["entries"])
         for entry in measured["entries"]:
-            print(f"agreement {dataset} {entry['precision']}: {entry}", flush=True)
+            print(f"{measure.removeprefix('measure_')} {dataset} {entry['precision']}: {entry}", flush=True)
     return entries
 
 
@@ -548,13 +548,7 @@ def _int8_paths(sizes: list[int], n: int, quick: bool) -> list[dict]:
 
 
 def _int8_agreement(sizes: list[int], n: int, quick: bool) -> list[dict]:
-    entries = []
-    for dataset in ("first", "cifar10"):
-        measured = in_subprocess("measure_int8_agreement", dataset=dataset, size=64, iterations=40 if quick else 100)
-        entries.extend(measured["entries"])
-        for entry in measured["entries"]:
-            print(f"int8 agreement {dataset} {entry['precision']}: {entry}", flush=True)
-    return entries
+    return _agreement(sizes, n, quick, measure="measure_int8_agreement")
 
 
 HEADS = ("lpft", "classifier", "ensemble", "probe")
