@@ -20,6 +20,7 @@ from ..core.review.display import DisplayRenderer
 from ..core.review.queue import Candidate, ReviewQueue
 from ..core.review.saliency import INFERNO, OVERLAY_OPACITY
 from ..core.review.tiles import TileGrid, frame_width, framed, label_colour, resize_rgb
+from .compat import batched_layer_changes
 from .layers import SOURCE_KEY, text_overlay, upsert_image
 
 if TYPE_CHECKING:
@@ -240,8 +241,9 @@ class ReviewLayers:
             self._page = None
             self._show_page(queue)
         elif not visible and GALLERY_LAYER in self.viewer.layers:
-            self.viewer.layers.remove(GALLERY_LAYER)
-            self._remove(TAGS_LAYER)
+            with batched_layer_changes(self.viewer):
+                self.viewer.layers.remove(GALLERY_LAYER)
+                self._remove(TAGS_LAYER)
             self._page, self._page_tags = None, []
         self.viewer.reset_view()
 
@@ -278,8 +280,12 @@ class ReviewLayers:
 
     def remove(self) -> None:
         """Take the review's layers out of the viewer."""
-        for name in (CANDIDATE_LAYER, GALLERY_LAYER, TAGS_LAYER, SALIENCY_LAYER):
-            self._remove(name)
+        shown = [name for name in (CANDIDATE_LAYER, GALLERY_LAYER, TAGS_LAYER, SALIENCY_LAYER)
+                 if name in self.viewer.layers]
+        if shown:  # a batch of none would still collect
+            with batched_layer_changes(self.viewer):
+                for name in shown:
+                    self.viewer.layers.remove(name)
         self._page_tags = []
         if self._canvas_watched is not None:
             self._canvas_watched.disconnect(self._refit)
